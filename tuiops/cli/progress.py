@@ -1,0 +1,77 @@
+"""Progress on the command line: a bar on a terminal, plain periodic lines otherwise."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from tuiops.ops.base import ProgressEvent, ProgressFn
+
+
+@contextlib.contextmanager
+def progress_reporter(label: str, *, quiet: bool = False, interval: float = 2.0) -> Iterator[ProgressFn]:
+    """Yield a progress callback for an op.
+
+    On a terminal (stderr is a TTY) it draws a rich progress bar; otherwise it prints
+    a plain line to stderr at most every ``interval`` seconds, plus a final line.
+    """
+    if quiet:
+        yield lambda ev: None
+        return
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[message]}"),
+            console=Console(stderr=True),
+            transient=False,
+        ) as bar:
+            task = bar.add_task(label, total=None, message="")
+
+            def on_progress(ev: ProgressEvent) -> None:
+                bar.update(task, completed=ev.done, total=ev.total, message=ev.message[:60])
+
+            yield on_progress
+        return
+
+    state: dict[str, Any] = {"last": 0.0, "ev": None}
+
+    def on_plain(ev: ProgressEvent) -> None:
+        state["ev"] = ev
+        now = time.monotonic()
+        if now - state["last"] >= interval:
+            state["last"] = now
+            _plain_line(label, ev)
+
+    yield on_plain
+    if state["ev"] is not None:
+        _plain_line(label, state["ev"])
+
+
+def _plain_line(label: str, ev: ProgressEvent) -> None:
+    if ev.total:
+        pct = 100.0 * ev.done / ev.total if ev.total else 0.0
+        text = f"{label}: {ev.done}/{ev.total} ({pct:.0f}%)"
+    else:
+        text = f"{label}: {ev.done}"
+    if ev.message:
+        text += f" {ev.message}"
+    click.echo(text, err=True)

@@ -1,0 +1,65 @@
+"""File-system helpers that never leave a half-written file behind."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from tuiops.errors import DiskError
+
+
+def disk_error(path: str | os.PathLike[str], exc: OSError, what: str = "write") -> DiskError:
+    """Turn an OSError into a DiskError naming the path and what to do."""
+    reason = {
+        errno.ENOSPC: "the disk is full; free space and run the command again",
+        errno.EDQUOT: "the disk quota is exhausted; free space and run the command again",
+        errno.EROFS: "the file system is read-only; choose another target",
+        errno.EACCES: "permission denied; check the folder's permissions or choose another target",
+        errno.EPERM: "operation not permitted; check the folder's permissions or choose another target",
+        errno.ENAMETOOLONG: "the file name is too long for this file system",
+    }.get(exc.errno or 0, exc.strerror or str(exc))
+    return DiskError(f"cannot {what} {os.fsdecode(path)}: {reason}")
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
+    """Write to a temporary file beside ``path`` and rename it into place on success.
+
+    On any error the temporary file is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    tmp_name = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name[:80]}.", suffix=".part", dir=target.parent)
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, target)
+        tmp_name = None
+    except OSError as exc:
+        raise disk_error(target, exc) from exc
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_writer(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def display_path(path: str | bytes | os.PathLike) -> str:
+    """A printable form of a path, escaping bytes that are not valid UTF-8."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", errors="backslashreplace")

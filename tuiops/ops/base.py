@@ -1,0 +1,116 @@
+"""What every operation shares: progress events, cancellation and job records."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tuiops.errors import Cancelled, TuiopsError
+
+if TYPE_CHECKING:
+    from tuiops.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """A small, immutable progress message: safe to post across threads."""
+
+    op: str
+    done: int
+    total: int | None = None
+    message: str = ""
+    job_id: int | None = None
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+class CancelToken:
+    """A thread-safe flag an op checks between units of work."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("cancelled by the user; what was done so far is recorded")
+
+
+class Reporter:
+    """Throttled progress reporting for one op (at most every ``interval`` seconds)."""
+
+    def __init__(
+        self,
+        op: str,
+        progress: ProgressFn | None,
+        cancel: CancelToken | None,
+        total: int | None = None,
+        *,
+        interval: float = 0.1,
+        job_id: int | None = None,
+    ) -> None:
+        self.op = op
+        self.progress = progress
+        self.cancel = cancel
+        self.total = total
+        self.done = 0
+        self.interval = interval
+        self.job_id = job_id
+        self._last = 0.0
+
+    def check(self) -> None:
+        if self.cancel is not None:
+            self.cancel.check()
+
+    def advance(self, n: int = 1, message: str = "", *, force: bool = False) -> None:
+        self.done += n
+        self.update(self.done, message, force=force)
+
+    def update(self, done: int, message: str = "", *, force: bool = False, total: int | None = None) -> None:
+        self.done = done
+        if total is not None:
+            self.total = total
+        self.check()
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last >= self.interval or (self.total is not None and done >= self.total):
+            self._last = now
+            self.progress(ProgressEvent(self.op, done, self.total, message, self.job_id))
+
+
+@contextmanager
+def job(store: Store, kind: str, params: Mapping[str, Any], total: int | None = None) -> Iterator[JobHandle]:
+    """Record a batch op as a job: running → done | failed | cancelled."""
+    job_id = store.job_start(kind, params, total)
+    handle = JobHandle(store, job_id)
+    try:
+        yield handle
+    except Cancelled as exc:
+        store.job_finish(job_id, "cancelled", result=handle.result, error=str(exc))
+        raise
+    except TuiopsError as exc:
+        store.job_finish(job_id, "failed", result=handle.result, error=str(exc))
+        raise
+    except BaseException as exc:
+        store.job_finish(job_id, "failed", result=handle.result, error=f"{type(exc).__name__}: {exc}")
+        raise
+    store.job_finish(job_id, "done", result=handle.result)
+
+
+@dataclass
+class JobHandle:
+    store: Store
+    id: int
+    result: dict[str, Any] | None = None

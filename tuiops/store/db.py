@@ -1,0 +1,518 @@
+"""The SQLite store: connections, migrations, transactions and Arrow/polars bulk I/O.
+
+Small reads and writes go through :mod:`sqlite3` (and :mod:`sqlite_utils` for
+table introspection); bulk reads and writes go through the ADBC SQLite driver as
+Arrow record batches straight into and out of polars frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuiops.errors import ConflictError, NotFoundError, StoreError
+from tuiops.store.schema import all_migrations
+
+if TYPE_CHECKING:
+    import polars as pl
+    import sqlite_utils
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def utcnow() -> str:
+    """An ISO-8601 UTC timestamp with seconds, the store's format for times."""
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _is_adbc_type_mismatch(exc: Exception) -> bool:
+    return "Type mismatch" in str(exc) or "type mismatch" in str(exc)
+
+
+class Store:
+    """One workspace's ``tuiops.db``.
+
+    The store is safe to use from one thread at a time per instance; open a second
+    :class:`Store` for another thread (SQLite in WAL mode lets readers and one writer
+    work side by side).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._conn: sqlite3.Connection | None = None
+        self._adbc: Any = None
+        self._lock = threading.RLock()
+        if readonly and not self.path.exists():
+            raise StoreError(f"store {self.path} does not exist", hint="run `tuiops init` first")
+        self.conn  # noqa: B018 - open and migrate now, so errors surface early
+
+    # -- connections -------------------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._open_sqlite3()
+            if not self.readonly:
+                self.migrate()
+            else:
+                self._check_version(self._conn)
+        return self._conn
+
+    def _open_sqlite3(self) -> sqlite3.Connection:
+        try:
+            if self.readonly:
+                uri = f"file:{self.path}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA query_only=ON")
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreError(f"store {self.path}: cannot switch to WAL mode (got {mode})")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute("PRAGMA mmap_size=268435456")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot open store {self.path}: {exc}",
+                hint="is it a tuiops.db? is its folder writable? restore it from a backup if it is damaged",
+            ) from exc
+        return conn
+
+    @property
+    def adbc(self) -> Any:
+        """The ADBC connection used for Arrow bulk I/O (autocommit; explicit BEGIN/COMMIT)."""
+        if self._adbc is None:
+            import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+            self.conn  # noqa: B018 - make sure the schema exists first
+            uri = f"file:{self.path}?mode=ro" if self.readonly else str(self.path)
+            self._adbc = adbc_sqlite.connect(uri, autocommit=True)
+            with contextlib.closing(self._adbc.cursor()) as cur:
+                cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                if not self.readonly:
+                    cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA cache_size=-262144")
+                cur.execute("PRAGMA temp_store=MEMORY")
+        return self._adbc
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """A sqlite-utils view of the same connection (introspection, small upserts)."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._adbc is not None:
+                with contextlib.suppress(Exception):
+                    self._adbc.close()
+                self._adbc = None
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    if not self.readonly:
+                        self._conn.execute("PRAGMA optimize")
+                    self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- migrations ---------------------------------------------------------------------------
+    def _check_version(self, conn: sqlite3.Connection) -> list[str]:
+        try:
+            rows = conn.execute("SELECT name FROM migrations ORDER BY name").fetchall()
+        except sqlite3.OperationalError:
+            return []
+        applied = [r[0] for r in rows]
+        known = {name for name, _ in all_migrations()}
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise StoreError(
+                f"store {self.path} was written by a newer tuiops (migrations {', '.join(unknown)})",
+                hint="upgrade tuiops",
+            )
+        return applied
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations, each in its own transaction; returns the names applied."""
+        conn = self._conn
+        assert conn is not None
+        conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+        done = set(self._check_version(conn))
+        applied = []
+        for name, sql in all_migrations():
+            if name in done:
+                continue
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                    conn.execute("ROLLBACK")
+                    continue
+                for statement in _split_sql(sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO migrations(name, applied) VALUES (?, ?)", (name, utcnow()))
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"store {self.path}: migration {name} failed: {exc}") from exc
+            applied.append(name)
+        return applied
+
+    # -- transactions ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the sqlite3 connection (nested calls become savepoints)."""
+        conn = self.conn
+        with self._lock:
+            if conn.in_transaction:
+                name = f"sp_{id(conn)}_{threading.get_ident()}"
+                conn.execute(f"SAVEPOINT {name}")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute(f"ROLLBACK TO {name}")
+                    conn.execute(f"RELEASE {name}")
+                    raise
+                conn.execute(f"RELEASE {name}")
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def bulk(self) -> Iterator[BulkTx]:
+        """One write transaction on the ADBC connection, for Arrow ingest plus small SQL.
+
+        Everything done through the yielded :class:`BulkTx` commits together or not at all.
+        """
+        with self._lock:
+            cur = self.adbc.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                tx = BulkTx(self, cur)
+                try:
+                    yield tx
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+            except Exception as exc:
+                _raise_store_error(self, exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    cur.close()
+
+    # -- reads -----------------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(f"store constraint failed: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"store query failed: {exc}") from exc
+
+    def one(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
+        row = self.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def read_frame(
+        self,
+        sql: str,
+        params: Sequence[Any] = (),
+        schema: Mapping[str, pl.DataType | type[pl.DataType]] | None = None,
+    ) -> pl.DataFrame:
+        """Run a query and return a polars frame, through Arrow (ADBC) where the types allow.
+
+        ``schema`` names the dtypes of the result's columns: an empty result gets them, and
+        a result is cast to them.
+        """
+        import polars as pl
+
+        with self._lock:
+            cur = self.adbc.cursor()
+            try:
+                cur.execute(sql, tuple(params) if params else None)
+                frame = pl.from_arrow(cur.fetch_arrow_table())
+            except Exception as exc:
+                if not _is_adbc_type_mismatch(exc):
+                    _raise_store_error(self, exc)
+                frame = None
+            finally:
+                with contextlib.suppress(Exception):
+                    cur.close()
+        if frame is None:  # mixed-type or null-first columns: the row path
+            c = self.execute(sql, params)
+            names = [d[0] for d in c.description]
+            rows = c.fetchall()
+            frame = pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+        assert isinstance(frame, pl.DataFrame)
+        if schema:
+            if frame.height == 0:
+                return pl.DataFrame(schema={k: schema.get(k, frame.schema[k]) for k in frame.columns})
+            frame = frame.with_columns(
+                [pl.col(k).cast(v, strict=False) for k, v in schema.items() if k in frame.columns]
+            )
+        return frame
+
+    # -- classes -----------------------------------------------------------------------------
+    def sync_classes(self, names: Sequence[str]) -> None:
+        """Mirror the workspace's class map into ``classes``; only appending is allowed."""
+        if self.readonly:
+            return
+        stored = dict(self.execute("SELECT id, name FROM classes ORDER BY id").fetchall())
+        for i, name in enumerate(names):
+            if i in stored and stored[i] != name:
+                raise StoreError(
+                    f"class {i} is {stored[i]!r} in the store but {name!r} in tuiops.toml",
+                    hint="the class map is append-only; restore the order in tuiops.toml "
+                    "(renaming a class needs `tuiops classes rename`)",
+                )
+        missing = [(i, n) for i, n in enumerate(names) if i not in stored]
+        extra = [i for i in stored if i >= len(names)]
+        if extra:
+            raise StoreError(
+                f"the store knows classes {', '.join(repr(stored[i]) for i in extra)} missing from tuiops.toml",
+                hint="add them back to [classes] names in tuiops.toml, in the same order",
+            )
+        if missing:
+            with self.transaction() as conn:
+                conn.executemany("INSERT INTO classes(id, name) VALUES (?, ?)", missing)
+
+    def class_names(self) -> list[str]:
+        return [r[0] for r in self.execute("SELECT name FROM classes ORDER BY id")]
+
+    # -- names -------------------------------------------------------------------------------
+    def label_set_id(self, name: str) -> int:
+        sid = self.one("SELECT id FROM label_sets WHERE name = ?", (name,))
+        if sid is None:
+            known = [r[0] for r in self.execute("SELECT name FROM label_sets ORDER BY name")]
+            raise NotFoundError(
+                f"no label set named {name!r}",
+                hint=f"known sets: {', '.join(known) or 'none'}; import one with `tuiops labels import`",
+            )
+        return int(sid)
+
+    def run_id(self, name: str) -> int:
+        rid = self.one("SELECT id FROM runs WHERE name = ?", (name,))
+        if rid is None:
+            known = [r[0] for r in self.execute("SELECT name FROM runs ORDER BY name")]
+            raise NotFoundError(
+                f"no detection run named {name!r}",
+                hint=f"known runs: {', '.join(known) or 'none'}; import one with `tuiops dets import`",
+            )
+        return int(rid)
+
+    def pool_id(self, name: str) -> int:
+        pid = self.one("SELECT id FROM pools WHERE name = ?", (name,))
+        if pid is None:
+            known = [r[0] for r in self.execute("SELECT name FROM pools ORDER BY name")]
+            raise NotFoundError(f"no pool named {name!r}", hint=f"known pools: {', '.join(known) or 'none'}")
+        return int(pid)
+
+    # -- bulk box I/O ------------------------------------------------------------------------
+    def read_labels(self, set_name: str, *, with_extra: bool = False) -> pl.DataFrame:
+        """All boxes of a label set: id, item_id, class_id, x1, y1, x2, y2 [, extra]."""
+        import polars as pl
+
+        sid = self.label_set_id(set_name)
+        cols = "id, item_id, class_id, x1, y1, x2, y2" + (", extra" if with_extra else "")
+        schema: dict[str, Any] = {
+            "id": pl.Int64,
+            "item_id": pl.Int64,
+            "class_id": pl.Int32,
+            "x1": pl.Float64,
+            "y1": pl.Float64,
+            "x2": pl.Float64,
+            "y2": pl.Float64,
+        }
+        if with_extra:
+            schema["extra"] = pl.String
+        return self.read_frame(
+            f"SELECT {cols} FROM labels WHERE set_id = ? ORDER BY item_id, id", (sid,), schema
+        )
+
+    def read_detections(self, run_name: str, *, with_extra: bool = False) -> pl.DataFrame:
+        """All boxes of a detection run: id, item_id, class_id, x1, y1, x2, y2, score [, extra]."""
+        import polars as pl
+
+        rid = self.run_id(run_name)
+        cols = "id, item_id, class_id, x1, y1, x2, y2, score" + (", extra" if with_extra else "")
+        schema: dict[str, Any] = {
+            "id": pl.Int64,
+            "item_id": pl.Int64,
+            "class_id": pl.Int32,
+            "x1": pl.Float64,
+            "y1": pl.Float64,
+            "x2": pl.Float64,
+            "y2": pl.Float64,
+            "score": pl.Float64,
+        }
+        if with_extra:
+            schema["extra"] = pl.String
+        return self.read_frame(
+            f"SELECT {cols} FROM detections WHERE run_id = ? ORDER BY item_id, id", (rid,), schema
+        )
+
+    def read_set_images(self, set_name: str) -> pl.DataFrame:
+        """The images that belong to a label set (also those with no boxes): item_id, key, width, height."""
+        import polars as pl
+
+        sid = self.label_set_id(set_name)
+        return self.read_frame(
+            "SELECT s.item_id, i.key, i.width, i.height FROM set_images s JOIN items i ON i.id = s.item_id "
+            "WHERE s.set_id = ? ORDER BY s.item_id",
+            (sid,),
+            {"item_id": pl.Int64, "key": pl.String, "width": pl.Int64, "height": pl.Int64},
+        )
+
+    def read_run_images(self, run_name: str) -> pl.DataFrame:
+        """The images a detection run processed (also those with no detections)."""
+        import polars as pl
+
+        rid = self.run_id(run_name)
+        return self.read_frame(
+            "SELECT r.item_id, i.key, i.width, i.height FROM run_images r JOIN items i ON i.id = r.item_id "
+            "WHERE r.run_id = ? ORDER BY r.item_id",
+            (rid,),
+            {"item_id": pl.Int64, "key": pl.String, "width": pl.Int64, "height": pl.Int64},
+        )
+
+    def read_items(self) -> pl.DataFrame:
+        """Every item: id, key, booru, fid, width, height."""
+        import polars as pl
+
+        return self.read_frame(
+            "SELECT id, key, booru, fid, width, height FROM items ORDER BY id",
+            (),
+            {
+                "id": pl.Int64,
+                "key": pl.String,
+                "booru": pl.String,
+                "fid": pl.Int64,
+                "width": pl.Int64,
+                "height": pl.Int64,
+            },
+        )
+
+    # -- jobs --------------------------------------------------------------------------------
+    def job_start(self, kind: str, params: Mapping[str, Any], total: int | None = None) -> int:
+        now = utcnow()
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO jobs(kind, status, params, created, started, total, pid) VALUES (?, 'running', ?, ?, ?, ?, ?)",
+                (kind, json.dumps(params, default=str), now, now, total, os.getpid()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def job_progress(
+        self, job_id: int, done: int, total: int | None = None, message: str | None = None
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET done = ?, total = COALESCE(?, total), message = COALESCE(?, message) WHERE id = ?",
+                (done, total, message, job_id),
+            )
+
+    def job_finish(
+        self, job_id: int, status: str, *, result: Mapping[str, Any] | None = None, error: str | None = None
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = ?, finished = ?, result = ?, error = ? WHERE id = ?",
+                (
+                    status,
+                    utcnow(),
+                    json.dumps(result, default=str) if result is not None else None,
+                    error,
+                    job_id,
+                ),
+            )
+
+
+class BulkTx:
+    """Statements and Arrow ingest inside one ADBC write transaction."""
+
+    def __init__(self, store: Store, cursor: Any) -> None:
+        self.store = store
+        self.cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; returns its rows (use ``RETURNING`` to get new ids)."""
+        self.cursor.execute(sql, tuple(params) if params else None)
+        try:
+            return list(self.cursor.fetchall())
+        except Exception:
+            return []
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self.execute(sql, params)
+        return rows[0][0] if rows else None
+
+    def ingest(self, table: str, frame: pl.DataFrame) -> int:
+        """Append a polars frame to ``table`` (columns by name); returns the row count."""
+        if frame.height == 0:
+            return 0
+        self.cursor.adbc_ingest(table, frame.to_arrow(), mode="append")
+        return frame.height
+
+    def read_frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        import polars as pl
+
+        self.cursor.execute(sql, tuple(params) if params else None)
+        return pl.from_arrow(self.cursor.fetch_arrow_table())  # type: ignore[return-value]
+
+
+def _raise_store_error(store: Store, exc: Exception) -> None:
+    from tuiops.errors import TuiopsError
+
+    if isinstance(exc, TuiopsError):
+        raise exc
+    text = str(exc)
+    if "UNIQUE constraint" in text or "FOREIGN KEY constraint" in text:
+        raise ConflictError(f"store constraint failed: {text}") from exc
+    if "database is locked" in text or "busy" in text.lower():
+        raise StoreError(
+            f"store {store.path} is locked by another tuiops process", hint="wait for it or stop it"
+        ) from exc
+    if "disk" in text.lower() and ("full" in text.lower() or "I/O" in text):
+        raise StoreError(
+            f"store {store.path}: {text}", hint="free disk space and run the command again"
+        ) from exc
+    raise StoreError(f"store {store.path}: {text}") from exc
+
+
+def _split_sql(sql: str) -> list[str]:
+    """Split a migration script into statements (``sqlite3.complete_statement`` aware)."""
+    out: list[str] = []
+    buf = ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out

@@ -1,0 +1,188 @@
+"""The store's schema, as an ordered list of migrations.
+
+Each migration runs once, in its own transaction, and is recorded in ``migrations``.
+Never edit a migration that has shipped: add a new one.
+
+Conventions:
+- Boxes are absolute pixel coordinates ``x1, y1, x2, y2`` (float) in the frame of
+  the item's ``width``/``height`` (the first incarnation indexed). Row order within
+  ``(set_id, item_id)`` is the order of the boxes in their source file.
+- ``items`` is one logical image per image key; ``files`` is one physical file.
+- Perceptual hashes are 64-bit, stored as signed SQLite integers (two's complement).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_core",
+        """
+        CREATE TABLE classes (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE
+        );
+        CREATE TABLE pools (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            root TEXT NOT NULL,
+            created TEXT NOT NULL,
+            scanned TEXT
+        );
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            booru TEXT,
+            fid INTEGER,
+            width INTEGER,
+            height INTEGER
+        );
+        CREATE INDEX items_booru_fid ON items(booru, fid);
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            pool_id INTEGER NOT NULL REFERENCES pools(id) ON DELETE CASCADE,
+            relpath TEXT NOT NULL,
+            relpath_raw BLOB,
+            item_id INTEGER REFERENCES items(id),
+            keyed INTEGER NOT NULL DEFAULT 0,
+            size INTEGER,
+            mtime_ns INTEGER,
+            width INTEGER,
+            height INTEGER,
+            format TEXT,
+            mode TEXT,
+            phash INTEGER,
+            exif TEXT,
+            status TEXT NOT NULL DEFAULT 'ok',
+            error TEXT,
+            scanned TEXT,
+            UNIQUE (pool_id, relpath)
+        );
+        CREATE INDEX files_item ON files(item_id);
+        CREATE INDEX files_status ON files(pool_id, status);
+        CREATE TABLE label_sets (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created TEXT NOT NULL,
+            source TEXT,
+            format TEXT,
+            note TEXT
+        );
+        CREATE TABLE set_images (
+            set_id INTEGER NOT NULL REFERENCES label_sets(id) ON DELETE CASCADE,
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            source TEXT,
+            meta TEXT,
+            PRIMARY KEY (set_id, item_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE labels (
+            id INTEGER PRIMARY KEY,
+            set_id INTEGER NOT NULL,
+            item_id INTEGER NOT NULL,
+            class_id INTEGER NOT NULL,
+            x1 REAL NOT NULL,
+            y1 REAL NOT NULL,
+            x2 REAL NOT NULL,
+            y2 REAL NOT NULL,
+            extra TEXT
+        );
+        CREATE INDEX labels_set_item ON labels(set_id, item_id);
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created TEXT NOT NULL,
+            source TEXT,
+            format TEXT,
+            weights TEXT,
+            weights_sha256 TEXT,
+            epoch INTEGER,
+            conf REAL,
+            iou REAL,
+            params TEXT,
+            note TEXT
+        );
+        CREATE TABLE run_images (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            item_id INTEGER NOT NULL REFERENCES items(id),
+            source TEXT,
+            meta TEXT,
+            PRIMARY KEY (run_id, item_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE detections (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL,
+            item_id INTEGER NOT NULL,
+            class_id INTEGER NOT NULL,
+            x1 REAL NOT NULL,
+            y1 REAL NOT NULL,
+            x2 REAL NOT NULL,
+            y2 REAL NOT NULL,
+            score REAL NOT NULL,
+            extra TEXT
+        );
+        CREATE INDEX detections_run_item ON detections(run_id, item_id);
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            params TEXT,
+            created TEXT NOT NULL,
+            started TEXT,
+            finished TEXT,
+            done INTEGER NOT NULL DEFAULT 0,
+            total INTEGER,
+            message TEXT,
+            error TEXT,
+            result TEXT,
+            pid INTEGER
+        );
+        CREATE INDEX jobs_status ON jobs(status);
+        CREATE TABLE revisions (
+            id INTEGER PRIMARY KEY,
+            set_id INTEGER NOT NULL REFERENCES label_sets(id) ON DELETE CASCADE,
+            created TEXT NOT NULL,
+            source TEXT,
+            note TEXT,
+            changes TEXT
+        );
+        """,
+    ),
+    (
+        "0002_views",
+        """
+        CREATE VIEW v_labels AS
+            SELECT l.id, s.name AS label_set, i.key, i.booru, i.fid, l.item_id, l.class_id,
+                   c.name AS class, l.x1, l.y1, l.x2, l.y2,
+                   (l.x2 - l.x1) AS w, (l.y2 - l.y1) AS h,
+                   (l.x2 - l.x1) * (l.y2 - l.y1) AS area,
+                   i.width AS img_w, i.height AS img_h
+            FROM labels l
+            JOIN label_sets s ON s.id = l.set_id
+            JOIN items i ON i.id = l.item_id
+            LEFT JOIN classes c ON c.id = l.class_id;
+        CREATE VIEW v_detections AS
+            SELECT d.id, r.name AS run, i.key, i.booru, i.fid, d.item_id, d.class_id,
+                   c.name AS class, d.score, d.x1, d.y1, d.x2, d.y2,
+                   (d.x2 - d.x1) AS w, (d.y2 - d.y1) AS h,
+                   (d.x2 - d.x1) * (d.y2 - d.y1) AS area,
+                   i.width AS img_w, i.height AS img_h
+            FROM detections d
+            JOIN runs r ON r.id = d.run_id
+            JOIN items i ON i.id = d.item_id
+            LEFT JOIN classes c ON c.id = d.class_id;
+        CREATE VIEW v_images AS
+            SELECT f.id AS file_id, p.name AS pool, f.relpath, i.key, i.booru, i.fid, f.keyed,
+                   f.item_id, f.size, f.mtime_ns, f.width, f.height, f.format, f.mode,
+                   f.phash, f.status, f.error, f.scanned
+            FROM files f
+            JOIN pools p ON p.id = f.pool_id
+            LEFT JOIN items i ON i.id = f.item_id;
+        """,
+    ),
+]
+
+
+def all_migrations() -> list[tuple[str, str]]:
+    """Core migrations, then those of the engine modules, in a fixed order."""
+    from tuiops.store import schema_match, schema_nms
+
+    return [*MIGRATIONS, *schema_nms.MIGRATIONS, *schema_match.MIGRATIONS]

@@ -1,0 +1,5 @@
+"""Migrations of the nms tables (appended after the core migrations)."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = []
