@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 BUSY_TIMEOUT_MS = 30_000
 
+#: Columns of a box frame, in store order (detections add ``score``).
+BOX_COLUMNS = ("item_id", "class_id", "x1", "y1", "x2", "y2")
+
 
 def utcnow() -> str:
     """An ISO-8601 UTC timestamp with seconds, the store's format for times."""
@@ -209,17 +212,19 @@ class Store:
         with self._lock:
             cur = self.adbc.cursor()
             try:
-                cur.execute("BEGIN IMMEDIATE")
-                tx = BulkTx(self, cur)
+                _wrap(self, cur.execute, "BEGIN IMMEDIATE")
                 try:
-                    yield tx
+                    yield BulkTx(self, cur)
                 except BaseException:
                     with contextlib.suppress(Exception):
                         cur.execute("ROLLBACK")
                     raise
-                cur.execute("COMMIT")
-            except Exception as exc:
-                _raise_store_error(self, exc)
+                try:
+                    _wrap(self, cur.execute, "COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        cur.execute("ROLLBACK")
+                    raise
             finally:
                 with contextlib.suppress(Exception):
                     cur.close()
@@ -416,6 +421,217 @@ class Store:
             },
         )
 
+    # -- bulk box writes ----------------------------------------------------------------------
+    def ensure_items(self, keys: pl.DataFrame, tx: BulkTx | None = None) -> pl.DataFrame:
+        """Make sure every key has an item; returns ``keys`` with an ``item_id`` column.
+
+        ``keys`` has a ``key`` column and optionally ``booru``, ``fid``, ``width``, ``height``.
+        New items are inserted; an existing item's missing width/height are filled in,
+        never overwritten.
+        """
+        import polars as pl
+
+        if tx is None:
+            with self.bulk() as own:
+                return self.ensure_items(keys, own)
+        want = keys.select(
+            pl.col("key").cast(pl.String),
+            *(
+                (pl.col(c) if c in keys.columns else pl.lit(None)).cast(t).alias(c)
+                for c, t in (
+                    ("booru", pl.String),
+                    ("fid", pl.Int64),
+                    ("width", pl.Int64),
+                    ("height", pl.Int64),
+                )
+            ),
+        ).unique("key", keep="first", maintain_order=True)
+        tx.ingest("_want_items", want, temporary=True, mode="replace")
+        tx.execute(
+            "INSERT INTO items(key, booru, fid, width, height) "
+            "SELECT w.key, w.booru, w.fid, w.width, w.height FROM _want_items w "
+            "WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.key = w.key)"
+        )
+        tx.execute(
+            "UPDATE items SET width = w.width, height = w.height FROM _want_items w "
+            "WHERE items.key = w.key AND items.width IS NULL AND w.width IS NOT NULL"
+        )
+        ids = tx.read_frame("SELECT i.key, i.id AS item_id FROM items i JOIN _want_items w ON w.key = i.key")
+        tx.execute("DROP TABLE temp._want_items")
+        ids = ids.with_columns(pl.col("item_id").cast(pl.Int64), pl.col("key").cast(pl.String))
+        return keys.join(ids, on="key", how="left")
+
+    def create_label_set(
+        self,
+        name: str,
+        boxes: pl.DataFrame,
+        images: pl.DataFrame,
+        *,
+        source: str | None = None,
+        fmt: str | None = None,
+        note: str | None = None,
+        replace: bool = False,
+        tx: BulkTx | None = None,
+    ) -> int:
+        """Store a label set in one transaction; returns its id.
+
+        ``boxes``: item_id, class_id, x1, y1, x2, y2 [, extra] in file order.
+        ``images``: item_id [, source, meta] — every image of the set, also those with no boxes.
+        With ``replace`` an existing set of that name is replaced; otherwise it is an error.
+        """
+        if tx is None:
+            with self.bulk() as own:
+                return self.create_label_set(
+                    name, boxes, images, source=source, fmt=fmt, note=note, replace=replace, tx=own
+                )
+        return self._create_box_table(
+            tx,
+            "label_sets",
+            "set_images",
+            "labels",
+            "set_id",
+            name,
+            boxes,
+            images,
+            {"source": source, "format": fmt, "note": note},
+            replace,
+            BOX_COLUMNS,
+        )
+
+    def create_run(
+        self,
+        name: str,
+        boxes: pl.DataFrame,
+        images: pl.DataFrame,
+        *,
+        source: str | None = None,
+        fmt: str | None = None,
+        weights: str | None = None,
+        weights_sha256: str | None = None,
+        epoch: int | None = None,
+        conf: float | None = None,
+        iou: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        note: str | None = None,
+        replace: bool = False,
+        tx: BulkTx | None = None,
+    ) -> int:
+        """Store a detection run (boxes with ``score``) with its lineage, in one transaction."""
+        if tx is None:
+            with self.bulk() as own:
+                return self.create_run(
+                    name,
+                    boxes,
+                    images,
+                    source=source,
+                    fmt=fmt,
+                    weights=weights,
+                    weights_sha256=weights_sha256,
+                    epoch=epoch,
+                    conf=conf,
+                    iou=iou,
+                    params=params,
+                    note=note,
+                    replace=replace,
+                    tx=own,
+                )
+        meta = {
+            "source": source,
+            "format": fmt,
+            "weights": weights,
+            "weights_sha256": weights_sha256,
+            "epoch": epoch,
+            "conf": conf,
+            "iou": iou,
+            "params": json.dumps(params, default=str) if params is not None else None,
+            "note": note,
+        }
+        return self._create_box_table(
+            tx,
+            "runs",
+            "run_images",
+            "detections",
+            "run_id",
+            name,
+            boxes,
+            images,
+            meta,
+            replace,
+            (*BOX_COLUMNS, "score"),
+        )
+
+    def _create_box_table(
+        self,
+        tx: BulkTx,
+        head: str,
+        image_table: str,
+        box_table: str,
+        fk: str,
+        name: str,
+        boxes: pl.DataFrame,
+        images: pl.DataFrame,
+        meta: Mapping[str, Any],
+        replace: bool,
+        box_columns: Sequence[str],
+    ) -> int:
+        import polars as pl
+
+        old = tx.one(f"SELECT id FROM {head} WHERE name = ?", (name,))
+        if old is not None:
+            if not replace:
+                kind = "label set" if head == "label_sets" else "detection run"
+                raise ConflictError(
+                    f"a {kind} named {name!r} exists already",
+                    hint="choose another name, or pass --replace to replace it",
+                )
+            self._delete_box_table(tx, head, image_table, box_table, fk, int(old))
+        cols = ["name", "created", *meta]
+        new_id = int(
+            tx.one(
+                f"INSERT INTO {head}({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) RETURNING id",
+                (name, utcnow(), *meta.values()),
+            )
+        )
+        img_cols = [c for c in ("source", "meta") if c in images.columns]
+        tx.ingest(
+            image_table,
+            images.select(
+                pl.lit(new_id, pl.Int64).alias(fk),
+                pl.col("item_id").cast(pl.Int64),
+                *[pl.col(c).cast(pl.String) for c in img_cols],
+            ).unique("item_id", keep="first", maintain_order=True),
+        )
+        missing = [c for c in box_columns if c not in boxes.columns]
+        if missing:
+            raise ValueError(f"box frame lacks columns {missing}")
+        sel = [
+            pl.lit(new_id, pl.Int64).alias(fk),
+            pl.col("item_id").cast(pl.Int64),
+            pl.col("class_id").cast(pl.Int64),
+        ]
+        sel += [pl.col(c).cast(pl.Float64) for c in box_columns if c not in ("item_id", "class_id")]
+        if "extra" in boxes.columns:
+            sel.append(pl.col("extra").cast(pl.String))
+        tx.ingest(box_table, boxes.select(sel))
+        return new_id
+
+    def _delete_box_table(
+        self, tx: BulkTx, head: str, image_table: str, box_table: str, fk: str, old_id: int
+    ) -> None:
+        tx.execute(f"DELETE FROM {box_table} WHERE {fk} = ?", (old_id,))
+        tx.execute(f"DELETE FROM {image_table} WHERE {fk} = ?", (old_id,))
+        tx.execute(f"DELETE FROM {head} WHERE id = ?", (old_id,))
+
+    def drop_label_set(self, name: str) -> None:
+        sid = self.label_set_id(name)
+        with self.bulk() as tx:
+            self._delete_box_table(tx, "label_sets", "set_images", "labels", "set_id", sid)
+
+    def drop_run(self, name: str) -> None:
+        rid = self.run_id(name)
+        with self.bulk() as tx:
+            self._delete_box_table(tx, "runs", "run_images", "detections", "run_id", rid)
+
     # -- jobs --------------------------------------------------------------------------------
     def job_start(self, kind: str, params: Mapping[str, Any], total: int | None = None) -> int:
         now = utcnow()
@@ -460,7 +676,7 @@ class BulkTx:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement; returns its rows (use ``RETURNING`` to get new ids)."""
-        self.cursor.execute(sql, tuple(params) if params else None)
+        _wrap(self.store, self.cursor.execute, sql, tuple(params) if params else None)
         try:
             return list(self.cursor.fetchall())
         except Exception:
@@ -470,18 +686,32 @@ class BulkTx:
         rows = self.execute(sql, params)
         return rows[0][0] if rows else None
 
-    def ingest(self, table: str, frame: pl.DataFrame) -> int:
-        """Append a polars frame to ``table`` (columns by name); returns the row count."""
-        if frame.height == 0:
+    def ingest(
+        self, table: str, frame: pl.DataFrame, *, temporary: bool = False, mode: str = "append"
+    ) -> int:
+        """Append a polars frame to ``table`` (columns by name); returns the row count.
+
+        With ``temporary`` the table is a connection-local temp table (``mode="replace"``
+        creates it from the frame's schema).
+        """
+        if frame.height == 0 and mode == "append":
             return 0
-        self.cursor.adbc_ingest(table, frame.to_arrow(), mode="append")
+        _wrap(self.store, self.cursor.adbc_ingest, table, frame.to_arrow(), mode=mode, temporary=temporary)
         return frame.height
 
     def read_frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         import polars as pl
 
-        self.cursor.execute(sql, tuple(params) if params else None)
-        return pl.from_arrow(self.cursor.fetch_arrow_table())  # type: ignore[return-value]
+        _wrap(self.store, self.cursor.execute, sql, tuple(params) if params else None)
+        return pl.from_arrow(_wrap(self.store, self.cursor.fetch_arrow_table))  # type: ignore[return-value]
+
+
+def _wrap(store: Store, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call an ADBC function, turning driver errors into tuiops errors."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        _raise_store_error(store, exc)
 
 
 def _raise_store_error(store: Store, exc: Exception) -> None:

@@ -1,0 +1,122 @@
+"""The store: migrations, WAL, bulk I/O, class map, transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.conftest import add_items
+from tuiops.errors import ConflictError, NotFoundError, StoreError
+from tuiops.store import Store
+from tuiops.store.schema import all_migrations
+from tuiops.workspace import Workspace
+
+
+def test_migrations_recorded_and_wal(ws):
+    names = [r[0] for r in ws.store.execute("SELECT name FROM migrations ORDER BY rowid")]
+    assert names == [n for n, _ in all_migrations()]
+    assert ws.store.one("PRAGMA journal_mode") == "wal"
+    # reopening applies nothing new
+    s2 = Store(ws.db_path)
+    assert s2.migrate() == []
+    s2.close()
+
+
+def test_newer_store_is_refused(ws):
+    ws.store.execute("INSERT INTO migrations(name, applied) VALUES ('9999_future', 'x')")
+    ws.close()
+    with pytest.raises(StoreError, match="newer tuiops"):
+        Store(ws.db_path)
+
+
+def test_not_a_database(tmp_path):
+    bad = tmp_path / "tuiops.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open store"):
+        Store(bad)
+
+
+def test_class_map_is_append_only(ws):
+    ws.config.classes[0], ws.config.classes[1] = ws.config.classes[1], ws.config.classes[0]
+    with pytest.raises(StoreError, match="class 0"):
+        ws.store.sync_classes(ws.config.classes)
+
+
+def test_label_set_roundtrip_and_replace(ws):
+    items = add_items(ws, [f"danbooru_{i}" for i in range(100)])
+    rng = np.random.default_rng(1)
+    n = 400
+    boxes = pl.DataFrame(
+        {
+            "item_id": np.repeat(items["item_id"].to_numpy(), 4),
+            "class_id": rng.integers(0, 5, n),
+            "x1": rng.random(n) * 100,
+            "y1": rng.random(n) * 100,
+            "x2": rng.random(n) * 100 + 100,
+            "y2": rng.random(n) * 100 + 100,
+        }
+    )
+    ws.store.create_label_set("master", boxes, items.select("item_id"))
+    back = ws.store.read_labels("master")
+    assert back.drop("id").equals(boxes.with_columns(pl.col("class_id").cast(pl.Int32)))
+    with pytest.raises(ConflictError):
+        ws.store.create_label_set("master", boxes, items.select("item_id"))
+    ws.store.create_label_set("master", boxes.head(3), items.select("item_id"), replace=True)
+    assert ws.store.read_labels("master").height == 3
+    assert ws.store.one("SELECT count(*) FROM set_images") == 100
+    with pytest.raises(NotFoundError, match="no label set named 'nope'"):
+        ws.store.read_labels("nope")
+
+
+def test_failed_bulk_transaction_leaves_nothing(ws):
+    items = add_items(ws, ["danbooru_1"])
+    boxes = pl.DataFrame(
+        {"item_id": [1], "class_id": [0], "x1": [0.0], "y1": [0.0], "x2": [1.0], "y2": [1.0]}
+    )
+    with pytest.raises(RuntimeError), ws.store.bulk() as tx:
+        ws.store.create_label_set("half", boxes, items.select("item_id"), tx=tx)
+        raise RuntimeError("boom in the middle")
+    assert ws.store.one("SELECT count(*) FROM labels") == 0
+    assert ws.store.one("SELECT count(*) FROM label_sets") == 0
+
+
+def test_run_lineage(ws):
+    items = add_items(ws, ["gelbooru_5"])
+    boxes = pl.DataFrame(
+        {
+            "item_id": items["item_id"],
+            "class_id": [1],
+            "x1": [1.0],
+            "y1": [2.0],
+            "x2": [3.0],
+            "y2": [4.0],
+            "score": [0.9],
+        }
+    )
+    ws.store.create_run(
+        "v41", boxes, items.select("item_id"), weights="best.pt", weights_sha256="ab" * 32, epoch=7, conf=0.25
+    )
+    row = ws.store.execute(
+        "SELECT weights, weights_sha256, epoch, conf FROM runs WHERE name='v41'"
+    ).fetchone()
+    assert row == ("best.pt", "ab" * 32, 7, 0.25)
+    assert ws.store.read_detections("v41")["score"].to_list() == [0.9]
+
+
+def test_readers_see_commits_while_writer_open(ws):
+    add_items(ws, ["danbooru_1", "danbooru_2"])
+    other = sqlite3.connect(ws.db_path)
+    assert other.execute("SELECT count(*) FROM items").fetchone()[0] == 2
+    other.close()
+
+
+def test_workspace_find_from_subfolder(ws, monkeypatch):
+    sub = ws.root / "a" / "b"
+    sub.mkdir(parents=True)
+    monkeypatch.delenv("TUIOPS_WORKSPACE", raising=False)
+    found = Workspace.find(cwd=sub)
+    assert found.root == ws.root
+    found.close()

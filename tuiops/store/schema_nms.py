@@ -1,5 +1,0 @@
-"""Migrations of the nms tables (appended after the core migrations)."""
-
-from __future__ import annotations
-
-MIGRATIONS: list[tuple[str, str]] = []
