@@ -133,11 +133,12 @@ from tuiops.cli import progress as _progress  # noqa: E402
 progress_reporter = _progress.progress_reporter
 
 # Command modules register themselves on `cli` when imported, in workflow order.
-from tuiops.cli import (  # noqa: E402, F401
-    analysis_cmds,
-    engine_cmds,
+from tuiops.cli import (  # noqa: E402, F401, I001
+    workspace_cmds,
+    scan_cmds,
     labels_cmds,
     query_cmds,
-    scan_cmds,
-    workspace_cmds,
+    engine_cmds,
+    analysis_cmds,
+    remote_cmds,
 )
