@@ -29,6 +29,27 @@ BUSY_TIMEOUT_MS = 30_000
 #: Columns of a box frame, in store order (detections add ``score``).
 BOX_COLUMNS = ("item_id", "class_id", "x1", "y1", "x2", "y2")
 
+#: Box ids are ``(owner << OWNER_SHIFT) | (item_id << ITEM_SHIFT) | ord`` (see schema.py).
+OWNER_SHIFT = 43
+ITEM_SHIFT = 12
+MAX_ORD = (1 << ITEM_SHIFT) - 1
+MAX_ITEM = (1 << (OWNER_SHIFT - ITEM_SHIFT)) - 1
+MAX_OWNER = (1 << (63 - OWNER_SHIFT)) - 1
+
+
+def id_range(owner_id: int, item_id: int | None = None) -> tuple[int, int]:
+    """The inclusive id range of a label set's (or run's) boxes, or of one image's boxes in it."""
+    if item_id is None:
+        lo = owner_id << OWNER_SHIFT
+        return lo, lo + (1 << OWNER_SHIFT) - 1
+    lo = (owner_id << OWNER_SHIFT) | (item_id << ITEM_SHIFT)
+    return lo, lo + MAX_ORD
+
+
+def item_of(id_expr: Any) -> Any:
+    """The item id inside a box id, for a polars expression (or an int)."""
+    return (id_expr // (1 << ITEM_SHIFT)) % (1 << (OWNER_SHIFT - ITEM_SHIFT))
+
 
 def utcnow() -> str:
     """An ISO-8601 UTC timestamp with seconds, the store's format for times."""
@@ -604,21 +625,17 @@ class Store:
         missing = [c for c in box_columns if c not in boxes.columns]
         if missing:
             raise ValueError(f"box frame lacks columns {missing}")
-        sel = [
-            pl.lit(new_id, pl.Int64).alias(fk),
-            pl.col("item_id").cast(pl.Int64),
-            pl.col("class_id").cast(pl.Int64),
-        ]
-        sel += [pl.col(c).cast(pl.Float64) for c in box_columns if c not in ("item_id", "class_id")]
-        if "extra" in boxes.columns:
-            sel.append(pl.col("extra").cast(pl.String))
-        tx.ingest(box_table, boxes.select(sel))
+        if new_id > MAX_OWNER:
+            raise StoreError(f"the store holds too many label sets or runs ({new_id}); drop some")
+        tx.ingest(
+            box_table, box_frame(new_id, boxes, [c for c in box_columns if c not in ("item_id", "class_id")])
+        )
         return new_id
 
     def _delete_box_table(
         self, tx: BulkTx, head: str, image_table: str, box_table: str, fk: str, old_id: int
     ) -> None:
-        tx.execute(f"DELETE FROM {box_table} WHERE {fk} = ?", (old_id,))
+        tx.execute(f"DELETE FROM {box_table} WHERE id BETWEEN ? AND ?", id_range(old_id))
         tx.execute(f"DELETE FROM {image_table} WHERE {fk} = ?", (old_id,))
         tx.execute(f"DELETE FROM {head} WHERE id = ?", (old_id,))
 
@@ -665,6 +682,48 @@ class Store:
                     job_id,
                 ),
             )
+
+
+def box_frame(
+    owner_id: int, boxes: pl.DataFrame, value_columns: Sequence[str], first_ord: int = 0
+) -> pl.DataFrame:
+    """The rows to store for ``boxes`` of one set or run: composite ids in file order.
+
+    ``boxes`` has ``item_id`` and ``class_id`` and the value columns (``x1…y2``[, ``score``])
+    and optionally ``extra``; the boxes of one image keep their relative order.
+    """
+    import polars as pl
+
+    from tuiops.errors import InputError
+
+    idx = pl.int_range(pl.len(), dtype=pl.Int64)
+    new_image = (pl.col("item_id") != pl.col("item_id").shift(1)).fill_null(True)
+    start = pl.when(new_image).then(idx).otherwise(None).forward_fill()
+    frame = boxes.with_columns(pl.col("item_id").cast(pl.Int64))
+    if frame.height and not frame["item_id"].is_sorted():
+        frame = frame.sort("item_id", maintain_order=True)
+    frame = frame.with_columns(_ord=idx - start + first_ord)
+    if frame.height:
+        too_many = frame.filter(pl.col("_ord") > MAX_ORD)
+        if too_many.height:
+            raise InputError(
+                f"image item {too_many['item_id'][0]} has more than {MAX_ORD + 1} boxes in one set or run",
+                hint="run NMS or raise the confidence threshold before storing",
+            )
+        if frame["item_id"].max() > MAX_ITEM or frame["item_id"].min() < 0:  # type: ignore[operator]
+            raise StoreError("an item id is out of range for the store's box ids")
+    sel = [
+        (
+            (pl.lit(owner_id, pl.Int64) * (1 << OWNER_SHIFT))
+            + pl.col("item_id") * (1 << ITEM_SHIFT)
+            + pl.col("_ord")
+        ).alias("id"),
+        pl.col("class_id").cast(pl.Int64),
+        *[pl.col(c).cast(pl.Float64) for c in value_columns],
+    ]
+    if "extra" in boxes.columns:
+        sel.append(pl.col("extra").cast(pl.String))
+    return frame.select(sel)
 
 
 class BulkTx:

@@ -5,10 +5,18 @@ Never edit a migration that has shipped: add a new one.
 
 Conventions:
 - Boxes are absolute pixel coordinates ``x1, y1, x2, y2`` (float) in the frame of
-  the item's ``width``/``height`` (the first incarnation indexed). Row order within
-  ``(set_id, item_id)`` is the order of the boxes in their source file.
+  the item's ``width``/``height`` (the first incarnation indexed).
+- A box's id is a clustered composite key: ``(set_id << 43) | (item_id << 12) | ord``
+  (``run_id`` for detections), so a set, and an image within a set, is one contiguous
+  id range: bulk writes append to the table without a secondary index, and reading a
+  set or one image's boxes is a range scan. ``ord`` is the box's position in its source
+  file (at most 4095 boxes per image and set). ``set_id``/``run_id`` and ``item_id``
+  are virtual columns derived from the id; ops filter on id ranges
+  (:func:`tuiops.store.db.id_range`), which plain SQL may do too.
 - ``items`` is one logical image per image key; ``files`` is one physical file.
 - Perceptual hashes are 64-bit, stored as signed SQLite integers (two's complement).
+- ``files.checks`` is a bit mask of what a scan has looked at: 1 header, 2 perceptual
+  hash, 4 EXIF, 8 full decode; a re-scan asking for more re-probes only what lacks it.
 """
 
 from __future__ import annotations
@@ -76,16 +84,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         CREATE TABLE labels (
             id INTEGER PRIMARY KEY,
-            set_id INTEGER NOT NULL,
-            item_id INTEGER NOT NULL,
             class_id INTEGER NOT NULL,
             x1 REAL NOT NULL,
             y1 REAL NOT NULL,
             x2 REAL NOT NULL,
             y2 REAL NOT NULL,
-            extra TEXT
+            extra TEXT,
+            set_id INTEGER GENERATED ALWAYS AS (id >> 43) VIRTUAL,
+            item_id INTEGER GENERATED ALWAYS AS ((id >> 12) & 2147483647) VIRTUAL
         );
-        CREATE INDEX labels_set_item ON labels(set_id, item_id);
         CREATE TABLE runs (
             id INTEGER PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
@@ -109,17 +116,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         CREATE TABLE detections (
             id INTEGER PRIMARY KEY,
-            run_id INTEGER NOT NULL,
-            item_id INTEGER NOT NULL,
             class_id INTEGER NOT NULL,
             x1 REAL NOT NULL,
             y1 REAL NOT NULL,
             x2 REAL NOT NULL,
             y2 REAL NOT NULL,
             score REAL NOT NULL,
-            extra TEXT
+            extra TEXT,
+            run_id INTEGER GENERATED ALWAYS AS (id >> 43) VIRTUAL,
+            item_id INTEGER GENERATED ALWAYS AS ((id >> 12) & 2147483647) VIRTUAL
         );
-        CREATE INDEX detections_run_item ON detections(run_id, item_id);
         CREATE TABLE jobs (
             id INTEGER PRIMARY KEY,
             kind TEXT NOT NULL,
@@ -176,6 +182,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             FROM files f
             JOIN pools p ON p.id = f.pool_id
             LEFT JOIN items i ON i.id = f.item_id;
+        """,
+    ),
+    (
+        "0003_files_checks",
+        """
+        ALTER TABLE files ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
         """,
     ),
 ]
