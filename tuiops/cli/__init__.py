@@ -140,5 +140,7 @@ from tuiops.cli import (  # noqa: E402, F401, I001
     query_cmds,
     engine_cmds,
     analysis_cmds,
+    fileops_cmds,
     remote_cmds,
+    tui_cmds,
 )

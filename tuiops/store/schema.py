@@ -195,6 +195,6 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 def all_migrations() -> list[tuple[str, str]]:
     """Core migrations, then those of the engine modules, in a fixed order."""
-    from tuiops.store import schema_analysis, schema_match
+    from tuiops.store import schema_analysis, schema_fileops, schema_match
 
-    return [*MIGRATIONS, *schema_analysis.MIGRATIONS, *schema_match.MIGRATIONS]
+    return [*MIGRATIONS, *schema_analysis.MIGRATIONS, *schema_match.MIGRATIONS, *schema_fileops.MIGRATIONS]
