@@ -141,6 +141,7 @@ from tuiops.cli import (  # noqa: E402, F401, I001
     engine_cmds,
     analysis_cmds,
     fileops_cmds,
+    train_cmds,
     remote_cmds,
     tui_cmds,
 )

@@ -195,6 +195,12 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 def all_migrations() -> list[tuple[str, str]]:
     """Core migrations, then those of the engine modules, in a fixed order."""
-    from tuiops.store import schema_analysis, schema_fileops, schema_match
+    from tuiops.store import schema_analysis, schema_fileops, schema_match, schema_train
 
-    return [*MIGRATIONS, *schema_analysis.MIGRATIONS, *schema_match.MIGRATIONS, *schema_fileops.MIGRATIONS]
+    return [
+        *MIGRATIONS,
+        *schema_analysis.MIGRATIONS,
+        *schema_match.MIGRATIONS,
+        *schema_fileops.MIGRATIONS,
+        *schema_train.MIGRATIONS,
+    ]

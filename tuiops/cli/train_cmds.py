@@ -1,0 +1,3 @@
+"""Commands (filled in by their modules)."""
+
+from __future__ import annotations
