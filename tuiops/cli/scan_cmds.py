@@ -1,3 +1,129 @@
-"""Commands (filled in by their modules)."""
+"""`tuiops scan` (index an image folder as a pool) and `tuiops pools` (list them)."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tuiops.cli import cli, emit, get_workspace, json_option, progress_reporter
+
+
+@cli.command("scan")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--name", help="Pool name (default: the folder's name). Alone, re-scans that known pool.")
+@click.option("--hash", "do_hash", is_flag=True, help="Also compute a 64-bit perceptual hash (phash).")
+@click.option("--exif", "do_exif", is_flag=True, help="Also read EXIF (make, model, dates, orientation, …).")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Also decode every image in full, to find truncation and corruption exactly.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes that probe files (default: every core; small scans run in-process).",
+)
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symbolic links, also to files and folders outside the pool.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+@json_option
+def scan_cmd(
+    directory: str | None,
+    name: str | None,
+    do_hash: bool,
+    do_exif: bool,
+    verify: bool,
+    workers: int | None,
+    follow_symlinks: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Index an image folder as a pool: size, mtime, width, height, format, mode and status.
+
+    Incremental: a re-scan opens only new and changed files and marks vanished ones as
+    missing. Corrupt, truncated, empty, wrong-extension and non-image files are recorded
+    with the reason; files whose name holds no image key are indexed and counted as
+    unkeyed.
+
+    \b
+    Examples:
+      tuiops scan /data/pool
+      tuiops scan /data/pool --name danbooru --hash --exif
+      tuiops scan --name danbooru --verify
+    """
+    import os
+
+    from tuiops.ops.scan import scan
+
+    ws = get_workspace()
+    with progress_reporter("scan", quiet=quiet) as on_progress:
+        summary = scan(
+            ws,
+            os.path.abspath(directory) if directory else None,
+            name=name,
+            hash=do_hash,
+            exif=do_exif,
+            verify=verify,
+            workers=workers,
+            follow_symlinks=follow_symlinks,
+            progress=on_progress,
+        )
+    result = summary.to_dict()
+    emit(result, as_json, text=None if as_json else render_summary(result))
+
+
+def render_summary(s: dict[str, Any]) -> str:
+    """The readable form of a scan summary (``ScanSummary.to_dict()``)."""
+    lines = [f"pool {s['pool']}  {s['root']}"]
+    lines.append(
+        f"  files      {s['total']:>8}  (new {s['new']}, changed {s['changed']}, "
+        f"unchanged {s['unchanged']}, deleted {s['deleted']}; probed {s['probed']})"
+    )
+    for status, count in s["status"].items():
+        lines.append(f"  {status:<10} {count:>8}")
+        for example in s.get("bad_examples", {}).get(status, [])[:3]:
+            lines.append(f"               {example}")
+    if s["unkeyed"]:
+        shown = ", ".join(s["unkeyed_examples"][:3])
+        more = ", …" if s["unkeyed"] > 3 else ""
+        lines.append(f"  unkeyed    {s['unkeyed']:>8}  e.g. {shown}{more}")
+    if s["notes"]:
+        lines.append(f"  with notes {s['notes']:>8}  (ok files with a remark in files.error)")
+    if s["skipped"]:
+        parts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s["skipped"].items())
+        lines.append(f"  skipped    {sum(s['skipped'].values()):>8}  ({parts})")
+        for example in s["skipped_examples"][:3]:
+            lines.append(f"               {example}")
+    for d in s["unreadable_dirs"]:
+        lines.append(f"  unreadable folder: {d}")
+    lines.append(f"  {s['total']} files in {s['elapsed']:.2f} s ({s['files_per_s']:.0f} files/s)")
+    return "\n".join(lines)
+
+
+@cli.command("pools")
+@json_option
+def pools_cmd(as_json: bool) -> None:
+    """List the pools with their file counts (present, ok, bad, missing, unkeyed, hashed)."""
+    from tuiops.ops.scan import list_pools
+
+    ws = get_workspace()
+    rows = list_pools(ws)
+    if as_json:
+        emit(rows, True)
+        return
+    if not rows:
+        click.echo("(no pools; index one with `tuiops scan DIR`)")
+        return
+    width = max(4, *(len(r["name"]) for r in rows))
+    header = f"{'pool':<{width}}  {'files':>8} {'ok':>8} {'bad':>6} {'missing':>7} {'unkeyed':>7} {'hashed':>8}  scanned               root"
+    click.echo(header)
+    for r in rows:
+        click.echo(
+            f"{r['name']:<{width}}  {r['files']:>8} {r['ok']:>8} {r['bad']:>6} {r['missing']:>7} "
+            f"{r['unkeyed']:>7} {r['hashed']:>8}  {r['scanned'] or 'never':<20}  {r['root']}"
+        )
