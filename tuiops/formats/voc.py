@@ -1,0 +1,378 @@
+"""Pascal VOC XML: one ``<annotation>`` file per image, boxes as ``<object>`` elements.
+
+Coordinates are taken as absolute pixel coordinates exactly as written (no 1-based
+shift), the convention of labelImg and CVAT.
+
+Lossless: the reader keeps each file's document skeleton (the text before the root,
+the root element with every child, attribute, comment and whitespace, a placeholder
+where each ``<object>`` was, the text after it, the encoding) in the image's meta, and
+each ``<object>`` element as written (``pose``, ``truncated``, ``difficult``,
+``occluded``, unknown child tags, the coordinates' text such as ``100`` or ``100.0``)
+in the box's extra. The writer puts the objects back into the skeleton, changing only
+what changed in the store: the class name, a moved coordinate (written as a whole
+number where the file wrote whole numbers), one of the flat fields. A labelImg file
+comes back byte-identical; any file comes back XML-structure-identical, with these
+normalisations of ElementTree's serialiser: attribute values in double quotes, an
+empty element as ``<tag />``, ``>``/``&`` escaped as entities, CDATA as escaped text.
+A file without a skeleton (boxes from another format) is written as labelImg writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import polars as pl
+
+from tuiops.formats import ReadResult, find_label_files, problems_frame, read_all
+
+PLACEHOLDER = "tuiops-object"
+FLAT_FIELDS = ("pose", "truncated", "difficult", "occluded")
+COORDS = ("xmin", "ymin", "xmax", "ymax")
+
+_DECL_ENC = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_ROOT_START = re.compile(r"<annotation[\s/>]")
+_OBJ_START = re.compile(r"<object[\s/>]")
+
+
+@dataclass
+class VocFile:
+    """One parsed annotation file."""
+
+    meta: str
+    width: int | None
+    height: int | None
+    objects: list[tuple[int | None, str | None, str | None, str | None, str | None, str | None, str]]
+
+
+def parse_voc(data: bytes) -> tuple[VocFile | None, str | None]:
+    """Parse one VOC file's bytes; returns ``(VocFile, None)`` or ``(None, message)``.
+
+    Each object is ``(line, name, xmin, ymin, xmax, ymax, extra)`` with the texts as
+    written (stripped) and the extra JSON.
+    """
+    bom = data.startswith(b"\xef\xbb\xbf")
+    body = data[3:] if bom else data
+    m = _DECL_ENC.match(body)
+    enc = m.group(1).decode("ascii").lower() if m else "utf-8"
+    try:
+        text = body.decode(enc)
+    except LookupError:
+        return None, f"unknown encoding {enc!r} in the XML declaration"
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        return None, (
+            f"not {enc} text: byte 0x{body[exc.start]:02x} at offset {exc.start} (line {line}); "
+            "save the file as UTF-8 or declare its encoding"
+        )
+    try:
+        parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True, insert_pis=True))
+        parser.feed(body)
+        root = parser.close()
+    except ET.ParseError as exc:
+        return None, f"not valid XML: {exc}"
+    if root.tag != "annotation":
+        return None, f"not a Pascal VOC annotation (the root element is <{root.tag}>, not <annotation>)"
+    children = list(root)
+    objects = [c for c in children if c.tag == "object"]
+    lines: list[int | None] = [None] * len(objects)
+    starts = [mo.start() for mo in _OBJ_START.finditer(text)]
+    if len(starts) == len(objects):
+        nl, last = 1, 0
+        for k, pos in enumerate(starts):
+            nl += text.count("\n", last, pos)
+            last = pos
+            lines[k] = nl
+    out = []
+    for obj, line in zip(objects, lines, strict=True):
+        name = _text(obj.find("name"))
+        bnd = obj.find("bndbox")
+        coords = [_text(bnd.find(k)) if bnd is not None else None for k in COORDS]
+        extra: dict[str, Any] = {}
+        for k in FLAT_FIELDS:
+            el = obj.find(k)
+            if el is not None:
+                extra[k] = _flat_value(el.text)
+        tail, obj.tail = obj.tail, None
+        extra["voc"] = ET.tostring(obj, encoding="unicode")
+        obj.tail = tail
+        out.append((line, name, *coords, json.dumps(extra, ensure_ascii=False, separators=(",", ":"))))
+    for i, c in enumerate(children):
+        if c.tag == "object":
+            ph = ET.Element(PLACEHOLDER)
+            ph.tail = c.tail
+            root[i] = ph
+    rs = _ROOT_START.search(text)
+    prolog = text[: rs.start()] if rs else ""
+    end = text.rfind("</annotation>")
+    epilog = text[end + len("</annotation>") :] if end >= 0 else ""
+    info: dict[str, Any] = {"prolog": prolog, "root": ET.tostring(root, encoding="unicode"), "epilog": epilog}
+    if enc != "utf-8":
+        info["encoding"] = enc
+    if bom:
+        info["bom"] = True
+    size = root.find("size")
+    width = _int(_text(size.find("width"))) if size is not None else None
+    height = _int(_text(size.find("height"))) if size is not None else None
+    meta = json.dumps({"voc": info}, ensure_ascii=False, separators=(",", ":"))
+    return VocFile(meta, width, height, out), None
+
+
+def _fromstring(text: str) -> ET.Element:
+    """Parse XML text keeping comments and processing instructions."""
+    parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True, insert_pis=True))
+    parser.feed(text)
+    return parser.close()
+
+
+def _text(el: ET.Element | None) -> str | None:
+    if el is None or el.text is None:
+        return None
+    return el.text.strip()
+
+
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(float(text))
+    except ValueError:
+        return None
+
+
+def _flat_value(text: str | None) -> int | str:
+    t = (text or "").strip()
+    if re.fullmatch(r"-?[0-9]+", t) and str(int(t)) == t:
+        return int(t)
+    return t
+
+
+def read_voc(src: Path, *, on_file: Callable[[int, int], None] | None = None) -> ReadResult:
+    """Read every ``*.xml`` under ``src``.
+
+    ``files``: file_idx, path, meta, size_w, size_h (the ``<size>`` as written, or null).
+    ``boxes``: file_idx, line, loc, name, xmin, ymin, xmax, ymax (texts), extra.
+    """
+    found = find_label_files(src, ".xml")
+    paths = [p for p, _ in found]
+    datas, errors = read_all(paths, on_file)
+    bad: list[tuple[str, int | None, str]] = []
+    f_idx: list[int] = []
+    f_path: list[str] = []
+    f_meta: list[str] = []
+    f_w: list[int | None] = []
+    f_h: list[int | None] = []
+    cols: dict[str, list[Any]] = {k: [] for k in ("file_idx", "line", "loc", "name", *COORDS, "extra")}
+    for i, (data, err) in enumerate(zip(datas, errors, strict=True)):
+        rel = found[i][1]
+        if data is None:
+            bad.append((rel, None, err or "cannot read the file"))
+            continue
+        doc, perr = parse_voc(data)
+        if doc is None:
+            bad.append((rel, None, perr or "not a VOC file"))
+            continue
+        f_idx.append(i)
+        f_path.append(rel)
+        f_meta.append(doc.meta)
+        f_w.append(doc.width)
+        f_h.append(doc.height)
+        for k, (line, name, x1, y1, x2, y2, extra) in enumerate(doc.objects):
+            cols["file_idx"].append(i)
+            cols["line"].append(line)
+            cols["loc"].append(f"object {k + 1}")
+            cols["name"].append(name)
+            cols["xmin"].append(x1)
+            cols["ymin"].append(y1)
+            cols["xmax"].append(x2)
+            cols["ymax"].append(y2)
+            cols["extra"].append(extra)
+    files = pl.DataFrame(
+        {"file_idx": f_idx, "path": f_path, "meta": f_meta, "size_w": f_w, "size_h": f_h},
+        schema={
+            "file_idx": pl.Int64,
+            "path": pl.String,
+            "meta": pl.String,
+            "size_w": pl.Int64,
+            "size_h": pl.Int64,
+        },
+    )
+    schema = {
+        "file_idx": pl.Int64,
+        "line": pl.Int64,
+        "loc": pl.String,
+        "name": pl.String,
+        **dict.fromkeys(COORDS, pl.String),
+        "extra": pl.String,
+    }
+    boxes = pl.DataFrame(cols, schema=schema)
+    return ReadResult(files=files, boxes=boxes, problems=problems_frame(bad), found=len(paths))
+
+
+# -- writing ----------------------------------------------------------------------------------------
+@dataclass
+class VocHeader:
+    """What a generated (labelImg-style) document says about its image."""
+
+    folder: str
+    filename: str
+    path: str
+    width: int
+    height: int
+    depth: int = 3
+
+
+@dataclass
+class VocBox:
+    name: str
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    extra: str | None = None
+
+
+def labelimg_skeleton(h: VocHeader) -> str:
+    """The root of a labelImg document without objects (tab-indented, as labelImg writes)."""
+    return (
+        "<annotation>\n"
+        f"\t<folder>{escape(h.folder)}</folder>\n"
+        f"\t<filename>{escape(h.filename)}</filename>\n"
+        f"\t<path>{escape(h.path)}</path>\n"
+        "\t<source>\n\t\t<database>Unknown</database>\n\t</source>\n"
+        "\t<size>\n"
+        f"\t\t<width>{h.width}</width>\n"
+        f"\t\t<height>{h.height}</height>\n"
+        f"\t\t<depth>{h.depth}</depth>\n"
+        "\t</size>\n"
+        "\t<segmented>0</segmented>\n"
+        "</annotation>"
+    )
+
+
+def labelimg_object(box: VocBox, fields: dict[str, Any]) -> str:
+    """One ``<object>`` as labelImg writes it (at depth 1, tab-indented)."""
+    pose = fields.get("pose", "Unspecified")
+    trunc = fields.get("truncated", 0)
+    diff = fields.get("difficult", 0)
+    c = [_coord_text(None, v, True) for v in (box.x1, box.y1, box.x2, box.y2)]
+    occl = f"\t\t<occluded>{escape(str(fields['occluded']))}</occluded>\n" if "occluded" in fields else ""
+    return (
+        "<object>\n"
+        f"\t\t<name>{escape(box.name)}</name>\n"
+        f"\t\t<pose>{escape(str(pose))}</pose>\n"
+        f"\t\t<truncated>{escape(str(trunc))}</truncated>\n"
+        f"\t\t<difficult>{escape(str(diff))}</difficult>\n"
+        f"{occl}"
+        "\t\t<bndbox>\n"
+        f"\t\t\t<xmin>{c[0]}</xmin>\n"
+        f"\t\t\t<ymin>{c[1]}</ymin>\n"
+        f"\t\t\t<xmax>{c[2]}</xmax>\n"
+        f"\t\t\t<ymax>{c[3]}</ymax>\n"
+        "\t\t</bndbox>\n"
+        "\t</object>"
+    )
+
+
+def _coord_text(old: str | None, value: float, integer: bool) -> str:
+    if old is not None:
+        try:
+            if float(old.strip()) == value:
+                return old
+        except ValueError:
+            pass
+    if integer:
+        return str(round(value))
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _is_int_text(text: str | None) -> bool:
+    return text is not None and re.fullmatch(r"\s*-?[0-9]+\s*", text) is not None
+
+
+def _object_element(box: VocBox) -> ET.Element:
+    fields: dict[str, Any] = json.loads(box.extra) if box.extra else {}
+    if not isinstance(fields, dict):
+        fields = {}
+    tpl = fields.get("voc")
+    if not isinstance(tpl, str):
+        return _fromstring(labelimg_object(box, fields))
+    el = _fromstring(tpl)
+    name = el.find("name")
+    if name is None:
+        name = ET.Element("name")
+        name.tail = el.text
+        el.insert(0, name)
+    if (name.text or "").strip() != box.name:
+        name.text = box.name
+    bnd = el.find("bndbox")
+    if bnd is None:
+        bnd = ET.SubElement(el, "bndbox")
+    olds = [bnd.find(k) for k in COORDS]
+    integer = all(_is_int_text(o.text if o is not None else None) for o in olds)
+    for tag, old, value in zip(COORDS, olds, (box.x1, box.y1, box.x2, box.y2), strict=True):
+        node = old if old is not None else ET.SubElement(bnd, tag)
+        node.text = _coord_text(node.text, value, integer)
+    for k in FLAT_FIELDS:
+        if k not in fields:
+            continue
+        node = el.find(k)
+        if node is None:
+            node = ET.Element(k)
+            pos = list(el).index(bnd)
+            node.tail = name.tail
+            el.insert(pos, node)
+            node.text = str(fields[k])
+        elif _flat_value(node.text) != fields[k]:
+            node.text = str(fields[k])
+    return el
+
+
+def voc_document(meta: str | None, boxes: Sequence[VocBox], header: VocHeader) -> bytes:
+    """The bytes of one image's VOC file: its stored skeleton (or a labelImg one) with ``boxes``."""
+    info: dict[str, Any] | None = None
+    if meta:
+        try:
+            parsed = json.loads(meta)
+            info = parsed.get("voc") if isinstance(parsed, dict) else None
+        except ValueError:
+            info = None
+    if info and isinstance(info.get("root"), str):
+        root = _fromstring(info["root"])
+        prolog, epilog = str(info.get("prolog", "")), str(info.get("epilog", ""))
+        enc, bom = str(info.get("encoding", "utf-8")), bool(info.get("bom", False))
+    else:
+        root = _fromstring(labelimg_skeleton(header))
+        prolog, epilog, enc, bom = "", "\n", "utf-8", False
+    elems = [_object_element(b) for b in boxes]
+    slots = [i for i, c in enumerate(root) if c.tag == PLACEHOLDER]
+    for k, el in enumerate(elems[: len(slots)]):
+        el.tail = root[slots[k]].tail
+        root[slots[k]] = el
+    if len(elems) > len(slots):
+        pos = slots[-1] + 1 if slots else len(root)
+        sep = root.text if root.text is not None and not root.text.strip() else "\n\t"
+        for el in elems[len(slots) :]:
+            if pos > 0:
+                prev = root[pos - 1]
+                el.tail, prev.tail = prev.tail, sep
+            else:
+                el.tail, root.text = root.text if root.text is not None else "\n", sep
+            root.insert(pos, el)
+            pos += 1
+    for i in reversed(slots[len(elems) :]):
+        gone = root[i]
+        if i > 0:
+            root[i - 1].tail = gone.tail
+        elif len(root) == 1:
+            root.text = gone.tail
+        del root[i]
+    text = prolog + ET.tostring(root, encoding="unicode") + epilog
+    data = text.encode(enc, errors="xmlcharrefreplace")
+    return (b"\xef\xbb\xbf" + data) if bom else data

@@ -1,0 +1,1051 @@
+"""Import and export label sets and detection runs: YOLO txt, Pascal VOC XML, COCO JSON.
+
+Import
+    A label file's image is found by its key (the file's stem, or a COCO entry's
+    ``file_name``, through the workspace's key pattern); the image must be in the store
+    (a scanned pool) with its size. Class names map to the workspace class map by name;
+    the map is never re-ordered by a file. Every line/object is checked (field count,
+    numbers, NaN/inf, class id, width/height > 0, inside the image within a tolerance;
+    coordinates within the tolerance are kept as written, never clipped). Problems are
+    reported per file and line: by default the bad lines and files are skipped and the
+    rest is stored; with ``strict`` any problem rejects the whole import. Either way an
+    import is one transaction: it is stored completely or not at all.
+
+Export
+    Writes the files of a set or run: YOLO (one ``.txt`` per image of the set, also
+    empty ones, plus ``classes.txt`` from the workspace map), VOC (one ``.xml`` per
+    image), COCO (one JSON file). A folder export is staged and renamed into place, so
+    a failure leaves nothing new behind; existing files are never overwritten unless
+    asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from tuiops.errors import ConflictError, InputError, UsageError
+from tuiops.formats import FORMATS, ReadResult, check_relpath, concat_problems
+from tuiops.fsutil import atomic_writer, display_path
+from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from tuiops.store import Store
+    from tuiops.workspace import Workspace
+
+DET_FORMATS = ("yolo", "coco")
+_SUFFIX = {"yolo": ".txt", "voc": ".xml", "coco": ".json"}
+
+
+# -- options ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a box may lie outside its image and still be accepted (as written).
+
+    The allowance on each side is the larger of ``pct`` percent of that side and ``px``
+    pixels. The default, 0.5 % or 2 px, absorbs rounding in normalised coordinates.
+    """
+
+    pct: float = 0.5
+    px: float = 2.0
+
+    @classmethod
+    def parse(cls, text: str) -> Tolerance:
+        """Parse ``"0.5%"``, ``"2px"``, ``"2"`` (pixels) or both, ``"0.5%,2px"``."""
+        pct = px = 0.0
+        parts = [p.strip().lower() for p in text.replace(" ", "").split(",") if p.strip()]
+        if not parts:
+            raise UsageError(f"invalid tolerance {text!r}", hint="use e.g. 0.5%, 2px or 0.5%,2px")
+        for part in parts:
+            m = re.fullmatch(r"([0-9]*\.?[0-9]+)(%|px)?", part)
+            if m is None:
+                raise UsageError(f"invalid tolerance {text!r}", hint="use e.g. 0.5%, 2px or 0.5%,2px")
+            value = float(m.group(1))
+            if m.group(2) == "%":
+                pct = value
+            else:
+                px = value
+        return cls(pct=pct, px=px)
+
+    def __str__(self) -> str:
+        return f"{self.pct:g}%,{self.px:g}px"
+
+
+# -- results ----------------------------------------------------------------------------------------
+@dataclass
+class ImportResult:
+    """What an import found and stored."""
+
+    kind: str
+    name: str
+    fmt: str
+    source: str
+    found: int = 0
+    images: int = 0
+    boxes: int = 0
+    files_skipped: int = 0
+    boxes_skipped: int = 0
+    problems: Any = None
+    added_classes: list[str] = field(default_factory=list)
+    names_file: str | None = None
+    strict: bool = False
+    imported: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def problem_count(self) -> int:
+        return 0 if self.problems is None else int(self.problems.height)
+
+    def problem_lines(self, limit: int | None = None) -> list[str]:
+        """Problems as ``file:line: message`` lines (``file: message`` without a line)."""
+        if self.problems is None or self.problems.height == 0:
+            return []
+        rows = self.problems if limit is None else self.problems.head(limit)
+        return [
+            f"{f}:{ln}: {m}" if ln is not None else f"{f}: {m}"
+            for f, ln, m in rows.select("file", "line", "message").iter_rows()
+        ]
+
+    def to_dict(self, max_problems: int | None = None) -> dict[str, Any]:
+        """A JSON-ready summary (all problems unless ``max_problems``)."""
+        probs = [] if self.problems is None else self.problems
+        rows = probs if max_problems is None or not len(probs) else probs.head(max_problems)
+        return {
+            "kind": self.kind,
+            "set" if self.kind == "labels" else "run": self.name,
+            "format": self.fmt,
+            "source": self.source,
+            "imported": self.imported,
+            "strict": self.strict,
+            "files": self.found,
+            "files_skipped": self.files_skipped,
+            "images": self.images,
+            "boxes": self.boxes,
+            "boxes_skipped": self.boxes_skipped,
+            "problem_count": self.problem_count,
+            "problems": [] if not len(rows) else rows.to_dicts(),
+            "added_classes": self.added_classes,
+            "names_file": self.names_file,
+            "warnings": self.warnings,
+        }
+
+
+class ImportRejected(InputError):
+    """An import stored nothing because of its problems (strict, or nothing was left).
+
+    ``result`` lists the problems.
+    """
+
+    def __init__(self, result: ImportResult, message: str | None = None, hint: str | None = None) -> None:
+        what = "label set" if result.kind == "labels" else "detection run"
+        super().__init__(
+            message
+            or (
+                f"{result.problem_count} problem(s) in {result.source}; nothing imported "
+                f"(--strict rejects the whole {what} {result.name!r})"
+            ),
+            hint=hint or "fix the files, or import without --strict to skip the bad lines",
+        )
+        self.result = result
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote."""
+
+    kind: str
+    name: str
+    fmt: str
+    target: str
+    files: int = 0
+    images: int = 0
+    boxes: int = 0
+    written: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "set" if self.kind == "labels" else "run": self.name,
+            "format": self.fmt,
+            "target": self.target,
+            "files": self.files,
+            "images": self.images,
+            "boxes": self.boxes,
+            "written": self.written[:20],
+        }
+
+
+# -- import -----------------------------------------------------------------------------------------
+def detect_format(src: str | Path) -> str:
+    """Guess a source's format: ``.json`` → coco, ``.xml`` → voc, ``.txt`` → yolo; a folder by its files."""
+    p = Path(src)
+    if not p.exists():
+        raise InputError(f"{display_path(p)} does not exist", hint="check the path")
+    if p.is_file():
+        fmt = {".json": "coco", ".xml": "voc", ".txt": "yolo"}.get(p.suffix.lower())
+        if fmt is None:
+            raise UsageError(
+                f"cannot tell the format of {display_path(p)}", hint="give --format yolo|voc|coco"
+            )
+        return fmt
+    has_xml = has_txt = False
+    for _folder, _dirs, names in os.walk(p):
+        for n in names:
+            low = n.lower()
+            has_xml |= low.endswith(".xml")
+            has_txt |= low.endswith(".txt") and low != "classes.txt"
+        if has_xml and has_txt:
+            break
+    if has_xml and not has_txt:
+        return "voc"
+    if has_txt and not has_xml:
+        return "yolo"
+    raise UsageError(
+        f"cannot tell the format of the folder {display_path(p)} ({'both .xml and .txt' if has_xml else 'no .xml or .txt'} files)",
+        hint="give --format yolo|voc|coco",
+    )
+
+
+def import_labels(
+    ws: Workspace,
+    src: str | Path,
+    name: str,
+    fmt: str | None = None,
+    *,
+    classes_file: str | Path | None = None,
+    add_classes: bool = False,
+    strict: bool = False,
+    replace: bool = False,
+    tolerance: Tolerance | None = None,
+    note: str | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> ImportResult:
+    """Import a label set from YOLO txt (+ classes.txt / data.yaml), VOC XML or COCO JSON.
+
+    ``classes_file`` names the YOLO ids (default: ``classes.txt`` or ``data.yaml`` in the
+    folder; without one, ids are workspace class ids). A class name the workspace map
+    lacks is an error, unless ``add_classes``: then the names file's (or the COCO
+    categories') missing names are appended in the file's order, or for VOC the missing
+    names in the order they first appear. Raises :class:`ImportRejected` when
+    ``strict`` and a problem was found; nothing is stored then.
+    """
+    return _import(
+        ws,
+        "labels",
+        src,
+        name,
+        fmt,
+        classes_file=classes_file,
+        images_file=None,
+        add_classes=add_classes,
+        strict=strict,
+        replace=replace,
+        tolerance=tolerance or Tolerance(),
+        note=note,
+        lineage={},
+        covers=None,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+def import_detections(
+    ws: Workspace,
+    src: str | Path,
+    name: str,
+    fmt: str | None = None,
+    *,
+    images_file: str | Path | None = None,
+    classes_file: str | Path | None = None,
+    add_classes: bool = False,
+    strict: bool = False,
+    replace: bool = False,
+    tolerance: Tolerance | None = None,
+    weights: str | Path | None = None,
+    conf: float | None = None,
+    iou: float | None = None,
+    epoch: int | None = None,
+    covers: str | None = None,
+    note: str | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> ImportResult:
+    """Import a detection run from YOLO txt with a confidence column, or COCO results JSON.
+
+    ``images_file``: the COCO file with the images and categories a results list refers
+    to. ``weights`` (its path and sha256), ``conf``, ``iou`` and ``epoch`` are recorded as
+    the run's lineage. ``covers`` names a label set whose every image the run processed:
+    its images without a detections file join the run with no detections.
+    """
+    return _import(
+        ws,
+        "dets",
+        src,
+        name,
+        fmt,
+        classes_file=classes_file,
+        images_file=images_file,
+        add_classes=add_classes,
+        strict=strict,
+        replace=replace,
+        tolerance=tolerance or Tolerance(),
+        note=note,
+        lineage={"weights": weights, "conf": conf, "iou": iou, "epoch": epoch},
+        covers=covers,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+def _exists(store: Store, kind: str, name: str) -> bool:
+    table = "label_sets" if kind == "labels" else "runs"
+    return store.one(f"SELECT 1 FROM {table} WHERE name = ?", (name,)) is not None
+
+
+def _import(
+    ws: Workspace,
+    kind: str,
+    src: str | Path,
+    name: str,
+    fmt: str | None,
+    *,
+    classes_file: str | Path | None,
+    images_file: str | Path | None,
+    add_classes: bool,
+    strict: bool,
+    replace: bool,
+    tolerance: Tolerance,
+    note: str | None,
+    lineage: dict[str, Any],
+    covers: str | None,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> ImportResult:
+    src_path = Path(src)
+    if not name or not name.strip():
+        raise UsageError("the name must not be empty")
+    fmt = (fmt or detect_format(src_path)).lower()
+    allowed = FORMATS if kind == "labels" else DET_FORMATS
+    if fmt not in allowed:
+        raise UsageError(f"format {fmt!r} is not supported here; use one of {', '.join(allowed)}")
+    if classes_file is not None and fmt != "yolo":
+        raise UsageError(f"--classes is for YOLO files; {fmt.upper()} files name their classes themselves")
+    if images_file is not None and fmt != "coco":
+        raise UsageError("--images is for COCO results files")
+    if not src_path.exists():
+        raise InputError(f"{display_path(src_path)} does not exist", hint="check the path")
+    store = ws.store
+    if _exists(store, kind, name) and not replace:
+        what = "label set" if kind == "labels" else "detection run"
+        raise ConflictError(
+            f"a {what} named {name!r} exists already",
+            hint="choose another name, or pass --replace to replace it",
+        )
+    if covers is not None:
+        store.label_set_id(covers)
+    weights_sha = None
+    warnings: list[str] = []
+    weights = lineage.get("weights")
+    if weights is not None:
+        wp = Path(weights)
+        if wp.is_file():
+            weights_sha = _sha256(wp)
+            lineage["weights"] = str(wp.resolve())
+        else:
+            warnings.append(f"weights file {display_path(wp)} not found here: its sha256 is not recorded")
+            lineage["weights"] = str(weights)
+    params = {
+        "src": str(src_path),
+        "name": name,
+        "format": fmt,
+        "strict": strict,
+        "replace": replace,
+        "tolerance": str(tolerance),
+        "add_classes": add_classes,
+    }
+    op = f"{kind}.import"
+    with job(store, op, params) as jh:
+        rep = Reporter(op, progress, cancel, job_id=jh.id)
+
+        def on_file(done: int, total: int) -> None:
+            rep.update(done, "reading", total=total)
+
+        rr = _read(fmt, src_path, kind == "dets", classes_file, images_file, on_file)
+        rep.check()
+        result = ImportResult(
+            kind=kind,
+            name=name,
+            fmt=fmt,
+            source=display_path(src_path),
+            found=rr.found,
+            names_file=rr.names_source,
+            strict=strict,
+            warnings=warnings + rr.warnings,
+        )
+        prepared = _prepare(ws, rr, fmt, kind == "dets", tolerance, add_classes, result)
+        rep.check()
+        if strict and result.problem_count:
+            jh.result = result.to_dict(max_problems=20)
+            raise ImportRejected(result)
+        if prepared.images.height == 0:
+            if not rr.found:
+                raise InputError(
+                    f"nothing to import from {display_path(src_path)}: no {_SUFFIX[fmt]} label files found",
+                    hint="check the path and --format",
+                )
+            jh.result = result.to_dict(max_problems=20)
+            raise ImportRejected(
+                result,
+                f"nothing to import from {display_path(src_path)}: all {rr.found} file(s) have problems",
+                hint="see the problems above",
+            )
+        images = prepared.images
+        if covers is not None:
+            import polars as pl
+
+            extra_imgs = store.read_set_images(covers).select("item_id")
+            extra_imgs = extra_imgs.join(images.select("item_id"), on="item_id", how="anti")
+            images = pl.concat(
+                [
+                    images,
+                    extra_imgs.with_columns(
+                        pl.lit(None, pl.String).alias("source"), pl.lit(None, pl.String).alias("meta")
+                    ),
+                ]
+            )
+        if prepared.new_classes:
+            result.added_classes = ws.add_classes(prepared.new_classes)
+        rep.update(rep.done, "storing", force=True)
+        if kind == "labels":
+            store.create_label_set(
+                name,
+                prepared.boxes,
+                images,
+                source=str(src_path.resolve()),
+                fmt=fmt,
+                note=note,
+                replace=replace,
+            )
+        else:
+            store.create_run(
+                name,
+                prepared.boxes,
+                images,
+                source=str(src_path.resolve()),
+                fmt=fmt,
+                weights=lineage.get("weights"),
+                weights_sha256=weights_sha,
+                epoch=lineage.get("epoch"),
+                conf=lineage.get("conf"),
+                iou=lineage.get("iou"),
+                params={"tolerance": str(tolerance), "covers": covers}
+                if covers
+                else {"tolerance": str(tolerance)},
+                note=note,
+                replace=replace,
+            )
+        result.images = images.height
+        result.boxes = prepared.boxes.height
+        result.imported = True
+        jh.result = result.to_dict(max_problems=20)
+    return result
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise InputError(f"cannot read the weights file {display_path(path)}: {exc.strerror}") from exc
+    return h.hexdigest()
+
+
+def _read(
+    fmt: str,
+    src: Path,
+    with_score: bool,
+    classes_file: str | Path | None,
+    images_file: str | Path | None,
+    on_file: Callable[[int, int], None],
+) -> ReadResult:
+    if fmt == "yolo":
+        from tuiops.formats.classes import find_names_file, read_names_file
+        from tuiops.formats.yolo import read_yolo
+
+        names_path = Path(classes_file) if classes_file is not None else find_names_file(src)
+        names = read_names_file(names_path) if names_path is not None else None
+        rr = read_yolo(src, with_score=with_score, on_file=on_file)
+        rr.names = names
+        rr.names_source = display_path(names_path) if names_path is not None else None
+        return rr
+    if fmt == "voc":
+        from tuiops.formats.voc import read_voc
+
+        return read_voc(src, on_file=on_file)
+    from tuiops.formats.coco import read_coco
+
+    if src.is_dir():
+        raise UsageError(f"{display_path(src)} is a folder; COCO labels are one JSON file")
+    return read_coco(src, with_score=with_score, images_path=Path(images_file) if images_file else None)
+
+
+@dataclass
+class _Prepared:
+    boxes: Any
+    images: Any
+    new_classes: list[str]
+
+
+def lookup_items(store: Store, keys: list[str]) -> pl.DataFrame:
+    """The items of ``keys``: key, item_id, width, height (keys not in the store are absent)."""
+    import polars as pl
+
+    schema = {"key": pl.String, "item_id": pl.Int64, "width": pl.Int64, "height": pl.Int64}
+    uniq = pl.DataFrame({"key": keys}, schema={"key": pl.String}).unique()
+    if uniq.height == 0:
+        return pl.DataFrame(schema=schema)
+    with store.bulk() as tx:
+        tx.ingest("_tuiops_label_keys", uniq, temporary=True, mode="replace")
+        found = tx.read_frame(
+            "SELECT i.key AS key, i.id AS item_id, i.width AS width, i.height AS height "
+            "FROM items i JOIN temp._tuiops_label_keys k ON k.key = i.key"
+        )
+        tx.execute("DROP TABLE temp._tuiops_label_keys")
+    if found.height == 0:
+        return pl.DataFrame(schema=schema)
+    return found.select([pl.col(k).cast(v) for k, v in schema.items()])
+
+
+def _prepare(
+    ws: Workspace,
+    rr: ReadResult,
+    fmt: str,
+    with_score: bool,
+    tol: Tolerance,
+    add_classes: bool,
+    result: ImportResult,
+) -> _Prepared:
+    import polars as pl
+
+    files = rr.files
+    parsed = [ws.parse_key(p) for p in files["path"].to_list()]
+    files = files.with_columns(
+        pl.Series("key", [k.key for k in parsed], dtype=pl.String),
+        pl.Series("keyed", [k.keyed for k in parsed], dtype=pl.Boolean),
+    )
+    items = lookup_items(ws.store, files["key"].unique().to_list())
+    files = files.join(items, on="key", how="left", maintain_order="left")
+    if "size_w" not in files.columns:
+        files = files.with_columns(
+            pl.lit(None, pl.Int64).alias("size_w"), pl.lit(None, pl.Int64).alias("size_h")
+        )
+    files = files.sort("path", maintain_order=True).with_columns(
+        pl.col("path").first().over("item_id").alias("first_path"),
+        (pl.int_range(pl.len()).over("item_id") == 0).alias("first"),
+    )
+    sw, sh = pl.col("size_w"), pl.col("size_h")
+    W, H = pl.col("width"), pl.col("height")
+    swapped = (sw == H) & (sh == W)
+    size_given = sw.is_not_null() & sh.is_not_null() & (sw > 0) & (sh > 0)
+    key_note = pl.when(pl.col("keyed")).then(pl.lit("")).otherwise(pl.lit(" (the name has no image key)"))
+    fmsg = (
+        pl.when(pl.col("item_id").is_null())
+        .then(
+            pl.format(
+                "label without an image: no image with key '{}' in the store{}; scan the pool that holds it first (`tuiops scan`)",
+                pl.col("key"),
+                key_note,
+            )
+        )
+        .when(W.is_null() | H.is_null() | (W <= 0) | (H <= 0))
+        .then(
+            pl.format(
+                "label without an image: the size of image '{}' is unknown; scan its pool first (`tuiops scan`)",
+                pl.col("key"),
+            )
+        )
+        .when(~pl.col("first"))
+        .then(
+            pl.format(
+                "another label file has the same image key '{}': {} (this one is skipped)",
+                pl.col("key"),
+                pl.col("first_path"),
+            )
+        )
+        .when(size_given & ((sw != W) | (sh != H)))
+        .then(
+            pl.format(
+                "size {}x{} in the file differs from the pool image's {}x{}{}",
+                sw,
+                sh,
+                W,
+                H,
+                pl.when(swapped)
+                .then(pl.lit(" (rotated? check the image's EXIF orientation)"))
+                .otherwise(pl.lit("")),
+            )
+        )
+        .otherwise(None)
+    )
+    files = files.with_columns(fmsg.alias("fmsg"))
+    rejected = files.filter(pl.col("fmsg").is_not_null())
+    accepted = files.filter(pl.col("fmsg").is_null())
+    if fmt == "coco":
+        file_problems = rejected.select(
+            pl.lit(rr.names_source or result.source).alias("file"),
+            pl.lit(None, pl.Int64).alias("line"),
+            pl.format("image '{}': {}", pl.col("path"), pl.col("fmsg")).alias("message"),
+        )
+    else:
+        file_problems = rejected.select(
+            pl.col("path").alias("file"),
+            pl.lit(None, pl.Int64).alias("line"),
+            pl.col("fmsg").alias("message"),
+        )
+    read_problems = rr.problems.filter(
+        ~(pl.col("line").is_not_null() & pl.col("file").is_in(rejected["path"].to_list()))
+    )
+    boxes = rr.boxes.join(
+        accepted.select("file_idx", "path", "item_id", "width", "height"),
+        on="file_idx",
+        how="inner",
+        maintain_order="left",
+    )
+    skipped_in_files = rr.boxes.height - boxes.height
+
+    # classes
+    new_classes: list[str] = []
+    ws_classes = list(ws.classes)
+    name_col: pl.Expr | None = None
+    if fmt == "yolo" and rr.names is not None:
+        name_col = pl.col("cls").replace_strict(
+            dict(enumerate(rr.names)), default=None, return_dtype=pl.String
+        )
+        boxes = boxes.with_columns(name_col.alias("name"))
+    if "name" in boxes.columns:
+        used = (
+            boxes.filter(pl.col("name").is_not_null())
+            .group_by("name", maintain_order=True)
+            .agg(pl.len().alias("n"), pl.col("path").first().alias("first"))
+        )
+        known = {n: i for i, n in enumerate(ws_classes)}
+        unknown = used.filter(~pl.col("name").is_in(list(known)))
+        if unknown.height:
+            if not add_classes:
+                shown = "; ".join(
+                    f"{n!r} ({c} box{'es' if c != 1 else ''}, first in {f})"
+                    for n, c, f in unknown.head(10).iter_rows()
+                )
+                more = f" and {unknown.height - 10} more" if unknown.height > 10 else ""
+                raise InputError(
+                    f"class names not in the workspace class map: {shown}{more}",
+                    hint="pass --add-classes to append them to the map (ids never change), "
+                    "or fix the names; `tuiops classes list` shows the map",
+                )
+            new_classes = unknown["name"].to_list()
+            if rr.names is not None:
+                new_classes = [n for n in dict.fromkeys(rr.names) if n not in known]
+            for n in new_classes:
+                known[n] = len(known)
+        boxes = boxes.with_columns(
+            pl.col("name").replace_strict(known, default=None, return_dtype=pl.Int64).alias("class_id")
+        )
+    else:
+        boxes = boxes.with_columns(pl.col("cls").alias("class_id"))
+
+    # pixels
+    Wf, Hf = pl.col("width").cast(pl.Float64), pl.col("height").cast(pl.Float64)
+    checks: list[tuple[pl.Expr, pl.Expr]] = []
+    if fmt == "yolo":
+        boxes = boxes.with_columns(
+            ((pl.col("cx") - pl.col("w") / 2.0) * Wf).alias("x1"),
+            ((pl.col("cy") - pl.col("h") / 2.0) * Hf).alias("y1"),
+            ((pl.col("cx") + pl.col("w") / 2.0) * Wf).alias("x2"),
+            ((pl.col("cy") + pl.col("h") / 2.0) * Hf).alias("y2"),
+        )
+        if rr.names is not None:
+            checks.append(
+                (
+                    pl.col("name").is_null(),
+                    pl.format(
+                        "class id {} is not in {} (ids 0..{})",
+                        pl.col("cls"),
+                        pl.lit(Path(rr.names_source or "the names file").name),
+                        pl.lit(len(rr.names) - 1),
+                    ),
+                )
+            )
+        else:
+            checks.append(
+                (
+                    pl.col("class_id") >= len(ws_classes),
+                    pl.format(
+                        "unknown class id {}: the workspace class map has {} (`tuiops classes list`); "
+                        "give the file's classes.txt with --classes",
+                        pl.col("class_id"),
+                        pl.lit(f"ids 0..{len(ws_classes) - 1}" if ws_classes else "no classes"),
+                    ),
+                )
+            )
+    elif fmt == "voc":
+        from tuiops.formats.voc import COORDS
+
+        checks.append((pl.col("name").is_null() | (pl.col("name") == ""), pl.lit("the object has no <name>")))
+        for tag in COORDS:
+            checks.append((pl.col(tag).is_null(), pl.lit(f"the object has no <bndbox><{tag}>")))
+            checks.append(
+                (
+                    pl.col(tag).cast(pl.Float64, strict=False).is_null(),
+                    pl.format(f"<{tag}> is not a number: '{{}}'", pl.col(tag)),
+                )
+            )
+        boxes = boxes.with_columns(
+            pl.col("xmin").cast(pl.Float64, strict=False).alias("x1"),
+            pl.col("ymin").cast(pl.Float64, strict=False).alias("y1"),
+            pl.col("xmax").cast(pl.Float64, strict=False).alias("x2"),
+            pl.col("ymax").cast(pl.Float64, strict=False).alias("y2"),
+        )
+    else:
+        boxes = boxes.with_columns(
+            pl.col("x").alias("x1"),
+            pl.col("y").alias("y1"),
+            (pl.col("x") + pl.col("bw")).alias("x2"),
+            (pl.col("y") + pl.col("bh")).alias("y2"),
+        )
+    x1, y1, x2, y2 = (pl.col(c) for c in ("x1", "y1", "x2", "y2"))
+    tx = pl.max_horizontal(pl.lit(tol.px), Wf * (tol.pct / 100.0))
+    ty = pl.max_horizontal(pl.lit(tol.px), Hf * (tol.pct / 100.0))
+    finite = x1.is_finite() & y1.is_finite() & x2.is_finite() & y2.is_finite()
+    if with_score:
+        checks.append((~pl.col("score").is_finite(), pl.lit("the confidence is NaN or infinite")))
+        checks.append(
+            (
+                (pl.col("score") < 0) | (pl.col("score") > 1),
+                pl.format("confidence {} is outside 0..1", pl.col("score")),
+            )
+        )
+    coords = pl.format("({}, {}, {}, {})", x1.round(2), y1.round(2), x2.round(2), y2.round(2))
+    checks.append((~finite, pl.lit("NaN or infinite coordinate")))
+    checks.append(
+        ((x2 <= x1) | (y2 <= y1), pl.format("empty or inverted box {}: needs x1 < x2 and y1 < y2", coords))
+    )
+    checks.append(
+        (
+            (x1 < -tx) | (y1 < -ty) | (x2 > Wf + tx) | (y2 > Hf + ty),
+            pl.format(
+                "box {} lies outside the {}x{} image by more than the tolerance ({}); fix the box or pass --tolerance",
+                coords,
+                pl.col("width"),
+                pl.col("height"),
+                pl.lit(str(tol)),
+            ),
+        )
+    )
+    cond0, msg0 = checks[0]
+    chain = pl.when(cond0).then(msg0)
+    for cond, msg in checks[1:]:
+        chain = chain.when(cond).then(msg)
+    cmsg = chain.otherwise(pl.lit("invalid box"))
+    loc = pl.col("loc")
+    boxes = boxes.with_columns(pl.any_horizontal([c for c, _ in checks]).fill_null(True).alias("bad"))
+    box_problems = boxes.filter(pl.col("bad")).select(
+        (pl.lit(result.source) if fmt == "coco" else pl.col("path")).alias("file"),
+        pl.col("line"),
+        pl.when(loc.is_not_null()).then(pl.format("{}: {}", loc, cmsg)).otherwise(cmsg).alias("message"),
+    )
+    good = boxes.filter(~pl.col("bad"))
+    problems = concat_problems([read_problems, file_problems, box_problems])
+    if fmt != "coco":
+        # name files as the user can open them: the source folder joined with the relative path
+        src = Path(result.source)
+        if src.is_dir():
+            prefix = result.source if result.source.endswith("/") else result.source + "/"
+            problems = problems.with_columns((pl.lit(prefix) + pl.col("file")).alias("file"))
+        else:
+            problems = problems.with_columns(pl.lit(result.source).alias("file"))
+    result.problems = problems
+    result.files_skipped = rr.found - accepted.height
+    result.boxes_skipped = (
+        int(read_problems["line"].is_not_null().sum()) + rr.bad_boxes + box_problems.height + skipped_in_files
+    )
+    out_cols = ["item_id", "class_id", "x1", "y1", "x2", "y2"]
+    if with_score:
+        out_cols.append("score")
+    out_cols.append("extra")
+    out_boxes = good.select(out_cols)
+    images = accepted.sort("file_idx").select(
+        "item_id", pl.col("path").alias("source"), pl.col("meta").cast(pl.String)
+    )
+    return _Prepared(out_boxes, images, new_classes)
+
+
+# -- export -----------------------------------------------------------------------------------------
+def _export_images(store: Store, kind: str, name: str) -> pl.DataFrame:
+    import polars as pl
+
+    if kind == "labels":
+        hid = store.label_set_id(name)
+        table, fk = "set_images", "set_id"
+    else:
+        hid = store.run_id(name)
+        table, fk = "run_images", "run_id"
+    sql = (
+        f"SELECT s.item_id, i.key, i.width, i.height, s.source, s.meta, f.relpath, p.root, f.mode "
+        f"FROM {table} s JOIN items i ON i.id = s.item_id "
+        "LEFT JOIN files f ON f.id = (SELECT min(g.id) FROM files g WHERE g.item_id = s.item_id) "
+        "LEFT JOIN pools p ON p.id = f.pool_id "
+        f"WHERE s.{fk} = ? ORDER BY s.item_id"
+    )
+    schema = {
+        "item_id": pl.Int64,
+        "key": pl.String,
+        "width": pl.Int64,
+        "height": pl.Int64,
+        "source": pl.String,
+        "meta": pl.String,
+        "relpath": pl.String,
+        "root": pl.String,
+        "mode": pl.String,
+    }
+    return store.read_frame(sql, (hid,), schema)
+
+
+def _target_names(images: pl.DataFrame, suffix: str, names: str) -> list[str]:
+    """Relative output paths: the stored source path (suffix replaced) or the key."""
+    out: list[str] = []
+    for key, source in zip(images["key"].to_list(), images["source"].to_list(), strict=True):
+        rel = None
+        if names == "source" and source:
+            base, ext = posixpath.splitext(source.replace("\\", "/"))
+            cand = (base if ext else source) + suffix
+            if check_relpath(cand):
+                rel = cand
+        out.append(rel or f"{key}{suffix}")
+    return out
+
+
+def export_labels(
+    ws: Workspace,
+    name: str,
+    fmt: str,
+    to: str | Path,
+    *,
+    overwrite: bool = False,
+    names: str = "source",
+    ids: str = "item",
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> ExportResult:
+    """Write a label set as YOLO txt (folder), Pascal VOC XML (folder) or COCO JSON (file).
+
+    ``names``: ``source`` names each file after the file it was imported from (keeping its
+    sub-folder), falling back to the image key; ``key`` always uses the key. ``ids``
+    (COCO): ``item`` uses item ids as image ids, ``source`` the ids of the imported file.
+    """
+    return _export(ws, "labels", name, fmt, Path(to), overwrite, names, ids, None, progress, cancel)
+
+
+def export_detections(
+    ws: Workspace,
+    name: str,
+    fmt: str,
+    to: str | Path,
+    *,
+    overwrite: bool = False,
+    names: str = "source",
+    ids: str = "item",
+    images_to: str | Path | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> ExportResult:
+    """Write a detection run as YOLO txt with a confidence column (folder) or COCO results JSON.
+
+    COCO also writes the images and categories the results refer to, to ``images_to``
+    (default: beside the results, ``<name>_images.json``).
+    """
+    return _export(ws, "dets", name, fmt, Path(to), overwrite, names, ids, images_to, progress, cancel)
+
+
+def _export(
+    ws: Workspace,
+    kind: str,
+    name: str,
+    fmt: str,
+    to: Path,
+    overwrite: bool,
+    names: str,
+    ids: str,
+    images_to: str | Path | None,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> ExportResult:
+    from tuiops.formats import write_tree
+
+    fmt = fmt.lower()
+    allowed = FORMATS if kind == "labels" else DET_FORMATS
+    if fmt not in allowed:
+        raise UsageError(f"format {fmt!r} is not supported here; use one of {', '.join(allowed)}")
+    if names not in ("source", "key"):
+        raise UsageError(f"--names must be source or key, not {names!r}")
+    if ids not in ("item", "source"):
+        raise UsageError(f"--ids must be item or source, not {ids!r}")
+    store = ws.store
+    images = _export_images(store, kind, name)
+    boxes = (
+        store.read_labels(name, with_extra=True)
+        if kind == "labels"
+        else store.read_detections(name, with_extra=True)
+    )
+    classes = list(ws.classes)
+    if boxes.height and int(boxes["class_id"].max()) >= len(classes):  # type: ignore[arg-type]
+        raise InputError(
+            f"{name!r} has boxes of class id {boxes['class_id'].max()}, beyond the workspace class map",
+            hint="restore the class map in tuiops.toml",
+        )
+    op = f"{kind}.export"
+    result = ExportResult(kind, name, fmt, display_path(to), images=images.height, boxes=boxes.height)
+    params = {"name": name, "format": fmt, "to": str(to), "overwrite": overwrite}
+    with job(store, op, params, total=images.height) as jh:
+        rep = Reporter(op, progress, cancel, total=images.height, job_id=jh.id)
+
+        def on_file(done: int, total: int) -> None:
+            rep.update(done, "writing", total=total)
+
+        if fmt == "coco":
+            written = _export_coco(kind, images, boxes, classes, to, overwrite, ids, images_to)
+        else:
+            if fmt == "yolo":
+                from tuiops.formats.classes import CLASSES_TXT, classes_txt_bytes
+                from tuiops.formats.yolo import yolo_texts
+
+                texts = yolo_texts(boxes, images, with_score=kind == "dets")
+                rels = _target_names(images, ".txt", names)
+                payload = [
+                    (rel, t.encode("utf-8")) for rel, t in zip(rels, texts["text"].to_list(), strict=True)
+                ]
+                if any(r.lower() == CLASSES_TXT for r in rels):
+                    raise ConflictError(
+                        f"an image would be written to {CLASSES_TXT}; export with --names key"
+                    )
+                payload.append((CLASSES_TXT, classes_txt_bytes(classes)))
+            else:
+                payload = _voc_payload(images, boxes, classes, names, rep)
+            rep.check()
+            written = write_tree(to, payload, overwrite=overwrite, on_file=on_file)
+        result.files = len(written)
+        result.written = [display_path(p) for p in written[:20]]
+        jh.result = result.to_dict()
+    return result
+
+
+_DEPTH = {
+    "1": 1,
+    "L": 1,
+    "P": 3,
+    "RGB": 3,
+    "RGBA": 4,
+    "CMYK": 4,
+    "LA": 2,
+    "I;16": 1,
+    "I": 1,
+    "F": 1,
+    "YCbCr": 3,
+}
+
+
+def _voc_payload(
+    images: pl.DataFrame, boxes: pl.DataFrame, classes: list[str], names: str, rep: Reporter
+) -> list[tuple[str, bytes]]:
+    from tuiops.formats.voc import VocBox, VocHeader, voc_document
+
+    by_item: dict[int, list[VocBox]] = {}
+    cols = boxes.select("item_id", "class_id", "x1", "y1", "x2", "y2", "extra")
+    for item, cid, x1, y1, x2, y2, extra in cols.iter_rows():
+        by_item.setdefault(item, []).append(VocBox(classes[cid], x1, y1, x2, y2, extra))
+    rels = _target_names(images, ".xml", names)
+    out: list[tuple[str, bytes]] = []
+    rows = images.select("item_id", "key", "width", "height", "meta", "relpath", "root", "mode").iter_rows()
+    for n, (rel, (item, key, w, h, meta, relpath, root, mode)) in enumerate(zip(rels, rows, strict=True)):
+        if relpath:
+            img = PurePosixPath(relpath)
+            folder = img.parent.name or (Path(root).name if root else "")
+            fname = img.name
+            full = str(Path(root) / relpath) if root else relpath
+        else:
+            folder, fname, full = "", f"{key}.jpg", f"{key}.jpg"
+        header = VocHeader(folder, fname, full, int(w or 0), int(h or 0), _DEPTH.get(mode or "RGB", 3))
+        out.append((rel, voc_document(meta, by_item.get(item, []), header)))
+        if n % 256 == 0:
+            rep.check()
+    return out
+
+
+def _export_coco(
+    kind: str,
+    images: pl.DataFrame,
+    boxes: pl.DataFrame,
+    classes: list[str],
+    to: Path,
+    overwrite: bool,
+    ids: str,
+    images_to: str | Path | None,
+) -> list[str]:
+    import polars as pl
+
+    from tuiops.formats import check_target_file
+    from tuiops.formats.coco import annotation_texts, image_entries, instances_bytes, results_bytes
+
+    file_name = (
+        pl.when(pl.col("relpath").is_not_null())
+        .then(pl.col("relpath").str.split("/").list.last())
+        .otherwise(pl.col("key") + ".jpg")
+    )
+    imgs = images.with_columns(file_name.alias("file_name"))
+    img_texts, img_ids = image_entries(imgs, source_ids=ids == "source")
+    id_map = pl.DataFrame(
+        {"item_id": imgs["item_id"], "image_id_json": img_ids},
+        schema={"item_id": pl.Int64, "image_id_json": pl.String},
+    )
+    b = boxes.join(id_map, on="item_id", how="left", maintain_order="left")
+    with_score = kind == "dets"
+    anns = annotation_texts(b, with_score=with_score, source_ids=ids == "source").to_list()
+    if not with_score:
+        check_target_file(to, overwrite)
+        with atomic_writer(to) as fh:
+            fh.write(instances_bytes(img_texts, anns, classes))
+        return [display_path(to)]
+    img_path = Path(images_to) if images_to is not None else to.with_name(f"{to.stem}_images.json")
+    if img_path.resolve() == to.resolve():
+        raise UsageError("the results and the images file must be two different files")
+    check_target_file(to, overwrite)
+    check_target_file(img_path, overwrite)
+    with atomic_writer(img_path) as fh:
+        fh.write(instances_bytes(img_texts, [], classes))
+    with atomic_writer(to) as fh:
+        fh.write(results_bytes(anns))
+    return [display_path(to), display_path(img_path)]
+
+
+__all__ = [
+    "ExportResult",
+    "ImportRejected",
+    "ImportResult",
+    "Tolerance",
+    "detect_format",
+    "export_detections",
+    "export_labels",
+    "import_detections",
+    "import_labels",
+    "lookup_items",
+]
