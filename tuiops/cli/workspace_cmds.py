@@ -102,15 +102,17 @@ def demo_cmd(directory: str, n_images: int, seed: int, open_app: bool | None, as
     with progress_reporter("demo", quiet=as_json) as progress:
         summary = make_demo(directory, images=n_images, seed=seed, progress=progress)
     data = summary.to_dict()
-    scan = data["steps"].get("scan", {})
+    steps = data["steps"]
+    scan, labels, dets = steps.get("scan", {}), steps.get("labels", {}), steps.get("detections", {})
+    bad = ", ".join(f"{k} {v}" for k, v in scan.get("bad", {}).items()) or "none"
     text = (
         f"demo workspace ready: {summary.workspace}\n"
-        f"  pool       {summary.images} drawn images (+{summary.bad_files} bad files, 1 without a key)\n"
-        f"  labels     set 'master': {summary.labels} boxes\n"
-        f"  detections run 'v1': {summary.detections} boxes; injected errors: "
-        + ", ".join(f"{k} {v}" for k, v in summary.errors.items())
-        + f"\n  scan       {scan}\n"
-        f"next: cd {summary.workspace} && tuiops"
+        f"  pool 'pool'       {scan.get('total', 0)} files indexed: {scan.get('status', {}).get('ok', 0)} ok, "
+        f"bad {bad}, {scan.get('unkeyed', 0)} without an image key\n"
+        f"  label set 'master' {labels.get('boxes', 0)} boxes in {labels.get('images', 0)} images\n"
+        f"  run 'v1'           {dets.get('boxes', 0)} detections in {dets.get('images', 0)} images; injected errors: "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.errors.items())
+        + f"\nnext: cd {summary.workspace} && tuiops"
     )
     emit(data, as_json, text=text)
     if open_app is None:

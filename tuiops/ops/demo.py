@@ -238,10 +238,10 @@ def _index_and_import(
     steps["scan"] = scan(
         ws, pool, name="pool", hash=True, exif=True, progress=progress, cancel=cancel
     ).to_dict()
-    steps["labels"] = import_labels(
-        ws, lab_dir, set_name="master", fmt="yolo", progress=progress, cancel=cancel
-    ).to_dict()
+    steps["labels"] = import_labels(ws, lab_dir, "master", "yolo", progress=progress, cancel=cancel).to_dict(
+        10
+    )
     steps["detections"] = import_detections(
-        ws, det_dir, run_name="v1", fmt="yolo", progress=progress, cancel=cancel
-    ).to_dict()
+        ws, det_dir, "v1", "yolo", covers="master", progress=progress, cancel=cancel
+    ).to_dict(10)
     return steps
