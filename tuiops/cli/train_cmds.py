@@ -1,3 +1,659 @@
-"""Commands (filled in by their modules)."""
+"""`tuiops dataset`, `tuiops train` (with pitstops, resume, status, watch, report) and `tuiops detect`."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tuiops.cli import TuiopsGroup, cli, emit, get_workspace, json_option, progress_reporter
+
+
+def _floats(text: str | None) -> list[float]:
+    if not text:
+        return []
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: give comma-separated numbers, e.g. 0.4,0.7") from exc
+
+
+def _names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+# -- dataset -----------------------------------------------------------------------------------------
+@cli.group("dataset", cls=TuiopsGroup)
+def dataset_group() -> None:
+    """Build ultralytics datasets from label sets, with a split that stays put."""
+
+
+@dataset_group.command("build")
+@click.option("--set", "label_set", required=True, help="The label set whose images and boxes go in.")
+@click.option(
+    "--to", "to", type=click.Path(file_okay=False), help="Dataset folder (a rebuild may leave it out)."
+)
+@click.option("--name", help="Dataset name in the store (default: the folder's name).")
+@click.option("--where", help="Only images whose pool file matches this SQL condition on v_images.")
+@click.option("--val", type=float, default=None, help="Share of new images that go to val (default 0.2).")
+@click.option("--seed", type=int, default=None, help="Seed of the stable split draw (default 0).")
+@click.option(
+    "--link",
+    type=click.Choice(["symlink", "hardlink", "copy"]),
+    default=None,
+    help="How images get into the dataset (default symlink).",
+)
+@click.option("--resplit", is_flag=True, help="Draw every image's split again instead of keeping it.")
+@click.option("--exclude", multiple=True, help="Leave out an image key, or @FILE of keys (repeatable).")
+@click.option("--include", multiple=True, help="Take back an excluded key, or @FILE of keys (repeatable).")
+@click.option(
+    "--fix",
+    help="Comma-separated fixes: duplicates, outside, leaks, empty, or all (default: report only).",
+)
+@click.option(
+    "--dup-iou", type=float, default=None, help="IoU above which a box repeats another (default 0.9)."
+)
+@click.option(
+    "--phash-distance",
+    type=int,
+    default=None,
+    help="Hash bits within which a val image is a near-duplicate of a train image (default 4; -1: no check).",
+)
+@click.option("--strict", is_flag=True, help="Write nothing when a check finds a problem that is not fixed.")
+@click.option("--overwrite", is_flag=True, help="Replace a folder that is not this dataset.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+@json_option
+def dataset_build_cmd(
+    label_set: str,
+    to: str | None,
+    name: str | None,
+    where: str | None,
+    val: float | None,
+    seed: int | None,
+    link: str | None,
+    resplit: bool,
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    fix: str | None,
+    dup_iou: float | None,
+    phash_distance: int | None,
+    strict: bool,
+    overwrite: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Write an ultralytics dataset (images, YOLO labels, data.yaml) from a label set.
+
+    Checks run first and are reported: duplicate boxes, boxes outside the image,
+    near-duplicate images across train and val, images without boxes. --fix fixes them.
+    A rebuild keeps every image's split (and the dataset's settings) unless told.
+
+    \b
+    Examples:
+      tuiops dataset build --set GT --to datasets/gt --val 0.2 --seed 7
+      tuiops dataset build --set GT --to datasets/gt --fix duplicates,outside,leaks
+      tuiops dataset build --set GT --name gt --exclude @worst-train.txt
+    """
+    from tuiops.ops.dataset import build_dataset
+
+    ws = get_workspace()
+    with progress_reporter("dataset", quiet=quiet) as on_progress:
+        res = build_dataset(
+            ws,
+            label_set,
+            to,
+            name=name,
+            where=where,
+            val=val,
+            seed=seed,
+            link=link,
+            resplit=resplit,
+            exclude=exclude,
+            include=include,
+            fix=_names(fix),
+            dup_iou=dup_iou,
+            phash_distance=phash_distance,
+            strict=strict,
+            overwrite=overwrite,
+            progress=on_progress,
+        )
+    d = res.to_dict()
+    emit(d, as_json, text=None if as_json else render_dataset(d))
+
+
+def render_dataset(d: dict[str, Any]) -> str:
+    """The readable form of a dataset build result."""
+    lines = [
+        f"dataset {d['name']}  {d['root']}",
+        f"  images   {d['images']:>7}  (train {d['train']}, val {d['val']}; new {d['new_images']}, "
+        f"kept split {d['kept_split']}, excluded {d['excluded']})",
+        f"  boxes    {d['boxes']:>7}",
+        f"  data     {d['data_yaml']}",
+        "  checks",
+    ]
+    for k, c in d["checks"].items():
+        state = "fixed" if c["fixed"] else ("ok" if not c["found"] else "reported")
+        lines.append(f"    {k:<11} {c['found']:>6} in {c['images']} image(s)  {state}")
+        for ex in c["examples"][:3]:
+            lines.append("      " + ", ".join(f"{a}={b}" for a, b in ex.items()))
+    for reason, n in d["skipped"].items():
+        lines.append(f"  skipped  {n:>7}  {reason}")
+    if d["moved_to_train"]:
+        lines.append(f"  moved    {d['moved_to_train']:>7}  val image(s) to train (near-duplicates)")
+    for w in d["warnings"]:
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)
+
+
+@dataset_group.command("list")
+@json_option
+def dataset_list_cmd(as_json: bool) -> None:
+    """List the built datasets: label set, folder, split counts, build time."""
+    from tuiops.ops.dataset import list_datasets
+
+    rows = list_datasets(get_workspace())
+    text = "\n".join(
+        f"{r['name']:<20} {r['label_set']:<16} train {r['train']:>7}  val {r['val']:>6}  "
+        f"excluded {r['excluded']:>5}  {r['built'] or '-'}  {r['root']}"
+        for r in rows
+    )
+    emit(rows, as_json, text=text or "(no datasets)")
+
+
+# -- train -------------------------------------------------------------------------------------------
+class TrainGroup(TuiopsGroup):
+    """`tuiops train DATA …` starts a run; `tuiops train resume|status|watch|report RUN` act on one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["start", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("train", cls=TrainGroup)
+def train_group() -> None:
+    """Train YOLO with pitstops, resume after fixing labels, and follow a run.
+
+    `tuiops train DATA …` is `tuiops train start DATA …`.
+
+    \b
+    The improvement cycle:
+      tuiops dataset build --set GT --to datasets/gt
+      tuiops train datasets/gt --model yolov8n.yaml --epochs 100 --pitstops 0.4,0.7 --name v1
+      tuiops train status v1          # read the pitstop report, fix labels in the store
+      tuiops train resume v1 --exclude @training/v1/tuiops/pitstop-1-worst-train.txt
+      tuiops detect --weights training/v1/weights/best.pt --run v1-pool
+    """
+
+
+def _render_train(d: dict[str, Any]) -> str:
+    lines = [
+        f"training {d['name']}: {d['status']} at epoch {d['epoch']}/{d['epochs']} "
+        f"({d['seconds']:.0f}s, from epoch {d['started_epoch'] + 1})",
+        f"  folder      {d['save_dir']}",
+    ]
+    if d.get("checkpoint"):
+        lines.append(f"  checkpoint  {d['checkpoint']}")
+    if d.get("best_weights"):
+        lines.append(f"  best        {d['best_weights']}")
+    if d.get("dataset"):
+        ds = d["dataset"]
+        lines.append(
+            f"  dataset     rebuilt: {ds['images']} images (train {ds['train']}, val {ds['val']}, "
+            f"excluded {ds['excluded']}), {ds['boxes']} boxes"
+        )
+    if d.get("caches_removed"):
+        lines.append(f"  caches      {len(d['caches_removed'])} label cache(s) deleted")
+    p = d.get("pitstop")
+    if p:
+        lines.append(
+            f"  pitstop {p['idx']}   epoch {p['epoch']}, best epoch {p['best_epoch']}, run {p['run']}"
+        )
+        for split, t in (p.get("totals") or {}).items():
+            if t:
+                lines.append(
+                    f"    {split:<5} {t['images']} images: tp {t['tp']}, fp {t['fp']}, fn {t['fn']}, "
+                    f"wrong class {t['wrong_class']}, precision {t['precision']}, recall {t['recall']}"
+                )
+        lines.append(f"    report  {p['report']}")
+        for split, path in (p.get("worst_lists") or {}).items():
+            lines.append(f"    worst {split}: {path}")
+        for n in p.get("notes") or []:
+            lines.append(f"    note: {n}")
+    if d.get("next_pitstop"):
+        lines.append(f"  next pitstop at epoch {d['next_pitstop']}")
+    if d.get("message"):
+        lines.append(d["message"])
+    return "\n".join(lines)
+
+
+@train_group.command("start")
+@click.argument("data")
+@click.argument("overrides", nargs=-1)
+@click.option(
+    "--model", default="yolov8n.yaml", show_default=True, help="Model yaml (from scratch) or .pt weights."
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True, help="Epochs to train.")
+@click.option("--pitstops", help="Where to stop and report: fractions (0.4,0.7) or epoch numbers (40,70).")
+@click.option("--name", help="Training run name (default: the dataset's name).")
+@click.option(
+    "--imgsz", type=click.IntRange(min=32), default=None, help="Training image size (ultralytics imgsz)."
+)
+@click.option("--batch", type=int, default=None, help="Batch size (ultralytics batch).")
+@click.option("--device", help="Device: cpu, 0, 0,1 … (default: ultralytics' choice).")
+@click.option(
+    "--pitstop-conf",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help="Confidence of a pitstop's detections.",
+)
+@click.option(
+    "--match-iou", type=float, default=0.5, show_default=True, help="IoU at which a detection matches."
+)
+@click.option("--replace", is_flag=True, help="Replace a run of the same name (its folder is deleted).")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Show ultralytics' output on stderr (default: the run's log)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+@json_option
+def train_start_cmd(
+    data: str,
+    overrides: tuple[str, ...],
+    model: str,
+    epochs: int,
+    pitstops: str | None,
+    name: str | None,
+    imgsz: int | None,
+    batch: int | None,
+    device: str | None,
+    pitstop_conf: float,
+    match_iou: float,
+    replace: bool,
+    verbose: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Train on DATA (dataset folder, data.yaml or dataset name), stopping at each pitstop.
+
+    Further ultralytics train arguments go after DATA as key=value (lr0=0.005 mosaic=0).
+    At a pitstop the run stops cleanly with a resumable checkpoint, runs its best
+    weights over train and val into the detection run NAME.pitstopN, compares them with
+    the labels and writes a report. Continue with `tuiops train resume NAME`.
+
+    \b
+    Examples:
+      tuiops train datasets/gt --model yolov8n.yaml --epochs 100 --pitstops 0.4,0.7
+      tuiops train gt --model runs/v0/best.pt --epochs 30 --imgsz 640 lr0=0.002
+    """
+    from tuiops.ops.train import parse_overrides, train
+
+    ws = get_workspace()
+    extra = parse_overrides(overrides)
+    with progress_reporter("train", quiet=quiet) as on_progress:
+        res = train(
+            ws,
+            data,
+            model=model,
+            epochs=epochs,
+            name=name,
+            pitstops=_floats(pitstops),
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            overrides=extra,
+            pitstop_conf=pitstop_conf,
+            match_iou=match_iou,
+            replace=replace,
+            verbose=verbose,
+            progress=on_progress,
+        )
+    d = res.to_dict()
+    emit(d, as_json, text=None if as_json else _render_train(d))
+
+
+@train_group.command("resume")
+@click.argument("run")
+@click.option("--exclude", multiple=True, help="Leave an image key, or @FILE of keys, out of the dataset.")
+@click.option("--include", multiple=True, help="Take back an excluded image key, or @FILE of keys.")
+@click.option(
+    "--no-rebuild",
+    is_flag=True,
+    help="Keep the dataset's files as they are (labels edited in place) instead of rebuilding from the store.",
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Show ultralytics' output on stderr (default: the run's log)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+@json_option
+def train_resume_cmd(
+    run: str,
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    no_rebuild: bool,
+    verbose: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Continue RUN from its checkpoint, with the labels as they are now.
+
+    The dataset is rebuilt from the store (fixed labels, excluded images; every other
+    image keeps its split), ultralytics' label caches are deleted, and training goes on
+    to the next pitstop or the end. A dataset with another class count is refused.
+
+    \b
+    Examples:
+      tuiops train resume v1
+      tuiops train resume v1 --exclude @training/v1/tuiops/pitstop-1-worst-train.txt
+    """
+    from tuiops.ops.train import resume
+
+    ws = get_workspace()
+    with progress_reporter("train", quiet=quiet) as on_progress:
+        res = resume(
+            ws,
+            run,
+            rebuild=not no_rebuild,
+            exclude=exclude,
+            include=include,
+            verbose=verbose,
+            progress=on_progress,
+        )
+    d = res.to_dict()
+    emit(d, as_json, text=None if as_json else _render_train(d))
+
+
+@train_group.command("status")
+@click.argument("run", required=False)
+@json_option
+def train_status_cmd(run: str | None, as_json: bool) -> None:
+    """Show where RUN is (epoch, pitstops and their reports, best epoch, ETA), or list every run."""
+    from tuiops.ops.monitor import format_footer
+    from tuiops.ops.train import list_runs, train_status
+
+    ws = get_workspace()
+    if run is None:
+        rows = list_runs(ws)
+        text = "\n".join(
+            f"{r['name']:<20} {r['status']:<11} epoch {r['epoch']:>4}/{r['epochs']:<4} "
+            f"pitstops {r['pitstops']} done {r['pitstops_done']}  {r['updated'] or '-'}"
+            for r in rows
+        )
+        emit(rows, as_json, text=text or "(no training runs)")
+        return
+    d = train_status(ws, run)
+    if as_json:
+        emit(d, True)
+        return
+    lines = [
+        f"training {d['name']}: {d['status']}, epoch {d['epoch']}/{d['epochs']}, pitstops {d['pitstops']}",
+        f"  data        {d['data']}" + (f" (dataset {d['dataset']})" if d["dataset"] else ""),
+        f"  model       {d['model']}",
+        f"  folder      {d['save_dir']}",
+        f"  checkpoint  {d['checkpoint'] or '-'}",
+        f"  best        {d['best_weights'] or '-'}",
+        f"  log         {d['log']}",
+    ]
+    m = d["monitor"]
+    best = m.get("best") or {}
+    if best:
+        lines.append(
+            f"  best epoch  {best['epoch']}: mAP50 {best.get('map50', 0):.3f}, mAP50-95 {best.get('map50_95', 0):.3f}"
+        )
+    for p in d["pitstops_done"]:
+        lines.append(
+            f"  pitstop {p['idx']}   epoch {p['epoch']}  run {p['run'] or '-'}  report {p['report']}"
+        )
+        for split, t in (p.get("totals") or {}).items():
+            if t:
+                lines.append(
+                    f"    {split:<5} tp {t['tp']}, fp {t['fp']}, fn {t['fn']}, wrong class {t['wrong_class']}"
+                )
+    if d["error"]:
+        lines.append(f"  error       {d['error']}")
+    lines.append("  " + format_footer(m))
+    if d["next"]:
+        lines.append(f"  next: {d['next']}")
+    click.echo("\n".join(lines))
+
+
+@train_group.command("watch")
+@click.argument("run", required=False)
+@click.option(
+    "-f", "--follow", is_flag=True, help="Keep following while the run trains (Ctrl+C stops watching)."
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.2),
+    default=2.0,
+    show_default=True,
+    help="Seconds between polls.",
+)
+@click.option(
+    "--file", "file_", type=click.Path(dir_okay=False), help="Follow this results.csv instead of a run's."
+)
+@click.option("--host", help="Read --file on this [hosts.NAME] machine over SSH.")
+def train_watch_cmd(
+    run: str | None, follow: bool, interval: float, file_: str | None, host: str | None
+) -> None:
+    """Print RUN's epochs from its results.csv: losses, P, R, mAP50, mAP50-95, lr, time, ETA.
+
+    Copes with a run that was resumed (repeated or restarted epochs), a half-written
+    last line, and a results.csv on a remote host (--host with --file).
+
+    \b
+    Examples:
+      tuiops train watch v1 --follow
+      tuiops train watch --host gpu1 --file /data/tuiops/training/v1/results.csv
+    """
+    import time
+
+    from tuiops.errors import UsageError
+    from tuiops.ops.monitor import (
+        HEADER,
+        ResultsFollower,
+        file_reader,
+        format_epoch,
+        format_footer,
+        ssh_reader,
+    )
+
+    if host is not None and file_ is None:
+        raise UsageError("--host needs --file (the results.csv path on that host)")
+    ws = get_workspace()
+    plan: dict[str, Any] = {}
+    train_run = None
+    if file_ is None:
+        if run is None:
+            raise UsageError("give a training run, or --file RESULTS.CSV")
+        from tuiops.ops.train import get_run
+
+        train_run = get_run(ws.store, run)
+        follower = ResultsFollower(*file_reader(train_run.results_csv))
+    elif host is not None:
+        follower = ResultsFollower(*ssh_reader(ws, host, file_))
+    else:
+        follower = ResultsFollower(*file_reader(file_))
+
+    def current_plan() -> dict[str, Any]:
+        if train_run is None:
+            return {}
+        from tuiops.ops.train import get_run
+
+        r = get_run(ws.store, train_run.name)
+        done = [
+            int(x[0])
+            for x in ws.store.execute("SELECT epoch FROM train_pitstops WHERE train_id = ?", (r.id,))
+        ]
+        return {"epochs_total": r.epochs, "pitstops": r.pitstops, "pitstops_done": done, "status": r.status}
+
+    printed: dict[int, float] = {}
+    click.echo(HEADER)
+    try:
+        while True:
+            changed = follower.poll()
+            plan = current_plan()
+            if changed or not printed:
+                state = follower.state(**plan)
+                best = state.best.get("epoch")
+                for row in state.epochs.sort("epoch").iter_rows(named=True):
+                    e = row["epoch"]
+                    if printed.get(e) == row["time"]:
+                        continue
+                    if printed and e <= max(printed):
+                        click.echo(f"{'':>9} ↻ resumed: epoch {e} again")
+                        for k in [k for k in printed if k >= e]:
+                            del printed[k]
+                    printed[e] = row["time"]
+                    click.echo(
+                        format_epoch(
+                            row,
+                            state.epochs_total,
+                            best=(e == best),
+                            pitstop=e in (plan.get("pitstops_done") or []),
+                        )
+                    )
+            running = plan.get("status") == "running"
+            if not follow or (train_run is not None and not running and not changed):
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    click.echo(format_footer(follower.state(**plan)))
+
+
+@train_group.command("report")
+@click.argument("run")
+@click.option("--conf", type=float, default=None, help="Confidence of the detections (default: the run's).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+@json_option
+def train_report_cmd(run: str, conf: float | None, quiet: bool, as_json: bool) -> None:
+    """Redo RUN's last pitstop: detect with its best weights, compare, and write the report again."""
+    from tuiops.ops.train import get_run, run_pitstop
+
+    ws = get_workspace()
+    r = get_run(ws.store, run)
+    opts = dict(r.args.get("_pitstop") or {})
+    if conf is not None:
+        opts["conf"] = conf
+    with progress_reporter("pitstop", quiet=quiet) as on_progress:
+        d = run_pitstop(ws, run, progress=on_progress, **opts)
+    emit(
+        d,
+        as_json,
+        text=None
+        if as_json
+        else _render_train(
+            {
+                "name": run,
+                "status": r.status,
+                "epoch": r.epoch,
+                "epochs": r.epochs,
+                "seconds": 0.0,
+                "started_epoch": r.epoch,
+                "save_dir": str(r.save_dir),
+                "pitstop": d,
+            }
+        ),
+    )
+
+
+# -- detect ------------------------------------------------------------------------------------------
+@cli.command("detect")
+@click.option("--weights", required=True, type=click.Path(dir_okay=False), help="YOLO weights (.pt).")
+@click.option("--run", "run", required=True, help="Detection run to write (continued when it exists).")
+@click.option("--where", help="Only images whose file matches this SQL condition on v_images.")
+@click.option("--pool", help="Only images of this pool.")
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=16, show_default=True, help="Images per model call."
+)
+@click.option("--conf", type=float, default=0.25, show_default=True, help="Confidence threshold.")
+@click.option("--iou", type=float, default=0.7, show_default=True, help="NMS IoU threshold.")
+@click.option(
+    "--imgsz", type=click.IntRange(min=32), default=640, show_default=True, help="Inference image size."
+)
+@click.option(
+    "--max-det", type=click.IntRange(min=1), default=300, show_default=True, help="Boxes per image at most."
+)
+@click.option("--device", help="Device: cpu, 0 … (default: ultralytics' choice).")
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="CPU threads of the model (default: ultralytics' 1)."
+)
+@click.option(
+    "--class-map",
+    type=click.Choice(["name", "index"]),
+    default="name",
+    show_default=True,
+    help="Map the model's classes to the class map by name or keep their indices.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Stop after this many images (the rest stay to do)."
+)
+@click.option("--replace", is_flag=True, help="Start the run again from nothing.")
+@click.option("--retry-errors", is_flag=True, help="Try again the images the run could not read before.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+@json_option
+def detect_cmd(
+    weights: str,
+    run: str,
+    where: str | None,
+    pool: str | None,
+    batch: int,
+    conf: float,
+    iou: float,
+    imgsz: int,
+    max_det: int,
+    device: str | None,
+    threads: int | None,
+    class_map: str,
+    limit: int | None,
+    replace: bool,
+    retry_errors: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Run YOLO weights over the pool (or a selection) and store every detection.
+
+    Streams in batches and commits as it goes: after a kill or Ctrl+C the same command
+    continues with the images not yet done, without duplicating any. Unreadable images
+    are recorded (v_detect_errors) and skipped.
+
+    \b
+    Examples:
+      tuiops detect --weights training/v1/weights/best.pt --run v1-pool
+      tuiops detect --weights best.pt --run v1-dan --where "booru = 'danbooru'" --batch 32 --conf 0.1
+    """
+    from tuiops.ops.detect import detect
+
+    ws = get_workspace()
+    with progress_reporter("detect", quiet=quiet) as on_progress:
+        res = detect(
+            ws,
+            weights,
+            run,
+            where=where,
+            pool=pool,
+            batch=batch,
+            conf=conf,
+            iou=iou,
+            imgsz=imgsz,
+            max_det=max_det,
+            device=device,
+            threads=threads,
+            class_map=class_map,
+            limit=limit,
+            replace=replace,
+            retry_errors=retry_errors,
+            progress=on_progress,
+        )
+    d = res.to_dict()
+    text = (
+        f"run {d['run']}: {d['processed']} images, {d['detections']} detections, {d['errors']} unreadable "
+        f"({d['already_done']} of {d['selected']} were done before)\n"
+        f"  {d['images_per_s']} images/s, {100 * d['outside_model_share']:.1f}% of the time outside the model"
+    )
+    for ex in d["error_examples"][:5]:
+        text += f"\n  unreadable: {ex['path']}: {ex['error']}"
+    emit(d, as_json, text=None if as_json else text)

@@ -1,0 +1,191 @@
+"""A real tiny training run through the whole cycle: dataset, pitstop, report, label fix, resume.
+
+A YOLOv8n from yolov8n.yaml (random weights, nothing downloaded) trains on two dozen
+drawn 96 px images at imgsz 64 on the CPU: one pitstop after epoch 1, a label fix and
+an exclusion, a resume that is paused after epoch 3, and a last resume to epoch 4.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from tests.test_train_support import draw_scene, index_pool, make_label_set
+from tuiops.cli import run
+from tuiops.errors import Cancelled, ConflictError
+from tuiops.ops.base import CancelToken
+from tuiops.ops.detect import sha256_file
+from tuiops.ops.monitor import ResultsFollower
+from tuiops.ops.train import get_run, resume
+from tuiops.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+
+CLASSES = ["red", "green"]
+FIXED_BOX = (1, 1.0, 2.0, 33.0, 44.0)
+
+
+def _cache_labels(path: Path) -> dict[str, list[list[float]]]:
+    from ultralytics.data.utils import load_dataset_cache_file
+
+    cache = load_dataset_cache_file(path)
+    return {
+        Path(lb["im_file"]).stem: [
+            [float(c), *map(float, b)] for c, b in zip(lb["cls"].ravel(), lb["bboxes"], strict=True)
+        ]
+        for lb in cache["labels"]
+    }
+
+
+def _results_epochs(csv: Path) -> list[int]:
+    lines = csv.read_text().splitlines()[1:]
+    return [int(float(ln.split(",")[0])) for ln in lines]
+
+
+def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
+    ws = Workspace.init(tmp_path / "ws", classes=CLASSES)
+    pool = tmp_path / "pool"
+    boxes = {f"danbooru_{i}": draw_scene(pool / f"danbooru_{i}.png", i) for i in range(24)}
+    index_pool(ws, pool)
+    make_label_set(ws, "GT", boxes)
+    w = ["-w", str(ws.root)]
+    ds = tmp_path / "ds"
+    assert (
+        run([*w, "dataset", "build", "--set", "GT", "--to", str(ds), "--val", "0.25", "--seed", "1", "-q"])
+        == 0
+    )
+    capsys.readouterr()
+
+    # -- train to the pitstop -----------------------------------------------------------------
+    code = run(
+        [
+            *w,
+            "train",
+            str(ds),
+            "--model",
+            "yolov8n.yaml",
+            "--epochs",
+            "4",
+            "--pitstops",
+            "1",
+            "--imgsz",
+            "64",
+            "--batch",
+            "8",
+            "--device",
+            "cpu",
+            "--name",
+            "v1",
+            "--pitstop-conf",
+            "0.001",
+            "workers=0",
+            "--json",
+            "-q",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    res = json.loads(out)
+    assert res["status"] == "pitstop" and res["epoch"] == 1 and res["next_pitstop"] is None
+    p = res["pitstop"]
+    assert p["run"] == "v1.pitstop1" and p["epoch"] == 1 and p["best_epoch"] == 1
+    run_dir = ws.root / "training" / "v1"
+    # lineage of the pitstop's detection run: the copied best weights, their hash, the epoch
+    row = ws.store.execute(
+        "SELECT weights, weights_sha256, epoch, source FROM runs WHERE name = 'v1.pitstop1'"
+    ).fetchone()
+    assert row[0] == str(run_dir / "tuiops" / "pitstop-1-best.pt")
+    assert row[1] == sha256_file(row[0]) == p["weights_sha256"] and row[2] == 1 and row[3] == "train:v1"
+    assert (
+        ws.store.one(
+            "SELECT count(*) FROM run_images r JOIN runs u ON u.id = r.run_id WHERE u.name = 'v1.pitstop1'"
+        )
+        == 24
+    )
+    report = json.loads(Path(p["report_json"]).read_text())
+    totals = [report["body"]["splits"][s]["totals"] for s in ("train", "val")]
+    for t in totals:
+        assert t["tp"] + t["fn"] + t["wrong_class"] == t["labels"]
+    assert sum(t["labels"] for t in totals) == sum(len(b) for b in boxes.values())
+    assert sum(t["images"] for t in totals) == 24
+    if importlib.util.find_spec("tuiops.ops.match") is not None:  # the match tables are stored too
+        assert any("match 'v1.pitstop1' stored" in n for n in p["notes"]), p["notes"]
+    md = Path(p["report"]).read_text()
+    assert "# Pitstop 1 of training run v1" in md and "worst train images" in md
+    assert Path(p["worst_lists"]["train"]).read_text().startswith("# worst train images")
+    # the checkpoint copy is resumable; ultralytics' own last.pt was stripped by its final evaluation
+    import torch
+
+    ckpt = torch.load(run_dir / "tuiops" / "resume.pt", map_location="cpu", weights_only=False)
+    assert ckpt["optimizer"] is not None and ckpt["epoch"] == 0
+    assert (
+        torch.load(run_dir / "weights" / "last.pt", map_location="cpu", weights_only=False)["optimizer"]
+        is None
+    )
+    assert run([*w, "train", "status", "v1"]) == 0
+    status = capsys.readouterr().out
+    assert "pitstop 1" in status and "train resume v1" in status
+
+    # -- a dataset with another class count is refused -----------------------------------------
+    data_yaml = ds / "data.yaml"
+    original = data_yaml.read_text()
+    doc = yaml.safe_load(original)
+    doc["names"][2] = "blue"
+    data_yaml.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConflictError, match="3 classes"):
+        resume(ws, "v1", rebuild=False)
+    data_yaml.write_text(original)
+    assert get_run(ws.store, "v1").status == "pitstop"
+
+    # -- fix a label and leave an image out, then resume; pause after epoch 3 ----------------------
+    make_label_set(ws, "GT", {**boxes, "danbooru_0": [*boxes["danbooru_0"], FIXED_BOX]})
+    worst = tmp_path / "leave-out.txt"
+    worst.write_text("danbooru_1\n")
+    token = CancelToken()
+
+    def pause_after_epoch_2(ev):
+        if ev.op == "train" and ev.message.startswith("epoch 2/"):
+            token.cancel()
+
+    with pytest.raises(Cancelled, match="paused after epoch 3"):
+        resume(ws, "v1", exclude=["@" + str(worst)], progress=pause_after_epoch_2, cancel=token)
+    r = get_run(ws.store, "v1")
+    assert r.status == "paused" and r.epoch == 3
+    # the resumed run read the fixed labels (its label cache was rebuilt from them)
+    cached = _cache_labels(ds / "labels" / "train.cache") | _cache_labels(ds / "labels" / "val.cache")
+    assert "danbooru_1" not in cached and len(cached) == 23
+    c, x1, y1, x2, y2 = FIXED_BOX
+    want = [c, (x1 + x2) / 2 / 96, (y1 + y2) / 2 / 96, (x2 - x1) / 96, (y2 - y1) / 96]
+    assert any(b == pytest.approx(want, abs=1e-5) for b in cached["danbooru_0"])
+    assert len(cached["danbooru_0"]) == len(boxes["danbooru_0"]) + 1
+
+    # -- the last resume runs to the end ------------------------------------------------------------
+    assert run([*w, "train", "resume", "v1", "--json", "-q"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["status"] == "done" and res["started_epoch"] == 3 and res["epoch"] == 4
+    assert res["dataset"]["excluded"] == 1 and res["dataset"]["images"] == 23
+    csv = run_dir / "results.csv"
+    assert _results_epochs(csv) == [1, 2, 3, 4]  # every epoch once, in order
+    follower = ResultsFollower.for_path(csv)
+    follower.poll()
+    state = follower.state(epochs_total=4)
+    assert state.sessions == 3 and state.superseded == 0 and state.epoch == 4
+    assert run([*w, "train", "watch", "v1"]) == 0
+    watch = capsys.readouterr().out.splitlines()
+    epochs = [ln.split()[0] for ln in watch[1:-1]]
+    assert epochs == ["1/4", "2/4", "3/4", "4/4"]
+    assert "pitstop" in watch[1] and "3 sessions" in watch[-1]
+    assert run([*w, "train", "resume", "v1"]) == 2
+    assert "finished" in capsys.readouterr().err
+    jobs = pl.DataFrame(
+        ws.store.execute("SELECT kind, status FROM jobs WHERE kind = 'train' ORDER BY id").fetchall(),
+        schema=["kind", "status"],
+        orient="row",
+    )
+    assert jobs["status"].to_list() == ["done", "cancelled", "done"]
+    ws.close()

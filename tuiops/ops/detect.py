@@ -1,0 +1,877 @@
+"""Inference into the store: run YOLO weights over a selection or the whole pool.
+
+Images stream through in batches: while the model works on one batch, threads read and
+decode the next. Every finished batch's detections (composite ids, see
+:func:`tuiops.store.db.box_frame`) and its ``run_images`` rows are appended to the
+store in one transaction, buffered for a few seconds at most, so a killed run keeps
+what it committed. Running the same command again continues with the images not yet
+in ``run_images``: an image's boxes and its ``run_images`` row are written together,
+so nothing is duplicated and nothing is skipped. Images that cannot be read or decoded
+are recorded in ``detect_errors`` and skipped (``retry_errors`` tries them again).
+
+Boxes are stored in the item's ``width``/``height`` frame: when the decoded file has
+another size (a resized copy), its boxes are scaled. The model's class names are
+mapped to the workspace class map by name (``class_map="index"`` keeps the indices).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuiops.errors import ConflictError, ExternalToolError, InputError, NotFoundError, UsageError
+from tuiops.fsutil import display_path
+from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from tuiops.store import Store
+    from tuiops.workspace import Workspace
+
+#: Images per selection query (the pool is read in item-id order, this many at a time).
+CHUNK_IMAGES = 4096
+
+#: Finished batches are committed when this many images or seconds have gathered.
+FLUSH_IMAGES = 1024
+FLUSH_SECONDS = 5.0
+
+#: Where the ultralytics settings and fonts live, relative to the workspace.
+ULTRALYTICS_DIR = ".tuiops/ultralytics"
+
+_FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+
+#: Formats OpenCV decodes itself; a file of these it cannot decode is corrupt (others go through Pillow).
+_CV2_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF"})
+
+
+# -- ultralytics set-up -----------------------------------------------------------------------------
+def _any_font() -> Path | None:
+    """A TrueType font that exists on this machine (matplotlib ships DejaVuSans)."""
+    try:
+        import matplotlib
+
+        mpl = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if mpl.is_file():
+            return mpl
+    except ImportError:
+        pass
+    for folder in ("/usr/share/fonts", "/usr/local/share/fonts"):
+        for root, _dirs, files in os.walk(folder):
+            for f in sorted(files):
+                if f.lower().endswith(".ttf"):
+                    return Path(root) / f
+    return None
+
+
+def _install_fonts(folder: Path) -> None:
+    """Put the fonts ultralytics looks for into its config folder, so it never downloads them."""
+    missing = [n for n in _FONT_NAMES if not (folder / n).is_file()]
+    if not missing:
+        return
+    font = _any_font()
+    if font is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in missing:
+        tmp = folder / f".{name}.part"
+        shutil.copyfile(font, tmp)
+        os.replace(tmp, folder / name)
+
+
+def prepare_ultralytics(ws: Workspace | None = None) -> Any:
+    """Import ultralytics offline, with its settings in the workspace and fonts it can find.
+
+    Before the first import ``YOLO_OFFLINE`` is set to ``true`` and, unless the user set
+    one, ``YOLO_CONFIG_DIR`` points into the workspace (``.tuiops/ultralytics``). Every
+    call makes sure ultralytics' config folder holds ``Arial.ttf`` (a copy of a font that
+    exists here), which its dataset checks want. Returns the ``ultralytics`` module.
+    """
+    os.environ["YOLO_OFFLINE"] = "true"
+    if "ultralytics" not in sys.modules and not os.environ.get("YOLO_CONFIG_DIR"):
+        folder = (
+            ws.root / ULTRALYTICS_DIR if ws is not None else Path.home() / ".cache" / "tuiops" / "ultralytics"
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["YOLO_CONFIG_DIR"] = str(folder)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # its logger keeps the stream it finds at import
+            import ultralytics
+            from ultralytics.utils import USER_CONFIG_DIR
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise ExternalToolError(
+            f"cannot import ultralytics: {exc}", hint="install it with `pip install ultralytics`"
+        ) from exc
+    _install_fonts(Path(USER_CONFIG_DIR))
+    return ultralytics
+
+
+@contextlib.contextmanager
+def ultralytics_output(log: Path | None) -> Iterator[None]:
+    """Send ultralytics' log lines and progress bars to ``log`` (appended) instead of stdout.
+
+    stdout is where tuiops prints data; with ``log=None`` the chatter goes to stderr.
+    """
+    import logging
+
+    target: Any
+    if log is None:
+        target = sys.stderr
+        fh = None
+    else:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(log, "a", encoding="utf-8")  # noqa: SIM115
+        target = fh
+    logger = logging.getLogger("ultralytics")
+    saved = []
+    for h in logger.handlers:
+        if isinstance(h, logging.StreamHandler):
+            saved.append((h, h.stream))
+            h.setStream(target)
+    try:
+        with contextlib.redirect_stdout(target):
+            yield
+    finally:
+        for h, stream in saved:
+            h.setStream(stream)
+        if fh is not None:
+            fh.close()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, in hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_model(ws: Workspace | None, weights: str | os.PathLike[str]) -> Any:
+    """Load YOLO weights (a ``.pt`` file) for inference; a clear error when that fails."""
+    path = Path(weights)
+    if not path.is_file():
+        raise NotFoundError(f"weights file {display_path(path)} does not exist", hint="give a .pt file")
+    prepare_ultralytics(ws)
+    from ultralytics import YOLO
+
+    try:
+        with ultralytics_output(None):
+            return YOLO(str(path))
+    except Exception as exc:
+        raise InputError(
+            f"cannot load weights {display_path(path)}: {type(exc).__name__}: {exc}",
+            hint="is it a YOLO .pt checkpoint written by ultralytics?",
+        ) from exc
+
+
+def class_mapping(model_names: dict[int, str], classes: Sequence[str], mode: str = "name") -> np.ndarray:
+    """An array mapping each model class index to a workspace class id.
+
+    ``mode="name"`` maps by class name (every model class must be in the class map);
+    ``mode="index"`` keeps the indices (each must exist in the class map).
+    """
+    import numpy as np
+
+    n = max(model_names) + 1 if model_names else 0
+    out = np.full(n, -1, dtype=np.int64)
+    if mode == "index":
+        bad = [i for i in model_names if i >= len(classes)]
+        if bad:
+            raise InputError(
+                f"the model has class index {bad[0]}, but the workspace class map has {len(classes)} classes",
+                hint="add classes with `tuiops classes add`, or map by name",
+            )
+        for i in model_names:
+            out[i] = i
+        return out
+    if mode != "name":
+        raise UsageError(f"unknown class mapping {mode!r}: use 'name' or 'index'")
+    index = {c: i for i, c in enumerate(classes)}
+    missing = [name for name in model_names.values() if name not in index]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5]) + (" …" if len(missing) > 5 else "")
+        raise InputError(
+            f"the model's classes {shown} are not in the workspace class map",
+            hint=f"add them with `tuiops classes add {' '.join(missing[:5])}`, or map by index (--class-map index)",
+        )
+    for i, name in model_names.items():
+        out[i] = index[name]
+    return out
+
+
+# -- selection -------------------------------------------------------------------------------------
+_SOURCE_SQL = """
+    SELECT f.id AS file_id, p.name AS pool, f.relpath, i.key, i.booru, i.fid, f.keyed, f.item_id,
+           f.size, f.mtime_ns, f.width, f.height, f.format, f.mode, f.phash, f.status, f.error,
+           f.scanned, f.relpath_raw, p.root, f.width AS file_w, f.height AS file_h,
+           i.width AS item_w, i.height AS item_h
+    FROM files AS f {indexed}
+    {join} pools p ON p.id = f.pool_id
+    {join} items i ON i.id = f.item_id
+"""
+"""The columns of ``v_images`` (for ``--where``) plus what detection needs. Reading a chunk
+walks ``files`` in item-id order (``INDEXED BY files_item``, and ``CROSS JOIN`` keeps files
+the outer loop), so every chunk query starts where the last one stopped instead of
+filtering the whole pool again."""
+
+_NOT_DONE = "NOT EXISTS (SELECT 1 FROM run_images r WHERE r.run_id = ? AND r.item_id = s.item_id)"
+_NOT_FAILED = "NOT EXISTS (SELECT 1 FROM detect_errors e WHERE e.run_id = ? AND e.item_id = s.item_id)"
+
+_SELECT_SQL = (
+    "SELECT s.item_id, MIN(s.file_id) AS file_id, s.root, s.relpath, s.relpath_raw, s.file_w, s.file_h, "
+    "s.item_w, s.item_h FROM ("
+    + _SOURCE_SQL.format(indexed="INDEXED BY files_item", join="CROSS JOIN")
+    + ") AS s "
+    "WHERE s.status = 'ok' AND s.item_id > ? {pool} AND ({where}) AND {todo} "
+    "GROUP BY s.item_id ORDER BY s.item_id LIMIT ?"
+)
+
+_COUNT_SQL = (
+    "SELECT count(DISTINCT s.item_id), count(DISTINCT CASE WHEN {todo} THEN s.item_id END) "
+    "FROM (" + _SOURCE_SQL.format(indexed="", join="JOIN") + ") AS s "
+    "WHERE s.status = 'ok' AND s.item_id IS NOT NULL {pool} AND ({where})"
+)
+
+
+def _sel_schema() -> dict[str, Any]:
+    import polars as pl
+
+    return {
+        "item_id": pl.Int64,
+        "file_id": pl.Int64,
+        "root": pl.String,
+        "relpath": pl.String,
+        "relpath_raw": pl.Binary,
+        "file_w": pl.Int64,
+        "file_h": pl.Int64,
+        "item_w": pl.Int64,
+        "item_h": pl.Int64,
+    }
+
+
+def _where_error(where: str, exc: Exception) -> InputError:
+    return InputError(
+        f"the selection --where {where!r} is not valid SQL here: {exc}",
+        hint="write a condition on the columns of v_images (pool, relpath, key, booru, fid, width, "
+        "height, format, mode, phash, status), e.g. \"booru = 'danbooru' AND width >= 512\"",
+    )
+
+
+def _todo_sql(skip_errors: bool) -> str:
+    return f"{_NOT_DONE} AND {_NOT_FAILED}" if skip_errors else _NOT_DONE
+
+
+def count_selection(
+    store: Store, where: str | None, *, pool: str | None, run_id: int, skip_errors: bool
+) -> tuple[int, int]:
+    """How many images (items with a file of status ``ok``) a selection holds, and how many
+    of them the run has still to do."""
+    sql = _COUNT_SQL.format(
+        pool="AND s.pool = ?" if pool is not None else "", where=where or "1", todo=_todo_sql(skip_errors)
+    )
+    params: list[Any] = [run_id] + ([run_id] if skip_errors else [])
+    if pool is not None:
+        params.append(pool)
+    try:
+        row = store.conn.execute(sql, params).fetchone()
+    except Exception as exc:
+        raise _where_error(where or "", exc) from exc
+    return int(row[0]), int(row[1])
+
+
+def iter_selection(
+    store: Store,
+    where: str | None,
+    *,
+    pool: str | None,
+    run_id: int,
+    skip_errors: bool,
+    chunk: int = CHUNK_IMAGES,
+) -> Iterator[pl.DataFrame]:
+    """The selected images not yet in the run, in item-id order, ``chunk`` at a time.
+
+    Each frame has ``item_id``, ``file_id``, ``path`` (bytes), ``file_w``, ``file_h``,
+    ``item_w``, ``item_h``: one file per item (the lowest file id with status ``ok``).
+    """
+    import polars as pl
+
+    sql = _SELECT_SQL.format(
+        pool="AND s.pool = ?" if pool is not None else "", where=where or "1", todo=_todo_sql(skip_errors)
+    )
+    last = -1
+    while True:
+        params: list[Any] = [last]
+        if pool is not None:
+            params.append(pool)
+        params.append(run_id)
+        if skip_errors:
+            params.append(run_id)
+        params.append(chunk)
+        try:
+            frame = store.read_frame(sql, params, _sel_schema())
+        except Exception as exc:
+            if where:
+                raise _where_error(where, exc) from exc
+            raise
+        if frame.height == 0:
+            return
+        last = int(frame["item_id"][-1])
+        root = pl.col("root").cast(pl.Binary)
+        rel = pl.coalesce(pl.col("relpath_raw"), pl.col("relpath").cast(pl.Binary))
+        yield frame.select(
+            "item_id",
+            "file_id",
+            pl.concat_str([root.bin.encode("hex"), pl.lit("2f"), rel.bin.encode("hex")])
+            .str.decode("hex")
+            .alias("path"),
+            "file_w",
+            "file_h",
+            "item_w",
+            "item_h",
+        )
+        if frame.height < chunk:
+            return
+
+
+def _explicit_chunks(images: pl.DataFrame, done: pl.DataFrame, chunk: int) -> Iterator[pl.DataFrame]:
+    """Chunks of an explicit image list (``item_id``, ``path`` [, ``file_id``, sizes]) not yet done."""
+    import polars as pl
+
+    if "path" not in images.columns or "item_id" not in images.columns:
+        raise UsageError("an explicit image list needs the columns item_id and path")
+    frame = images.with_columns(pl.col("item_id").cast(pl.Int64))
+    for col in ("file_id", "file_w", "file_h", "item_w", "item_h"):
+        if col not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.Int64).alias(col))
+    path = pl.col("path")
+    if frame.schema["path"] != pl.Binary:
+        path = path.cast(pl.String).cast(pl.Binary)
+    frame = (
+        frame.select(
+            "item_id",
+            pl.col("file_id").cast(pl.Int64),
+            path.alias("path"),
+            *[pl.col(c).cast(pl.Int64) for c in ("file_w", "file_h", "item_w", "item_h")],
+        )
+        .unique("item_id", keep="first")
+        .join(done, on="item_id", how="anti")
+        .sort("item_id")
+    )
+    for start in range(0, frame.height, chunk):
+        yield frame.slice(start, chunk)
+
+
+# -- decoding --------------------------------------------------------------------------------------
+def load_image(path: bytes | str) -> tuple[Any, str | None]:
+    """Read and decode one image as a BGR array (EXIF orientation ignored, as the item's frame).
+
+    Returns ``(array, None)`` or ``(None, reason)``; never raises for a bad file.
+    """
+    import cv2
+    import numpy as np
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return None, f"cannot read the file: {exc.strerror or exc}"
+    if not data:
+        return None, "the file is empty"
+    from tuiops.ops.probe import sniff
+
+    fmt = sniff(data[:32])
+    if fmt is None:
+        return None, "not an image file (no known image signature)"
+    buf = np.frombuffer(data, np.uint8)
+    arr = None
+    with contextlib.suppress(cv2.error):
+        arr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if arr is not None:
+        return arr, None
+    if fmt in _CV2_FORMATS:
+        return None, f"cannot decode the {fmt} image (corrupt or truncated)"
+    try:
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            rgb = np.asarray(im.convert("RGB"))
+        return np.ascontiguousarray(rgb[:, :, ::-1]), None
+    except Exception:
+        return None, f"cannot decode the {fmt} image (corrupt or truncated)"
+
+
+# -- the op ----------------------------------------------------------------------------------------
+@dataclass
+class DetectResult:
+    """What a detection run did (and how fast)."""
+
+    run: str
+    weights: str
+    weights_sha256: str
+    selected: int = 0
+    already_done: int = 0
+    processed: int = 0
+    detections: int = 0
+    errors: int = 0
+    resumed: bool = False
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+    wait_seconds: float = 0.0
+    store_seconds: float = 0.0
+    error_examples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def outside_model_share(self) -> float:
+        """The share of the wall time not spent in the model (decoding waits, storing, bookkeeping)."""
+        return max(0.0, 1.0 - self.model_seconds / self.seconds) if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["images_per_s"] = round(self.images_per_s, 2)
+        d["outside_model_share"] = round(self.outside_model_share, 4)
+        for k in ("seconds", "model_seconds", "wait_seconds", "store_seconds"):
+            d[k] = round(d[k], 3)
+        return d
+
+
+def _model_epoch(model: Any) -> int | None:
+    ckpt = getattr(model, "ckpt", None) or {}
+    epoch = ckpt.get("epoch") if isinstance(ckpt, dict) else None
+    return int(epoch) + 1 if isinstance(epoch, int) and epoch >= 0 else None
+
+
+def _open_run(
+    store: Store,
+    run: str,
+    *,
+    weights: Path,
+    sha: str,
+    epoch: int | None,
+    conf: float,
+    iou: float,
+    params: dict[str, Any],
+    replace: bool,
+    source: str | None,
+    note: str | None,
+) -> tuple[int, bool]:
+    """The run's id, creating it (or replacing it); ``True`` when an existing run is continued."""
+    import polars as pl
+
+    row = store.execute(
+        "SELECT id, weights_sha256, conf, iou, params FROM runs WHERE name = ?", (run,)
+    ).fetchone()
+    if row is not None and not replace:
+        old_sha, old_conf, old_iou = row[1], row[2], row[3]
+        old_params = json.loads(row[4]) if row[4] else {}
+        if old_sha != sha:
+            raise ConflictError(
+                f"detection run {run!r} exists and was made with other weights "
+                f"(sha256 {str(old_sha)[:12]}…, these are {sha[:12]}…)",
+                hint="choose another --run name, or pass --replace to start it again",
+            )
+        changed = [
+            k
+            for k, old, new in (
+                ("conf", old_conf, conf),
+                ("iou", old_iou, iou),
+                ("imgsz", old_params.get("imgsz"), params.get("imgsz")),
+                ("max_det", old_params.get("max_det"), params.get("max_det")),
+                ("class_map", old_params.get("class_map"), params.get("class_map")),
+            )
+            if old is not None and old != new
+        ]
+        if changed:
+            raise ConflictError(
+                f"detection run {run!r} exists with other settings ({', '.join(changed)})",
+                hint="continue it with the same settings, choose another --run name, or pass --replace",
+            )
+        return int(row[0]), True
+    empty_boxes = pl.DataFrame(
+        schema={
+            "item_id": pl.Int64,
+            "class_id": pl.Int64,
+            "x1": pl.Float64,
+            "y1": pl.Float64,
+            "x2": pl.Float64,
+            "y2": pl.Float64,
+            "score": pl.Float64,
+        }
+    )
+    rid = store.create_run(
+        run,
+        empty_boxes,
+        pl.DataFrame(schema={"item_id": pl.Int64}),
+        source=source or "detect",
+        fmt="ultralytics",
+        weights=str(weights),
+        weights_sha256=sha,
+        epoch=epoch,
+        conf=conf,
+        iou=iou,
+        params=params,
+        note=note,
+        replace=replace,
+    )
+    return rid, False
+
+
+class _Buffer:
+    """Finished batches waiting to be committed together."""
+
+    def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
+        self.boxes: list[pl.DataFrame] = []
+        self.images: list[pl.DataFrame] = []
+        self.errors: list[pl.DataFrame] = []
+        self.n_images = 0
+        self.since = time.monotonic()
+
+    def add(self, boxes: pl.DataFrame, images: pl.DataFrame, errors: pl.DataFrame) -> None:
+        if boxes.height:
+            self.boxes.append(boxes)
+        self.images.append(images)
+        if errors.height:
+            self.errors.append(errors)
+        self.n_images += images.height + errors.height
+
+    def due(self) -> bool:
+        return self.n_images >= FLUSH_IMAGES or time.monotonic() - self.since >= FLUSH_SECONDS
+
+    def flush(self, store: Store, run_id: int) -> tuple[int, int, int]:
+        """Commit everything buffered in one transaction; returns (images, boxes, errors)."""
+        import polars as pl
+
+        from tuiops.store.db import box_frame
+
+        if not self.n_images:
+            self.since = time.monotonic()
+            return 0, 0, 0
+        boxes = pl.concat(self.boxes) if self.boxes else None
+        images = pl.concat(self.images)
+        errors = pl.concat(self.errors) if self.errors else None
+        with store.bulk() as tx:
+            if errors is not None:
+                tx.execute(
+                    "DELETE FROM detect_errors WHERE run_id = ? AND item_id IN "
+                    "(SELECT value FROM json_each(?))",
+                    (run_id, json.dumps(errors["item_id"].to_list())),
+                )
+                tx.ingest("detect_errors", errors.with_columns(pl.lit(run_id, pl.Int64).alias("run_id")))
+            if boxes is not None:
+                tx.ingest("detections", box_frame(run_id, boxes, ("x1", "y1", "x2", "y2", "score")))
+            tx.ingest("run_images", images.select(pl.lit(run_id, pl.Int64).alias("run_id"), "item_id"))
+        counts = (
+            images.height,
+            boxes.height if boxes is not None else 0,
+            errors.height if errors is not None else 0,
+        )
+        self._clear()
+        return counts
+
+
+def _batch_boxes(results: list[Any], meta: pl.DataFrame, cls_map: np.ndarray) -> pl.DataFrame:
+    """The detections of one predicted batch as a frame in the items' frames, in score order."""
+    import numpy as np
+    import polars as pl
+    import torch
+
+    datas = [r.boxes.data for r in results]
+    counts = np.fromiter((d.shape[0] for d in datas), dtype=np.int64, count=len(datas))
+    allb = torch.cat(datas).float().cpu().numpy() if datas else np.zeros((0, 6), np.float32)
+    shapes = np.array([r.orig_shape for r in results], dtype=np.float64).reshape(-1, 2)
+    sx = np.where(
+        meta["item_w"].fill_null(0).to_numpy() > 0, meta["item_w"].fill_null(0).to_numpy() / shapes[:, 1], 1.0
+    )
+    sy = np.where(
+        meta["item_h"].fill_null(0).to_numpy() > 0, meta["item_h"].fill_null(0).to_numpy() / shapes[:, 0], 1.0
+    )
+    item = np.repeat(meta["item_id"].to_numpy(), counts)
+    fx = np.repeat(sx, counts)
+    fy = np.repeat(sy, counts)
+    cls = allb[:, 5].astype(np.int64)
+    return pl.DataFrame(
+        {
+            "item_id": item,
+            "class_id": cls_map[cls] if cls.size else cls,
+            "x1": allb[:, 0].astype(np.float64) * fx,
+            "y1": allb[:, 1].astype(np.float64) * fy,
+            "x2": allb[:, 2].astype(np.float64) * fx,
+            "y2": allb[:, 3].astype(np.float64) * fy,
+            "score": allb[:, 4].astype(np.float64),
+        },
+        schema={
+            "item_id": pl.Int64,
+            "class_id": pl.Int64,
+            "x1": pl.Float64,
+            "y1": pl.Float64,
+            "x2": pl.Float64,
+            "y2": pl.Float64,
+            "score": pl.Float64,
+        },
+    )
+
+
+def detect(
+    ws: Workspace,
+    weights: str | os.PathLike[str],
+    run: str,
+    *,
+    where: str | None = None,
+    pool: str | None = None,
+    images: pl.DataFrame | None = None,
+    batch: int = 16,
+    conf: float = 0.25,
+    iou: float = 0.7,
+    imgsz: int = 640,
+    max_det: int = 300,
+    device: str | None = None,
+    threads: int | None = None,
+    class_map: str = "name",
+    epoch: int | None = None,
+    replace: bool = False,
+    retry_errors: bool = False,
+    limit: int | None = None,
+    source: str | None = None,
+    note: str | None = None,
+    model: Any = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> DetectResult:
+    """Run ``weights`` over the selected images and append every detection to run ``run``.
+
+    The selection is the pool's images (files with status ``ok``, one per item) matching
+    ``where`` (a condition on ``v_images``) and ``pool``, or the explicit ``images``
+    frame (``item_id``, ``path`` [, ``file_id``, ``item_w``, ``item_h``]). An existing run
+    of the same name, weights and settings is continued (only images not yet in it are
+    processed); other weights or settings are a conflict unless ``replace``. ``limit``
+    stops after that many images (the rest stay for a later run). ``model`` passes an
+    already loaded YOLO model for ``weights``. ``threads`` sets torch's CPU threads (ultralytics
+    uses the cores less one, at most 8).
+    """
+    import numpy as np
+    import polars as pl
+    import torch
+
+    if batch < 1:
+        raise UsageError(f"--batch must be at least 1 (got {batch})")
+    if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
+        raise UsageError(f"--conf and --iou must lie within 0…1 (got {conf}, {iou})")
+    if imgsz < 32:
+        raise UsageError(f"--imgsz must be at least 32 (got {imgsz})")
+    if images is not None and (where is not None or pool is not None):
+        raise UsageError("give either an explicit image list or --where/--pool, not both")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1 (got {threads})")
+    store = ws.store
+    wpath = Path(weights).expanduser().resolve()
+    if model is None:
+        model = load_model(ws, wpath)
+    else:
+        prepare_ultralytics(ws)
+    sha = sha256_file(wpath)
+    names = {int(k): str(v) for k, v in (model.names or {}).items()}
+    cls_map = class_mapping(names, ws.classes, class_map)
+    if epoch is None:
+        epoch = _model_epoch(model)
+    if pool is not None:
+        store.pool_id(pool)
+    params = {
+        "imgsz": imgsz,
+        "batch": batch,
+        "max_det": max_det,
+        "class_map": class_map,
+        "where": where,
+        "pool": pool,
+        "device": device,
+    }
+    run_id, resumed = _open_run(
+        store,
+        run,
+        weights=wpath,
+        sha=sha,
+        epoch=epoch,
+        conf=conf,
+        iou=iou,
+        params=params,
+        replace=replace,
+        source=source,
+        note=note,
+    )
+    if images is not None:
+        done = store.read_frame(
+            "SELECT item_id FROM run_images WHERE run_id = ?"
+            + ("" if retry_errors else " UNION SELECT item_id FROM detect_errors WHERE run_id = ?"),
+            (run_id,) if retry_errors else (run_id, run_id),
+            {"item_id": pl.Int64},
+        )
+        selected = int(images["item_id"].n_unique())
+        chunks: Iterator[pl.DataFrame] = _explicit_chunks(images, done, CHUNK_IMAGES)
+        already = int(
+            images.select(pl.col("item_id").cast(pl.Int64))
+            .unique()
+            .join(done, on="item_id", how="semi")
+            .height
+        )
+    else:
+        selected, remaining = count_selection(
+            store, where, pool=pool, run_id=run_id, skip_errors=not retry_errors
+        )
+        already = selected - remaining
+        chunks = iter_selection(store, where, pool=pool, run_id=run_id, skip_errors=not retry_errors)
+    todo = max(0, selected - already)
+    if limit is not None:
+        todo = min(todo, limit)
+    result = DetectResult(
+        run=run,
+        weights=str(wpath),
+        weights_sha256=sha,
+        selected=selected,
+        already_done=already,
+        resumed=resumed,
+    )
+    job_params = {
+        "run": run,
+        "weights": str(wpath),
+        "where": where,
+        "pool": pool,
+        "conf": conf,
+        "iou": iou,
+        "imgsz": imgsz,
+        "batch": batch,
+    }
+    reporter = Reporter("detect", progress, cancel, total=todo)
+    predict_args = {
+        "imgsz": imgsz,
+        "conf": conf,
+        "iou": iou,
+        "max_det": max_det,
+        "verbose": False,
+    }
+    if device is not None:
+        predict_args["device"] = device
+    t0 = time.perf_counter()
+    with job(store, "detect", job_params, total=todo) as j:
+        buf = _Buffer()
+        loader = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)))
+
+        def batches() -> Iterator[pl.DataFrame]:
+            left = limit
+            for chunk in chunks:
+                if left is not None:
+                    if left <= 0:
+                        return
+                    chunk = chunk.head(left)
+                    left -= chunk.height
+                for s in range(0, chunk.height, batch):
+                    yield chunk.slice(s, batch)
+
+        def submit(meta: pl.DataFrame) -> list[Future]:
+            return [loader.submit(load_image, p) for p in meta["path"].to_list()]
+
+        def flush() -> None:
+            ts = time.perf_counter()
+            n_img, n_box, n_err = buf.flush(store, run_id)
+            result.store_seconds += time.perf_counter() - ts
+            result.processed += n_img
+            result.detections += n_box
+            result.errors += n_err
+            store.job_progress(j.id, result.processed, todo)
+
+        try:
+            it = batches()
+            current = next(it, None)
+            pending = submit(current) if current is not None else []
+            while current is not None:
+                tw = time.perf_counter()
+                loaded = [f.result() for f in pending]
+                result.wait_seconds += time.perf_counter() - tw
+                nxt = next(it, None)
+                pending = submit(nxt) if nxt is not None else []
+                ok_mask = np.fromiter((a is not None for a, _ in loaded), dtype=bool, count=len(loaded))
+                meta = current.with_columns(pl.Series("_ok", ok_mask))
+                good = meta.filter(pl.col("_ok"))
+                bad = meta.filter(~pl.col("_ok"))
+                arrays = [a for a, _ in loaded if a is not None]
+                if arrays:
+                    tm = time.perf_counter()
+                    if threads is not None:  # ultralytics resets the count when it sets up its predictor
+                        torch.set_num_threads(threads)
+                    try:
+                        preds = model.predict(arrays, **predict_args)
+                    except Exception as exc:
+                        raise ExternalToolError(
+                            f"the model failed on a batch of {len(arrays)} images: {type(exc).__name__}: {exc}",
+                            hint="check --device, --imgsz and the weights",
+                        ) from exc
+                    result.model_seconds += time.perf_counter() - tm
+                    boxes = _batch_boxes(preds, good, cls_map)
+                else:
+                    boxes = _batch_boxes([], good, cls_map)
+                errs = pl.DataFrame(
+                    {
+                        "item_id": bad["item_id"],
+                        "file_id": bad["file_id"],
+                        "error": [e for a, e in loaded if a is None],
+                        "created": [_now()] * bad.height,
+                    },
+                    schema={
+                        "item_id": pl.Int64,
+                        "file_id": pl.Int64,
+                        "error": pl.String,
+                        "created": pl.String,
+                    },
+                )
+                if errs.height and len(result.error_examples) < 10:
+                    paths = bad["path"].to_list()
+                    for p, e in zip(paths, errs["error"].to_list(), strict=False):
+                        if len(result.error_examples) < 10:
+                            result.error_examples.append({"path": display_path(p), "error": e})
+                buf.add(boxes, good.select("item_id"), errs)
+                if buf.due():
+                    flush()
+                reporter.update(result.processed + buf.n_images, f"{result.detections} boxes")
+                current = nxt
+            flush()
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            try:
+                with contextlib.suppress(Exception):
+                    flush()
+            finally:
+                loader.shutdown(wait=True, cancel_futures=True)
+                result.seconds = time.perf_counter() - t0
+                j.result = result.to_dict()
+            raise
+        loader.shutdown(wait=True)
+        result.seconds = time.perf_counter() - t0
+        j.result = result.to_dict()
+    reporter.update(result.processed, f"{result.detections} boxes", force=True)
+    return result
+
+
+def _now() -> str:
+    from tuiops.store.db import utcnow
+
+    return utcnow()
