@@ -1,3 +1,355 @@
-"""Commands (filled in by their modules)."""
+"""Analysis commands: `tuiops nms`, `quality`, `join`, `similar`, `dupes`."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tuiops.cli import cli, emit, get_workspace, json_option, progress_reporter
+from tuiops.errors import UsageError
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """A plain aligned text table of dict rows."""
+    if not rows:
+        return "(none)"
+    cols = columns or list(rows[0])
+
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    cells = [[fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[k]) for row in cells)) for k, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
+    for row in cells:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+@cli.command("nms")
+@click.option(
+    "--run", "runs", multiple=True, help="Detection run to suppress in; repeat to merge several runs."
+)
+@click.option("--set", "label_set", help="Label set to check for boxes labelled twice (with --dedupe).")
+@click.option("--dedupe", is_flag=True, help="Flag near-identical labels of --set (the set is not changed).")
+@click.option(
+    "--into", help="Name of the new run (required with --run); with --set, a cleaned copy of the set."
+)
+@click.option(
+    "--iou",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Suppress when IoU is greater than this (default 0.5 for runs, 0.9 for --dedupe).",
+)
+@click.option("--agnostic", is_flag=True, help="Suppress across classes (default: only within a class).")
+@click.option("--replace", is_flag=True, help="Replace an existing run or set named by --into.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@json_option
+def nms_cmd(
+    runs: tuple[str, ...],
+    label_set: str | None,
+    dedupe: bool,
+    into: str | None,
+    iou: float | None,
+    agnostic: bool,
+    replace: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Greedy non-maximum suppression, as torchvision's batched_nms, over whole runs at once.
+
+    With one --run the kept detections become the run --into; with several runs
+    their detections are merged first (equal scores prefer the run given first). With
+    --set and --dedupe, labels overlapping an earlier label of the same image with
+    IoU above the threshold are flagged in label_flags (see the view v_label_flags).
+
+    \b
+    Examples:
+      tuiops nms --run v41 --into v41-nms --iou 0.6
+      tuiops nms --run v41 --run v42 --into v41+v42 --agnostic
+      tuiops nms --set master --dedupe --iou 0.9
+    """
+    ws = get_workspace()
+    if label_set is not None:
+        if runs:
+            raise UsageError("give either --run or --set, not both")
+        if not dedupe:
+            raise UsageError("--set checks a label set for duplicates: add --dedupe")
+        from tuiops.ops.nms import dedupe_labels
+
+        with progress_reporter("dedupe", quiet=quiet or as_json) as progress:
+            res = dedupe_labels(
+                ws,
+                label_set,
+                iou=0.9 if iou is None else iou,
+                class_agnostic=agnostic,
+                into=into,
+                replace=replace,
+                progress=progress,
+            )
+        d = res.to_dict()
+        text = (
+            f"{res.label_set}: {res.flagged} of {res.labels} labels flagged at IoU > {res.iou}"
+            + (f" ({', '.join(f'{k} {v}' for k, v in sorted(res.by_flag.items()))})" if res.by_flag else "")
+            + (f"\ncleaned copy written as label set {res.into!r}" if res.into else "")
+        )
+        if res.examples:
+            text += "\n" + _table(res.examples)
+        emit(d, as_json, text)
+        return
+    if dedupe:
+        raise UsageError("--dedupe needs --set")
+    if not runs:
+        raise UsageError("give --run (one or more) or --set with --dedupe")
+    if not into:
+        raise UsageError("give --into NAME for the new run")
+    from tuiops.ops.nms import merge_runs
+
+    with progress_reporter("nms", quiet=quiet or as_json) as progress:
+        result = merge_runs(
+            ws,
+            list(runs),
+            into=into,
+            iou=0.5 if iou is None else iou,
+            class_agnostic=agnostic,
+            replace=replace,
+            progress=progress,
+        )
+    text = (
+        f"{result.into}: kept {result.kept} of {result.boxes_in} detections "
+        f"({result.suppressed} suppressed at IoU > {result.iou}"
+        + (", class-agnostic" if result.class_agnostic else "")
+        + ")"
+    )
+    if len(result.sources) > 1:
+        text += "\n" + "\n".join(f"  from {k}: {v}" for k, v in result.by_source.items())
+    emit(result.to_dict(), as_json, text)
+
+
+@cli.command("quality")
+@click.option("--run", required=True, help="Detection run to flag.")
+@click.option("--from-set", help="Learn each class's aspect range from this label set's quantiles.")
+@click.option(
+    "--min-score", type=float, default=None, help="Flag scores below this (default 0.3 or [quality])."
+)
+@click.option(
+    "--min-pct", type=float, default=None, help="Flag boxes under this % of the image area (default 0.05)."
+)
+@click.option(
+    "--max-pct", type=float, default=None, help="Flag boxes over this % of the image area (default 90)."
+)
+@click.option(
+    "--border",
+    type=float,
+    default=None,
+    help="Pixels from an image edge counted as at the border (default 2).",
+)
+@click.option(
+    "--quantiles",
+    nargs=2,
+    type=float,
+    default=None,
+    help="Low and high quantile of the learned aspect range (default 0.01 0.99).",
+)
+@click.option(
+    "--min-support", type=int, default=None, help="Labels a class needs to learn its range (default 20)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@json_option
+def quality_cmd(
+    run: str,
+    from_set: str | None,
+    min_score: float | None,
+    min_pct: float | None,
+    max_pct: float | None,
+    border: float | None,
+    quantiles: tuple[float, float] | None,
+    min_support: int | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Flag doubtful detections: disproportional, at the border, low score, too small/large, degenerate.
+
+    Flags are stored per detection in det_quality (view v_det_quality) and counted
+    here per class. Aspect ranges come from --from-set and/or [quality.aspect] in
+    tuiops.toml; thresholds default to [quality] in tuiops.toml.
+
+    \b
+    Examples:
+      tuiops quality --run v41 --from-set master
+      tuiops quality --run v41 --min-score 0.5 --max-pct 80 --json
+      tuiops query "SELECT key, class, score FROM v_det_quality WHERE disproportional"
+    """
+    from tuiops.ops.quality import quality_run
+
+    ws = get_workspace()
+    with progress_reporter("quality", quiet=quiet or as_json) as progress:
+        res = quality_run(
+            ws,
+            run,
+            from_set=from_set,
+            min_score=min_score,
+            min_pct=min_pct,
+            max_pct=max_pct,
+            border=border,
+            quantiles=tuple(quantiles) if quantiles else None,  # type: ignore[arg-type]
+            min_support=min_support,
+            progress=progress,
+        )
+    rows = list(res.counts)
+    if rows:
+        total: dict[str, Any] = {"class": "total"}
+        for k in rows[0]:
+            if k != "class":
+                total[k] = sum(int(r[k]) for r in rows)
+        rows.append(total)
+    text = f"{res.run}: {res.flagged} of {res.detections} detections flagged\n" + _table(rows)
+    if res.ranges:
+        text += "\n\naspect ranges (width / height):\n" + _table(res.ranges)
+    emit(res.to_dict(), as_json, text)
+
+
+@cli.command("join")
+@click.option("--run", required=True, help="Detection run holding the part detections.")
+@click.option(
+    "--parts",
+    required=True,
+    help="Part classes, top to bottom, comma-separated (head,upper_body,lower_body).",
+)
+@click.option("--into", required=True, help="Name of the join (the table of joined objects).")
+@click.option(
+    "--margin",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Grow each box by this fraction of its height before testing contact.",
+)
+@click.option("--replace", is_flag=True, help="Replace an existing join of that name.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@json_option
+def join_cmd(
+    run: str, parts: str, into: str, margin: float, replace: bool, quiet: bool, as_json: bool
+) -> None:
+    """Join part detections of one character (head, upper body, lower body…) into one object.
+
+    Parts that touch or overlap after the margin and are vertically ordered (the upper
+    part's centre above the lower's) form connected components; each becomes an object
+    with the union box, its members and score = mean of the members' scores (view
+    v_joined_objects).
+
+    \b
+    Examples:
+      tuiops join --run v41 --parts head,upper_body,lower_body --into torso-v41
+      tuiops join --run v41 --parts head,upper_body --into heads --margin 0.1 --replace
+    """
+    from tuiops.ops.join import join_parts
+
+    ws = get_workspace()
+    with progress_reporter("join", quiet=quiet or as_json) as progress:
+        res = join_parts(ws, run, parts, into, margin=margin, replace=replace, progress=progress)
+    text = (
+        f"{res.name}: {res.objects} objects from {res.detections} part detections of {res.run} "
+        f"({res.joined} with two or more parts)\n"
+        + _table([{"parts": k, "objects": v} for k, v in sorted(res.by_parts.items(), key=lambda kv: -kv[1])])
+    )
+    emit(res.to_dict(), as_json, text)
+
+
+@cli.command("similar")
+@click.argument("key")
+@click.option("--set", "label_set", help="Compare the layouts of this label set.")
+@click.option("--run", help="Compare the layouts of this detection run.")
+@click.option(
+    "--top", type=click.IntRange(min=1), default=10, show_default=True, help="How many images to list."
+)
+@click.option(
+    "--min-score", type=float, default=None, help="With --run, ignore detections scored below this."
+)
+@json_option
+def similar_cmd(
+    key: str, label_set: str | None, run: str | None, top: int, min_score: float | None, as_json: bool
+) -> None:
+    """List the images whose box layout is most like image KEY's.
+
+    distance = class_term + box_term: the normalised L1 distance of the class
+    multisets plus the mean distance of every box to the nearest box of its class in
+    the other image (centre and size in image units); 0 means the same layout.
+
+    \b
+    Examples:
+      tuiops similar danbooru_4512345 --set master --top 20
+      tuiops similar danbooru_4512345 --run v41 --min-score 0.4 --json
+    """
+    from tuiops.ops.similar import similar_images
+
+    ws = get_workspace()
+    res = similar_images(ws, key, label_set=label_set, run=run, top=top, min_score=min_score)
+    text = f"{res.key} ({res.boxes} boxes) vs {res.candidates} images of {res.source}\n" + _table(
+        res.results.to_dicts()
+    )
+    emit(res.to_dict(), as_json, text)
+
+
+@cli.command("dupes")
+@click.option(
+    "--max-distance",
+    type=click.IntRange(0, 32),
+    default=4,
+    show_default=True,
+    help="Largest Hamming distance of the perceptual hashes that counts as a duplicate.",
+)
+@click.option("--pool", help="Only this pool (default: every pool).")
+@click.option(
+    "--distinct-keys", is_flag=True, help="Only groups spanning two or more image keys (leak check)."
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Print at most this many groups (0: all); --json always has all.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@json_option
+def dupes_cmd(
+    max_distance: int, pool: str | None, distinct_keys: bool, limit: int, quiet: bool, as_json: bool
+) -> None:
+    """Find near-duplicate images by perceptual hash, reported as groups.
+
+    Pairs are found by splitting the 64-bit hash into chunks and joining on them (no
+    comparison of all pairs), verified by popcount, then grouped. `distance` is the
+    Hamming distance to the group's first file.
+
+    \b
+    Examples:
+      tuiops dupes --max-distance 4
+      tuiops dupes --pool incoming --distinct-keys --json
+    """
+    from tuiops.ops.similar import find_dupes
+
+    ws = get_workspace()
+    with progress_reporter("dupes", quiet=quiet or as_json) as progress:
+        res = find_dupes(
+            ws, max_distance=max_distance, pool=pool, distinct_keys=distinct_keys, progress=progress
+        )
+    if as_json:
+        emit(res.to_dict(), True)
+        return
+    lines = [
+        f"{res.groups} groups, {res.files_in_groups} files (of {res.files} hashed) within {res.max_distance} bits"
+    ]
+    summary = res.summary()
+    shown = summary if limit == 0 else summary.head(limit)
+    for g in shown.iter_rows(named=True):
+        lines.append(
+            f"\ngroup {g['group']}: {g['size']} files, {g['keys']} keys, max distance {g['max_distance']}"
+        )
+        lines.append(_table(g["files"], ["distance", "pool", "relpath", "key", "phash"]))
+    if shown.height < summary.height:
+        lines.append(f"\n… {summary.height - shown.height} more groups (--limit 0 or --json shows all)")
+    emit(None, False, "\n".join(lines))
