@@ -1,3 +1,795 @@
-"""Commands (filled in by their modules)."""
+"""`tuiops select`, `tuiops ops …` (batch file operations), `tuiops review …` and `tuiops paint`."""
 
 from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from tuiops.cli import cli, emit, get_workspace, json_option, progress_reporter
+from tuiops.ops.select import COLUMNS, LAYOUTS, MATCH_COLUMNS, RUN_COLUMNS, SET_COLUMNS
+
+
+def _columns_block() -> str:
+    lines = []
+    for title, cols in (
+        ("Columns (always):", COLUMNS),
+        ("With --set NAME:", SET_COLUMNS),
+        ("With --run NAME:", RUN_COLUMNS),
+        ("With --match NAME:", MATCH_COLUMNS),
+    ):
+        lines.append("\b")
+        lines.append(title)
+        width = max(len(k) for k in cols)
+        lines.extend(f"  {k:<{width}}  {v}" for k, v in cols.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that say which files a command works on."""
+    opts = [
+        click.option("--where", help="SQL condition over the selection view (see `tuiops select --help`)."),
+        click.option(
+            "--keys",
+            "keys_file",
+            type=click.Path(dir_okay=False, allow_dash=True),
+            help="File of image keys or file names, one per line ('-' reads stdin).",
+        ),
+        click.option("--selection", "selection_name", help="A saved selection (`tuiops select --save`)."),
+        click.option(
+            "--set", "label_set", help="Label set: adds its per-image columns (and labels to write)."
+        ),
+        click.option("--run", "run", help="Detection run: adds its per-image columns."),
+        click.option("--match", "match", help="Stored match: adds its per-image columns (f1, fp, fn, …)."),
+        click.option("--pool", "pools", multiple=True, help="Only files of this pool (repeatable)."),
+        click.option(
+            "--all-statuses",
+            is_flag=True,
+            help="Also files that are missing, moved, trashed or not images (left out by default).",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _spec(kw: dict[str, Any]) -> Any:
+    from tuiops.ops.select import SelectionSpec, read_keys
+
+    keys = None
+    if kw.get("keys_file"):
+        keys = read_keys(kw["keys_file"], get_workspace())
+    return SelectionSpec(
+        where=kw.get("where"),
+        keys=keys,
+        name=kw.get("selection_name"),
+        label_set=kw.get("label_set"),
+        run=kw.get("run"),
+        match=kw.get("match"),
+        pools=list(kw.get("pools") or []) or None,
+        all_statuses=bool(kw.get("all_statuses")),
+    )
+
+
+_SELECTION_KEYS = (
+    "where",
+    "keys_file",
+    "selection_name",
+    "label_set",
+    "run",
+    "match",
+    "pools",
+    "all_statuses",
+)
+
+
+# -- select --------------------------------------------------------------------------------------
+@cli.command("select")
+@selection_options
+@click.option("--save", "save_name", help="Save the selection under this name.")
+@click.option("--replace", is_flag=True, help="With --save: replace a saved selection of that name.")
+@click.option("--note", help="With --save: a note kept with the saved selection.")
+@click.option("--sample", type=click.IntRange(min=0), default=10, show_default=True, help="Rows to show.")
+@click.option("--list", "list_saved", is_flag=True, help="List the saved selections and stop.")
+@click.option("--drop", "drop_name", help="Delete the saved selection of this name and stop.")
+@json_option
+def select_cmd(
+    save_name: str | None,
+    replace: bool,
+    note: str | None,
+    sample: int,
+    list_saved: bool,
+    drop_name: str | None,
+    as_json: bool,
+    **kw: Any,
+) -> None:
+    from tuiops.ops.select import drop_selection, list_selections, save_selection, summarize
+
+    ws = get_workspace()
+    if list_saved:
+        rows = list_selections(ws)
+        if as_json:
+            emit(rows, True)
+        elif not rows:
+            click.echo("(no saved selections; save one with `tuiops select --where … --save NAME`)")
+        else:
+            for r in rows:
+                what = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("name", "created"))
+                click.echo(f"{r['name']:<20} {r['created']}  {what}")
+        return
+    if drop_name:
+        drop_selection(ws, drop_name)
+        emit({"dropped": drop_name}, as_json, text=f"dropped selection {drop_name!r}")
+        return
+    spec = _spec(kw)
+    out = summarize(ws, spec, sample=sample)
+    if save_name:
+        out["saved"] = save_selection(ws, save_name, spec, replace=replace, note=note)["name"]
+    if as_json:
+        emit(out, True)
+        return
+    click.echo(
+        f"{out['files']} file(s) of {out['images']} image(s), {out['bytes'] / 1e6:.1f} MB"
+        + (f"  ({', '.join(f'{k} {v}' for k, v in out['by_pool'].items())})" if out["by_pool"] else "")
+    )
+    if out.get("statuses") and set(out["statuses"]) != {"ok"}:
+        click.echo("  status: " + ", ".join(f"{k} {v}" for k, v in out["statuses"].items()))
+    if out["unknown_keys"]:
+        click.echo(
+            f"  {out['unknown_keys']} key(s) not in the store, e.g. {', '.join(out['unknown_key_examples'][:3])}"
+        )
+    if out["keys_without_files"]:
+        click.echo(f"  {out['keys_without_files']} known key(s) without a selected file")
+    if out["sample"]:
+        click.echo(_table(out["sample"]))
+    if save_name:
+        click.echo(f"saved as {save_name!r}")
+
+
+select_cmd.help = (
+    inspect.cleandoc(
+        """Count and show the files of a selection; save it under a name.
+
+    A selection is a SQL condition (--where) over the selection view below (one row per
+    indexed file), a saved selection (--selection), a list of image keys (--keys), or
+    several of these together (all must hold). Missing, moved, trashed and non-image
+    files are left out unless --all-statuses.
+
+    \b
+    Examples:
+      tuiops select --where "booru = 'danbooru' AND width < 512"
+      tuiops select --set master --where "n_labels = 0" --save unlabelled
+      tuiops select --match v41 --where "f1 < 0.5 AND split = 'val'"
+      tuiops select --keys review.txt --pool main
+      tuiops select --list
+    """
+    )
+    + "\n\n"
+    + _columns_block()
+)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cols = list(rows[0])
+    texts = [[("" if r.get(c) is None else str(r.get(c))) for c in cols] for r in rows]
+    widths = [min(60, max(len(c), *(len(t[i]) for t in texts))) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    for t in texts:
+        lines.append("  ".join(v[:w].ljust(w) for v, w in zip(t, widths, strict=True)))
+    return "\n".join(lines)
+
+
+# -- ops -------------------------------------------------------------------------------------------
+@cli.group("ops")
+def ops_group() -> None:
+    """Batch file operations on a selection: copy, move, rename, delete, convert — journaled.
+
+    Every operation first writes its plan into the store as a job (one row per file
+    action) and checks it for conflicts; --dry-run stops there. Actions write to a
+    temporary name and rename; a move across file systems is copy, verify, delete. A
+    killed job is finished by `tuiops ops resume JOB`; `tuiops ops undo JOB` reverses a
+    finished or partial job exactly. Label files go along: carried from disk (STEM.txt,
+    STEM.xml beside the image, or labels/ beside images/), or written from --set.
+    """
+
+
+def op_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every file operation has."""
+    opts = [
+        click.option(
+            "--labels",
+            type=click.Choice(["carry", "none", "yolo", "voc", "both"]),
+            default="carry",
+            show_default=True,
+            help="Label files: carry them from disk, none, or write them from --set as yolo, voc or both.",
+        ),
+        click.option(
+            "--on-conflict",
+            type=click.Choice(["fail", "skip", "rename", "overwrite"]),
+            default="fail",
+            show_default=True,
+            help="Conflicts (target exists, two sources to one target, source missing, read-only "
+            "folder): fail before anything is touched, skip them, rename (NAME_1.ext) or overwrite "
+            "(the old file goes to the trash).",
+        ),
+        click.option(
+            "--dry-run", is_flag=True, help="Plan and show the plan and its conflicts; touch nothing."
+        ),
+        click.option(
+            "--follow-symlinks", is_flag=True, help="Copy files that are symlinks out of their pool, too."
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=4,
+            show_default=True,
+            help="Files handled at once.",
+        ),
+        click.option(
+            "--show", type=click.IntRange(min=0), default=10, show_default=True, help="Plan rows to print."
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return json_option(selection_options(f))
+
+
+_LAYOUT_HELP = (
+    "Target folder layout: "
+    + ", ".join(f"{k} ({v or 'one folder'})" for k, v in LAYOUTS.items())
+    + ", or a template like '{booru}/{fid:08d}'."
+)
+_NAME_HELP = (
+    "File-name template, e.g. '{booru}_{fid}{ext}' (default: the name as it is). Fields: name, stem, ext, "
+    "dir, relpath, n (1, 2, …) and every selection column ({class} with --set, {category} with --match)."
+)
+
+
+def _run(op: str, kw: dict[str, Any], **plan_kw: Any) -> int:
+    from tuiops.ops.fileops import run_op
+
+    ws = get_workspace()
+    spec = _spec(kw)
+    as_json, quiet, show = kw["as_json"], kw["quiet"], kw["show"]
+    with progress_reporter(f"ops {op}", quiet=quiet or as_json) as on_progress:
+        plan, result = run_op(
+            ws,
+            op,
+            spec,
+            dry_run=kw["dry_run"],
+            workers=kw["workers"],
+            progress=on_progress,
+            labels=kw["labels"],
+            label_set=kw.get("label_set"),
+            on_conflict=kw["on_conflict"],
+            follow_symlinks=kw["follow_symlinks"],
+            **plan_kw,
+        )
+    out: dict[str, Any] = {"plan": plan.to_dict()}
+    if not show:
+        out["plan"]["sample"] = []
+    else:
+        out["plan"]["sample"] = out["plan"]["sample"][:show]
+    if result is not None:
+        out["run"] = result.to_dict()
+    if as_json:
+        emit(out, True)
+    else:
+        click.echo(render_plan(out["plan"]))
+        if result is not None:
+            click.echo(render_run(out["run"]))
+    if result is not None and result.status != "done":
+        return 1
+    return 0
+
+
+def render_plan(p: dict[str, Any]) -> str:
+    """The readable form of a plan (``PlanResult.to_dict()``)."""
+    head = f"job {p['job_id']}: {p['op']} {p['images']} file(s)"
+    if p["labels"]:
+        head += f" with {p['labels']} label file(s)"
+    head += f"  [{p['status']}{', dry run' if p['dry_run'] else ''}]"
+    lines = [head]
+    lines.append("  actions:   " + ", ".join(f"{k} {v}" for k, v in p["by_action"].items()))
+    lines.append(f"  to do:     {p['to_do']} action(s), {p['bytes'] / 1e6:.1f} MB; skipped {p['skipped']}")
+    if p["conflicts"]:
+        lines.append(
+            f"  conflicts ({p['policy']}): "
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in p["conflicts"].items())
+        )
+        for c in p["conflict_examples"][:5]:
+            arrow = f"{c['src']} → {c['dst']}" if c["src"] and c["dst"] else c["src"] or c["dst"]
+            lines.append(f"    {c['conflict'].replace('_', ' ')} ({c['resolution']}): {arrow}")
+    for w in p["warnings"]:
+        lines.append(f"  warning: {w}")
+    if p["sample"]:
+        lines.append("  plan:")
+        for s in p["sample"]:
+            arrow = f"{s['src']} → {s['dst']}" if s["src"] else s["dst"]
+            lines.append(f"    {s['action']:<7} {s['state']:<8} {arrow}")
+        if p["actions"] > len(p["sample"]):
+            lines.append(
+                f"    … {p['actions'] - len(p['sample'])} more: `tuiops ops show {p['job_id']} --actions all`"
+            )
+    if p["dry_run"] and p["status"] == "planned":
+        lines.append(f"  run it with `tuiops ops resume {p['job_id']}`")
+    return "\n".join(lines)
+
+
+def render_run(r: dict[str, Any]) -> str:
+    """The readable form of a run, resume or undo (``RunResult.to_dict()``)."""
+    text = (
+        f"job {r['job_id']} {r['status']}: {r['done']} done, {r['skipped']} skipped, {r['failed']} failed"
+        + (f", {r['undone']} undone" if r["undone"] else "")
+        + f" in {r['elapsed']:.2f} s"
+    )
+    if r["done"] and r["elapsed"] > 0 and not r["undone"]:
+        text += f" ({r['files_per_s']:.0f} files/s, {r['bytes'] / 1e6:.1f} MB)"
+    lines = [text]
+    if r["message"]:
+        lines.append(f"  {r['message']}")
+    for e in r["errors"][:10]:
+        lines.append(f"  {e['action']} {e['src'] or e['dst']}: {e['error']}")
+    return "\n".join(lines)
+
+
+@ops_group.command("copy")
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Target folder.")
+@click.option("--layout", default="flat", show_default=True, help=_LAYOUT_HELP)
+@click.option("--name", "name", help=_NAME_HELP)
+@op_options
+def ops_copy(to: str, layout: str, name: str | None, **kw: Any) -> int:
+    """Copy the files of a selection (with their label files) into a folder.
+
+    \b
+    Examples:
+      tuiops ops copy --where "n_labels = 0" --set master --to review/empty
+      tuiops ops copy --match v41 --where "f1 < 0.5" --layout by-match --to review/worst
+      tuiops ops copy --keys list.txt --to train/images --labels yolo --set master
+    """
+    return _run("copy", kw, to=to, layout=layout, name=name)
+
+
+@ops_group.command("move")
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Target folder.")
+@click.option("--layout", default="flat", show_default=True, help=_LAYOUT_HELP)
+@click.option("--name", "name", help=_NAME_HELP)
+@op_options
+def ops_move(to: str, layout: str, name: str | None, **kw: Any) -> int:
+    """Move the files of a selection (with their label files); the store's records follow.
+
+    \b
+    Examples:
+      tuiops ops move --where "status = 'corrupt'" --to /data/quarantine --layout by-pool
+    """
+    return _run("move", kw, to=to, layout=layout, name=name)
+
+
+@ops_group.command("rename")
+@click.option("--name", "name", required=True, help=_NAME_HELP)
+@op_options
+def ops_rename(name: str, **kw: Any) -> int:
+    """Rename the files of a selection in place (label files alongside); the store follows.
+
+    \b
+    Examples:
+      tuiops ops rename --where "booru = 'gelbooru'" --name '{booru}_{fid:08d}{ext}'
+    """
+    return _run("rename", kw, name=name)
+
+
+@ops_group.command("delete")
+@op_options
+def ops_delete(**kw: Any) -> int:
+    """Move the files of a selection (with their label files) to the workspace trash.
+
+    Nothing is unlinked: the files go to .trash/job-N/POOL/… inside the workspace, and
+    `tuiops ops undo N` puts them back.
+
+    \b
+    Examples:
+      tuiops ops delete --where "status IN ('corrupt', 'empty')" --dry-run
+    """
+    return _run("delete", kw)
+
+
+@ops_group.command("convert")
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Target folder.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["jpeg", "png", "webp"]), default="jpeg", show_default=True,
+    help="Output format.",
+)  # fmt: skip
+@click.option(
+    "--quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG/WebP quality."
+)
+@click.option(
+    "--max-side", type=click.IntRange(min=1), help="Shrink so the longer side is at most this (px)."
+)
+@click.option(
+    "--strip-metadata/--keep-metadata",
+    default=True,
+    show_default=True,
+    help="Drop or keep EXIF and ICC profile.",
+)
+@click.option("--layout", default="flat", show_default=True, help=_LAYOUT_HELP)
+@click.option(
+    "--name", "name", help=_NAME_HELP + " For convert the default is '{stem}{ext}' with the new extension."
+)
+@op_options
+def ops_convert(
+    to: str,
+    fmt: str,
+    quality: int,
+    max_side: int | None,
+    strip_metadata: bool,
+    layout: str,
+    name: str | None,
+    **kw: Any,
+) -> int:
+    """Re-encode the files of a selection with Pillow into a folder (format, quality, size).
+
+    Labels go along: YOLO files unchanged (they are relative); with --max-side, VOC files
+    must be written from the store (--labels voc --set NAME), which scales their boxes.
+
+    \b
+    Examples:
+      tuiops ops convert --where "format = 'PNG'" --to out/jpg --format jpeg --quality 92
+      tuiops ops convert --selection train --to out/small --max-side 1024 --labels yolo --set master
+    """
+    from tuiops.ops.fileops import ConvertOptions
+
+    conv = ConvertOptions(format=fmt, quality=quality, max_side=max_side, strip_metadata=strip_metadata)
+    return _run("convert", kw, to=to, layout=layout, name=name, convert=conv)
+
+
+@ops_group.command("resume")
+@click.argument("job", type=int)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Files handled at once."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+@json_option
+def ops_resume(job: int, workers: int, quiet: bool, as_json: bool) -> int:
+    """Run a planned (dry-run) job, or finish one that was killed, cancelled or failed.
+
+    Each action left half-done is decided from the journal and the disk: nothing is lost
+    and nothing done twice. Failed actions are tried again.
+    """
+    from tuiops.ops.fileops import run_job
+
+    ws = get_workspace()
+    with progress_reporter(f"job {job}", quiet=quiet or as_json) as on_progress:
+        r = run_job(ws, job, workers=workers, progress=on_progress)
+    emit(r.to_dict(), as_json, text=None if as_json else render_run(r.to_dict()))
+    return 0 if r.status == "done" else 1
+
+
+@ops_group.command("undo")
+@click.argument("job", type=int)
+@click.option("--dry-run", is_flag=True, help="Only count what would be undone.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Files handled at once."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+@json_option
+def ops_undo(job: int, dry_run: bool, workers: int, quiet: bool, as_json: bool) -> int:
+    """Reverse a finished or partial job: moves go back, copies are removed, renames restored.
+
+    Overwritten files come back from the trash; copies changed since the job are left in
+    place and reported. A killed undo is finished by running it again.
+    """
+    from tuiops.ops.fileops import undo_job
+
+    ws = get_workspace()
+    with progress_reporter(f"undo {job}", quiet=quiet or as_json) as on_progress:
+        r = undo_job(ws, job, workers=workers, dry_run=dry_run, progress=on_progress)
+    emit(r.to_dict(), as_json, text=None if as_json else render_run(r.to_dict()))
+    return 0 if r.status in ("undone", "dry run") else 1
+
+
+@ops_group.command("list")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Jobs to show.")
+@click.option("--all", "all_kinds", is_flag=True, help="Every kind of job, not only file operations.")
+@json_option
+def ops_list(limit: int, all_kinds: bool, as_json: bool) -> None:
+    """List the latest jobs with their status and progress (newest first)."""
+    from tuiops.ops.fileops import list_jobs
+
+    rows = list_jobs(get_workspace(), limit=limit, all_kinds=all_kinds)
+    if as_json:
+        emit(rows, True)
+        return
+    if not rows:
+        click.echo("(no jobs)")
+        return
+    for r in rows:
+        prog = f"{r['done']}/{r['total']}" if r["total"] is not None else str(r["done"])
+        err = f"  {r['error']}" if r["error"] else ""
+        click.echo(f"{r['id']:>5}  {r['kind']:<16} {r['status']:<18} {prog:>13}  {r['created']}{err}")
+
+
+@ops_group.command("show")
+@click.argument("job", type=int)
+@click.option("--conflicts", "what", flag_value="conflicts", help="List the actions with a conflict.")
+@click.option("--errors", "what", flag_value="errors", help="List the actions that failed.")
+@click.option(
+    "--actions",
+    "what",
+    help="List the actions: all, or those in a state (planned, done, failed, skipped, …).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Actions to list.")
+@json_option
+def ops_show(job: int, what: str | None, limit: int, as_json: bool) -> None:
+    """Show a job: status, parameters, counts per state, action and conflict, and its actions."""
+    from tuiops.ops.fileops import show_job
+
+    d = show_job(get_workspace(), job, actions=what, limit=limit)
+    if as_json:
+        emit(d, True)
+        return
+    click.echo(f"job {d['id']}  {d['kind']}  {d['status']}  ({d['done']}/{d['total']})")
+    click.echo(f"  created {d['created']}  started {d['started'] or '-'}  finished {d['finished'] or '-'}")
+    if d["error"]:
+        click.echo(f"  error: {d['error']}")
+    p = d["params"]
+    shown = {k: v for k, v in p.items() if v not in (None, False, "", {})}
+    click.echo("  params: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+    click.echo("  states: " + ", ".join(f"{k} {v}" for k, v in sorted(d["states"].items())))
+    click.echo("  actions: " + ", ".join(f"{k} {v}" for k, v in sorted(d["by_action"].items())))
+    if d["conflicts"]:
+        click.echo(
+            "  conflicts: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d["conflicts"].items())
+        )
+    for a in d.get("actions", []):
+        arrow = f"{a['src']} → {a['dst']}" if a["src"] else a["dst"]
+        extra = f"  [{a['conflict']}]" if a["conflict"] else ""
+        err = f"  {a['error']}" if a["error"] else ""
+        click.echo(f"  {a['seq']:>6} {a['action']:<7} {a['state']:<8} {arrow}{extra}{err}")
+
+
+@ops_group.command("forget")
+@click.argument("job", type=int)
+@json_option
+def ops_forget(job: int, as_json: bool) -> None:
+    """Delete the record of a planned, refused or undone job (its files are not touched)."""
+    from tuiops.ops.fileops import forget_job
+
+    forget_job(get_workspace(), job)
+    emit({"forgotten": job}, as_json, text=f"forgot job {job}")
+
+
+# -- review ----------------------------------------------------------------------------------------
+@cli.group("review")
+def review_group() -> None:
+    """Review subsets for labelImg: export the worst cases of a match, import the edits back."""
+
+
+@review_group.command("export")
+@click.option("--set", "label_set", required=True, help="The label set (ground truth) to review.")
+@click.option("--run", "run", required=True, help="The detection run it is compared with.")
+@click.option(
+    "--kind",
+    type=click.Choice(["fp", "fn", "cls", "loc", "dup", "worst-images"]),
+    required=True,
+    help="Which differences: images of the costliest fp/fn/cls/loc/dup objects, or the worst images (F1).",
+)
+@click.option("--top", type=click.IntRange(min=1), default=50, show_default=True, help="Images to export.")
+@click.option(
+    "--to", "to", required=True, type=click.Path(file_okay=False), help="The review folder to write."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["yolo", "voc"]), default="yolo", show_default=True,
+    help="Label file format (YOLO writes classes.txt from the workspace class map).",
+)  # fmt: skip
+@click.option(
+    "--dets",
+    type=click.Choice(["files", "overlays", "both", "none"]),
+    default="both",
+    show_default=True,
+    help="The run's detections: YOLO files with scores in detections/, drawn overlays in overlays/, both, none.",
+)
+@click.option("--match", "match", help="Use this stored match (default SET__RUN, made when missing).")
+@click.option("--split", help="Only images of this split of the match.")
+@click.option(
+    "--conf", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Leave out detections below."
+)
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["fail", "skip", "rename", "overwrite"]),
+    default="fail",
+    show_default=True,
+    help="What to do when files exist in the folder already.",
+)
+@click.option("--dry-run", is_flag=True, help="Plan and show; write nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+@json_option
+def review_export_cmd(
+    label_set: str,
+    run: str,
+    kind: str,
+    top: int,
+    to: str,
+    fmt: str,
+    dets: str,
+    match: str | None,
+    split: str | None,
+    conf: float,
+    on_conflict: str,
+    dry_run: bool,
+    quiet: bool,
+    as_json: bool,
+) -> int:
+    """Write a folder labelImg opens directly with the worst images of a set × run match.
+
+    Images are named KEY.ext, with the set's labels beside them; the manifest
+    tuiops-review.json lets `tuiops review import` tell what was edited. The export is a
+    journaled job (`tuiops ops undo JOB` removes it).
+
+    \b
+    Examples:
+      tuiops review export --set master --run v41 --kind fn --top 100 --to review/fn
+      tuiops review export --set master --run v41 --kind worst-images --format voc --to review/worst
+    """
+    from tuiops.ops.review import review_export
+
+    ws = get_workspace()
+    with progress_reporter("review export", quiet=quiet or as_json) as on_progress:
+        res = review_export(
+            ws, label_set, run, kind=kind, to=to, top=top, fmt=fmt, dets=dets, match=match, split=split,
+            conf=conf, on_conflict=on_conflict, dry_run=dry_run, progress=on_progress,
+        )  # fmt: skip
+    d = res.to_dict()
+    if as_json:
+        emit(d, True)
+    else:
+        click.echo(f"{res.images} image(s) of {kind} from match {res.match} → {res.to}")
+        click.echo(render_plan(d["plan"]))
+        if d["run"]:
+            click.echo(render_run(d["run"]))
+    return 0 if (d["run"] is None or d["run"]["status"] == "done") else 1
+
+
+@review_group.command("import")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True))
+@click.option(
+    "--set", "label_set", help="The label set to update (default: the one the folder was exported from)."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["yolo", "voc"]), help="Label format (default: from the manifest)."
+)
+@click.option(
+    "--add-classes", is_flag=True, help="Accept new classes appended to classes.txt (or new VOC names)."
+)
+@click.option("--force", is_flag=True, help="Apply even where the set changed in the store since the export.")
+@click.option("--dry-run", is_flag=True, help="Show the diff only; change nothing.")
+@click.option("--note", help="A note for the revision record.")
+@json_option
+def review_import_cmd(
+    folder: str,
+    label_set: str | None,
+    fmt: str | None,
+    add_classes: bool,
+    force: bool,
+    dry_run: bool,
+    note: str | None,
+    as_json: bool,
+) -> None:
+    """Read back an edited review folder: show the diff per image and apply it to the set.
+
+    Boxes added, removed, moved and re-classed are counted per image; the changes go into
+    the label set in one transaction with a revision record. A classes.txt that
+    re-orders or renames classes is refused.
+    """
+    from tuiops.ops.review import review_import
+
+    res = review_import(
+        get_workspace(), folder, label_set=label_set, fmt=fmt, add_classes=add_classes, force=force,
+        dry_run=dry_run, note=note,
+    )  # fmt: skip
+    d = res.to_dict()
+    if as_json:
+        emit(d, True)
+        return
+    click.echo(
+        f"{res.folder}: {res.files} label file(s), {res.unchanged_files} unchanged, "
+        f"{res.changed_images} image(s) changed: +{res.added} added, -{res.removed} removed, "
+        f"{res.moved} moved, {res.recls} re-classed"
+    )
+    for r in res.per_image[:50]:
+        click.echo(
+            f"  {r['key']:<30} +{r['added']} -{r['removed']} ~{r['moved']} moved, {r['recls']} re-classed"
+        )
+    for p in res.problems[:20]:
+        click.echo(f"  problem: {p}")
+    if res.applied:
+        click.echo(f"applied to {res.label_set!r} as revision {res.revision}")
+    elif res.changed_images:
+        click.echo("dry run: nothing applied" if dry_run else "nothing applied")
+
+
+@review_group.command("open")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True))
+@click.option("--no-wait", is_flag=True, help="Start the editor and return at once.")
+def review_open_cmd(folder: str, no_wait: bool) -> int:
+    """Open a review folder in the label editor ([editor] command in tuiops.toml; labelImg by default).
+
+    The command may use {dir} (the folder), {classes} (its classes.txt) and {image}
+    (its first image).
+    """
+    from tuiops.ops.review import review_open
+
+    return review_open(get_workspace(), folder, wait=not no_wait)
+
+
+# -- paint -------------------------------------------------------------------------------------------
+@cli.command("paint")
+@selection_options
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Folder for the pictures.")
+@click.option(
+    "--conf", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Leave out detections below."
+)
+@click.option("--layout", default="flat", show_default=True, help=_LAYOUT_HELP)
+@click.option("--name", "name", help=_NAME_HELP + " Default '{stem}.jpg'.")
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["fail", "skip", "rename", "overwrite"]),
+    default="fail",
+    show_default=True,
+    help="What to do when a picture exists already.",
+)
+@click.option("--dry-run", is_flag=True, help="Plan and show; draw nothing.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Pictures drawn at once."
+)
+@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help="Plan rows to print.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
+@json_option
+def paint_cmd(
+    to: str,
+    conf: float,
+    layout: str,
+    name: str | None,
+    on_conflict: str,
+    dry_run: bool,
+    workers: int,
+    show: int,
+    quiet: bool,
+    as_json: bool,
+    **kw: Any,
+) -> int:
+    """Draw label boxes (solid, class tag) and detection boxes (dashed, class and score) on images.
+
+    Give --set and/or --run for what to draw; the selection options choose the images.
+    One JPEG per image, for review in any image viewer; a journaled, undoable job.
+
+    \b
+    Examples:
+      tuiops paint --set master --run v41 --match m41 --where "f1 < 0.5" --to review/painted
+      tuiops paint --run v41 --keys list.txt --conf 0.3 --to painted
+    """
+    from tuiops.ops.paint import paint
+
+    ws = get_workspace()
+    spec = _spec(kw)
+    if not kw.get("where") and not kw.get("keys_file") and not kw.get("selection_name"):
+        from tuiops.errors import UsageError
+
+        raise UsageError("which images? give --where, --keys or --selection", hint="all of them: --where 1")
+    with progress_reporter("paint", quiet=quiet or as_json) as on_progress:
+        p, r = paint(
+            ws, spec, to, label_set=kw.get("label_set"), run=kw.get("run"), conf=conf, layout=layout, name=name,
+            on_conflict=on_conflict, dry_run=dry_run, workers=workers, progress=on_progress,
+        )  # fmt: skip
+    out: dict[str, Any] = {"plan": p.to_dict(), "run": r.to_dict() if r else None}
+    out["plan"]["sample"] = out["plan"]["sample"][:show]
+    if as_json:
+        emit(out, True)
+    else:
+        click.echo(render_plan(out["plan"]))
+        if r is not None:
+            click.echo(render_run(out["run"]))
+    return 0 if r is None or r.status == "done" else 1

@@ -56,6 +56,12 @@ def utcnow() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: ADBC reads a result in batches typed from their first batch; a result whose column is
+#: null in the first batch and text later is read again as one batch of this many rows.
+ONE_BATCH_OPTION = "adbc.sqlite.query.batch_rows"
+ONE_BATCH_ROWS = 1 << 30
+
+
 def _is_adbc_type_mismatch(exc: Exception) -> bool:
     return "Type mismatch" in str(exc) or "type mismatch" in str(exc)
 
@@ -276,19 +282,23 @@ class Store:
         """
         import polars as pl
 
+        frame = None
         with self._lock:
-            cur = self.adbc.cursor()
-            try:
-                cur.execute(sql, tuple(params) if params else None)
-                frame = pl.from_arrow(cur.fetch_arrow_table())
-            except Exception as exc:
-                if not _is_adbc_type_mismatch(exc):
-                    _raise_store_error(self, exc)
-                frame = None
-            finally:
-                with contextlib.suppress(Exception):
-                    cur.close()
-        if frame is None:  # mixed-type or null-first columns: the row path
+            for one_batch in (False, True):
+                cur = self.adbc.cursor()
+                try:
+                    if one_batch:  # null-first columns: type the result from all of its rows
+                        cur.adbc_statement.set_options(**{ONE_BATCH_OPTION: str(ONE_BATCH_ROWS)})
+                    cur.execute(sql, tuple(params) if params else None)
+                    frame = pl.from_arrow(cur.fetch_arrow_table())
+                    break
+                except Exception as exc:
+                    if not _is_adbc_type_mismatch(exc):
+                        _raise_store_error(self, exc)
+                finally:
+                    with contextlib.suppress(Exception):
+                        cur.close()
+        if frame is None:  # mixed-type columns: the row path
             c = self.execute(sql, params)
             names = [d[0] for d in c.description]
             rows = c.fetchall()
