@@ -114,3 +114,28 @@ def pairs(
     if min_iou is not None:
         joined = joined.filter(pl.col("iou") >= min_iou) if min_iou > 0 else joined
     return joined
+
+
+def coco_iou(dt: str = "", gt: str = "_right", crowd: pl.Expr | None = None) -> pl.Expr:
+    """IoU of a detection ``dt`` and a label ``gt`` computed exactly as pycocotools does for boxes.
+
+    The same floating-point steps as ``maskApi.c:bbIou``: widths are ``x2 − x1`` (the
+    right edge is ``x1 + width``), an overlap of zero or less in either axis is IoU 0, and
+    the union is ``(area_dt + area_gt) − inter``. Where ``crowd`` (a boolean expression
+    about the label) is true the union is the detection's area alone, as COCO scores a
+    detection inside a crowd region.
+    """
+    dw = _c("x2", dt) - _c("x1", dt)
+    dh = _c("y2", dt) - _c("y1", dt)
+    gw = _c("x2", gt) - _c("x1", gt)
+    gh = _c("y2", gt) - _c("y1", gt)
+    right = pl.min_horizontal(dw + _c("x1", dt), gw + _c("x1", gt))
+    bottom = pl.min_horizontal(dh + _c("y1", dt), gh + _c("y1", gt))
+    iw = right - pl.max_horizontal(_c("x1", dt), _c("x1", gt))
+    ih = bottom - pl.max_horizontal(_c("y1", dt), _c("y1", gt))
+    inter = iw * ih
+    da = dw * dh
+    union = da + gw * gh - inter
+    if crowd is not None:
+        union = pl.when(crowd).then(da).otherwise(union)
+    return pl.when((iw > 0) & (ih > 0)).then(inter / union).otherwise(0.0)

@@ -1,3 +1,254 @@
-"""Commands (filled in by their modules)."""
+"""`tuiops match` and `tuiops eval`: compare a label set with a detection run."""
 
 from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from tuiops.cli import cli, emit, get_workspace, json_option, progress_reporter
+
+_SPLIT_FILE_HELP = (
+    "Images of a split: a text file with one key or file name per line, optionally followed by "
+    "its split name; give [SPLIT=]FILE to name the split of lines without one (default train). "
+    "Repeatable."
+)
+_SPLIT_DIR_HELP = (
+    "An ultralytics dataset folder (images/train, images/val … or train/images …): each image's "
+    "split is the folder it lies in."
+)
+
+
+def _split_options(f: Any) -> Any:
+    f = click.option("--split-from", "split_dir", type=click.Path(file_okay=False), help=_SPLIT_DIR_HELP)(f)
+    return click.option("--split-file", "split_files", multiple=True, help=_SPLIT_FILE_HELP)(f)
+
+
+def _read_splits(ws: Any, split_files: tuple[str, ...], split_dir: str | None) -> Any:
+    """The split frame (key, split) from the command line, or None."""
+    import polars as pl
+
+    from tuiops.ops.match import splits_from_dir, splits_from_file
+
+    frames = []
+    for spec in split_files:
+        name, path = "train", spec
+        head, sep, tail = spec.partition("=")
+        if sep and head and not os.path.exists(spec) and head.replace("-", "").replace("_", "").isalnum():
+            name, path = head, tail
+        frames.append(splits_from_file(ws, path, split=name))
+    if split_dir:
+        frames.append(splits_from_dir(ws, split_dir))
+    return pl.concat(frames) if frames else None
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return "-" if v is None else str(v)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain text table: the first column left-aligned, the others right-aligned."""
+    cells = [headers, *[[_fmt(v) for v in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  "
+        + "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in cells
+    )
+
+
+@cli.command("match")
+@click.option("--set", "set_name", required=True, help="The label set (ground truth).")
+@click.option("--run", "run_name", required=True, help="The detection run to compare with it.")
+@click.option(
+    "--iou", type=float, default=0.5, show_default=True, help="IoU threshold t of a match (tp, cls, dup)."
+)
+@click.option(
+    "--low",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Lowest IoU of a localisation error (loc: IoU in [low, t)).",
+)
+@click.option(
+    "--conf",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help="Score from which a detection is confident (counts as tp/cls/loc/dup/fp).",
+)
+@click.option("--name", help="Name of the stored match (default SET__RUN); an existing one is replaced.")
+@_split_options
+@click.option("--top", type=int, default=10, show_default=True, help="How many of the worst images to print.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@json_option
+def match_cmd(
+    set_name: str,
+    run_name: str,
+    iou: float,
+    low: float,
+    conf: float,
+    name: str | None,
+    split_files: tuple[str, ...],
+    split_dir: str | None,
+    top: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Compare a label set with a detection run object by object; store and summarise the result.
+
+    Images in both the set and the run are compared. Per image and class, detections
+    take labels greedily by score as COCO does (IoU ≥ t). Each object gets a category:
+
+    \b
+      tp   label found by a confident detection of its class (IoU ≥ t)
+      cls  label found by a confident detection of another class (IoU ≥ t)
+      loc  label found by a confident detection of its class with IoU in [low, t)
+      dup  second confident detection of an already found object (IoU ≥ t)
+      fp   confident detection with no label (a missing label?)
+      fn   label no confident detection found (a spurious label?)
+
+    Cost of an object (bigger = worse): 1 − IoU for tp and loc; the score for cls, dup
+    and fp; 1 for fn, or 1 − score of a below-conf detection that matched it. Per image:
+    precision = tp / confident detections, recall = tp / labels, f1 = 2·tp / (labels +
+    confident detections), cost = the sum of its objects' costs. The worst images are
+    ORDER BY f1, cost DESC; stored in match_images, match_objects (views
+    v_match_images, v_match_objects for `tuiops query`). Splits keep train and val apart.
+
+    \b
+    Examples:
+      tuiops match --set master --run v41
+      tuiops match --set master --run v41 --iou 0.6 --conf 0.3 --split-from datasets/v41
+      tuiops query "SELECT * FROM v_match_objects WHERE match='master__v41' AND category='fn' ORDER BY cost DESC LIMIT 20"
+    """
+    from tuiops.ops.match import match
+
+    ws = get_workspace()
+    splits = _read_splits(ws, split_files, split_dir)
+    with progress_reporter("match", quiet=quiet or as_json) as progress:
+        res = match(
+            ws,
+            set_name,
+            run_name,
+            iou=iou,
+            low=low,
+            conf=conf,
+            name=name,
+            splits=splits,
+            worst=top,
+            progress=progress,
+        )
+    if as_json:
+        emit(res.to_dict(), True)
+        return
+    lines = [
+        f"match {res.name!r}: label set {res.set_name!r} × run {res.run_name!r} "
+        f"(iou {res.iou:g}, low {res.low:g}, conf {res.conf:g})",
+        f"  {res.images:,} image(s) compared; {res.set_only:,} only in the set, {res.run_only:,} only in the run",
+    ]
+    if res.split_overlap:
+        lines.append(f"  warning: {res.split_overlap:,} image(s) are in two splits; counted as train")
+    cols = ["images", "labels", "dets", "tp", "loc", "cls", "dup", "fp", "fn", "precision", "recall", "f1"]
+    rows = [[split, *[c[k] for k in cols]] for split, c in res.splits.items()]
+    lines += ["", _table(["split", *cols], rows)]
+    if res.worst is not None and res.worst.height:
+        lines += ["", "worst images (f1 ascending, then cost descending):"]
+        wcols = ["rank", "key", "f1", "cost", "n_labels", "n_dets", "tp", "loc", "cls", "dup", "fp", "fn"]
+        wrows = [[r["split"], *[r[k] for k in wcols]] for r in res.worst.iter_rows(named=True)]
+        lines.append(_table(["split", *wcols], wrows))
+    emit(res.to_dict(), False, text="\n".join(lines))
+
+
+_COCO_LINES = (
+    ("Average Precision", "(AP)", "0.50:0.95", "all", 100),
+    ("Average Precision", "(AP)", "0.50", "all", 100),
+    ("Average Precision", "(AP)", "0.75", "all", 100),
+    ("Average Precision", "(AP)", "0.50:0.95", "small", 100),
+    ("Average Precision", "(AP)", "0.50:0.95", "medium", 100),
+    ("Average Precision", "(AP)", "0.50:0.95", "large", 100),
+    ("Average Recall", "(AR)", "0.50:0.95", "all", 1),
+    ("Average Recall", "(AR)", "0.50:0.95", "all", 10),
+    ("Average Recall", "(AR)", "0.50:0.95", "all", 100),
+    ("Average Recall", "(AR)", "0.50:0.95", "small", 100),
+    ("Average Recall", "(AR)", "0.50:0.95", "medium", 100),
+    ("Average Recall", "(AR)", "0.50:0.95", "large", 100),
+)
+
+
+@cli.command("eval")
+@click.option("--set", "set_name", required=True, help="The label set (ground truth).")
+@click.option("--run", "run_name", required=True, help="The detection run to evaluate.")
+@_split_options
+@click.option("--split", "only_split", help="Evaluate only the images of this split (e.g. val).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@json_option
+def eval_cmd(
+    set_name: str,
+    run_name: str,
+    split_files: tuple[str, ...],
+    split_dir: str | None,
+    only_split: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """COCO mAP of a detection run against a label set, equal to pycocotools' COCOeval (bbox).
+
+    mAP@[.5:.95], AP50, AP75, AP small/medium/large (area in pixels: ≤ 32², 32²–96², ≥ 96²),
+    AR@1/10/100, AR small/medium/large and AP per class. The images are the label set's;
+    detections on other images are left out (as pycocotools does). A class without labels
+    has AP −1 and is left out of the means. --json keys: map, map50, map75, map_small,
+    map_medium, map_large, ar1, ar10, ar100, ar_small, ar_medium, ar_large, per_class.
+
+    \b
+    Examples:
+      tuiops eval --set master --run v41
+      tuiops eval --set master --run v41 --split-from datasets/v41 --split val --json
+    """
+    from tuiops.errors import UsageError
+    from tuiops.ops.evaluate import evaluate
+
+    ws = get_workspace()
+    items = None
+    splits = _read_splits(ws, split_files, split_dir)
+    if only_split is not None:
+        if splits is None:
+            raise UsageError("--split needs --split-file or --split-from to know the splits")
+        from tuiops.ops.labels import lookup_items
+
+        chosen = splits.filter(splits["split"] == only_split)
+        if chosen.height == 0:
+            known = sorted(set(splits["split"].to_list()))
+            raise UsageError(f"no image is in split {only_split!r}", hint=f"splits found: {', '.join(known)}")
+        items = lookup_items(ws.store, chosen["key"].unique().to_list())["item_id"].to_numpy()
+    elif splits is not None:
+        raise UsageError("--split-file/--split-from need --split NAME to choose the images to evaluate")
+    with progress_reporter("eval", quiet=quiet or as_json) as progress:
+        res = evaluate(ws, set_name, run_name, items=items, progress=progress)
+    if as_json:
+        emit(res.to_dict(), True)
+        return
+    lines = [
+        f"COCO bbox: label set {res.set_name!r} × run {res.run_name!r}"
+        + (f" (split {only_split})" if only_split else ""),
+        f"  {res.images:,} image(s), {res.labels:,} label(s), {res.dets:,} detection(s)",
+    ]
+    if res.images_not_in_run:
+        lines.append(f"  warning: the run did not process {res.images_not_in_run:,} image(s) of the set")
+    if res.dets_outside_set:
+        lines.append(f"  {res.dets_outside_set:,} detection(s) on images outside the set are left out")
+    for (title, kind, iou, area, max_dets), value in zip(_COCO_LINES, res.stats.values(), strict=True):
+        lines.append(
+            f" {title:<18} {kind} @[ IoU={iou:<9} | area={area:>6s} | maxDets={max_dets:>3d} ] = {value:0.3f}"
+        )
+    lines.append("AP@[.5:.95] per class:")
+    width = max((len(k) for k in res.per_class), default=0)
+    for cls, ap in res.per_class.items():
+        lines.append(f"  {cls:<{width}}  {ap:0.3f}" if ap >= 0 else f"  {cls:<{width}}  -  (no labels)")
+    emit(res.to_dict(), False, text="\n".join(lines))

@@ -1,0 +1,257 @@
+"""COCO mAP: tuiops (polars/numpy) vs pycocotools, faster-coco-eval and hotcoco, side by side.
+
+The same generated boxes (~4 labels and ~5 detections per image, 5 classes: jittered
+copies of labels, duplicates, class confusions and random false positives) go to every
+peer. What is timed, for every peer alike, is the evaluation from in-memory data:
+
+- peers: ``evaluate() + accumulate() + summarize()`` of their COCOeval; building their
+  COCO objects (``COCO(dict)`` + ``loadRes(list)``) is done before and not timed;
+- tuiops: :func:`tuiops.ops.evaluate.coco_evaluate` from polars frames (everything:
+  pairs, matching, accumulation, summary).
+
+Prints seconds per peer and size, the ratio peer / tuiops, and a parity check: the 12
+stats and the per-class AP of every peer must equal ours within 1e-6 (exit 1 if not).
+pycocotools is slow (minutes at 200k images), so by default it runs only up to
+``--pycocotools-max`` images; peers that are not installed are reported as such.
+
+    python benchmarks/bench_map.py [--sizes 20000,200000,1000000] [--peers pycocotools,fce,hotcoco] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+N_CLASSES = 5
+TOL = 1e-6
+
+
+def synth(n_images: int, seed: int = 0, n_classes: int = N_CLASSES) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Labels (``item_id, class_id, x1…y2``) and detections (+ ``score``) for images 1..n.
+
+    ~4 labels per image (Poisson), ~5 detections: 85 % of the labels found with a jitter of
+    ~8 % of their size, 10 % of those found twice, 5 % with another class, the rest random
+    false positives; scores rounded to 3 decimals (many exact ties). Rows are in image order.
+    """
+    rng = np.random.default_rng(seed)
+    per = rng.poisson(4, n_images)
+    n = int(per.sum())
+    img = np.repeat(np.arange(1, n_images + 1, dtype=np.int64), per)
+    w_img, h_img = 640.0, 480.0
+    w = np.exp(rng.uniform(np.log(8), np.log(300), n))
+    h = np.minimum(w * rng.uniform(0.5, 2, n), h_img - 1)
+    x1 = rng.uniform(0, w_img - np.minimum(w, w_img - 1))
+    y1 = rng.uniform(0, h_img - h)
+    cls = rng.integers(0, n_classes, n)
+    labels = pl.DataFrame(
+        {"item_id": img, "class_id": cls.astype(np.int32), "x1": x1, "y1": y1, "x2": x1 + w, "y2": y1 + h}
+    )
+    src = np.flatnonzero(rng.random(n) < 0.85)
+    src = np.concatenate([src, src[rng.random(src.size) < 0.1]])
+    n_fp = max(0, 5 * n_images - src.size)
+    k = src.size
+
+    def jitter(size: np.ndarray) -> np.ndarray:
+        return rng.normal(0, 1, k) * size * 0.08
+
+    dx1, dy1 = x1[src] + jitter(w[src]), y1[src] + jitter(h[src])
+    dx2 = np.maximum(x1[src] + w[src] + jitter(w[src]), dx1 + 1)
+    dy2 = np.maximum(y1[src] + h[src] + jitter(h[src]), dy1 + 1)
+    dcls = np.where(rng.random(k) < 0.05, rng.integers(0, n_classes, k), cls[src])
+    fw = np.exp(rng.uniform(np.log(8), np.log(300), n_fp))
+    fh = np.minimum(fw * rng.uniform(0.5, 2, n_fp), h_img - 1)
+    fx1 = rng.uniform(0, w_img - np.minimum(fw, w_img - 1))
+    fy1 = rng.uniform(0, h_img - fh)
+    dets = pl.DataFrame(
+        {
+            "item_id": np.concatenate([img[src], rng.integers(1, n_images + 1, n_fp)]),
+            "class_id": np.concatenate([dcls, rng.integers(0, n_classes, n_fp)]).astype(np.int32),
+            "x1": np.concatenate([dx1, fx1]),
+            "y1": np.concatenate([dy1, fy1]),
+            "x2": np.concatenate([dx2, fx1 + fw]),
+            "y2": np.concatenate([dy2, fy1 + fh]),
+            "score": np.round(np.concatenate([rng.beta(5, 2, k), rng.beta(1.5, 5, n_fp)]), 3),
+        }
+    ).sort("item_id", maintain_order=True)
+    return labels, dets
+
+
+def coco_dicts(
+    labels: pl.DataFrame, dets: pl.DataFrame, n_images: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The same boxes as a COCO ground-truth dict (area = w·h) and a results list."""
+    lab = labels.with_columns(w=pl.col("x2") - pl.col("x1"), h=pl.col("y2") - pl.col("y1"))
+    anns = [
+        {"id": i + 1, "image_id": im, "category_id": c, "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0}
+        for i, (im, c, x, y, w, h) in enumerate(
+            lab.select("item_id", "class_id", "x1", "y1", "w", "h").iter_rows()
+        )
+    ]
+    det = dets.with_columns(w=pl.col("x2") - pl.col("x1"), h=pl.col("y2") - pl.col("y1"))
+    res = [
+        {"image_id": im, "category_id": c, "bbox": [x, y, w, h], "score": s}
+        for im, c, x, y, w, h, s in det.select(
+            "item_id", "class_id", "x1", "y1", "w", "h", "score"
+        ).iter_rows()
+    ]
+    gt = {
+        "images": [{"id": i, "width": 640, "height": 480} for i in range(1, n_images + 1)],
+        "categories": [{"id": c, "name": f"c{c}"} for c in range(N_CLASSES)],
+        "annotations": anns,
+    }
+    return gt, res
+
+
+def run_peer(
+    name: str, gt: dict[str, Any], res: list[dict[str, Any]]
+) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Build the peer's COCO objects from the dicts (untimed; they may change them), then time
+    evaluate + accumulate + summarize. Returns wall seconds, CPU seconds (all threads), the
+    12 stats and the per-class AP.
+    """
+    with contextlib.redirect_stdout(io.StringIO()):
+        if name == "pycocotools":
+            from pycocotools.coco import COCO
+            from pycocotools.cocoeval import COCOeval
+
+            cg = COCO()
+            cg.dataset = gt
+            cg.createIndex()
+            cd = cg.loadRes(res)
+        elif name == "fce":
+            from faster_coco_eval import COCO
+            from faster_coco_eval import COCOeval_faster as COCOeval
+
+            cg = COCO(gt)
+            cd = cg.loadRes(res)
+        else:
+            from hotcoco import COCO, COCOeval
+
+            cg = COCO(gt)
+            cd = cg.loadRes(res)
+        del gt, res
+        gc.collect()
+        t, c = time.perf_counter(), time.process_time()
+        ev = COCOeval(cg, cd, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        dt, dc = time.perf_counter() - t, time.process_time() - c
+    stats = np.asarray(ev.stats, dtype=np.float64)
+    per_class = np.full(N_CLASSES, np.nan)
+    prec = np.asarray(ev.eval["precision"]) if isinstance(ev.eval, dict) and "precision" in ev.eval else None
+    if prec is not None and prec.ndim == 5:
+        for k in range(N_CLASSES):
+            p = prec[:, :, k, 0, -1]
+            per_class[k] = p[p > -1].mean() if (p > -1).any() else -1.0
+    return dt, dc, stats, per_class
+
+
+def available(name: str) -> str | None:
+    """None if the peer can be imported, else why not."""
+    mod = {"pycocotools": "pycocotools.cocoeval", "fce": "faster_coco_eval", "hotcoco": "hotcoco"}[name]
+    try:
+        __import__(mod)
+    except ImportError as exc:
+        hint = {"hotcoco": "pip install hotcoco", "fce": "pip install faster-coco-eval"}.get(
+            name, "pip install pycocotools"
+        )
+        return f"not installed ({exc.name}; {hint})"
+    return None
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="20000,200000,1000000", help="Image counts, comma-separated.")
+    ap.add_argument("--peers", default="pycocotools,fce,hotcoco", help="Peers to run, comma-separated.")
+    ap.add_argument("--pycocotools-max", type=int, default=200_000, help="Largest size pycocotools runs at.")
+    ap.add_argument("--repeat", type=int, default=2, help="Runs of tuiops per size (the best is reported).")
+    ap.add_argument("--quick", action="store_true", help="A tiny run (smoke test).")
+    args = ap.parse_args(argv)
+    sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",") if s]
+    peers = [p for p in args.peers.split(",") if p]
+
+    from tuiops.ops.evaluate import coco_evaluate
+
+    print("timed: peers evaluate+accumulate+summarize (building their COCO objects excluded);")
+    print("       tuiops coco_evaluate from polars frames (everything). cpu = CPU seconds of all threads.")
+    print(f"load average at start: {_load()} on {os.cpu_count()} CPUs")
+    rows: list[tuple[int, str, str, str, str, str]] = []
+    ok = True
+    for n in sizes:
+        labels, dets = synth(n)
+        best = best_cpu = float("inf")
+        ours = None
+        for _ in range(max(1, args.repeat)):
+            gc.collect()
+            t, c = time.perf_counter(), time.process_time()
+            ours = coco_evaluate(labels, dets, image_ids=np.arange(1, n + 1), class_ids=np.arange(N_CLASSES))
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            if wall < best:
+                best, best_cpu = wall, cpu
+        assert ours is not None
+        rows.append(
+            (
+                n,
+                "tuiops",
+                f"{best:.3f}",
+                f"{best_cpu:.3f}",
+                "1.0",
+                f"{labels.height} labels, {dets.height} dets",
+            )
+        )
+        print(f"{n:>9} images  tuiops        {best:9.3f} s  cpu {best_cpu:8.3f} s", flush=True)
+        for peer in peers:
+            why = available(peer)
+            if why is None and peer == "pycocotools" and n > args.pycocotools_max:
+                why = f"skipped above {args.pycocotools_max} images (--pycocotools-max)"
+            if why is not None:
+                rows.append((n, peer, "-", "-", "-", why))
+                print(f"{n:>9} images  {peer:<12}  {why}", flush=True)
+                continue
+            gt, res = coco_dicts(labels, dets, n)
+            dt, dc, stats, per_class = run_peer(peer, gt, res)
+            del gt, res
+            gc.collect()
+            diff = float(np.abs(stats - ours.stats).max())
+            has_pc = not np.isnan(per_class).all()
+            if has_pc:
+                diff = max(diff, float(np.abs(per_class - ours.per_class_ap).max()))
+            same = diff <= TOL
+            ok &= same
+            what = "12 stats + per-class AP" if has_pc else "12 stats"
+            note = (
+                f"parity ok: {what} (max |Δ| {diff:.1e})"
+                if same
+                else f"MISMATCH: {what} (max |Δ| {diff:.2e})"
+            )
+            rows.append((n, peer, f"{dt:.3f}", f"{dc:.3f}", f"{dt / best:.1f}", note))
+            print(
+                f"{n:>9} images  {peer:<12}  {dt:9.3f} s  cpu {dc:8.3f} s  {dt / best:7.1f}x  {note}",
+                flush=True,
+            )
+    print()
+    print(f"{'images':>9}  {'peer':<12} {'wall s':>9} {'cpu s':>9}  {'× tuiops':>8}  note")
+    for n, peer, sec, cpu, ratio, note in rows:
+        print(f"{n:>9}  {peer:<12} {sec:>9} {cpu:>9}  {ratio:>8}  {note}")
+    print(f"load average at end: {_load()}")
+    print()
+    print("parity: ok" if ok else "parity: MISMATCH")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

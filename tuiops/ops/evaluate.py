@@ -1,0 +1,494 @@
+"""`eval`: COCO mAP of a detection run against a label set, equal to pycocotools' COCOeval.
+
+What is computed is exactly ``COCOeval(gt, dt, "bbox")`` → ``evaluate()`` →
+``accumulate()`` → ``summarize()`` with the default parameters: IoU thresholds
+.50:.05:.95, 101 recall points, maxDets 1/10/100, area ranges all / small (≤ 32²) /
+medium (32²–96²) / large (≥ 96²) in square pixels, both borders inclusive as in
+pycocotools. The numbers agree with pycocotools to within 1e-6 (the tests compare them on
+random and adversarial data).
+
+How the store maps onto COCO:
+
+- Images: the label set's images (``set_images``, also those without boxes) are COCO's
+  ``imgIds``; detections on images outside the set are left out, as pycocotools leaves
+  out results on images that are not in the ground truth. Images of the set that the run
+  never processed still count: their labels are misses (the result says how many).
+- Categories: the workspace classes; a class without labels has AP −1 and is left out of
+  the means (pycocotools: ``precision == -1``).
+- A label's area is its COCO ``area`` when it came from a COCO file (``extra.area``),
+  else its box width × height; ``extra.iscrowd`` marks a crowd region. A detection's area
+  is its box's, as ``loadRes`` computes it.
+- Within an image and class, detections with equal scores keep their store order (the
+  order of the source file), labels likewise.
+
+The computation is vectorised: candidate pairs come from one polars join per
+(image, class), :func:`tuiops.ops.matching.greedy_assign` matches all 10 thresholds ×
+4 area ranges in rounds over detection rank, and the accumulation is a handful of numpy
+passes per threshold × area range over the detections sorted once by class and score.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tuiops.ops.base import CancelToken, ProgressFn, Reporter
+from tuiops.ops.matching import member
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from tuiops.workspace import Workspace
+
+#: COCOeval's default parameters for bounding boxes.
+IOU_THRS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+REC_THRS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+MAX_DETS = (1, 10, 100)
+AREA_RANGES = ((0.0**2, 1e5**2), (0.0**2, 32.0**2), (32.0**2, 96.0**2), (96.0**2, 1e5**2))
+AREA_LABELS = ("all", "small", "medium", "large")
+
+#: From this many boxes (labels + detections) on, groups of classes are evaluated in parallel threads.
+PARALLEL_BOXES = 50_000
+
+#: Names of the 12 summary numbers, in pycocotools' ``stats`` order.
+STAT_KEYS = (
+    "map",
+    "map50",
+    "map75",
+    "map_small",
+    "map_medium",
+    "map_large",
+    "ar1",
+    "ar10",
+    "ar100",
+    "ar_small",
+    "ar_medium",
+    "ar_large",
+)
+
+
+@dataclass
+class CocoResult:
+    """COCO metrics of one evaluation (−1 where pycocotools gives −1: nothing to measure).
+
+    ``stats`` holds the 12 summary numbers in pycocotools' order (see :data:`STAT_KEYS`);
+    ``class_ids``/``per_class_ap`` the AP@[.5:.95] of each class (all areas, 100
+    detections); ``precision`` is pycocotools' ``eval['precision'][..., 2]`` (T×R×K×A at
+    maxDets 100) and ``recall`` its ``eval['recall']`` (T×K×A×M).
+    """
+
+    stats: np.ndarray
+    class_ids: np.ndarray
+    per_class_ap: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    n_images: int = 0
+    n_labels: int = 0
+    n_dets: int = 0
+    n_dets_skipped: int = 0
+    seconds: float = 0.0
+
+    def stat(self, key: str) -> float:
+        return float(self.stats[STAT_KEYS.index(key)])
+
+
+@dataclass
+class EvalResult:
+    """The `eval` op's answer: the 12 COCO numbers, AP per class and what was counted."""
+
+    set_name: str
+    run_name: str
+    stats: dict[str, float]
+    per_class: dict[str, float]
+    images: int
+    labels: int
+    dets: int
+    images_not_in_run: int
+    dets_outside_set: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    coco: CocoResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.stats,
+            "per_class": self.per_class,
+            "set": self.set_name,
+            "run": self.run_name,
+            "images": self.images,
+            "labels": self.labels,
+            "dets": self.dets,
+            "images_not_in_run": self.images_not_in_run,
+            "dets_outside_set": self.dets_outside_set,
+        }
+
+
+def coco_evaluate(
+    labels: pl.DataFrame,
+    dets: pl.DataFrame,
+    *,
+    image_ids: Any = None,
+    class_ids: Any = None,
+    check: Callable[[], None] | None = None,
+) -> CocoResult:
+    """COCO bbox evaluation of in-memory frames, equal to pycocotools' COCOeval.
+
+    ``labels``: ``item_id, class_id, x1, y1, x2, y2`` and optionally ``area`` (COCO's
+    annotation area; null → box area) and ``iscrowd``. ``dets``: ``item_id, class_id,
+    x1, y1, x2, y2, score``. Within one image and class, rows keep their frame order for
+    ties. ``image_ids``: COCO's imgIds (default: the images that have labels); detections
+    on other images are left out. ``class_ids``: COCO's catIds (default: the classes that
+    have labels); detections of other classes are left out. ``check`` is called between
+    matching rounds (cancellation).
+
+    Classes are independent in COCO's evaluation; with enough boxes they are split into
+    groups evaluated side by side in threads (numpy and polars release the GIL).
+    """
+    t0 = time.perf_counter()
+    imgs = np.asarray(labels["item_id"] if image_ids is None else image_ids, dtype=np.int64)
+    if len(imgs) > 1 and not (np.diff(imgs) > 0).all():
+        imgs = np.unique(imgs)
+    cats = np.unique(np.asarray(labels["class_id"] if class_ids is None else class_ids, dtype=np.int64))
+    n_cat = len(cats)
+
+    # Labels, in frame order (which keeps each image's and class's input order).
+    lab = _columns(labels, ("item_id", "class_id"), ("x1", "y1", "x2", "y2"))
+    lab["area"] = (lab["x2"] - lab["x1"]) * (lab["y2"] - lab["y1"])
+    if "area" in labels.columns:
+        given = labels["area"].cast(float).to_numpy()
+        lab["area"] = np.where(np.isnan(given), lab["area"], given)
+    lab["crowd"] = (
+        labels["iscrowd"].fill_null(0).cast(int).to_numpy() != 0
+        if "iscrowd" in labels.columns
+        else np.zeros(labels.height, bool)
+    )
+    lab = _subset(lab, member(lab["item_id"], imgs) & member(lab["class_id"], cats))
+    lab["cls"] = np.searchsorted(cats, lab["class_id"])
+
+    det = _columns(dets, ("item_id", "class_id"), ("x1", "y1", "x2", "y2", "score"))
+    n_all_dets = len(det["score"])
+    det = _subset(det, member(det["item_id"], imgs) & member(det["class_id"], cats))
+    if len(det["item_id"]) and (np.diff(det["item_id"]) < 0).any():
+        det = _subset(det, np.argsort(det["item_id"], kind="stable"))
+    det["cls"] = np.searchsorted(cats, det["class_id"])
+
+    n_thr, n_rec, n_area, n_max = len(IOU_THRS), len(REC_THRS), len(AREA_RANGES), len(MAX_DETS)
+    precision = -np.ones((n_thr, n_rec, n_cat, n_area))
+    recall = -np.ones((n_thr, n_cat, n_area, n_max))
+    n_boxes = len(lab["cls"]) + len(det["cls"])
+    workers = min(os.cpu_count() or 1, n_cat) if n_boxes >= PARALLEL_BOXES else 1
+    groups = _class_groups(
+        np.bincount(lab["cls"], minlength=n_cat) + np.bincount(det["cls"], minlength=n_cat), workers
+    )
+
+    def run(codes: np.ndarray) -> int:
+        want = np.zeros(n_cat, bool)
+        want[codes] = True
+        sub_l = _subset(lab, want[lab["cls"]])
+        sub_d = _subset(det, want[det["cls"]])
+        local = np.full(n_cat, -1)
+        local[codes] = np.arange(len(codes))
+        sub_l["cls"], sub_d["cls"] = local[sub_l["cls"]], local[sub_d["cls"]]
+        prec, rec, n_det = _evaluate_classes(sub_l, sub_d, len(codes), check)
+        precision[:, :, codes, :] = prec
+        recall[:, codes, :, :] = rec
+        return n_det
+
+    if len(groups) > 1:
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            n_det = sum(pool.map(run, groups))
+    else:
+        n_det = sum(run(g) for g in groups)
+    stats = _summarize(precision, recall)
+    per_class = np.array([_mean(precision[:, :, k, 0]) for k in range(n_cat)])
+    return CocoResult(
+        stats=stats,
+        class_ids=cats,
+        per_class_ap=per_class,
+        precision=precision,
+        recall=recall,
+        n_images=len(imgs),
+        n_labels=len(lab["cls"]),
+        n_dets=n_det,
+        n_dets_skipped=n_all_dets - n_det,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _class_groups(sizes: np.ndarray, workers: int) -> list[np.ndarray]:
+    """Split class codes into at most ``workers`` groups of about equal box counts (largest first)."""
+    if workers <= 1 or len(sizes) <= 1:
+        return [np.arange(len(sizes))]
+    load = np.zeros(workers)
+    members: list[list[int]] = [[] for _ in range(workers)]
+    for k in np.argsort(-sizes, kind="stable").tolist():
+        w = int(np.argmin(load))
+        members[w].append(k)
+        load[w] += sizes[k]
+    return [np.sort(np.array(m, dtype=np.int64)) for m in members if m]
+
+
+def _subset(arrays: dict[str, np.ndarray], sel: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows ``sel`` (a mask or indices) of column arrays; the same dict when a mask keeps all."""
+    if sel.dtype == bool and sel.all():
+        return dict(arrays)
+    idx = np.flatnonzero(sel) if sel.dtype == bool else sel
+    return {k: v[idx] for k, v in arrays.items()}
+
+
+def _evaluate_classes(
+    lab: dict[str, np.ndarray], det: dict[str, np.ndarray], n_cat: int, check: Callable[[], None] | None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """evaluate + accumulate for labels and detections of classes ``0..n_cat-1`` (``cls``)."""
+    from tuiops.ops.matching import Boxes, descending_score_order, greedy_assign, group_pairs, score_order
+
+    n_area = len(AREA_RANGES)
+    lo = np.array([a[0] for a in AREA_RANGES])
+    hi = np.array([a[1] for a in AREA_RANGES])
+    g_cls = lab["cls"]
+    g_key = lab["item_id"] * n_cat + g_cls
+    g_crowd = lab["crowd"]
+    g_ignore = g_crowd[:, None] | (lab["area"][:, None] < lo) | (lab["area"][:, None] > hi)
+
+    # Detections: the top 100 per image and class, then one global order for the
+    # accumulation — class, score descending, image, rank — as COCOeval concatenates them.
+    d_cls = det["cls"]
+    d_key = det["item_id"] * n_cat + d_cls
+    by_key, d_rank = score_order(d_key, det["score"])
+    top = np.flatnonzero(d_rank < MAX_DETS[-1])
+    order = top[descending_score_order(det["score"][top], d_cls[top])]
+    n_det = len(order)
+    d_cls, d_key, d_rank = d_cls[order], d_key[order], d_rank[order]
+    d_boxes = Boxes.from_xyxy(*(det[c][order] for c in ("x1", "y1", "x2", "y2")))
+    position = np.full(len(det["score"]), -1, dtype=np.int64)
+    position[order] = np.arange(n_det)
+    by_key = position[by_key]
+    by_key = by_key[by_key >= 0]
+    d_out = (d_boxes.area[:, None] < lo) | (d_boxes.area[:, None] > hi)
+
+    any_crowd = bool(g_crowd.any())
+    di, gi, iou = group_pairs(
+        d_key,
+        g_key,
+        d_boxes,
+        Boxes.from_xyxy(lab["x1"], lab["y1"], lab["x2"], lab["y2"]),
+        min_iou=float(min(IOU_THRS.min(), 1 - 1e-10)),
+        g_crowd=g_crowd if any_crowd else None,
+        d_order=by_key,
+    )
+    asg = greedy_assign(
+        di,
+        gi,
+        iou,
+        d_key,
+        np.arange(n_det),
+        n_det,
+        IOU_THRS,
+        gt_ignore=g_ignore,
+        gt_crowd=g_crowd if any_crowd else None,
+        with_iou=False,
+        check=check,
+    )
+    npig = np.stack([np.bincount(g_cls[~g_ignore[:, a]], minlength=n_cat) for a in range(n_area)], axis=1)
+    precision, recall = _accumulate(asg, d_cls, d_rank, d_out, g_ignore, npig)
+    return precision, recall, n_det
+
+
+def _columns(frame: pl.DataFrame, ints: tuple[str, ...], floats: tuple[str, ...]) -> dict[str, np.ndarray]:
+    out = {c: frame[c].cast(int).to_numpy() for c in ints}
+    out.update({c: frame[c].cast(float).to_numpy() for c in floats})
+    return out
+
+
+def _accumulate(
+    asg: Any,
+    d_cls: np.ndarray,
+    d_rank: np.ndarray,
+    d_out: np.ndarray,
+    g_ignore: np.ndarray,
+    npig: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """pycocotools' ``accumulate()``: precision (T×R×K×A, maxDets 100) and recall (T×K×A×M).
+
+    Per threshold × area range, the counted detections (not matched to an ignored
+    label, not an unmatched detection outside the area range) of each class, in the
+    global order, give recall = tp/npig and precision = tp/(tp+fp). The precision
+    envelope (its suffix maximum) peaks at true positives, so it is read from the true
+    positives alone: at recall point r it is the best precision of the true positives
+    from the one that first reaches r on.
+    """
+    n_thr, n_rec, n_max = len(IOU_THRS), len(REC_THRS), len(MAX_DETS)
+    n_cat, n_area = npig.shape
+    n = len(d_cls)
+    precision = -np.ones((n_thr, n_rec, n_cat, n_area))
+    recall = -np.ones((n_thr, n_cat, n_area, n_max))
+    cls_count = np.bincount(d_cls, minlength=n_cat)
+    cls_start = np.cumsum(cls_count) - cls_count
+    eps = np.spacing(1)
+
+    def area(a: int) -> None:
+        has_gt = npig[:, a] > 0
+        npf = np.where(has_gt, npig[:, a], 1).astype(np.float64)
+        need = _tp_needed(npf)
+        g_in = ~g_ignore[:, a]
+        d_in = ~d_out[:, a]
+        # A detection counts (is not ignored) when it is inside the area range, unless it is
+        # matched: then it counts when its label does. Positions among the counted ones are
+        # the inside-range count plus the changes ("flips") of the matched detections.
+        base_cum = np.cumsum(d_in, dtype=np.int64)
+        lone_in = g_in[asg.lone_gt]
+        lone_flip = np.flatnonzero(lone_in != d_in[asg.lone_det])
+        for ti in range(n_thr):
+            (l_det, _), (c_det, c_gt) = asg.parts(ti * n_area + a)
+            c_in = g_in[c_gt]
+            tp_mask = np.zeros(n, bool)
+            tp_mask[l_det[lone_in[: len(l_det)]]] = True
+            tp_mask[c_det[c_in]] = True
+            tp_idx = np.flatnonzero(tp_mask)
+            f = lone_flip[: np.searchsorted(lone_flip, len(l_det))]
+            c_f = np.flatnonzero(c_in != d_in[c_det])
+            t_cls = d_cls[tp_idx]
+            t_count = np.bincount(t_cls, minlength=n_cat)
+            t_end = np.cumsum(t_count)
+            t_start = t_end - t_count
+            seen = base_cum[tp_idx]
+            before = np.where(cls_start > 0, base_cum[np.maximum(cls_start - 1, 0)], 0) if n else cls_start
+            if len(f) or len(c_f):
+                flip_det = np.concatenate((asg.lone_det[f], c_det[c_f]))
+                flip_sign = np.where(np.concatenate((lone_in[f], c_in[c_f])), 1, -1)
+                order = np.argsort(flip_det, kind="stable")
+                flip_det, flip_cum = flip_det[order], np.concatenate(([0], np.cumsum(flip_sign[order])))
+                seen = seen + flip_cum[np.searchsorted(flip_det, tp_idx, side="right")]
+                if n:
+                    at = np.maximum(cls_start - 1, 0)
+                    before = np.where(
+                        cls_start > 0, before + flip_cum[np.searchsorted(flip_det, at, side="right")], 0
+                    )
+            j = np.arange(1, len(tp_idx) + 1, dtype=np.float64) - np.repeat(t_start, t_count)
+            seen = (seen - np.repeat(before, t_count)).astype(np.float64)
+            q = _envelope_at(j / (seen + eps), t_start, t_end, need)
+            q[~has_gt] = -1.0
+            precision[ti, :, :, a] = q.T
+            rank_tp = d_rank[tp_idx]
+            for mi, m in enumerate(MAX_DETS):
+                found = t_count if m >= MAX_DETS[-1] else np.bincount(t_cls[rank_tp < m], minlength=n_cat)
+                recall[ti, :, a, mi] = np.where(has_gt, found / npf, -1.0)
+
+    for a in range(n_area):
+        area(a)
+    return precision, recall
+
+
+def _tp_needed(npf: np.ndarray) -> np.ndarray:
+    """(K, R): the fewest true positives whose recall ``tp / npig`` (in floating point) reaches each point."""
+    thr = REC_THRS[None, :]
+    n = npf[:, None]
+    need = np.ceil(thr * n)
+    need = np.where((need - 1) / n >= thr, need - 1, need)
+    need = np.where(need / n < thr, need + 1, need)
+    return need.astype(np.int64)
+
+
+def _envelope_at(pr: np.ndarray, t_start: np.ndarray, t_end: np.ndarray, need: np.ndarray) -> np.ndarray:
+    """(K, R): max of ``pr`` over each class's true positives from number ``need`` on; 0 past the last.
+
+    ``need`` 0 (recall 0) reads the best precision of the class (0 without true positives).
+    """
+    n_cat, n_rec = need.shape
+    have = (t_end - t_start)[:, None]
+    inside = need <= have
+    bins = np.empty((n_cat, n_rec + 1), dtype=np.int64)
+    bins[:, :n_rec] = np.minimum(t_start[:, None] + np.maximum(need - 1, 0), t_end[:, None])
+    bins[:, n_rec] = t_end
+    flat = bins.ravel()
+    ext = np.concatenate((pr, [-np.inf]))
+    bin_max = np.maximum.reduceat(ext, flat)
+    nxt = np.concatenate((flat[1:], [len(ext)]))
+    bin_max[nxt == flat] = -np.inf
+    bin_max = bin_max.reshape(n_cat, n_rec + 1)[:, :n_rec]
+    env = np.maximum.accumulate(bin_max[:, ::-1], axis=1)[:, ::-1]
+    return np.where(inside & np.isfinite(env), env, 0.0)
+
+
+def _mean(s: np.ndarray) -> float:
+    v = s[s > -1]
+    return -1.0 if v.size == 0 else float(np.mean(v))
+
+
+def _summarize(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
+    """pycocotools' ``summarize()`` for boxes: the 12 numbers."""
+    t50 = np.where(IOU_THRS == 0.5)[0]
+    t75 = np.where(IOU_THRS == 0.75)[0]
+    m100 = len(MAX_DETS) - 1
+    return np.array(
+        [
+            _mean(precision[:, :, :, 0]),
+            _mean(precision[t50][:, :, :, 0]),
+            _mean(precision[t75][:, :, :, 0]),
+            _mean(precision[:, :, :, 1]),
+            _mean(precision[:, :, :, 2]),
+            _mean(precision[:, :, :, 3]),
+            _mean(recall[:, :, 0, 0]),
+            _mean(recall[:, :, 0, 1]),
+            _mean(recall[:, :, 0, m100]),
+            _mean(recall[:, :, 1, m100]),
+            _mean(recall[:, :, 2, m100]),
+            _mean(recall[:, :, 3, m100]),
+        ]
+    )
+
+
+def evaluate(
+    ws: Workspace,
+    set_name: str,
+    run_name: str,
+    *,
+    items: Any = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> EvalResult:
+    """COCO mAP of run ``run_name`` against label set ``set_name`` (see the module doc).
+
+    ``items``: optional item ids to evaluate on (e.g. the validation split); by default
+    every image of the set.
+    """
+    from tuiops.ops.match import item_ids, read_boxes
+
+    store = ws.store
+    rep = Reporter("eval", progress, cancel, total=3)
+    set_id = store.label_set_id(set_name)
+    run_id = store.run_id(run_name)
+    t0 = time.perf_counter()
+    set_items = item_ids(store, "set", set_id)
+    run_items = item_ids(store, "run", run_id)
+    if items is not None:
+        set_items = set_items[member(set_items, np.unique(np.asarray(items, dtype=np.int64)))]
+    labels, dets = read_boxes(store, set_id, run_id, coco_extra=True)
+    rep.update(1, "read", force=True)
+    t1 = time.perf_counter()
+    n_dets_outside = int((~member(dets["item_id"].to_numpy(), set_items)).sum())
+    classes = ws.classes
+    n_cls = int(labels["class_id"].max()) + 1 if labels.height else 0
+    class_ids = np.arange(max(len(classes), n_cls))
+    res = coco_evaluate(labels, dets, image_ids=set_items, class_ids=class_ids, check=rep.check)
+    rep.update(3, "done", force=True)
+    t2 = time.perf_counter()
+    names = {i: (classes[i] if i < len(classes) else str(i)) for i in res.class_ids.tolist()}
+    return EvalResult(
+        set_name=set_name,
+        run_name=run_name,
+        stats={k: float(v) for k, v in zip(STAT_KEYS, res.stats, strict=True)},
+        per_class={names[int(k)]: float(ap) for k, ap in zip(res.class_ids, res.per_class_ap, strict=True)},
+        images=res.n_images,
+        labels=res.n_labels,
+        dets=res.n_dets,
+        images_not_in_run=int((~member(set_items, run_items)).sum()),
+        dets_outside_set=n_dets_outside,
+        seconds={"read": t1 - t0, "evaluate": t2 - t1},
+        coco=res,
+    )
