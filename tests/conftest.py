@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,16 @@ import pytest
 os.environ.setdefault("YOLO_OFFLINE", "true")
 
 CLASSES = ["head", "upper_body", "lower_body", "hand", "text"]
+
+
+@pytest.fixture(autouse=True)
+def _pil_open_unpatched() -> Iterator[None]:
+    """Keep ultralytics' import-time patch of PIL.Image.open from leaking into other tests."""
+    yield
+    if "ultralytics.utils.patches" in sys.modules:
+        from tuiops.ops.detect import restore_pil_open
+
+        restore_pil_open()
 
 
 @pytest.fixture

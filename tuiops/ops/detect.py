@@ -114,7 +114,23 @@ def prepare_ultralytics(ws: Workspace | None = None) -> Any:
             f"cannot import ultralytics: {exc}", hint="install it with `pip install ultralytics`"
         ) from exc
     _install_fonts(Path(USER_CONFIG_DIR))
+    restore_pil_open()
     return ultralytics
+
+
+def restore_pil_open() -> None:
+    """Undo ultralytics' process-wide patch of ``PIL.Image.open``.
+
+    On import ultralytics replaces ``PIL.Image.open`` with a wrapper that, on an unidentified
+    image, tries to install and load a HEIF plugin; offline that turns "not an image" into an
+    import error for every other part of the process (scanning, painting, converting).
+    """
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is not original:
+        Image.open = original
 
 
 @contextlib.contextmanager
