@@ -5,7 +5,9 @@ copies of labels, duplicates, class confusions and random false positives) go to
 peer. What is timed, for every peer alike, is the evaluation from in-memory data:
 
 - peers: ``evaluate() + accumulate() + summarize()`` of their COCOeval; building their
-  COCO objects (``COCO(dict)`` + ``loadRes(list)``) is done before and not timed;
+  COCO objects (``COCO(dict)`` + ``loadRes(list)``) is done before and not timed; each
+  peer runs in a child process of its own (so one that runs out of memory is reported
+  and the others go on);
 - tuiops: :func:`tuiops.ops.evaluate.coco_evaluate` from polars frames (everything:
   pairs, matching, accumulation, summary).
 
@@ -23,7 +25,9 @@ import argparse
 import contextlib
 import gc
 import io
+import json
 import os
+import subprocess
 import sys
 import time
 from typing import Any
@@ -169,6 +173,22 @@ def available(name: str) -> str | None:
     return None
 
 
+def peer_in_child(peer: str, n: int) -> tuple[float, float, np.ndarray, np.ndarray] | str:
+    """Run one peer on one size in a child process (a peer that runs out of memory takes only
+    itself down); its results, or why there are none."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--peer-child", peer, str(n)], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        how = f"killed by signal {-out.returncode}" if out.returncode < 0 else f"exit {out.returncode}"
+        if out.returncode == -9:
+            how += " (out of memory?)"
+        tail = out.stderr.strip().splitlines()[-1:] if out.stderr.strip() else []
+        return f"failed: {how}" + (f": {tail[0][:120]}" if tail else "")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return r["wall"], r["cpu"], np.array(r["stats"]), np.array(r["per_class"], dtype=np.float64)
+
+
 def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -180,7 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pycocotools-max", type=int, default=200_000, help="Largest size pycocotools runs at.")
     ap.add_argument("--repeat", type=int, default=2, help="Runs of tuiops per size (the best is reported).")
     ap.add_argument("--quick", action="store_true", help="A tiny run (smoke test).")
+    ap.add_argument("--peer-child", nargs=2, metavar=("PEER", "IMAGES"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.peer_child:  # a child process: one peer on one size, its memory its own
+        peer, n_child = args.peer_child[0], int(args.peer_child[1])
+        labels, dets = synth(n_child)
+        gt, res = coco_dicts(labels, dets, n_child)
+        del labels, dets
+        dt, dc, stats, per_class = run_peer(peer, gt, res)
+        print(json.dumps({"wall": dt, "cpu": dc, "stats": stats.tolist(), "per_class": per_class.tolist()}))
+        return 0
     sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",") if s]
     peers = [p for p in args.peers.split(",") if p]
 
@@ -222,10 +251,12 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((n, peer, "-", "-", "-", why))
                 print(f"{n:>9} images  {peer:<12}  {why}", flush=True)
                 continue
-            gt, res = coco_dicts(labels, dets, n)
-            dt, dc, stats, per_class = run_peer(peer, gt, res)
-            del gt, res
-            gc.collect()
+            got = peer_in_child(peer, n)
+            if isinstance(got, str):
+                rows.append((n, peer, "-", "-", "-", got))
+                print(f"{n:>9} images  {peer:<12}  {got}", flush=True)
+                continue
+            dt, dc, stats, per_class = got
             diff = float(np.abs(stats - ours.stats).max())
             has_pc = not np.isnan(per_class).all()
             if has_pc:

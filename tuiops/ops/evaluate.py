@@ -21,10 +21,11 @@ How the store maps onto COCO:
 - Within an image and class, detections with equal scores keep their store order (the
   order of the source file), labels likewise.
 
-The computation is vectorised: candidate pairs come from one polars join per
+The computation is vectorised: candidate pairs come from one sort-merge join on
 (image, class), :func:`tuiops.ops.matching.greedy_assign` matches all 10 thresholds ×
 4 area ranges in rounds over detection rank, and the accumulation is a handful of numpy
 passes per threshold × area range over the detections sorted once by class and score.
+Classes are independent, so with enough boxes groups of classes run in parallel threads.
 """
 
 from __future__ import annotations
