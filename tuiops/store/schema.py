@@ -21,6 +21,14 @@ Conventions:
 
 from __future__ import annotations
 
+#: The folder part of ``files.relpath`` (``"a/b/"`` for ``"a/b/c.jpg"``, ``""`` at the pool
+#: root), as indexed by ``files_folder``: a query must spell it exactly so to use the index.
+FOLDER_SQL = "rtrim(relpath, replace(relpath, '/', ''))"
+
+#: The files a folder listing shows (not those moved away or put in the trash by a file
+#: operation); ``files_folder`` indexes only these, so a listing must add this term as is.
+LISTED_SQL = "status NOT IN ('moved', 'trashed')"
+
 MIGRATIONS: list[tuple[str, str]] = [
     (
         "0001_core",
@@ -188,6 +196,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         "0003_files_checks",
         """
         ALTER TABLE files ADD COLUMN checks INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
+    (
+        "0004_files_folder_index",
+        f"""
+        CREATE INDEX files_folder ON files(pool_id, {FOLDER_SQL}, relpath, status) WHERE {LISTED_SQL};
         """,
     ),
 ]

@@ -1,0 +1,118 @@
+"""The real app in a real terminal: tmux runs `tuiops -w WS`, the test sends keys and reads
+the pane as a person would see it. Every wait polls the pane for a condition, with a deadline."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_tui_browse import build_workspace
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (CI installs it)")
+
+DEADLINE = 60.0
+
+
+class Tmux:
+    """One detached tmux session on a private socket."""
+
+    def __init__(self, socket: str, session: str = "smoke") -> None:
+        self.socket = socket
+        self.session = session
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, "-f", os.devnull, *args], capture_output=True, text=True, check=check
+        )
+
+    def start(self, command: str, width: int = 160, height: int = 48) -> None:
+        self.run("new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height), command)
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", self.session).stdout
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", self.session, *keys)
+
+    def type(self, text: str) -> None:
+        self.run("send-keys", "-t", self.session, "-l", text)
+
+    def alive(self) -> bool:
+        return self.run("has-session", "-t", self.session, check=False).returncode == 0
+
+    def wait_for(self, *texts: str, absent: tuple[str, ...] = ()) -> str:
+        """Poll the pane until every text shows (and none of ``absent``); fail after the deadline."""
+        end = time.monotonic() + DEADLINE
+        screen = ""
+        while time.monotonic() < end:
+            screen = self.screen()
+            if all(t in screen for t in texts) and not any(t in screen for t in absent):
+                return screen
+            time.sleep(0.05)
+        raise AssertionError(f"the pane never showed {texts} (without {absent}):\n{screen}")
+
+    def wait_gone(self) -> None:
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            if not self.alive():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the app did not quit:\n{self.screen()}")
+
+    def kill(self) -> None:
+        self.run("kill-server", check=False)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[tuple[Tmux, Path]]:
+    root = build_workspace(tmp_path / "demo")
+    t = Tmux(f"tuiops-smoke-{os.getpid()}")
+    try:
+        yield t, root
+    finally:
+        t.kill()
+
+
+def test_a_person_browses_views_and_quits(tmux):
+    t, root = tmux
+    app = f"{shlex.quote(sys.executable)} -c 'from tuiops.cli import main; main()' -w {shlex.quote(str(root))}"
+    t.start(f"env -u COLUMNS -u LINES TERM=xterm-256color {app}")
+    screen = t.wait_for("pool:/", "review", "cover.png", "master", "1Help", "10Quit")
+    assert "labels" in screen and "run" in screen
+    # down to an image, F3: the picture with its boxes and the metadata
+    t.keys("Down", "Down", "Down", "F3")
+    screen = t.wait_for("Esc close", "labels master", "dets v1", "phash")
+    assert "▀" in screen
+    t.keys("Escape")
+    t.wait_for("10Quit", absent=("Esc close",))
+    # F1: the keys
+    t.keys("F1")
+    t.wait_for("tuiops — keys", "Quick view", "Select rows whose name matches a mask")
+    t.keys("Escape")
+    t.wait_for("10Quit", absent=("tuiops — keys",))
+    # Ctrl+Q: the other panel shows the image under the cursor
+    t.keys("C-q")
+    t.wait_for("mean best IoU", "format")
+    t.keys("C-q")
+    t.wait_for("master", "v1", absent=("mean best IoU",))
+    # Tab to the catalog, Enter on the label set
+    t.keys("Tab", "Down", "Enter")
+    t.wait_for("labels:master", "upper_body")
+    # select by mask in the pool panel
+    t.keys("Tab", "+")
+    t.wait_for("Select", "Mask", "║ *   ")
+    t.type("*.png")
+    t.keys("Enter")
+    pngs = sum(1 for f in (root / "pool").iterdir() if f.suffix == ".png")
+    t.wait_for(f"{pngs} selected")
+    # F10 quits
+    t.keys("F10")
+    t.wait_gone()

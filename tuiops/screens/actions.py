@@ -1,0 +1,310 @@
+"""The one action table: every key of the app, its id, its description and its group.
+
+The main screen's bindings, the F-key bar at the bottom, the F9 menu and the F1 help
+screen are all generated from :data:`ACTIONS`, so they cannot disagree. Keys follow FAR
+Manager (and Midnight Commander) where those have one; each F-key has a non-keypad
+alternative (a plain or Ctrl/Alt letter) for terminals and keyboards where F-keys are taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class Action:
+    """One user action: ``id`` is the binding id and the Textual action name."""
+
+    id: str
+    keys: tuple[str, ...]
+    label: str
+    description: str
+    group: str
+    fkey: int | None = None
+    #: Where the binding lives: "main" (the panels screen), "table" (the focused panel's
+    #: table: shown in help, bound by the widget), "jobs" (the jobs pane), "viewer" (the F3
+    #: image viewer).
+    scope: str = "main"
+    #: Shown in the F9 menu.
+    menu: bool = True
+    #: Handled before the focused widget (keys an Input would otherwise swallow).
+    priority: bool = False
+
+    @property
+    def action(self) -> str:
+        return self.id.replace("-", "_")
+
+
+ACTIONS: tuple[Action, ...] = (
+    # -- files ---------------------------------------------------------------------------
+    Action("help", ("f1", "question_mark"), "Help", "Keys, commands and filter fields", "App", 1),
+    Action("view", ("f3", "v"), "View", "View the image under the cursor with its boxes", "Files", 3),
+    Action("edit", ("f4", "e"), "Edit", "Open the image in the configured label editor", "Files", 4),
+    Action(
+        "copy",
+        ("f5", "c"),
+        "Copy",
+        "Copy the selection to the other panel's folder (planned, journaled)",
+        "Files",
+        5,
+    ),
+    Action(
+        "move",
+        ("f6", "m"),
+        "RenMov",
+        "Move the selection to the other panel's folder (planned, journaled)",
+        "Files",
+        6,
+    ),
+    Action("mkdir", ("f7", "n"), "MkFold", "Make a folder in the pool folder", "Files", 7),
+    Action(
+        "delete",
+        ("f8", "delete"),
+        "Delete",
+        "Move the selection to the workspace trash (planned, journaled)",
+        "Files",
+        8,
+    ),
+    Action("menu", ("f9", "ctrl+p"), "Menu", "Menu of every action", "App", 9),
+    Action("quit", ("f10", "q"), "Quit", "Quit tuiops", "App", 10),
+    # -- selection -----------------------------------------------------------------------
+    Action(
+        "toggle-select", ("insert", "space"), "Select", "Select or deselect the row and go down", "Selection"
+    ),
+    Action(
+        "select-mask",
+        ("plus", "equals_sign"),
+        "Select+",
+        "Select rows whose name matches a mask (*.png)",
+        "Selection",
+    ),
+    Action("deselect-mask", ("minus",), "Select−", "Deselect rows whose name matches a mask", "Selection"),
+    Action(
+        "invert-selection", ("asterisk",), "Invert", "Invert the selection of the rows shown", "Selection"
+    ),
+    Action("select-all", ("ctrl+a",), "All", "Select every row shown", "Selection"),
+    Action("clear-selection", ("ctrl+d",), "None", "Deselect everything", "Selection"),
+    # -- panels --------------------------------------------------------------------------
+    Action("switch-panel", ("tab",), "Switch", "Switch to the other panel", "Panels", priority=True),
+    Action(
+        "open", ("enter",), "Open", "Open the folder, table or image under the cursor", "Panels", menu=False
+    ),
+    Action("parent", ("backspace", "ctrl+pageup"), "Up", "Go to the parent folder", "Panels"),
+    Action(
+        "quick-view",
+        ("ctrl+q", "alt+q"),
+        "Quick",
+        "Quick view: the other panel shows the image under the cursor",
+        "Panels",
+        priority=True,
+    ),
+    Action(
+        "sync-panels",
+        ("ctrl+k", "k"),
+        "Sync",
+        "Keep the other panel on the boxes of the image under the cursor",
+        "Panels",
+    ),
+    Action("reread", ("ctrl+r",), "Reread", "Re-read the panel from the store", "Panels"),
+    Action("swap-panels", ("ctrl+u",), "Swap", "Swap the two panels", "Panels"),
+    Action(
+        "catalog-left", ("alt+f1", "alt+1"), "Left", "Show the workspace catalog in the left panel", "Panels"
+    ),
+    Action(
+        "catalog-right",
+        ("alt+f2", "alt+2"),
+        "Right",
+        "Show the workspace catalog in the right panel",
+        "Panels",
+    ),
+    Action(
+        "jobs", ("f12", "j"), "Jobs", "Show or hide the jobs pane (progress, ETA, cancel, errors)", "Panels"
+    ),
+    # -- sorting and filtering -----------------------------------------------------------
+    Action("sort-name", ("ctrl+f3",), "Name", "Sort by name (again: reverse)", "Sort and filter"),
+    Action("sort-ext", ("ctrl+f4",), "Ext", "Sort by extension", "Sort and filter"),
+    Action("sort-time", ("ctrl+f5",), "Time", "Sort by modification time", "Sort and filter"),
+    Action("sort-size", ("ctrl+f6",), "Size", "Sort by size", "Sort and filter"),
+    Action("sort-unsorted", ("ctrl+f7",), "Unsort", "Back to the store's order", "Sort and filter"),
+    Action(
+        "sort-menu",
+        ("ctrl+f12", "o"),
+        "Order",
+        "Sort by any column (labels, detections, F1 …)",
+        "Sort and filter",
+    ),
+    Action(
+        "filter",
+        ("slash", "ctrl+f"),
+        "Filter",
+        "Filter the panel with a SQL WHERE over its fields",
+        "Sort and filter",
+    ),
+    Action(
+        "clear-filter",
+        ("escape",),
+        "Clear",
+        "Clear the filter (or leave the command line)",
+        "Sort and filter",
+        menu=False,
+    ),
+    Action(
+        "command-line",
+        ("colon", "ctrl+g"),
+        "Command",
+        "Command line: a filter, a query, cd, or any tuiops command",
+        "Sort and filter",
+    ),
+    # -- inside a panel's table (bound by the table widget) --------------------------------
+    Action("cursor-up", ("up",), "Up", "Previous row", "Moving", scope="table", menu=False),
+    Action("cursor-down", ("down",), "Down", "Next row", "Moving", scope="table", menu=False),
+    Action("page-up", ("pageup",), "PgUp", "Page up", "Moving", scope="table", menu=False),
+    Action("page-down", ("pagedown",), "PgDn", "Page down", "Moving", scope="table", menu=False),
+    Action("first-row", ("home",), "Home", "First row", "Moving", scope="table", menu=False),
+    Action("last-row", ("end",), "End", "Last row", "Moving", scope="table", menu=False),
+    # -- the jobs pane (F12) ------------------------------------------------------------
+    Action("jobs-up", ("up",), "Up", "Previous job", "Jobs pane", scope="jobs", menu=False),
+    Action("jobs-down", ("down",), "Down", "Next job", "Jobs pane", scope="jobs", menu=False),
+    Action(
+        "jobs-cancel",
+        ("x", "delete"),
+        "Cancel",
+        "Cancel the job (it journals what it did and stops)",
+        "Jobs pane",
+        scope="jobs",
+        menu=False,
+    ),
+    Action(
+        "jobs-details",
+        ("enter",),
+        "Details",
+        "The job's errors and output",
+        "Jobs pane",
+        scope="jobs",
+        menu=False,
+    ),
+    # -- the image viewer (F3) -----------------------------------------------------------
+    Action(
+        "viewer-close",
+        ("escape", "f3", "f10", "q"),
+        "Close",
+        "Back to the panels",
+        "Viewer",
+        scope="viewer",
+        menu=False,
+    ),
+    Action(
+        "viewer-next",
+        ("pagedown", "space", "right"),
+        "Next",
+        "Next image of the panel",
+        "Viewer",
+        scope="viewer",
+        menu=False,
+    ),
+    Action(
+        "viewer-prev",
+        ("pageup", "left"),
+        "Prev",
+        "Previous image of the panel",
+        "Viewer",
+        scope="viewer",
+        menu=False,
+    ),
+    Action(
+        "viewer-labels", ("l",), "Labels", "Show or hide label boxes", "Viewer", scope="viewer", menu=False
+    ),
+    Action(
+        "viewer-dets", ("d",), "Dets", "Show or hide detection boxes", "Viewer", scope="viewer", menu=False
+    ),
+)
+
+BY_ID: dict[str, Action] = {a.id: a for a in ACTIONS}
+
+#: FAR's sort keys map to panel fields (the panel picks the nearest field it has).
+SORT_FIELDS: dict[str, tuple[str, ...]] = {
+    "sort-name": ("name", "key", "source"),
+    "sort-ext": ("ext", "format", "class"),
+    "sort-time": ("mtime", "id"),
+    "sort-size": ("size", "area", "images"),
+}
+
+
+def bindings(scope: str) -> list[Binding]:
+    """Textual bindings of one scope, generated from the table."""
+    out = []
+    for a in ACTIONS:
+        if a.scope != scope:
+            continue
+        out.append(
+            Binding(
+                ",".join(a.keys),
+                a.action,
+                a.label,
+                show=a.fkey is not None,
+                id=a.id,
+                priority=a.priority,
+                tooltip=a.description,
+            )
+        )
+    return out
+
+
+def key_display(key: str) -> str:
+    """How a key is written in the help and the menu (F3, Ctrl+Q, Ins, +)."""
+    names = {
+        "question_mark": "?",
+        "plus": "+",
+        "minus": "-",
+        "asterisk": "*",
+        "equals_sign": "=",
+        "slash": "/",
+        "colon": ":",
+        "insert": "Ins",
+        "delete": "Del",
+        "space": "Space",
+        "enter": "Enter",
+        "tab": "Tab",
+        "escape": "Esc",
+        "backspace": "BkSp",
+        "pageup": "PgUp",
+        "pagedown": "PgDn",
+        "home": "Home",
+        "end": "End",
+        "up": "↑",
+        "down": "↓",
+        "left": "←",
+        "right": "→",
+    }
+    parts = key.split("+")
+    out = []
+    for p in parts:
+        if p in names:
+            out.append(names[p])
+        elif p.startswith("f") and p[1:].isdigit():
+            out.append(p.upper())
+        elif p in ("ctrl", "alt", "shift"):
+            out.append(p.capitalize())
+        else:
+            out.append(p.upper() if len(p) == 1 and len(parts) > 1 else p)
+    return "+".join(out)
+
+
+def keys_display(action: Action) -> str:
+    return ", ".join(key_display(k) for k in action.keys)
+
+
+def fkey_bar() -> list[Action]:
+    """The actions of the F-key bar, in F-key order (F1 … F10)."""
+    return sorted((a for a in ACTIONS if a.fkey is not None), key=lambda a: a.fkey or 0)
+
+
+def groups(scopes: tuple[str, ...] = ("main", "table", "jobs", "viewer")) -> dict[str, list[Action]]:
+    """Actions by group, in table order (for the help screen)."""
+    out: dict[str, list[Action]] = {}
+    for a in ACTIONS:
+        if a.scope in scopes:
+            out.setdefault(a.group, []).append(a)
+    return out

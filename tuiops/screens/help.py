@@ -1,0 +1,67 @@
+"""F1: every key (from the one action table), the command line, and the panel's filter fields."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+from tuiops.screens.actions import groups, keys_display
+
+COMMANDS = (
+    ("where EXPR  or  /EXPR", "filter the panel: a SQL WHERE over its fields (below)"),
+    ("SELECT …", "open the result of a read-only query in the panel"),
+    ("cd FOLDER  or  cd SOURCE", "go to a pool folder, or open labels:SET, run:RUN, match:NAME, catalog"),
+    ("set labels|run|match NAME", "which label set, run and match the pool columns count"),
+    ("tuiops COMMAND …", "run any tuiops command as a job (progress in the jobs pane)"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    """The keys by group, then the command line, then the active panel's fields."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,f1,f10,q,question_mark", "close", "Close", show=False),
+    ]
+
+    def __init__(self, fields: str = "", source_title: str = "") -> None:
+        super().__init__(classes="dialog-screen")
+        self.fields = fields
+        self.source_title = source_title
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        with VerticalScroll(classes="dialog dialog--help-screen", id="help-body"):
+            yield Label("tuiops — keys", classes="dialog--title")
+            yield Static(self._keys())
+            yield Label("Command line (: or Ctrl+G)", classes="dialog--title")
+            yield Static(self._commands())
+            if self.fields:
+                yield Label(f"Filter fields of {self.source_title}", classes="dialog--title")
+                yield Static(Text(self.fields))
+
+    def _keys(self) -> Table:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column()
+        for group, actions in groups().items():
+            table.add_row(Text(group, style="bold underline"), "", "")
+            for a in actions:
+                table.add_row("", keys_display(a), a.description)
+        return table
+
+    def _commands(self) -> Table:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for cmd, what in COMMANDS:
+            table.add_row(cmd, what)
+        return table
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,522 @@
+"""One FAR-style panel: a title, a virtual table of the source's rows, and a status line.
+
+The panel owns its source's state on the UI thread (:class:`tuiops.ops.browse.Pager`,
+the selection, the sort and the filter). Everything that reads more than a page runs in
+a thread worker, which posts a message with the result; the handlers install it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.containers import Vertical
+from textual.widgets import Static
+from textual.worker import get_current_worker
+
+from tuiops.errors import TuiopsError
+from tuiops.screens.messages import (
+    BaseLoaded,
+    FieldsLoaded,
+    FixedRows,
+    MaskDone,
+    OrderReady,
+    PanelBusy,
+    PanelFailed,
+    SourceCounted,
+    SourceOpened,
+)
+from tuiops.widgets.vtable import TableColumn, VirtualTable
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+    from tuiops.ops.browse import Order, Pager, Selection, Source, Spec
+
+#: Rows read when a source opens (more than a tall terminal shows).
+FIRST_PAGE = 150
+
+#: Fields sorted largest first on the first press (as FAR sorts size and time).
+DESCENDING_FIRST = frozenset(
+    {
+        "size",
+        "mtime",
+        "pixels",
+        "labels",
+        "dets",
+        "images",
+        "boxes",
+        "score",
+        "area",
+        "w",
+        "h",
+        "cost",
+        "fp",
+        "fn",
+    }
+)
+
+
+class Panel(Vertical):
+    """A panel showing one source."""
+
+    def __init__(self, side: str) -> None:
+        super().__init__(id=f"panel-{side}", classes="panel")
+        self.side = side
+        self.spec: Spec | None = None
+        self.source: Source | None = None
+        self.pager: Pager | None = None
+        self.selection: Selection | None = None
+        self.sort: list[tuple[str, bool]] = []
+        self.where: str | None = None
+        self.token = 0
+        self._order_seq = 0
+        self.busy = ""
+        self.error = ""
+        self._pending_focus: str | None = None
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield Static("", classes="panel--title", id=f"title-{self.side}", markup=False)
+        table = VirtualTable(id=f"table-{self.side}")
+        table.row_style = _row_style
+        table.on_cursor = lambda _index, row: self.update_status(row)
+        yield table
+        yield Static("", classes="panel--status", id=f"status-{self.side}", markup=False)
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one(VirtualTable)
+
+    # -- RowProvider for the table --------------------------------------------------------
+    def row_count(self) -> int:
+        return self.pager.row_count if self.pager is not None else 0
+
+    def rows(self, start: int, n: int) -> pl.DataFrame:
+        assert self.pager is not None
+        try:
+            return self.pager.rows(self.app.ui_store, start, n)  # type: ignore[attr-defined]
+        except TuiopsError as exc:
+            self.app.show_error(exc)  # type: ignore[attr-defined]
+            return self.pager.fixed.head(0)
+
+    def selected(self, ids: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self.selection is None:
+            return np.zeros(len(ids), dtype=bool)
+        return self.selection.contains(ids)
+
+    # -- opening ------------------------------------------------------------------------------
+    def open(self, spec: Spec, *, focus: str | None = None, cursor: int = 0) -> None:
+        """Show ``spec``: the first page comes from a worker within milliseconds."""
+        self.token += 1
+        self.spec = spec
+        self.busy = "reading…"
+        self.error = ""
+        self.sort = []
+        self.where = None
+        self._order_seq += 1
+        self.update_title()
+        self._open_worker(spec, self.token, focus, cursor)
+
+    def reread(self, *, forget: bool = True) -> None:
+        """Open the same source again from the store, keeping the cursor's row where it can."""
+        if self.spec is None:
+            return
+        if forget:
+            self.app.forget_sources(self.spec)  # type: ignore[attr-defined]
+        row = self.table.current_row()
+        focus = row.get("_order") if row else None
+        sort, where = list(self.sort), self.where
+        self.open(self.spec, focus=focus, cursor=self.table.cursor)
+        self.sort, self.where = sort, where
+
+    @work(thread=True, exclusive=True, group="open")
+    def _open_worker(self, spec: Spec, token: int, focus: str | None, cursor: int) -> None:
+        worker = get_current_worker()
+        app: Any = self.app
+        store = app.reader()
+        try:
+            if spec.kind == "selection":
+                with app.writing() as ws:
+                    source = app.source_for(store, spec, ws=ws)
+                    opened = source.open(store, FIRST_PAGE)
+            else:
+                source = app.source_for(store, spec)
+                opened = source.open(store, FIRST_PAGE)
+            if worker.is_cancelled:
+                return
+            self.post_message(SourceOpened(token, source, opened, focus, cursor))
+            if spec.kind == "pool":
+                disk = source.disk_subfolders()  # type: ignore[attr-defined]
+                known = set(opened.fixed["name"].to_list())
+                if set(disk) - known:
+                    names = [n for n in opened.fixed["name"].to_list()[1:]] + disk
+                    self.post_message(FixedRows(token, source.fixed_rows(names)))  # type: ignore[attr-defined]
+            if opened.count is None:
+                self.post_message(PanelBusy(token, "counting…"))
+                total = source.count(store)
+                if worker.is_cancelled:
+                    return
+                self.post_message(SourceCounted(token, total))
+            if source.in_memory:
+                self.post_message(FieldsLoaded(token, [], True))
+                return
+            self.post_message(PanelBusy(token, "indexing…"))
+            ids = source.base_ids(store)
+            if worker.is_cancelled:
+                return
+            self.post_message(BaseLoaded(token, ids))
+            fields = source.preload_fields()
+            for name in fields:
+                if worker.is_cancelled:
+                    return
+                self.post_message(PanelBusy(token, f"loading {name}…"))
+                source.fields_for(store, [name], ids)
+            self.post_message(FieldsLoaded(token, fields, True))
+        except TuiopsError as exc:
+            self.post_message(PanelFailed(token, exc, "open"))
+        finally:
+            app.release(store)
+
+    @on(SourceOpened)
+    def _opened(self, msg: SourceOpened) -> None:
+        if msg.token != self.token:
+            return
+        from tuiops.ops.browse import Pager, Selection
+
+        self.source = msg.source
+        self.pager = Pager(msg.source, msg.opened)
+        self.selection = Selection()
+        cursor = msg.cursor
+        self._pending_focus = None
+        if msg.focus is not None:
+            names = msg.opened.fixed["_order"].to_list() if msg.opened.fixed.height else []
+            heads = msg.opened.head["_order"].to_list() if "_order" in msg.opened.head.columns else []
+            for i, n in enumerate([*names, *heads]):
+                if n == msg.focus:
+                    cursor = i
+                    break
+            else:
+                self._pending_focus = msg.focus
+        columns = [TableColumn(c.name, c.title, c.kind, c.width) for c in msg.source.columns]
+        self.table.set_provider(self, columns, cursor=cursor)
+        self.busy = "" if msg.opened.count is not None and msg.source.in_memory else self.busy
+        self.update_title()
+        self.update_status()
+        if self.sort or self.where:
+            self.request_order()
+
+    @on(FixedRows)
+    def _fixed(self, msg: FixedRows) -> None:
+        if msg.token != self.token or self.pager is None:
+            return
+        row = self.table.current_row()
+        focus = self._pending_focus or (row.get("_order") if row is not None else None)
+        self._pending_focus = None
+        self.pager.set_fixed(msg.fixed)
+        self.pager.invalidate()
+        self.table.reload()
+        self.focus_order(focus)
+
+    @on(SourceCounted)
+    def _counted(self, msg: SourceCounted) -> None:
+        if msg.token != self.token or self.pager is None:
+            return
+        self.pager.set_total(msg.total)
+        self.table.reload()
+        self.update_title()
+
+    @on(BaseLoaded)
+    def _base(self, msg: BaseLoaded) -> None:
+        if msg.token != self.token or self.pager is None:
+            return
+        if self.pager.order is None:
+            self.pager.set_base(msg.ids)
+            self.table.reload()
+        self.update_title()
+
+    @on(FieldsLoaded)
+    def _fields(self, msg: FieldsLoaded) -> None:
+        if msg.token != self.token:
+            return
+        if msg.done:
+            self.busy = ""
+            self.update_title()
+
+    @on(PanelBusy)
+    def _busy(self, msg: PanelBusy) -> None:
+        if msg.token != self.token:
+            return
+        self.busy = msg.text
+        self.update_title()
+
+    @on(PanelFailed)
+    def _failed(self, msg: PanelFailed) -> None:
+        if msg.token != self.token:
+            return
+        self.busy = ""
+        if msg.what == "open" and self.pager is None:
+            self.error = msg.error.message
+            self.table.placeholder = msg.error.message
+            self.table.set_provider(None, [TableColumn("error", "", "text", None)])
+        self.update_title()
+        self.app.show_error(msg.error)  # type: ignore[attr-defined]
+
+    # -- sorting and filtering --------------------------------------------------------------
+    def set_sort(self, field: str | None, descending: bool | None = None) -> None:
+        """Sort by ``field`` (None: the store's order); the same field again reverses."""
+        if field is None:
+            self.sort = []
+        else:
+            previous = self.sort
+            if descending is None:
+                if previous and previous[0][0] == field:
+                    descending = not previous[0][1]
+                else:
+                    descending = field in DESCENDING_FIRST
+            self.sort = [(field, descending)]
+            order = self.pager.order if self.pager is not None else None
+            if (
+                previous
+                and previous[0] == (field, not descending)
+                and order is not None
+                and order.positions is not None
+                and order.sort == tuple(previous)
+                and order.where == self.where
+            ):
+                from tuiops.ops.browse import Order
+
+                self._order_seq += 1
+                flipped = Order(order.positions[::-1].copy(), tuple(self.sort), self.where, order.total)
+                self._install_order(flipped, None)
+                return
+        self.request_order()
+
+    def set_filter(self, where: str | None) -> None:
+        """Filter by a SQL WHERE over the source's fields (None or blank: no filter)."""
+        from tuiops.ops.browse import check_filter
+
+        where = (where or "").strip() or None
+        if where and self.source is not None:
+            check_filter(self.source, where)
+        self.where = where
+        self.request_order()
+
+    def request_order(self) -> None:
+        if self.source is None:
+            return
+        self._order_seq += 1
+        if not self.sort and not self.where:
+            if self.pager is not None and self.pager.order is not None:
+                self._install_order(None, self.pager.base_ids)
+            return
+        self.busy = "sorting…" if self.sort and not self.where else "filtering…"
+        self.update_title()
+        self._order_worker(self.source, self.token, self._order_seq, list(self.sort), self.where)
+
+    @work(thread=True, exclusive=True, group="order")
+    def _order_worker(
+        self, source: Source, token: int, seq: int, sort: list[tuple[str, bool]], where: str | None
+    ) -> None:
+        from tuiops.ops.browse import compute_order
+
+        worker = get_current_worker()
+        app: Any = self.app
+        store = app.reader()
+        try:
+            ids = source.base_ids(store)
+            order = compute_order(source, store, ids, sort=sort, where=where)
+            if not worker.is_cancelled:
+                self.post_message(OrderReady(token, seq, ids, order))
+        except TuiopsError as exc:
+            if not worker.is_cancelled:
+                self.post_message(PanelFailed(token, exc, "order"))
+        finally:
+            app.release(store)
+
+    @on(OrderReady)
+    def _order_ready(self, msg: OrderReady) -> None:
+        if msg.token != self.token or msg.seq != self._order_seq:
+            return
+        self._install_order(msg.order, msg.ids)
+
+    def _install_order(self, order: Order | None, ids: np.ndarray | None) -> None:
+        import numpy as np
+
+        if self.pager is None:
+            return
+        row = self.table.current_row()
+        if ids is not None:
+            self.pager.set_base(ids)
+        self.pager.set_order(order)
+        cursor = 0
+        if row is not None:
+            if row.get("_id", -1) < 0:
+                cursor = self.table.cursor
+            elif self.pager.base_ids is not None:
+                view = self.pager.view_ids()
+                assert view is not None
+                hit = np.flatnonzero(view == row["_id"])
+                if len(hit):
+                    cursor = self.pager.n_fixed + int(hit[0])
+        self.busy = ""
+        self.table.reload(cursor=cursor)
+        self.update_title()
+
+    def focus_order(self, key: Any) -> None:
+        """Put the cursor on the row whose order key is ``key`` (if it is near the top)."""
+        if key is None or self.pager is None:
+            return
+        head = self.pager.rows(self.app.ui_store, 0, min(self.pager.row_count, FIRST_PAGE))  # type: ignore[attr-defined]
+        if "_order" in head.columns:
+            for i, v in enumerate(head["_order"].to_list()):
+                if v == key:
+                    self.table.set_cursor(i)
+                    return
+
+    # -- selection ----------------------------------------------------------------------------
+    def toggle_current(self) -> None:
+        row = self.table.current_row()
+        if row is None or self.selection is None:
+            return
+        if row.get("_id", -1) >= 0 and row.get("_kind") in ("file", "row"):
+            self.selection = self.selection.toggle(int(row["_id"]))
+            self.table.refresh_marks()
+            self.update_status()
+        self.table.action_cursor_down()
+
+    def select_by(self, mode: str, mask: str | None = None) -> None:
+        """Select (``add``), deselect (``remove``), ``invert`` or select ``all`` by mask, in a worker."""
+        if self.source is None or self.pager is None:
+            return
+        self.busy = "selecting…"
+        self.update_title()
+        order = self.pager.order
+        assert self.selection is not None
+        self._mask_worker(self.source, self.token, order, mode, mask, self.selection)
+
+    @work(thread=True, exclusive=True, group="mask")
+    def _mask_worker(
+        self,
+        source: Source,
+        token: int,
+        order: Order | None,
+        mode: str,
+        mask: str | None,
+        selection: Selection,
+    ) -> None:
+        from tuiops.ops.browse import mask_ids, view_ids
+
+        app: Any = self.app
+        store = app.reader()
+        try:
+            ids = source.base_ids(store)
+            if mode in ("invert", "all"):
+                hit = view_ids(ids, order)
+            else:
+                hit = mask_ids(source, store, ids, order, mask or "*")
+            if mode == "all" or mode == "add":
+                new = selection.union(hit)
+            elif mode == "remove":
+                new = selection.minus(hit)
+            else:
+                new = selection.invert_within(hit)
+            self.post_message(MaskDone(token, new, selection, mode, mask or "*"))
+        except TuiopsError as exc:
+            self.post_message(PanelFailed(token, exc, "select"))
+        finally:
+            app.release(store)
+
+    @on(MaskDone)
+    def _mask_done(self, msg: MaskDone) -> None:
+        if msg.token != self.token or self.selection is None:
+            return
+        if self.selection is msg.before:
+            self.selection = msg.selection
+        else:
+            self.selection = self._replay(msg)
+        self.busy = ""
+        self.table.refresh_marks()
+        self.update_title()
+        self.update_status()
+
+    def _replay(self, msg: MaskDone) -> Selection:
+        """The selection changed while the worker ran: apply the worker's change on top of it."""
+        assert self.selection is not None
+        added = msg.selection.minus(msg.before.ids)
+        removed = msg.before.minus(msg.selection.ids)
+        return self.selection.union(added.ids).minus(removed.ids)
+
+    def clear_selection(self) -> None:
+        from tuiops.ops.browse import Selection
+
+        self.selection = Selection()
+        self.table.refresh_marks()
+        self.update_status()
+
+    def selected_ids(self) -> np.ndarray:
+        """The selected row ids, or the cursor row's when nothing is selected."""
+        import numpy as np
+
+        if self.selection is not None and len(self.selection):
+            return self.selection.ids
+        row = self.table.current_row()
+        if row is not None and row.get("_id", -1) >= 0 and row.get("_kind") in ("file", "row"):
+            return np.array([int(row["_id"])], dtype=np.int64)
+        return np.empty(0, dtype=np.int64)
+
+    # -- display -----------------------------------------------------------------------------
+    def update_title(self) -> None:
+        parts = [self.source.title if self.source is not None else str(self.spec or "")]
+        if self.sort:
+            f, desc = self.sort[0]
+            parts.append(("↓" if desc else "↑") + f)
+        if self.where:
+            parts.append(f"[{self.where}]")
+        if self.pager is not None and self.pager.count is not None:
+            parts.append(f"{self.pager.count:,}")
+        if self.busy:
+            parts.append(self.busy)
+        title = " " + "  ".join(parts) + " "
+        self.query_one(f"#title-{self.side}", Static).update(title, layout=False)
+
+    def update_status(self, row: dict[str, Any] | None = None) -> None:
+        from tuiops.ops.browse import human_size
+
+        if row is None:
+            row = self.table.current_row()
+        text = ""
+        if row is not None:
+            kind = row.get("_kind")
+            if kind in ("dir", "up"):
+                text = f"{row.get('name', '')}  <folder>"
+            elif kind == "entry":
+                text = f"{row.get('name', '')}  {row.get('what', '')}"
+            elif "relpath" in row:
+                dims = f"{row.get('width')}×{row.get('height')}" if row.get("width") else ""
+                text = f"{row.get('relpath', '')}  {human_size(row.get('size'))}  {dims}  {row.get('status') or ''}"
+            elif "class" in row and "x1" in row:
+                score = f"  {row['score']:.2f}" if row.get("score") is not None else ""
+                box = (
+                    f"({row['x1']:.0f},{row['y1']:.0f})–({row['x2']:.0f},{row['y2']:.0f})"
+                    if row.get("x2") is not None
+                    else ""
+                )
+                text = f"{row.get('_key') or ''}  {row.get('class') or ''}{score}  {box}"
+            elif row.get("_key"):
+                text = str(row.get("_key"))
+        if self.selection is not None and len(self.selection):
+            text = f"{len(self.selection):,} selected │ {text}"
+        self.query_one(f"#status-{self.side}", Static).update(" " + text.strip(), layout=False)
+
+
+def _row_style(row: dict[str, Any]) -> str | None:
+    kind = row.get("_kind")
+    if kind in ("dir", "up", "entry"):
+        return "vtable--dir"
+    status = row.get("status")
+    if status not in (None, "ok"):
+        return "vtable--bad"
+    return None

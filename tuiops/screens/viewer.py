@@ -1,0 +1,80 @@
+"""F3: the image under the cursor, full screen, with its boxes and metadata.
+
+PgDn/PgUp (or Space, ←/→) step through the panel's rows; the panel's cursor follows, so
+closing the viewer leaves the panel on the last image viewed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.binding import BindingType
+from textual.screen import Screen
+from textual.widgets import Static
+
+from tuiops.screens.actions import bindings
+from tuiops.screens.quickview import ImageCard, row_target
+
+if TYPE_CHECKING:
+    from tuiops.screens.panel import Panel
+
+
+class ViewerScreen(Screen[None]):
+    """One image at a time from a panel."""
+
+    BINDINGS: ClassVar[list[BindingType]] = bindings("viewer")
+
+    def __init__(self, panel: Panel) -> None:
+        super().__init__(classes="viewer-screen")
+        self.panel = panel
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield ImageCard(id="viewer-card", meta_lines=30)
+        yield Static(
+            " Esc close  PgDn/Space next  PgUp previous  l labels  d detections ",
+            classes="viewer--keys",
+        )
+
+    @property
+    def card(self) -> ImageCard:
+        return self.query_one(ImageCard)
+
+    def on_mount(self) -> None:
+        self._show_current()
+
+    def _show_current(self) -> None:
+        row = self.panel.table.current_row()
+        title = ""
+        if row is not None:
+            title = str(row.get("relpath") or row.get("name") or row.get("_key") or "")
+        self.card.show(row_target(row), title)
+
+    def _step(self, delta: int) -> None:
+        table = self.panel.table
+        index = table.cursor
+        for _ in range(50):
+            index += delta
+            row: Any = table.row_at(index)
+            if row is None:
+                return
+            if row_target(row) is not None:
+                table.set_cursor(index)
+                self._show_current()
+                return
+
+    def action_viewer_next(self) -> None:
+        self._step(1)
+
+    def action_viewer_prev(self) -> None:
+        self._step(-1)
+
+    def action_viewer_labels(self) -> None:
+        self.card.show_labels = not self.card.show_labels
+        self.card.redraw()
+
+    def action_viewer_dets(self) -> None:
+        self.card.show_dets = not self.card.show_dets
+        self.card.redraw()
+
+    def action_viewer_close(self) -> None:
+        self.dismiss(None)

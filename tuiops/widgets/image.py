@@ -1,0 +1,142 @@
+"""An image in any terminal: two pixels per cell with the upper half block (▀).
+
+Each cell's foreground is the upper pixel and its background the lower one, so an image
+of W×2H pixels fills W×H cells with true colour. No terminal graphics protocol is needed:
+it works over SSH, in tmux and in screenshots. Captions (class names, scores) are drawn
+as text over the picture at their anchor cells.
+
+The widget does not decode images itself: it is given a Pillow image already fitted to
+:meth:`ImagePreview.pixel_size` (see :func:`tuiops.ops.browse.render_preview`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+from textual.widget import Widget
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+class ImagePreview(Widget):
+    """Shows a Pillow image with half blocks, centred, plus text captions."""
+
+    DEFAULT_CSS = """
+    ImagePreview {
+        height: 1fr;
+        width: 1fr;
+        background: $surface;
+    }
+    """
+
+    MESSAGE_STYLE: ClassVar[Style] = Style(color="grey62")
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._lines: list[Strip] = []
+        self._captions: list[tuple[int, int, str, tuple[int, int, int]]] = []
+        self._message = ""
+        self._img_size = (0, 0)
+
+    def pixel_size(self) -> tuple[int, int]:
+        """The largest image (width, height in pixels) that fits the widget now."""
+        return max(1, self.size.width), max(2, self.size.height * 2)
+
+    def show_message(self, text: str) -> None:
+        """Show a line of text instead of an image (loading, missing file …)."""
+        self._lines = []
+        self._captions = []
+        self._message = text
+        self.refresh()
+
+    def show_image(self, image: Image.Image, captions: Sequence[Any] = ()) -> None:
+        """Show ``image`` (RGB) and captions (objects with x, y, text, color in image pixels)."""
+        import numpy as np
+
+        rgb = np.asarray(image.convert("RGB"))
+        h, w = rgb.shape[0], rgb.shape[1]
+        if h % 2:
+            rgb = np.concatenate([rgb, np.zeros((1, w, 3), dtype=rgb.dtype)], axis=0)
+            h += 1
+        top = rgb[0::2]
+        bottom = rgb[1::2]
+        lines: list[Strip] = []
+        cache: dict[tuple[int, ...], Style] = {}
+        for row in range(h // 2):
+            segs: list[Segment] = []
+            t_row = top[row].tolist()
+            b_row = bottom[row].tolist()
+            for x in range(w):
+                key = (*t_row[x], *b_row[x])
+                style = cache.get(key)
+                if style is None:
+                    style = Style(
+                        color=Color.from_rgb(key[0], key[1], key[2]),
+                        bgcolor=Color.from_rgb(key[3], key[4], key[5]),
+                    )
+                    cache[key] = style
+                segs.append(Segment("▀", style))
+            lines.append(Strip(segs, w).simplify())
+        self._lines = lines
+        self._img_size = (w, h // 2)
+        self._captions = _place_captions(captions, w, h // 2)
+        self._message = ""
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        base = self.rich_style
+        if not self._lines:
+            if self._message and y == self.size.height // 2:
+                text = self._message[:width].center(width)
+                return Strip([Segment(text, base + self.MESSAGE_STYLE)], width)
+            return Strip.blank(width, base)
+        w, h = self._img_size
+        top = max(0, (self.size.height - h) // 2)
+        left = max(0, (width - w) // 2)
+        row = y - top
+        if row < 0 or row >= h:
+            return Strip.blank(width, base)
+        strip = self._lines[row]
+        for cx, cy, text, color in self._captions:
+            if cy != row:
+                continue
+            label = f" {text} "
+            style = Style(color="black", bgcolor=Color.from_rgb(*color), bold=True)
+            strip = Strip.join(
+                [strip.crop(0, cx), Strip([Segment(label, style)]), strip.crop(cx + len(label), w)]
+            )
+        pad_left = Strip.blank(left, base)
+        return Strip.join([pad_left, strip]).extend_cell_length(width, base).crop(0, width)
+
+
+def _place_captions(
+    captions: Sequence[Any], width: int, rows: int
+) -> list[tuple[int, int, str, tuple[int, int, int]]]:
+    """Cell positions for captions (given in pixels) so that none overlaps another: a caption
+    that would overlap moves a row down or up, and is left out when no row near it is free."""
+    taken: dict[int, list[tuple[int, int]]] = {}
+    out = []
+    for c in captions:
+        raw = str(c.text)
+        x = max(0, min(int(c.x), width - len(raw) - 2))
+        raw = raw[: max(0, width - x - 2)]
+        if not raw:
+            continue
+        end = x + len(raw) + 2
+        y0 = int(c.y) // 2
+        for y in (y0, y0 + 1, y0 - 1, y0 + 2, y0 - 2):
+            if not 0 <= y < rows:
+                continue
+            spans = taken.setdefault(y, [])
+            if all(end <= a or x >= b for a, b in spans):
+                spans.append((x, end))
+                out.append((x, y, raw, tuple(c.color)))
+                break
+    return out
