@@ -83,7 +83,9 @@ def tmux(tmp_path: Path) -> Iterator[tuple[Tmux, Path]]:
 
 def test_a_person_browses_views_and_quits(tmux):
     t, root = tmux
-    app = f"{shlex.quote(sys.executable)} -c 'from tuiops.cli import main; main()' -w {shlex.quote(str(root))}"
+    app = (
+        f"{shlex.quote(sys.executable)} -c 'from tuiops.cli import main; main()' -w {shlex.quote(str(root))}"
+    )
     t.start(f"env -u COLUMNS -u LINES TERM=xterm-256color {app}")
     screen = t.wait_for("pool:/", "review", "cover.png", "master", "1Help", "10Quit")
     assert "labels" in screen and "run" in screen

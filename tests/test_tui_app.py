@@ -136,7 +136,9 @@ def test_every_key_of_the_table_reaches_its_action(demo_root):
                 continue
             for key in a.keys:
                 assert key in active, f"{key} ({a.id}) is not bound"
-                assert active[key].binding.action == a.action, f"{key} runs {active[key].binding.action}, not {a.id}"
+                assert active[key].binding.action == a.action, (
+                    f"{key} runs {active[key].binding.action}, not {a.id}"
+                )
         await goto(pilot, left(app), "cover.png")
         await pilot.press("f3")
         await settle(pilot)
@@ -361,7 +363,10 @@ def test_sort_keys_and_menu(demo_root):
     async def scenario(pilot, app):
         p = left(app)
         store = app.ui_store
-        sizes = [r[0] for r in store.execute("SELECT size FROM files WHERE relpath NOT LIKE '%/%' ORDER BY size DESC")]
+        sizes = [
+            r[0]
+            for r in store.execute("SELECT size FROM files WHERE relpath NOT LIKE '%/%' ORDER BY size DESC")
+        ]
         await pilot.press("ctrl+f6")
         await settle(pilot)
         assert p.sort == [("size", True)]
@@ -705,7 +710,9 @@ def test_sync_swap_reread_and_catalog_keys(demo_root):
         await settle(pilot)
         key = left(app).table.current_row()["_key"]
         assert right(app).spec == Spec("image", key)
-        assert set(r["source"] for r in (right(app).table.row_at(i) for i in range(right(app).table.row_count))) == {
+        assert set(
+            r["source"] for r in (right(app).table.row_at(i) for i in range(right(app).table.row_count))
+        ) == {
             "master",
             "v1",
         }

@@ -40,12 +40,38 @@ def build_workspace(root: Path, images: int = 24, seed: int = 7) -> Path:
         key = ws.parse_key(img.name)
         exif = json.dumps({"software": "tuiops-test", "orientation": 1}) if i == 0 else None
         rows.append(
-            (rel, key.key, key.booru, key.fid, img.width, img.height, (pool / rel).stat().st_size, "ok", exif, img)
+            (
+                rel,
+                key.key,
+                key.booru,
+                key.fid,
+                img.width,
+                img.height,
+                (pool / rel).stat().st_size,
+                "ok",
+                exif,
+                img,
+            )
         )
     (pool / "danbooru_999999.jpg").write_bytes(b"")
     (pool / "gelbooru-999998.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    rows.append(("danbooru_999999.jpg", "danbooru_999999", "danbooru", 999999, None, None, 0, "empty", None, None))
-    rows.append(("gelbooru-999998.png", "gelbooru_999998", "gelbooru", 999998, None, None, 48, "truncated", None, None))
+    rows.append(
+        ("danbooru_999999.jpg", "danbooru_999999", "danbooru", 999999, None, None, 0, "empty", None, None)
+    )
+    rows.append(
+        (
+            "gelbooru-999998.png",
+            "gelbooru_999998",
+            "gelbooru",
+            999998,
+            None,
+            None,
+            48,
+            "truncated",
+            None,
+            None,
+        )
+    )
     rows.append(("danbooru_555.jpg", "danbooru_555", "danbooru", 555, 320, 320, 1234, "missing", None, None))
     rows.append(("cover.png", "cover", None, None, 320, 320, 999, "ok", None, None))
     draw_image(plan[0].__class__("cover.png", 320, 320), pool / "cover.png", seed)
@@ -76,17 +102,35 @@ def build_workspace(root: Path, images: int = 24, seed: int = 7) -> Path:
             "height": [r[5] for r in rows],
             "format": [fmt[Path(r[0]).suffix] if r[7] == "ok" else None for r in rows],
             "mode": ["RGB" if r[7] == "ok" else None for r in rows],
-            "phash": [(i * 0x9E3779B97F4A7C15) % (1 << 63) if r[7] == "ok" else None for i, r in enumerate(rows)],
+            "phash": [
+                (i * 0x9E3779B97F4A7C15) % (1 << 63) if r[7] == "ok" else None for i, r in enumerate(rows)
+            ],
             "exif": [r[8] for r in rows],
             "status": [r[7] for r in rows],
-            "error": ["file is empty" if r[7] == "empty" else "image data ends early" if r[7] == "truncated" else None for r in rows],
+            "error": [
+                "file is empty"
+                if r[7] == "empty"
+                else "image data ends early"
+                if r[7] == "truncated"
+                else None
+                for r in rows
+            ],
             "scanned": ["2024-01-01T00:00:00Z"] * len(rows),
             "checks": [7] * len(rows),
         },
-        schema_overrides={"phash": pl.Int64, "exif": pl.String, "error": pl.String, "format": pl.String, "mode": pl.String},
+        schema_overrides={
+            "phash": pl.Int64,
+            "exif": pl.String,
+            "error": pl.String,
+            "format": pl.String,
+            "mode": pl.String,
+        },
     )
     with store.bulk() as tx:
-        tx.execute("INSERT INTO pools(id, name, root, created, scanned) VALUES (1, 'pool', ?, ?, ?)", (str(pool), utcnow(), utcnow()))
+        tx.execute(
+            "INSERT INTO pools(id, name, root, created, scanned) VALUES (1, 'pool', ?, ?, ?)",
+            (str(pool), utcnow(), utcnow()),
+        )
         tx.ingest("files", files)
     lab, det = [], []
     for r in rows:
@@ -153,8 +197,7 @@ def test_pool_root_lists_parent_subfolders_then_files_in_name_order(store):
     assert opened.fixed["_target"].to_list() == ["catalog", "pool:pool/review"]
     names = opened.head["name"].to_list()
     want = [
-        r[0]
-        for r in store.execute("SELECT relpath FROM files WHERE relpath NOT LIKE '%/%' ORDER BY relpath")
+        r[0] for r in store.execute("SELECT relpath FROM files WHERE relpath NOT LIKE '%/%' ORDER BY relpath")
     ]
     assert names == want
     assert opened.count == len(want)
@@ -208,9 +251,14 @@ def test_pager_keyset_and_offset_paging_match_sql_order(store, step):
     opened = src.open(store, 2)
     pager = b.Pager(src, opened, window=1)
     pager.window = 4
-    want = [".."] + ["review"] + [
-        r[0] for r in store.execute("SELECT relpath FROM files WHERE relpath NOT LIKE '%/%' ORDER BY relpath")
-    ]
+    want = (
+        [".."]
+        + ["review"]
+        + [
+            r[0]
+            for r in store.execute("SELECT relpath FROM files WHERE relpath NOT LIKE '%/%' ORDER BY relpath")
+        ]
+    )
     pager.set_total(src.count(store))
     assert _all_rows(pager, store, step) == want
     # backwards from the end, through keyset "before" pages and offsets from the end
@@ -275,7 +323,16 @@ def test_mask_regex():
 def test_mask_fast_paths_match_the_regex(mask):
     import re
 
-    names = ["Cover.PNG", "gelbooru-1.png", "yandere_5_sample.jpeg", "danbooru_7.jpg", "x.y", "xay", "a+b.webp", "ab"]
+    names = [
+        "Cover.PNG",
+        "gelbooru-1.png",
+        "yandere_5_sample.jpeg",
+        "danbooru_7.jpg",
+        "x.y",
+        "xay",
+        "a+b.webp",
+        "ab",
+    ]
     rx = re.compile(b.mask_regex(mask))
     want = [bool(rx.match(n)) for n in names]
     frame = pl.DataFrame({"v": [n.lower() for n in names]})
@@ -357,7 +414,9 @@ def test_label_and_run_tables(store):
 
 
 def test_query_source(store):
-    src = b.make_source(store, b.Spec("query", "SELECT key, item_id, size FROM v_images ORDER BY size DESC"), _ctx(store))
+    src = b.make_source(
+        store, b.Spec("query", "SELECT key, item_id, size FROM v_images ORDER BY size DESC"), _ctx(store)
+    )
     opened = src.open(store, 5)
     assert opened.count == store.one("SELECT count(*) FROM v_images")
     assert opened.head["_key"].to_list() == opened.head["key"].to_list()
@@ -375,7 +434,11 @@ def test_query_source(store):
 def test_catalog_and_image_sources(store):
     cat = b.make_source(store, b.Spec("catalog"), _ctx(store), ws_name="demo")
     opened = cat.open(store, 50)
-    assert opened.head.select("name", "what").rows() == [("pool", "pool"), ("master", "labels"), ("v1", "run")]
+    assert opened.head.select("name", "what").rows() == [
+        ("pool", "pool"),
+        ("master", "labels"),
+        ("v1", "run"),
+    ]
     assert opened.head["_target"].to_list() == ["pool:pool/", "labels:master", "run:v1"]
     key = store.one("SELECT key FROM items i WHERE EXISTS (SELECT 1 FROM v_labels v WHERE v.item_id = i.id)")
     img = b.make_source(store, b.Spec("image", key), _ctx(store))
@@ -463,7 +526,11 @@ def test_jobs_listing_and_cancel(demo):
         done = store.job_start("scan", {"pool": "pool"}, total=10)
         store.job_finish(done, "done")
         child = subprocess.Popen(
-            [sys.executable, "-c", "import sys\ntry:\n    sys.stdin.read()\nexcept KeyboardInterrupt:\n    sys.exit(130)"],
+            [
+                sys.executable,
+                "-c",
+                "import sys\ntry:\n    sys.stdin.read()\nexcept KeyboardInterrupt:\n    sys.exit(130)",
+            ],
             stdin=subprocess.PIPE,
         )
         live = store.job_start("match", {})
