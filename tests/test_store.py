@@ -120,3 +120,54 @@ def test_workspace_find_from_subfolder(ws, monkeypatch):
     found = Workspace.find(cwd=sub)
     assert found.root == ws.root
     found.close()
+
+
+def test_stores_opened_and_closed_across_threads_keep_the_file_sound(ws):
+    """Readers opening and closing stores while another thread writes through both libraries."""
+    import threading
+
+    items = add_items(ws, [f"danbooru_{i}" for i in range(200)])
+    rng = np.random.default_rng(3)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer() -> None:
+        try:
+            for k in range(15):
+                n = 2000
+                boxes = pl.DataFrame(
+                    {
+                        "item_id": np.repeat(items["item_id"].to_numpy(), n // 200),
+                        "class_id": rng.integers(0, 5, n),
+                        "x1": rng.random(n),
+                        "y1": rng.random(n),
+                        "x2": rng.random(n) + 1,
+                        "y2": rng.random(n) + 1,
+                    }
+                )
+                with Store(ws.db_path) as s:
+                    s.create_label_set(f"s{k}", boxes, items.select("item_id"))
+                    s.execute("INSERT INTO jobs(kind, status, created) VALUES ('t', 'done', 'x')")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                with Store(ws.db_path, readonly=True) as s:
+                    s.read_frame("SELECT count(*) AS n FROM labels")
+                    s.one("SELECT count(*) FROM label_sets")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer), *[threading.Thread(target=reader) for _ in range(2)]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert ws.store.one("PRAGMA integrity_check") == "ok"
+    assert ws.store.one("SELECT count(*) FROM label_sets") == 15
+    assert ws.store.one("SELECT count(*) FROM labels") == 15 * 2000

@@ -21,9 +21,11 @@ def run_query(ws: Workspace, sql: str) -> pl.DataFrame:
 
     if not ws.db_path.exists():
         raise InputError(f"the store {ws.db_path} does not exist", hint="run `tuiops init` first")
-    conn = sqlite3.connect(f"file:{ws.db_path}?mode=ro", uri=True)
+    from tuiops.store import Store
+
+    store = Store(ws.db_path, readonly=True)
+    conn = store.conn
     try:
-        conn.execute("PRAGMA query_only=ON")
         try:
             cur = conn.execute(sql)
         except sqlite3.Error as exc:
@@ -38,7 +40,7 @@ def run_query(ws: Workspace, sql: str) -> pl.DataFrame:
         names = [d[0] for d in cur.description]
         rows = cur.fetchall()
     finally:
-        conn.close()
+        store.close()
     seen: dict[str, int] = {}
     unique = []
     for n in names:  # duplicate column names (e.g. two `id`s in a join) get a suffix

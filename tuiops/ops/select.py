@@ -489,10 +489,11 @@ def view_columns(spec: SelectionSpec) -> list[str]:
 
 def _check_sql(ws: Workspace, sql: str, params: Sequence[Any], spec: SelectionSpec) -> None:
     """Compile the query on a read-only connection: a clear error for a bad WHERE."""
-    conn = sqlite3.connect(f"file:{ws.db_path}?mode=ro", uri=True)
+    from tuiops.store import Store
+
+    store = Store(ws.db_path, readonly=True)
     try:
-        conn.execute("PRAGMA query_only=ON")
-        conn.execute("EXPLAIN " + sql, tuple(params))
+        store.conn.execute("EXPLAIN " + sql, tuple(params))
     except (sqlite3.Error, sqlite3.Warning) as exc:
         msg = str(exc)
         hint = "columns: " + ", ".join(view_columns(spec))
@@ -500,7 +501,7 @@ def _check_sql(ws: Workspace, sql: str, params: Sequence[Any], spec: SelectionSp
             hint += "; per-image label/detection/match columns need --set, --run or --match"
         raise InputError(f"the selection's WHERE is not valid: {msg}", hint=hint) from exc
     finally:
-        conn.close()
+        store.close()
 
 
 def select_files(

@@ -7,6 +7,7 @@ Arrow record batches straight into and out of polars frames.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as _dt
 import json
@@ -62,6 +63,50 @@ ONE_BATCH_OPTION = "adbc.sqlite.query.batch_rows"
 ONE_BATCH_ROWS = 1 << 30
 
 
+class _Pool:
+    """Open connections of each store file, kept until the process exits.
+
+    The store talks to one file through two SQLite libraries (Python's ``sqlite3`` and the
+    copy inside the ADBC driver). SQLite coordinates connections of one library within a
+    process, but two libraries do not see each other's POSIX locks: one library closing a
+    file drops the other's locks, and one opening its first connection may reset the
+    shared WAL index. So no connection is ever closed before exit: a closed store hands its
+    connections back here, the next store of that file reuses them, and the first store of
+    a file opens one connection of each library before any transaction starts.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.free: dict[tuple[str, str, bool], list[Any]] = {}
+        self.primed: set[str] = set()
+        self.all: list[Any] = []
+        atexit.register(self.close_all)
+
+    def take(self, path: Path, kind: str, readonly: bool) -> Any:
+        with self.lock:
+            conns = self.free.get((str(path), kind, readonly))
+            return conns.pop() if conns else None
+
+    def give(self, path: Path, kind: str, readonly: bool, conn: Any) -> None:
+        with self.lock:
+            self.free.setdefault((str(path), kind, readonly), []).append(conn)
+
+    def track(self, conn: Any) -> None:
+        with self.lock:
+            self.all.append(conn)
+
+    def close_all(self) -> None:
+        with self.lock:
+            conns, self.all = self.all, []
+            self.free.clear()
+        for conn in reversed(conns):
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+_POOL = _Pool()
+
+
 def _is_adbc_type_mismatch(exc: Exception) -> bool:
     return "Type mismatch" in str(exc) or "type mismatch" in str(exc)
 
@@ -75,7 +120,7 @@ class Store:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
-        self.path = Path(path)
+        self.path = Path(path).resolve()
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = None
         self._adbc: Any = None
@@ -83,6 +128,16 @@ class Store:
         if readonly and not self.path.exists():
             raise StoreError(f"store {self.path} does not exist", hint="run `tuiops init` first")
         self.conn  # noqa: B018 - open and migrate now, so errors surface early
+        self._prime()
+
+    def _prime(self) -> None:
+        """Open one connection of each SQLite library to this file, once per process."""
+        key = str(self.path)
+        with _POOL.lock:
+            if key in _POOL.primed:
+                return
+            _POOL.primed.add(key)
+        self.adbc  # noqa: B018
 
     # -- connections -------------------------------------------------------------------------
     @property
@@ -96,6 +151,9 @@ class Store:
         return self._conn
 
     def _open_sqlite3(self) -> sqlite3.Connection:
+        pooled = _POOL.take(self.path, "sqlite3", self.readonly)
+        if pooled is not None:
+            return pooled
         try:
             if self.readonly:
                 uri = f"file:{self.path}?mode=ro"
@@ -113,6 +171,7 @@ class Store:
             conn.execute("PRAGMA cache_size=-65536")
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA mmap_size=268435456")
+            _POOL.track(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot open store {self.path}: {exc}",
@@ -124,11 +183,16 @@ class Store:
     def adbc(self) -> Any:
         """The ADBC connection used for Arrow bulk I/O (autocommit; explicit BEGIN/COMMIT)."""
         if self._adbc is None:
+            self.conn  # noqa: B018 - make sure the schema exists first
+            pooled = _POOL.take(self.path, "adbc", self.readonly)
+            if pooled is not None:
+                self._adbc = pooled
+                return pooled
             import adbc_driver_sqlite.dbapi as adbc_sqlite
 
-            self.conn  # noqa: B018 - make sure the schema exists first
             uri = f"file:{self.path}?mode=ro" if self.readonly else str(self.path)
             self._adbc = adbc_sqlite.connect(uri, autocommit=True)
+            _POOL.track(self._adbc)
             with contextlib.closing(self._adbc.cursor()) as cur:
                 cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 if not self.readonly:
@@ -145,16 +209,18 @@ class Store:
         return sqlite_utils.Database(self.conn)
 
     def close(self) -> None:
+        """Hand this store's connections back to the process pool (see :class:`_Pool`)."""
         with self._lock:
             if self._adbc is not None:
-                with contextlib.suppress(Exception):
-                    self._adbc.close()
+                with contextlib.suppress(Exception), contextlib.closing(self._adbc.cursor()) as cur:
+                    cur.execute("ROLLBACK")
+                _POOL.give(self.path, "adbc", self.readonly, self._adbc)
                 self._adbc = None
             if self._conn is not None:
                 with contextlib.suppress(Exception):
-                    if not self.readonly:
-                        self._conn.execute("PRAGMA optimize")
-                    self._conn.close()
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                _POOL.give(self.path, "sqlite3", self.readonly, self._conn)
                 self._conn = None
 
     def __enter__(self) -> Store:
