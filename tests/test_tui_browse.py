@@ -529,10 +529,14 @@ def test_jobs_listing_and_cancel(demo):
             [
                 sys.executable,
                 "-c",
-                "import sys\ntry:\n    sys.stdin.read()\nexcept KeyboardInterrupt:\n    sys.exit(130)",
+                "import sys\ntry:\n    print('ready', flush=True)\n    sys.stdin.read()\n"
+                "except KeyboardInterrupt:\n    sys.exit(130)",
             ],
             stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"  # its handler is in place
         live = store.job_start("match", {})
         store.execute("UPDATE jobs SET pid = ? WHERE id = ?", (child.pid, live))
         dead = store.job_start("copy", {})
