@@ -92,6 +92,24 @@ def _run_import(fn: Any, as_json: bool, show: int, quiet: bool, label: str, **kw
     _report_import(result, as_json, show)
 
 
+def _naming_options(f: Any) -> Any:
+    """The --names and --ids options shared by label and detection exports."""
+    f = click.option(
+        "--ids",
+        type=click.Choice(["item", "source"]),
+        default="item",
+        show_default=True,
+        help="COCO image ids: item ids (shared by every set and run) or the imported file's ids.",
+    )(f)
+    return click.option(
+        "--names",
+        type=click.Choice(["source", "key"]),
+        default="source",
+        show_default=True,
+        help="File names: the imported file's path (keeping sub-folders), else the key; or always the key.",
+    )(f)
+
+
 @cli.group("labels")
 def labels_group() -> None:
     """Import and export label sets: YOLO txt, Pascal VOC XML, COCO JSON, losslessly.
@@ -178,20 +196,7 @@ def labels_import(
     help="Folder for yolo/voc (one file per image), file for coco.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace files that exist already.")
-@click.option(
-    "--names",
-    type=click.Choice(["source", "key"]),
-    default="source",
-    show_default=True,
-    help="File names: the imported file's path (keeping sub-folders), else the key; or always the key.",
-)
-@click.option(
-    "--ids",
-    type=click.Choice(["item", "source"]),
-    default="item",
-    show_default=True,
-    help="COCO image ids: item ids (shared by every set and run) or the imported file's ids.",
-)
+@_naming_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @json_option
 def labels_export(
@@ -335,20 +340,7 @@ def dets_import(
     help="COCO: where to write the images and categories (default: TO's name + _images.json).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace files that exist already.")
-@click.option(
-    "--names",
-    type=click.Choice(["source", "key"]),
-    default="source",
-    show_default=True,
-    help="File names: the imported file's path (keeping sub-folders), else the key; or always the key.",
-)
-@click.option(
-    "--ids",
-    type=click.Choice(["item", "source"]),
-    default="item",
-    show_default=True,
-    help="COCO image ids: item ids (shared by every set and run) or the imported file's ids.",
-)
+@_naming_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @json_option
 def dets_export(
