@@ -61,6 +61,7 @@ def utcnow() -> str:
 #: null in the first batch and text later is read again as one batch of this many rows.
 ONE_BATCH_OPTION = "adbc.sqlite.query.batch_rows"
 ONE_BATCH_ROWS = 1 << 30
+READ_BATCH_ROWS = 1 << 16
 
 
 class _Pool:
@@ -353,8 +354,10 @@ class Store:
             for one_batch in (False, True):
                 cur = self.adbc.cursor()
                 try:
-                    if one_batch:  # null-first columns: type the result from all of its rows
-                        cur.adbc_statement.set_options(**{ONE_BATCH_OPTION: str(ONE_BATCH_ROWS)})
+                    # large batches: fewer Arrow chunks; on a type clash (a column whose first
+                    # rows are null), one batch typed from all of its rows
+                    rows = ONE_BATCH_ROWS if one_batch else READ_BATCH_ROWS
+                    cur.adbc_statement.set_options(**{ONE_BATCH_OPTION: str(rows)})
                     cur.execute(sql, tuple(params) if params else None)
                     frame = pl.from_arrow(cur.fetch_arrow_table())
                     break
@@ -452,7 +455,7 @@ class Store:
         if with_extra:
             schema["extra"] = pl.String
         return self.read_frame(
-            f"SELECT {cols} FROM labels WHERE set_id = ? ORDER BY item_id, id", (sid,), schema
+            f"SELECT {cols} FROM labels WHERE id BETWEEN ? AND ? ORDER BY id", id_range(sid), schema
         )
 
     def read_detections(self, run_name: str, *, with_extra: bool = False) -> pl.DataFrame:
@@ -474,7 +477,7 @@ class Store:
         if with_extra:
             schema["extra"] = pl.String
         return self.read_frame(
-            f"SELECT {cols} FROM detections WHERE run_id = ? ORDER BY item_id, id", (rid,), schema
+            f"SELECT {cols} FROM detections WHERE id BETWEEN ? AND ? ORDER BY id", id_range(rid), schema
         )
 
     def read_set_images(self, set_name: str) -> pl.DataFrame:
