@@ -143,5 +143,7 @@ from tuiops.cli import (  # noqa: E402, F401, I001
     fileops_cmds,
     train_cmds,
     remote_cmds,
+    project_cmds,
+    project_mix_cmds,
     tui_cmds,
 )

@@ -217,6 +217,9 @@ def make_demo(
         (pool / "gelbooru-999998.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
         draw_image(DemoImage("cover.png", 320, 320), pool / "cover.png", seed)
         steps = _index_and_import(ws, pool, lab_dir, det_dir, progress=progress, cancel=cancel)
+        from tuiops.ops.project import copy_examples
+
+        steps["projects"] = copy_examples(ws)
         return DemoSummary(str(root), len(plan), 2, n_labels, n_dets, errors, steps)
     finally:
         ws.close()

@@ -209,7 +209,14 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 def all_migrations() -> list[tuple[str, str]]:
     """Core migrations, then those of the engine modules, in a fixed order."""
-    from tuiops.store import schema_analysis, schema_fileops, schema_match, schema_train
+    from tuiops.store import (
+        schema_analysis,
+        schema_fileops,
+        schema_match,
+        schema_mix,
+        schema_project,
+        schema_train,
+    )
 
     return [
         *MIGRATIONS,
@@ -217,4 +224,6 @@ def all_migrations() -> list[tuple[str, str]]:
         *schema_match.MIGRATIONS,
         *schema_fileops.MIGRATIONS,
         *schema_train.MIGRATIONS,
+        *schema_project.MIGRATIONS,
+        *schema_mix.MIGRATIONS,
     ]

@@ -1,0 +1,37 @@
+"""Migrations of the dataset-project tables: builds of a project and what they made.
+
+``project_builds`` has one row per finished build of ``projects/NAME/build/``: where
+it ran (``local`` or a host name), the count and seed, the hashes that decide whether
+the project is up to date (``inputs_sha256`` over the masters, project.toml, the
+augmentation script and ``projects/common``; ``script_sha256``), what it made (images,
+objects, objects per class as JSON) and the SHA-256 of its ``build.json``.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0500_project",
+        """
+        CREATE TABLE project_builds (
+            id INTEGER PRIMARY KEY,
+            project TEXT NOT NULL,
+            host TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            seed INTEGER NOT NULL,
+            classes TEXT NOT NULL,
+            images INTEGER NOT NULL,
+            objects INTEGER NOT NULL,
+            class_counts TEXT NOT NULL,
+            script_sha256 TEXT NOT NULL,
+            inputs_sha256 TEXT NOT NULL,
+            build_sha256 TEXT NOT NULL,
+            path TEXT NOT NULL,
+            created TEXT NOT NULL,
+            elapsed REAL,
+            job_id INTEGER
+        );
+        CREATE INDEX project_builds_project ON project_builds(project, id);
+        """,
+    ),
+]
