@@ -149,3 +149,36 @@ def test_watch_a_results_file(tmp_path, ws, capsys):
     assert "2 sessions" in lines[-1]
     assert run(["-w", str(ws.root), "train", "watch"]) == 2
     assert run(["-w", str(ws.root), "train", "watch", "nope"]) == 5
+
+
+def test_one_epoch_sessions_are_told_apart_by_the_stores_resume_points():
+    # three sessions of one epoch each, and a fourth of two: every session's clock starts at
+    # about the same time, so the clock alone never goes back between them
+    text = (
+        "\n".join([CSV_HEADER, line(1, 5.0), line(2, 5.2), line(3, 5.4), line(4, 5.5), line(5, 9.5)]) + "\n"
+    )
+    alone = clean_epochs(parse_results(text))
+    assert alone["session"].to_list() == [0, 0, 0, 0, 0]  # what the file alone can tell
+    ep = clean_epochs(parse_results(text), starts=[0, 1, 2, 3])
+    assert ep["session"].to_list() == [0, 1, 2, 3, 3]
+    assert ep["epoch_s"].to_list() == pytest.approx([5.0, 5.2, 5.4, 5.5, 4.0])
+    state = summarize(text, epochs_total=6, starts=[0, 1, 2, 3])
+    assert state.sessions == 4 and "4 sessions" in format_footer(state)
+    assert state.seconds_per_epoch == pytest.approx((5.0 + 5.2 + 5.4 + 5.5 + 4.0) / 5)
+    # a resume point with a repeated epoch (killed after logging epoch 3, resumed from 2)
+    text2 = "\n".join([CSV_HEADER, line(1, 5), line(2, 10), line(3, 15, 0.9), line(3, 6), line(4, 12)]) + "\n"
+    ep2 = clean_epochs(parse_results(text2), starts=[0, 2])
+    assert ep2["epoch"].to_list() == [1, 2, 3, 4] and ep2["session"].to_list() == [0, 0, 1, 1]
+    assert ep2["epoch_s"].to_list() == pytest.approx([5, 5, 6, 6])
+
+
+def test_waiting_for_the_first_epoch():
+    f = ResultsFollower(lambda offset: None, lambda: None)
+    assert f.poll() is False
+    state = f.state(epochs_total=5, starts=[0])
+    assert state.epoch == 0 and not state.exists
+    assert format_footer(state) == "epoch 0/5 · waiting for the first epoch (no results.csv yet)"
+    assert (
+        format_footer(summarize(CSV_HEADER + "\n", epochs_total=5))
+        == "epoch 0/5 · waiting for the first epoch"
+    )

@@ -2,7 +2,8 @@
 
 A YOLOv8n from yolov8n.yaml (random weights, nothing downloaded) trains on two dozen
 drawn 96 px images at imgsz 64 on the CPU: one pitstop after epoch 1, a label fix and
-an exclusion, a resume that is paused after epoch 3, and a last resume to epoch 4.
+an exclusion, a resume that is cancelled inside epoch 3 (so it pauses after epoch 2), and
+a last resume to epoch 4.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tuiops.errors import Cancelled, ConflictError
 from tuiops.ops.base import CancelToken
 from tuiops.ops.detect import sha256_file
 from tuiops.ops.monitor import ResultsFollower
-from tuiops.ops.train import get_run, resume
+from tuiops.ops.train import get_run, monitor_plan, resume
 from tuiops.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -148,14 +149,17 @@ def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
     worst.write_text("danbooru_1\n")
     token = CancelToken()
 
-    def pause_after_epoch_2(ev):
-        if ev.op == "train" and ev.message.startswith("epoch 2/"):
+    def cancel_once_epoch_2_is_saved(ev):
+        if ev.op == "train" and ev.done >= 2:
             token.cancel()
 
-    with pytest.raises(Cancelled, match="paused after epoch 3"):
-        resume(ws, "v1", exclude=["@" + str(worst)], progress=pause_after_epoch_2, cancel=token)
+    with pytest.raises(Cancelled, match=r"paused after epoch 2 \(stopped during epoch 3, batch 1/\d"):
+        resume(ws, "v1", exclude=["@" + str(worst)], progress=cancel_once_epoch_2_is_saved, cancel=token)
     r = get_run(ws.store, "v1")
-    assert r.status == "paused" and r.epoch == 3
+    assert r.status == "paused" and r.epoch == 2
+    # the half-trained epoch 3 left no trace: not logged, and the checkpoint is epoch 2's
+    assert _results_epochs(run_dir / "results.csv") == [1, 2]
+    assert torch.load(run_dir / "tuiops" / "resume.pt", map_location="cpu", weights_only=False)["epoch"] == 1
     # the resumed run read the fixed labels (its label cache was rebuilt from them)
     cached = _cache_labels(ds / "labels" / "train.cache") | _cache_labels(ds / "labels" / "val.cache")
     assert "danbooru_1" not in cached and len(cached) == 23
@@ -167,15 +171,18 @@ def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
     # -- the last resume runs to the end ------------------------------------------------------------
     assert run([*w, "train", "resume", "v1", "--json", "-q"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["status"] == "done" and res["started_epoch"] == 3 and res["epoch"] == 4
+    assert res["status"] == "done" and res["started_epoch"] == 2 and res["epoch"] == 4
     assert res["dataset"]["excluded"] == 1 and res["dataset"]["images"] == 23
     csv = run_dir / "results.csv"
     assert _results_epochs(csv) == [1, 2, 3, 4]  # every epoch once, in order
     follower = ResultsFollower.for_path(csv)
     follower.poll()
-    state = follower.state(epochs_total=4)
-    # sessions are told apart by the results clock going back; a one-epoch session may not show
-    assert state.sessions >= 2 and state.superseded == 0 and state.epoch == 4
+    plan = monitor_plan(ws.store, "v1")
+    assert plan["starts"] == [0, 1, 2]
+    state = follower.state(**plan)
+    # one-epoch sessions are told apart by the store's resume points, not by the clock
+    assert state.epochs["session"].to_list() == [0, 1, 2, 2]
+    assert state.sessions == 3 and state.superseded == 0 and state.epoch == 4
     assert run([*w, "train", "watch", "v1"]) == 0
     watch = capsys.readouterr().out.splitlines()
     epochs = [ln.split()[0] for ln in watch[1:-1]]

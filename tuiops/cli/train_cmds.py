@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -16,6 +18,36 @@ def _floats(text: str | None) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError as exc:
         raise click.BadParameter(f"{text!r}: give comma-separated numbers, e.g. 0.4,0.7") from exc
+
+
+@contextlib.contextmanager
+def _sigint_cancels() -> Iterator[Any]:
+    """A cancel token that Ctrl+C (SIGINT, as `jobs cancel` and the jobs pane send) sets.
+
+    Training then stops within the current epoch and keeps the last finished epoch's
+    checkpoint; a second Ctrl+C interrupts at once.
+    """
+    import signal
+    import threading
+
+    from tuiops.ops.base import CancelToken
+
+    token = CancelToken()
+    if threading.current_thread() is not threading.main_thread():
+        yield token
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+        click.echo("tuiops: stopping within the current epoch (Ctrl+C again stops at once)", err=True)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield token
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -255,6 +287,12 @@ def _render_train(d: dict[str, Any]) -> str:
 )
 @click.option("--replace", is_flag=True, help="Replace a run of the same name (its folder is deleted).")
 @click.option(
+    "--on",
+    "on",
+    metavar="HOST",
+    help="Train on this [hosts.NAME] machine over SSH (it needs python with tuiops and ultralytics).",
+)
+@click.option(
     "-v", "--verbose", is_flag=True, help="Show ultralytics' output on stderr (default: the run's log)."
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
@@ -272,6 +310,7 @@ def train_start_cmd(
     pitstop_conf: float,
     match_iou: float,
     replace: bool,
+    on: str | None,
     verbose: bool,
     quiet: bool,
     as_json: bool,
@@ -282,17 +321,21 @@ def train_start_cmd(
     At a pitstop the run stops cleanly with a resumable checkpoint, runs its best
     weights over train and val into the detection run NAME.pitstopN, compares them with
     the labels and writes a report. Continue with `tuiops train resume NAME`.
+    With --on HOST the dataset is uploaded and the run trains there; its weights come
+    back at each pitstop and at the end, and the pitstop's report is made here.
+    Ctrl+C stops within the current epoch, keeping a resumable checkpoint.
 
     \b
     Examples:
       tuiops train datasets/gt --model yolov8n.yaml --epochs 100 --pitstops 0.4,0.7
       tuiops train gt --model runs/v0/best.pt --epochs 30 --imgsz 640 lr0=0.002
+      tuiops train gt --epochs 100 --pitstops 0.4,0.7 --on gpu1 --name v2
     """
     from tuiops.ops.train import parse_overrides, train
 
     ws = get_workspace()
     extra = parse_overrides(overrides)
-    with progress_reporter("train", quiet=quiet) as on_progress:
+    with _sigint_cancels() as token, progress_reporter("train", quiet=quiet) as on_progress:
         res = train(
             ws,
             data,
@@ -308,7 +351,9 @@ def train_start_cmd(
             match_iou=match_iou,
             replace=replace,
             verbose=verbose,
+            on=on,
             progress=on_progress,
+            cancel=token,
         )
     d = res.to_dict()
     emit(d, as_json, text=None if as_json else _render_train(d))
@@ -342,6 +387,8 @@ def train_resume_cmd(
     The dataset is rebuilt from the store (fixed labels, excluded images; every other
     image keeps its split), ultralytics' label caches are deleted, and training goes on
     to the next pitstop or the end. A dataset with another class count is refused.
+    A run started with --on HOST resumes on that host (the dataset is sent again).
+    Ctrl+C stops within the current epoch, keeping a resumable checkpoint.
 
     \b
     Examples:
@@ -351,7 +398,7 @@ def train_resume_cmd(
     from tuiops.ops.train import resume
 
     ws = get_workspace()
-    with progress_reporter("train", quiet=quiet) as on_progress:
+    with _sigint_cancels() as token, progress_reporter("train", quiet=quiet) as on_progress:
         res = resume(
             ws,
             run,
@@ -360,6 +407,7 @@ def train_resume_cmd(
             include=include,
             verbose=verbose,
             progress=on_progress,
+            cancel=token,
         )
     d = res.to_dict()
     emit(d, as_json, text=None if as_json else _render_train(d))
@@ -468,10 +516,11 @@ def train_watch_cmd(
     if file_ is None:
         if run is None:
             raise UsageError("give a training run, or --file RESULTS.CSV")
+        from tuiops.ops.monitor import run_follower
         from tuiops.ops.train import get_run
 
         train_run = get_run(ws.store, run)
-        follower = ResultsFollower(*file_reader(train_run.results_csv))
+        follower = run_follower(ws, train_run.name)
     elif host is not None:
         follower = ResultsFollower(*ssh_reader(ws, host, file_))
     else:
@@ -480,14 +529,9 @@ def train_watch_cmd(
     def current_plan() -> dict[str, Any]:
         if train_run is None:
             return {}
-        from tuiops.ops.train import get_run
+        from tuiops.ops.train import monitor_plan
 
-        r = get_run(ws.store, train_run.name)
-        done = [
-            int(x[0])
-            for x in ws.store.execute("SELECT epoch FROM train_pitstops WHERE train_id = ?", (r.id,))
-        ]
-        return {"epochs_total": r.epochs, "pitstops": r.pitstops, "pitstops_done": done, "status": r.status}
+        return monitor_plan(ws.store, train_run.name)
 
     printed: dict[int, float] = {}
     click.echo(HEADER)

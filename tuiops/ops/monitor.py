@@ -9,7 +9,9 @@ validation losses and learning rates. Following it live means coping with:
 - a resumed run: ``time`` starts again from zero (a new *session*), and epochs that
   were logged but not checkpointed before a kill are logged again. The latest line of
   an epoch wins, and a restart from an earlier epoch drops the stale lines after it
-  (a line counts only when no later line has an epoch at or below its own);
+  (a line counts only when no later line has an epoch at or below its own). Where the
+  store knows the epochs a run was resumed from (``starts``), a session begins exactly
+  there, so that a session of one epoch (whose clock need not go back) is told apart;
 - a file rewritten shorter (a resume trims it to the checkpoint's epoch) or replaced:
   the follower notices and reads it again from the start;
 - a run on another machine: the follower reads through any ``read(offset) → bytes``
@@ -103,14 +105,16 @@ def _empty(header: Sequence[str] = ()) -> pl.DataFrame:
     return pl.DataFrame(schema=cols)
 
 
-def clean_epochs(raw: pl.DataFrame) -> pl.DataFrame:
+def clean_epochs(raw: pl.DataFrame, starts: Sequence[int] = ()) -> pl.DataFrame:
     """One row per epoch that counts now, with ``session``, ``epoch_s`` and ``fitness``.
 
     A row counts when no later row has an epoch at or below its own (a resumed or
     restarted run logs its epochs again; the latest wins). A new session starts where
-    the epoch does not grow or the session clock goes back. ``epoch_s`` is the time the
-    epoch took (for a session's first epoch: the time since the session started).
-    ``fitness`` is ultralytics' 0.1 × mAP50 + 0.9 × mAP50-95.
+    the epoch does not grow, where the session clock goes back, and at the first epoch
+    after each of ``starts`` (the finished-epoch counts a run was started or resumed
+    from, as the store records them). Sessions are numbered 0, 1, … over the rows kept.
+    ``epoch_s`` is the time the epoch took (for a session's first epoch: the time since
+    the session started). ``fitness`` is ultralytics' 0.1 × mAP50 + 0.9 × mAP50-95.
     """
     import polars as pl
 
@@ -121,12 +125,12 @@ def clean_epochs(raw: pl.DataFrame) -> pl.DataFrame:
             pl.lit(None, pl.Float64).alias("fitness"),
         )
     later_min = pl.col("epoch").reverse().cum_min().reverse().shift(-1)
+    boundary = (pl.col("epoch") <= pl.col("epoch").shift(1)) | (pl.col("time") < pl.col("time").shift(1))
+    resumed = sorted({int(s) for s in starts if int(s) > 0})
+    if resumed:
+        boundary = boundary | (pl.col("epoch") - 1).is_in(resumed)
     frame = raw.with_columns(
-        ((pl.col("epoch") <= pl.col("epoch").shift(1)) | (pl.col("time") < pl.col("time").shift(1)))
-        .fill_null(False)
-        .cum_sum()
-        .cast(pl.Int64)
-        .alias("session"),
+        boundary.fill_null(False).cum_sum().cast(pl.Int64).alias("session"),
         (later_min.is_null() | (pl.col("epoch") < later_min)).alias("_keep"),
     )
     frame = frame.with_columns(
@@ -140,7 +144,10 @@ def clean_epochs(raw: pl.DataFrame) -> pl.DataFrame:
         if {"map50", "map50_95"} <= set(frame.columns)
         else pl.lit(None, pl.Float64)
     )
-    return frame.filter("_keep").drop("_keep").with_columns(fit.alias("fitness"))
+    kept = frame.filter("_keep").drop("_keep")
+    return kept.with_columns(
+        (pl.col("session").rank("dense") - 1).cast(pl.Int64).alias("session"), fit.alias("fitness")
+    )
 
 
 @dataclass
@@ -154,6 +161,8 @@ class MonitorState:
     status: str | None = None
     lines_read: int = 0
     superseded: int = 0
+    starts: list[int] = field(default_factory=list)
+    exists: bool = True
 
     @property
     def epoch(self) -> int:
@@ -219,6 +228,8 @@ class MonitorState:
             "pitstops_done": self.pitstops_done,
             "next_pitstop": self.next_pitstop,
             "eta_pitstop_seconds": self.eta_pitstop,
+            "starts": self.starts,
+            "exists": self.exists,
         }
 
 
@@ -229,10 +240,12 @@ def summarize(
     pitstops: Sequence[int] = (),
     pitstops_done: Sequence[int] = (),
     status: str | None = None,
+    starts: Sequence[int] = (),
+    exists: bool = True,
 ) -> MonitorState:
-    """The monitor state of a results.csv's text."""
+    """The monitor state of a results.csv's text (``starts``: see :func:`clean_epochs`)."""
     raw = parse_results(text)
-    clean = clean_epochs(raw)
+    clean = clean_epochs(raw, starts)
     return MonitorState(
         epochs=clean,
         epochs_total=epochs_total,
@@ -241,6 +254,8 @@ def summarize(
         status=status,
         lines_read=raw.height,
         superseded=raw.height - clean.height,
+        starts=list(starts),
+        exists=exists,
     )
 
 
@@ -285,6 +300,7 @@ class ResultsFollower:
         self._offset = 0
         self._ident: Any = None
         self.resets = 0
+        self.exists = False
 
     @classmethod
     def for_path(cls, path: str | os.PathLike[str]) -> ResultsFollower:
@@ -298,6 +314,7 @@ class ResultsFollower:
     def poll(self) -> bool:
         """Read what was appended since the last poll; True when the text changed."""
         st = self._stat()
+        self.exists = st is not None
         if st is None:
             changed = bool(self._offset)
             if changed:
@@ -324,7 +341,8 @@ class ResultsFollower:
         return self._data.decode("utf-8", errors="replace")
 
     def state(self, **plan: Any) -> MonitorState:
-        return summarize(self.text, **plan)
+        """The monitor state of what was read so far (``plan``: :func:`summarize`'s keywords)."""
+        return summarize(self.text, exists=self.exists, **plan)
 
 
 def ssh_reader(ws: Workspace, host: str, path: str) -> tuple[Reader, Stat]:
@@ -362,6 +380,19 @@ def ssh_reader(ws: Workspace, host: str, path: str) -> tuple[Reader, Stat]:
             return int(attrs.size or 0), None
 
     return (lambda offset: run_sync(_read(offset))), (lambda: run_sync(_stat()))
+
+
+def run_follower(ws: Workspace, name: str, *, store: Any = None) -> ResultsFollower:
+    """A follower of training run ``name``'s results.csv: the local file, or over SSH for a
+    run training on a ``[hosts.NAME]`` machine (once it stopped, the copy fetched back;
+    ``store``: the store to read the run from, by default the workspace's)."""
+    from tuiops.ops.train import get_run
+
+    run = get_run(store if store is not None else ws.store, name)
+    remote = (run.args.get("_remote") or {}).get("results")
+    if run.host and remote and (run.status in ("running", "starting") or not run.results_csv.is_file()):
+        return ResultsFollower(*ssh_reader(ws, run.host, str(remote)))
+    return ResultsFollower(*file_reader(run.results_csv))
 
 
 # -- plain text ---------------------------------------------------------------------------------------
@@ -404,6 +435,10 @@ def format_footer(state: MonitorState | Mapping[str, Any]) -> str:
     d = state.to_dict() if isinstance(state, MonitorState) else state
     total = d.get("epochs")
     parts = [f"epoch {d.get('epoch', 0)}" + (f"/{total}" if total else "")]
+    if not d.get("epoch"):
+        parts.append(
+            "waiting for the first epoch" + ("" if d.get("exists", True) else " (no results.csv yet)")
+        )
     if d.get("status"):
         parts.append(str(d["status"]))
     best = d.get("best") or {}

@@ -102,6 +102,12 @@ class TrainRun:
     updated: str | None
     error: str | None
     pid: int | None
+    host: str | None = None
+
+    @property
+    def starts(self) -> list[int]:
+        """The finished-epoch counts each training session started from (0, then each resume's)."""
+        return [int(x) for x in self.args.get("_sessions") or []]
 
     @property
     def results_csv(self) -> Path:
@@ -118,7 +124,7 @@ class TrainRun:
 
 _RUN_COLS = (
     "id, name, status, data, dataset, model, epochs, epoch, pitstops, save_dir, checkpoint, nc, args, "
-    "created, updated, error, pid"
+    "created, updated, error, pid, host"
 )
 
 
@@ -141,6 +147,7 @@ def _run_from_row(r: Sequence[Any]) -> TrainRun:
         updated=r[14],
         error=r[15],
         pid=r[16],
+        host=r[17],
     )
 
 
@@ -165,15 +172,49 @@ def _update_run(store: Store, run_id: int, **values: Any) -> None:
         conn.execute(f"UPDATE train_runs SET {cols} WHERE id = ?", (*values.values(), run_id))
 
 
-def list_runs(ws: Workspace) -> list[dict[str, Any]]:
-    """Every training run: name, status, epoch/epochs, pitstops (planned and done), data, updated."""
-    rows = ws.store.execute(f"SELECT {_RUN_COLS} FROM train_runs ORDER BY id").fetchall()
+def _record_session(store: Store, run_id: int, start_epoch: int) -> None:
+    """Add a training session's starting point (finished epochs) to the run's ``_sessions``."""
+    row = store.execute("SELECT args FROM train_runs WHERE id = ?", (run_id,)).fetchone()
+    args = json.loads((row[0] if row else None) or "{}")
+    sessions = [int(x) for x in args.get("_sessions") or []]
+    if start_epoch == 0:
+        sessions = []
+    sessions.append(int(start_epoch))
+    args["_sessions"] = sessions
+    _update_run(store, run_id, args=json.dumps(args, default=str))
+
+
+def monitor_plan(store: Store, name: str) -> dict[str, Any]:
+    """What the monitor needs of run ``name`` besides its results.csv, as keywords of
+    :func:`tuiops.ops.monitor.summarize`: epochs, pitstops planned and done, status and
+    the epochs its sessions started from."""
+    run = get_run(store, name)
+    done = [
+        int(x[0])
+        for x in store.execute("SELECT epoch FROM train_pitstops WHERE train_id = ? ORDER BY idx", (run.id,))
+    ]
+    return {
+        "epochs_total": run.epochs,
+        "pitstops": run.pitstops,
+        "pitstops_done": done,
+        "status": run.status,
+        "starts": run.starts,
+    }
+
+
+def list_runs(ws: Workspace, *, store: Store | None = None) -> list[dict[str, Any]]:
+    """Every training run: name, status, epoch/epochs, pitstops (planned and done), data, host, updated.
+
+    ``store``: read through this store instead of the workspace's (e.g. a read-only one).
+    """
+    store = store if store is not None else ws.store
+    rows = store.execute(f"SELECT {_RUN_COLS} FROM train_runs ORDER BY id").fetchall()
     out = []
     for r in rows:
         run = _run_from_row(r)
         done = [
             int(x[0])
-            for x in ws.store.execute(
+            for x in store.execute(
                 "SELECT epoch FROM train_pitstops WHERE train_id = ? ORDER BY idx", (run.id,)
             )
         ]
@@ -188,6 +229,7 @@ def list_runs(ws: Workspace) -> list[dict[str, Any]]:
                 "dataset": run.dataset,
                 "data": str(run.data),
                 "updated": run.updated,
+                "host": run.host,
             }
         )
     return out
@@ -304,6 +346,18 @@ class _FitState:
     last_saved: int = 0
     best_epoch: int | None = None
     error: str | None = None
+    #: Where a cancel inside an epoch stopped: (epoch, batches done, batches of the epoch).
+    stopped_in: tuple[int, int, int] | None = None
+    batch_epoch: int = 0
+    batches: int = 0
+
+
+class _StopInEpoch(Exception):
+    """Raised from a batch callback to leave ultralytics' training loop in the middle of an epoch.
+
+    Setting ``trainer.stop`` there would not do: ultralytics would still validate, log and
+    save the half-trained epoch as if it were complete.
+    """
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
@@ -338,7 +392,19 @@ def _fit(
     pending = {p for p in run.pitstops if p > start}
     run.tuiops_dir.mkdir(parents=True, exist_ok=True)
     resume_pt = run.tuiops_dir / RESUME_NAME
-    reporter = Reporter("train", progress, None, total=run.epochs)
+    reporter = Reporter("train", progress, None, total=run.epochs, interval=1.0)
+
+    def on_train_batch_end(trainer: Any) -> None:
+        e = int(trainer.epoch) + 1
+        loader = getattr(trainer, "train_loader", None)
+        nb = len(loader) if loader is not None else 0
+        state.batches = state.batches + 1 if state.batch_epoch == e else 1
+        state.batch_epoch = e
+        if cancel is not None and cancel.cancelled:
+            state.cancelled = True
+            state.stopped_in = (e, state.batches, nb)
+            raise _StopInEpoch
+        reporter.update(e - 1, f"epoch {e}/{run.epochs} batch {state.batches}/{nb or '?'}")
 
     def on_train_epoch_end(trainer: Any) -> None:
         e = int(trainer.epoch) + 1
@@ -384,7 +450,7 @@ def _fit(
         kwargs = {
             "plots": False,
             "amp": False,
-            **run.args,
+            **{k: v for k, v in run.args.items() if not k.startswith("_")},
             "data": str(run.data),
             "epochs": run.epochs,
             "project": str(run.save_dir.parent),
@@ -392,12 +458,15 @@ def _fit(
             "exist_ok": True,
             "save": True,
         }
+    model.add_callback("on_train_batch_end", on_train_batch_end)
     model.add_callback("on_train_epoch_end", on_train_epoch_end)
     model.add_callback("on_model_save", on_model_save)
     reporter.update(start, f"training from epoch {start + 1}", force=True)
     try:
         with ultralytics_output(None if verbose else run.log):
             model.train(**kwargs)
+    except _StopInEpoch:
+        return state
     except Cancelled:
         raise
     except KeyboardInterrupt:
@@ -440,8 +509,12 @@ def _finish(
     )
     if state.cancelled and state.pitstop is None:
         _update_run(store, run.id, status="paused", pid=None)
+        where = ""
+        if state.stopped_in is not None:
+            e, done, nb = state.stopped_in
+            where = f" (stopped during epoch {e}, batch {done}/{nb or '?'}; that epoch is done again)"
         raise Cancelled(
-            f"training {run.name!r} paused after epoch {run.epoch}",
+            f"training {run.name!r} paused after epoch {run.epoch}{where}",
             hint=f"`tuiops train resume {run.name}` continues from there",
         )
     if state.pitstop is not None:
@@ -497,6 +570,7 @@ def _guarded_fit(
     started_epoch = run.epoch if resume_from is not None else 0
     with job(store, "train", job_params, total=run.epochs) as j:
         _update_run(store, run.id, status="running", pid=os.getpid(), job_id=j.id, error=None)
+        _record_session(store, run.id, started_epoch)
 
         def on_progress(ev: ProgressEvent) -> None:
             with contextlib.suppress(Exception):
@@ -545,6 +619,7 @@ def train(
     match_iou: float = 0.5,
     replace: bool = False,
     verbose: bool = False,
+    on: str | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> TrainResult:
@@ -552,7 +627,8 @@ def train(
 
     ``data`` is a dataset folder, its data.yaml, or the name of a tuiops dataset.
     ``model`` is a model yaml (``yolov8n.yaml``: trained from scratch) or a ``.pt``
-    weights file. ``overrides`` are further ultralytics train arguments.
+    weights file. ``overrides`` are further ultralytics train arguments. ``on``: train
+    on this ``[hosts.NAME]`` machine over SSH (:mod:`tuiops.ops.train_remote`).
     """
     from tuiops.store.db import utcnow
 
@@ -602,8 +678,27 @@ def train(
                 f"{display_path(save_dir)} exists already", hint="choose another --name, or pass --replace"
             )
         shutil.rmtree(save_dir, ignore_errors=True)
-    now = utcnow()
     pitstop_opts = {"conf": pitstop_conf, "max_det": pitstop_max_det, "match_iou": match_iou}
+    if on is not None:
+        from tuiops.ops.train_remote import train_remote
+
+        return train_remote(
+            ws,
+            data_yaml,
+            dataset,
+            host=on,
+            name=name,
+            model=model_spec,
+            epochs=epochs,
+            plan=plan,
+            args=args,
+            nc=nc,
+            pitstop_opts=pitstop_opts,
+            replace=replace,
+            progress=progress,
+            cancel=cancel,
+        )
+    now = utcnow()
     with store.transaction() as conn:
         conn.execute(
             "INSERT INTO train_runs(name, created, updated, status, data, dataset, model, epochs, epoch, "
@@ -747,7 +842,7 @@ def resume(
             f"{run.save_dir / 'weights' / 'best.pt'}`",
         )
     ckpt = run.checkpoint
-    if ckpt is None or not ckpt.is_file():
+    if run.host is None and (ckpt is None or not ckpt.is_file()):
         raise NotFoundError(
             f"training run {name!r} has no checkpoint to resume from (it stopped before its first epoch ended)",
             hint=f"start it again with `tuiops train … --name {name} --replace`",
@@ -785,6 +880,15 @@ def resume(
             hint="start a new run from its weights with `tuiops train DATA --model "
             f"{run.save_dir / 'weights' / 'best.pt'}`",
         )
+    if run.host is not None:
+        from tuiops.ops.train_remote import resume_remote
+
+        result = resume_remote(
+            ws, run, dataset_summary=ds_summary, verbose=verbose, progress=progress, cancel=cancel
+        )
+        result.caches_removed = [str(p) for p in removed]
+        return result
+    assert ckpt is not None
     epoch = _checkpoint_epoch(ckpt)
     if epoch >= run.epochs:
         _update_run(store, run.id, status="done", epoch=epoch)
@@ -1231,6 +1335,7 @@ def run_pitstop(
     best = run.save_dir / "weights" / "best.pt"
     if not best.is_file():
         raise NotFoundError(f"training run {name!r} has no best weights ({display_path(best)})")
+    run.tuiops_dir.mkdir(parents=True, exist_ok=True)
     weights = run.tuiops_dir / f"pitstop-{idx}-best.pt"
     if not weights.is_file() or run.status == "pitstop":
         _copy_atomic(best, weights)
