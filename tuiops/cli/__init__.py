@@ -139,6 +139,7 @@ from tuiops.cli import (  # noqa: E402, F401, I001
     labels_cmds,
     query_cmds,
     engine_cmds,
+    report_cmds,
     analysis_cmds,
     fileops_cmds,
     train_cmds,
