@@ -146,5 +146,6 @@ from tuiops.cli import (  # noqa: E402, F401, I001
     remote_cmds,
     project_cmds,
     project_mix_cmds,
+    run_cmds,
     tui_cmds,
 )

@@ -215,6 +215,7 @@ def all_migrations() -> list[tuple[str, str]]:
         schema_match,
         schema_mix,
         schema_project,
+        schema_script,
         schema_train,
     )
 
@@ -226,4 +227,5 @@ def all_migrations() -> list[tuple[str, str]]:
         *schema_train.MIGRATIONS,
         *schema_project.MIGRATIONS,
         *schema_mix.MIGRATIONS,
+        *schema_script.MIGRATIONS,
     ]

@@ -1,0 +1,1 @@
+"""Headless scripts: named steps of tuiops commands, validated, run and recorded (``tuiops run``)."""
