@@ -118,3 +118,32 @@ def test_a_person_browses_views_and_quits(tmux):
     # F10 quits
     t.keys("F10")
     t.wait_gone()
+
+
+def test_a_person_triages_two_objects_undoes_one_and_quits(tmux):
+    from tuiops.ops.match import match
+    from tuiops.workspace import Workspace
+
+    t, root = tmux
+    with Workspace.open(root) as ws:
+        match(ws, "master", "v1")
+    app = (
+        f"{shlex.quote(sys.executable)} -c 'from tuiops.cli import main; main()' -w {shlex.quote(str(root))}"
+    )
+    t.start(f"env -u COLUMNS -u LINES TERM=xterm-256color {app}")
+    t.wait_for("pool:/", "10Quit")
+    # t: the kind menu; fn is the third entry
+    t.keys("t")
+    t.wait_for("Triage master × v1", "labels no detection found")
+    t.keys("Down", "Down", "Enter")
+    t.wait_for("Triage master × v1 · fn · 1/6", "FN", "a Accept", "Esc Back")
+    t.keys("d")
+    t.wait_for("· fn · 2/6", "label deleted")
+    t.keys("n")
+    t.wait_for("· fn · 3/6")
+    t.keys("u")
+    t.wait_for("· fn · 1/6", "undid revision 1")
+    t.keys("Escape")
+    t.wait_for("10Quit", absent=("a Accept",))
+    t.keys("F10")
+    t.wait_gone()

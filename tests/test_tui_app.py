@@ -101,6 +101,7 @@ async def command(pilot: Any, text: str) -> None:
 def test_action_table_drives_bindings_keybar_and_help():
     from tuiops.screens.help import HelpScreen
     from tuiops.screens.main import MainScreen
+    from tuiops.screens.triage import TriageScreen
     from tuiops.screens.viewer import ViewerScreen
     from tuiops.widgets.vtable import VirtualTable
 
@@ -109,7 +110,13 @@ def test_action_table_drives_bindings_keybar_and_help():
     from tuiops.screens.jobs import JobsPane
 
     for a in ACTIONS:
-        owner = {"main": MainScreen, "viewer": ViewerScreen, "table": VirtualTable, "jobs": JobsPane}[a.scope]
+        owner = {
+            "main": MainScreen,
+            "viewer": ViewerScreen,
+            "table": VirtualTable,
+            "jobs": JobsPane,
+            "triage": TriageScreen,
+        }[a.scope]
         assert hasattr(owner, f"action_{a.action}"), f"{owner.__name__} lacks action_{a.action}"
         assert a.description and a.keys
     assert [a.fkey for a in fkey_bar()] == [1, 3, 4, 5, 6, 7, 8, 9, 10]

@@ -124,3 +124,24 @@ def test_text_chart_helpers():
     c.print(h)
     lines = c.export_text().splitlines()
     assert lines[1] == "│    ██" and lines[2] == "│  ████"
+
+
+def test_report_key_opens_the_screen_for_the_context(demo_root):
+    async def scenario(pilot: Any, app: TuiopsApp, ws: Workspace) -> None:
+        from dataclasses import replace
+
+        main = app.screen
+        app.ctx = replace(app.ctx, label_set=None, run=None)
+        await pilot.press("g")
+        await settle(pilot)
+        assert app.screen is main
+        app.ctx = replace(app.ctx, label_set="master", run="v1")
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, ReportScreen)
+        assert (app.screen.set_name, app.screen.run_name) == ("master", "v1")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, ReportScreen)
+
+    run_app(demo_root, scenario)

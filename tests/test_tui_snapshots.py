@@ -104,3 +104,22 @@ def test_snapshot_menu(snap_compare, snap_root):
         await pilot.press("f9")
 
     assert _snap(snap_compare, snap_root, steps)
+
+
+@pytest.fixture(scope="module")
+def triage_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tuiops.ops.match import match
+
+    root = build_workspace(tmp_path_factory.mktemp("snap-triage") / "demo")
+    with Workspace.open(root) as ws:
+        match(ws, "master", "v1")
+    return root
+
+
+def test_snapshot_triage(snap_compare, triage_root):
+    async def steps(pilot, app):
+        app.main_screen.run_command_line("triage --set master --run v1 --kind worst")
+        await settle(pilot)
+        await pilot.press("n")
+
+    assert _snap(snap_compare, triage_root, steps)

@@ -75,6 +75,10 @@ class TuiopsApp(App[None], inherit_bindings=False):
         self.right_spec = right or Spec("catalog")
         self.poll_interval = poll_interval
         self._task_seq = 0
+        from tuiops.script.record import Recorder
+
+        #: What this session did, for "Save as script" (commands and file operations).
+        self.recorder = Recorder()
         self._poll_timer: Any = None
         self.main_screen: MainScreen | None = None
 
@@ -206,6 +210,7 @@ class TuiopsApp(App[None], inherit_bindings=False):
     def run_tuiops(self, argv: list[str]) -> Task:
         """Run ``tuiops ARGV`` in this workspace as a job of the app."""
         task = self._new_task(" ".join(argv)[:40])
+        self.recorder.add_command(argv, key=("task", task.id))
         self.notify(f"started: tuiops {' '.join(argv)}", timeout=3)
         self._command_worker(task.id, list(argv))
         return task
@@ -275,6 +280,9 @@ class TuiopsApp(App[None], inherit_bindings=False):
         task = self._new_task(f"{req.op} {len(req.file_ids):,} files")
         task.cancel = CancelToken()
         task.total = len(req.file_ids)
+        self.recorder.add_file_op(
+            req.op, req.file_ids, req.pool, req.target, req.on_conflict, key=("task", task.id)
+        )
         self._file_op_worker(task.id, preview, task.cancel)
         return task
 
@@ -345,6 +353,8 @@ class TuiopsApp(App[None], inherit_bindings=False):
         task.apply(msg.changes)
         pane.refresh()
         if was_running and not task.running:
+            if task.status != "done":
+                self.recorder.discard(("task", task.id))
             if task.status == "done":
                 self.notify(f"done: {task.label}", timeout=4)
             elif task.status == "cancelled":
@@ -358,6 +368,10 @@ class TuiopsApp(App[None], inherit_bindings=False):
                     panel = self.main_screen.panel(side)
                     if panel.spec is not None and panel.spec.kind in ("catalog", "pool", "selection"):
                         panel.reread(forget=False)
+
+    def save_script(self, path: str) -> Any:
+        """Write the recorded actions of this session as a script (validated); returns its path."""
+        return self.recorder.save(self.ws.resolve(path), workspace=str(self.ws.root))
 
     def _cancel_task(self, task: Task) -> None:
         if task.cancel is not None:

@@ -1,4 +1,4 @@
-"""`tuiops labels import|export` and `tuiops dets import|export`: lossless label I/O."""
+"""`tuiops labels import|export|revisions|undo` and `tuiops dets import|export`: lossless label I/O."""
 
 from __future__ import annotations
 
@@ -226,6 +226,56 @@ def labels_export(
         text=f"exported label set {set_name!r} ({fmt}): {result.images} image(s), "
         f"{result.boxes} box(es), {result.files} file(s) to {result.target}",
     )
+
+
+@labels_group.command("revisions")
+@click.option("--set", "set_name", required=True, help="Name of the label set.")
+@click.option(
+    "--limit", type=int, default=50, show_default=True, help="How many of the newest revisions to list."
+)
+@json_option
+def labels_revisions(set_name: str, limit: int, as_json: bool) -> None:
+    """List the revisions of a label set, newest first (triage decisions, undos, review imports).
+
+    \b
+    Examples:
+      tuiops labels revisions --set master
+      tuiops labels revisions --set master --limit 5 --json
+    """
+    from tuiops.ops.triage import list_revisions
+
+    ws = get_workspace()
+    frame = list_revisions(ws.store, set_name, limit=limit)
+    rows = frame.to_dicts()
+    lines = [
+        f"{r['id']:>6}  {r['created']}  {(r['action'] or r['kind'] or r['source'] or ''):<8} "
+        f"{r['key'] or '':<24} {r['note'] or ''}"
+        + (f"  (undone by {r['undone_by']})" if r["undone_by"] else "")
+        for r in rows
+    ]
+    emit(rows, as_json, text="\n".join(lines) if lines else f"label set {set_name!r} has no revisions")
+
+
+@labels_group.command("undo")
+@click.option("--set", "set_name", required=True, help="Name of the label set.")
+@click.argument("revision", type=int, required=False)
+@json_option
+def labels_undo(set_name: str, revision: int | None, as_json: bool) -> None:
+    """Undo a triage decision of a label set (default: the newest one not undone yet).
+
+    The inverse is stored as a new revision. Refused when the rows the decision wrote
+    changed since (undo the later revisions first).
+
+    \b
+    Examples:
+      tuiops labels undo --set master
+      tuiops labels undo --set master 12
+    """
+    from tuiops.ops.triage import undo
+
+    ws = get_workspace()
+    result = undo(ws.store, set_name, revision)
+    emit(result.to_dict(), as_json, text=result.summary())
 
 
 @cli.group("dets")

@@ -12,7 +12,8 @@ Stable split: an image keeps the split it had in the previous build of the datas
 (``dataset_images`` in the store); a new image gets one from a stable hash of its key
 and the seed (``val`` is the chance of landing in val), so rebuilding never shuffles
 images between train and val unless ``resplit`` asks for it. Excluded images keep the
-split ``excluded`` until they are included again.
+split ``excluded`` until they are included again; images marked bad in the label set
+(triage, table ``set_exclusions``) are always excluded.
 
 Checks run before anything is written, each reported with counts and examples and
 fixed only when asked (``fix``):
@@ -691,6 +692,16 @@ def build_dataset(
         if ex_keys:
             imgs = imgs.with_columns(
                 pl.when(pl.col("key").is_in(ex_keys))
+                .then(pl.lit("excluded"))
+                .otherwise(pl.col("split"))
+                .alias("split")
+            )
+        marked_bad = store.read_frame(
+            "SELECT item_id FROM set_exclusions WHERE set_id = ?", (set_id,), {"item_id": pl.Int64}
+        )
+        if marked_bad.height:
+            imgs = imgs.with_columns(
+                pl.when(pl.col("item_id").is_in(marked_bad["item_id"].implode()))
                 .then(pl.lit("excluded"))
                 .otherwise(pl.col("split"))
                 .alias("split")

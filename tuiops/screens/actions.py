@@ -25,7 +25,7 @@ class Action:
     fkey: int | None = None
     #: Where the binding lives: "main" (the panels screen), "table" (the focused panel's
     #: table: shown in help, bound by the widget), "jobs" (the jobs pane), "viewer" (the F3
-    #: image viewer).
+    #: image viewer), "triage" (the triage screen).
     scope: str = "main"
     #: Shown in the F9 menu.
     menu: bool = True
@@ -69,6 +69,13 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action("menu", ("f9", "ctrl+p"), "Menu", "Menu of every action", "App", 9),
     Action("quit", ("f10", "q"), "Quit", "Quit tuiops", "App", 10),
+    Action(
+        "save-script",
+        ("ctrl+s", "alt+s"),
+        "Script",
+        "Save this session's commands and file operations as a `tuiops run` script",
+        "App",
+    ),
     # -- selection -----------------------------------------------------------------------
     Action(
         "toggle-select", ("insert", "space"), "Select", "Select or deselect the row and go down", "Selection"
@@ -121,6 +128,27 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         "jobs", ("f12", "j"), "Jobs", "Show or hide the jobs pane (progress, ETA, cancel, errors)", "Panels"
+    ),
+    Action(
+        "triage",
+        ("ctrl+t", "t"),
+        "Triage",
+        "Triage the label set against the run: one key to accept, delete, re-class, mark bad",
+        "Panels",
+    ),
+    Action(
+        "report",
+        ("alt+r", "g"),
+        "Report",
+        "Charts of the label set against the run: AP per class, PR curves, confusion, histograms",
+        "Panels",
+    ),
+    Action(
+        "monitor",
+        ("alt+t", "w"),
+        "Monitor",
+        "Watch a training run live: epochs, losses, mAP, P/R charts, pitstops, best epoch, ETA",
+        "Training",
     ),
     # -- sorting and filtering -----------------------------------------------------------
     Action("sort-name", ("ctrl+f3",), "Name", "Sort by name (again: reverse)", "Sort and filter"),
@@ -219,6 +247,88 @@ ACTIONS: tuple[Action, ...] = (
     Action(
         "viewer-dets", ("d",), "Dets", "Show or hide detection boxes", "Viewer", scope="viewer", menu=False
     ),
+    # -- the triage screen (t) ------------------------------------------------------------
+    Action(
+        "triage-accept",
+        ("a", "enter"),
+        "Accept",
+        "Accept the detection as the label (added, or the label takes its box and class)",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
+        "triage-delete",
+        ("d", "delete", "f8"),
+        "Delete",
+        "Delete the object's label",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
+        "triage-class",
+        ("c", "f4"),
+        "Class",
+        "Change the label's class (a picker: type to filter)",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
+        "triage-bad",
+        ("b", "insert"),
+        "Bad",
+        "Mark the image bad: excluded from training (again: good)",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
+        "triage-review",
+        ("r", "f5"),
+        "Review",
+        "Copy the image with its labels to the review folder (journaled)",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
+        "triage-undo",
+        ("u", "ctrl+z"),
+        "Undo",
+        "Undo the last decision of this triage",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
+        "triage-next",
+        ("n", "pagedown", "space", "right"),
+        "Next",
+        "Next object of the queue",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
+        "triage-prev",
+        ("p", "pageup", "left"),
+        "Prev",
+        "Previous object of the queue",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
+        "triage-back",
+        ("escape", "f10", "q"),
+        "Back",
+        "Back to the panels",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
 )
 
 BY_ID: dict[str, Action] = {a.id: a for a in ACTIONS}
@@ -301,7 +411,9 @@ def fkey_bar() -> list[Action]:
     return sorted((a for a in ACTIONS if a.fkey is not None), key=lambda a: a.fkey or 0)
 
 
-def groups(scopes: tuple[str, ...] = ("main", "table", "jobs", "viewer")) -> dict[str, list[Action]]:
+def groups(
+    scopes: tuple[str, ...] = ("main", "table", "jobs", "viewer", "triage"),
+) -> dict[str, list[Action]]:
     """Actions by group, in table order (for the help screen)."""
     out: dict[str, list[Action]] = {}
     for a in ACTIONS:

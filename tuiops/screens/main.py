@@ -201,6 +201,11 @@ class MainScreen(Screen[None]):
         else:
             self.active.table.focus()
 
+    def action_monitor(self) -> None:
+        from tuiops.screens.monitor import open_monitor
+
+        open_monitor(self.app)
+
     # -- viewing and editing ------------------------------------------------------------------
     def action_view(self) -> None:
         from tuiops.screens.viewer import ViewerScreen
@@ -395,6 +400,16 @@ class MainScreen(Screen[None]):
             return
         if first == "set":
             self._set_context(text[3:].strip())
+            return
+        if first == "monitor":
+            from tuiops.screens.monitor import open_monitor
+
+            open_monitor(self.app, text[7:].strip() or None)
+            return
+        if first == "triage":
+            from tuiops.screens.triage import parse_command, start_triage
+
+            start_triage(self.app, **parse_command(text))
             return
         try:
             argv = shlex.split(text)
@@ -636,6 +651,55 @@ class MainScreen(Screen[None]):
                 self.call_later(self.run_action, action_id.replace("-", "_"))
 
         self.app.push_screen(MenuDialog("Menu", entries), done)
+
+    def action_triage(self) -> None:
+        from tuiops.screens.triage import start_triage
+
+        try:
+            start_triage(self.app)
+        except TuiopsError as exc:
+            self.app.show_error(exc)  # type: ignore[attr-defined]
+
+    def action_report(self) -> None:
+        from tuiops.screens.report import ReportScreen
+
+        app: Any = self.app
+        if not app.ctx.label_set or not app.ctx.run:
+            app.show_error(
+                UsageError(
+                    "the report needs a label set and a run",
+                    hint="type `set labels SET` and `set run RUN` on the command line (:)",
+                )
+            )
+            return
+        app.push_screen(ReportScreen(app.ws, app.ctx.label_set, app.ctx.run))
+
+    def action_save_script(self) -> None:
+        app: Any = self.app
+        if not len(app.recorder):
+            self.notify(
+                "nothing recorded yet: run commands (:) or copy/move/delete files first", severity="warning"
+            )
+            return
+
+        def done(path: str | None) -> None:
+            if not path or not path.strip():
+                return
+            try:
+                written = app.save_script(path.strip())
+            except TuiopsError as exc:
+                app.show_error(exc)
+                return
+            self.notify(f"saved {len(app.recorder)} steps to {written}; run it with `tuiops run {written}`")
+
+        self.app.push_screen(
+            InputDialog(
+                "Save as script",
+                f"{len(app.recorder)} recorded actions; script file (relative to the workspace):",
+                "scripts/session.yaml",
+            ),
+            done,
+        )
 
     def action_quit(self) -> None:
         self.app.request_quit()  # type: ignore[attr-defined]

@@ -217,6 +217,7 @@ def all_migrations() -> list[tuple[str, str]]:
         schema_project,
         schema_script,
         schema_train,
+        schema_triage,
     )
 
     return [
@@ -228,4 +229,5 @@ def all_migrations() -> list[tuple[str, str]]:
         *schema_project.MIGRATIONS,
         *schema_mix.MIGRATIONS,
         *schema_script.MIGRATIONS,
+        *schema_triage.MIGRATIONS,
     ]

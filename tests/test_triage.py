@@ -1,0 +1,362 @@
+"""Triage ops on a real store: queues from a stored match, decisions as revisions, undo,
+bad-image exclusion honoured by `dataset build`, the review folder, and the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.test_tui_browse import build_workspace
+from tuiops.errors import ConflictError, NotFoundError, UsageError
+from tuiops.ops import triage as t
+from tuiops.ops.match import match
+from tuiops.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def matched_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo workspace with the match of master × v1 stored (copied for each test)."""
+    root = build_workspace(tmp_path_factory.mktemp("triage") / "demo")
+    with Workspace.open(root) as w:
+        match(w, "master", "v1")
+    return root
+
+
+def copy_workspace(src: Path, dst: Path) -> None:
+    """Copy a workspace's config and store (through SQLite's backup, so the WAL comes along)."""
+    shutil.copy2(src / "tuiops.toml", dst / "tuiops.toml")
+    a, b = sqlite3.connect(src / "tuiops.db"), sqlite3.connect(dst / "tuiops.db")
+    with contextlib.closing(a), contextlib.closing(b):
+        a.backup(b)
+
+
+@pytest.fixture
+def ws(matched_root: Path, tmp_path: Path):
+    root = tmp_path / "demo"
+    root.mkdir()
+    copy_workspace(matched_root, root)
+    w = Workspace.open(root)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+def labels_of(ws: Workspace, item_id: int) -> list[tuple]:
+    return t.image_view(ws.store, "master", "v1", item_id).labels
+
+
+def first(ws: Workspace, kind: str) -> t.TriageObject:
+    q = t.open_queue(ws.store, "master", "v1", kind)
+    entry = q.entry(ws.store, 0)
+    assert entry.objects
+    return entry.objects[0]
+
+
+# -- queues ------------------------------------------------------------------------------------------
+def test_queues_follow_the_match_order_and_counts(ws):
+    store = ws.store
+    counts = json.loads(store.one("SELECT counts FROM matches WHERE name = 'master__v1'"))["all"]
+    for kind in ("fp", "fn", "cls", "loc"):
+        q = t.open_queue(store, "master", "v1", kind, page=2)
+        assert len(q) == counts[kind] > 0
+        got = [q.entry(store, i).objects[0] for i in range(len(q))]
+        assert {o.category for o in got} == {kind}
+        costs = [o.cost for o in got]
+        assert costs == sorted(costs, reverse=True)
+        want = store.execute(
+            "SELECT id FROM match_objects WHERE category = ? ORDER BY cost DESC, id", (kind,)
+        ).fetchall()
+        assert [o.id for o in got] == [r[0] for r in want]
+    worst = t.open_queue(store, "master", "v1", "worst", page=5)
+    assert len(worst) == counts["images"] == 24
+    entries = [worst.entry(store, i) for i in range(len(worst))]
+    keys = [(e.f1, -e.cost, e.item_id) for e in entries]
+    assert keys == sorted(keys)
+    first_objects = entries[0].objects
+    assert first_objects and all(o.category != "tp" for o in first_objects)
+    assert [o.cost for o in first_objects] == sorted((o.cost for o in first_objects), reverse=True)
+    with pytest.raises(UsageError):
+        worst.entry(store, 24)
+
+
+def test_queue_pages_past_the_ranked_rows(ws, monkeypatch):
+    import tuiops.ops.match as m
+
+    store = ws.store
+    want = {}
+    for kind in ("fn", "worst"):
+        q = t.open_queue(store, "master", "v1", kind, page=2)
+        want[kind] = [t_ident(q.entry(store, i)) for i in range(len(q))]
+    monkeypatch.setattr(m, "TOP_RANKED", 2)
+    monkeypatch.setattr(t, "FAR_PAGES", 1)
+    for kind in ("fn", "worst"):
+        q = t.open_queue(store, "master", "v1", kind, page=2)
+        assert [t_ident(q.entry(store, i)) for i in range(len(q))] == want[kind]
+        # a jump (no previous page to continue from), then steps back and on
+        q = t.open_queue(store, "master", "v1", kind, page=2)
+        last = len(q) - 1
+        assert t_ident(q.entry(store, last)) == want[kind][last]
+        assert [t_ident(q.entry(store, i)) for i in range(last, -1, -1)] == want[kind][::-1]
+
+
+def t_ident(entry: t.Entry) -> int:
+    return entry.objects[0].id if entry.f1 is None else entry.item_id
+
+
+def test_queues_over_splits_follow_the_global_order(ws):
+    store = ws.store
+    items = store.read_set_images("master")
+    splits = {k: ("val" if i % 3 == 0 else "train") for i, k in enumerate(items["key"].to_list())}
+    match(ws, "master", "v1", splits=splits)
+    for split in (None, "val", "train"):
+        where = "" if split is None else f" AND mi.split = '{split}'"
+        q = t.open_queue(store, "master", "v1", "worst", split=split, page=3)
+        assert q.single == (split is not None)
+        got = [q.entry(store, i).item_id for i in range(len(q))]
+        want = store.execute(
+            f"SELECT mi.item_id FROM match_images mi WHERE 1{where} ORDER BY mi.f1, mi.cost DESC, mi.item_id"
+        ).fetchall()
+        assert got == [r[0] for r in want]
+        q = t.open_queue(store, "master", "v1", "fn", split=split, page=2)
+        got = [q.entry(store, i).objects[0].id for i in range(len(q))]
+        want = store.execute(
+            "SELECT o.id FROM match_objects o JOIN match_images mi ON mi.item_id = o.item_id "
+            f"WHERE o.category = 'fn'{where} ORDER BY o.cost DESC, o.id"
+        ).fetchall()
+        assert got == [r[0] for r in want] and got
+    with pytest.raises(NotFoundError, match="has no split 'test'"):
+        t.open_queue(store, "master", "v1", "fp", split="test")
+
+
+def test_no_stored_match_is_a_clear_message(tmp_path):
+    root = build_workspace(tmp_path / "demo")
+    with Workspace.open(root) as w:
+        with pytest.raises(NotFoundError) as err:
+            t.open_queue(w.store, "master", "v1", "fp")
+        assert "no stored match 'master__v1'" in err.value.message
+        assert "tuiops match --set master --run v1" in (err.value.hint or "")
+        with pytest.raises(UsageError):
+            t.open_queue(w.store, "master", "v1", "nope")
+        with pytest.raises(NotFoundError):
+            t.open_queue(w.store, "master", "nope", "fp")
+
+
+def test_a_set_replaced_after_the_match_is_refused(ws):
+    store = ws.store
+    boxes, images = store.read_labels("master").drop("id"), store.read_set_images("master")
+    store.create_label_set("copy", boxes, images)
+    store.create_label_set("master", boxes, images, replace=True)
+    with pytest.raises(ConflictError, match="replaced after match"):
+        t.open_queue(store, "master", "v1", "fp")
+
+
+# -- decisions -------------------------------------------------------------------------------------------
+def test_accept_fp_adds_the_detection_as_a_label_and_undo_restores(ws):
+    store = ws.store
+    obj = first(ws, "fp")
+    before = labels_of(ws, obj.item_id)
+    det = store.execute(
+        "SELECT class_id, x1, y1, x2, y2 FROM detections WHERE id = ?", (obj.det_id,)
+    ).fetchone()
+    d = t.decide(store, "master", "accept", obj, expect=before)
+    after = labels_of(ws, obj.item_id)
+    assert after[:-1] == before
+    assert after[-1][0] == before[-1][0] + 1 and after[-1][1:6] == tuple(det)
+    assert d.before == [] and d.after == [after[-1]]
+    row = store.execute("SELECT source, changes FROM revisions WHERE id = ?", (d.revision,)).fetchone()
+    assert row[0] == "triage"
+    changes = json.loads(row[1])
+    assert changes["action"] == "accept" and changes["after"][0][0] == after[-1][0]
+    u = t.undo(store, "master")
+    assert u.undoes == d.revision
+    assert labels_of(ws, obj.item_id) == before
+    with pytest.raises(ConflictError, match="undone already"):
+        t.undo(store, "master", d.revision)
+    with pytest.raises(NotFoundError, match="no triage decision left"):
+        t.undo(store, "master")
+
+
+def test_accept_loc_and_cls_move_the_label_to_the_detection(ws):
+    store = ws.store
+    for kind in ("loc", "cls"):
+        obj = first(ws, kind)
+        before = labels_of(ws, obj.item_id)
+        det = store.execute(
+            "SELECT class_id, x1, y1, x2, y2 FROM detections WHERE id = ?", (obj.det_id,)
+        ).fetchone()
+        t.decide(store, "master", "accept", obj)
+        after = {r[0]: r for r in labels_of(ws, obj.item_id)}
+        assert after[obj.label_id][1:6] == tuple(det)
+        assert {k: v for k, v in after.items() if k != obj.label_id} == {
+            r[0]: r for r in before if r[0] != obj.label_id
+        }
+
+
+def test_delete_reclass_and_bad_with_exact_undo(ws):
+    store = ws.store
+    obj = first(ws, "fn")
+    before = labels_of(ws, obj.item_id)
+    t.decide(store, "master", "delete", obj)
+    assert [r[0] for r in labels_of(ws, obj.item_id)] == [r[0] for r in before if r[0] != obj.label_id]
+    t.undo(store, "master")
+    assert labels_of(ws, obj.item_id) == before
+    new_class = (obj.class_id + 1) % len(ws.classes)
+    t.decide(store, "master", "reclass", obj, class_id=new_class, classes=list(ws.classes))
+    changed = {r[0]: r for r in labels_of(ws, obj.item_id)}
+    assert changed[obj.label_id][1] == new_class
+    assert changed[obj.label_id][2:] == next(r for r in before if r[0] == obj.label_id)[2:]
+    with pytest.raises(UsageError, match="has that class already"):
+        t.decide(store, "master", "reclass", obj, class_id=new_class)
+    t.undo(store, "master")
+    assert labels_of(ws, obj.item_id) == before
+    d = t.decide(store, "master", "bad", item_id=obj.item_id)
+    assert d.action == "bad" and d.excluded == (False, True)
+    assert t.excluded_items(store, "master")["item_id"].to_list() == [obj.item_id]
+    d = t.decide(store, "master", "bad", item_id=obj.item_id)
+    assert d.action == "good" and t.excluded_items(store, "master").height == 0
+    t.undo(store, "master")
+    assert t.excluded_items(store, "master")["item_id"].to_list() == [obj.item_id]
+    t.undo(store, "master")
+    assert t.excluded_items(store, "master").height == 0
+    assert labels_of(ws, obj.item_id) == before
+
+
+def test_bad_inputs_are_refused_with_a_message(ws):
+    store = ws.store
+    fp = first(ws, "fp")
+    fn = first(ws, "fn")
+    with pytest.raises(UsageError, match="no label to delete"):
+        t.decide(store, "master", "delete", fp)
+    if fn.det_id is None:
+        with pytest.raises(UsageError, match="no detection to accept"):
+            t.decide(store, "master", "accept", fn)
+    with pytest.raises(UsageError, match="must be one of"):
+        t.decide(store, "master", "approve", fp)
+    with pytest.raises(UsageError, match="needs the new class"):
+        t.decide(store, "master", "reclass", fn)
+    with pytest.raises(Exception, match="not in the workspace class map"):
+        t.decide(store, "master", "reclass", fn, class_id=99, classes=list(ws.classes))
+    with pytest.raises(UsageError, match="is not marked bad"):
+        t.decide(store, "master", "good", item_id=fn.item_id)
+    assert store.one("SELECT count(*) FROM revisions") == 0
+
+
+def test_a_decision_on_a_set_changed_by_another_process_is_refused(ws):
+    store = ws.store
+    obj = first(ws, "fn")
+    seen = labels_of(ws, obj.item_id)
+    other = sqlite3.connect(ws.db_path)
+    other.execute("UPDATE labels SET x1 = x1 + 3 WHERE id = ?", (seen[0][0],))
+    other.commit()
+    with pytest.raises(ConflictError, match="changed since they were shown"):
+        t.decide(store, "master", "delete", obj, expect=seen)
+    assert store.one("SELECT count(*) FROM revisions") == 0
+    assert labels_of(ws, obj.item_id)[0][2] == seen[0][2] + 3
+    t.decide(store, "master", "delete", obj, expect=labels_of(ws, obj.item_id))
+    other.execute("DELETE FROM labels WHERE id = ?", (seen[0][0],))
+    other.commit()
+    other.close()
+    # the label the match names is gone
+    with pytest.raises(ConflictError, match="no longer in set"):
+        t.decide(store, "master", "reclass", obj, class_id=0)
+
+
+def test_undo_refuses_when_the_rows_changed_after_the_decision(ws):
+    store = ws.store
+    obj = first(ws, "cls")
+    d = t.decide(store, "master", "accept", obj)
+    with store.transaction() as conn:
+        conn.execute("UPDATE labels SET class_id = 0 WHERE id = ?", (obj.label_id,))
+    with pytest.raises(ConflictError, match="changed after revision"):
+        t.undo(store, "master", d.revision)
+    with pytest.raises(NotFoundError):
+        t.undo(store, "master", 999)
+
+
+def test_revisions_list_and_review_import_revisions_are_not_undone(ws):
+    store = ws.store
+    sid = store.label_set_id("master")
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO revisions(set_id, created, source, note, changes) VALUES (?, 'x', 'folder', 'review', '{}')",
+            (sid,),
+        )
+    rid = store.one("SELECT max(id) FROM revisions")
+    with pytest.raises(UsageError, match="not a triage decision"):
+        t.undo(store, "master", rid)
+    d = t.decide(store, "master", "accept", first(ws, "fp"))
+    t.undo(store, "master")
+    frame = t.list_revisions(store, "master")
+    assert frame["id"].to_list() == [d.revision + 1, d.revision, rid]
+    assert frame.filter(pl.col("id") == d.revision)["undone_by"].item() == d.revision + 1
+
+
+# -- dataset build honours bad images ----------------------------------------------------------------
+def test_dataset_build_leaves_out_images_marked_bad(ws, tmp_path):
+    from tuiops.ops.dataset import build_dataset, dataset_images
+
+    store = ws.store
+    item = first(ws, "fn").item_id
+    key = store.one("SELECT key FROM items WHERE id = ?", (item,))
+    res = build_dataset(ws, "master", tmp_path / "ds", val=0.0)
+    assert res.excluded == 0
+    imgs = dataset_images(store, "ds", ("train", "val", "excluded"))
+    assert imgs.filter(pl.col("item_id") == item)["split"].item() == "train"
+    t.decide(store, "master", "bad", item_id=item)
+    res = build_dataset(ws, "master", tmp_path / "ds", val=0.0, overwrite=True)
+    assert res.excluded == 1
+    did = store.one("SELECT id FROM datasets WHERE name = 'ds'")
+    split = "SELECT split FROM dataset_images WHERE dataset_id = ? AND item_id = ?"
+    assert store.one(split, (did, item)) == "excluded"
+    assert item not in dataset_images(store, "ds")["item_id"].to_list()
+    assert not list((tmp_path / "ds").rglob(f"{key}.*"))
+    t.undo(store, "master")
+    res = build_dataset(ws, "master", tmp_path / "ds", val=0.0, include=[key], overwrite=True)
+    assert res.excluded == 0
+    assert list((tmp_path / "ds" / "labels").rglob(f"{key}.txt"))
+
+
+# -- review folder ------------------------------------------------------------------------------------
+def test_send_to_review_copies_the_image_with_its_labels(ws):
+    obj = first(ws, "fp")
+    key = ws.store.one("SELECT key FROM items WHERE id = ?", (obj.item_id,))
+    folder = t.send_to_review(ws, "master", obj.item_id)
+    assert folder == ws.root / "review" / "triage-master"
+    names = sorted(p.name for p in folder.iterdir())
+    assert any(n.startswith(key) and n.endswith(".txt") for n in names)
+    assert any(n.startswith(key) and not n.endswith(".txt") for n in names)
+    assert "classes.txt" in names
+    txt = next(p for p in folder.iterdir() if p.name.startswith(key) and p.suffix == ".txt")
+    assert len(txt.read_text().splitlines()) == len(labels_of(ws, obj.item_id))
+    again = t.send_to_review(ws, "master", obj.item_id)
+    assert sorted(p.name for p in again.iterdir()) == names
+    missing = ws.store.one("SELECT item_id FROM files WHERE status = 'missing'")
+    with pytest.raises(NotFoundError, match="no readable file"):
+        t.send_to_review(ws, "master", missing)
+
+
+# -- CLI -------------------------------------------------------------------------------------------------
+def test_cli_revisions_and_undo(ws, capsys):
+    from tuiops.cli import run
+
+    obj = first(ws, "fp")
+    before = labels_of(ws, obj.item_id)
+    d = t.decide(ws.store, "master", "accept", obj)
+    root = str(ws.root)
+    assert run(["-w", root, "labels", "revisions", "--set", "master"]) == 0
+    out = capsys.readouterr().out
+    assert f"{d.revision:>6}" in out and "accept" in out
+    assert run(["-w", root, "labels", "undo", "--set", "master", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["undoes"] == d.revision
+    assert labels_of(ws, obj.item_id) == before
+    assert run(["-w", root, "labels", "undo", "--set", "master"]) == 5
+    assert "no triage decision left to undo" in capsys.readouterr().err
+    assert run(["-w", root, "labels", "revisions", "--set", "nope"]) == 5

@@ -1,0 +1,668 @@
+"""Triage: one image and one object of a review queue at a time, decided with one key.
+
+The queue comes from a stored match (:func:`tuiops.ops.triage.open_queue`): the worst
+images, or the objects of one category, costliest first, read a page at a time. The
+image shows the label set's boxes (green), the run's (magenta) and the current object's
+(yellow). Each decision is written at once by a thread worker through
+:func:`tuiops.ops.triage.decide` (one transaction and one revision) and posted back; the
+screen moves on to the next object when it is stored. ``u`` undoes this triage's last
+decision. Keys come from the action table (scope ``triage``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from tuiops.errors import TuiopsError, UsageError
+from tuiops.screens.actions import ACTIONS, bindings, key_display
+from tuiops.widgets.image import ImagePreview
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from tuiops.ops.triage import Decision, Entry, ImageView, TriageObject, TriageQueue
+
+KIND_TITLES = {
+    "worst": "worst images first (lowest F1, then highest cost)",
+    "fp": "detections without a label (possibly missing labels)",
+    "fn": "labels no detection found (possibly spurious labels)",
+    "cls": "objects found with another class",
+    "loc": "objects found with a different box",
+    "dup": "second detections of one object",
+}
+
+
+# -- messages ------------------------------------------------------------------------------------
+@dataclass
+class QueueReady(Message):
+    queue: TriageQueue | None
+    error: TuiopsError | None = None
+
+
+@dataclass
+class EntryReady(Message):
+    seq: int
+    position: int
+    entry: Entry | None
+    view: ImageView | None
+    image: Image.Image | None
+    marks: list[Any]
+    error: TuiopsError | None = None
+
+
+@dataclass
+class DecisionDone(Message):
+    position: int
+    index: int
+    decision: Decision | None
+    error: TuiopsError | None = None
+    undo: bool = False
+
+
+@dataclass
+class ReviewSent(Message):
+    key: str
+    folder: str | None
+    error: TuiopsError | None = None
+
+
+# -- the class picker ------------------------------------------------------------------------------
+class ClassPicker(ModalScreen[int | None]):
+    """Pick a class of the workspace map: type to filter, ↑/↓ to move, Enter picks, Esc cancels."""
+
+    AUTO_FOCUS = "#class-filter"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", show=False),
+        Binding("down", "move(1)", "Down", show=False, priority=True),
+        Binding("up", "move(-1)", "Up", show=False, priority=True),
+    ]
+
+    def __init__(self, classes: list[str], current: int | None = None) -> None:
+        super().__init__(classes="dialog-screen")
+        self.names = list(classes)
+        self.current = current
+        self.shown: list[int] = list(range(len(classes)))
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        with Vertical(classes="dialog dialog--menu"):
+            yield Label("Class (type to filter)", classes="dialog--title")
+            yield Input("", id="class-filter", placeholder="filter…")
+            yield OptionList(id="class-list")
+
+    def on_mount(self) -> None:
+        self._fill("")
+
+    def _fill(self, text: str) -> None:
+        needle = text.strip().lower()
+        starts = [i for i, n in enumerate(self.names) if n.lower().startswith(needle)]
+        inside = [i for i, n in enumerate(self.names) if needle in n.lower() and i not in starts]
+        self.shown = starts + inside
+        menu = self.query_one(OptionList)
+        menu.clear_options()
+        menu.add_options(
+            [
+                Option(f"{i:>3}  {self.names[i]}" + ("  (now)" if i == self.current else ""), id=str(i))
+                for i in self.shown
+            ]
+        )
+        if self.shown:
+            menu.highlighted = 0
+
+    @on(Input.Changed, "#class-filter")
+    def _changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._fill(event.value)
+
+    @on(Input.Submitted, "#class-filter")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        menu = self.query_one(OptionList)
+        if menu.highlighted is None or not self.shown:
+            self.notify("no class matches the filter", severity="warning", timeout=3)
+            return
+        self.dismiss(self.shown[menu.highlighted])
+
+    @on(OptionList.OptionSelected)
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(int(event.option.id or 0))
+
+    def action_move(self, delta: int) -> None:
+        menu = self.query_one(OptionList)
+        if not self.shown:
+            return
+        now = menu.highlighted or 0
+        menu.highlighted = max(0, min(len(self.shown) - 1, now + delta))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+# -- the screen ------------------------------------------------------------------------------------
+def key_bar_text() -> Text:
+    """The triage keys, from the action table: the first key of each action and its label."""
+    text = Text(no_wrap=True, overflow="crop")
+    for a in ACTIONS:
+        if a.scope != "triage":
+            continue
+        text.append(f" {key_display(a.keys[0])}", "bold")
+        text.append(f" {a.label} ")
+    return text
+
+
+class TriageScreen(Screen[None]):
+    """The triage of one stored match: see the module doc."""
+
+    CSS_PATH = "triage.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = bindings("triage")
+
+    def __init__(
+        self,
+        label_set: str,
+        run: str,
+        kind: str = "worst",
+        *,
+        match: str | None = None,
+        split: str | None = None,
+    ) -> None:
+        super().__init__(classes="triage-screen")
+        self.label_set = label_set
+        self.run = run
+        self.kind = kind
+        self.match = match
+        self.split = split
+        self.queue: TriageQueue | None = None
+        self.position = 0
+        self.index = 0
+        self.entry: Entry | None = None
+        self.view: ImageView | None = None
+        self.writing = False
+        self.history: list[tuple[int, int, int]] = []
+        self.last = ""
+        self.problem = ""
+        self._seq = 0
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield Static("", id="triage-title")
+        with Horizontal(id="triage-body"):
+            yield ImagePreview(id="triage-image")
+            yield Static("", id="triage-info")
+        yield Static(key_bar_text(), id="triage-keys")
+
+    @property
+    def preview(self) -> ImagePreview:
+        return self.query_one("#triage-image", ImagePreview)
+
+    @property
+    def current(self) -> TriageObject | None:
+        if self.entry is None or not self.entry.objects:
+            return None
+        return self.entry.objects[min(self.index, len(self.entry.objects) - 1)]
+
+    def on_mount(self) -> None:
+        self.preview.show_message("opening the queue…")
+        self._update_title()
+        self._open_worker()
+
+    # -- loading -------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="triage-open")
+    def _open_worker(self) -> None:
+        from tuiops.ops.triage import open_queue
+
+        app: Any = self.app
+        store = app.reader()
+        try:
+            queue = open_queue(store, self.label_set, self.run, self.kind, match=self.match, split=self.split)
+            self.post_message(QueueReady(queue))
+        except TuiopsError as exc:
+            self.post_message(QueueReady(None, exc))
+        finally:
+            app.release(store)
+
+    @on(QueueReady)
+    def _queue_ready(self, msg: QueueReady) -> None:
+        msg.stop()
+        if msg.error is not None or msg.queue is None:
+            err = msg.error
+            self.problem = (err.message + (f"\nhint: {err.hint}" if err.hint else "")) if err else "no queue"
+            self.preview.show_message(err.message if err else "no queue")
+            self._show_info()
+            if err is not None:
+                self.app.show_error(err)  # type: ignore[attr-defined]
+            return
+        self.queue = msg.queue
+        if len(self.queue) == 0:
+            self.problem = f"nothing to triage: match {self.queue.match!r} has no {self.kind} rows"
+            self.preview.show_message(self.problem)
+            self._show_info()
+            self._update_title()
+            return
+        self._load()
+
+    def _load(self) -> None:
+        if self.queue is None:
+            return
+        self._seq += 1
+        self.view = None
+        self._update_title()
+        if self.preview.size.height == 0:
+            self.call_after_refresh(self._load_now, self._seq)
+            return
+        self._load_now(self._seq)
+
+    def _load_now(self, seq: int) -> None:
+        if seq != self._seq:
+            return
+        w, h = self.preview.pixel_size()
+        self._load_worker(seq, self.position, self.index, w, h)
+
+    @work(thread=True, exclusive=True, group="triage-load")
+    def _load_worker(self, seq: int, position: int, index: int, w: int, h: int) -> None:
+        from tuiops.ops.browse import image_info
+        from tuiops.ops.triage import image_view, render_view
+
+        app: Any = self.app
+        assert self.queue is not None
+        store = app.reader()
+        try:
+            entry = self.queue.entry(store, position)
+            objects = entry.objects or []
+            current = (
+                objects[min(index if index >= 0 else len(objects) - 1, len(objects) - 1)] if objects else None
+            )
+            view = image_view(store, self.label_set, self.run, entry.item_id)
+            info = image_info(store, item_id=entry.item_id)
+            image, marks = render_view(info, view, current, store.class_names(), w, h)
+            self.post_message(EntryReady(seq, position, entry, view, image, marks))
+        except TuiopsError as exc:
+            self.post_message(EntryReady(seq, position, None, None, None, [], exc))
+        finally:
+            app.release(store)
+
+    @on(EntryReady)
+    def _entry_ready(self, msg: EntryReady) -> None:
+        msg.stop()
+        if msg.seq != self._seq:
+            return
+        if msg.error is not None or msg.entry is None:
+            self.preview.show_message(msg.error.message if msg.error else "cannot read the entry")
+            if msg.error is not None:
+                self.app.show_error(msg.error)  # type: ignore[attr-defined]
+            return
+        self.entry = msg.entry
+        self.view = msg.view
+        n = len(msg.entry.objects or [])
+        if self.index < 0 or self.index >= n:
+            self.index = max(0, n - 1) if self.index < 0 else 0
+        if msg.image is not None:
+            self.preview.show_image(msg.image, msg.marks)
+        self._update_title()
+        self._show_info()
+
+    def on_resize(self) -> None:
+        if self.queue is not None and len(self.queue):
+            self._load()
+
+    # -- display --------------------------------------------------------------------------------
+    def _update_title(self) -> None:
+        q = self.queue
+        where = f"{self.position + 1:,}/{len(q):,}" if q is not None and len(q) else "…"
+        key = f" · {self.entry.key}" if self.entry is not None else ""
+        split = f" · split {self.split or 'none'}" if self.split is not None else ""
+        self.query_one("#triage-title", Static).update(
+            f" Triage {self.label_set} × {self.run} · {self.kind}{split} · {where}{key} "
+        )
+
+    def _class_name(self, cid: int | None) -> str:
+        if cid is None:
+            return "—"
+        names = self.app.ws.classes  # type: ignore[attr-defined]
+        return names[cid] if 0 <= cid < len(names) else str(cid)
+
+    def _show_info(self) -> None:
+        from tuiops.ops.browse import DET_COLOR, LABEL_COLOR
+        from tuiops.ops.triage import CURRENT_COLOR
+
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if self.problem:
+            text.append(self.problem + "\n", "bold red")
+            text.append("\nEsc: back to the panels")
+            self.query_one("#triage-info", Static).update(text)
+            return
+        entry, obj, view = self.entry, self.current, self.view
+        if entry is None:
+            self.query_one("#triage-info", Static).update("loading…")
+            return
+        n = len(entry.objects or [])
+        rgb = "rgb({},{},{})"
+        text.append(" image  ", "bold")
+        text.append(f"{entry.key}\n")
+        if view is not None and view.excluded:
+            text.append(" status ", "bold")
+            text.append("BAD · excluded from training\n", "bold red")
+        if self.kind == "worst" and entry.f1 is not None:
+            text.append(" F1     ", "bold")
+            text.append(f"{entry.f1:.3f} · cost {entry.cost or 0:.3f}\n")
+        if obj is None:
+            text.append("\n no object to decide on this image\n")
+        else:
+            text.append(" object ", "bold")
+            text.append(f"{self.index + 1}/{n} · ")
+            text.append(obj.category.upper(), "bold " + rgb.format(*CURRENT_COLOR))
+            text.append("\n label  ", "bold")
+            text.append(
+                self._class_name(obj.class_id) if obj.label_id is not None else "—", rgb.format(*LABEL_COLOR)
+            )
+            text.append("\n det    ", "bold")
+            det = self._class_name(obj.det_class_id) if obj.det_id is not None else "—"
+            text.append(det, rgb.format(*DET_COLOR))
+            text.append("\n IoU    ", "bold")
+            text.append("—" if obj.iou is None else f"{obj.iou:.3f}")
+            text.append("\n score  ", "bold")
+            text.append("—" if obj.score is None else f"{obj.score:.3f}")
+            text.append("\n cost   ", "bold")
+            text.append(f"{obj.cost:.3f}\n")
+        if view is not None:
+            text.append(" boxes  ", "bold")
+            text.append(f"{len(view.labels)} labels", rgb.format(*LABEL_COLOR))
+            text.append(" · ")
+            text.append(f"{len(view.dets)} dets\n", rgb.format(*DET_COLOR))
+        if self.writing:
+            text.append("\n writing…\n", "italic")
+        if self.last:
+            text.append("\n " + self.last + "\n", "green")
+        self.query_one("#triage-info", Static).update(text)
+
+    # -- moving -----------------------------------------------------------------------------------
+    def _step(self, delta: int) -> bool:
+        if self.queue is None or len(self.queue) == 0:
+            return False
+        n = len(self.entry.objects or []) if self.entry is not None else 0
+        before = self.position
+        if delta > 0:
+            if self.index + 1 < n:
+                self.index += 1
+            elif self.position + 1 < len(self.queue):
+                self.position, self.index = self.position + 1, 0
+            else:
+                self.notify("end of the queue", timeout=3)
+                return False
+        else:
+            if self.index > 0:
+                self.index -= 1
+            elif self.position > 0:
+                self.position, self.index = self.position - 1, -1
+            else:
+                self.notify("start of the queue", timeout=3)
+                return False
+        if self.position != before:
+            self.entry = None
+        self._load()
+        return True
+
+    def action_triage_next(self) -> None:
+        self._step(1)
+
+    def action_triage_prev(self) -> None:
+        self._step(-1)
+
+    def action_triage_back(self) -> None:
+        app: Any = self.app
+        changed = bool(self.history)
+        self.dismiss(None)
+        if changed and app.main_screen is not None:
+            app.forget_sources()
+            for side in ("left", "right"):
+                app.main_screen.panel(side).reread(forget=False)
+
+    # -- deciding ---------------------------------------------------------------------------------
+    def _ready(self) -> bool:
+        if self.writing:
+            self.notify("still writing the last decision…", timeout=2)
+            return False
+        if self.view is None or self.entry is None or self.view.item_id != self.entry.item_id:
+            self.notify("the image is still loading", timeout=2)
+            return False
+        return True
+
+    def _decide(self, action: str, class_id: int | None = None) -> None:
+        if not self._ready():
+            return
+        assert self.entry is not None and self.view is not None
+        obj = self.current
+        if action in ("accept", "delete", "reclass") and obj is None:
+            self.notify("no object to decide on this image", severity="warning", timeout=3)
+            return
+        self.writing = True
+        self._show_info()
+        self._decide_worker(
+            action, obj, self.entry.item_id, class_id, list(self.view.labels), self.position, self.index
+        )
+
+    @work(thread=True, group="triage-write")
+    def _decide_worker(
+        self,
+        action: str,
+        obj: TriageObject | None,
+        item_id: int,
+        class_id: int | None,
+        expect: list[Any],
+        position: int,
+        index: int,
+    ) -> None:
+        from tuiops.ops.triage import decide
+
+        app: Any = self.app
+        with app.writing() as ws:
+            try:
+                d = decide(
+                    ws.store,
+                    self.label_set,
+                    action,
+                    obj,
+                    item_id=item_id,
+                    class_id=class_id,
+                    expect=expect,
+                    classes=list(ws.classes),
+                    match=self.queue.match if self.queue is not None else None,
+                )
+                self.post_message(DecisionDone(position, index, d))
+            except TuiopsError as exc:
+                self.post_message(DecisionDone(position, index, None, exc))
+
+    @work(thread=True, group="triage-write")
+    def _undo_worker(self, revision: int, position: int, index: int) -> None:
+        from tuiops.ops.triage import undo
+
+        app: Any = self.app
+        with app.writing() as ws:
+            try:
+                d = undo(ws.store, self.label_set, revision)
+                self.post_message(DecisionDone(position, index, d, undo=True))
+            except TuiopsError as exc:
+                self.post_message(DecisionDone(position, index, None, exc, undo=True))
+
+    @on(DecisionDone)
+    def _decided(self, msg: DecisionDone) -> None:
+        msg.stop()
+        self.writing = False
+        app: Any = self.app
+        app.forget_sources()
+        if msg.error is not None or msg.decision is None:
+            if msg.error is not None:
+                app.show_error(msg.error)
+            self._load()
+            return
+        d = msg.decision
+        self.last = d.summary()
+        self.notify(self.last, timeout=3)
+        if msg.undo:
+            self.history.pop()
+            self.position, self.index = msg.position, msg.index
+            self.entry = None
+            self._load()
+            return
+        self.history.append((d.revision, msg.position, msg.index))
+        if (self.position, self.index) != (msg.position, msg.index):
+            self._load()
+            return
+        last = self.queue is None or self.position + 1 >= len(self.queue)
+        if d.action == "bad" and self.kind == "worst" and not last:
+            self.position, self.index, self.entry = self.position + 1, 0, None
+            self._load()
+            return
+        if not self._step(1):
+            self._load()
+
+    def action_triage_accept(self) -> None:
+        self._decide("accept")
+
+    def action_triage_delete(self) -> None:
+        self._decide("delete")
+
+    def action_triage_bad(self) -> None:
+        self._decide("bad")
+
+    def action_triage_class(self) -> None:
+        if not self._ready():
+            return
+        obj = self.current
+        if obj is None:
+            self.notify("no object to decide on this image", severity="warning", timeout=3)
+            return
+        now = obj.class_id if obj.label_id is not None else obj.det_class_id
+
+        def done(cid: int | None) -> None:
+            if cid is not None:
+                self._decide("reclass", cid)
+
+        self.app.push_screen(ClassPicker(list(self.app.ws.classes), now), done)  # type: ignore[attr-defined]
+
+    def action_triage_undo(self) -> None:
+        if self.writing:
+            self.notify("still writing the last decision…", timeout=2)
+            return
+        if not self.history:
+            self.notify(
+                "nothing to undo in this triage",
+                timeout=4,
+            )
+            return
+        rev, position, index = self.history[-1]
+        self.writing = True
+        self._undo_worker(rev, position, index)
+
+    def action_triage_review(self) -> None:
+        if self.entry is None:
+            self.notify("the image is still loading", timeout=2)
+            return
+        self.notify(f"sending {self.entry.key} to the review folder…", timeout=2)
+        self._review_worker(self.entry.item_id, self.entry.key)
+
+    @work(thread=True, group="triage-review")
+    def _review_worker(self, item_id: int, key: str) -> None:
+        from tuiops.ops.triage import send_to_review
+
+        app: Any = self.app
+        with app.writing() as ws:
+            try:
+                folder = send_to_review(ws, self.label_set, item_id)
+                self.post_message(
+                    ReviewSent(
+                        key,
+                        str(folder.relative_to(ws.root)) if folder.is_relative_to(ws.root) else str(folder),
+                    )
+                )
+            except TuiopsError as exc:
+                self.post_message(ReviewSent(key, None, exc))
+
+    @on(ReviewSent)
+    def _review_sent(self, msg: ReviewSent) -> None:
+        msg.stop()
+        if msg.error is not None:
+            self.app.show_error(msg.error)  # type: ignore[attr-defined]
+            return
+        self.last = f"{msg.key} copied to {msg.folder}"
+        self.notify(self.last, timeout=4)
+        self._show_info()
+
+
+# -- opening ---------------------------------------------------------------------------------------
+def parse_command(text: str) -> dict[str, Any]:
+    """The options of a ``triage --set S --run R [--kind K] [--match M] [--split X]`` command line."""
+    from tuiops.ops.triage import KINDS
+
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"cannot read the command line: {exc}") from exc
+    if argv and argv[0] == "triage":
+        argv = argv[1:]
+    names = {"--set": "label_set", "--run": "run", "--kind": "kind", "--match": "match", "--split": "split"}
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        opt, eq, value = arg.partition("=")
+        if opt not in names:
+            raise UsageError(
+                f"triage: unknown option {arg!r}",
+                hint="triage --set SET --run RUN [--kind worst|fp|fn|cls|loc|dup] [--match NAME] [--split NAME]",
+            )
+        if not eq:
+            if i + 1 >= len(argv):
+                raise UsageError(f"triage: {opt} needs a value")
+            value = argv[i + 1]
+            i += 1
+        out[names[opt]] = value
+        i += 1
+    if "kind" in out and out["kind"] not in KINDS:
+        raise UsageError(f"triage: --kind must be one of {', '.join(KINDS)}, not {out['kind']!r}")
+    return out
+
+
+def start_triage(app: Any, **options: Any) -> None:
+    """Open the triage screen; the set and run default to the app's context, the kind is asked for."""
+    from tuiops.ops.triage import KINDS
+    from tuiops.screens.dialogs import MenuDialog
+
+    label_set = options.get("label_set") or app.ctx.label_set
+    run = options.get("run") or app.ctx.run
+    if not label_set or not run:
+        raise UsageError(
+            "triage needs a label set and a run",
+            hint="type `set labels SET` and `set run RUN`, or `triage --set SET --run RUN`",
+        )
+    match = options.get("match") or (app.ctx.match if not options.get("label_set") else None)
+    split = options.get("split")
+    kind = options.get("kind")
+    if kind:
+        app.push_screen(TriageScreen(label_set, run, kind, match=match, split=split))
+        return
+
+    def chosen(k: str | None) -> None:
+        if k:
+            app.push_screen(TriageScreen(label_set, run, k, match=match, split=split))
+
+    counts: dict[str, Any] = {}
+    with contextlib.suppress(Exception):
+        name = match or f"{label_set}__{run}"
+        text = app.ui_store.one("SELECT counts FROM matches WHERE name = ?", (name,))
+        counts = (json.loads(text) if text else {}).get(split or "all", {}) if split != "" else {}
+    entries = [
+        (k, f"{k:<6} {counts.get('images' if k == 'worst' else k, ''):>8}  {KIND_TITLES[k]}") for k in KINDS
+    ]
+    app.push_screen(MenuDialog(f"Triage {label_set} × {run}", entries), chosen)
