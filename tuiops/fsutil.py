@@ -63,3 +63,49 @@ def display_path(path: str | bytes | os.PathLike) -> str:
     """A printable form of a path, escaping bytes that are not valid UTF-8."""
     raw = os.fsencode(path)
     return raw.decode("utf-8", errors="backslashreplace")
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """Linux ``renameat2``; False where the kernel, libc or file system lacks it."""
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), flags) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), os.fsdecode(src))
+
+
+def replace_folder(staging: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Put the folder ``staging`` at ``target``; an existing ``target`` is removed after.
+
+    Where Linux can exchange the two names in one step (``renameat2`` with
+    ``RENAME_EXCHANGE``) no moment exists without ``target``; elsewhere the old folder is
+    first renamed aside and renamed back if the second rename fails.
+    """
+    import shutil
+
+    staging, target = Path(staging), Path(target)
+    old = None
+    try:
+        if target.exists() or target.is_symlink():
+            if _renameat2(staging, target, 2):
+                shutil.rmtree(staging, ignore_errors=True)
+                return
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.rmdir(old)
+            os.replace(target, old)
+        os.replace(staging, target)
+    except OSError as exc:
+        if old is not None and not target.exists():
+            with contextlib.suppress(OSError):
+                os.replace(old, target)
+        raise disk_error(target, exc, "replace") from exc
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

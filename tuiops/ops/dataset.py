@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, InputError, NotFoundError, UsageError
-from tuiops.fsutil import atomic_write_text, disk_error, display_path
+from tuiops.fsutil import atomic_write_text, disk_error, display_path, replace_folder
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
@@ -518,24 +518,6 @@ def _data_yaml(root: Path, classes: Sequence[str], has_val: bool) -> str:
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
 
-def _swap_in(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging`` with two renames; the old folder is removed after."""
-    old = None
-    try:
-        if target.exists() or target.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.rmdir(old)
-            os.replace(target, old)
-        os.replace(staging, target)
-    except OSError as exc:
-        if old is not None and not target.exists():
-            with contextlib.suppress(OSError):
-                os.replace(old, target)
-        raise disk_error(target, exc, "replace") from exc
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _check_target(target: Path, name: str, overwrite: bool) -> None:
     if target.is_file():
         raise UsageError(f"{display_path(target)} is a file; give a folder for the dataset")
@@ -873,7 +855,7 @@ def build_dataset(
             shutil.rmtree(staging, ignore_errors=True)
             raise
         reporter.check()
-        _swap_in(staging, target)
+        replace_folder(staging, target)
         rows = imgs.join(written.select("item_id", "name"), on="item_id", how="left").select(
             "item_id", "split", "file_id", "name"
         )

@@ -35,8 +35,6 @@ instead of starting over.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import hashlib
 import json
 import os
@@ -61,7 +59,7 @@ from tuiops.errors import (
     TuiopsError,
     UsageError,
 )
-from tuiops.fsutil import atomic_write_text, disk_error
+from tuiops.fsutil import atomic_write_text, disk_error, replace_folder
 from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
@@ -902,34 +900,6 @@ def _fail(project: Project, problems: list[str]) -> InputError:
 
 
 # -- writing the build ----------------------------------------------------------------------------
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where not supported."""
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    rc = fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
-    if rc == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(err, os.strerror(err), str(a))
-
-
-def _swap_in(new: Path, target: Path, trash: Path) -> None:
-    """Put folder ``new`` at ``target``; an existing ``target`` ends up at ``trash``."""
-    if not target.exists():
-        os.rename(new, target)
-        return
-    if _exchange(new, target):
-        os.rename(new, trash)
-        return
-    os.rename(target, trash)
-    os.rename(new, target)
-
-
 def _write_build(
     ws: Workspace,
     project: Project,
@@ -1138,7 +1108,7 @@ def build_project(
             }
             try:
                 doc = _write_build(ws, project, stage / BUILD, outputs, checked, frame, info, rep)
-                _swap_in(stage / BUILD, project.build_dir, stage / "old")
+                replace_folder(stage / BUILD, project.build_dir)
             except OSError as exc:
                 raise disk_error(project.build_dir, exc, "write") from exc
             shutil.rmtree(stage, ignore_errors=True)

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, InputError, NotFoundError, RemoteError, UsageError
-from tuiops.fsutil import disk_error, display_path
+from tuiops.fsutil import disk_error, display_path, replace_folder
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
@@ -798,24 +798,6 @@ def _check_out(out: Path, overwrite: bool) -> None:
     )
 
 
-def _swap_in(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging`` with two renames; the old folder is removed after."""
-    old = None
-    try:
-        if target.exists() or target.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.rmdir(old)
-            os.replace(target, old)
-        os.replace(staging, target)
-    except OSError as exc:
-        if old is not None and not target.exists():
-            with contextlib.suppress(OSError):
-                os.replace(old, target)
-        raise disk_error(target, exc, "replace") from exc
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _epoch(created: Any) -> int:
     try:
         return int(_dt.datetime.fromisoformat(str(created).replace("Z", "+00:00")).timestamp())
@@ -1257,7 +1239,7 @@ def mix_projects(
             manifest_sha = hashlib.sha256(mbytes).hexdigest()
             rep.check()
             _check_out(target, overwrite)
-            _swap_in(staging, target)
+            replace_folder(staging, target)
             staging = None
         finally:
             if staging is not None:
