@@ -212,3 +212,24 @@ def test_cli_detect(pool_ws, model_path, capsys):
     assert run([*args[:-1], "--where", "nonsense ("]) == 4
     assert "not valid SQL" in capsys.readouterr().err
     assert run(["-w", str(ws.root), "detect", "--weights", str(ws.root / "none.pt"), "--run", "x"]) == 5
+
+
+def test_ultralytics_output_copes_with_a_closed_log_stream(capsys):
+    """ultralytics' handler may hold the stdout of an earlier in-process command, closed since."""
+    import io
+    import logging
+
+    from tuiops.ops.detect import ultralytics_output
+
+    logger = logging.getLogger("ultralytics")
+    old = io.StringIO()
+    handler = logging.StreamHandler(old)
+    logger.addHandler(handler)
+    old.close()
+    try:
+        with ultralytics_output(None):
+            logger.warning("loading weights")
+        assert handler.stream is old
+    finally:
+        logger.removeHandler(handler)
+    assert "loading weights" in capsys.readouterr().err

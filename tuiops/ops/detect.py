@@ -154,15 +154,23 @@ def ultralytics_output(log: Path | None) -> Iterator[None]:
     for h in logger.handlers:
         if isinstance(h, logging.StreamHandler):
             saved.append((h, h.stream))
-            h.setStream(target)
+            _swap_stream(h, target)
     try:
         with contextlib.redirect_stdout(target):
             yield
     finally:
         for h, stream in saved:
-            h.setStream(stream)
+            _swap_stream(h, stream)
         if fh is not None:
             fh.close()
+
+
+def _swap_stream(handler: Any, stream: Any) -> None:
+    """Point a logging handler at ``stream`` without flushing the old one, which may be
+    closed already (the handler keeps whatever stdout was when ultralytics was imported,
+    e.g. a capture buffer of an earlier command run in this process)."""
+    with handler.lock:
+        handler.stream = stream
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
