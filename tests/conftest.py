@@ -1,4 +1,4 @@
-"""Shared fixtures: temporary workspaces, drawn images, items in the store."""
+"""Shared fixtures: temporary workspaces, drawn images, items in the store, sshd servers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.sshd import Sshd
 
 os.environ.setdefault("YOLO_OFFLINE", "true")
 
@@ -68,3 +72,65 @@ def add_items(ws, keys: list[str], width: int = 640, height: int = 480):  # type
         schema={"key": pl.String, "booru": pl.String, "fid": pl.Int64, "width": pl.Int64, "height": pl.Int64},
     )
     return ws.store.ensure_items(frame)
+
+
+def live_processes_with(needle: bytes) -> list[int]:
+    """Pids of the live (not zombie) processes whose command line contains ``needle``."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+            state = Path(f"/proc/{entry.name}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in cmd and state != b"Z":
+            found.append(int(entry.name))
+    return found
+
+
+# -- a real sshd on 127.0.0.1 (modules using these skip themselves where sshd cannot run) -------------
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sshd, Path]]:
+    """One sshd for the module and the client key it accepts."""
+    from tests.sshd import Sshd, generate_key
+
+    root = tmp_path_factory.mktemp("sshd")
+    key = generate_key(root / "client" / "id_ed25519")
+    s = Sshd(root / "server", [key]).start()
+    try:
+        yield s, key
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def own(tmp_path: Path) -> Iterator[tuple[Sshd, Path, Any]]:
+    """A fresh sshd, its client key and a workspace that trusts it (host ``test``, home ``tmp_path/home``)."""
+    from tests.sshd import Sshd, generate_key, make_workspace
+
+    key = generate_key(tmp_path / "client" / "id_ed25519")
+    s = Sshd(tmp_path / "server", [key]).start()
+    ws = make_workspace(tmp_path, s, key)
+    try:
+        yield s, key, ws
+    finally:
+        ws.close()
+        s.stop()
+
+
+@pytest.fixture
+def host_ws(own: tuple[Sshd, Path, Any], tmp_path: Path) -> tuple[Any, Path]:
+    """The workspace of ``own`` and the home folder of its host ``test``."""
+    return own[2], tmp_path / "home"
+
+
+@pytest.fixture
+def mountable(tmp_path: Path) -> None:
+    """Skip unless a small tmpfs can be mounted here (to fake a full or read-only disk)."""
+    from tests.sshd import can_mount_tmpfs
+
+    why = can_mount_tmpfs(tmp_path)
+    if why:
+        pytest.skip(f"cannot fake a full or read-only remote disk: {why}")

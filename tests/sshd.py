@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import os
 import shutil
 import signal
@@ -270,6 +271,14 @@ def umount(path: Path) -> None:
 
 
 # -- workspaces for the remote tests -----------------------------------------------------------------
+FAST_RETRY = {"attempts": 3, "base_delay": 0.05, "max_delay": 0.2}
+
+
+def sha(p: Path) -> str:
+    """The sha256 of the file ``p`` (hex)."""
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
 def make_workspace(tmp_path: Path, server: Sshd, key: Path, *, trust: bool = True, name: str = "test"):  # type: ignore[no-untyped-def]
     """A workspace in ``tmp_path/ws`` with [hosts.NAME] on ``server`` and home ``tmp_path/home``.
 
@@ -288,6 +297,23 @@ def make_workspace(tmp_path: Path, server: Sshd, key: Path, *, trust: bool = Tru
         hosts = open_hosts(ws)
         hosts.record_key(hosts.get(name), asyncssh.import_public_key(server.host_key_pub()))
     return ws
+
+
+def use_key(ws, key: Path, name: str = "test") -> None:  # type: ignore[no-untyped-def]
+    """Point host ``name`` of ``ws`` at another client key, keeping its address, port, user and home."""
+    from tuiops.ops.remote import add_host
+
+    host = ws.config.hosts[name]
+    add_host(
+        ws,
+        name,
+        host.address,
+        port=host.port,
+        user=host.user,
+        key_file=str(key),
+        home=host.home,
+        replace=True,
+    )
 
 
 def run_cli(ws, *args: str) -> int:  # type: ignore[no-untyped-def]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.sshd import Sshd, generate_key, make_workspace, sshd_unavailable
+from tests.sshd import sshd_unavailable
 from tests.test_monitor import CSV_HEADER, line
 from tuiops.cli import run
 from tuiops.ops.monitor import ResultsFollower, ssh_reader
@@ -13,20 +13,8 @@ _why = sshd_unavailable()
 pytestmark = pytest.mark.skipif(_why is not None, reason=_why or "")
 
 
-@pytest.fixture
-def rws(tmp_path):  # type: ignore[no-untyped-def]
-    key = generate_key(tmp_path / "client" / "id_ed25519")
-    server = Sshd(tmp_path / "server", [key]).start()
-    ws = make_workspace(tmp_path, server, key)
-    try:
-        yield ws, tmp_path / "home"
-    finally:
-        ws.close()
-        server.stop()
-
-
-def test_follow_a_remote_results_file(rws, capsys):
-    ws, home = rws
+def test_follow_a_remote_results_file(host_ws, capsys):
+    ws, home = host_ws
     run_dir = home / "training" / "v1"
     run_dir.mkdir(parents=True)
     csv = run_dir / "results.csv"

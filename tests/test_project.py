@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import live_processes_with
 from tuiops.cli import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,23 +258,8 @@ def test_hanging_script_is_stopped_at_the_timeout(pws, gen, capsys):
     )
     with pytest.raises(ExternalToolError, match=r"did not finish within 0.5 s"):
         build_project(pws, "gen", timeout=0.5)
-    assert not _live_processes_with(f"sleep\x00{marker}".encode())
+    assert not live_processes_with(f"sleep\x00{marker}".encode())
     assert not (gen / "build").exists() and not list(gen.glob("build.*-*"))
-
-
-def _live_processes_with(needle: bytes) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes()
-            state = Path(f"/proc/{entry.name}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if needle in cmd and state != b"Z":
-            found.append(int(entry.name))
-    return found
 
 
 VOC_GEN = textwrap.dedent(

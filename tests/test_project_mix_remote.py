@@ -7,47 +7,36 @@ remote folder (small tmpfs mounts, skipped where mounting is not permitted).
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.sshd import Sshd, can_mount_tmpfs, generate_key, mount_tmpfs, sshd_unavailable, umount
-from tests.sshd import make_workspace as make_ws
+from tests.sshd import FAST_RETRY, mount_tmpfs, sha, sshd_unavailable, umount
 from tests.sshd import run_cli as cli
 from tests.test_project_mix import make_build
 
 _why = sshd_unavailable()
 pytestmark = pytest.mark.skipif(_why is not None, reason=_why or "")
 
-FAST_RETRY = {"attempts": 3, "base_delay": 0.05, "max_delay": 0.2}
 
-
-@pytest.fixture
-def own(tmp_path: Path) -> Iterator[tuple[Sshd, Any]]:
-    """A fresh sshd and a workspace that trusts it (host ``test``, home ``tmp_path/home``)."""
-    key = generate_key(tmp_path / "client" / "id_ed25519")
-    s = Sshd(tmp_path / "server", [key]).start()
-    ws = make_ws(tmp_path, s, key)
-    try:
-        yield s, ws
-    finally:
-        ws.close()
-        s.stop()
-
-
-@pytest.fixture
-def mountable(tmp_path: Path) -> None:
-    why = can_mount_tmpfs(tmp_path)
-    if why:
-        pytest.skip(f"cannot fake a full or read-only remote disk: {why}")
-
-
-def sha(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
+def push_ab(ws: Any, out: Path, *args: str) -> int:
+    """``tuiops project mix a b --out OUT --format yolo --push test:datasets ARGS…``; its exit status."""
+    return cli(
+        ws,
+        "project",
+        "mix",
+        "a",
+        "b",
+        "--out",
+        str(out),
+        "--format",
+        "yolo",
+        "--push",
+        "test:datasets",
+        *args,
+    )
 
 
 def big_builds(ws: Any) -> None:
@@ -74,26 +63,12 @@ def big_builds(ws: Any) -> None:
 
 
 def test_push_and_verify_on_the_host(own, tmp_path, capsys):
-    _s, ws = own
+    _s, _key, ws = own
     make_build(ws, "a", ["x"], 6)
     make_build(ws, "b", ["x", "y"], 5)
     out = tmp_path / "mixes" / "ab"
     capsys.readouterr()
-    code = cli(
-        ws,
-        "project",
-        "mix",
-        "a",
-        "b",
-        "--out",
-        str(out),
-        "--format",
-        "yolo",
-        "--push",
-        "test:datasets",
-        "--json",
-        "-q",
-    )
+    code = push_ab(ws, out, "--json", "-q")
     res = json.loads(capsys.readouterr().out)
     assert code == 0
     tar = tmp_path / "mixes" / "ab.tar.gz"
@@ -105,62 +80,15 @@ def test_push_and_verify_on_the_host(own, tmp_path, capsys):
     row = ws.store.execute("SELECT mix_id, host, path, sha256, size FROM project_mix_pushes").fetchone()
     assert row == (res["mix_id"], "test", str(remote), res["tar_sha256"], tar.stat().st_size)
     # the same mix pushed again: identical on the host, verified again
-    code = cli(
-        ws,
-        "project",
-        "mix",
-        "a",
-        "b",
-        "--out",
-        str(out),
-        "--format",
-        "yolo",
-        "--push",
-        "test:datasets",
-        "--json",
-        "-q",
-    )
+    code = push_ab(ws, out, "--json", "-q")
     again = json.loads(capsys.readouterr().out)
     assert code == 0 and again["push"]["skipped"] and again["tar_reused"]
     # another mix of the same name is refused on the host unless asked to replace it
     make_build(ws, "b", ["x", "y"], 7)
-    assert (
-        cli(
-            ws,
-            "project",
-            "mix",
-            "a",
-            "b",
-            "--out",
-            str(out),
-            "--format",
-            "yolo",
-            "--push",
-            "test:datasets",
-            "-q",
-        )
-        == 6
-    )
+    assert push_ab(ws, out, "-q") == 6
     assert "exist already" in capsys.readouterr().err
     assert sha(remote) == res["tar_sha256"]
-    assert (
-        cli(
-            ws,
-            "project",
-            "mix",
-            "a",
-            "b",
-            "--out",
-            str(out),
-            "--format",
-            "yolo",
-            "--push",
-            "test:datasets",
-            "--replace-remote",
-            "-q",
-        )
-        == 0
-    )
+    assert push_ab(ws, out, "--replace-remote", "-q") == 0
     assert sha(remote) == sha(tar) != res["tar_sha256"]
     # a path outside the host's home and an unknown host are refused
     assert cli(ws, "project", "mix", "a", "--out", str(out), "--push", "test:/etc", "-q") == 8
@@ -175,7 +103,7 @@ def test_server_killed_mid_push_then_the_same_mix_resumes(own, tmp_path, capsys)
     from tuiops.remote.errors import ConnectionDropped
     from tuiops.remote.hosts import RetryPolicy
 
-    s, ws = own
+    s, _key, ws = own
     big_builds(ws)
     out = tmp_path / "mixes" / "big"
     tar = tmp_path / "mixes" / "big.tar.gz"
@@ -234,7 +162,7 @@ def test_server_killed_mid_push_then_the_same_mix_resumes(own, tmp_path, capsys)
 
 
 def test_read_only_remote_folder_is_a_clear_error(own, tmp_path, mountable, capsys):
-    _s, ws = own
+    _s, _key, ws = own
     make_build(ws, "a", ["x"], 4)
     ro = tmp_path / "home" / "ro"
     mount_tmpfs(ro, "1m", readonly=True)
@@ -252,7 +180,7 @@ def test_read_only_remote_folder_is_a_clear_error(own, tmp_path, mountable, caps
 
 
 def test_full_remote_disk_is_a_clear_error_and_leaves_no_part(own, tmp_path, mountable, capsys):
-    _s, ws = own
+    _s, _key, ws = own
     big_builds(ws)
     full = tmp_path / "home" / "full"
     mount_tmpfs(full, "1m")

@@ -14,24 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.sshd import Sshd, can_mount_tmpfs, generate_key, mount_tmpfs, sshd_unavailable, umount
+from tests.conftest import live_processes_with
+from tests.sshd import Sshd, can_mount_tmpfs, generate_key, mount_tmpfs, sshd_unavailable, umount, use_key
 from tests.sshd import make_workspace as make_ws
 from tests.sshd import run_cli as cli
-from tests.test_project import _live_processes_with, check_build
+from tests.test_project import check_build
 
 _why = sshd_unavailable()
 pytestmark = pytest.mark.skipif(_why is not None, reason=_why or "")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sshd, Path]]:
-    root = tmp_path_factory.mktemp("sshd")
-    key = generate_key(root / "client" / "id_ed25519")
-    s = Sshd(root / "server", [key]).start()
-    try:
-        yield s, key
-    finally:
-        s.stop()
 
 
 def project_ws(tmp_path: Path, server: Sshd, key: Path):  # type: ignore[no-untyped-def]
@@ -113,7 +103,7 @@ def test_remote_failure_and_hang(rws, tmp_path, capsys):
     p.toml_path.write_text(toml)
     with pytest.raises(CommandTimeout, match="did not finish within 1 s"):
         build_project(rws, "gen", host="test", timeout=1)
-    assert not _live_processes_with(f"sleep\x00{marker}".encode())
+    assert not live_processes_with(f"sleep\x00{marker}".encode())
     assert remote_leftovers(tmp_path) == []
     assert not (p.root / "build").exists() and not list(p.root.glob("build.*-*"))
     assert cli(rws, "project", "build", "gen", "--on", "test", "--timeout", "0.5") == 8
@@ -122,20 +112,7 @@ def test_remote_failure_and_hang(rws, tmp_path, capsys):
 
 
 def test_wrong_key_is_a_clear_error(rws, tmp_path, capsys):
-    from tuiops.ops.remote import add_host
-
-    host = rws.config.hosts["test"]
-    stranger = generate_key(tmp_path / "stranger" / "id_ed25519")
-    add_host(
-        rws,
-        "test",
-        host.address,
-        port=host.port,
-        user=host.user,
-        key_file=str(stranger),
-        home=host.home,
-        replace=True,
-    )
+    use_key(rws, generate_key(tmp_path / "stranger" / "id_ed25519"))
     assert cli(rws, "project", "build", "kanji", "--count", "3", "--on", "test") == 8
     err = capsys.readouterr().err
     assert "login to test" in err and "was refused" in err and "Traceback" not in err

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sshd import Sshd, free_port, generate_key, sshd_unavailable
+from tests.conftest import live_processes_with
+from tests.sshd import Sshd, free_port, sshd_unavailable
 from tests.sshd import make_workspace as make_ws
 from tests.sshd import run_cli as cli
 
@@ -22,18 +23,6 @@ pytestmark = pytest.mark.skipif(_why is not None, reason=_why or "")
 
 
 # -- fixtures ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sshd, Path]]:
-    """One sshd for this module and the client key it accepts."""
-    root = tmp_path_factory.mktemp("sshd")
-    key = generate_key(root / "client" / "id_ed25519")
-    s = Sshd(root / "server", [key]).start()
-    try:
-        yield s, key
-    finally:
-        s.stop()
-
-
 @pytest.fixture
 def rws(tmp_path: Path, server: tuple[Sshd, Path]) -> Iterator[object]:
     ws = make_ws(tmp_path, *server)
@@ -276,21 +265,6 @@ def test_failing_command_returns_its_status(rws, capfd):
     assert rws.store.one("SELECT count(*) FROM jobs WHERE kind = 'remote.run' AND status = 'done'") == 1
 
 
-def _live_processes_with(needle: bytes) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes()
-            state = Path(f"/proc/{entry.name}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if needle in cmd and state != b"Z":
-            found.append(int(entry.name))
-    return found
-
-
 def test_hanging_command_times_out_and_is_stopped(rws, capfd):
     from tuiops.ops.remote import run_command
     from tuiops.remote.errors import CommandTimeout
@@ -298,7 +272,7 @@ def test_hanging_command_times_out_and_is_stopped(rws, capfd):
     marker = f"{random.randint(10**6, 10**7)}.5"
     with pytest.raises(CommandTimeout, match=r"did not finish within 1 s"):
         run_command(rws, ["test"], ["sh", "-c", f"sleep {marker}; echo never"], timeout=1)
-    assert _live_processes_with(f"sleep\x00{marker}".encode()) == []
+    assert live_processes_with(f"sleep\x00{marker}".encode()) == []
     assert rws.store.one("SELECT status FROM jobs WHERE kind = 'remote.run'") == "failed"
     # the CLI says which command and which limit
     assert cli(rws, "remote", "run", "test", "--timeout", "0.5", "--", "sleep", marker) == 8

@@ -13,43 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.sshd import Sshd, can_mount_tmpfs, generate_key, mount_tmpfs, sshd_unavailable, umount
-from tests.sshd import make_workspace as make_ws
+from tests.sshd import FAST_RETRY, generate_key, mount_tmpfs, sha, sshd_unavailable, umount, use_key
 from tests.sshd import run_cli as cli
 
 _why = sshd_unavailable()
 pytestmark = pytest.mark.skipif(_why is not None, reason=_why or "")
-
-FAST_RETRY = {"attempts": 3, "base_delay": 0.05, "max_delay": 0.2}
-
-
-@pytest.fixture
-def own(tmp_path: Path) -> Iterator[tuple[Sshd, Path, object]]:
-    """A fresh sshd, its client key and a workspace that trusts it."""
-    key = generate_key(tmp_path / "client" / "id_ed25519")
-    s = Sshd(tmp_path / "server", [key]).start()
-    ws = make_ws(tmp_path, s, key)
-    try:
-        yield s, key, ws
-    finally:
-        ws.close()
-        s.stop()
-
-
-@pytest.fixture
-def mountable(tmp_path: Path) -> None:
-    why = can_mount_tmpfs(tmp_path)
-    if why:
-        pytest.skip(f"cannot fake a full or read-only remote disk: {why}")
-
-
-def sha(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 def put_lib(ws, files, remote_dir, **kw):  # type: ignore[no-untyped-def]
@@ -103,16 +74,7 @@ def test_wrong_client_key_is_refused(own, tmp_path, capsys):
     _s, _key, ws = own
     stranger = generate_key(tmp_path / "stranger" / "id_ed25519")
     host = ws.config.hosts["test"]
-    add_host(
-        ws,
-        "test",
-        host.address,
-        port=host.port,
-        user=host.user,
-        key_file=str(stranger),
-        home=host.home,
-        replace=True,
-    )
+    use_key(ws, stranger)
     assert cli(ws, "remote", "run", "test", "--", "true") == 8
     err = capsys.readouterr().err
     assert "login to test" in err and "was refused" in err and str(stranger) in err

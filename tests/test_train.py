@@ -43,9 +43,37 @@ def _cache_labels(path: Path) -> dict[str, list[list[float]]]:
     }
 
 
-def _results_epochs(csv: Path) -> list[int]:
+def results_epochs(csv: Path) -> list[int]:
+    """The epoch column of a results.csv."""
     lines = csv.read_text().splitlines()[1:]
     return [int(float(ln.split(",")[0])) for ln in lines]
+
+
+def tiny_train(w: list[str], ds: Path, name: str, epochs: int, *where: str) -> list[str]:
+    """``tuiops train DS WHERE…`` for run ``name``: one pitstop, imgsz 64 on the CPU, JSON out."""
+    return [
+        *w,
+        "train",
+        str(ds),
+        *where,
+        "--epochs",
+        str(epochs),
+        "--pitstops",
+        "1",
+        "--imgsz",
+        "64",
+        "--batch",
+        "8",
+        "--device",
+        "cpu",
+        "--name",
+        name,
+        "--pitstop-conf",
+        "0.001",
+        "workers=0",
+        "--json",
+        "-q",
+    ]
 
 
 def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
@@ -63,32 +91,7 @@ def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
     capsys.readouterr()
 
     # -- train to the pitstop -----------------------------------------------------------------
-    code = run(
-        [
-            *w,
-            "train",
-            str(ds),
-            "--model",
-            "yolov8n.yaml",
-            "--epochs",
-            "4",
-            "--pitstops",
-            "1",
-            "--imgsz",
-            "64",
-            "--batch",
-            "8",
-            "--device",
-            "cpu",
-            "--name",
-            "v1",
-            "--pitstop-conf",
-            "0.001",
-            "workers=0",
-            "--json",
-            "-q",
-        ]
-    )
+    code = run(tiny_train(w, ds, "v1", 4, "--model", "yolov8n.yaml"))
     out = capsys.readouterr().out
     assert code == 0, out
     res = json.loads(out)
@@ -158,7 +161,7 @@ def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
     r = get_run(ws.store, "v1")
     assert r.status == "paused" and r.epoch == 2
     # the half-trained epoch 3 left no trace: not logged, and the checkpoint is epoch 2's
-    assert _results_epochs(run_dir / "results.csv") == [1, 2]
+    assert results_epochs(run_dir / "results.csv") == [1, 2]
     assert torch.load(run_dir / "tuiops" / "resume.pt", map_location="cpu", weights_only=False)["epoch"] == 1
     # the resumed run read the fixed labels (its label cache was rebuilt from them)
     cached = _cache_labels(ds / "labels" / "train.cache") | _cache_labels(ds / "labels" / "val.cache")
@@ -174,7 +177,7 @@ def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
     assert res["status"] == "done" and res["started_epoch"] == 2 and res["epoch"] == 4
     assert res["dataset"]["excluded"] == 1 and res["dataset"]["images"] == 23
     csv = run_dir / "results.csv"
-    assert _results_epochs(csv) == [1, 2, 3, 4]  # every epoch once, in order
+    assert results_epochs(csv) == [1, 2, 3, 4]  # every epoch once, in order
     follower = ResultsFollower.for_path(csv)
     follower.poll()
     plan = monitor_plan(ws.store, "v1")

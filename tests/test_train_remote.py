@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.sshd import Sshd, generate_key, make_workspace, sshd_unavailable
+from tests.sshd import sshd_unavailable
+from tests.test_train import results_epochs, tiny_train
 from tests.test_train_support import draw_scene, index_pool, make_label_set
 from tuiops.cli import run
 from tuiops.errors import Cancelled
@@ -28,25 +29,13 @@ _why = sshd_unavailable()
 pytestmark = [pytest.mark.skipif(_why is not None, reason=_why or ""), pytest.mark.slow]
 
 
-@pytest.fixture
-def rws(tmp_path):  # type: ignore[no-untyped-def]
-    key = generate_key(tmp_path / "client" / "id_ed25519")
-    server = Sshd(tmp_path / "server", [key]).start()
-    ws = make_workspace(tmp_path, server, key)
-    try:
-        yield ws, tmp_path / "home"
-    finally:
-        ws.close()
-        server.stop()
-
-
 def _set_python(ws, python: str) -> None:  # type: ignore[no-untyped-def]
     ws.config.hosts["test"].extra["python"] = python
     ws.save_config()
 
 
-def test_train_on_a_host_to_a_pitstop_and_resume_there(rws, tmp_path, capsys):
-    ws, home = rws
+def test_train_on_a_host_to_a_pitstop_and_resume_there(host_ws, tmp_path, capsys):
+    ws, home = host_ws
     ws.config.classes = ["head", "green"]  # the class map is append-only
     ws.save_config()
     pool = tmp_path / "pool"
@@ -57,30 +46,7 @@ def test_train_on_a_host_to_a_pitstop_and_resume_there(rws, tmp_path, capsys):
     ds = tmp_path / "ds"
     assert run([*w, "dataset", "build", "--set", "GT", "--to", str(ds), "--val", "0.25", "-q"]) == 0
     capsys.readouterr()
-    train = [
-        *w,
-        "train",
-        str(ds),
-        "--on",
-        "test",
-        "--epochs",
-        "2",
-        "--pitstops",
-        "1",
-        "--imgsz",
-        "64",
-        "--batch",
-        "8",
-        "--device",
-        "cpu",
-        "--name",
-        "r1",
-        "--pitstop-conf",
-        "0.001",
-        "workers=0",
-        "--json",
-        "-q",
-    ]
+    train = tiny_train(w, ds, "r1", 2, "--on", "test")
 
     # -- a host whose Python cannot train is refused before anything is sent -------------------
     _set_python(ws, str(tmp_path / "no-such-python"))
@@ -143,9 +109,7 @@ def test_train_on_a_host_to_a_pitstop_and_resume_there(rws, tmp_path, capsys):
         resume(ws, "r1", progress=cancel_at_start, cancel=token)
     r = get_run(ws.store, "r1")
     assert r.status in ("paused", "interrupted") and r.epoch == 1
-    assert [
-        int(float(x.split(",")[0])) for x in (remote_run / "results.csv").read_text().splitlines()[1:]
-    ] == [1]
+    assert results_epochs(remote_run / "results.csv") == [1]
 
     # -- resume there: the dataset is sent again, the run goes to its end -------------------------
     assert run([*w, "train", "resume", "r1", "--json", "-q"]) == 0
@@ -153,8 +117,7 @@ def test_train_on_a_host_to_a_pitstop_and_resume_there(rws, tmp_path, capsys):
     assert res["status"] == "done" and res["started_epoch"] == 1 and res["epoch"] == 2
     r = get_run(ws.store, "r1")
     assert r.status == "done" and r.epoch == 2 and r.starts == [0, 1, 1]
-    lines = (r.save_dir / "results.csv").read_text().splitlines()[1:]
-    assert [int(float(x.split(",")[0])) for x in lines] == [1, 2]
+    assert results_epochs(r.save_dir / "results.csv") == [1, 2]
     assert run([*w, "train", "watch", "r1"]) == 0
     watch = capsys.readouterr().out.splitlines()
     assert [ln.split()[0] for ln in watch[1:-1]] == ["1/2", "2/2"] and "2 sessions" in watch[-1]

@@ -4,18 +4,15 @@ picker, and the refusals. Tests wait on workers and messages (``settle``), never
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.test_triage import copy_workspace
-from tests.test_tui_app import SIZE, command, notes, settle
+from tests.test_tui_app import command, drive, notes, settle
 from tests.test_tui_browse import build_workspace
-from tuiops.app import TuiopsApp
 from tuiops.errors import UsageError
 from tuiops.ops.match import match
 from tuiops.screens.actions import ACTIONS
@@ -41,22 +38,6 @@ def root(matched_root: Path, tmp_path: Path) -> Path:
     out.mkdir()
     copy_workspace(matched_root, out)
     return out
-
-
-def drive(root: Path, scenario: Callable[[Any, TuiopsApp], Awaitable[None]]) -> TuiopsApp:
-    ws = Workspace.open(root)
-    app = TuiopsApp(ws)
-
-    async def main() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            await scenario(pilot, app)
-
-    try:
-        asyncio.run(main())
-    finally:
-        ws.close()
-    return app
 
 
 def labels(root: Path, item_id: int) -> list[tuple]:
