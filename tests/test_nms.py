@@ -198,6 +198,192 @@ def test_sweep_pairs_is_a_superset_of_touching_intervals():
     assert want <= got
 
 
+def _boxes(rows: list[tuple], **extra: list) -> pl.DataFrame:
+    """Boxes from (id, item_id, class_id, x1, y1, x2, y2, score) tuples."""
+    cols = ("id", "item_id", "class_id", "x1", "y1", "x2", "y2", "score")
+    df = pl.DataFrame([dict(zip(cols, r, strict=True)) for r in rows])
+    df = df.with_columns(pl.col("id", "item_id").cast(pl.Int64), pl.col("class_id").cast(pl.Int32))
+    return df.with_columns(**{k: pl.Series(v) for k, v in extra.items()})
+
+
+def _kept(res: pl.DataFrame) -> list[int]:
+    return sorted(res.filter(pl.col("keep"))["id"].to_list())
+
+
+def test_a_suppressed_box_suppresses_nothing():
+    # A overlaps B, B overlaps C, A does not overlap C: A suppresses B, so C survives
+    df = _boxes(
+        [
+            (1, 0, 0, 0.0, 0.0, 10.0, 10.0, 0.9),
+            (2, 0, 0, 3.0, 0.0, 13.0, 10.0, 0.8),
+            (3, 0, 0, 6.0, 0.0, 16.0, 10.0, 0.7),
+            # a longer chain, scores falling to the right: keep, drop, keep, drop, keep
+            *[(10 + k, 1, 0, 3.0 * k, 0.0, 3.0 * k + 10, 10.0, 0.9 - 0.1 * k) for k in range(5)],
+            # and rising to the right: the same alternation from the other end
+            *[(20 + k, 2, 0, 3.0 * k, 0.0, 3.0 * k + 10, 10.0, 0.1 + 0.1 * k) for k in range(5)],
+        ]
+    )
+    res = nms_frame(df, 0.3)
+    assert _kept(res) == [1, 3, 10, 12, 14, 20, 22, 24]
+    assert set(_kept(res)) == torchvision_keep(df, 0.3, False)
+    assert res.filter(pl.col("id") == 2)["suppressed_by"].item() == 1
+    assert res.filter(pl.col("id") == 23)["suppressed_by"].item() == 24
+
+
+def test_iou_exactly_at_the_threshold_does_not_suppress():
+    df = _boxes(
+        [
+            (1, 0, 0, 0.0, 0.0, 2.0, 1.0, 0.9),
+            (2, 0, 0, 0.0, 0.0, 1.0, 1.0, 0.8),  # IoU with 1: exactly 0.5
+            (3, 1, 0, 0.0, 0.0, 4.0, 4.0, 0.9),
+            (4, 1, 0, 0.0, 0.0, 4.0, 1.0, 0.8),  # IoU with 3: exactly 0.25
+        ]
+    )
+    assert _kept(nms_frame(df, 0.5)) == [1, 2, 3, 4]
+    assert _kept(nms_frame(df, 0.25)) == [1, 3, 4]
+    assert _kept(nms_frame(df, 0.4999)) == [1, 3, 4]
+    assert _kept(nms_frame(df, 0.2499)) == [1, 3]
+    for t in (0.5, 0.25, 0.4999, 0.2499):
+        assert set(_kept(nms_frame(df, t))) == torchvision_keep(df, t, False)
+
+
+def test_equal_scores_and_identical_boxes_prefer_the_tiebreak_then_the_row():
+    same = (0.0, 0.0, 10.0, 10.0, 0.5)
+    df = _boxes([(7, 0, 0, *same), (3, 0, 0, *same), (5, 0, 0, *same)], run=[2, 1, 1])
+    # default: the lowest id wins, and suppresses the others
+    res = nms_frame(df, 0.5)
+    assert _kept(res) == [3]
+    assert res["suppressed_by"].to_list() == [3, None, 3]
+    # tiebreak columns come first: run 1 before run 2, then the id
+    assert _kept(nms_frame(df, 0.5, tiebreak=["run", "id"])) == [3]
+    assert _kept(nms_frame(df, 0.5, tiebreak=["run"])) == [3]
+    # a string tiebreak compares as strings; equal everywhere, the first row wins
+    named = df.with_columns(name=pl.Series(["b", "c", "a"]))
+    assert _kept(nms_frame(named, 0.5, tiebreak=["name"])) == [5]
+    assert _kept(nms_frame(df.with_columns(id=pl.lit(0, pl.Int64)), 0.5, id=None)) == [0]
+    assert nms_frame(df, 0.5, id=None)["suppressed_by"].to_list() == [None, 0, 0]
+    # ids of any type: suppressed_by holds the suppressor's id
+    text = nms_frame(df.with_columns(pl.format("det-{}", "id").alias("id")), 0.5)
+    assert text["suppressed_by"].to_list() == ["det-3", None, "det-3"]
+    wide = nms_frame(df.with_columns(item_id=pl.lit(2**64 - 1, pl.UInt64)), 0.5)
+    assert wide["suppressed_by"].to_list() == [3, None, 3]
+
+
+def test_zero_area_and_inverted_boxes_never_suppress_or_get_suppressed():
+    df = _boxes(
+        [
+            (1, 0, 0, 5.0, 5.0, 5.0, 5.0, 0.9),  # a point
+            (2, 0, 0, 5.0, 5.0, 5.0, 5.0, 0.8),  # the same point
+            (3, 0, 0, 0.0, 0.0, 10.0, 0.0, 0.7),  # a horizontal line
+            (4, 0, 0, 0.0, 0.0, 10.0, 0.0, 0.6),
+            (5, 0, 0, 10.0, 10.0, 0.0, 0.0, 0.5),  # inverted over a real box
+            (6, 0, 0, 0.0, 0.0, 10.0, 10.0, 0.4),
+            (7, 0, 0, 0.0, 0.0, 10.0, 10.0, 0.3),  # suppressed by 6 only
+        ]
+    )
+    for t in (0.0, 0.5):
+        res = nms_frame(df, t)
+        assert _kept(res) == [1, 2, 3, 4, 5, 6]
+        assert set(_kept(res)) == torchvision_keep(df, t, False)
+
+
+def test_many_classes_wide_ids_and_long_windows():
+    rng = np.random.default_rng(7)
+    n = 3000
+    # 40 images, 300 classes: mostly one box per group, class ids far apart and negative
+    df = pl.DataFrame(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "item_id": rng.integers(0, 40, n) * 1_000_003,
+            "class_id": rng.integers(-150, 150, n) * 7919,
+            "x1": rng.random(n) * 50,
+            "y1": rng.random(n) * 50,
+            "score": rng.random(n),
+        }
+    ).with_columns(x2=pl.col("x1") + 20, y2=pl.col("y1") + 20)
+    for agnostic in (False, True):
+        for t in (0.1, 0.5):
+            assert set(_kept(nms_frame(df, t, agnostic))) == torchvision_keep(df, t, agnostic)
+    # crowded: hundreds of nearly identical boxes in one image, windows far longer than
+    # the short windows counted by shifts
+    pile = rng.normal(0, 0.5, (400, 2))
+    crowd = pl.DataFrame(
+        {
+            "id": np.arange(400, dtype=np.int64),
+            "item_id": np.zeros(400, dtype=np.int64),
+            "class_id": rng.integers(0, 2, 400),
+            "x1": 100 + pile[:, 0],
+            "y1": 100 + pile[:, 1],
+            "x2": 140 + pile[:, 0] * 3,
+            "y2": 150 + pile[:, 1] * 3,
+            "score": rng.random(400),
+        }
+    )
+    for agnostic in (False, True):
+        for t in (0.5, 0.9, 0.97):
+            res = nms_frame(crowd, t, agnostic)
+            assert set(_kept(res)) == torchvision_keep(crowd, t, agnostic)
+            got = dict(zip(res["id"].to_list(), res["suppressed_by"].to_list(), strict=True))
+            assert got == reference_nms(crowd, t, agnostic)
+
+
+def test_groups_too_wide_for_one_sort_key_and_any_key_type():
+    rng = np.random.default_rng(9)
+    df = random_boxes(rng, images=30, crowded=True)
+    want = {agnostic: set(_kept(nms_frame(df, 0.5, agnostic))) for agnostic in (False, True)}
+    for agnostic in (False, True):
+        assert want[agnostic] == torchvision_keep(df, 0.5, agnostic)
+    # item ids 2^45 apart: one float key cannot hold group and x, every pair is tested
+    wide = df.with_columns(pl.col("item_id") * 2**45)
+    # huge coordinates: the same, through the span instead of the group codes
+    far = df.with_columns(pl.col("x1", "x2") + 1e13)
+    for agnostic in (False, True):
+        assert set(_kept(nms_frame(wide, 0.5, agnostic))) == want[agnostic]
+        assert set(_kept(nms_frame(far, 0.5, agnostic))) == torchvision_keep(far, 0.5, agnostic)
+    # string and nullable group keys group like polars does (null is a group of its own)
+    keyed = df.with_columns(
+        key=pl.format("img-{}", "item_id"),
+        maybe=pl.when(pl.col("item_id") == 0).then(None).otherwise(pl.col("item_id")),
+    )
+    for agnostic in (False, True):
+        assert set(_kept(nms_frame(keyed, 0.5, agnostic, group=["key"]))) == want[agnostic]
+        assert set(_kept(nms_frame(keyed, 0.5, agnostic, group=["maybe"]))) == want[agnostic]
+    # no group at all: one group per class, or everything together
+    one = df.filter(pl.col("item_id") == 3)
+    for agnostic in (False, True):
+        assert set(_kept(nms_frame(one, 0.5, agnostic, group=[]))) == torchvision_keep(one, 0.5, agnostic)
+
+
+def test_threads_chunks_and_input_order_do_not_change_the_result():
+    rng = np.random.default_rng(4)
+    df = random_boxes(rng, images=300, crowded=True)
+    shuffled = df.sample(fraction=1.0, shuffle=True, seed=3)
+    for agnostic in (False, True):
+        a = nms_frame(df, 0.5, agnostic, threads=1)
+        for kw in ({"threads": 2, "chunk_rows": 500}, {"threads": 3, "chunk_rows": 1}, {"threads": 1}):
+            assert a.equals(nms_frame(df, 0.5, agnostic, **kw))
+        b = nms_frame(shuffled, 0.5, agnostic, threads=2, chunk_rows=700)
+        assert b["id"].to_list() == shuffled["id"].to_list()
+        assert b.sort("id").equals(a.sort("id"))
+
+
+def test_cancel_between_chunks():
+    from tuiops.errors import Cancelled
+    from tuiops.ops.base import CancelToken
+
+    df = random_boxes(np.random.default_rng(1), images=200)
+    token = CancelToken()
+    seen = []
+
+    def progress(event):
+        seen.append(event.done)
+        token.cancel()
+
+    with pytest.raises(Cancelled):
+        nms_frame(df, 0.5, chunk_rows=100, threads=2, progress=progress, cancel=token)
+    assert seen and seen[0] < df.height
+
+
 # -- ops over the store ----------------------------------------------------------------------------
 def _run_frame(items: pl.DataFrame, rng: np.random.Generator, per: int = 12) -> pl.DataFrame:
     ids = items["item_id"].to_numpy()

@@ -10,24 +10,27 @@ no +1), so two empty boxes never suppress each other, and a box with a non-finit
 coordinate neither suppresses nor is suppressed (as in ``torchvision.ops.nms``; its
 ``batched_nms`` instead turns every box of the call into NaN when one box is).
 
-The greedy loop is evaluated as rounds over all groups at once. A candidate-pair table
-holds every pair of the same group with IoU > threshold, oriented from the earlier
-box ``a`` to the later box ``b``; it is built once, chunk by chunk, from a sweep over
-the boxes' x intervals (only pairs whose x ranges overlap are ever generated). In
-every round each box with no undecided earlier neighbour is kept and every box it
+The work runs on chunks of whole groups (numpy arrays; chunks in parallel threads). In
+a chunk the boxes are sorted by group and x1, and a box is paired only with the following
+boxes of its group that start early enough to reach IoU > threshold at all (most windows
+are a few boxes long; they are counted by comparing shifted slices). The pairs with
+IoU > threshold, oriented from the earlier box ``a`` to the later box ``b``, go through
+greedy rounds: each box with no undecided earlier neighbour is kept and every box it
 overlaps is suppressed; the decided boxes leave the table. This is exactly the greedy
 result (each kept box is the earliest undecided box of its neighbourhood when it is
-decided), and the number of rounds is the length of the longest chain of
-dependencies, not the number of boxes.
+decided), and the number of rounds is the length of the longest chain of dependencies,
+not the number of boxes.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from tuiops.errors import ConflictError, InputError, UsageError
@@ -106,119 +109,310 @@ def sweep_pairs(
 
 
 # -- the NMS core ----------------------------------------------------------------------------------
-def _chunk_starts(work: pl.DataFrame, chunk_rows: int) -> list[int]:
-    """Row positions where chunks of whole groups begin (about ``chunk_rows`` rows each)."""
-    starts = (
-        work.select(pl.col("_q"), pl.col("_new"))
-        .filter(pl.col("_new"))
-        .group_by((pl.col("_q") // max(1, chunk_rows)).alias("_c"))
-        .agg(pl.col("_q").min())
-        .sort("_q")
-    )
-    return starts["_q"].to_list()
-
-
-def _earlier(order_cols: Sequence[str]) -> pl.Expr:
-    """True where box ``_i`` comes before box ``_j`` in NMS order (score desc, then the rest asc)."""
-    first, *rest = order_cols
-    expr: pl.Expr | None = None
-    for c in reversed(rest):
-        lt = pl.col(f"{c}_i") < pl.col(f"{c}_j")
-        expr = lt if expr is None else lt | ((pl.col(f"{c}_i") == pl.col(f"{c}_j")) & expr)
-    gt = pl.col(f"{first}_i") > pl.col(f"{first}_j")
-    assert expr is not None
-    return gt | ((pl.col(f"{first}_i") == pl.col(f"{first}_j")) & expr)
-
-
-def _min(a: pl.Expr, b: pl.Expr) -> pl.Expr:
-    return pl.when(a < b).then(a).otherwise(b)
-
-
-def _max(a: pl.Expr, b: pl.Expr) -> pl.Expr:
-    return pl.when(a > b).then(a).otherwise(b)
-
-
-def _candidate_pairs(
-    work: pl.DataFrame, iou: float, start: int, stop: int, order_cols: Sequence[str]
-) -> pl.DataFrame:
-    """Pairs (a, b) of one chunk with IoU > ``iou``; ``a`` comes first in NMS order.
-
-    A pair can only have IoU > t when its x overlap exceeds t × the width of either box,
-    so the sweep looks right of each box only as far as ``x2 − t·w``. The IoU is computed
-    with torchvision's floating-point steps (``inter / ((area_a + area_b) − inter)``,
-    areas ``(x2 − x1)·(y2 − y1)``), so the comparison with the threshold is bit-exact.
-    Boxes with a non-finite coordinate take part in no pair.
-    """
-    shrink = iou * (1.0 - 1e-9)
-    finite = pl.all_horizontal(pl.col(c).is_finite() for c in BOX)
-    chunk = work.slice(start, stop - start).select(
-        "_q",
-        "_g",
-        pl.when(finite).then(pl.col("x1")).otherwise(None).alias("_lo"),
-        (pl.col("x2") - shrink * (pl.col("x2") - pl.col("x1")).clip(lower_bound=0.0)).alias("_hi"),
-    )
-    cand = sweep_pairs(chunk, "_lo", "_hi", group="_g", index="_q", presorted=True)
-    if cand.height == 0:
-        return pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64, "iou": pl.Float64})
-    i, j = cand["i"], cand["j"]  # x1 of i ≤ x1 of j: the overlap starts at x1 of j
-    cols = {"_i": i, "_j": j, "x1_j": work["x1"].gather(j)}
-    for c in ("x2", "y1", "y2", "_area"):
-        s = work[c]
-        cols[f"{c}_i"] = s.gather(i)
-        cols[f"{c}_j"] = s.gather(j)
-    c = pl.col
-    iw = _min(c("x2_i"), c("x2_j")) - c("x1_j")
-    ih = _min(c("y2_i"), c("y2_j")) - _max(c("y1_i"), c("y1_j"))
-    pairs = (
-        pl.DataFrame(cols)
-        .lazy()
-        .with_columns((iw.clip(lower_bound=0.0) * ih.clip(lower_bound=0.0)).alias("_inter"))
-        .filter(c("_inter") > 0)
-        .select("_i", "_j", (c("_inter") / ((c("_area_i") + c("_area_j")) - c("_inter"))).alias("iou"))
-        .filter(c("iou") > iou)
-        .collect()
-    )
-    for name in order_cols:
-        s = work[name]
-        pairs = pairs.with_columns(
-            s.gather(pairs["_i"]).alias(f"{name}_i"), s.gather(pairs["_j"]).alias(f"{name}_j")
-        )
-    first = _earlier(order_cols)
-    return pairs.select(
-        pl.when(first).then(pl.col("_i")).otherwise(pl.col("_j")).alias("a"),
-        pl.when(first).then(pl.col("_j")).otherwise(pl.col("_i")).alias("b"),
-        "iou",
-    )
-
-
 UNDECIDED, KEPT, SUPPRESSED = 0, 1, 2
 
+#: Group × span + x keys of one chunk stay below this, so a float64 key separates the groups
+#: (by at least 1) and orders x within a group to far better than the sweep's tolerance.
+_KEY_LIMIT = 2.0**40
 
-def _greedy_rounds(pairs: pl.DataFrame, n: int, reporter: Reporter | None = None) -> tuple[pl.Series, int]:
-    """The status of every box (KEPT or SUPPRESSED) from the oriented candidate pairs.
+#: Partner offsets visited one by one; longer windows come from a binary search.
+_SHIFTS = 16
+
+#: Shifted slices are used while more than this fraction of the rows reach the offset.
+_DENSE = 0.25
+
+
+def _codes(df: pl.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Integer group codes of the rows, and the codes of the first key alone (the major part).
+
+    Integer keys are packed arithmetically (code = Σ (value − min) × stride); other keys,
+    nulls or ranges too wide to pack fall back to one dense rank of all keys together.
+    Equal codes mean the same group; the major code is non-decreasing wherever the first
+    key is.
+    """
+    n = df.height
+    if not keys or n == 0:
+        zero = np.zeros(n, dtype=np.int64)
+        return zero, zero
+    parts: list[tuple[np.ndarray, int]] = []
+    for k in keys:
+        s = df[k]
+        if (
+            not (s.dtype.is_integer() or s.dtype == pl.Boolean)
+            or s.null_count()
+            or (s.dtype == pl.UInt64 and s.len() and s.max() >= 2**63)  # type: ignore[operator]
+        ):
+            parts = []
+            break
+        v = s.cast(pl.Int64).to_numpy()
+        lo, hi = int(v.min()), int(v.max())
+        parts.append((v - lo, hi - lo + 1))
+    width = 1
+    for _, r in parts:
+        width *= r
+    if not parts or width >= 2**62:
+        dense = df.select(pl.struct(*keys).rank("dense").cast(pl.Int64))
+        code = dense.to_series().to_numpy()
+        return code, code
+    code = parts[0][0]
+    for v, r in parts[1:]:
+        code = code * r + v
+    return code, parts[0][0]
+
+
+def _order_arrays(df: pl.DataFrame, tiebreak: Sequence[str]) -> list[np.ndarray]:
+    """The tie-break columns as numeric arrays that compare like the columns (nulls first)."""
+    out = []
+    for c in tiebreak:
+        s = df[c]
+        if s.dtype.is_numeric() and not s.null_count():
+            out.append(s.to_numpy())
+        else:
+            out.append(s.rank("dense").fill_null(0).cast(pl.Int64).to_numpy())
+    return out
+
+
+def _precedes(ri: np.ndarray, rj: np.ndarray, tb: Sequence[np.ndarray]) -> np.ndarray:
+    """For boxes of equal score (input rows ``ri``, ``rj``): True where ``ri`` comes first."""
+    lt = ri < rj
+    for arr in reversed(tb):
+        vi, vj = arr[ri], arr[rj]
+        lt = (vi < vj) | ((vi == vj) & lt)
+    return lt
+
+
+def _window_pairs(
+    key: np.ndarray, end: np.ndarray, rows: np.ndarray, offset: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(i, j)`` of rows sorted by ``key``: ``i`` in ``rows``, ``j ≥ i + offset``, ``key[j] ≤ end[i]``."""
+    first = rows.astype(np.int64) + offset
+    cnt = np.searchsorted(key, end[rows], side="right") - first
+    np.maximum(cnt, 0, out=cnt)
+    total = int(cnt.sum())
+    dtype = np.int32 if max(total, len(key)) < 2**31 else np.int64
+    cnt = cnt.astype(dtype)
+    shift = (np.cumsum(cnt, dtype=dtype) - cnt) - first.astype(dtype)
+    i = np.repeat(rows.astype(dtype), cnt)
+    j = np.arange(total, dtype=dtype) - np.repeat(shift, cnt)
+    return i, j
+
+
+def _shifted_hits(
+    k: int, reach: np.ndarray, box: tuple[np.ndarray, ...], area: np.ndarray, iou: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs ``(q, q + k)`` with ``reach[q]`` and IoU > ``iou``, computed on shifted slices."""
+    x1, y1, x2, y2 = box
+    m = len(x1)
+    a, b = slice(0, m - k), slice(k, m)
+    iw = np.minimum(x2[a], x2[b])
+    t = np.maximum(x1[a], x1[b])
+    iw -= t
+    np.maximum(iw, 0.0, out=iw)
+    ih = np.minimum(y2[a], y2[b])
+    np.maximum(y1[a], y1[b], out=t)
+    ih -= t
+    np.maximum(ih, 0.0, out=ih)
+    inter = iw
+    inter *= ih
+    union = np.add(area[a], area[b], out=t)
+    union -= inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ov = np.divide(inter, union, out=union)
+    hit = np.flatnonzero((ov > iou) & reach)
+    dtype = np.int32 if m < 2**31 else np.int64
+    return hit.astype(dtype), (hit + k).astype(dtype), ov[hit]
+
+
+def _iou_hits(
+    i: np.ndarray, j: np.ndarray, box: tuple[np.ndarray, ...], area: np.ndarray, iou: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs of ``(i, j)`` with IoU > ``iou``, and their IoU.
+
+    The IoU takes torchvision's floating-point steps (``w = max(0, min(x2) − max(x1))``,
+    ``inter / ((area_a + area_b) − inter)`` with areas ``(x2 − x1)·(y2 − y1)``), so the
+    comparison with the threshold is bit-exact.
+    """
+    x1, y1, x2, y2 = box
+    iw = x2[i]
+    np.minimum(iw, x2[j], out=iw)
+    t = x1[i]
+    np.maximum(t, x1[j], out=t)
+    iw -= t
+    np.maximum(iw, 0.0, out=iw)
+    ih = y2[i]
+    np.minimum(ih, y2[j], out=ih)
+    np.take(y1, i, out=t)
+    np.maximum(t, y1[j], out=t)
+    ih -= t
+    np.maximum(ih, 0.0, out=ih)
+    inter = iw
+    inter *= ih
+    union = np.take(area, i, out=t)
+    union += area[j]
+    union -= inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ov = np.divide(inter, union, out=union)
+    hit = np.flatnonzero(ov > iou)
+    return i[hit], j[hit], ov[hit]
+
+
+def _overlap_pairs(
+    key: np.ndarray, end: np.ndarray, box: tuple[np.ndarray, ...], area: np.ndarray, iou: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``i < j`` of rows sorted by ``key`` with ``key[j] ≤ end[i]`` and IoU > ``iou``.
+
+    ``key`` is sorted, so the partners of a row are a run of the rows after it. Offsets
+    are visited in turn: while most rows still reach offset ``k``, the IoU of every
+    ``(q, q + k)`` is computed on shifted slices (no gathers); once few do, only those
+    rows' pairs are gathered; after :data:`_SHIFTS` offsets the rows still open (crowded
+    groups) get the rest of their window from a binary search.
+    """
+    m = len(key)
+    dtype = np.int32 if m < 2**31 else np.int64
+    parts = []
+    act: np.ndarray | None = None
+    for k in range(1, m):
+        if act is None:
+            reach = key[k:] <= end[:-k]
+            count = int(np.count_nonzero(reach))
+            if count == 0:
+                break
+            if count > _DENSE * (m - k) and k < _SHIFTS:
+                parts.append(_shifted_hits(k, reach, box, area, iou))
+                continue
+            act = np.flatnonzero(reach).astype(dtype)
+        else:
+            act = act[act < m - k]
+            act = act[key[act + k] <= end[act]]
+            if not len(act):
+                break
+        if k >= _SHIFTS:
+            parts.append(_iou_hits(*_window_pairs(key, end, act, k), box, area, iou))
+            break
+        parts.append(_iou_hits(act, act + k, box, area, iou))
+    if not parts:
+        empty = np.zeros(0, dtype=dtype)
+        return empty, empty, np.zeros(0)
+    i, j, ov = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return i, j, ov
+
+
+def _greedy(a: np.ndarray, b: np.ndarray, m: int) -> tuple[np.ndarray, int]:
+    """The status of ``m`` boxes (KEPT or SUPPRESSED) from the pairs ``a`` (earlier) → ``b``.
 
     Boxes with no earlier neighbour are kept at once. Each round suppresses the boxes an
     earlier kept box overlaps, drops the decided boxes' edges, and keeps every undecided
-    box left with no undecided earlier neighbour. Returns the status and the number of rounds.
+    box left with no undecided earlier neighbour. Returns the status and the round count.
     """
-    status = pl.repeat(KEPT, n, dtype=pl.Int8, eager=True).alias("status")
-    p = pairs.select("a", "b")
-    undecided = p["b"].unique()
-    status.scatter(undecided, UNDECIDED)
+    status = np.full(m, KEPT, dtype=np.int8)
+    status[b] = UNDECIDED
+    undecided = np.flatnonzero(status == UNDECIDED)
+    blocked = np.zeros(m, dtype=bool)
     rounds = 0
-    while p.height:
-        if reporter is not None:
-            reporter.check()
+    while len(a):
         rounds += 1
-        sa = status.gather(p["a"])
-        status.scatter(p.filter(sa == KEPT)["b"], SUPPRESSED)
-        p = p.filter(sa == UNDECIDED)
-        p = p.filter(status.gather(p["b"]) == UNDECIDED)
-        undecided = undecided.filter(status.gather(undecided) == UNDECIDED)
-        blocked = pl.zeros(n, dtype=pl.Boolean, eager=True)
-        blocked.scatter(p["b"], True)
-        status.scatter(undecided.filter(~blocked.gather(undecided)), KEPT)
+        sa = status[a]
+        status[b[sa == KEPT]] = SUPPRESSED
+        live = np.flatnonzero((sa == UNDECIDED) & (status[b] == UNDECIDED))
+        a, b = a[live], b[live]
+        undecided = undecided[status[undecided] == UNDECIDED]
+        blocked[b] = True
+        status[undecided[~blocked[undecided]]] = KEPT
+        blocked[b] = False
     return status, rounds
+
+
+@dataclass
+class _Chunk:
+    """The NMS outcome of one chunk; boxes are input row positions."""
+
+    suppressed: np.ndarray
+    by_row: np.ndarray
+    target: np.ndarray
+    iou: np.ndarray
+    rounds: int
+
+
+def _nms_chunk(
+    code: np.ndarray,
+    box: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    score: np.ndarray,
+    rows: np.ndarray,
+    tb: Sequence[np.ndarray],
+    iou: float,
+) -> _Chunk:
+    """Greedy NMS of a run of whole groups (finite boxes only); see :func:`nms_frame`.
+
+    The boxes are sorted by group, then x1. A pair can only have IoU > t when its x
+    overlap exceeds t × the width of either box, so a box is paired only with the
+    following boxes of its group that start before ``x2 − t·w`` (one float key
+    ``group × span + x`` serves both the sort and the window search; groups whose codes
+    or coordinates are too wide for it pair every two boxes of a group instead).
+    """
+    x1, y1, x2, y2 = box
+    m = len(code)
+    lo = float(x1.min())
+    end = x2 - (iou * (1.0 - 1e-9)) * np.maximum(x2 - x1, 0.0)
+    span = max(float(end.max()), float(x1.max())) - lo + 1.0
+    cmin = int(code.min())
+    top = (int(code.max()) - cmin + 1) * span
+    sweep = top < _KEY_LIMIT
+    if sweep:
+        key = (code - cmin).astype(np.float64) * span + (x1 - lo)
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        cs = code[order]
+        wend = (cs - cmin).astype(np.float64) * span + (end[order] - lo)
+        wend += top * 1e-13 + 1e-9
+    else:
+        order = np.lexsort((x1, code))
+        cs = code[order]
+        key = np.cumsum(np.append(False, cs[1:] != cs[:-1])).astype(np.float64)
+        wend = key
+    sbox = (x1[order], y1[order], x2[order], y2[order])
+    area = (sbox[2] - sbox[0]) * (sbox[3] - sbox[1])
+    i, j, ov = _overlap_pairs(key, wend, sbox, area, iou)
+    ss = score[order]
+    srows = rows[order]
+    si, sj = ss[i], ss[j]
+    first = si > sj
+    tie = np.flatnonzero(si == sj)
+    if len(tie):
+        first[tie] = _precedes(srows[i[tie]], srows[j[tie]], tb)
+    a = np.where(first, i, j)
+    b = np.where(first, j, i)
+    status, rounds = _greedy(a, b, m)
+    sup = np.flatnonzero((status[a] == KEPT) & (status[b] == SUPPRESSED))
+    a, b, ov = a[sup], b[sup], ov[sup]
+    sa = ss[a]
+    best = np.full(m, -np.inf)
+    np.maximum.at(best, b, sa)
+    first_kept = np.flatnonzero(sa == best[b])
+    a, b, ov = a[first_kept], b[first_kept], ov[first_kept]
+    many = np.bincount(b, minlength=m)[b] > 1
+    if many.any():
+        ra = srows[a[many]]
+        cols = {"b": b[many], **{f"t{k}": arr[ra] for k, arr in enumerate(tb)}, "r": ra}
+        first_a = (
+            pl.DataFrame({**cols, "a": a[many], "ov": ov[many]})
+            .sort(list(cols))
+            .unique("b", keep="first", maintain_order=True)
+        )
+        a = np.concatenate([a[~many], first_a["a"].to_numpy()])
+        b = np.concatenate([b[~many], first_a["b"].to_numpy()])
+        ov = np.concatenate([ov[~many], first_a["ov"].to_numpy()])
+    return _Chunk(srows[status == SUPPRESSED], srows[a], srows[b], ov, rounds)
+
+
+def _chunk_bounds(major: np.ndarray, chunk_rows: int) -> list[int]:
+    """Start positions of chunks of about ``chunk_rows`` rows that never split a run of ``major``."""
+    n = len(major)
+    if n == 0:
+        return []
+    cuts = np.flatnonzero(major[1:] != major[:-1]) + 1
+    want = np.arange(chunk_rows, n, max(1, chunk_rows))
+    at = np.unique(cuts[np.minimum(np.searchsorted(cuts, want), len(cuts) - 1)]) if len(cuts) else cuts
+    return [0, *at[at > 0].tolist()]
 
 
 def nms_frame(
@@ -231,7 +425,8 @@ def nms_frame(
     id: str | None = "id",
     tiebreak: Sequence[str] | None = None,
     class_col: str = "class_id",
-    chunk_rows: int = 2_000_000,
+    chunk_rows: int = 100_000,
+    threads: int | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> pl.DataFrame:
@@ -241,8 +436,10 @@ def nms_frame(
     suppressed it (the earliest kept box in NMS order overlapping it with IoU > ``iou``;
     null when kept). ``suppressed_iou``: the IoU with that box. Rows come back in input
     order. Groups are ``group`` (+ ``class_col`` unless ``class_agnostic``). NMS order is
-    ``score`` descending, then ``tiebreak`` ascending (default: the ``id`` column), then
-    the row position. Without an ``id`` column, ``suppressed_by`` is a row position.
+    ``score`` descending, then ``tiebreak`` ascending (default: the ``id`` column; nulls
+    first), then the row position. Without an ``id`` column, ``suppressed_by`` is a row
+    position. Work proceeds in chunks of about ``chunk_rows`` boxes (whole groups) on
+    ``threads`` threads (default: polars' thread pool size).
     """
     if not 0.0 <= iou <= 1.0:
         raise UsageError(f"IoU threshold {iou} is outside 0…1")
@@ -252,55 +449,78 @@ def nms_frame(
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise UsageError(f"NMS needs the columns {', '.join(missing)}")
-    bad = df.select((pl.col(score).is_null() | ~pl.col(score).cast(pl.Float64).is_finite()).sum()).item()
+    scores = df[score].cast(pl.Float64).to_numpy()
+    bad = int((~np.isfinite(scores)).sum())
     if bad:
         raise InputError(f"{bad} boxes have no finite {score}; NMS needs a score for every box")
     n = df.height
-    df = df.with_row_index("_row")
-    idcol = id if id is not None and id in df.columns else "_row"
-    tb = [c for c in (tiebreak if tiebreak is not None else [idcol]) if c != "_row"]
-    order_cols = [score, *tb, "_row"]
-    work = (
-        df.select(*dict.fromkeys([*keys, *order_cols, idcol]), *(pl.col(c).cast(pl.Float64) for c in BOX))
-        .with_columns(((pl.col("x2") - pl.col("x1")) * (pl.col("y2") - pl.col("y1"))).alias("_area"))
-        .sort([*keys, "x1"], nulls_last=True)
-        .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("_q"))
-        .with_columns(
-            (
-                pl.any_horizontal(pl.col(k).ne_missing(pl.col(k).shift(1)) for k in keys).fill_null(True)
-                if keys
-                else pl.col("_q") == 0
-            ).alias("_new")
-        )
-        .with_columns(pl.col("_new").cum_sum().alias("_g"))
-    )
-    starts = _chunk_starts(work, chunk_rows) if n else []
+    use_id = id is not None and id in df.columns
+    tb = _order_arrays(df, [c for c in (tiebreak if tiebreak is not None else [id] if use_id else [])])
+    code, major = _codes(df, keys)
+    x1, y1, x2, y2 = (df[c].cast(pl.Float64).to_numpy() for c in BOX)
+    rows = np.arange(n, dtype=np.int64)
+    finite = np.isfinite(x1) & np.isfinite(y1) & np.isfinite(x2) & np.isfinite(y2)
+    moved = False
+    if n and not finite.all():
+        rows, moved = rows[finite], True
+    mj = major[rows] if moved else major
+    if len(rows) > 1 and not bool((mj[1:] >= mj[:-1]).all()):
+        rows, major, moved = rows[pl.Series(code[rows]).arg_sort().to_numpy()], code, True
+    if moved:
+        code, major = code[rows], major[rows]
+        x1, y1, x2, y2, scores = x1[rows], y1[rows], x2[rows], y2[rows], scores[rows]
+    m = len(rows)
+    starts = _chunk_bounds(major, chunk_rows)
+    bounds = list(zip(starts, [*starts[1:], m], strict=False))
     reporter = Reporter("nms", progress, cancel, total=n)
-    parts = []
-    for k, start in enumerate(starts):
-        stop = starts[k + 1] if k + 1 < len(starts) else n
-        parts.append(_candidate_pairs(work, iou, start, stop, order_cols))
-        reporter.update(stop, "candidate pairs")
-    pairs = (
-        pl.concat(parts) if parts else pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64, "iou": pl.Float64})
+    ids = df[id] if id is not None and use_id else None
+    id_values = (
+        ids.to_numpy() if ids is not None and ids.dtype.is_numeric() and not ids.null_count() else None
     )
-    status, rounds = _greedy_rounds(pairs, n, reporter)
-    by = pairs.filter((status.gather(pairs["a"]) == KEPT) & (status.gather(pairs["b"]) == SUPPRESSED))
-    for c in order_cols:
-        by = by.with_columns(work[c].gather(by["a"]).alias(c))
-    by = by.sort(["b", *order_cols], descending=[False, True, *([False] * (len(order_cols) - 1))]).unique(
-        "b", keep="first", maintain_order=True
-    )
-    rows = work["_row"]
-    keep = pl.repeat(True, n, dtype=pl.Boolean, eager=True).alias("keep")
-    keep.scatter(rows.gather(pl.arg_where(status == SUPPRESSED, eager=True)), False)
-    sup_by = pl.repeat(None, n, dtype=df.schema[idcol], eager=True).alias("suppressed_by")
-    sup_iou = pl.repeat(None, n, dtype=pl.Float64, eager=True).alias("suppressed_iou")
-    target = rows.gather(by["b"])
-    sup_by.scatter(target, work[idcol].gather(by["a"]))
-    sup_iou.scatter(target, by["iou"])
+    keep = np.ones(n, dtype=bool)
+    by = np.zeros(n, dtype=id_values.dtype if id_values is not None else np.int64)
+    by_iou = np.full(n, np.nan)
+    rounds = 0
+
+    def work(span: tuple[int, int]) -> _Chunk:
+        s = slice(*span)
+        return _nms_chunk(code[s], (x1[s], y1[s], x2[s], y2[s]), scores[s], rows[s], tb, iou)
+
+    def done(part: _Chunk, stop: int) -> None:
+        nonlocal rounds
+        keep[part.suppressed] = False
+        by[part.target] = part.by_row if id_values is None else id_values[part.by_row]
+        by_iou[part.target] = part.iou
+        rounds = max(rounds, part.rounds)
+        reporter.update(stop, "suppressing")
+
+    workers = min(threads if threads is not None else pl.thread_pool_size(), len(bounds))
+    if workers <= 1:
+        for span in bounds:
+            reporter.check()
+            done(work(span), span[1])
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="nms") as pool:
+            futures = [pool.submit(work, span) for span in bounds]
+            try:
+                for fut, span in zip(futures, bounds, strict=True):
+                    reporter.check()
+                    done(fut.result(), span[1])
+            finally:
+                for fut in futures:
+                    fut.cancel()
     reporter.update(n, f"{rounds} rounds", force=True)
-    return df.drop("_row").hstack([keep, sup_by, sup_iou])
+    kept = pl.Series("keep", keep, dtype=pl.Boolean)
+    sup_by = pl.select(pl.when(~kept).then(pl.Series(by))).to_series()
+    if ids is not None and id_values is None:
+        sup_by = ids.gather(sup_by)
+    return df.hstack(
+        [
+            kept,
+            sup_by.alias("suppressed_by"),
+            pl.Series("suppressed_iou", by_iou, dtype=pl.Float64, nan_to_null=True),
+        ]
+    )
 
 
 # -- ops -------------------------------------------------------------------------------------------
