@@ -120,6 +120,8 @@ BROKEN = [
     ("op: match\n    parms: {set: a}", 5, "unknown step key 'parms'"),
     ("op: match\n    params: {set: a, run: b}\n    params: {set: c}", 6, "appears twice"),
     ("op: [match", 5, "not valid YAML"),
+    ("op: match\n    when: ${set} > 3\n    params: {set: a, run: b}", 5, "cannot compare 'master' > 3"),
+    ("op: match\n    when: \"'${nope}' == 'x'\"\n    params: {set: a, run: b}", 5, "${nope} is undefined"),
 ]
 
 
@@ -169,6 +171,10 @@ def test_structure_errors_name_the_file(demo, tmp_path, capsys):
     code = run(["-w", str(demo), "run", str(write(tmp_path / "v.yaml", GOOD)), "--var", "noequals"])
     assert code == 2
     assert "NAME=VALUE" in capsys.readouterr().err
+    code = run(["-w", str(demo), "run", str(tmp_path / "v.yaml"), "--dry-run", "--var", "sett=x"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--var sett: v.yaml has no variable 'sett'" in err and "its variables: run, set" in err, err
 
 
 # -- variables, conditions, includes, dry run --------------------------------------------------------
@@ -282,6 +288,105 @@ def test_conditions_are_a_small_safe_language():
         ev("${s} > 1")
 
 
+def test_conditions_read_refs_in_quotes_and_text_booleans():
+    values = {"s": "abc", "t": "true", "no": "off", "b": True, "n": "3"}
+
+    def ev(text: str) -> bool:
+        return Condition(text, "t:1").evaluate(lambda ref: values[ref.name])
+
+    assert ev("${s} == '${s}'")
+    assert ev("'x-${s}-${n}' == \"x-abc-3\"")
+    assert ev("'$${s}' != '${s}'")
+    assert [r.text for r in Condition("${s} == 'a${n}'", "t:1").refs()] == ["${s}", "${n}"]
+    assert ev("${t} == true") and not ev("${t} == false") and ev("${t} != false")
+    assert ev("${no} == false") and ev("${b} == 'yes'")
+    assert not ev("${s} == true")
+    assert ev("${n} == 3 and '${n}' >= 3")
+
+
+def test_plain_yaml_values_reach_the_command_as_written(demo, tmp_path, capsys):
+    script = write(
+        tmp_path / "w.yaml",
+        """\
+vars:
+  top: 3
+  flag: yes
+steps:
+  - name: m
+    op: match
+    when: ${flag} == true
+    params: {set: master, run: v1, name: 010, iou: 0.50, conf: 1.0, top: "${top}", quiet: no}
+  - name: v
+    op: match
+    params: {set: master, run: v1, name: 1:30}
+  - name: o
+    op: match
+    params: {set: master, run: v1, name: off, quiet: true}
+""",
+    )
+    parsed = load_script(script)
+    assert parsed.vars["top"].value == 3
+    assert parsed.vars["flag"].value == "yes"
+    params = {k: p.value for k, p in parsed.steps[0].params.items()}
+    assert params == {
+        "set": "master",
+        "run": "v1",
+        "name": "010",
+        "iou": "0.50",
+        "conf": 1.0,
+        "top": "${top}",
+        "quiet": "no",
+    }
+    assert run(["-w", str(demo), "run", str(script), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "tuiops match --set master --run v1 --iou 0.50 --conf 1.0 --name 010 --top 3\n" in out
+    assert "tuiops match --set master --run v1 --name 1:30\n" in out
+    assert "tuiops match --set master --run v1 --name off --quiet\n" in out
+
+
+def test_a_condition_that_fails_at_run_time_names_its_line_and_how_to_resume(demo, tmp_path, capsys):
+    script = write(
+        tmp_path / "c.yaml",
+        """\
+steps:
+  - name: q
+    op: query
+    params: {sql: "SELECT 1 AS n"}
+  - name: q2
+    op: query
+    when: ${steps.q.items.0.n} > 'abc'
+    params: {sql: "SELECT 2 AS n"}
+""",
+    )
+    assert run(["-w", str(demo), "run", str(script), "--dry-run"]) == 0
+    capsys.readouterr()
+    assert run(["-w", str(demo), "run", str(script), "-q"]) == 4
+    err = capsys.readouterr().err
+    assert "step 'q2' (" in err and "c.yaml:5): " in err and "c.yaml:7: condition" in err, err
+    assert "cannot compare 1 > 'abc'" in err, err
+    assert "compare numbers with numbers" in err and "then `tuiops run --resume" in err, err
+
+
+def test_from_refuses_a_step_whose_needed_outputs_no_run_made(demo, tmp_path, capsys):
+    script = write(
+        tmp_path / "f.yaml",
+        """\
+steps:
+  - name: q
+    op: query
+    params: {sql: "SELECT 'v1' AS r"}
+  - name: m
+    op: match
+    params: {set: master, run: "${steps.q.items.0.r}", quiet: true}
+""",
+    )
+    runs = runs_count(demo)
+    assert run(["-w", str(demo), "run", str(script), "--from", "m"]) == 4
+    err = capsys.readouterr().err
+    assert "f.yaml:7: step 'm' needs ${steps.q.items.0.r}" in err and "--from q" in err, err
+    assert runs_count(demo) == runs
+
+
 def test_dry_run_prints_the_commands_and_records_nothing(demo, tmp_path, capsys):
     script = write(tmp_path / "good.yaml", GOOD)
     before = tree(demo)
@@ -360,11 +465,16 @@ def test_resume_refuses_a_changed_script_without_force(tmp_path, capsys):
         tmp_path / "s.yaml", "steps:\n  - {name: a, op: match, params: {set: master, run: nope}}\n"
     )
     assert run(["-w", str(root), "run", str(script)]) == 5
-    write(script, "steps:\n  - {name: a, op: match, params: {set: master, run: v1}}\n")
+    write(script, "vars: {r: v1}\nsteps:\n  - {name: a, op: match, params: {set: master, run: '${r}'}}\n")
     capsys.readouterr()
     assert run(["-w", str(root), "run", "--resume", "1"]) == 6
     assert "changed since run 1 started" in capsys.readouterr().err
     assert run(["-w", str(root), "run", "--resume", "1", "--force"]) == 0
+    capsys.readouterr()
+    assert run(["-w", str(root), "runs", "show", "1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["steps"][0]["argv"] == ["match", "--set", "master", "--run", "v1"]
+    assert shown["vars"] == {"r": "v1"}
     assert run(["-w", str(root), "run", "--resume", "99"]) == 5
 
 

@@ -10,9 +10,11 @@ References:
 A value that is exactly one reference keeps the referenced value's type; references inside
 longer text are replaced by their text.
 
-Conditions: numbers, 'strings' or "strings", true, false, null, references, comparisons
-(``== != < <= > >=``), ``and``, ``or``, ``not`` and parentheses. A bare value is true when it is
-non-zero, non-empty and not null.
+Conditions: numbers, 'strings' or "strings" (references inside them are replaced by their
+text), true, false, null, references, comparisons (``== != < <= > >=``), ``and``, ``or``,
+``not`` and parentheses. A bare value is true when it is non-zero, non-empty and not null.
+Text that reads as a number compares as one; ``true``/``false`` equal the texts true/yes/on
+and false/no/off (a ``--var`` value is always text).
 """
 
 from __future__ import annotations
@@ -279,7 +281,11 @@ class Condition:
         if t.kind == "num":
             return ("lit", float(t.text) if any(c in t.text for c in ".eE") else int(t.text))
         if t.kind == "str":
-            return ("lit", t.text[1:-1])
+            body = t.text[1:-1]
+            if "${" in body:
+                find_refs(body, self.where)
+                return ("text", body)
+            return ("lit", body)
         if t.kind == "ref":
             return ("ref", parse_ref(t.text[2:-1], self.where))
         if t.kind == "word" and t.text in ("true", "false", "null"):
@@ -292,6 +298,8 @@ class Condition:
         def walk(node: Any) -> None:
             if node[0] == "ref":
                 out.append(node[1])
+            elif node[0] == "text":
+                out.extend(find_refs(node[1], self.where))
             elif node[0] in ("and", "or"):
                 walk(node[1])
                 walk(node[2])
@@ -314,6 +322,11 @@ class Condition:
             return node[1]
         if kind == "ref":
             return _resolve(node[1], resolve, self.where)
+        if kind == "text":
+            value = interpolate(node[1], resolve, self.where)
+            if isinstance(value, str | Deferred):
+                return value
+            return _json(value) if isinstance(value, list | dict) else to_text(value)
         if kind == "not":
             return not truthy(self._eval(node[1], resolve))
         if kind == "and":
@@ -324,7 +337,7 @@ class Condition:
         return self._compare(op, self._eval(left, resolve), self._eval(right, resolve))
 
     def _compare(self, op: str, a: Any, b: Any) -> bool:
-        a, b = _numeric_pair(a, b)
+        a, b = _numeric_pair(*_bool_pair(a, b))
         if op == "==":
             return bool(a == b)
         if op == "!=":
@@ -356,6 +369,29 @@ def _number(v: Any) -> Any:
             except ValueError:
                 return v
     return v
+
+
+_TRUE_WORDS = ("true", "yes", "on")
+_FALSE_WORDS = ("false", "no", "off")
+
+
+def _as_bool(v: Any) -> Any:
+    if isinstance(v, str):
+        word = v.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    return v
+
+
+def _bool_pair(a: Any, b: Any) -> tuple[Any, Any]:
+    """A text true/false compared with a boolean reads as one (``--var flag=true``)."""
+    if isinstance(a, bool) and isinstance(b, str):
+        return a, _as_bool(b)
+    if isinstance(b, bool) and isinstance(a, str):
+        return _as_bool(a), b
+    return a, b
 
 
 def _numeric_pair(a: Any, b: Any) -> tuple[Any, Any]:

@@ -126,9 +126,10 @@ def _scalar(node: Any, file: str) -> Any:
 
     if isinstance(node, yaml.ScalarNode):
         try:
-            return SafeConstructor().construct_object(node, deep=True)
+            value = SafeConstructor().construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise _err(_loc(file, node), f"cannot read value {node.value!r}: {exc}") from exc
+        return _as_written(node, value)
     if isinstance(node, yaml.SequenceNode):
         out = []
         for item in node.value:
@@ -137,6 +138,26 @@ def _scalar(node: Any, file: str) -> Any:
             out.append(_scalar(item, file))
         return out
     raise _err(_loc(file, node), "expected a value or a list of values, not a mapping")
+
+
+def _as_written(node: Any, value: Any) -> Any:
+    """A plain value YAML 1.1 would read as something else than what it shows stays text.
+
+    ``010`` (octal 8), ``1:30`` (90), ``1.10`` (1.1), ``no``/``off``/``y`` (false/true) and
+    ``0x1F`` are kept as written, so a name or a version reaches the command unchanged;
+    ``3``, ``0.5``, ``true``, ``null`` keep their types.
+    """
+    import math
+
+    if value is None or isinstance(value, str) or node.style is not None:
+        return value
+    if isinstance(value, bool):
+        return value if node.value.lower() in ("true", "false") else node.value
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    if isinstance(value, int | float):
+        return value if str(value) == node.value else node.value
+    return node.value
 
 
 def _mapping(node: Any, file: str, what: str) -> list[tuple[str, Any, Any]]:

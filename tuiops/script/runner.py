@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import Cancelled, ConflictError, InputError, NotFoundError, TuiopsError
-from tuiops.script.expr import interpolate, to_text
+from tuiops.script.expr import find_refs, interpolate, to_text
 from tuiops.script.parse import Script, load_script
 from tuiops.script.validate import Checked, Scope, build_argv, json_args, script_variables, validate
 
@@ -393,11 +393,33 @@ def list_runs(store: Store, limit: int = 50) -> list[dict[str, Any]]:
 
 
 # -- planning --------------------------------------------------------------------------------------
+def _check_overrides(script: Script, overrides: Mapping[str, str]) -> None:
+    """A ``--var`` the script neither defines nor uses is a mistake (a typo would do nothing)."""
+    used: set[str] = set(script.vars)
+    texts: list[tuple[Any, str]] = [(p.value, str(p.loc)) for p in script.vars.values()]
+    for step in script.steps:
+        texts.extend((p.value, str(p.loc)) for p in step.params.values())
+        if step.when:
+            texts.append((step.when, str(step.when_loc or step.loc)))
+    for value, where in texts:
+        used.update(r.name for r in find_refs(value, where) if r.kind == "var")
+    unknown = [k for k in overrides if k not in used]
+    if unknown:
+        from tuiops.errors import UsageError
+
+        known = ", ".join(sorted(script.vars)) or "none"
+        raise UsageError(
+            f"--var {unknown[0]}: {script.path.name} has no variable {unknown[0]!r}",
+            hint=f"its variables: {known}",
+        )
+
+
 def prepare(
     path: str | Path, overrides: Mapping[str, str], *, root: Path
 ) -> tuple[Script, dict[str, Any], list[Checked]]:
     """Load and validate a script; nothing runs. Returns it, its variables and its checked steps."""
     script = load_script(path)
+    _check_overrides(script, overrides)
     variables = script_variables(script, overrides)
     variables.setdefault("workspace", str(root))
     variables.setdefault("script_dir", str(script.path.parent))
@@ -543,7 +565,8 @@ class Runner:
             raise StepFailed(
                 f"run {self.run_id}: step {step.name!r} ({step.loc}): {exc.message}",
                 exit_code=exc.exit_code,
-                hint=exc.hint or f"fix the script, then `tuiops run --resume {self.run_id} --force`",
+                hint=(f"{exc.hint}; " if exc.hint else "")
+                + f"fix the script, then `tuiops run --resume {self.run_id} --force`",
             ) from exc
         if not go:
             self.scope.status[step.name] = "skipped"
@@ -662,6 +685,27 @@ def _insert_run(
     return run_id
 
 
+def _check_from(checked: list[Checked], start: int, earlier: Mapping[str, Any], from_step: str) -> None:
+    """Refuse ``--from`` when a later step needs the outputs of a skipped step no run has made.
+
+    Only references without a ``:-default`` in steps without ``when:`` are certain to be needed.
+    """
+    missing = {c.step.name for c in checked[:start]} - set(earlier)
+    if not missing:
+        return
+    for c in checked[start:]:
+        if c.step.when is not None:
+            continue
+        for _, param in c.params:
+            for ref in find_refs(param.value, str(param.loc)):
+                if ref.kind == "steps" and ref.name in missing and ref.default is None:
+                    raise InputError(
+                        f"{param.loc}: step {c.step.name!r} needs {ref.text}, but step {ref.name!r} "
+                        f"comes before --from {from_step} and no earlier run of this script did it",
+                        hint=f"start at {ref.name!r} or before it (--from {ref.name})",
+                    )
+
+
 def start_run(
     ws: Workspace,
     script: Script,
@@ -696,6 +740,7 @@ def start_run(
             ).fetchone()
             if row is not None:
                 earlier[c.step.name] = json.loads(row[0])
+        _check_from(checked, start, earlier, from_step)
     statuses: list[tuple[str, Any, str | None]] = [
         ("skipped", earlier.get(c.step.name), f"before --from {from_step}")
         if i < start
@@ -738,8 +783,7 @@ def resume_run(
             f"script {path} (or a file it includes) changed since run {run_id} started",
             hint="resume anyway with --force (steps are matched by name), or start a new run",
         )
-    variables = dict(row["vars"])
-    variables.update(overrides or {})
+    variables = script_variables(script, {**row["vars"], **(overrides or {})})
     variables.setdefault("workspace", str(ws.root))
     variables.setdefault("script_dir", str(script.path.parent))
     checked = validate(script, variables)

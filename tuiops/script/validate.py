@@ -350,8 +350,29 @@ def check_step(step: Step, scope: Scope) -> Checked:
         cond = Condition(step.when, str(loc))
         for ref in cond.refs():
             interpolate(ref.text, scope.resolve, str(loc))
+        _check_condition(cond, scope)
         checked.when = cond
     return checked
+
+
+class _Unknown(Exception):
+    """A condition refers to a value known only when the run gets there."""
+
+
+def _check_condition(cond: Condition, scope: Scope) -> None:
+    """Decide a condition whose values are all known now, so that a type mismatch
+    (``${set} > 3``) stops the script before anything runs."""
+
+    def known(ref: Ref) -> Any:
+        value = scope.resolve(ref)
+        if isinstance(value, Deferred):
+            raise _Unknown
+        return value
+
+    try:
+        cond.evaluate(known)
+    except _Unknown:
+        pass
 
 
 def validate(
