@@ -86,6 +86,16 @@ def test_queues_follow_the_match_order_and_counts(ws):
         worst.entry(store, 24)
 
 
+def test_queue_counts_are_the_queue_lengths(ws):
+    store = ws.store
+    counts = t.queue_counts(store, "master", "v1")
+    assert set(counts) == set(t.KINDS)
+    for kind in t.KINDS:
+        assert counts[kind] == len(t.open_queue(store, "master", "v1", kind))
+    assert t.queue_counts(store, "master", "nope") == {}
+    assert t.queue_counts(store, "master", "v1", split="val") == {}
+
+
 def test_queue_pages_past_the_ranked_rows(ws, monkeypatch):
     import tuiops.ops.match as m
 
@@ -181,6 +191,46 @@ def test_accept_fp_adds_the_detection_as_a_label_and_undo_restores(ws):
         t.undo(store, "master", d.revision)
     with pytest.raises(NotFoundError, match="no triage decision left"):
         t.undo(store, "master")
+
+
+def test_a_detection_accepted_already_is_not_added_twice(ws):
+    store = ws.store
+    obj = first(ws, "fp")
+    before = labels_of(ws, obj.item_id)
+    d = t.decide(store, "master", "accept", obj)
+    added = d.after[0]
+    with pytest.raises(UsageError, match="equals the detection already"):
+        t.decide(store, "master", "accept", obj, expect=labels_of(ws, obj.item_id))
+    assert labels_of(ws, obj.item_id) == [*before, added]
+    new_class = (added[1] + 1) % len(ws.classes)
+    r = t.decide(store, "master", "reclass", obj, class_id=new_class)
+    assert r.before == [added] and r.after == [(added[0], new_class, *added[2:])]
+    assert labels_of(ws, obj.item_id) == [*before, (added[0], new_class, *added[2:])]
+    t.decide(store, "master", "delete", obj)
+    assert labels_of(ws, obj.item_id) == before
+    for _ in range(3):
+        t.undo(store, "master")
+    assert labels_of(ws, obj.item_id) == before
+    assert store.one("SELECT count(*) FROM revisions") == 6
+
+
+def test_a_new_label_never_takes_the_id_of_a_label_triage_deleted(ws):
+    store = ws.store
+    fp = first(ws, "fp")
+    before = labels_of(ws, fp.item_id)
+    assert before, "the fp image needs a label"
+    top = before[-1]
+    gone = t.TriageObject(0, fp.item_id, "fn", 1.0, None, None, top[1], None, top[0], None)
+    deleted = t.decide(store, "master", "delete", gone)
+    added = t.decide(store, "master", "accept", fp).after[0]
+    assert added[0] == top[0] + 1
+    # the match's object naming the deleted label does not reach the new one
+    with pytest.raises(ConflictError, match="no longer in set"):
+        t.decide(store, "master", "delete", gone)
+    t.undo(store, "master", deleted.revision)
+    assert labels_of(ws, fp.item_id) == [*before, added]
+    t.undo(store, "master")
+    assert labels_of(ws, fp.item_id) == before
 
 
 def test_accept_loc_and_cls_move_the_label_to_the_detection(ws):

@@ -18,6 +18,7 @@ from textual.widgets import DataTable
 from tests.test_monitor import CSV_HEADER, line
 from tests.test_tui_app import settle
 from tuiops.app import TuiopsApp
+from tuiops.errors import TuiopsError
 from tuiops.screens.dialogs import MenuDialog
 from tuiops.screens.monitor import MonitorScreen
 from tuiops.widgets.chart import LineChart
@@ -162,6 +163,14 @@ def test_monitor_follows_a_growing_results_file(ws):
         n = screen.updates
         await read_now(pilot, screen)
         assert screen.updates == n
+
+        # a failed read (a dropped SSH link), then one with nothing new: the header comes back
+        screen.post_message(MonitorScreen.Updated(None, TuiopsError("connection lost")))
+        await settle(pilot)
+        assert "cannot read: connection lost" in header(screen)
+        await read_now(pilot, screen)
+        assert screen.updates == n and screen.error is None
+        assert "cannot read" not in header(screen) and "best epoch 5" in header(screen)
 
         await pilot.press("b")
         assert screen.query_one(DataTable).cursor_row == 4

@@ -4,6 +4,7 @@ picker, and the refusals. Tests wait on workers and messages (``settle``), never
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,17 @@ def det_row(root: Path, det_id: int) -> tuple:
         con.close()
 
 
+def triaged_ids(root: Path, item_id: int) -> list[int]:
+    """The label ids triage revisions of one image wrote or removed (a new label goes above them)."""
+    con = sqlite3.connect(root / "tuiops.db")
+    try:
+        texts = [r[0] for r in con.execute("SELECT changes FROM revisions WHERE source = 'triage'")]
+    finally:
+        con.close()
+    changes = [json.loads(t) for t in texts]
+    return [r[0] for c in changes if c["item_id"] == item_id for r in c["before"] + c["after"]]
+
+
 def revisions(root: Path) -> int:
     con = sqlite3.connect(root / "tuiops.db")
     try:
@@ -107,7 +119,7 @@ def expected_after(root: Path, screen: TriageScreen, action: str, class_id: int 
     elif action == "accept":
         d = det_row(root, obj.det_id)
         if obj.label_id is None:
-            new_id = max(rows) + 1
+            new_id = max([*rows, *triaged_ids(root, obj.item_id)]) + 1
             rows[new_id] = (new_id, *d, None)
         else:
             rows[obj.label_id] = (obj.label_id, *d, rows[obj.label_id][6])

@@ -352,6 +352,29 @@ def open_queue(
     return TriageQueue(name, int(mid), label_set, run, kind, total, split, page, single)
 
 
+def queue_counts(
+    store: Store, label_set: str, run: str, *, match: str | None = None, split: str | None = None
+) -> dict[str, int]:
+    """How long each queue kind of the stored match is (``worst``: its images); empty when there is none.
+
+    One primary-key read of the match's stored counts: cheap enough for a menu.
+    """
+    name = match or f"{label_set}__{run}"
+    try:
+        text = store.one("SELECT counts FROM matches WHERE name = ?", (name,))
+        totals = json.loads(text) if text else {}
+    except (sqlite3.DatabaseError, ValueError):
+        return {}
+    group = "all" if split is None else ("none" if split == "" else split)
+    figures = totals.get(group) or {}
+    out: dict[str, int] = {}
+    for kind in KINDS:
+        value = figures.get("images" if kind == "worst" else kind)
+        if isinstance(value, int | float):
+            out[kind] = int(value)
+    return out
+
+
 # -- what one image shows ---------------------------------------------------------------------------
 @dataclass
 class ImageView:
@@ -559,11 +582,13 @@ def decide(
             det = conn.execute(
                 "SELECT class_id, x1, y1, x2, y2, score FROM detections WHERE id = ?", (obj.det_id,)
             ).fetchone()
+        if label is None and det is not None:
+            label = _accepted_label(current, det)
         before: list[LabelRow] = []
         after: list[LabelRow] = []
         excluded: tuple[bool, bool] | None = None
         lo, _hi = id_range(sid, item_id)
-        next_id = (max(by_id) + 1) if by_id else lo
+        next_id = max(lo - 1, max(by_id, default=lo - 1), _highest_written(conn, sid, item_id)) + 1
         if action == "accept":
             if det is None:
                 raise UsageError(
@@ -594,6 +619,8 @@ def decide(
                     raise UsageError(f"the label of {key} has that class already")
                 before, after = [label], [(label[0], class_id, *label[2:])]  # type: ignore[list-item]
             elif det is not None:
+                if next_id - lo > MAX_ORD:
+                    raise InputError(f"image {key} has {MAX_ORD + 1} labels in set {label_set!r} already")
                 _cls, x1, y1, x2, y2, _score = det
                 after = [(next_id, class_id, float(x1), float(y1), float(x2), float(y2), None)]
             else:
@@ -632,6 +659,31 @@ def decide(
         rev = _record(conn, sid, utcnow(), note or f"triage {action} {key}", changes)
         _write(conn, sid, item_id, before, after, excluded, rev, utcnow())
     return Decision(rev, action, label_set, item_id, str(key), before, after, excluded)
+
+
+def _accepted_label(current: list[LabelRow], det: Any) -> LabelRow | None:
+    """The label that holds a detection's very box: the detection was accepted before.
+
+    A detection without a label in the match (fp, dup) that was accepted since has that
+    label now; deciding on it again works on that label instead of adding a second one.
+    """
+    box = tuple(float(v) for v in det[1:5])
+    return next((r for r in current if (r[2], r[3], r[4], r[5]) == box), None)
+
+
+def _highest_written(conn: Any, sid: int, item_id: int) -> int:
+    """The highest label id the set's triage revisions of the image wrote or removed (−1: none).
+
+    New labels take ids above it, so a label deleted by triage never has its id taken by
+    another one: the match's label ids and an undo keep meaning the label they named.
+    """
+    row = conn.execute(
+        "SELECT MAX(json_extract(j.value, '$[0]')) FROM revisions r, "
+        "(SELECT '$.before' AS path UNION ALL SELECT '$.after') p, json_each(r.changes, p.path) j "
+        "WHERE r.set_id = ? AND r.source = 'triage' AND json_extract(r.changes, '$.item_id') = ?",
+        (sid, item_id),
+    ).fetchone()
+    return -1 if row is None or row[0] is None else int(row[0])
 
 
 @contextlib.contextmanager

@@ -203,8 +203,11 @@ class MonitorScreen(Screen[None]):
             self.error = message.error
             self.query_one("#monitor-header", Static).update(f"cannot read: {message.error.message}")
             return
+        recovered = self.error is not None
         self.error = None
         if message.state is None:
+            if recovered and self.state is not None:
+                self._show(self.state)
             return
         self.state = message.state
         self.updates += 1

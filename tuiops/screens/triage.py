@@ -12,7 +12,6 @@ decision. Keys come from the action table (scope ``triage``).
 from __future__ import annotations
 
 import contextlib
-import json
 import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -636,7 +635,7 @@ def parse_command(text: str) -> dict[str, Any]:
 
 def start_triage(app: Any, **options: Any) -> None:
     """Open the triage screen; the set and run default to the app's context, the kind is asked for."""
-    from tuiops.ops.triage import KINDS
+    from tuiops.ops.triage import KINDS, queue_counts
     from tuiops.screens.dialogs import MenuDialog
 
     label_set = options.get("label_set") or app.ctx.label_set
@@ -658,10 +657,8 @@ def start_triage(app: Any, **options: Any) -> None:
             app.push_screen(TriageScreen(label_set, run, k, match=match, split=split))
 
     counts: dict[str, Any] = {}
-    with contextlib.suppress(Exception):
-        name = match or f"{label_set}__{run}"
-        text = app.ui_store.one("SELECT counts FROM matches WHERE name = ?", (name,))
-        counts = (json.loads(text) if text else {}).get(split or "all", {}) if split != "" else {}
+    with contextlib.suppress(TuiopsError):
+        counts = dict(queue_counts(app.ui_store, label_set, run, match=match, split=split))
     entries = [
         (k, f"{k:<6} {counts.get('images' if k == 'worst' else k, ''):>8}  {KIND_TITLES[k]}") for k in KINDS
     ]
