@@ -188,6 +188,8 @@ GEN = textwrap.dedent(
         recs[1]["objects"][0]["xmax"] = 10.5
     if mode == "missing":
         recs.append({"file": "ghost.jpg", "objects": []})
+    if mode == "unlisted":
+        Image.new("RGB", (100, 80)).save(out / "extra.jpg")
     if mode == "badjson":
         (out / "boxes.json").write_text("[{")
     else:
@@ -216,6 +218,7 @@ def gen(pws) -> Path:  # type: ignore[no-untyped-def]
         ("unknown", 4, "g1.jpg: object 1: class 'dog' is not one of the project's classes (button)"),
         ("empty", 4, "g1.jpg: object 1: box (10.0, 10.0, 10.5, 40.0) is empty"),
         ("missing", 4, "ghost.jpg: listed, but no such file was written"),
+        ("unlisted", 4, "1 image(s) that boxes.json does not list: extra.jpg"),
         ("badjson", 4, "boxes.json is not valid JSON"),
     ],
 )
@@ -234,6 +237,65 @@ def test_bad_output_fails_and_keeps_the_previous_build(pws, gen, capsys, mode, c
     assert not list(gen.glob("build.*-*"))
     assert pws.store.one("SELECT count(*) FROM project_builds") == 1
     assert pws.store.one("SELECT count(*) FROM jobs WHERE kind = 'project.build' AND status = 'failed'") == 1
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        'python gen.py "{out}" {count}',
+        "python gen.py '{out}' {count}",
+        'python gen.py {out} "{count}"',
+        "sh -c 'python gen.py {out} {count}'",
+        "python gen.py {out} {count:d}",
+    ],
+)
+def test_augment_placeholders_inside_quotes_are_refused(pws, gen, capsys, template):
+    """A quoted placeholder would be quoted twice: a path with spaces breaks and ``$(…)`` in it runs."""
+    toml = gen / "project.toml"
+    toml.write_text(toml.read_text().replace('"python gen.py {out} {count}"', repr(template)))
+    assert template in toml.read_text()
+    assert cli(pws, "project", "build", "gen") == 4
+    err = capsys.readouterr().err
+    assert "project.toml" in err and ("inside quotes" in err or "not a valid command template" in err), err
+    assert not (gen / "build").exists()
+
+
+def test_workspace_path_with_shell_characters_is_passed_whole(tmp_path):
+    from tuiops.ops.project import build_project, new_project
+    from tuiops.workspace import Workspace
+
+    with Workspace.init(tmp_path / "w $(touch PWNED) 'q'", classes=["head"]) as w:
+        p = new_project(w, "gen", classes=["button"], count=2, augment="python gen.py {out} {count}")
+        (p.root / "gen.py").write_text(GEN)
+        (p.root / "MODE").write_text("good")
+        assert build_project(w, "gen").images == 2
+        assert not list(tmp_path.rglob("PWNED"))
+
+
+def test_odd_master_file_names_are_hashed_and_built(pws, capsys):
+    """Master names that are not UTF-8 or carry quotes and spaces: hashed by their bytes, built."""
+    import os
+
+    from tuiops.ops.project import build_project, build_state, load_project
+
+    p = load_project(pws, "close_button")
+    images, anns = p.master / "images", p.master / "annotations"
+    for stem in (b"bad\xff", b'it\'s "q" $(x)'):
+        raw_img = os.path.join(os.fsencode(images), stem + b".png")
+        raw_ann = os.path.join(os.fsencode(anns), stem + b".xml")
+        with open(raw_img, "wb") as fh:
+            fh.write((images / "close_01.png").read_bytes())
+        with open(raw_ann, "wb") as fh:
+            fh.write((anns / "close_01.xml").read_bytes())
+    assert build_state(pws, p) == "none"
+    assert build_project(pws, "close_button", count=4).status == "built"
+    assert build_state(pws, p) == "up to date"
+    os.unlink(os.path.join(os.fsencode(images), b"bad\xff.png"))
+    os.unlink(os.path.join(os.fsencode(anns), b"bad\xff.xml"))
+    assert build_state(pws, p) == "stale"
+    assert cli(pws, "project", "show", "close_button", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["build"] == "stale"
+    assert cli(pws, "project", "list") == 0
 
 
 def test_box_within_a_pixel_of_the_edge_is_clipped(pws, gen):
@@ -453,3 +515,17 @@ def test_a_second_build_of_one_project_at_once_is_refused(pws):
         with pytest.raises(ConflictError, match="another build of kanji is running"):
             build_project(pws, "kanji", count=2)
     assert build_project(pws, "kanji", count=2).status == "built"
+
+
+def test_mix_warns_when_a_project_changed_since_its_build(pws, tmp_path):
+    from tuiops.ops.project import build_project
+    from tuiops.ops.project_mix import mix_projects
+
+    for name in ("close_button", "kanji"):
+        assert build_project(pws, name, count=3).status == "built"
+    res = mix_projects(pws, ["close_button", "kanji"], tmp_path / "m1")
+    assert res.images == 6 and res.warnings == []
+    ann = Path(pws.root) / "projects" / "kanji" / "master" / "annotations" / "sheet_01.xml"
+    ann.write_text(ann.read_text().replace("<segmented>", "<segmented> "))
+    res = mix_projects(pws, ["close_button", "kanji"], tmp_path / "m2")
+    assert len(res.warnings) == 1 and "project kanji changed since its build" in res.warnings[0]

@@ -561,6 +561,20 @@ def test_bad_builds_are_clear_errors(mws, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".o.")]
 
 
+def test_out_holding_the_workspace_or_a_build_is_refused(mws, tmp_path):
+    """Even with --overwrite: replacing such a folder would delete the workspace or the builds read."""
+    from tuiops.ops.project_mix import mix_projects
+
+    make_build(mws, "a", ["x"], 3)
+    before = sorted(p.name for p in mws.root.iterdir())
+    for out in (mws.root, tmp_path, mws.root / "projects", mws.root / "projects" / "a" / "build" / "o"):
+        with pytest.raises(UsageError, match=r"workspace|overlaps the build of project a"):
+            mix_projects(mws, ["a"], out, overwrite=True)
+    assert sorted(p.name for p in mws.root.iterdir()) == before
+    assert (mws.root / "projects" / "a" / "build" / "build.json").is_file()
+    assert mix_projects(mws, ["a"], mws.root / "mixes" / "o").images == 3
+
+
 def test_stale_build_is_warned_about(mws, tmp_path):
     from tuiops.ops.project_mix import mix_projects
 

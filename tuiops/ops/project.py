@@ -162,6 +162,21 @@ def _check_command(cmd: str, source: Path) -> None:
             f"{source}: augment = {cmd!r} does not pass the output folder {{out}}",
             hint="the build gives the script an empty folder {out} to write the images and boxes.json into",
         )
+    probe = {f: f"/{f} x'y\"$(z)`w`" for f in _PLACEHOLDERS}
+    try:
+        tokens = shlex.split(cmd.format(**{f: shlex.quote(v) for f, v in probe.items()}))
+    except (ValueError, IndexError, KeyError) as exc:
+        raise InputError(
+            f"{source}: augment = {cmd!r} is not a valid command template: {exc}",
+            hint="write the placeholders bare ({out}, {count}, {seed}), without conversions or format specs",
+        ) from exc
+    for f in sorted(fields):
+        if not any(probe[f] in t for t in tokens):
+            raise InputError(
+                f"{source}: augment = {cmd!r} puts {{{f}}} inside quotes",
+                hint=f"write {{{f}}} bare: the build shell-quotes the value it puts there "
+                "(quoting it again would break paths with spaces or let $(…) in a path run)",
+            )
 
 
 def load_project(ws: Workspace, name: str) -> Project:
@@ -354,12 +369,12 @@ def input_hashes(ws: Workspace, project: Project) -> tuple[str, str]:
         if not folder.is_dir():
             continue
         for rel, p in input_files(folder):
-            digest.update(f"{prefix}{rel}\0{sha256_file(p)}\n".encode())
+            digest.update(f"{prefix}{rel}\0{sha256_file(p)}\n".encode("utf-8", "surrogateescape"))
     script = hashlib.sha256()
     files = script_files(project)
     if files:
         for p in files:
-            script.update(f"{p.name}\0{sha256_file(p)}\n".encode())
+            script.update(f"{p.name}\0{sha256_file(p)}\n".encode("utf-8", "surrogateescape"))
     else:
         script.update(project.augment.encode())
     return digest.hexdigest(), script.hexdigest()
@@ -691,6 +706,14 @@ def _from_boxes_json(out: Path, path: Path) -> list[_Output]:
                 )
             )
         outputs.append(_Output(rec["file"], _inside(out, rec["file"], where), boxes))
+    listed = {o.path for o in outputs}
+    unlisted = [p.relative_to(out).as_posix() for p in _images_in(out) if p.resolve() not in listed]
+    if unlisted:
+        shown = ", ".join(unlisted[:5]) + (f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else "")
+        raise InputError(
+            f"the augmentation wrote {len(unlisted)} image(s) that boxes.json does not list: {shown}",
+            hint='list every image in boxes.json (an image without objects as "objects": [])',
+        )
     return outputs
 
 

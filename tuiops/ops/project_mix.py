@@ -798,6 +798,48 @@ def _check_out(out: Path, overwrite: bool) -> None:
     )
 
 
+def _changed_since_build(ws: Workspace, builds: Sequence[ProjectBuild]) -> list[str]:
+    """Warnings for builds whose project (masters, script, project.toml, common) changed since."""
+    from tuiops.errors import TuiopsError
+    from tuiops.ops.project import input_hashes, load_project
+
+    out = []
+    for b in builds:
+        recorded = b.info.get("inputs_sha256")
+        if not isinstance(recorded, str):
+            continue
+        try:
+            current, _ = input_hashes(ws, load_project(ws, b.name))
+        except (TuiopsError, OSError):
+            continue
+        if current != recorded:
+            out.append(
+                f"project {b.name} changed since its build (masters, script, project.toml or common); "
+                f"this mix uses the old build: rebuild it with `tuiops project build {b.name}`"
+            )
+    return out
+
+
+def _check_not_inputs(ws: Workspace, target: Path, projects: Sequence[str]) -> None:
+    """Refuse an output folder that holds the workspace or lies in a build the mix reads."""
+    real = target.resolve()
+    root = Path(ws.root).resolve()
+    if real == root or real in root.parents:
+        raise UsageError(
+            f"--out {display_path(target)} holds the workspace {display_path(root)}; "
+            "replacing it would delete the workspace",
+            hint="give a new folder for the mixed dataset",
+        )
+    pdir = projects_dir(ws).resolve()
+    for name in projects:
+        build = pdir / name / "build"
+        if real == build or build in real.parents or real in build.parents:
+            raise UsageError(
+                f"--out {display_path(target)} overlaps the build of project {name}, which this mix reads",
+                hint="put the mixed dataset outside projects/",
+            )
+
+
 def _epoch(created: Any) -> int:
     try:
         return int(_dt.datetime.fromisoformat(str(created).replace("Z", "+00:00")).timestamp())
@@ -1052,6 +1094,7 @@ def mix_projects(
                 f"--tar {display_path(tar_path)} lies inside the output folder; put it beside it"
             )
     _check_out(target, overwrite)
+    _check_not_inputs(ws, target, projects)
     order = read_names_file(Path(classes_file).expanduser()) if classes_file is not None else None
     rules = parse_map(maps)
     builds = [load_build(ws, p) for p in projects]
@@ -1062,6 +1105,7 @@ def mix_projects(
         for b in builds
         if b.declared is not None and b.declared != b.classes
     ]
+    warnings += _changed_since_build(ws, builds)
     total = sum(len(b.files) for b in builds)
     params = {
         "projects": list(projects),
