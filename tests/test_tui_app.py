@@ -50,6 +50,15 @@ def drive(root: Path, scenario: Callable[[Any, TuiopsApp], Awaitable[None]], **k
     """Run the app on ``root`` headless and play ``scenario`` against it."""
     ws = Workspace.open(root)
     app = TuiopsApp(ws, **kwargs)
+    seen: list[str] = []
+    shown = app.notify
+
+    def notify(message: str, *args: Any, **kw: Any) -> None:
+        seen.append(str(message))
+        shown(message, *args, **kw)
+
+    app.notify = notify  # type: ignore[method-assign]
+    app.notes_seen = seen  # type: ignore[attr-defined]
 
     async def main() -> None:
         async with app.run_test(size=SIZE) as pilot:
@@ -64,7 +73,9 @@ def drive(root: Path, scenario: Callable[[Any, TuiopsApp], Awaitable[None]], **k
 
 
 def notes(app: TuiopsApp) -> list[str]:
-    return [n.message for n in app._notifications]
+    """Every notification shown since the app started (also those that timed out since)."""
+    seen = getattr(app, "notes_seen", None)
+    return list(seen) if seen is not None else [n.message for n in app._notifications]
 
 
 def left(app: TuiopsApp) -> Any:
