@@ -229,6 +229,12 @@ def op_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Files handled at once.",
         ),
         click.option(
+            "--durable",
+            is_flag=True,
+            help="Sync every file (and its folder) before the journal records it: resume is exact "
+            "after a power loss too, not only after a kill. Slower.",
+        ),
+        click.option(
             "--show", type=click.IntRange(min=0), default=10, show_default=True, help="Plan rows to print."
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr."),
@@ -242,6 +248,10 @@ _LAYOUT_HELP = (
     "Target folder layout: "
     + ", ".join(f"{k} ({v or 'one folder'})" for k, v in LAYOUTS.items())
     + ", or a template like '{booru}/{fid:08d}'."
+)
+_LABEL_LAYOUT_HELP = (
+    "Where label files go: beside their image, or sibling (ultralytics): images under TO/images/…, "
+    "label files and classes.txt under TO/labels/… with the same relative path."
 )
 _NAME_HELP = (
     "File-name template, e.g. '{booru}_{fid}{ext}' (default: the name as it is). Fields: name, stem, ext, "
@@ -267,6 +277,7 @@ def _run(op: str, kw: dict[str, Any], **plan_kw: Any) -> int:
             label_set=kw.get("label_set"),
             on_conflict=kw["on_conflict"],
             follow_symlinks=kw["follow_symlinks"],
+            durable=kw["durable"],
             **plan_kw,
         )
     out: dict[str, Any] = {"plan": plan.to_dict()}
@@ -337,12 +348,23 @@ def render_run(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _label_layout_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--label-layout",
+        type=click.Choice(["beside", "sibling"]),
+        default="beside",
+        show_default=True,
+        help=_LABEL_LAYOUT_HELP,
+    )(f)
+
+
 @ops_group.command("copy")
 @click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Target folder.")
 @click.option("--layout", default="flat", show_default=True, help=_LAYOUT_HELP)
 @click.option("--name", "name", help=_NAME_HELP)
+@_label_layout_option
 @op_options
-def ops_copy(to: str, layout: str, name: str | None, **kw: Any) -> int:
+def ops_copy(to: str, layout: str, name: str | None, label_layout: str, **kw: Any) -> int:
     """Copy the files of a selection (with their label files) into a folder.
 
     \b
@@ -350,23 +372,25 @@ def ops_copy(to: str, layout: str, name: str | None, **kw: Any) -> int:
       tuiops ops copy --where "n_labels = 0" --set master --to review/empty
       tuiops ops copy --match v41 --where "f1 < 0.5" --layout by-match --to review/worst
       tuiops ops copy --keys list.txt --to train/images --labels yolo --set master
+      tuiops ops copy --selection train --to datasets/v41 --label-layout sibling --labels yolo --set master
     """
-    return _run("copy", kw, to=to, layout=layout, name=name)
+    return _run("copy", kw, to=to, layout=layout, name=name, label_layout=label_layout)
 
 
 @ops_group.command("move")
 @click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Target folder.")
 @click.option("--layout", default="flat", show_default=True, help=_LAYOUT_HELP)
 @click.option("--name", "name", help=_NAME_HELP)
+@_label_layout_option
 @op_options
-def ops_move(to: str, layout: str, name: str | None, **kw: Any) -> int:
+def ops_move(to: str, layout: str, name: str | None, label_layout: str, **kw: Any) -> int:
     """Move the files of a selection (with their label files); the store's records follow.
 
     \b
     Examples:
       tuiops ops move --where "status = 'corrupt'" --to /data/quarantine --layout by-pool
     """
-    return _run("move", kw, to=to, layout=layout, name=name)
+    return _run("move", kw, to=to, layout=layout, name=name, label_layout=label_layout)
 
 
 @ops_group.command("rename")
@@ -398,7 +422,13 @@ def ops_delete(**kw: Any) -> int:
 
 
 @ops_group.command("convert")
-@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Target folder.")
+@click.option("--to", "to", type=click.Path(file_okay=False), help="Target folder (or --in-place).")
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="Re-encode each file at its path (or beside it under the new extension); the originals go "
+    "to the workspace trash until `ops purge`, the store's records follow, label files are left alone.",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["jpeg", "png", "webp"]), default="jpeg", show_default=True,
     help="Output format.",
@@ -419,31 +449,47 @@ def ops_delete(**kw: Any) -> int:
 @click.option(
     "--name", "name", help=_NAME_HELP + " For convert the default is '{stem}{ext}' with the new extension."
 )
+@_label_layout_option
 @op_options
 def ops_convert(
-    to: str,
+    to: str | None,
+    in_place: bool,
     fmt: str,
     quality: int,
     max_side: int | None,
     strip_metadata: bool,
     layout: str,
     name: str | None,
+    label_layout: str,
     **kw: Any,
 ) -> int:
-    """Re-encode the files of a selection with Pillow into a folder (format, quality, size).
+    """Re-encode the files of a selection with Pillow into a folder, or in place (format, quality, size).
 
-    Labels go along: YOLO files unchanged (they are relative); with --max-side, VOC files
-    must be written from the store (--labels voc --set NAME), which scales their boxes.
+    Labels go along into a folder: YOLO files unchanged (they are relative); with
+    --max-side, VOC files must be written from the store (--labels voc --set NAME), which
+    scales their boxes. --in-place keeps each file where it is (a new extension when the
+    format changes), keeps the original in the workspace trash for `ops undo` until
+    `ops purge`, and leaves label files alone.
 
     \b
     Examples:
       tuiops ops convert --where "format = 'PNG'" --to out/jpg --format jpeg --quality 92
       tuiops ops convert --selection train --to out/small --max-side 1024 --labels yolo --set master
+      tuiops ops convert --where "format = 'PNG' AND size > 2000000" --in-place --format webp
     """
     from tuiops.ops.fileops import ConvertOptions
 
     conv = ConvertOptions(format=fmt, quality=quality, max_side=max_side, strip_metadata=strip_metadata)
-    return _run("convert", kw, to=to, layout=layout, name=name, convert=conv)
+    return _run(
+        "convert",
+        kw,
+        to=to,
+        layout=layout,
+        name=name,
+        convert=conv,
+        in_place=in_place,
+        label_layout=label_layout,
+    )
 
 
 @ops_group.command("resume")
@@ -451,9 +497,10 @@ def ops_convert(
 @click.option(
     "--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Files handled at once."
 )
+@click.option("--durable", is_flag=True, help="Sync every file before it is journaled (default: as planned).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
 @json_option
-def ops_resume(job: int, workers: int, quiet: bool, as_json: bool) -> int:
+def ops_resume(job: int, workers: int, durable: bool, quiet: bool, as_json: bool) -> int:
     """Run a planned (dry-run) job, or finish one that was killed, cancelled or failed.
 
     Each action left half-done is decided from the journal and the disk: nothing is lost
@@ -463,7 +510,7 @@ def ops_resume(job: int, workers: int, quiet: bool, as_json: bool) -> int:
 
     ws = get_workspace()
     with progress_reporter(f"job {job}", quiet=quiet or as_json) as on_progress:
-        r = run_job(ws, job, workers=workers, progress=on_progress)
+        r = run_job(ws, job, workers=workers, durable=True if durable else None, progress=on_progress)
     emit(r.to_dict(), as_json, text=None if as_json else render_run(r.to_dict()))
     return 0 if r.status == "done" else 1
 
@@ -549,6 +596,21 @@ def ops_show(job: int, what: str | None, limit: int, as_json: bool) -> None:
         extra = f"  [{a['conflict']}]" if a["conflict"] else ""
         err = f"  {a['error']}" if a["error"] else ""
         click.echo(f"  {a['seq']:>6} {a['action']:<7} {a['state']:<8} {arrow}{extra}{err}")
+
+
+@ops_group.command("purge")
+@click.argument("job", type=int)
+@json_option
+def ops_purge(job: int, as_json: bool) -> None:
+    """Delete what a job keeps in the workspace trash; the job can no longer be undone.
+
+    The trash folder .trash/job-N holds the originals of an in-place conversion, files an
+    overwrite replaced and files a delete moved there.
+    """
+    from tuiops.ops.fileops import purge_job
+
+    d = purge_job(get_workspace(), job)
+    emit(d, as_json, text=f"purged job {job}: {d['files']} file(s), {d['bytes'] / 1e6:.1f} MB freed")
 
 
 @ops_group.command("forget")

@@ -9,9 +9,8 @@ the store (YOLO txt with the workspace's ``classes.txt``, Pascal VOC XML).
 Plan
     Every op first writes its plan into the store as a job: one ``job_actions`` row per
     file action (``mkdir``, ``copy``, ``move``, ``convert``, ``write``, ``paint``), with
-    the source, the target (written under the temporary name ``.tuiops-JOB-SEQ.part``
-    beside it) and, for an overwrite, where the old target is kept. Conflicts are found while planning and follow the
-    policy: ``fail`` (default: nothing is touched), ``skip``, ``rename`` (``NAME_1.ext``,
+    the source, the target and, for an overwrite or an in-place conversion, where the
+    old file is kept. Conflicts are found while planning and follow the policy: ``fail`` (default: nothing is touched), ``skip``, ``rename`` (``NAME_1.ext``,
     the image and its label files together) or ``overwrite`` (the old file goes to the
     workspace trash, so undo restores it). Conflicts a new name cannot solve (source
     missing, read-only folder, symlink out of the pool, name too long) are skipped under
@@ -19,16 +18,29 @@ Plan
     ``resume``).
 
 Run
-    Actions run on a small thread pool, one image with its label files at a time, each
-    written to its temporary name and renamed into place; a move within a file system
-    is one rename, a move across file systems is copy → fsync → verify (size and
-    SHA-256) → rename → delete. The journal is write-ahead: a batch of actions is marked
-    ``started`` in the store before any of them touches a file, and their outcome is
-    committed in batches (with the store's ``files`` records following moved files, in
-    the same transaction). After a kill at any moment, ``resume`` decides each started
-    action from the journal and the file system (source and target present? target
-    content right? temporary file left?) and finishes the job: nothing lost, nothing
-    done twice.
+    Actions run on a small thread pool, one image with its label files at a time. A new
+    file (copy, convert, label written) is written unnamed in its target folder
+    (``O_TMPFILE``) and linked to its name when complete, so it appears whole or not at
+    all and never replaces a file that is there (file systems without ``O_TMPFILE`` get
+    the temporary name ``.tuiops-JOB-SEQ.part`` and a no-replace rename). A move within a
+    file system is one rename; a move across file systems is copy → fsync → verify (size
+    and SHA-256) → rename → delete. The journal is write-ahead: before a window of
+    actions touches a file, the job's mark (``job_marks``) moves past it in one store
+    update, and the outcomes (size and SHA-256 of every file written) are committed in
+    batches, with the store's ``files`` records following moved files in the same
+    transaction. After a kill at any moment, ``resume`` decides every action at or below
+    the mark that the journal does not know as done from the file system (source and
+    target present? target content the expected SHA-256? temporary file left?) and
+    finishes the job: nothing lost, nothing done twice.
+
+Durability
+    The journal stays consistent through any crash (SQLite WAL). After the process is
+    killed (``kill -9``, out of memory, Ctrl+C) resume is exact: the kernel keeps every
+    byte written. By default file data is not synced: after a power loss or an OS crash a
+    file the journal records as done may lack data that had not reached the disk. With
+    ``durable`` (``--durable``) every file is synced before it gets its name, its folder
+    after, and every journal commit is synced, so resume is exact after a power loss too
+    (at the cost of an fsync per file).
 
 Undo
     ``undo`` walks the done actions backwards: copies are removed (only when unchanged
@@ -77,6 +89,9 @@ if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
 OPS = ("copy", "move", "rename", "delete", "convert")
+#: Where label files go: ``beside`` their image, or ``sibling`` (ultralytics): images under
+#: ``TO/images/…`` and labels under ``TO/labels/…`` with the same relative path.
+LABEL_LAYOUTS = ("beside", "sibling")
 POLICIES = ("fail", "skip", "rename", "overwrite")
 LABEL_MODES = ("carry", "none", "yolo", "voc", "both")
 STATES = ("planned", "started", "done", "failed", "skipped", "undoing", "undone")
@@ -105,7 +120,7 @@ PATH_FIELDS = ("name", "stem", "ext", "dir", "relpath")
 FIELD_ALIASES = {"class": "top_class", "det_class": "top_det_class"}
 
 WORKERS = 4
-WINDOW = 256
+WINDOW = 1024
 FLUSH_SECONDS = 0.2
 BIG_FILE = 16 << 20
 CHUNK = 1 << 20
@@ -143,7 +158,10 @@ _UNESC = {v: k for k, v in _ESC.items()}
 
 def esc(raw: bytes) -> str:
     """A path's bytes as a UTF-8-safe string (bytes that are not UTF-8 → U+F780..U+F7FF)."""
-    return raw.decode("utf-8", "surrogateescape").translate(_ESC)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "surrogateescape").translate(_ESC)
 
 
 def unesc(text: str) -> bytes:
@@ -315,6 +333,10 @@ def _field_value(name: str, dtype: Any) -> pl.Expr:
     return pl.when(e.is_null() | (e == "")).then(pl.lit("none") if name != "dir" else pl.lit("")).otherwise(e)
 
 
+#: Selection columns a plan reads only to write label files from the store (or for ops built on it).
+_SIZE_COLS = ("key", "width", "height", "img_w", "img_h", "mode")
+
+
 # -- the file-system survey -------------------------------------------------------------------------
 @dataclass
 class _Survey:
@@ -480,6 +502,9 @@ def plan(
     on_conflict: str = "fail",
     convert: ConvertOptions | None = None,
     follow_symlinks: bool = False,
+    durable: bool = False,
+    in_place: bool = False,
+    label_layout: str = "beside",
     dry_run: bool = False,
     image_data: Callable[[pl.DataFrame], pl.Series] | None = None,
     extra_actions: Callable[[pl.DataFrame, pl.DataFrame, int], pl.DataFrame] | None = None,
@@ -493,7 +518,12 @@ def plan(
     :data:`tuiops.ops.select.LAYOUTS` or a folder template (``{booru}/{fid_k}``);
     ``name``: the file-name template (default ``{name}``; for convert ``{stem}{ext}``
     with the new extension). ``labels``: ``carry`` label files from disk, ``none``, or
-    write them from ``label_set`` as ``yolo``, ``voc`` or ``both``. Raises
+    write them from ``label_set`` as ``yolo``, ``voc`` or ``both``. ``label_layout``:
+    ``beside`` (label files next to their image) or ``sibling`` (ultralytics: images
+    under ``TO/images/LAYOUT/``, label files and classes.txt under ``TO/labels/LAYOUT/``).
+    ``in_place`` (convert only, no ``to``): re-encode each image at its path, or beside it
+    under the new extension when the format changes, the original going to the job's
+    trash folder (undo restores it; label files are left alone). Raises
     :class:`ConflictError` when the policy is ``fail`` and there are conflicts (the
     refused plan stays recorded, for ``tuiops ops show``), unless ``dry_run``.
 
@@ -510,8 +540,25 @@ def plan(
         raise UsageError(f"--on-conflict must be one of {', '.join(POLICIES)}, not {on_conflict!r}")
     if labels not in LABEL_MODES:
         raise UsageError(f"--labels must be one of {', '.join(LABEL_MODES)}, not {labels!r}")
-    if op in ("copy", "move", "convert", "paint") and to is None:
-        raise UsageError(f"`ops {op}` needs a target folder: --to DIR")
+    if label_layout not in LABEL_LAYOUTS:
+        raise UsageError(f"--label-layout must be one of {', '.join(LABEL_LAYOUTS)}, not {label_layout!r}")
+    if in_place:
+        if op != "convert":
+            raise UsageError("--in-place is for `ops convert` only")
+        if to is not None:
+            raise UsageError("`ops convert --in-place` keeps the files where they are: leave out --to")
+        if on_conflict == "overwrite":
+            raise UsageError(
+                "`ops convert --in-place` does not overwrite other files",
+                hint="use --on-conflict skip or rename for names the new extension would take",
+            )
+        if label_layout != "beside":
+            raise UsageError("--label-layout sibling needs a target folder; --in-place leaves labels alone")
+        labels = "none"
+    elif op in ("copy", "move", "convert", "paint") and to is None:
+        raise UsageError(f"`ops {op}` needs a target folder: --to DIR (or --in-place for convert)")
+    if label_layout == "sibling" and op in ("rename", "delete"):
+        raise UsageError(f"--label-layout sibling needs a target folder; `ops {op}` has none")
     if op == "rename" and not name:
         raise UsageError("`ops rename` needs a name template: --name '{booru}_{fid}{ext}'")
     if op == "convert":
@@ -523,7 +570,9 @@ def plan(
     label_set = label_set or spec.label_set
     if labels in ("yolo", "voc", "both") and not label_set:
         raise UsageError(f"--labels {labels} writes label files from a label set: give --set NAME")
-    layout_t = LAYOUTS.get(layout, layout) if op in ("copy", "move", "convert", "paint") else ""
+    layout_t = (
+        LAYOUTS.get(layout, layout) if op in ("copy", "move", "convert", "paint") and not in_place else ""
+    )
     name_t = name or {"convert": "{stem}{ext}", "paint": "{stem}.jpg"}.get(op, "{name}")
     layout_parts = parse_template(layout_t)
     name_parts = parse_template(name_t)
@@ -559,9 +608,21 @@ def plan(
             if any(f in ("top_class", "category", "top_det_class") for f in bad):
                 hint = "{class} needs --set, {det_class} --run, {category} --match; " + hint
             raise UsageError(f"unknown template field(s): {', '.join('{' + b + '}' for b in bad)}", hint=hint)
-        want = base_cols + [f for f in fields if f not in base_cols and f not in PATH_FIELDS and f != "n"]
+        # the image's sizes and key are read only where label files are written from the store
+        # or another op builds on the plan (a million rows of them are seconds of planning)
+        lean = labels not in ("yolo", "voc", "both") and image_data is None and extra_actions is None
+        core = [c for c in base_cols if c not in _SIZE_COLS] if lean else base_cols
+        want = core + [f for f in fields if f not in core and f not in PATH_FIELDS and f != "n"]
         sel = select_files(ws, probe_spec, columns=want)
     frame = sel.frame
+    missing = [c for c in base_cols if c not in frame.columns]
+    if missing:
+        import polars as pl
+
+        text = ("key", "mode")
+        frame = frame.with_columns(
+            pl.lit(None, pl.String if c in text else pl.Int64).alias(c) for c in missing
+        )
     rep.check()
     params: dict[str, Any] = {
         "op": op,
@@ -573,6 +634,9 @@ def plan(
         "on_conflict": on_conflict,
         "convert": asdict(convert) if convert else None,
         "follow_symlinks": follow_symlinks,
+        "durable": durable,
+        "in_place": in_place,
+        "label_layout": label_layout,
         "selection": sel.spec.to_dict(),
         **(job_params or {}),
     }
@@ -598,6 +662,8 @@ def plan(
             rep,
             image_data,
             extra_actions,
+            in_place=in_place,
+            label_layout=label_layout,
         )
     except BaseException:
         with store.transaction() as conn:
@@ -637,6 +703,9 @@ def _plan(
     rep: Reporter,
     image_data: Callable[[pl.DataFrame], pl.Series] | None = None,
     extra_actions: Callable[[pl.DataFrame, pl.DataFrame, int], pl.DataFrame] | None = None,
+    *,
+    in_place: bool = False,
+    label_layout: str = "beside",
 ) -> PlanResult:
     import polars as pl
 
@@ -705,7 +774,7 @@ def _plan(
             ).alias("dst_dir"),
             pl.col("name").alias("dst_name"),
         )
-    elif op == "rename":
+    elif op == "rename" or in_place:
         f = f.with_columns(pl.col("src_dir").alias("dst_dir"), _render(name_parts).alias("dst_name"))
     else:
         lay = _render(layout_parts)
@@ -714,6 +783,8 @@ def _plan(
         ):
             lay = lay.str.replace_all("/+", "/").str.strip_chars("/")
         base = to_esc.rstrip("/")
+        if label_layout == "sibling":
+            base = f"{base}/images"
         if layout_parts and any(lit or fld for lit, fld, _ in layout_parts):
             dst_dir = pl.when(lay == "").then(pl.lit(base)).otherwise(pl.lit(base) + "/" + lay)
         else:
@@ -732,6 +803,17 @@ def _plan(
         (pl.col("dst_dir") + "/" + pl.col("dst_name")).alias("dst"),
         _stem(pl.col("dst_name")).alias("dst_stem"),
     )
+    if label_layout == "sibling":
+        # the same path under TO/labels as the image has under TO/images (a name template
+        # with folders in it moves both alike)
+        images = to_esc.rstrip("/") + "/images"
+        f = f.with_columns(
+            (pl.lit(to_esc.rstrip("/") + "/labels") + pl.col("dst_dir").str.strip_prefix(images)).alias(
+                "ldst_dir"
+            )
+        )
+    else:
+        f = f.with_columns(pl.col("dst_dir").alias("ldst_dir"))
     bad = f.filter((pl.col("dst_name").str.len_bytes() == 0) | pl.col("dst_name").is_in([".", ".."]))
     if bad.height:
         raise UsageError(
@@ -754,6 +836,7 @@ def _plan(
         "stem",
         "dst",
         "dst_dir",
+        "ldst_dir",
         "dst_name",
         "dst_stem",
         "size",
@@ -796,7 +879,7 @@ def _plan(
             lab = pl.concat([lab, extra], how="diagonal_relaxed") if lab.height else extra
     action = {
         "copy": "copy", "move": "move", "rename": "move", "delete": "move", "convert": "convert", "paint": "paint",
-    }[op]  # fmt: skip
+    }[op] if not in_place else "reencode"  # fmt: skip
     data = image_data(img) if image_data is not None else pl.lit(None, pl.Binary)
     img_actions = img.select(
         "g",
@@ -828,6 +911,8 @@ def _plan(
     dirs = sorted(set(live["dst_dir"].to_list()))
     if live.filter(pl.col("_overwrite")).height:
         dirs.append(trash_esc + "/overwritten")
+    if in_place and live.height:
+        dirs.append(trash_esc + "/originals")
     needed: list[str] = []
     seen: set[str] = set()
     for d in dirs:
@@ -861,6 +946,8 @@ def _plan(
         pl.lit(None, pl.String).alias("tmp"),
         pl.when(pl.col("_overwrite"))
         .then(pl.lit(trash_esc + "/overwritten/") + pl.col("seq").cast(pl.String))
+        .when(pl.col("action") == "reencode")
+        .then(pl.lit(trash_esc + "/originals/") + pl.col("seq").cast(pl.String))
         .otherwise(None)
         .alias("bak"),
         pl.when(pl.col("_skip") | pl.col("_note").is_in(["unchanged", "identical"]).fill_null(False))
@@ -1016,7 +1103,7 @@ def _label_targets(
                 f"{display_path(unesc(first['src_name']))} would no longer fit its image",
                 hint="write the labels from the store instead: --labels voc --set NAME (boxes are scaled)",
             )
-        g = img.select("g", "dst_dir", "dst_stem", "_esc", "item_id")
+        g = img.select("g", pl.col("ldst_dir").alias("dst_dir"), "dst_stem", "_esc", "item_id")
         out = lab.join(g, on="g", how="left").select(
             "g",
             "ord",
@@ -1184,7 +1271,7 @@ def _store_labels(
         pl.lit("write").alias("action"),
         pl.lit("label").alias("role"),
         "item_id",
-        "dst_dir",
+        pl.col("ldst_dir").alias("dst_dir"),
         "dst_stem",
         "_esc",
     ]
@@ -1198,7 +1285,7 @@ def _store_labels(
         y = members.join(texts, on="item_id", how="left").select(
             *common,
             pl.lit(1).alias("ord"),
-            (pl.col("dst_dir") + "/" + pl.col("dst_stem") + ".txt").alias("dst"),
+            (pl.col("ldst_dir") + "/" + pl.col("dst_stem") + ".txt").alias("dst"),
             pl.lit(".txt").alias("dst_ext"),
             pl.col("text").fill_null("").cast(pl.Binary).alias("data"),
         )
@@ -1248,7 +1335,7 @@ def _voc_docs(
         by_item.setdefault(row[0], []).append(row[1:])
     resized = convert is not None and bool(convert.max_side)
     datas: list[bytes] = []
-    for n, (item, dd, ds, meta, nw, nh, iw, ih, mode, ext) in enumerate(
+    for n, (item, dd, _, meta, nw, nh, iw, ih, mode, dname) in enumerate(
         members.select(
             "item_id",
             "dst_dir",
@@ -1259,7 +1346,7 @@ def _voc_docs(
             "img_w",
             "img_h",
             "mode",
-            pl.lit(convert.ext if convert else None).alias("_ext"),
+            "dst_name",
         ).iter_rows()
     ):
         sx = nw / iw if resized and iw else 1.0
@@ -1269,11 +1356,10 @@ def _voc_docs(
             for c, x1, y1, x2, y2, extra in by_item.get(item, [])
         ]
         folder = dd.rsplit("/", 1)[-1]
-        fname = display_path(unesc(ds)) + (ext or "")
         header = VocHeader(
             display_path(unesc(folder)),
-            fname,
-            display_path(unesc(dd + "/" + ds)) + (ext or ""),
+            display_path(unesc(dname)),
+            display_path(unesc(dd + "/" + dname)),
             int(nw or 0),
             int(nh or 0),
             _DEPTH.get(mode or "RGB", 3),
@@ -1283,7 +1369,7 @@ def _voc_docs(
             rep.check()
     return members.with_columns(
         pl.lit(2).alias("ord"),
-        (pl.col("dst_dir") + "/" + pl.col("dst_stem") + ".xml").alias("dst"),
+        (pl.col("ldst_dir") + "/" + pl.col("dst_stem") + ".xml").alias("dst"),
         pl.lit(".xml").alias("dst_ext"),
         pl.Series("data", datas, dtype=pl.Binary),
     )
@@ -1293,7 +1379,7 @@ def _conflicts(acts: pl.DataFrame, survey: _Survey, op: str, follow_symlinks: bo
     """Mark each action's conflict (the first that applies)."""
     import polars as pl
 
-    moving = op in ("move", "rename", "delete")
+    moving = op in ("move", "rename", "delete") or bool(acts.height and (acts["action"] == "reencode").any())
     dst_dirs = acts["dst_dir"].unique().to_list()
     survey.look_frame(
         acts.select(
@@ -1314,12 +1400,12 @@ def _conflicts(acts: pl.DataFrame, survey: _Survey, op: str, follow_symlinks: bo
     long_name = (pl.col("dst").str.len_bytes() - pl.col("dst_dir").str.len_bytes() - 1 > NAME_MAX) | pl.col(
         "dst_dir"
     ).is_in(long_dirs)
-    exists = pl.col("_dkind").is_not_null()
     same = pl.col("src").is_not_null() & (pl.col("src") == pl.col("dst"))
+    exists = pl.col("_dkind").is_not_null() & ~same.fill_null(False)
     src_ok = pl.col("_kind").is_in(["file", "symlink_in"]) | (
         (pl.col("_kind") == "symlink_out") & pl.lit(follow_symlinks)
     )
-    is_file_action = pl.col("action").is_in(["copy", "move", "convert", "paint"])
+    is_file_action = pl.col("action").is_in(["copy", "move", "convert", "paint", "reencode"])
     label_shared = (
         pl.lit(moving)
         & (pl.col("role") == "label")
@@ -1327,7 +1413,7 @@ def _conflicts(acts: pl.DataFrame, survey: _Survey, op: str, follow_symlinks: bo
         & ~pl.col("src").is_first_distinct()
     )
     conflict = (
-        pl.when(same)
+        pl.when(same & (pl.col("action") != "reencode"))
         .then(pl.lit("unchanged"))
         .when(is_file_action & pl.col("_kind").is_null() | (pl.col("status") == "missing"))
         .then(pl.lit("source_missing"))
@@ -1519,7 +1605,7 @@ def _space_check(acts: pl.DataFrame, op: str) -> str | None:
 
     if op in ("rename", "delete") or acts.height == 0:
         return None
-    writes = acts.filter(pl.col("action").is_in(["copy", "convert", "move", "write", "paint"]))
+    writes = acts.filter(pl.col("action").is_in(["copy", "convert", "move", "write", "paint", "reencode"]))
     by_dir = writes.group_by("dst_dir").agg(pl.col("size").fill_null(0).sum(), pl.col("src").first())
     need: dict[int, int] = {}
     free: dict[int, tuple[int, str]] = {}
@@ -1579,6 +1665,11 @@ def _to_journal(rows: pl.DataFrame, job_id: int) -> pl.DataFrame:
         return pl.Series(name, fixed, dtype=pl.Binary).fill_null(plain)
 
     drel = rows["_drel"]
+    if not esc_rows.any():
+        # no escaped paths: the relative paths are text as they are (no loop over the rows)
+        drel_text = drel.cast(pl.String).alias("dst_rel")
+        drel_raw_s = pl.repeat(None, rows.height, dtype=pl.Binary, eager=True).alias("dst_rel_raw")
+        return _journal_frame(rows, job_id, to_bytes, drel_text, drel_raw_s)
     drel_raw = (
         [
             (unesc(v) if e and v is not None and any(0xF780 <= ord(c) <= 0xF7FF for c in v) else None)
@@ -1596,9 +1687,21 @@ def _to_journal(rows: pl.DataFrame, job_id: int) -> pl.DataFrame:
         ],
         dtype=pl.String,
     )
+    return _journal_frame(rows, job_id, to_bytes, drel_text, drel_raw_s)
+
+
+def _journal_frame(
+    rows: pl.DataFrame,
+    job_id: int,
+    to_bytes: Callable[[str], pl.Series],
+    drel_text: pl.Series,
+    drel_raw_s: pl.Series,
+) -> pl.DataFrame:
+    import polars as pl
+
     return pl.DataFrame(
         {
-            "job_id": pl.Series([job_id] * rows.height, dtype=pl.Int64),
+            "job_id": pl.repeat(job_id, rows.height, dtype=pl.Int64, eager=True),
             "seq": rows["seq"].cast(pl.Int64),
             "action": rows["action"],
             "role": rows["role"],
@@ -1644,6 +1747,7 @@ class _Act:
     prev: str | None
     new_file_id: int | None
     error: str | None
+    resumed: bool = False
 
 
 _ACT_COLS = (
@@ -1810,6 +1914,93 @@ def _write_new(tmp: bytes, produce: Callable[[int], tuple[int, str]], durable: b
     return out
 
 
+# Files are written unnamed (O_TMPFILE) in the target folder and linked to their name when
+# complete: one directory operation instead of create + rename, an atomic "no clobber"
+# (the link fails when the name is taken), and nothing left behind by a kill mid-write.
+# File systems without O_TMPFILE (NFS, FUSE, …) get a named temporary file and a rename.
+_O_ANON = (os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC) if hasattr(os, "O_TMPFILE") else 0
+_ANON_OK = bool(_O_ANON) and os.path.isdir("/proc/self/fd")
+_NO_ANON: set[bytes] = set()
+_ROOT_FD: list[int] = []
+_ROOT_LOCK = threading.Lock()
+
+
+def _anon_file(folder: bytes) -> int | None:
+    """An unnamed new file in ``folder``, or None where the file system cannot make one."""
+    if not _ANON_OK or folder in _NO_ANON:
+        return None
+    try:
+        return os.open(folder, _O_ANON, 0o666)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS):
+            _NO_ANON.add(folder)
+            return None
+        raise
+
+
+def _link_fd(fd: int, dst: bytes) -> None:
+    """Give the unnamed file ``fd`` the name ``dst`` (FileExistsError when the name is taken)."""
+    if not _ROOT_FD:
+        with _ROOT_LOCK:
+            if not _ROOT_FD:
+                _ROOT_FD.append(os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+    os.link(b"/proc/self/fd/%d" % fd, dst, src_dir_fd=_ROOT_FD[0], follow_symlinks=True)
+
+
+def _link_put(fd: int, a: _Act, ctx: _Ctx) -> tuple[_Out | None, bytes | None]:
+    """Link ``fd`` to the action's target without clobbering; an existing target follows the
+    policy (backed up for an overwrite). Returns (an outcome that ends the action, backup)."""
+    try:
+        _link_fd(fd, a.dst)
+        return None, a.bak
+    except FileExistsError:
+        pass
+    end, bak = _clear_target(a, ctx)
+    if end is not None:
+        return end, bak
+    _link_fd(fd, a.dst)
+    return None, bak
+
+
+def _write_placed(a: _Act, ctx: _Ctx, produce: Callable[[int], tuple[int, str]]) -> _Out:
+    """Write the action's new file with ``produce`` and put it at its target, whole or not at all.
+
+    An unnamed file linked into place where the file system allows, else a temporary name
+    renamed into place. With ``durable`` the data is synced before it gets its name, and
+    the folder after.
+    """
+    folder = a.dst.rpartition(b"/")[0] or b"/"
+    fd = _anon_file(folder)
+    mtime = None
+    want_mtime = a.dst_pool is not None and a.file_id is not None
+    if fd is None:
+        tmp = _tmp(a, ctx)
+        size, digest = _write_new(tmp, produce, ctx.durable)
+        end, bak = _put(tmp, a, ctx)
+        if end is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return end
+        if want_mtime:
+            mtime = os.lstat(a.dst).st_mtime_ns
+    else:
+        try:
+            size, digest = produce(fd)
+            if ctx.durable:
+                os.fsync(fd)
+            end, bak = _link_put(fd, a, ctx)
+            if end is not None:
+                return end
+            if want_mtime:
+                mtime = os.fstat(fd).st_mtime_ns
+        finally:
+            os.close(fd)
+    if ctx.durable:
+        _fsync_dir(folder)
+    _fault("placed")
+    return _Out(a.seq, "done", size, digest, bak=bak, info=None if mtime is None else {"mtime_ns": mtime})
+
+
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     n = os.write(fd, data)
     if n == len(data):
@@ -1821,7 +2012,11 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 def _copy_fd(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, str]:
-    """Copy to the end of the source, hashing on the way; returns (size, sha256)."""
+    """Copy to the end of the source, hashing on the way; returns (size, sha256).
+
+    ``size_hint`` (the expected size) sizes the first read, so a small file is one read,
+    one write and the read that finds the end.
+    """
     want = size_hint + 1 if 0 <= size_hint < BIG_FILE else CHUNK
     h = hashlib.sha256()
     n = 0
@@ -1832,15 +2027,13 @@ def _copy_fd(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, str]:
         h.update(chunk)
         _write_all(dst_fd, chunk)
         n += len(chunk)
-        if len(chunk) < want:
-            break
-        want = CHUNK
+        want = CHUNK if len(chunk) == want else max(4096, want - len(chunk))
     return n, h.hexdigest()
 
 
 def _copy_file(a: _Act, ctx: _Ctx) -> _Out:
-    """A plain copy: source → temporary file (hashed on the way) → rename into place."""
-    assert a.src is not None and a.tmp is not None
+    """A plain copy: source → new file (hashed on the way) → put at the target whole."""
+    assert a.src is not None
     try:
         src_fd = os.open(a.src, _O_SRC)
     except FileNotFoundError:
@@ -1850,30 +2043,10 @@ def _copy_file(a: _Act, ctx: _Ctx) -> _Out:
             raise
         src_fd = _open_src(a.src, ctx)
     try:
-        size_hint = os.fstat(src_fd).st_size
-        fd = _open_tmp(a.tmp)
-        try:
-            size, digest = _copy_fd(src_fd, fd, size_hint)
-            if ctx.durable:
-                os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(a.tmp)
-            raise
-        os.close(fd)
+        hint = a.size if a.size is not None and a.size >= 0 else os.fstat(src_fd).st_size
+        return _write_placed(a, ctx, lambda fd: _copy_fd(src_fd, fd, hint))
     finally:
         os.close(src_fd)
-    end, bak = _put(a.tmp, a, ctx)
-    if end is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(a.tmp)
-        return end
-    _fault("placed")
-    info = None
-    if a.dst_pool is not None and a.file_id is not None:
-        info = {"mtime_ns": os.lstat(a.dst).st_mtime_ns}
-    return _Out(a.seq, "done", size, digest, bak=bak, info=info)
 
 
 def _produce(a: _Act, ctx: _Ctx) -> tuple[Callable[[int], tuple[int, str]], dict[str, Any] | None]:
@@ -2017,18 +2190,10 @@ def _place(a: _Act, ctx: _Ctx) -> _Out:
         if end is not None:
             return end
     produce, info = _produce(a, ctx)
-    assert a.tmp is not None
-    size, digest = _write_new(a.tmp, produce, ctx.durable)
-    end, bak = _put(a.tmp, a, ctx)
-    if end is not None:
-        with contextlib.suppress(OSError):
-            os.unlink(a.tmp)
-        return end
-    _fault("placed")
-    if a.dst_pool is not None and a.file_id is not None:
-        st = os.lstat(a.dst)
-        info = {**(info or {}), "mtime_ns": st.st_mtime_ns}
-    return _Out(a.seq, "done", size, digest, bak=bak, info=info)
+    out = _write_placed(a, ctx, produce)
+    if out.state == "done" and info:
+        out.info = {**info, **(out.info or {})}
+    return out
 
 
 def _move(a: _Act, ctx: _Ctx) -> _Out:
@@ -2054,7 +2219,7 @@ def _move(a: _Act, ctx: _Ctx) -> _Out:
         end, bak = _clear_target(a, ctx)
         if end is not None:
             return end
-    size, digest = _move_across(a.src, a.dst, a.tmp or (a.dst + b".part"), ctx)
+    size, digest = _move_across(a.src, a.dst, _tmp(a, ctx), ctx)
     return _Out(a.seq, "done", size, digest, bak=bak)
 
 
@@ -2098,6 +2263,140 @@ def _move_across(src: bytes, dst: bytes, tmp: bytes, ctx: _Ctx) -> tuple[int, st
     return size, digest
 
 
+def _same_file(a: bytes, b: bytes) -> bool:
+    """Are two paths the same file, or files with the same bytes?"""
+    try:
+        return os.path.samefile(a, b) or _hash_path(a) == _hash_path(b)
+    except OSError:
+        return False
+
+
+def _copy_synced(src: bytes, dst: bytes) -> None:
+    """Copy ``src`` to ``dst`` through a temporary name, synced before the rename."""
+    src_fd = os.open(src, _O_SRC)
+    tmp = dst + b".part"
+
+    def copy(fd: int) -> tuple[int, str]:
+        try:
+            return _copy_fd(src_fd, fd)
+        finally:
+            os.close(src_fd)
+
+    _write_new(tmp, copy, True)
+    os.rename(tmp, dst)
+    _fsync_dir(os.path.dirname(dst))
+
+
+def _backup(src: bytes, bak: bytes) -> None:
+    """Keep the original ``src`` at ``bak``: a hard link, or a synced copy across file systems."""
+    for attempt in range(2):
+        try:
+            os.link(src, bak, follow_symlinks=False)
+            return
+        except FileExistsError:
+            if _same_file(src, bak):
+                return
+            raise _ActionError(f"the backup {display_path(bak)} exists and holds another file") from None
+        except FileNotFoundError:
+            if attempt or not _lexists(src):
+                raise
+            os.makedirs(os.path.dirname(bak), exist_ok=True)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP):
+                raise
+            _copy_synced(src, bak)
+            return
+
+
+def _reencode(a: _Act, ctx: _Ctx) -> _Out:
+    """Convert in place: the original is kept at the backup, then the new encoding takes its
+    path (replacing it atomically) or its new name (and the original name is removed)."""
+    assert a.src is not None and a.bak is not None and ctx.convert is not None
+    if not _lexists(a.src):
+        return _missing(a, ctx)
+    data, info = _encode(a.src, ctx.convert, ctx)
+    digest = hashlib.sha256(data).hexdigest()
+    tmp = _tmp(a, ctx)
+    _write_new(tmp, lambda fd: (_write_all(fd, data), (len(data), digest))[1], ctx.durable)
+    try:
+        _backup(a.src, a.bak)
+        if a.src == a.dst:
+            os.replace(tmp, a.dst)
+        else:
+            try:
+                _rename_noreplace(tmp, a.dst)
+            except FileExistsError:
+                os.unlink(tmp)
+                with contextlib.suppress(OSError):
+                    if os.path.samefile(a.src, a.bak):
+                        os.unlink(a.bak)
+                if ctx.policy == "skip":
+                    return _Out(a.seq, "skipped", error="the target appeared after planning")
+                raise _ActionError(
+                    f"{display_path(a.dst)} appeared after planning; re-plan with --on-conflict"
+                ) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if ctx.durable:
+        _fsync_dir(os.path.dirname(a.dst))
+    _fault("placed")
+    if a.src != a.dst:
+        os.unlink(a.src)
+    st = os.lstat(a.dst)
+    return _Out(a.seq, "done", len(data), digest, bak=a.bak, info={**info, "mtime_ns": st.st_mtime_ns})
+
+
+def _settle_reencode(a: _Act, ctx: _Ctx) -> _Out | None:
+    """Decide a started in-place re-encode: done when the target holds the encoding of the backup."""
+    assert a.src is not None and a.bak is not None and ctx.convert is not None
+    if not _lexists(a.bak) or not _lexists(a.dst):
+        return None
+    try:
+        want = hashlib.sha256(_encode(a.bak, ctx.convert, ctx)[0]).hexdigest()
+        size, got = _hash_path(a.dst)
+    except (_ActionError, OSError):
+        return None
+    if got != want:
+        return None
+    if a.src != a.dst and _lexists(a.src):
+        if not _same_file(a.src, a.bak):
+            return None
+        os.unlink(a.src)
+    info: dict[str, Any] = {"mtime_ns": os.lstat(a.dst).st_mtime_ns}
+    with contextlib.suppress(Exception):
+        from PIL import Image
+
+        with Image.open(a.dst) as im:
+            info.update(width=im.size[0], height=im.size[1], format=im.format, mode=im.mode)
+    return _Out(a.seq, "done", size, got, bak=a.bak, info=info)
+
+
+def _unreencode(a: _Act, ctx: _Ctx) -> _Out:
+    """Undo an in-place re-encode: the original comes back from the backup to its path."""
+    assert a.src is not None and a.bak is not None
+    if not _lexists(a.bak):
+        # restored by an undo that was killed before it was journaled
+        if a.src != a.dst and _lexists(a.dst) and a.hash is not None and _hash_path(a.dst)[1] == a.hash:
+            os.unlink(a.dst)
+        return _Out(a.seq, "undone")
+    if _lexists(a.dst) and a.hash is not None and _hash_path(a.dst)[1] != a.hash:
+        return _Out(a.seq, "done", error="not undone: the file changed since the job; left in place")
+    if a.src != a.dst and _lexists(a.src) and not _same_file(a.src, a.bak):
+        return _Out(a.seq, "done", error="not undone: another file is at the old place now")
+    try:
+        os.rename(a.bak, a.src)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _move_across(a.bak, a.src, _tmp(a, ctx), ctx)
+    _fault("placed")
+    if a.src != a.dst and _lexists(a.dst):
+        os.unlink(a.dst)
+    return _Out(a.seq, "undone")
+
+
 def _missing(a: _Act, ctx: _Ctx) -> _Out:
     msg = f"the source {display_path(a.src or b'')} is gone"
     return _Out(a.seq, "skipped" if ctx.policy == "skip" else "failed", error=msg)
@@ -2130,8 +2429,11 @@ def _settle(a: _Act, ctx: _Ctx) -> _Out | None:
     """Decide a ``started`` action from the file system: done (outcome), or not (None, cleaned up)."""
     if a.action == "mkdir":
         return _Out(a.seq, "done") if os.path.isdir(a.dst) else None
-    if a.tmp is not None and _lexists(a.tmp):
-        os.unlink(a.tmp)
+    tmp = _tmp(a, ctx)
+    if _lexists(tmp):
+        os.unlink(tmp)
+    if a.action == "reencode":
+        return _settle_reencode(a, ctx)
     bak_ok = a.bak is None or _lexists(a.bak)
     if a.action in ("copy", "convert", "write", "paint"):
         if not _lexists(a.dst) or not bak_ok:
@@ -2167,7 +2469,7 @@ def _forward(a: _Act, ctx: _Ctx) -> _Out:
     try:
         _fault("action")
         if a.action == "mkdir":
-            if a.state == "started" and os.path.isdir(a.dst):
+            if a.resumed and os.path.isdir(a.dst):
                 return _Out(a.seq, "done")
             try:
                 os.mkdir(a.dst)
@@ -2176,23 +2478,26 @@ def _forward(a: _Act, ctx: _Ctx) -> _Out:
                     return _Out(a.seq, "skipped", error="the folder existed already")
                 raise
             return _Out(a.seq, "done")
-        if a.state == "started":
+        if a.resumed:
             out = _settle(a, ctx)
+            a.resumed = False
             if out is not None:
                 return out
         if a.action == "move":
             return _move(a, ctx)
         if a.action == "copy":
             return _copy_file(a, ctx)
+        if a.action == "reencode":
+            return _reencode(a, ctx)
         if a.src is not None and not _lexists(a.src) and a.action != "write":
             return _missing(a, ctx)
         return _place(a, ctx)
     except _ActionError as exc:
         return _Out(a.seq, "failed", error=str(exc))
     except OSError as exc:
-        if a.tmp is not None:
+        if a.action != "mkdir":
             with contextlib.suppress(OSError):
-                os.unlink(a.tmp)
+                os.unlink(_tmp(a, ctx))
         where = exc.filename if isinstance(exc.filename, bytes | str) else a.dst
         return _Out(a.seq, "failed", error=disk_error(where, exc).message, fatal=exc.errno in _FATAL_ERRNOS)
 
@@ -2211,6 +2516,8 @@ def _backward(a: _Act, ctx: _Ctx) -> _Out:
                     raise
                 return _Out(a.seq, "undone", error="folder kept: it is not empty")
             return _Out(a.seq, "undone")
+        if a.action == "reencode":
+            return _unreencode(a, ctx)
         if a.action in ("copy", "convert", "write", "paint"):
             if _lexists(a.dst):
                 restored = a.bak is not None and not _lexists(a.bak)
@@ -2365,6 +2672,35 @@ def _store_forward(conn: Any, ctx: _Ctx, a: _Act, out: _Out) -> tuple[str | None
         return None, None
     info = out.info or {}
     dst = out.dst or a.dst
+    if a.action == "reencode":
+        row = conn.execute(f"SELECT {', '.join(_FILE_COLS)} FROM files WHERE id = ?", (a.file_id,)).fetchone()
+        if row is None:
+            return None, None
+        prev = {"file": _row_json(row), "full": True}
+        if a.dst_pool is not None and a.dst_rel is not None:
+            prev["displaced"] = _displace(conn, a.dst_pool, a.dst_rel, a.dst_rel_raw, a.file_id)
+            conn.execute(
+                "UPDATE files SET relpath = ?, relpath_raw = ? WHERE id = ?",
+                (a.dst_rel, a.dst_rel_raw, a.file_id),
+            )
+        strip = bool(ctx.convert and ctx.convert.strip_metadata)
+        conn.execute(
+            "UPDATE files SET size = ?, mtime_ns = ?, width = coalesce(?, width), height = coalesce(?, height), "
+            "format = coalesce(?, format), mode = coalesce(?, mode), phash = NULL, "
+            "exif = CASE WHEN ? THEN NULL ELSE exif END, scanned = ?, checks = 1, error = NULL WHERE id = ?",
+            (
+                out.size,
+                info.get("mtime_ns"),
+                info.get("width"),
+                info.get("height"),
+                info.get("format"),
+                info.get("mode"),
+                strip,
+                utcnow(),
+                a.file_id,
+            ),
+        )
+        return json.dumps(prev), None
     if ctx.op in ("move", "rename", "delete"):
         row = conn.execute(f"SELECT {', '.join(_FILE_COLS)} FROM files WHERE id = ?", (a.file_id,)).fetchone()
         if row is None:
@@ -2424,7 +2760,14 @@ def _store_backward(conn: Any, a: _Act) -> None:
     if a.new_file_id is not None:
         conn.execute("DELETE FROM files WHERE id = ?", (a.new_file_id,))
     old = prev.get("file")
-    if old and a.file_id is not None:
+    if old and a.file_id is not None and prev.get("full"):
+        vals = dict(zip(_FILE_COLS, _row_values(old), strict=True))
+        cols = [c for c in _FILE_COLS if c != "id"]
+        conn.execute(
+            f"UPDATE files SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+            [vals[c] for c in cols] + [a.file_id],
+        )
+    elif old and a.file_id is not None:
         vals = dict(zip(_FILE_COLS, _row_values(old), strict=True))
         conn.execute(
             "UPDATE files SET pool_id = ?, relpath = ?, relpath_raw = ?, status = ?, error = ?, mtime_ns = ? "
@@ -2543,9 +2886,15 @@ def _ctx(ws: Workspace, job: dict[str, Any]) -> _Ctx:
         policy=p.get("on_conflict", "fail"),
         follow_symlinks=bool(p.get("follow_symlinks")),
         convert=conv,
+        durable=bool(p.get("durable")),
         trash=os.fsencode(ws.trash_dir.resolve() / f"job-{job['id']}"),
         pool_roots=roots,
     )
+
+
+def _tmp(a: _Act, ctx: _Ctx) -> bytes:
+    """The action's temporary name (the journal's, or the default one)."""
+    return a.tmp or tmp_path(a.dst, ctx.job_id, a.seq)
 
 
 def tmp_path(dst: bytes, job_id: int, seq: int) -> bytes:
@@ -2558,10 +2907,11 @@ def _load_actions(store: Store, job_id: int) -> list[_Act]:
     rows = store.execute(
         f"SELECT {_ACT_COLS} FROM job_actions WHERE job_id = ? ORDER BY seq", (job_id,)
     ).fetchall()
+    hi = store.one("SELECT hi FROM job_marks WHERE job_id = ?", (job_id,))
+    hi = -1 if hi is None else int(hi)
     acts = [_Act(*r) for r in rows]
     for a in acts:
-        if a.tmp is None and a.action != "mkdir":
-            a.tmp = tmp_path(a.dst, job_id, a.seq)
+        a.resumed = a.state == "started" or (a.state == "planned" and a.seq <= hi)
     return acts
 
 
@@ -2592,7 +2942,30 @@ class _Journal:
         self.counted = 0
 
     def mark(self, seqs: list[int], state: str) -> None:
-        """Set the state of ``seqs`` (runs of consecutive seqs become one range update)."""
+        """Set the state of ``seqs`` before (or after) they run.
+
+        ``started`` is the write-ahead mark of a forward run: one update of the job's
+        mark (the highest seq that may touch the disk) instead of a row per action; an
+        action still ``planned`` at or below the mark is settled from the disk on resume.
+        Other states are written to the rows (runs of consecutive seqs as one range).
+        """
+        if not seqs:
+            return
+        if state == "started":
+            with self.store.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO job_marks(job_id, hi) VALUES (?, ?) "
+                    "ON CONFLICT(job_id) DO UPDATE SET hi = max(hi, excluded.hi)",
+                    (self.ctx.job_id, max(seqs)),
+                )
+            for s in seqs:
+                self.acts[s].state = state
+            return
+        if state == "planned":
+            fresh = [s for s in seqs if self.acts[s].state == "started"]
+            for s in fresh:
+                self.acts[s].state = state
+            return
         runs: list[tuple[int, int]] = []
         for s in sorted(seqs):
             if runs and s == runs[-1][1] + 1:
@@ -2618,10 +2991,26 @@ class _Journal:
             return
         outs, self.buffer = self.buffer, []
         rows = []
+        plain = []
         done = 0
+        moving = self.ctx.op in ("move", "rename", "delete")
         with self.store.transaction() as conn:
             for out in outs:
                 a = self.acts[out.seq]
+                if (
+                    not self.undo
+                    and out.state == "done"
+                    and (out.dst is None or out.dst == a.dst)
+                    and (out.bak is None or out.bak == a.bak)
+                    and (a.file_id is None or not (moving or a.dst_pool is not None))
+                ):
+                    # the common case: only the outcome changes (no store records follow)
+                    done += 1
+                    plain.append((out.seq, out.size, out.hash))
+                    a.state, a.error = "done", None
+                    a.size = out.size if out.size is not None else a.size
+                    a.hash = out.hash if out.hash is not None else a.hash
+                    continue
                 prev, new_id = a.prev, a.new_file_id
                 if not self.undo and out.state == "done" and a.state != "done":
                     p, n = _store_forward(conn, self.ctx, a, out)
@@ -2649,11 +3038,30 @@ class _Journal:
                 a.size = out.size if out.size is not None else a.size
                 a.hash = out.hash if out.hash is not None else a.hash
                 a.bak = out.bak or a.bak
-            conn.executemany(
-                "UPDATE job_actions SET state = ?, size = coalesce(?, size), hash = coalesce(?, hash), error = ?, "
-                "dst = ?, bak = ?, prev = ?, new_file_id = ? WHERE job_id = ? AND seq = ?",
-                rows,
-            )
+            if plain:
+                # the batch goes in as one JSON text and is applied by one statement: SQLite
+                # walks it without handing the GIL back and forth with the workers per row
+                conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS _fo_out(seq INTEGER PRIMARY KEY, size INTEGER, hash TEXT)"
+                )
+                conn.execute(
+                    "INSERT INTO temp._fo_out SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)",
+                    (json.dumps(plain),),
+                )
+                conn.execute(
+                    "UPDATE job_actions SET state = 'done', "
+                    "size = coalesce((SELECT o.size FROM temp._fo_out o WHERE o.seq = job_actions.seq), size), "
+                    "hash = coalesce((SELECT o.hash FROM temp._fo_out o WHERE o.seq = job_actions.seq), hash), "
+                    "error = NULL WHERE job_id = ? AND seq IN (SELECT seq FROM temp._fo_out)",
+                    (self.ctx.job_id,),
+                )
+                conn.execute("DELETE FROM temp._fo_out")
+            if rows:
+                conn.executemany(
+                    "UPDATE job_actions SET state = ?, size = coalesce(?, size), hash = coalesce(?, hash), "
+                    "error = ?, dst = ?, bak = ?, prev = ?, new_file_id = ? WHERE job_id = ? AND seq = ?",
+                    rows,
+                )
             self.counted += done
             conn.execute("UPDATE jobs SET done = done + ? WHERE id = ?", (done, self.ctx.job_id))
             _fault("flush")
@@ -2670,8 +3078,10 @@ def _execute(
 ) -> tuple[str | None, BaseException | None]:
     """Run ``todo`` (folders first, then files on the pool); returns (fatal message, exception).
 
-    Each window of actions is marked started (or undoing) in the store before any of
-    them touches a file; the next window is marked while this one runs.
+    Each window of actions is marked in the store before any of them touches a file
+    (forward: the job's mark moves past it; undo: its rows become ``undoing``); the next
+    window is marked and queued while this one runs, so the workers never wait for the
+    journal.
     """
     by_seq = {a.seq: a for a in acts}
     journal = _Journal(store, ctx, by_seq, undo)
@@ -2691,13 +3101,32 @@ def _execute(
         windows.append(cur)
     fatal: str | None = None
     failure: BaseException | None = None
-    marked: set[int] = set()
-    submitted: set[int] = set()
+    in_flight: list[tuple[Future[list[_Out]], list[list[_Act]]]] = []
+    untouched: list[int] = []
+    seen: set[Future[list[_Out]]] = set()
+    per_task = max(1, WINDOW // (2 * max(1, workers) * 2))
 
     def mark(win: list[list[_Act]]) -> None:
-        seqs = [a.seq for g in win for a in g]
-        journal.mark(seqs, mark_as)
-        marked.update(seqs)
+        journal.mark([a.seq for g in win for a in g], mark_as)
+
+    def submit(pool: ThreadPoolExecutor, win: list[list[_Act]]) -> list[Future[list[_Out]]]:
+        futures = []
+        for k in range(0, len(win), per_task):
+            chunk = win[k : k + per_task]
+            fut = pool.submit(_run_groups, chunk, ctx, undo)
+            in_flight.append((fut, chunk))
+            futures.append(fut)
+        return futures
+
+    def collect(fut: Future[list[_Out]]) -> None:
+        nonlocal fatal
+        seen.add(fut)
+        outs = fut.result()
+        journal.add(outs)
+        for o in outs:
+            if o.fatal and fatal is None:
+                fatal = o.error
+        rep.advance(len(outs))
 
     try:
         if dirs:
@@ -2711,42 +3140,41 @@ def _execute(
                     break
             journal.flush()
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tuiops-fileops") as pool:
-            if windows and not fatal:
-                mark(windows[0])
-            for wi, win in enumerate(windows):
-                if fatal:
-                    break
-                per_task = max(1, len(win) // (max(1, workers) * 2))
-                futures: list[Future[list[_Out]]] = []
-                for k in range(0, len(win), per_task):
-                    chunk = win[k : k + per_task]
-                    futures.append(pool.submit(_run_groups, chunk, ctx, undo))
-                    submitted.update(a.seq for g in chunk for a in g)
-                if wi + 1 < len(windows):
-                    mark(windows[wi + 1])
-                pending = set(futures)
-                try:
+            try:
+                queued: list[Future[list[_Out]]] = []
+                if windows and not fatal:
+                    mark(windows[0])
+                    queued = submit(pool, windows[0])
+                for wi in range(len(windows)):
+                    if fatal:
+                        break
+                    current = queued
+                    if wi + 1 < len(windows):
+                        # the next window is journaled and queued while this one runs: no idle workers
+                        mark(windows[wi + 1])
+                        queued = submit(pool, windows[wi + 1])
+                    pending = set(current)
                     while pending:
                         finished, pending = wait(pending, timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
                         for fut in finished:
-                            outs = fut.result()
-                            journal.add(outs)
-                            for o in outs:
-                                if o.fatal and fatal is None:
-                                    fatal = o.error
-                            rep.advance(len(outs))
+                            collect(fut)
                         if not finished:
                             journal.flush()
-                finally:
-                    for fut in pending:
-                        outs = fut.result()
-                        journal.add(outs)
+            finally:
+                for fut, chunk in in_flight:
+                    if fut.cancel():
+                        untouched.extend(a.seq for g in chunk for a in g)
+                for fut, _ in in_flight:
+                    if not fut.cancelled() and fut not in seen:
+                        seen.add(fut)
+                        with contextlib.suppress(Exception):
+                            journal.add(fut.result())
     except BaseException as exc:
         failure = exc
     finally:
         try:
             journal.flush()
-            untouched = [s for s in marked if s not in submitted and by_seq[s].state == mark_as]
+            untouched = [s for s in untouched if by_seq[s].state == mark_as]
             if untouched:
                 journal.mark(untouched, "done" if undo else "planned")
         except BaseException as exc:
@@ -2779,13 +3207,15 @@ def run_job(
     job_id: int,
     *,
     workers: int = WORKERS,
+    durable: bool | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> RunResult:
     """Run a planned job, or resume one that was killed, cancelled or failed part-way.
 
     Started actions are decided from the journal and the file system; failed ones are
-    tried again; done and skipped ones are left alone.
+    tried again; done and skipped ones are left alone. ``durable`` (default: as planned)
+    syncs each file before it gets its name, its folder after, and every journal commit.
     """
     t0 = time.perf_counter()
     store = ws.store
@@ -2797,6 +3227,8 @@ def run_job(
             f"job {job_id} was refused for its conflicts; nothing to run",
             hint=f"see `tuiops ops show {job_id} --conflicts`; plan again with --on-conflict skip|rename|overwrite",
         )
+    if status == "purged":
+        raise UsageError(f"job {job_id} was purged; plan the operation again")
     if status in ("undoing", "undone", "undo_failed"):
         raise UsageError(
             f"job {job_id} was undone (or is being undone)",
@@ -2814,14 +3246,21 @@ def run_job(
         raise UsageError(f"--workers must be at least 1, not {workers}")
     _claim(store, job, "running")
     ctx = _ctx(ws, job)
+    if durable is not None:
+        ctx.durable = durable
     rep = Reporter(f"ops.{op}", progress, cancel, total=len(todo), job_id=job_id)
     cancelled = False
     fatal, failure = None, None
     try:
+        if ctx.durable:
+            store.execute("PRAGMA synchronous=FULL")
         fatal, failure = _execute(store, ctx, acts, todo, False, workers, rep)
     except BaseException as exc:
         failure = exc
     finally:
+        if ctx.durable:
+            with contextlib.suppress(Exception):
+                store.execute("PRAGMA synchronous=NORMAL")
         if isinstance(failure, Cancelled):
             cancelled = True
         counts = _counts(store, job_id)
@@ -2887,9 +3326,13 @@ def undo_job(
     store = ws.store
     job = _job_row(store, job_id)
     op = job["params"].get("op", job["kind"].split(".", 1)[1])
+    if job["status"] == "purged":
+        raise UsageError(
+            f"job {job_id} was purged: its backups in the trash are gone, so it cannot be undone"
+        )
     acts = _load_actions(store, job_id)
     res = RunResult(job_id=job_id, op=op, status=job["status"], actions=len(acts))
-    started = [a for a in acts if a.state == "started"]
+    started = [a for a in acts if a.resumed]
     todo = [a for a in acts if a.state in ("done", "undoing")]
     if dry_run:
         _fill(res, store, job_id, t0)
@@ -2999,12 +3442,21 @@ def delete_files(
 def convert_files(
     ws: Workspace,
     selection: SelectionSpec | Selection,
-    to: str | os.PathLike[str],
+    to: str | os.PathLike[str] | None = None,
     convert: ConvertOptions | None = None,
     **kw: Any,
 ) -> tuple[PlanResult, RunResult | None]:
-    """Re-encode the files of a selection into ``to`` (format, quality, largest side, metadata)."""
+    """Re-encode the files of a selection into ``to`` (format, quality, largest side, metadata),
+    or in place with ``in_place=True`` (no ``to``)."""
     return run_op(ws, "convert", selection, to=to, convert=convert or ConvertOptions(), **kw)
+
+
+def convert_in_place(
+    ws: Workspace, selection: SelectionSpec | Selection, convert: ConvertOptions | None = None, **kw: Any
+) -> tuple[PlanResult, RunResult | None]:
+    """Re-encode the files of a selection where they are (the new extension when the format
+    changes); the store's records follow, originals wait in the trash for undo."""
+    return run_op(ws, "convert", selection, convert=convert or ConvertOptions(), in_place=True, **kw)
 
 
 # -- looking at jobs ----------------------------------------------------------------------------------------
@@ -3114,14 +3566,52 @@ def forget_job(ws: Workspace, job_id: int) -> None:
     """Delete a job that is planned, refused or undone, with its journal."""
     store = ws.store
     job = _job_row(store, job_id)
-    if job["status"] not in ("planned", "refused", "undone") and job["shown_status"] != "interrupted":
+    if (
+        job["status"] not in ("planned", "refused", "undone", "purged")
+        and job["shown_status"] != "interrupted"
+    ):
         raise UsageError(
             f"job {job_id} is {job['shown_status']}; only planned, refused or undone jobs can be forgotten",
             hint=f"undo it first with `tuiops ops undo {job_id}`",
         )
     with store.transaction() as conn:
         conn.execute("DELETE FROM job_actions WHERE job_id = ?", (job_id,))
+        conn.execute("DELETE FROM job_marks WHERE job_id = ?", (job_id,))
         conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+
+def purge_job(ws: Workspace, job_id: int) -> dict[str, Any]:
+    """Delete what a finished job keeps in the workspace trash (``.trash/job-N``: originals of
+    in-place conversions, overwritten files, deleted files); the job can no longer be undone."""
+    import shutil
+
+    store = ws.store
+    job = _job_row(store, job_id)
+    status = job["shown_status"]
+    if status in ("running", "undoing", "planning"):
+        raise ConflictError(f"job {job_id} is {status} in process {job['pid']}", hint="wait for it to finish")
+    if status in ("interrupted", "undo interrupted", "undo_failed"):
+        raise UsageError(
+            f"job {job_id} is {status}; finish it before purging its backups",
+            hint=f"`tuiops ops resume {job_id}` or `tuiops ops undo {job_id}`",
+        )
+    folder = ws.trash_dir.resolve() / f"job-{job_id}"
+    freed = 0
+    files = 0
+    if folder.exists():
+        for dp, _, fns in os.walk(folder):
+            for fn in fns:
+                with contextlib.suppress(OSError):
+                    freed += os.lstat(os.path.join(dp, fn)).st_size
+                    files += 1
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            raise disk_error(folder, exc, "delete") from exc
+    with store.transaction() as conn:
+        conn.execute("UPDATE jobs SET status = 'purged' WHERE id = ?", (job_id,))
+        conn.execute("DELETE FROM job_marks WHERE job_id = ?", (job_id,))
+    return {"job": job_id, "files": files, "bytes": freed, "folder": os.fspath(folder)}
 
 
 def iter_plan(ws: Workspace, job_id: int, limit: int | None = None) -> Iterator[dict[str, Any]]:

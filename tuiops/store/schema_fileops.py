@@ -6,6 +6,9 @@
   action, written before any file is touched (see :mod:`tuiops.ops.fileops`).
   Paths are stored as raw bytes (``os.fsencode``), so any file name survives; a NULL
   ``tmp`` is the default temporary name, ``.tuiops-JOB-SEQ.part`` beside the target.
+- ``job_marks``: per running job, the highest ``seq`` whose action may have touched the
+  disk (the write-ahead mark of a window of actions, one row update per window): an
+  action still ``planned`` at or below it is decided from the disk on resume.
 - ``revisions`` of label sets are in the core schema; ``review_imports`` names the
   folder and job a review import came from.
 """
@@ -54,6 +57,15 @@ MIGRATIONS: list[tuple[str, str]] = [
             error TEXT,
             PRIMARY KEY (job_id, seq)
         ) WITHOUT ROWID;
+        """,
+    ),
+    (
+        "0301_fileops_marks",
+        """
+        CREATE TABLE job_marks (
+            job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+            hi INTEGER NOT NULL
+        );
         """,
     ),
 ]
