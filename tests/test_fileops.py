@@ -46,6 +46,19 @@ def test_copy_mirror_with_labels_and_undo(ws, pool, tmp_path):
     assert tree(pool) == before
 
 
+def test_empty_selection_and_unknown_keys(ws, pool, tmp_path, capsys):
+    """A selection matching nothing plans nothing; keys that match no image are named, not a crash."""
+    plan, res = fo.copy_files(ws, SelectionSpec(where="0"), tmp_path / "out")
+    assert plan.images == 0 and res is not None and res.status == "done"
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    keys = tmp_path / "keys.txt"
+    keys.write_text("nokey_here\n")
+    code = run(["-w", str(ws.root), "ops", "copy", "--keys", str(keys), "--to", str(tmp_path / "out2")])
+    err = capsys.readouterr().err
+    assert code == 6 and "unknown key: nokey_here" in err and "Traceback" not in err
+    assert not (tmp_path / "out2").exists() or not any((tmp_path / "out2").iterdir())
+
+
 def test_layouts_and_name_templates(ws, pool, tmp_path):
     spec = SelectionSpec(where="1", label_set=None)
     _plan, res = fo.copy_files(

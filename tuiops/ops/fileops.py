@@ -615,6 +615,12 @@ def plan(
         want = core + [f for f in fields if f not in core and f not in PATH_FIELDS and f != "n"]
         sel = select_files(ws, probe_spec, columns=want)
     frame = sel.frame
+    if frame.height == 0:  # an empty result carries no types of its own
+        import polars as pl
+
+        frame = frame.with_columns(
+            pl.col(c).cast(pl.String) for c in ("relpath", "key", "mode", "status") if c in frame.columns
+        )
     missing = [c for c in base_cols if c not in frame.columns]
     if missing:
         import polars as pl
