@@ -171,3 +171,50 @@ def test_stores_opened_and_closed_across_threads_keep_the_file_sound(ws):
     assert ws.store.one("PRAGMA integrity_check") == "ok"
     assert ws.store.one("SELECT count(*) FROM label_sets") == 15
     assert ws.store.one("SELECT count(*) FROM labels") == 15 * 2000
+
+
+def test_match_objects_of_an_older_store_get_category_codes(tmp_path):
+    """A store written before categories were coded keeps every object's category."""
+    import sqlite3
+
+    from tuiops.store.db import Store, _split_sql
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+    for name, sql in all_migrations():
+        if name == "0101_match_codes":
+            continue
+        for statement in _split_sql(sql):
+            conn.execute(statement)
+        conn.execute("INSERT INTO migrations VALUES (?, 'then')", (name,))
+    conn.execute(
+        "INSERT INTO matches(id, name, set_name, run_name, iou, low, conf, created) "
+        "VALUES (1, 'gt__r', 'gt', 'r', 0.5, 0.1, 0.25, 'then')"
+    )
+    cats = ["tp", "loc", "cls", "dup", "fp", "fn"]
+    for i, cat in enumerate(cats):
+        conn.execute(
+            "INSERT INTO match_objects(id, category, cost, worst_rank) VALUES (?, ?, ?, ?)",
+            ((1 << 44) | (7 << 13) | i, cat, i / 10, i + 1),
+        )
+    conn.close()
+
+    store = Store(path)
+    try:
+        rows = store.execute(
+            "SELECT category, code, cost, worst_rank, match_id, item_id FROM match_objects ORDER BY id"
+        )
+        assert [tuple(r) for r in rows] == [(c, i, i / 10, i + 1, 1, 7) for i, c in enumerate(cats)]
+        assert store.execute("SELECT COUNT(*) FROM match_objects WHERE category = 'fn'").fetchone()[0] == 1
+        assert "o.category" in store.one("SELECT sql FROM sqlite_master WHERE name = 'v_match_objects'")
+        plan = " ".join(
+            str(r[-1])
+            for r in store.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM match_objects WHERE match_id = 1 AND category = 'fp' "
+                "AND worst_rank IS NOT NULL ORDER BY worst_rank"
+            )
+        )
+        assert "match_objects_worst" in plan
+    finally:
+        store.close()

@@ -862,10 +862,8 @@ def _object_rows(match_id: int, objects: pl.DataFrame) -> pl.DataFrame:
         + pl.col("item_id") * (1 << OBJ_ITEM_SHIFT)
         + pl.col("ord")
     ).alias("id")
-    cat = pl.col("category").replace_strict(
-        list(range(len(CATEGORIES))), list(CATEGORIES), return_dtype=pl.String
-    )
-    return objects.select(oid, "label_id", "det_id", "class_id", "det_class_id", cat, "iou", "score", "cost")
+    code = pl.col("category").cast(pl.Int64).alias("code")
+    return objects.select(oid, "label_id", "det_id", "class_id", "det_class_id", code, "iou", "score", "cost")
 
 
 def _image_rows(match_id: int, images: pl.DataFrame) -> pl.DataFrame:
