@@ -113,7 +113,9 @@ def test_docs_reference_is_current():
     from tuiops.cli.docgen import render
 
     current = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
-    assert current == render(), "docs/commands.md is stale: run `python -m tuiops.cli.docgen > docs/commands.md`"
+    assert current == render(), (
+        "docs/commands.md is stale: run `python -m tuiops.cli.docgen > docs/commands.md`"
+    )
 
 
 def test_every_command_has_help_and_is_documented():
