@@ -17,7 +17,6 @@ mapped to the workspace class map by name (``class_map="index"`` keeps the indic
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, ExternalToolError, InputError, NotFoundError, UsageError
-from tuiops.fsutil import display_path
+from tuiops.fsutil import display_path, sha256_file
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
@@ -171,15 +170,6 @@ def _swap_stream(handler: Any, stream: Any) -> None:
     e.g. a capture buffer of an earlier command run in this process)."""
     with handler.lock:
         handler.stream = stream
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """The SHA-256 of a file, in hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_model(ws: Workspace | None, weights: str | os.PathLike[str]) -> Any:

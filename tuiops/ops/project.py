@@ -59,7 +59,7 @@ from tuiops.errors import (
     TuiopsError,
     UsageError,
 )
-from tuiops.fsutil import atomic_write_text, disk_error, replace_folder
+from tuiops.fsutil import atomic_write_text, disk_error, replace_folder, sha256_file
 from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
@@ -338,11 +338,6 @@ def input_files(folder: Path) -> list[tuple[str, Path]]:
                 if p.is_file():
                     out.append((p.relative_to(folder).as_posix(), p))
     return sorted(out)
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def script_files(project: Project) -> list[Path]:

@@ -45,7 +45,7 @@ from tuiops.errors import (
     TuiopsError,
     UsageError,
 )
-from tuiops.fsutil import display_path
+from tuiops.fsutil import display_path, sha256_file
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
 from tuiops.remote.errors import ConnectionDropped, HostUnreachable, RemoteDiskError
 from tuiops.remote.hosts import NO_RETRY, RetryPolicy
@@ -182,11 +182,6 @@ def collect_local(paths: list[str | os.PathLike[str]]) -> tuple[list[tuple[Path,
             raise ConflictError(f"{seen[rel]} and {path} would both arrive as {rel}")
         seen[rel] = path
     return files, dirs, skipped
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 # -- remote helpers ------------------------------------------------------------------------------
