@@ -357,6 +357,23 @@ def yolo_line(
     return pl.concat_str(parts, separator=" ")
 
 
+def xyxy_line(width: pl.Expr, height: pl.Expr, decimals: int = 6) -> pl.Expr:
+    """A YOLO line (``class cx cy w h``, normalised, fixed decimals) from the pixel box
+    columns ``class_id, x1, y1, x2, y2`` and the image's ``width`` and ``height``."""
+    w = width.cast(pl.Float64)
+    h = height.cast(pl.Float64)
+    return pl.concat_str(
+        [
+            pl.col("class_id").cast(pl.String),
+            format_decimal((pl.col("x1") + pl.col("x2")) / 2.0 / w, decimals),
+            format_decimal((pl.col("y1") + pl.col("y2")) / 2.0 / h, decimals),
+            format_decimal((pl.col("x2") - pl.col("x1")) / w, decimals),
+            format_decimal((pl.col("y2") - pl.col("y1")) / h, decimals),
+        ],
+        separator=" ",
+    )
+
+
 def meta_style(meta: pl.Expr) -> list[pl.Expr]:
     """Columns p, trim, sp, strim, crlf, nl, bom from a meta JSON column (defaults where absent)."""
 

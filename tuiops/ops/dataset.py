@@ -444,20 +444,9 @@ def yolo_lines(boxes: pl.DataFrame) -> pl.DataFrame:
     """``item_id`` → the text of its YOLO label file (normalised cx cy w h, 6 decimals)."""
     import polars as pl
 
-    from tuiops.formats import format_decimal
+    from tuiops.formats.yolo import xyxy_line
 
-    w = pl.col("w").cast(pl.Float64)
-    h = pl.col("h").cast(pl.Float64)
-    line = pl.concat_str(
-        [
-            pl.col("class_id").cast(pl.String),
-            format_decimal((pl.col("x1") + pl.col("x2")) / 2.0 / w, 6),
-            format_decimal((pl.col("y1") + pl.col("y2")) / 2.0 / h, 6),
-            format_decimal((pl.col("x2") - pl.col("x1")) / w, 6),
-            format_decimal((pl.col("y2") - pl.col("y1")) / h, 6),
-        ],
-        separator=" ",
-    )
+    line = xyxy_line(pl.col("w"), pl.col("h"))
     return (
         boxes.sort("item_id", "id")
         .with_columns(line.alias("line"))

@@ -684,20 +684,9 @@ def _yolo_texts(kept: pl.DataFrame, boxes: pl.DataFrame) -> pl.DataFrame:
     """``idx``, ``text``: the YOLO label file of every kept image (empty for no boxes)."""
     import polars as pl
 
-    from tuiops.formats import format_decimal
+    from tuiops.formats.yolo import xyxy_line
 
-    w = pl.col("width").cast(pl.Float64)
-    h = pl.col("height").cast(pl.Float64)
-    line = pl.concat_str(
-        [
-            pl.col("class_id").cast(pl.String),
-            format_decimal((pl.col("x1") + pl.col("x2")) / 2.0 / w, 6),
-            format_decimal((pl.col("y1") + pl.col("y2")) / 2.0 / h, 6),
-            format_decimal((pl.col("x2") - pl.col("x1")) / w, 6),
-            format_decimal((pl.col("y2") - pl.col("y1")) / h, 6),
-        ],
-        separator=" ",
-    )
+    line = xyxy_line(pl.col("width"), pl.col("height"))
     texts = (
         boxes.join(kept.select("idx", "width", "height"), on="idx")
         .sort("idx", "ord")
