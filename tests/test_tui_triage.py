@@ -155,6 +155,12 @@ def test_t_asks_for_the_kind_and_esc_goes_back(root):
     async def scenario(pilot, app):
         await press(pilot, "t")
         assert isinstance(app.screen, MenuDialog)
+        from tuiops.ops.triage import queue_counts
+
+        counts = queue_counts(app.ui_store, "master", "v1")
+        menu = dict(app.screen.entries)
+        for kind in ("worst", "fp", "fn"):
+            assert menu[kind].split()[:2] == [kind, str(counts[kind])], menu[kind]
         await press(pilot, "down", "enter")
         screen = app.screen
         assert isinstance(screen, TriageScreen) and screen.kind == "fp"

@@ -659,7 +659,5 @@ def start_triage(app: Any, **options: Any) -> None:
     counts: dict[str, Any] = {}
     with contextlib.suppress(TuiopsError):
         counts = dict(queue_counts(app.ui_store, label_set, run, match=match, split=split))
-    entries = [
-        (k, f"{k:<6} {counts.get('images' if k == 'worst' else k, ''):>8}  {KIND_TITLES[k]}") for k in KINDS
-    ]
+    entries = [(k, f"{k:<6} {counts.get(k, ''):>8}  {KIND_TITLES[k]}") for k in KINDS]
     app.push_screen(MenuDialog(f"Triage {label_set} × {run}", entries), chosen)
