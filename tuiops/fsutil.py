@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tuiops.errors import DiskError
 
@@ -75,13 +76,31 @@ def display_path(path: str | bytes | os.PathLike) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
-def _renameat2(src: Path, dst: Path, flags: int) -> bool:
-    """Linux ``renameat2``; False where the kernel, libc or file system lacks it."""
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+
+@functools.cache
+def _renameat2_fn() -> Any:
     import ctypes
 
     try:
         fn = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def renameat2(src: str | bytes | os.PathLike, dst: str | bytes | os.PathLike, flags: int) -> bool:
+    """Linux ``renameat2`` (``RENAME_NOREPLACE``, ``RENAME_EXCHANGE``); False where the
+    kernel, libc or file system lacks it. An existing ``dst`` under ``RENAME_NOREPLACE``
+    raises FileExistsError naming ``dst``; other failures raise OSError naming ``src``."""
+    import ctypes
+
+    fn = _renameat2_fn()
+    if fn is None:
         return False
     at_fdcwd = -100
     if fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), flags) == 0:
@@ -89,7 +108,7 @@ def _renameat2(src: Path, dst: Path, flags: int) -> bool:
     err = ctypes.get_errno()
     if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
         return False
-    raise OSError(err, os.strerror(err), os.fsdecode(src))
+    raise OSError(err, os.strerror(err), dst if err == errno.EEXIST else src)
 
 
 def replace_folder(staging: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
@@ -105,7 +124,7 @@ def replace_folder(staging: str | os.PathLike[str], target: str | os.PathLike[st
     old = None
     try:
         if target.exists() or target.is_symlink():
-            if _renameat2(staging, target, 2):
+            if renameat2(staging, target, RENAME_EXCHANGE):
                 shutil.rmtree(staging, ignore_errors=True)
                 return
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))

@@ -78,7 +78,7 @@ from tuiops.errors import (
     TuiopsError,
     UsageError,
 )
-from tuiops.fsutil import disk_error, display_path
+from tuiops.fsutil import RENAME_NOREPLACE, disk_error, display_path, renameat2
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
 from tuiops.ops.select import LAYOUTS, Selection, SelectionSpec, select_files
 
@@ -1825,50 +1825,34 @@ def _fsync_dir(folder: bytes) -> None:
             os.close(fd)
 
 
-_RENAMEAT2: list[Any] = []
-_AT_FDCWD = -100
-_RENAME_NOREPLACE = 1
-
-
 def _rename_noreplace(src: bytes, dst: bytes) -> None:
     """Rename ``src`` to ``dst`` unless ``dst`` exists (FileExistsError): atomically where
     the kernel and file system can (``renameat2``), else check then rename."""
-    if not _RENAMEAT2:
-        fn = None
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            fn = libc.renameat2
-            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-            fn.restype = ctypes.c_int
-        _RENAMEAT2.append(fn)
-    fn = _RENAMEAT2[0]
-    if fn is not None:
-        import ctypes
-
-        if fn(_AT_FDCWD, src, _AT_FDCWD, dst, _RENAME_NOREPLACE) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-            raise OSError(err, os.strerror(err), dst if err == errno.EEXIST else src)
+    if renameat2(src, dst, RENAME_NOREPLACE):
+        return
     if _lexists(dst):
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
     os.rename(src, dst)
 
 
 def _put(path: bytes, a: _Act, ctx: _Ctx) -> tuple[_Out | None, bytes | None]:
-    """Rename ``path`` to the action's target without clobbering; an existing target follows
-    the policy (backed up for an overwrite). Returns (an outcome that ends the action, backup)."""
+    """Rename ``path`` to the action's target without clobbering (see :func:`_name_new`)."""
+    return _name_new(lambda: _rename_noreplace(path, a.dst), a, ctx)
+
+
+def _name_new(name_it: Callable[[], None], a: _Act, ctx: _Ctx) -> tuple[_Out | None, bytes | None]:
+    """Give the new file the action's target name with ``name_it`` (which raises
+    FileExistsError rather than clobber); an existing target follows the policy (backed up
+    for an overwrite). Returns (an outcome that ends the action, backup)."""
     try:
-        _rename_noreplace(path, a.dst)
+        name_it()
         return None, a.bak
     except FileExistsError:
         pass
     end, bak = _clear_target(a, ctx)
     if end is not None:
         return end, bak
-    _rename_noreplace(path, a.dst)
+    name_it()
     return None, bak
 
 
@@ -1954,18 +1938,8 @@ def _link_fd(fd: int, dst: bytes) -> None:
 
 
 def _link_put(fd: int, a: _Act, ctx: _Ctx) -> tuple[_Out | None, bytes | None]:
-    """Link ``fd`` to the action's target without clobbering; an existing target follows the
-    policy (backed up for an overwrite). Returns (an outcome that ends the action, backup)."""
-    try:
-        _link_fd(fd, a.dst)
-        return None, a.bak
-    except FileExistsError:
-        pass
-    end, bak = _clear_target(a, ctx)
-    if end is not None:
-        return end, bak
-    _link_fd(fd, a.dst)
-    return None, bak
+    """Link the unnamed file ``fd`` to the action's target without clobbering (see :func:`_name_new`)."""
+    return _name_new(lambda: _link_fd(fd, a.dst), a, ctx)
 
 
 def _write_placed(a: _Act, ctx: _Ctx, produce: Callable[[int], tuple[int, str]]) -> _Out:
