@@ -79,7 +79,7 @@ from tuiops.errors import (
     UsageError,
 )
 from tuiops.fsutil import RENAME_NOREPLACE, disk_error, display_path, renameat2
-from tuiops.ops.base import CancelToken, ProgressFn, Reporter
+from tuiops.ops.base import CancelToken, ProgressFn, Reporter, pid_alive
 from tuiops.ops.select import LAYOUTS, Selection, SelectionSpec, select_files
 
 if TYPE_CHECKING:
@@ -2772,20 +2772,8 @@ def _store_backward(conn: Any, a: _Act) -> None:
 
 # -- jobs -------------------------------------------------------------------------------------------------
 def _alive(pid: int | None) -> bool:
-    if not pid or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-        return state not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True
+    """Whether another process (not this one) that may still be running the job exists."""
+    return bool(pid) and pid != os.getpid() and pid_alive(pid)
 
 
 def _job_row(store: Store, job_id: int) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from tuiops.errors import (
     UsageError,
 )
 from tuiops.fsutil import atomic_write_text, disk_error, display_path
-from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter
+from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, pid_alive
 
 if TYPE_CHECKING:
     import polars as pl
@@ -828,7 +828,7 @@ def resume(
 
     store = ws.store
     run = get_run(store, name)
-    if run.status in ACTIVE and run.pid is not None and _pid_alive(run.pid) and run.pid != os.getpid():
+    if run.status in ACTIVE and run.pid is not None and pid_alive(run.pid) and run.pid != os.getpid():
         raise ConflictError(
             f"training run {name!r} is running (process {run.pid})",
             hint=f"watch it with `tuiops train watch {name}`",
@@ -918,16 +918,6 @@ def resume(
     result.dataset = ds_summary
     result.caches_removed = [str(p) for p in removed]
     return result
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- comparison ------------------------------------------------------------------------------------
@@ -1502,7 +1492,7 @@ def train_status(ws: Workspace, name: str) -> dict[str, Any]:
     store = ws.store
     run = get_run(store, name)
     status = run.status
-    if status in ACTIVE and run.pid is not None and not _pid_alive(run.pid):
+    if status in ACTIVE and run.pid is not None and not pid_alive(run.pid):
         status = "interrupted"
         _update_run(store, run.id, status=status, pid=None, error="the training process is gone")
     pits = []

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import Cancelled, ConflictError, InputError, NotFoundError, TuiopsError
+from tuiops.ops.base import pid_alive
 from tuiops.script.expr import find_refs, interpolate, to_text
 from tuiops.script.parse import Script, load_script
 from tuiops.script.validate import Checked, Scope, build_argv, json_args, script_variables, validate
@@ -307,24 +308,6 @@ def _now() -> str:
     return utcnow()
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def _set_step(store: Store, run_id: int, idx: int, **cols: Any) -> None:
     sets = ", ".join(f"{k} = ?" for k in cols)
     with store.transaction() as conn:
@@ -348,7 +331,7 @@ def run_row(store: Store, run_id: int) -> dict[str, Any]:
     names = [d[0] for d in cur.description]
     run = dict(zip(names, row, strict=True))
     run["vars"] = json.loads(run["vars"] or "{}")
-    if run["status"] == "running" and not _pid_alive(run["pid"]):
+    if run["status"] == "running" and not pid_alive(run["pid"]):
         run["status"] = "interrupted"
     cur = store.execute("SELECT * FROM script_steps WHERE run_id = ? ORDER BY idx", (run_id,))
     names = [d[0] for d in cur.description]
@@ -374,7 +357,7 @@ def list_runs(store: Store, limit: int = 50) -> list[dict[str, Any]]:
     ).fetchall()
     out = []
     for rid, script, status, started, ended, pid, code, error, n, done in rows:
-        if status == "running" and not _pid_alive(pid):
+        if status == "running" and not pid_alive(pid):
             status = "interrupted"
         out.append(
             {
