@@ -14,6 +14,7 @@ from tuiops.errors import Cancelled, TuiopsError
 
 if TYPE_CHECKING:
     from tuiops.store import Store
+    from tuiops.workspace import Workspace
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,26 @@ class Reporter:
         if force or now - self._last >= self.interval or (self.total is not None and done >= self.total):
             self._last = now
             self.progress(ProgressEvent(self.op, done, self.total, message, self.job_id))
+
+
+class JobProgress:
+    """Forwards progress events (tagged with the job) and writes them to the job row at most
+    once a second; with ``with_op`` the row's message starts with the event's op."""
+
+    def __init__(
+        self, ws: Workspace, job_id: int, progress: ProgressFn | None, *, with_op: bool = False
+    ) -> None:
+        self.ws, self.job_id, self.progress, self.with_op = ws, job_id, progress, with_op
+        self._last = 0.0
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        if self.progress is not None:
+            self.progress(ProgressEvent(ev.op, ev.done, ev.total, ev.message, self.job_id))
+        now = time.monotonic()
+        if now - self._last >= 1.0:
+            self._last = now
+            message = f"{ev.op} {ev.message}" if self.with_op else ev.message
+            self.ws.store.job_progress(self.job_id, ev.done, ev.total, message[:200])
 
 
 def pid_alive(pid: int | None) -> bool:

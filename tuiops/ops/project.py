@@ -60,7 +60,7 @@ from tuiops.errors import (
     UsageError,
 )
 from tuiops.fsutil import atomic_write_text, disk_error, replace_folder, sha256_file
-from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, job
+from tuiops.ops.base import CancelToken, JobProgress, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
     import polars as pl
@@ -996,21 +996,6 @@ def _lock(project: Project) -> Any:
     return fh
 
 
-class _Forward:
-    """Forwards transfer progress to the build's callback and the job row."""
-
-    def __init__(self, ws: Workspace, job_id: int, progress: ProgressFn | None) -> None:
-        self.ws, self.job_id, self.progress, self._last = ws, job_id, progress, 0.0
-
-    def __call__(self, ev: ProgressEvent) -> None:
-        if self.progress is not None:
-            self.progress(ProgressEvent(ev.op, ev.done, ev.total, ev.message, self.job_id))
-        now = time.monotonic()
-        if now - self._last >= 1.0:
-            self._last = now
-            self.ws.store.job_progress(self.job_id, ev.done, ev.total, f"{ev.op} {ev.message}"[:200])
-
-
 def build_project(
     ws: Workspace,
     name: str,
@@ -1093,7 +1078,9 @@ def build_project(
             raise disk_error(stage, exc, "create") from exc
         params = {"project": name, "host": where, "count": count, "seed": seed, "force": force}
         with job(ws.store, "project.build", params) as j:
-            rep = Reporter("project.build", _Forward(ws, j.id, progress), cancel, job_id=j.id)
+            rep = Reporter(
+                "project.build", JobProgress(ws, j.id, progress, with_op=True), cancel, job_id=j.id
+            )
             rep.update(0, f"augment on {where}", force=True)
             transfers: dict[str, Any] = {}
             remote_dir = f"{REMOTE_BUILDS}/{name}-{key}"
@@ -1207,7 +1194,7 @@ def _remote_build(
     from tuiops.remote import run_sync
     from tuiops.remote.errors import RemoteDiskError
 
-    forward = _Forward(ws, job_id, progress)
+    forward = JobProgress(ws, job_id, progress, with_op=True)
     try:
         res = run_sync(
             _remote_augment(

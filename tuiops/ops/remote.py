@@ -7,12 +7,11 @@ worker thread) and scripts. Commands and transfers are recorded as jobs.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import Cancelled, ConflictError, UsageError, WorkspaceError
-from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, job
+from tuiops.ops.base import CancelToken, JobProgress, ProgressFn, Reporter, job
 from tuiops.remote import run_sync
 from tuiops.remote.errors import HostKeyChanged
 from tuiops.remote.hosts import AskFn, Hosts, PromptFn, RetryPolicy, fingerprint, validate_host_name
@@ -185,24 +184,6 @@ def check_hosts(
     return run_sync(_check(hosts, names, on_result=lambda r: rep.advance(1, r.host, force=True)))
 
 
-class _JobProgress:
-    """Forwards progress events and writes them to the job row at most once a second."""
-
-    def __init__(self, ws: Workspace, job_id: int, progress: ProgressFn | None) -> None:
-        self.ws = ws
-        self.job_id = job_id
-        self.progress = progress
-        self._last = 0.0
-
-    def __call__(self, ev: ProgressEvent) -> None:
-        if self.progress is not None:
-            self.progress(ProgressEvent(ev.op, ev.done, ev.total, ev.message, self.job_id))
-        now = time.monotonic()
-        if now - self._last >= 1.0:
-            self._last = now
-            self.ws.store.job_progress(self.job_id, ev.done, ev.total, ev.message[:200])
-
-
 def run_command(
     ws: Workspace,
     names: list[str],
@@ -231,7 +212,7 @@ def run_command(
         hosts.get(n)
     params = {"hosts": names, "argv": argv, "timeout": timeout, "shell": shell}
     with job(ws.store, "remote.run", params, total=len(names)) as j:
-        rep = Reporter("remote.run", _JobProgress(ws, j.id, progress), cancel, total=len(names))
+        rep = Reporter("remote.run", JobProgress(ws, j.id, progress), cancel, total=len(names))
         if len(names) == 1:
             res = run_sync(commands.run(hosts, names[0], argv, timeout=timeout, shell=shell), cancel)
             rep.advance(1, names[0], force=True)
@@ -262,7 +243,7 @@ def _transfer_job(
     run: Callable[[ProgressFn], Any],
 ) -> TransferResult:
     with job(ws.store, kind, params) as j:
-        res = run(_JobProgress(ws, j.id, progress))
+        res = run(JobProgress(ws, j.id, progress))
         j.result = res.to_dict(with_items=False)
     return res
 
