@@ -74,6 +74,10 @@ def _spec(kw: dict[str, Any]) -> Any:
     )
 
 
+FILES_AT_ONCE = (
+    "Files handled at once: threads for a small job, worker processes (one per core, at most "
+    "this many) from 1,000 file actions on."
+)
 _SELECTION_KEYS = (
     "where",
     "keys_file",
@@ -226,7 +230,7 @@ def op_options(f: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(min=1),
             default=4,
             show_default=True,
-            help="Files handled at once.",
+            help=FILES_AT_ONCE,
         ),
         click.option(
             "--durable",
@@ -494,9 +498,7 @@ def ops_convert(
 
 @ops_group.command("resume")
 @click.argument("job", type=int)
-@click.option(
-    "--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Files handled at once."
-)
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help=FILES_AT_ONCE)
 @click.option("--durable", is_flag=True, help="Sync every file before it is journaled (default: as planned).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
 @json_option
@@ -518,9 +520,7 @@ def ops_resume(job: int, workers: int, durable: bool, quiet: bool, as_json: bool
 @ops_group.command("undo")
 @click.argument("job", type=int)
 @click.option("--dry-run", is_flag=True, help="Only count what would be undone.")
-@click.option(
-    "--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Files handled at once."
-)
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help=FILES_AT_ONCE)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
 @json_option
 def ops_undo(job: int, dry_run: bool, workers: int, quiet: bool, as_json: bool) -> int:

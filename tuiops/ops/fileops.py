@@ -18,7 +18,12 @@ Plan
     ``resume``).
 
 Run
-    Actions run on a small thread pool, one image with its label files at a time. A new
+    Actions run one image with its label files at a time: on a small thread pool for a
+    small job, and from ``PROCESS_MIN`` actions on, on worker processes (one per core,
+    at most ``workers``), so the system calls of several files run in parallel instead
+    of taking turns on the interpreter lock. The workers die with the process that runs
+    the job (``PR_SET_PDEATHSIG``), and their ids are recorded on the job so that a
+    resume after a kill waits until none is left. A new
     file (copy, convert, label written) is written unnamed in its target folder
     (``O_TMPFILE``) and linked to its name when complete, so it appears whole or not at
     all and never replaces a file that is there (file systems without ``O_TMPFILE`` get
@@ -62,10 +67,11 @@ import os
 import re
 import signal
 import string
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +126,9 @@ PATH_FIELDS = ("name", "stem", "ext", "dir", "relpath")
 FIELD_ALIASES = {"class": "top_class", "det_class": "top_det_class"}
 
 WORKERS = 4
+#: From this many file actions on, a job runs on worker processes (where the system has
+#: ``fork`` and more than one core); below it, on threads of this process.
+PROCESS_MIN = 1000
 WINDOW = 1024
 FLUSH_SECONDS = 0.2
 BIG_FILE = 16 << 20
@@ -140,12 +149,19 @@ if os.environ.get("TUIOPS_FAULT"):
         _FAULT[_point] = int(_n)
 
 
+#: In a worker process: the id of the process running the job (0 in that process itself).
+_PARENT = 0
+
+
 def _fault(point: str) -> None:
     if not _FAULT or point not in _FAULT:
         return
     with _FAULT_LOCK:
         _FAULT[point] -= 1
         if _FAULT[point] <= 0:
+            if _PARENT:
+                # a worker simulates a crash of the job's process, which takes its workers along
+                os.kill(_PARENT, signal.SIGKILL)
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -2007,6 +2023,8 @@ def _copy_fd(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, str]:
         h.update(chunk)
         _write_all(dst_fd, chunk)
         n += len(chunk)
+        if n == size_hint and len(chunk) < want:
+            break  # the expected size and a short read: the end (a grown file fills the read)
         want = CHUNK if len(chunk) == want else max(4096, want - len(chunk))
     return n, h.hexdigest()
 
@@ -2586,6 +2604,81 @@ def _run_groups(groups: list[list[_Act]], ctx: _Ctx, undo: bool) -> list[_Out]:
     return out
 
 
+# -- worker processes ----------------------------------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+_WORKER_GONE_SECONDS = 10.0
+
+
+def _worker_init(parent: int) -> None:
+    """Set up a worker process: it dies with ``parent``; Ctrl+C is the parent's to handle."""
+    global _PARENT
+    _PARENT = parent
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the death signal was asked for
+        os._exit(1)
+
+
+def _process_count(workers: int, n: int) -> int:
+    """How many worker processes run a job of ``n`` file actions (0: threads of this process).
+
+    Processes need Linux (``fork`` and a death signal tied to the parent) and more than one
+    core; a small job is not worth starting them.
+    """
+    if n < PROCESS_MIN or workers < 2 or not sys.platform.startswith("linux"):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    procs = min(workers, cores)
+    return procs if procs > 1 else 0
+
+
+def _executor(workers: int, procs: int) -> Executor:
+    if not procs:
+        return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tuiops-fileops")
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: a worker starts at once and runs only the file actions of this module (no store
+    # connection, no other library's threads are used in it)
+    return ProcessPoolExecutor(
+        procs,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
+
+
+def _record_workers(store: Store, job_id: int, pids: list[int]) -> None:
+    with store.transaction() as conn:
+        conn.execute("UPDATE jobs SET workers = ? WHERE id = ?", (json.dumps(pids) if pids else None, job_id))
+
+
+def _await_workers(job: dict[str, Any]) -> None:
+    """Wait until the worker processes of a job whose process is gone have gone too.
+
+    They are killed with it (their death signal), which takes a moment; one that is still
+    there after ``_WORKER_GONE_SECONDS`` is reported, so no resume ever runs beside it.
+    """
+    try:
+        pids = [int(p) for p in json.loads(job.get("workers") or "[]")]
+    except (TypeError, ValueError):
+        return
+    deadline = time.monotonic() + _WORKER_GONE_SECONDS
+    while True:
+        left = [p for p in pids if _alive(p)]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise ConflictError(
+                f"job {job['id']}: its worker process(es) {', '.join(map(str, left))} still run",
+                hint="wait for them, or stop them",
+            )
+        time.sleep(0.01)
+
+
 def _settle_only(a: _Act, ctx: _Ctx) -> _Out:
     try:
         out = _settle(a, ctx)
@@ -2778,8 +2871,8 @@ def _alive(pid: int | None) -> bool:
 
 def _job_row(store: Store, job_id: int) -> dict[str, Any]:
     row = store.execute(
-        "SELECT id, kind, status, params, created, started, finished, done, total, message, error, result, pid "
-        "FROM jobs WHERE id = ?",
+        "SELECT id, kind, status, params, created, started, finished, done, total, message, error, result, pid, "
+        "workers FROM jobs WHERE id = ?",
         (job_id,),
     ).fetchone()
     if row is None:
@@ -2798,6 +2891,7 @@ def _job_row(store: Store, job_id: int) -> dict[str, Any]:
         "error",
         "result",
         "pid",
+        "workers",
     )
     d = dict(zip(keys, row, strict=True))
     if not str(d["kind"]).startswith("fileops."):
@@ -2813,11 +2907,13 @@ def _job_row(store: Store, job_id: int) -> dict[str, Any]:
 
 def _claim(store: Store, job: dict[str, Any], status: str, total: int | None = None) -> None:
     """Mark the job as ours (compare-and-set, so two processes never run one job)."""
-    if job["status"] in ("running", "undoing", "planning") and _alive(job["pid"]):
-        raise ConflictError(
-            f"job {job['id']} is {job['status']} in process {job['pid']}",
-            hint="wait for it, or stop that process",
-        )
+    if job["status"] in ("running", "undoing", "planning"):
+        if _alive(job["pid"]):
+            raise ConflictError(
+                f"job {job['id']} is {job['status']} in process {job['pid']}",
+                hint="wait for it, or stop that process",
+            )
+        _await_workers(job)
     from tuiops.store import utcnow
 
     with store.transaction() as conn:
@@ -3077,7 +3173,7 @@ def _execute(
     def mark(win: list[list[_Act]]) -> None:
         journal.mark([a.seq for g in win for a in g], mark_as)
 
-    def submit(pool: ThreadPoolExecutor, win: list[list[_Act]]) -> list[Future[list[_Out]]]:
+    def submit(pool: Executor, win: list[list[_Act]]) -> list[Future[list[_Out]]]:
         futures = []
         for k in range(0, len(win), per_task):
             chunk = win[k : k + per_task]
@@ -3107,12 +3203,24 @@ def _execute(
                     fatal = f"cannot create the folder {display_path(a.dst)}: {out.error}"
                     break
             journal.flush()
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tuiops-fileops") as pool:
+        procs = _process_count(workers, sum(len(g) for g in groups))
+        with _executor(workers, procs) as pool:
             try:
                 queued: list[Future[list[_Out]]] = []
                 if windows and not fatal:
                     mark(windows[0])
-                    queued = submit(pool, windows[0])
+                    if procs:
+                        import multiprocessing
+
+                        before = {p.pid for p in multiprocessing.active_children()}
+                        queued = submit(pool, windows[0])
+                        _record_workers(
+                            store,
+                            ctx.job_id,
+                            sorted(p.pid for p in multiprocessing.active_children() if p.pid not in before),
+                        )
+                    else:
+                        queued = submit(pool, windows[0])
                 for wi in range(len(windows)):
                     if fatal:
                         break
@@ -3139,6 +3247,11 @@ def _execute(
                             journal.add(fut.result())
     except BaseException as exc:
         failure = exc
+        if type(exc).__name__ == "BrokenProcessPool":
+            failure = TuiopsError(
+                f"job {ctx.job_id}: a worker process died ({exc})",
+                hint=f"`tuiops ops {'undo' if undo else 'resume'} {ctx.job_id}` finishes the job",
+            )
     finally:
         try:
             journal.flush()

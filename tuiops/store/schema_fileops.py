@@ -9,6 +9,8 @@
 - ``job_marks``: per running job, the highest ``seq`` whose action may have touched the
   disk (the write-ahead mark of a window of actions, one row update per window): an
   action still ``planned`` at or below it is decided from the disk on resume.
+- ``jobs.workers``: the ids of the worker processes of a running job (JSON list), so a
+  resume after a kill waits until they are gone.
 - ``revisions`` of label sets are in the core schema; ``review_imports`` names the
   folder and job a review import came from.
 """
@@ -66,6 +68,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
             hi INTEGER NOT NULL
         );
+        """,
+    ),
+    (
+        "0302_fileops_workers",
+        """
+        ALTER TABLE jobs ADD COLUMN workers TEXT;
         """,
     ),
 ]

@@ -1,0 +1,164 @@
+"""File operations on worker processes (a job of ``PROCESS_MIN`` actions or more).
+
+The outcome and the journal are those of a run on threads; the workers are recorded on
+the job; a kill of the job's process at any moment (at a worker's fault point, which
+kills the job's process, or from outside) leaves no worker behind, and resume finishes
+the job exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.test_fileops_kill import check_one_place, cli, journal_states, leftovers
+from tests.test_fileops_support import make_pool, scan_pool, tree
+from tuiops.errors import ConflictError
+from tuiops.ops import fileops as fo
+from tuiops.ops.base import pid_alive
+from tuiops.ops.select import SelectionSpec
+
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+N_IMAGES = 520  # with a label file each: 1,040 actions, past PROCESS_MIN
+
+pytestmark = pytest.mark.skipif(
+    CORES < 2 or not sys.platform.startswith("linux"), reason="worker processes need Linux and two cores"
+)
+
+
+@pytest.fixture
+def pool(ws, tmp_path):
+    root = make_pool(tmp_path / "pool", N_IMAGES, sub_every=3, size=(8, 8))
+    scan_pool(ws, root)
+    return root
+
+
+def workers_of(ws, job_id: int) -> list[int]:  # type: ignore[no-untyped-def]
+    raw = ws.store.one("SELECT workers FROM jobs WHERE id = ?", (job_id,))
+    return json.loads(raw) if raw else []
+
+
+def all_gone(pids: list[int], within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while any(pid_alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def journal(ws, job_id: int) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return ws.store.execute(
+        "SELECT seq, action, state, size, hash, error FROM job_actions WHERE job_id = ? ORDER BY seq",
+        (job_id,),
+    ).fetchall()
+
+
+def test_copy_on_processes_matches_threads_and_undoes(ws, pool, tmp_path):
+    assert fo.PROCESS_MIN <= 2 * N_IMAGES
+    source = tree(pool)
+    plan, res = fo.copy_files(ws, SelectionSpec(where="1"), tmp_path / "procs", layout="mirror")
+    assert res is not None and res.status == "done", res
+    assert tree(tmp_path / "procs") == source
+    pids = workers_of(ws, plan.job_id)
+    assert len(pids) == min(fo.WORKERS, CORES) and os.getpid() not in pids
+    assert all_gone(pids), "the workers end with the job"
+
+    plan1, _ = fo.copy_files(
+        ws, SelectionSpec(where="1"), tmp_path / "threads", layout="mirror", dry_run=True
+    )
+    res1 = fo.run_job(ws, plan1.job_id, workers=1)
+    assert res1.status == "done" and workers_of(ws, plan1.job_id) == []
+    assert tree(tmp_path / "threads") == source
+    assert journal(ws, plan.job_id) == journal(ws, plan1.job_id)
+
+    undone = fo.undo_job(ws, plan.job_id)
+    assert undone.status == "undone", undone.errors
+    assert tree(tmp_path / "procs") == {}
+    assert tree(pool) == source
+
+
+def test_move_on_processes_keeps_the_records(ws, pool, tmp_path):
+    manifest = {k: v for k, v in tree(pool).items() if k != "classes.txt"}
+    plan, res = fo.move_files(ws, SelectionSpec(where="1"), pool / "moved", layout="mirror", labels="carry")
+    assert res is not None and res.status == "done", res
+    assert len(workers_of(ws, plan.job_id)) >= 2
+    check_one_place(pool, manifest)
+    rows = ws.store.execute(
+        "SELECT relpath FROM files WHERE status = 'ok' AND relpath LIKE '%.jpg'"
+    ).fetchall()
+    assert len(rows) == N_IMAGES and all(r[0].startswith("moved/") for r in rows)
+    assert fo.undo_job(ws, plan.job_id).status == "undone"
+    assert {k: v for k, v in tree(pool).items() if k != "classes.txt"} == manifest
+
+
+def test_a_worker_fault_kills_the_job_and_resume_is_exact(ws, pool, tmp_path):
+    source = tree(pool)
+    out = tmp_path / "out"
+    plan, _ = fo.copy_files(ws, SelectionSpec(where="1"), out, layout="mirror", dry_run=True)
+    rng = random.Random(5)
+    for point in ("action", "placed"):
+        n = rng.randint(20, 300)
+        assert cli(ws.root, "ops", "resume", str(plan.job_id), fault=f"{point}:{n}") == -signal.SIGKILL
+        ws.store.close()
+        ws._store = None
+        pids = workers_of(ws, plan.job_id)
+        assert pids and all_gone(pids), f"workers {pids} outlived the job after a fault at {point}:{n}"
+        for rel, digest in tree(out).items():
+            if not os.path.basename(rel).startswith(".tuiops-"):
+                assert digest == source[rel], f"corrupt copy {rel} after a kill at {point}:{n}"
+    assert cli(ws.root, "ops", "resume", str(plan.job_id)) == 0
+    ws.store.close()
+    ws._store = None
+    assert tree(out) == source
+    assert not leftovers(out)
+    assert set(journal_states(ws, plan.job_id)) == {"done"}
+
+
+def test_kill_from_outside_leaves_no_worker_and_resumes(ws, pool, tmp_path):
+    rng = random.Random(11)
+    manifest = {k: v for k, v in tree(pool).items() if k != "classes.txt"}
+    plan, _ = fo.move_files(ws, SelectionSpec(where="1"), pool / "moved", layout="mirror", dry_run=True)
+    for _ in range(2):
+        cli(ws.root, "ops", "resume", str(plan.job_id), kill_after=rng.uniform(0.8, 2.0))
+        check_one_place(pool, manifest)
+    ws.store.close()
+    ws._store = None
+    # resumed at once: the claim waits for the workers of the killed run, if any are left
+    assert fo.run_job(ws, plan.job_id).status == "done"
+    assert all_gone(workers_of(ws, plan.job_id), within=0)
+    check_one_place(pool, manifest)
+
+
+def test_resume_refuses_while_a_worker_of_a_dead_run_lives(ws, pool, tmp_path, monkeypatch):
+    plan, _ = fo.copy_files(ws, SelectionSpec(where="1"), tmp_path / "out", layout="mirror", dry_run=True)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lingering = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with ws.store.transaction() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = 'running', pid = ?, workers = ? WHERE id = ?",
+                (gone.pid, json.dumps([lingering.pid]), plan.job_id),
+            )
+        monkeypatch.setattr(fo, "_WORKER_GONE_SECONDS", 0.2)
+        with pytest.raises(ConflictError, match=str(lingering.pid)):
+            fo.run_job(ws, plan.job_id)
+        assert tree(tmp_path / "out") == {}, "nothing was touched"
+    finally:
+        lingering.kill()
+        lingering.wait()
+    assert fo.run_job(ws, plan.job_id).status == "done"
+
+
+def test_the_workers_help_names_the_threshold():
+    from tuiops.cli.fileops_cmds import FILES_AT_ONCE
+
+    assert f"{fo.PROCESS_MIN:,} file actions" in FILES_AT_ONCE
