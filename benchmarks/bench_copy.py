@@ -8,7 +8,7 @@ so both see the same page cache and load:
 - tuiops: :func:`tuiops.ops.fileops.copy_files`, planning included (selection, disk survey,
   plan written to the store), then the run: write-ahead journal, each file written unnamed
   (``O_TMPFILE``) and linked into place whole, SHA-256 of every file, the default workers
-  (worker processes, one per core, for a job this size), no fsync (the default;
+  (4 worker processes for a job this size), no fsync (the default;
   ``--durable`` syncs each file)
 
 Prints files/s of each, the ratio tuiops/cp (goal: ≥ 0.8) and a parity check (both target

@@ -19,8 +19,8 @@ Plan
 
 Run
     Actions run one image with its label files at a time: on a small thread pool for a
-    small job, and from ``PROCESS_MIN`` actions on, on worker processes (one per core,
-    at most ``workers``), so the system calls of several files run in parallel instead
+    small job, and from ``PROCESS_MIN`` actions on, on ``workers`` worker processes
+    (where there is more than one core), so the system calls of several files run in parallel instead
     of taking turns on the interpreter lock. The workers die with the process that runs
     the job (``PR_SET_PDEATHSIG``), and their ids are recorded on the job so that a
     resume after a kill waits until none is left. A new
@@ -54,13 +54,15 @@ Undo
     way, so it survives a kill too.
 
 Setting ``TUIOPS_FAULT=POINT:N`` kills the process (SIGKILL) the N-th time it reaches
-POINT (``action``, ``placed``, ``flush``, ``undo``): a testing hook for crash recovery.
+POINT (``action``, ``placed``, ``flush``, ``undo``): a testing hook for crash recovery. A
+worker process counts its own actions, and kills the job's process with itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import hashlib
 import json
 import os
@@ -415,11 +417,20 @@ class _Survey:
 
     def _list(self, folder: str, fb: bytes, root: str | None) -> None:
         self.listed.add(folder)
-        self.entries.setdefault(folder, {})
+        have = self.entries.setdefault(folder, {})
+        dirs, names, kinds = self.rows
         try:
             with os.scandir(fb) as it:
                 for entry in it:
-                    self._found(folder, esc(entry.name), _kind(entry, fb, root))
+                    name = esc(entry.name)
+                    if name in have:
+                        continue
+                    # a regular file is told from the listing alone; anything else is looked at
+                    kind = "file" if entry.is_file(follow_symlinks=False) else _kind(entry, fb, root)
+                    have[name] = kind
+                    dirs.append(folder)
+                    names.append(name)
+                    kinds.append(kind)
         except OSError:
             pass
 
@@ -2609,10 +2620,21 @@ _PR_SET_PDEATHSIG = 1
 _WORKER_GONE_SECONDS = 10.0
 
 
-def _worker_init(parent: int) -> None:
-    """Set up a worker process: it dies with ``parent``; Ctrl+C is the parent's to handle."""
-    global _PARENT
+#: In a worker process: the job's groups of actions, as they were when it was forked.
+_GROUPS: list[list[_Act]] = []
+
+
+def _worker_init(parent: int, groups: list[list[_Act]]) -> None:
+    """Set up a worker process: it dies with ``parent``; Ctrl+C is the parent's to handle.
+
+    ``groups`` come with the fork (never pickled): a task names a range of them.
+    """
+    global _PARENT, _GROUPS
     _PARENT = parent
+    _GROUPS = groups
+    # the objects inherited from the parent are left out of this process's garbage
+    # collections: a collection would touch (and so copy) every page of them
+    gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError, AttributeError):
         import ctypes
@@ -2622,20 +2644,25 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
 
 
+def _run_range(lo: int, hi: int, ctx: _Ctx, undo: bool) -> list[_Out]:
+    """In a worker process: run the groups ``lo``..``hi`` of the job."""
+    return _run_groups(_GROUPS[lo:hi], ctx, undo)
+
+
 def _process_count(workers: int, n: int) -> int:
     """How many worker processes run a job of ``n`` file actions (0: threads of this process).
 
-    Processes need Linux (``fork`` and a death signal tied to the parent) and more than one
-    core; a small job is not worth starting them.
+    ``workers`` of them, where the system has Linux (``fork`` and a death signal tied to
+    the parent) and more than one core; a small job is not worth starting them.
     """
     if n < PROCESS_MIN or workers < 2 or not sys.platform.startswith("linux"):
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    procs = min(workers, cores)
-    return procs if procs > 1 else 0
+    # more processes than cores pay: a worker often waits on the folder it writes into
+    return workers if cores > 1 else 0
 
 
-def _executor(workers: int, procs: int) -> Executor:
+def _executor(workers: int, procs: int, groups: list[list[_Act]]) -> Executor:
     if not procs:
         return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tuiops-fileops")
     import multiprocessing
@@ -2647,7 +2674,7 @@ def _executor(workers: int, procs: int) -> Executor:
         procs,
         mp_context=multiprocessing.get_context("fork"),
         initializer=_worker_init,
-        initargs=(os.getpid(),),
+        initargs=(os.getpid(), groups),
     )
 
 
@@ -3152,32 +3179,38 @@ def _execute(
     mark_as = "undoing" if undo else "started"
     dirs = [a for a in todo if a.action == "mkdir"]
     groups = _groups([a for a in todo if a.action != "mkdir"])
-    windows: list[list[list[_Act]]] = []
-    cur: list[list[_Act]] = []
-    n = 0
-    for g in groups:
-        cur.append(g)
+    # windows: consecutive runs of groups (start, end) of about WINDOW actions each
+    windows: list[tuple[int, int]] = []
+    start = n = 0
+    for i, g in enumerate(groups):
         n += len(g)
         if n >= WINDOW:
-            windows.append(cur)
-            cur, n = [], 0
-    if cur:
-        windows.append(cur)
+            windows.append((start, i + 1))
+            start, n = i + 1, 0
+    if start < len(groups):
+        windows.append((start, len(groups)))
     fatal: str | None = None
     failure: BaseException | None = None
     in_flight: list[tuple[Future[list[_Out]], list[list[_Act]]]] = []
     untouched: list[int] = []
     seen: set[Future[list[_Out]]] = set()
     per_task = max(1, WINDOW // (2 * max(1, workers) * 2))
+    procs = _process_count(workers, sum(len(g) for g in groups))
 
-    def mark(win: list[list[_Act]]) -> None:
-        journal.mark([a.seq for g in win for a in g], mark_as)
+    def mark(win: tuple[int, int]) -> None:
+        journal.mark([a.seq for g in groups[win[0] : win[1]] for a in g], mark_as)
 
-    def submit(pool: Executor, win: list[list[_Act]]) -> list[Future[list[_Out]]]:
+    def submit(pool: Executor, win: tuple[int, int]) -> list[Future[list[_Out]]]:
         futures = []
-        for k in range(0, len(win), per_task):
-            chunk = win[k : k + per_task]
-            fut = pool.submit(_run_groups, chunk, ctx, undo)
+        for k in range(win[0], win[1], per_task):
+            end = min(k + per_task, win[1])
+            chunk = groups[k:end]
+            # a worker process has the groups from its fork: it is sent their positions only
+            fut = (
+                pool.submit(_run_range, k, end, ctx, undo)
+                if procs
+                else pool.submit(_run_groups, chunk, ctx, undo)
+            )
             in_flight.append((fut, chunk))
             futures.append(fut)
         return futures
@@ -3203,8 +3236,7 @@ def _execute(
                     fatal = f"cannot create the folder {display_path(a.dst)}: {out.error}"
                     break
             journal.flush()
-        procs = _process_count(workers, sum(len(g) for g in groups))
-        with _executor(workers, procs) as pool:
+        with _executor(workers, procs, groups) as pool:
             try:
                 queued: list[Future[list[_Out]]] = []
                 if windows and not fatal:
