@@ -8,6 +8,7 @@ the job exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -162,3 +163,40 @@ def test_the_workers_help_names_the_threshold():
     from tuiops.cli.fileops_cmds import FILES_AT_ONCE
 
     assert f"{fo.PROCESS_MIN:,} file actions" in FILES_AT_ONCE
+
+
+def test_workers_leave_the_parents_signal_handlers_alone(ws, pool, tmp_path):
+    """A terminal app's handlers (here SIGWINCH, as on a resize) do not run in the workers."""
+    import multiprocessing
+    import threading
+
+    marks = tmp_path / "handled"
+
+    def on_winch(signum, frame):  # type: ignore[no-untyped-def]
+        with open(marks, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+    sent: list[int] = []
+    stop = threading.Event()
+
+    def poke() -> None:
+        while not stop.is_set():
+            for child in multiprocessing.active_children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGWINCH)
+                    sent.append(child.pid)
+            time.sleep(0.005)
+
+    old = signal.signal(signal.SIGWINCH, on_winch)
+    poker = threading.Thread(target=poke)
+    poker.start()
+    try:
+        plan, res = fo.copy_files(ws, SelectionSpec(where="1"), tmp_path / "out", layout="mirror")
+    finally:
+        stop.set()
+        poker.join()
+        signal.signal(signal.SIGWINCH, old)
+    assert res is not None and res.status == "done", res
+    assert set(sent) & set(workers_of(ws, plan.job_id)), "the workers were signalled while they ran"
+    handled = {int(x) for x in marks.read_text().split()} if marks.exists() else set()
+    assert not handled & set(sent), "a worker ran the parent's handler"

@@ -2632,10 +2632,19 @@ def _worker_init(parent: int, groups: list[list[_Act]]) -> None:
     global _PARENT, _GROUPS
     _PARENT = parent
     _GROUPS = groups
+    # the parent's signal handlers (a terminal app's resize or suspend handlers, an event
+    # loop's wake-up pipe) are not this process's business
+    with contextlib.suppress(ValueError, OSError):
+        signal.set_wakeup_fd(-1)
+    for sig in signal.valid_signals():
+        with contextlib.suppress(ValueError, OSError, RuntimeError):
+            if callable(signal.getsignal(sig)):
+                signal.signal(sig, signal.SIG_DFL)
     # the objects inherited from the parent are left out of this process's garbage
     # collections: a collection would touch (and so copy) every page of them
     gc.freeze()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
