@@ -200,3 +200,37 @@ def test_workers_leave_the_parents_signal_handlers_alone(ws, pool, tmp_path):
     assert set(sent) & set(workers_of(ws, plan.job_id)), "the workers were signalled while they ran"
     handled = {int(x) for x in marks.read_text().split()} if marks.exists() else set()
     assert not handled & set(sent), "a worker ran the parent's handler"
+
+
+def test_a_large_copy_from_the_app_runs_on_workers(ws, pool, tmp_path):
+    """`tuiops ops copy …` typed in the terminal app: its workers fork from the app's job thread."""
+    from tests.test_tui_app import command, drive, settle
+
+    out = tmp_path / "from-app"
+    root = ws.root
+    ws.close()
+
+    async def scenario(pilot, app):  # type: ignore[no-untyped-def]
+        await pilot.press("j")
+        await settle(pilot)
+        await pilot.press("tab")
+        await command(pilot, f"tuiops ops copy --where 1 --layout mirror --to {out}")
+        for _ in range(200):
+            tasks = list(app.jobs_pane.tasks.values())
+            if tasks and tasks[-1].status not in ("running", "queued"):
+                break
+            await pilot.pause(0.05)
+            await settle(pilot)
+        task = list(app.jobs_pane.tasks.values())[-1]
+        assert task.status == "done", (task.error, task.output)
+
+    drive(root, scenario)
+    from tuiops.workspace import Workspace
+
+    again = Workspace.open(root)
+    try:
+        job = again.store.one("SELECT max(id) FROM jobs WHERE kind = 'fileops.copy'")
+        assert len(workers_of(again, job)) == fo.WORKERS
+    finally:
+        again.close()
+    assert tree(out) == tree(pool)
