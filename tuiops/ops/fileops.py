@@ -2624,10 +2624,11 @@ _WORKER_GONE_SECONDS = 10.0
 _GROUPS: list[list[_Act]] = []
 
 
-def _worker_init(parent: int, groups: list[list[_Act]]) -> None:
+def _worker_init(parent: int, groups: list[list[_Act]], mask: set[signal.Signals]) -> None:
     """Set up a worker process: it dies with ``parent``; Ctrl+C is the parent's to handle.
 
-    ``groups`` come with the fork (never pickled): a task names a range of them.
+    ``groups`` come with the fork (never pickled): a task names a range of them. Signals
+    are blocked until the parent's handlers are gone, then ``mask`` is restored.
     """
     global _PARENT, _GROUPS
     _PARENT = parent
@@ -2651,6 +2652,7 @@ def _worker_init(parent: int, groups: list[list[_Act]]) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the death signal was asked for
         os._exit(1)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _run_range(lo: int, hi: int, ctx: _Ctx, undo: bool) -> list[_Out]:
@@ -2671,20 +2673,46 @@ def _process_count(workers: int, n: int) -> int:
     return workers if cores > 1 else 0
 
 
-def _executor(workers: int, procs: int, groups: list[list[_Act]]) -> Executor:
+def _executor(
+    store: Store, job_id: int, workers: int, procs: int, groups: list[list[_Act]]
+) -> tuple[Executor, int]:
+    """The pool that runs a job's actions, and how many worker processes it has (0: threads).
+
+    Worker processes are started here and recorded on the job before any action runs; where
+    they cannot be started (no ``fork``, a process limit) the job runs on threads.
+    """
+    threads = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tuiops-fileops")
     if not procs:
-        return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tuiops-fileops")
+        return threads, 0
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    # fork: a worker starts at once and runs only the file actions of this module (no store
-    # connection, no other library's threads are used in it)
-    return ProcessPoolExecutor(
-        procs,
-        mp_context=multiprocessing.get_context("fork"),
-        initializer=_worker_init,
-        initargs=(os.getpid(), groups),
+    before = {p.pid for p in multiprocessing.active_children()}
+    # signals wait while the workers start: one that came between a fork and the worker's
+    # set-up would run a handler of this process in the worker
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        # fork: a worker starts at once and runs only the file actions of this module (no
+        # store connection, no other library's threads are used in it)
+        pool = ProcessPoolExecutor(
+            procs,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_init,
+            initargs=(os.getpid(), groups, mask),
+        )
+        try:
+            pool.submit(os.getpid).result()  # the first task starts every worker
+        except (OSError, BrokenProcessPool):
+            pool.shutdown(wait=True, cancel_futures=True)
+            return threads, 0
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    threads.shutdown()
+    _record_workers(
+        store, job_id, sorted(p.pid for p in multiprocessing.active_children() if p.pid not in before)
     )
+    return pool, procs
 
 
 def _record_workers(store: Store, job_id: int, pids: list[int]) -> None:
@@ -3245,23 +3273,15 @@ def _execute(
                     fatal = f"cannot create the folder {display_path(a.dst)}: {out.error}"
                     break
             journal.flush()
-        with _executor(workers, procs, groups) as pool:
+        executor, procs = (
+            _executor(store, ctx.job_id, workers, procs, groups) if windows and not fatal else (None, 0)
+        )
+        with executor or contextlib.nullcontext() as pool:
             try:
                 queued: list[Future[list[_Out]]] = []
                 if windows and not fatal:
                     mark(windows[0])
-                    if procs:
-                        import multiprocessing
-
-                        before = {p.pid for p in multiprocessing.active_children()}
-                        queued = submit(pool, windows[0])
-                        _record_workers(
-                            store,
-                            ctx.job_id,
-                            sorted(p.pid for p in multiprocessing.active_children() if p.pid not in before),
-                        )
-                    else:
-                        queued = submit(pool, windows[0])
+                    queued = submit(pool, windows[0])
                 for wi in range(len(windows)):
                     if fatal:
                         break
