@@ -228,3 +228,17 @@ def test_a_large_copy_from_the_app_runs_on_workers(ws, pool, tmp_path):
     finally:
         again.close()
     assert tree(out) == tree(pool)
+
+
+def test_the_job_runs_on_threads_where_no_worker_can_start(ws, pool, tmp_path, monkeypatch):
+    """A process limit (fork fails with EAGAIN): the same job on threads, nothing lost."""
+    import errno
+
+    def no_fork() -> int:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    plan, res = fo.copy_files(ws, SelectionSpec(where="1"), tmp_path / "out", layout="mirror")
+    assert res is not None and res.status == "done", res
+    assert workers_of(ws, plan.job_id) == []
+    assert tree(tmp_path / "out") == tree(pool)
