@@ -142,15 +142,23 @@ def check_one_place(root: Path, manifest: dict[str, str]) -> None:
         assert everything[places[0]] == digest, f"{places[0]} is corrupt"
 
 
-def test_kill_from_outside_at_random_moments(ws, big_pool, tmp_path):
-    rng = random.Random(7)
-    manifest = {k: v for k, v in tree(big_pool).items() if k != "classes.txt"}
-    plan, _ = fo.move_files(ws, SelectionSpec(where="1"), big_pool / "moved", layout="mirror", dry_run=True)
+def move_killed_from_outside(ws, root: Path, rng: random.Random, span: tuple[float, float]):  # type: ignore[no-untyped-def]
+    """Plan a move of the pool into ``root/moved`` and run it twice in the CLI, killed from
+    outside after a random moment in ``span`` seconds; every file stays in one place.
+    Returns the plan and the manifest of the pool."""
+    manifest = {k: v for k, v in tree(root).items() if k != "classes.txt"}
+    plan, _ = fo.move_files(ws, SelectionSpec(where="1"), root / "moved", layout="mirror", dry_run=True)
     for _ in range(2):
-        cli(ws.root, "ops", "resume", str(plan.job_id), kill_after=rng.uniform(0.5, 2.5))
-        check_one_place(big_pool, manifest)
+        cli(ws.root, "ops", "resume", str(plan.job_id), kill_after=rng.uniform(*span))
+        check_one_place(root, manifest)
     ws.store.close()
     ws._store = None
+    return plan, manifest
+
+
+def test_kill_from_outside_at_random_moments(ws, big_pool, tmp_path):
+    rng = random.Random(7)
+    plan, manifest = move_killed_from_outside(ws, big_pool, rng, (0.5, 2.5))
     assert fo.run_job(ws, plan.job_id).status == "done"
     cli(ws.root, "ops", "undo", str(plan.job_id), kill_after=rng.uniform(0.5, 2.5))
     check_one_place(big_pool, manifest)

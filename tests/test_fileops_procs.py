@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from tests.test_fileops_kill import check_one_place, cli, journal_states, leftovers
+from tests.test_fileops_kill import check_one_place, cli, journal_states, leftovers, move_killed_from_outside
 from tests.test_fileops_support import make_pool, scan_pool, tree
 from tuiops.errors import ConflictError
 from tuiops.ops import fileops as fo
@@ -124,14 +124,7 @@ def test_a_worker_fault_kills_the_job_and_resume_is_exact(ws, pool, tmp_path):
 
 
 def test_kill_from_outside_leaves_no_worker_and_resumes(ws, pool, tmp_path):
-    rng = random.Random(11)
-    manifest = {k: v for k, v in tree(pool).items() if k != "classes.txt"}
-    plan, _ = fo.move_files(ws, SelectionSpec(where="1"), pool / "moved", layout="mirror", dry_run=True)
-    for _ in range(2):
-        cli(ws.root, "ops", "resume", str(plan.job_id), kill_after=rng.uniform(0.8, 2.0))
-        check_one_place(pool, manifest)
-    ws.store.close()
-    ws._store = None
+    plan, manifest = move_killed_from_outside(ws, pool, random.Random(11), (0.8, 2.0))
     # resumed at once: the claim waits for the workers of the killed run, if any are left
     assert fo.run_job(ws, plan.job_id).status == "done"
     assert all_gone(workers_of(ws, plan.job_id), within=0)
