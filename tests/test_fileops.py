@@ -46,6 +46,45 @@ def test_copy_mirror_with_labels_and_undo(ws, pool, tmp_path):
     assert tree(pool) == before
 
 
+def test_undo_keeps_a_copy_changed_since_even_with_its_time_set_back(ws, pool, tmp_path):
+    """A copy records its identity (inode, size, modification and change time): a copy
+    written to since the job stays, also when its modification time is put back."""
+    out = tmp_path / "out"
+    plan, res = fo.copy_files(ws, ALL, out, layout="mirror")
+    assert res is not None and res.status == "done"
+    kinds = {
+        h.split(":", 1)[0]
+        for (h,) in ws.store.execute(
+            "SELECT hash FROM job_actions WHERE job_id = ? AND action = 'copy'", (plan.job_id,)
+        )
+    }
+    assert kinds == {"stat"}
+    edited, touched = out / "danbooru_0.txt", out / "sub" / "danbooru_1.jpg"
+    st = edited.stat()
+    edited.write_text("0 0.5 0.5 0.3 0.3\n", encoding="utf-8")  # same length, other content
+    os.utime(edited, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.chmod(touched, 0o600)  # a change of its metadata only
+    u = fo.undo_job(ws, plan.job_id)
+    left = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert left == {"danbooru_0.txt", "sub/danbooru_1.jpg"}
+    assert sum("changed since the job" in e["error"] for e in u.errors) == 2
+
+
+def test_copy_falls_back_to_reads_where_the_kernel_cannot_copy(ws, pool, tmp_path, monkeypatch):
+    import errno
+
+    calls = []
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    _, res = fo.copy_files(ws, ALL, tmp_path / "out", layout="mirror")
+    assert res is not None and res.status == "done" and calls
+    assert tree(tmp_path / "out") == tree(pool)
+
+
 def test_empty_selection_and_unknown_keys(ws, pool, tmp_path, capsys):
     """A selection matching nothing plans nothing; keys that match no image are named, not a crash."""
     plan, res = fo.copy_files(ws, SelectionSpec(where="0"), tmp_path / "out")

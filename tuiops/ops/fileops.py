@@ -20,23 +20,27 @@ Plan
 Run
     Actions run one image with its label files at a time: on a small thread pool for a
     small job, and from ``PROCESS_MIN`` actions on, on ``workers`` worker processes
-    (where there is more than one core), so the system calls of several files run in parallel instead
-    of taking turns on the interpreter lock. The workers die with the process that runs
-    the job (``PR_SET_PDEATHSIG``), and their ids are recorded on the job so that a
-    resume after a kill waits until none is left. A new
-    file (copy, convert, label written) is written unnamed in its target folder
-    (``O_TMPFILE``) and linked to its name when complete, so it appears whole or not at
-    all and never replaces a file that is there (file systems without ``O_TMPFILE`` get
-    the temporary name ``.tuiops-JOB-SEQ.part`` and a no-replace rename). A move within a
-    file system is one rename; a move across file systems is copy → fsync → verify (size
-    and SHA-256) → rename → delete. The journal is write-ahead: before a window of
-    actions touches a file, the job's mark (``job_marks``) moves past it in one store
-    update, and the outcomes (size and SHA-256 of every file written) are committed in
-    batches, with the store's ``files`` records following moved files in the same
-    transaction. After a kill at any moment, ``resume`` decides every action at or below
-    the mark that the journal does not know as done from the file system (source and
-    target present? target content the expected SHA-256? temporary file left?) and
-    finishes the job: nothing lost, nothing done twice.
+    (where there is more than one core), so the system calls of several files run in
+    parallel instead of taking turns on the interpreter lock. The workers die with the
+    process that runs the job (``PR_SET_PDEATHSIG``), and their ids are recorded on the
+    job so that a resume after a kill waits until none is left. A new file (copy,
+    convert, label written) is written unnamed in its target folder (``O_TMPFILE``) and
+    linked to its name when complete, so it appears whole or not at all and never
+    replaces a file that is there (file systems without ``O_TMPFILE`` get the temporary
+    name ``.tuiops-JOB-SEQ.part`` and a no-replace rename). A copy is made by the kernel
+    (``copy_file_range``: the data never passes through this process, and file systems
+    that share extents, such as XFS and Btrfs, make a clone). A move within a file system
+    is one rename; a move across file systems is copy → fsync → verify (size and
+    SHA-256) → rename → delete. The journal is write-ahead: before a window of actions
+    touches a file, the job's mark (``job_marks``) moves past it in one store update, and
+    the outcomes are committed in batches: the size of every file, the SHA-256 of every
+    file written from memory (labels, conversions, drawings) and, for a copy, the placed
+    file's identity (inode, size, modification and change time), with the store's
+    ``files`` records following moved files in the same transaction. After a kill at any
+    moment, ``resume`` decides every action at or below the mark that the journal does
+    not know as done from the file system (source and target present? target content the
+    expected SHA-256? temporary file left?) and finishes the job: nothing lost, nothing
+    done twice.
 
 Durability
     The journal stays consistent through any crash (SQLite WAL). After the process is
@@ -1915,8 +1919,10 @@ def _open_tmp(tmp: bytes) -> int:
         return os.open(tmp, _O_TMP, 0o666)
 
 
-def _write_new(tmp: bytes, produce: Callable[[int], tuple[int, str]], durable: bool) -> tuple[int, str]:
-    """Write a fresh temporary file; returns (size, sha256)."""
+def _write_new(
+    tmp: bytes, produce: Callable[[int], tuple[int, str | None]], durable: bool
+) -> tuple[int, str | None]:
+    """Write a fresh temporary file; returns what ``produce`` gives (size, sha256 or None)."""
     fd = _open_tmp(tmp)
     try:
         out = produce(fd)
@@ -1969,12 +1975,13 @@ def _link_put(fd: int, a: _Act, ctx: _Ctx) -> tuple[_Out | None, bytes | None]:
     return _name_new(lambda: _link_fd(fd, a.dst), a, ctx)
 
 
-def _write_placed(a: _Act, ctx: _Ctx, produce: Callable[[int], tuple[int, str]]) -> _Out:
+def _write_placed(a: _Act, ctx: _Ctx, produce: Callable[[int], tuple[int, str | None]]) -> _Out:
     """Write the action's new file with ``produce`` and put it at its target, whole or not at all.
 
     An unnamed file linked into place where the file system allows, else a temporary name
     renamed into place. With ``durable`` the data is synced before it gets its name, and
-    the folder after.
+    the folder after. A ``produce`` that gives no SHA-256 (a copy made by the kernel) gets
+    the placed file's identity (:func:`_identity`) recorded instead.
     """
     folder = a.dst.rpartition(b"/")[0] or b"/"
     fd = _anon_file(folder)
@@ -1988,8 +1995,9 @@ def _write_placed(a: _Act, ctx: _Ctx, produce: Callable[[int], tuple[int, str]])
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             return end
-        if want_mtime:
-            mtime = os.lstat(a.dst).st_mtime_ns
+        if want_mtime or digest is None:
+            st = os.lstat(a.dst)
+            mtime, digest = st.st_mtime_ns, digest or _identity(st)
     else:
         try:
             size, digest = produce(fd)
@@ -1998,10 +2006,13 @@ def _write_placed(a: _Act, ctx: _Ctx, produce: Callable[[int], tuple[int, str]])
             end, bak = _link_put(fd, a, ctx)
             if end is not None:
                 return end
-            if want_mtime:
-                mtime = os.fstat(fd).st_mtime_ns
+            if want_mtime or digest is None:
+                st = os.fstat(fd)  # after the link, which set its change time
+                mtime, digest = st.st_mtime_ns, digest or _identity(st)
         finally:
             os.close(fd)
+    if not want_mtime:
+        mtime = None
     if ctx.durable:
         _fsync_dir(folder)
     _fault("placed")
@@ -2040,8 +2051,57 @@ def _copy_fd(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, str]:
     return n, h.hexdigest()
 
 
+def _copy_range(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, None]:
+    """Copy to the end of the source inside the kernel (``copy_file_range``: no pass through
+    this process, and a shared-extent clone where the file system has them); returns
+    (size, None). Where the kernel cannot (another file system, an old kernel) the copy
+    goes on by reads and writes."""
+    want = size_hint + 1 if 0 <= size_hint < BIG_FILE else BIG_FILE
+    n = 0
+    while True:
+        try:
+            k = os.copy_file_range(src_fd, dst_fd, want)
+        except OSError as exc:
+            if exc.errno not in _NO_COPY_RANGE:
+                raise
+            return n + _copy_rest(src_fd, dst_fd), None
+        if not k:
+            break
+        n += k
+        if n == size_hint and k < want:
+            break  # the expected size and a short copy: the end (a grown file fills the call)
+    return n, None
+
+
+_NO_COPY_RANGE = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM)
+
+
+def _copy_rest(src_fd: int, dst_fd: int) -> int:
+    n = 0
+    while chunk := os.read(src_fd, CHUNK):
+        _write_all(dst_fd, chunk)
+        n += len(chunk)
+    return n
+
+
+def _identity(st: os.stat_result) -> str:
+    """What tells a placed copy unchanged: inode, size, modification and change time.
+
+    Any write changes the modification time, and the change time cannot be set back by a
+    program (``utime`` moves it too), so an equal identity means the copy is as placed.
+    """
+    return f"stat:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _unchanged(path: bytes, recorded: str) -> bool:
+    """Whether the file at ``path`` is the one recorded (an identity, or its SHA-256)."""
+    if recorded.startswith("stat:"):
+        return _identity(os.lstat(path)) == recorded
+    return _hash_path(path)[1] == recorded
+
+
 def _copy_file(a: _Act, ctx: _Ctx) -> _Out:
-    """A plain copy: source → new file (hashed on the way) → put at the target whole."""
+    """A plain copy: source → new file (copied by the kernel) → put at the target whole."""
     assert a.src is not None
     try:
         src_fd = os.open(a.src, _O_SRC)
@@ -2053,7 +2113,7 @@ def _copy_file(a: _Act, ctx: _Ctx) -> _Out:
         src_fd = _open_src(a.src, ctx)
     try:
         hint = a.size if a.size is not None and a.size >= 0 else os.fstat(src_fd).st_size
-        return _write_placed(a, ctx, lambda fd: _copy_fd(src_fd, fd, hint))
+        return _write_placed(a, ctx, lambda fd: _copy_range(src_fd, fd, hint))
     finally:
         os.close(src_fd)
 
@@ -2530,7 +2590,7 @@ def _backward(a: _Act, ctx: _Ctx) -> _Out:
         if a.action in ("copy", "convert", "write", "paint"):
             if _lexists(a.dst):
                 restored = a.bak is not None and not _lexists(a.bak)
-                ours = a.hash is None or _hash_path(a.dst)[1] == a.hash
+                ours = a.hash is None or _unchanged(a.dst, a.hash)
                 if ours:
                     os.unlink(a.dst)
                 elif not restored:
