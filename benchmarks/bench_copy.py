@@ -8,8 +8,8 @@ so both see the same page cache and load:
 - tuiops: :func:`tuiops.ops.fileops.copy_files`, planning included (selection, disk survey,
   plan written to the store), then the run: write-ahead journal, each file written unnamed
   (``O_TMPFILE``), copied by the kernel (``copy_file_range``) and linked into place whole,
-  each copy's identity journaled, the default workers (4 worker processes for a job this
-  size), no fsync (the default; ``--durable`` syncs each file)
+  each copy's identity journaled, the default workers (worker processes, one per core, for
+  a job this size), no fsync (the default; ``--durable`` syncs each file)
 
 Prints files/s of each, the ratio tuiops/cp (goal: ≥ 0.8) and a parity check (both target
 folders hold the same names with the same bytes). Then plans a selection of 1M images

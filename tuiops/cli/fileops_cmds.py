@@ -75,8 +75,8 @@ def _spec(kw: dict[str, Any]) -> Any:
 
 
 FILES_AT_ONCE = (
-    "Files handled at once: threads for a small job, as many worker processes (on a machine "
-    "with more than one core) from 1,000 file actions on."
+    "Files handled at once: threads for a small job, worker processes (one per core, at most "
+    "this many) from 1,000 file actions on."
 )
 _SELECTION_KEYS = (
     "where",

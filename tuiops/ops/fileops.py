@@ -19,8 +19,8 @@ Plan
 
 Run
     Actions run one image with its label files at a time: on a small thread pool for a
-    small job, and from ``PROCESS_MIN`` actions on, on ``workers`` worker processes
-    (where there is more than one core), so the system calls of several files run in
+    small job, and from ``PROCESS_MIN`` actions on, on worker processes (one per core, at
+    most ``workers``), so the system calls of several files run in
     parallel instead of taking turns on the interpreter lock. The workers die with the
     process that runs the job (``PR_SET_PDEATHSIG``), and their ids are recorded on the
     job so that a resume after a kill waits until none is left. A new file (copy,
@@ -2723,14 +2723,15 @@ def _run_range(lo: int, hi: int, ctx: _Ctx, undo: bool) -> list[_Out]:
 def _process_count(workers: int, n: int) -> int:
     """How many worker processes run a job of ``n`` file actions (0: threads of this process).
 
-    ``workers`` of them, where the system has Linux (``fork`` and a death signal tied to
-    the parent) and more than one core; a small job is not worth starting them.
+    One per core, at most ``workers``, where the system has Linux (``fork`` and a death
+    signal tied to the parent) and more than one core; a small job is not worth starting
+    them.
     """
     if n < PROCESS_MIN or workers < 2 or not sys.platform.startswith("linux"):
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    # more processes than cores pay: a worker often waits on the folder it writes into
-    return workers if cores > 1 else 0
+    procs = min(workers, cores)
+    return procs if procs > 1 else 0
 
 
 def _executor(
