@@ -2742,9 +2742,12 @@ def _executor(
     Worker processes are started here and recorded on the job before any action runs; where
     they cannot be started (no ``fork``, a process limit) the job runs on threads.
     """
-    threads = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tuiops-fileops")
+
+    def threads() -> tuple[Executor, int]:
+        return ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tuiops-fileops"), 0
+
     if not procs:
-        return threads, 0
+        return threads()
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
@@ -2766,10 +2769,9 @@ def _executor(
             pool.submit(os.getpid).result()  # the first task starts every worker
         except (OSError, BrokenProcessPool):
             pool.shutdown(wait=True, cancel_futures=True)
-            return threads, 0
+            return threads()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    threads.shutdown()
     _record_workers(
         store, job_id, sorted(p.pid for p in multiprocessing.active_children() if p.pid not in before)
     )
