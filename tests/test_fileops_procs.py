@@ -237,3 +237,25 @@ def test_the_job_runs_on_threads_where_no_worker_can_start(ws, pool, tmp_path, m
     assert res is not None and res.status == "done", res
     assert workers_of(ws, plan.job_id) == []
     assert tree(tmp_path / "out") == tree(pool)
+
+
+def test_undo_on_workers_killed_then_finished(ws, pool, tmp_path):
+    """An undo of 1,040 moves runs on workers; killed at a worker's fault point and from
+    outside, every file stays in one place, and a last undo puts everything back."""
+    manifest = {k: v for k, v in tree(pool).items() if k != "classes.txt"}
+    plan, res = fo.move_files(ws, SelectionSpec(where="1"), pool / "moved", layout="mirror", labels="carry")
+    assert res is not None and res.status == "done", res
+    ws.store.close()
+    ws._store = None
+    rng = random.Random(3)
+    n = rng.randint(10, 1000 // (2 * min(fo.WORKERS, CORES)))
+    assert cli(ws.root, "ops", "undo", str(plan.job_id), fault=f"undo:{n}") == -signal.SIGKILL
+    check_one_place(pool, manifest)
+    cli(ws.root, "ops", "undo", str(plan.job_id), kill_after=rng.uniform(0.8, 1.5))
+    check_one_place(pool, manifest)
+    ws.store.close()
+    ws._store = None
+    undone = fo.undo_job(ws, plan.job_id)
+    assert undone.status == "undone", undone.errors
+    assert {k: v for k, v in tree(pool).items() if k != "classes.txt"} == manifest
+    assert not (pool / "moved").exists()
