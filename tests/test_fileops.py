@@ -83,6 +83,11 @@ def test_copy_falls_back_to_reads_where_the_kernel_cannot_copy(ws, pool, tmp_pat
     _, res = fo.copy_files(ws, ALL, tmp_path / "out", layout="mirror")
     assert res is not None and res.status == "done" and calls
     assert tree(tmp_path / "out") == tree(pool)
+    # a file system that answers "0 bytes copied" for a file with data
+    monkeypatch.setattr(os, "copy_file_range", lambda *args, **kwargs: 0)
+    _, res = fo.copy_files(ws, ALL, tmp_path / "out2", layout="mirror")
+    assert res is not None and res.status == "done"
+    assert tree(tmp_path / "out2") == tree(pool)
 
 
 def test_empty_selection_and_unknown_keys(ws, pool, tmp_path, capsys):

@@ -2066,6 +2066,10 @@ def _copy_range(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, Non
                 raise
             return n + _copy_rest(src_fd, dst_fd), None
         if not k:
+            if n == 0 and size_hint > 0:
+                # nothing copied from a file that has data: a file system that does not
+                # really support it (some network and union ones answer 0)
+                return _copy_rest(src_fd, dst_fd), None
             break
         n += k
         if n == size_hint and k < want:
