@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, InputError, NotFoundError, RemoteError, UsageError
-from tuiops.fsutil import disk_error, display_path, replace_folder
+from tuiops.fsutil import disk_error, display_path, replace_folder, sha256_file
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
@@ -893,11 +893,8 @@ def write_tarball(src: Path, tar_path: Path, *, arcroot: str, mtime: int = 0) ->
             os.fsync(raw.fileno())
             size = raw.tell()
         sha = digest.hexdigest()
-        if tar_path.is_file() and tar_path.stat().st_size == size:
-            from tuiops.remote.transfer import sha256_file
-
-            if sha256_file(tar_path) == sha:
-                return sha, size, True
+        if tar_path.is_file() and tar_path.stat().st_size == size and sha256_file(tar_path) == sha:
+            return sha, size, True
         os.replace(tmp, tar_path)
         tmp = None
         return sha, size, False
@@ -1398,7 +1395,6 @@ def push_tarball(
     """
     from tuiops.ops.remote import open_hosts
     from tuiops.remote import run_sync, transfer
-    from tuiops.remote.transfer import sha256_file
     from tuiops.store.db import utcnow
 
     local = Path(tar_path)
@@ -1470,8 +1466,6 @@ def push_tarball(
 # -- checking a mix ---------------------------------------------------------------------------------------------------
 def verify_output(out: str | os.PathLike[str]) -> list[str]:
     """Check a mixed dataset against its manifest; returns the problems (empty when it is intact)."""
-    from tuiops.remote.transfer import sha256_file
-
     root = Path(out)
     try:
         manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
