@@ -1985,8 +1985,8 @@ def _write_placed(a: _Act, ctx: _Ctx, produce: Callable[[int], tuple[int, str | 
     """
     folder = a.dst.rpartition(b"/")[0] or b"/"
     fd = _anon_file(folder)
-    mtime = None
     want_mtime = a.dst_pool is not None and a.file_id is not None
+    st: os.stat_result | None = None
     if fd is None:
         tmp = _tmp(a, ctx)
         size, digest = _write_new(tmp, produce, ctx.durable)
@@ -1997,7 +1997,6 @@ def _write_placed(a: _Act, ctx: _Ctx, produce: Callable[[int], tuple[int, str | 
             return end
         if want_mtime or digest is None:
             st = os.lstat(a.dst)
-            mtime, digest = st.st_mtime_ns, digest or _identity(st)
     else:
         try:
             size, digest = produce(fd)
@@ -2008,15 +2007,16 @@ def _write_placed(a: _Act, ctx: _Ctx, produce: Callable[[int], tuple[int, str | 
                 return end
             if want_mtime or digest is None:
                 st = os.fstat(fd)  # after the link, which set its change time
-                mtime, digest = st.st_mtime_ns, digest or _identity(st)
         finally:
             os.close(fd)
-    if not want_mtime:
-        mtime = None
+    if digest is None:
+        assert st is not None
+        digest = _identity(st)
     if ctx.durable:
         _fsync_dir(folder)
     _fault("placed")
-    return _Out(a.seq, "done", size, digest, bak=bak, info=None if mtime is None else {"mtime_ns": mtime})
+    info = {"mtime_ns": st.st_mtime_ns} if want_mtime and st is not None else None
+    return _Out(a.seq, "done", size, digest, bak=bak, info=info)
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
