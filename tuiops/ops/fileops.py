@@ -1835,16 +1835,10 @@ def _lexists(p: bytes) -> bool:
 
 
 def _hash_path(p: bytes) -> tuple[int, str]:
-    h = hashlib.sha256()
-    n = 0
+    """(bytes read, their SHA-256) of a file, as :func:`tuiops.fsutil.sha256_file` hashes it."""
     with open(p, "rb") as fh:
-        while True:
-            chunk = fh.read(CHUNK)
-            if not chunk:
-                break
-            n += len(chunk)
-            h.update(chunk)
-    return n, h.hexdigest()
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        return fh.tell(), digest
 
 
 def _fsync_dir(folder: bytes) -> None:
