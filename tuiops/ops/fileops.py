@@ -425,18 +425,24 @@ class _Survey:
         dirs, names, kinds = self.rows
         try:
             with os.scandir(fb) as it:
-                for entry in it:
-                    name = esc(entry.name)
-                    if name in have:
-                        continue
-                    # a regular file is told from the listing alone; anything else is looked at
-                    kind = "file" if entry.is_file(follow_symlinks=False) else _kind(entry, fb, root)
-                    have[name] = kind
-                    dirs.append(folder)
-                    names.append(name)
-                    kinds.append(kind)
+                entries = list(it)
         except OSError:
-            pass
+            return
+        raw = [e.name for e in entries]
+        try:
+            # one decode for the whole listing (a name never holds a NUL byte)
+            texts = b"\0".join(raw).decode("utf-8").split("\0") if raw else []
+        except UnicodeDecodeError:
+            texts = [esc(r) for r in raw]
+        for entry, name in zip(entries, texts, strict=True):
+            if name in have:
+                continue
+            # a regular file is told from the listing alone; anything else is looked at
+            kind = "file" if entry.is_file(follow_symlinks=False) else _kind(entry, fb, root)
+            have[name] = kind
+            dirs.append(folder)
+            names.append(name)
+            kinds.append(kind)
 
     def look(self, wanted: dict[str, set[str]]) -> None:
         """Look up a few ``{folder: names}`` (for new names while renaming)."""
@@ -1805,6 +1811,20 @@ class _Out:
     fatal: bool = False
     info: dict[str, Any] | None = None
 
+    def row(self) -> tuple[Any, ...]:
+        """The fields in order (``_Out(*row)`` makes it again)."""
+        return (
+            self.seq,
+            self.state,
+            self.size,
+            self.hash,
+            self.error,
+            self.dst,
+            self.bak,
+            self.fatal,
+            self.info,
+        )
+
 
 class _ActionError(Exception):
     """One action cannot be done; the job goes on with the others."""
@@ -2713,9 +2733,10 @@ def _worker_init(parent: int, groups: list[list[_Act]], mask: set[signal.Signals
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _run_range(lo: int, hi: int, ctx: _Ctx, undo: bool) -> list[_Out]:
-    """In a worker process: run the groups ``lo``..``hi`` of the job."""
-    return _run_groups(_GROUPS[lo:hi], ctx, undo)
+def _run_range(lo: int, hi: int, ctx: _Ctx, undo: bool) -> list[tuple[Any, ...]]:
+    """In a worker process: run the groups ``lo``..``hi`` of the job; the outcomes go back
+    as plain tuples (:meth:`_Out.row`), which cross the pipe several times cheaper."""
+    return [o.row() for o in _run_groups(_GROUPS[lo:hi], ctx, undo)]
 
 
 def _process_count(workers: int, n: int) -> int:
@@ -3091,14 +3112,29 @@ def tmp_path(dst: bytes, job_id: int, seq: int) -> bytes:
     return os.path.join(os.path.dirname(dst), b".tuiops-%d-%d.part" % (job_id, seq))
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No garbage collection while a burst of objects that live on is made: each collection
+    it would set off walks every object of the process (a whole terminal app's), and none
+    of these objects are garbage."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _load_actions(store: Store, job_id: int) -> list[_Act]:
     """A job's actions in order (``tmp`` NULL in the journal means the default temporary name)."""
-    rows = store.execute(
-        f"SELECT {_ACT_COLS} FROM job_actions WHERE job_id = ? ORDER BY seq", (job_id,)
-    ).fetchall()
-    hi = store.one("SELECT hi FROM job_marks WHERE job_id = ?", (job_id,))
-    hi = -1 if hi is None else int(hi)
-    acts = [_Act(*r) for r in rows]
+    with _gc_paused():
+        rows = store.execute(
+            f"SELECT {_ACT_COLS} FROM job_actions WHERE job_id = ? ORDER BY seq", (job_id,)
+        ).fetchall()
+        hi = store.one("SELECT hi FROM job_marks WHERE job_id = ?", (job_id,))
+        hi = -1 if hi is None else int(hi)
+        acts = [_Act(*r) for r in rows]
     for a in acts:
         a.resumed = a.state == "started" or (a.state == "planned" and a.seq <= hi)
     return acts
@@ -3289,16 +3325,16 @@ def _execute(
         windows.append((start, len(groups)))
     fatal: str | None = None
     failure: BaseException | None = None
-    in_flight: list[tuple[Future[list[_Out]], list[list[_Act]]]] = []
+    in_flight: list[tuple[Future[Any], list[list[_Act]]]] = []
     untouched: list[int] = []
-    seen: set[Future[list[_Out]]] = set()
+    seen: set[Future[Any]] = set()
     per_task = max(1, WINDOW // (2 * max(1, workers) * 2))
     procs = _process_count(workers, sum(len(g) for g in groups))
 
     def mark(win: tuple[int, int]) -> None:
         journal.mark([a.seq for g in groups[win[0] : win[1]] for a in g], mark_as)
 
-    def submit(pool: Executor, win: tuple[int, int]) -> list[Future[list[_Out]]]:
+    def submit(pool: Executor, win: tuple[int, int]) -> list[Future[Any]]:
         futures = []
         for k in range(win[0], win[1], per_task):
             end = min(k + per_task, win[1])
@@ -3313,10 +3349,14 @@ def _execute(
             futures.append(fut)
         return futures
 
-    def collect(fut: Future[list[_Out]]) -> None:
+    def outcomes(fut: Future[Any]) -> list[_Out]:
+        res = fut.result()
+        return [_Out(*r) for r in res] if procs else res
+
+    def collect(fut: Future[Any]) -> None:
         nonlocal fatal
         seen.add(fut)
-        outs = fut.result()
+        outs = outcomes(fut)
         journal.add(outs)
         for o in outs:
             if o.fatal and fatal is None:
@@ -3339,7 +3379,7 @@ def _execute(
         )
         with executor or contextlib.nullcontext() as pool:
             try:
-                queued: list[Future[list[_Out]]] = []
+                queued: list[Future[Any]] = []
                 if windows and not fatal:
                     mark(windows[0])
                     queued = submit(pool, windows[0])
@@ -3366,7 +3406,7 @@ def _execute(
                     if not fut.cancelled() and fut not in seen:
                         seen.add(fut)
                         with contextlib.suppress(Exception):
-                            journal.add(fut.result())
+                            journal.add(outcomes(fut))
     except BaseException as exc:
         failure = exc
         if type(exc).__name__ == "BrokenProcessPool":
@@ -3466,7 +3506,8 @@ def run_job(
                 store.execute("PRAGMA synchronous=NORMAL")
         if isinstance(failure, Cancelled):
             cancelled = True
-        counts = _counts(store, job_id)
+        tally = _tally(store, job_id)
+        counts = tally[0]
         failed = counts.get("failed", 0)
         if cancelled:
             final, err = "cancelled", "cancelled by the user; resume it with `tuiops ops resume`"
@@ -3478,7 +3519,7 @@ def run_job(
             final, err = "failed", f"{failed} action(s) failed; see `tuiops ops show {job_id} --errors`"
         else:
             final, err = "done", None
-        _fill(res, store, job_id, t0)
+        _fill(res, store, job_id, t0, tally)
         res.status = final
         res.message = err or ""
         _finish(store, job_id, final, res.to_dict(), err)
@@ -3494,19 +3535,29 @@ def run_job(
     return res
 
 
-def _fill(res: RunResult, store: Store, job_id: int, t0: float) -> None:
-    counts = _counts(store, job_id)
+def _tally(store: Store, job_id: int) -> tuple[dict[str, int], int]:
+    """A job's actions per state, and the bytes of the files done (one pass over its rows)."""
+    counts: dict[str, int] = {}
+    done_bytes = 0
+    for state, n, size in store.execute(
+        "SELECT state, count(*), sum(CASE WHEN action <> 'mkdir' THEN size END) "
+        "FROM job_actions WHERE job_id = ? GROUP BY state",
+        (job_id,),
+    ).fetchall():
+        counts[state] = n
+        if state == "done":
+            done_bytes = int(size or 0)
+    return counts, done_bytes
+
+
+def _fill(
+    res: RunResult, store: Store, job_id: int, t0: float, tally: tuple[dict[str, int], int] | None = None
+) -> None:
+    counts, res.bytes = tally or _tally(store, job_id)
     res.done = counts.get("done", 0)
     res.skipped = counts.get("skipped", 0)
     res.failed = counts.get("failed", 0)
     res.undone = counts.get("undone", 0)
-    res.bytes = int(
-        store.one(
-            "SELECT coalesce(sum(size), 0) FROM job_actions WHERE job_id = ? AND state = 'done' AND action <> 'mkdir'",
-            (job_id,),
-        )
-        or 0
-    )
     res.errors = _errors(store, job_id)
     res.elapsed = time.perf_counter() - t0
 
@@ -3569,7 +3620,8 @@ def undo_job(
     except BaseException as exc:
         failure = failure or exc
     finally:
-        counts = _counts(store, job_id)
+        tally = _tally(store, job_id)
+        counts = tally[0]
         left = counts.get("done", 0) + counts.get("undoing", 0) + counts.get("started", 0)
         if isinstance(failure, Cancelled):
             final, err = "undo_failed", "undo cancelled; run `tuiops ops undo` again to finish"
@@ -3584,7 +3636,7 @@ def undo_job(
             )
         else:
             final, err = "undone", None
-        _fill(res, store, job_id, t0)
+        _fill(res, store, job_id, t0, tally)
         res.status = final
         res.message = err or ""
         _finish(store, job_id, final, res.to_dict(), err)
