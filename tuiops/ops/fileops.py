@@ -425,24 +425,18 @@ class _Survey:
         dirs, names, kinds = self.rows
         try:
             with os.scandir(fb) as it:
-                entries = list(it)
+                for entry in it:
+                    name = esc(entry.name)
+                    if name in have:
+                        continue
+                    # a regular file is told from the listing alone; anything else is looked at
+                    kind = "file" if entry.is_file(follow_symlinks=False) else _kind(entry, fb, root)
+                    have[name] = kind
+                    dirs.append(folder)
+                    names.append(name)
+                    kinds.append(kind)
         except OSError:
-            return
-        raw = [e.name for e in entries]
-        try:
-            # one decode for the whole listing (a name never holds a NUL byte)
-            texts = b"\0".join(raw).decode("utf-8").split("\0") if raw else []
-        except UnicodeDecodeError:
-            texts = [esc(r) for r in raw]
-        for entry, name in zip(entries, texts, strict=True):
-            if name in have:
-                continue
-            # a regular file is told from the listing alone; anything else is looked at
-            kind = "file" if entry.is_file(follow_symlinks=False) else _kind(entry, fb, root)
-            have[name] = kind
-            dirs.append(folder)
-            names.append(name)
-            kinds.append(kind)
+            pass
 
     def look(self, wanted: dict[str, set[str]]) -> None:
         """Look up a few ``{folder: names}`` (for new names while renaming)."""
