@@ -90,6 +90,31 @@ def test_copy_falls_back_to_reads_where_the_kernel_cannot_copy(ws, pool, tmp_pat
     assert tree(tmp_path / "out2") == tree(pool)
 
 
+def test_link_by_descriptor_falls_back_to_proc_where_the_kernel_refuses(ws, pool, tmp_path, monkeypatch):
+    """Before Linux 6.10 linking an unnamed file by its descriptor needs a capability: where
+    it is refused the copies are linked through /proc, and the refusal is asked once only."""
+    import ctypes
+    import errno
+
+    calls = []
+
+    def refuse(*args):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        ctypes.set_errno(errno.ENOENT)
+        return -1
+
+    monkeypatch.setattr(fo, "_FLINK", [refuse])
+    _, res = fo.copy_files(ws, ALL, tmp_path / "out", layout="mirror", workers=1)
+    assert res is not None and res.status == "done" and res.failed == 0
+    assert tree(tmp_path / "out") == tree(pool)
+    assert len(calls) == 1 and fo._FLINK == [None]
+    # another error of the call is the copy's error, named by its target
+    monkeypatch.setattr(fo, "_FLINK", [lambda *args: (ctypes.set_errno(errno.ENOSPC), -1)[1]])
+    with pytest.raises(DiskError, match=r"cannot write .*out2/.*the disk is full"):
+        fo.copy_files(ws, ALL, tmp_path / "out2", layout="mirror", workers=1)
+    assert not [p for p in (tmp_path / "out2").rglob("*") if p.is_file() and p.suffix != ".txt"]
+
+
 def test_empty_selection_and_unknown_keys(ws, pool, tmp_path, capsys):
     """A selection matching nothing plans nothing; keys that match no image are named, not a crash."""
     plan, res = fo.copy_files(ws, SelectionSpec(where="0"), tmp_path / "out")

@@ -1969,13 +1969,53 @@ def _anon_file(folder: bytes) -> int | None:
         raise
 
 
+_AT_EMPTY_PATH = 0x1000
+_AT_FDCWD = -100
+#: libc's ``linkat`` while linking by descriptor (``AT_EMPTY_PATH``) works here; None after
+#: the kernel refused it (before Linux 6.10 it takes CAP_DAC_READ_SEARCH)
+_FLINK: list[Any] = []
+
+
+def _flink_fn() -> Any:
+    if not _FLINK:
+        with _ROOT_LOCK:
+            if not _FLINK:
+                fn = None
+                with contextlib.suppress(OSError, AttributeError):
+                    import ctypes
+
+                    fn = ctypes.CDLL(None, use_errno=True).linkat
+                    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+                    fn.restype = ctypes.c_int
+                _FLINK.append(fn)
+    return _FLINK[0]
+
+
 def _link_fd(fd: int, dst: bytes) -> None:
-    """Give the unnamed file ``fd`` the name ``dst`` (FileExistsError when the name is taken)."""
+    """Give the unnamed file ``fd`` the name ``dst`` (FileExistsError when the name is taken).
+
+    By the descriptor itself where the kernel allows it, else through ``/proc/self/fd``
+    (a path walk more per file).
+    """
+    fn = _flink_fn()
+    refused = False
+    if fn is not None:
+        import ctypes
+
+        if fn(fd, b"", _AT_FDCWD, dst, _AT_EMPTY_PATH) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOENT, errno.EPERM, errno.EINVAL):
+            raise OSError(err, os.strerror(err), dst)
+        # refused, or the folder is gone: the /proc way tells which
+        refused = True
     if not _ROOT_FD:
         with _ROOT_LOCK:
             if not _ROOT_FD:
                 _ROOT_FD.append(os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
     os.link(b"/proc/self/fd/%d" % fd, dst, src_dir_fd=_ROOT_FD[0], follow_symlinks=True)
+    if refused:
+        _FLINK[0] = None
 
 
 def _link_put(fd: int, a: _Act, ctx: _Ctx) -> tuple[_Out | None, bytes | None]:
