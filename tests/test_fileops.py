@@ -556,3 +556,52 @@ def test_cli_end_to_end(ws, pool, tmp_path, capsys):
     assert (tmp_path / "c" / "danbooru_2.png").exists()
     assert run([*w, "ops", "resume", "999"]) == 5
     assert run([*w, "ops", "rename", "--where", "1", "--name", "{nope}"]) == 2
+
+
+def test_actions_handed_from_the_plan_equal_those_read_back(ws, tmp_path):
+    """A run right after its plan takes the actions from the frame the plan wrote: for every
+    op and label mode they are the journal's rows, field for field (bytes of non-UTF-8
+    names, label data, target pools, conflict outcomes)."""
+    root = make_pool(tmp_path / "pool", 4)
+    raw = os.fsencode(root) + b"/danbooru_7_caf\xe9.jpg"
+    draw_image(Path(os.fsdecode(raw)), seed=7)
+    with open(raw[:-4] + b".txt", "wb") as fh:
+        fh.write(b"0 0.5 0.5 0.1 0.1\n")
+    scan_pool(ws, root)
+    items = ws.store.read_items().rename({"id": "item_id"})
+    n = items.height
+    boxes = pl.DataFrame(
+        {"item_id": items["item_id"], "class_id": [i % len(CLASSES) for i in range(n)],
+         "x1": [1.0] * n, "y1": [2.0] * n, "x2": [20.0] * n, "y2": [18.0] * n}
+    )  # fmt: skip
+    ws.store.create_label_set("gt", boxes, items.select("item_id"))
+    (tmp_path / "taken").mkdir()
+    shutil.copy(root / "danbooru_0.jpg", tmp_path / "taken" / "danbooru_0.jpg")
+    plans = [
+        ("copy", {"to": tmp_path / "a", "layout": "mirror"}),
+        ("copy", {"to": tmp_path / "taken", "on_conflict": "rename"}),
+        ("copy", {"to": tmp_path / "taken", "on_conflict": "overwrite"}),
+        ("copy", {"to": tmp_path / "b", "labels": "both", "label_set": "gt"}),
+        ("move", {"to": root / "moved"}),
+        ("convert", {"to": tmp_path / "c", "convert": fo.ConvertOptions(format="png")}),
+        ("rename", {"name": "{booru}_{fid}_x{ext}"}),
+        ("delete", {}),
+    ]
+    seen = []
+    for op, kw in plans:
+        kept: list[pl.DataFrame] = []
+        p = fo.plan(ws, op, SelectionSpec(where="1", label_set="gt"), _keep=kept, **kw)
+        assert p.status == "planned" and len(kept) == 1, (op, kw)
+        handed = fo._acts_from_journal(kept[0])
+        read = fo._load_actions(ws.store, p.job_id)
+        assert handed == read, (op, kw)
+        assert any(a.action != "mkdir" for a in read)
+        seen += read
+    # the fields that are easy to get wrong were there to compare
+    assert any(a.data for a in seen) and any(a.dst_pool is not None for a in seen)
+    assert any(a.conflict for a in seen) and any(a.src and b"\xe9" in a.src for a in seen)
+    assert any(a.dst_rel_raw for a in seen) and any(a.bak for a in seen)
+    # nothing is handed over for a dry run
+    kept = []
+    fo.plan(ws, "copy", ALL, to=tmp_path / "d", dry_run=True, _keep=kept)
+    assert kept == []

@@ -542,6 +542,7 @@ def plan(
     job_params: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    _keep: list[pl.DataFrame] | None = None,
 ) -> PlanResult:
     """Plan ``op`` on a selection and record the plan as a job (nothing is touched).
 
@@ -701,6 +702,7 @@ def plan(
             extra_actions,
             in_place=in_place,
             label_layout=label_layout,
+            keep=_keep,
         )
     except BaseException:
         with store.transaction() as conn:
@@ -743,6 +745,7 @@ def _plan(
     *,
     in_place: bool = False,
     label_layout: str = "beside",
+    keep: list[pl.DataFrame] | None = None,
 ) -> PlanResult:
     import polars as pl
 
@@ -1048,6 +1051,8 @@ def _plan(
         error = "conflicts: " + ", ".join(f"{n} {k}" for k, n in counts.items()) if counts else space
     with store.bulk() as tx:
         tx.ingest("job_actions", rows)
+        if keep is not None and status == "planned" and not dry_run:
+            keep.append(rows)
         tx.execute(
             "UPDATE jobs SET status = ?, total = ?, done = 0, result = ?, error = ?, message = ? WHERE id = ?",
             (
@@ -1791,6 +1796,7 @@ _ACT_COLS = (
     "seq, action, role, parent, file_id, src, dst, tmp, bak, data, state, conflict, size, hash, "
     "dst_pool, dst_rel, dst_rel_raw, prev, new_file_id, error"
 )
+_ACT_NAMES = [c.strip() for c in _ACT_COLS.split(",")]
 
 
 @dataclass(slots=True)
@@ -3174,6 +3180,17 @@ def _load_actions(store: Store, job_id: int) -> list[_Act]:
     return acts
 
 
+def _acts_from_journal(rows: pl.DataFrame) -> list[_Act]:
+    """The actions of a plan from the journal frame it has just written: the same as
+    :func:`_load_actions` reads back for a job not yet run, without the read."""
+    if not rows["seq"].is_sorted():
+        rows = rows.sort("seq")
+    n = rows.height
+    with _gc_paused():
+        cols = [rows[c].to_list() if c in rows.columns else [None] * n for c in _ACT_NAMES]
+        return [_Act(*r) for r in zip(*cols, strict=True)] if n else []
+
+
 def _groups(acts: list[_Act]) -> list[list[_Act]]:
     """Actions grouped by image (an image row, then the label rows whose parent it is)."""
     groups: list[list[_Act]] = []
@@ -3487,6 +3504,7 @@ def run_job(
     durable: bool | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    _planned: list[_Act] | None = None,
 ) -> RunResult:
     """Run a planned job, or resume one that was killed, cancelled or failed part-way.
 
@@ -3513,7 +3531,8 @@ def run_job(
         )
     if status == "planning":
         raise UsageError(f"job {job_id} was killed while planning; plan the operation again")
-    acts = _load_actions(store, job_id)
+    # the actions of a plan made a moment ago in this process come with it (never run yet)
+    acts = _planned if _planned is not None and status == "planned" else _load_actions(store, job_id)
     todo = [a for a in acts if a.state in ("planned", "started", "failed")]
     res = RunResult(job_id=job_id, op=op, status=status, actions=len(acts))
     if not todo and status == "done":
@@ -3694,10 +3713,12 @@ def run_op(
     **plan_kwargs: Any,
 ) -> tuple[PlanResult, RunResult | None]:
     """Plan ``op`` and, unless ``dry_run``, run it. See :func:`plan` for the options."""
-    p = plan(ws, op, selection, dry_run=dry_run, progress=progress, cancel=cancel, **plan_kwargs)
+    kept: list[pl.DataFrame] = []
+    p = plan(ws, op, selection, dry_run=dry_run, progress=progress, cancel=cancel, _keep=kept, **plan_kwargs)
     if dry_run or p.status != "planned":
         return p, None
-    return p, run_job(ws, p.job_id, workers=workers, progress=progress, cancel=cancel)
+    acts = _acts_from_journal(kept.pop()) if kept else None
+    return p, run_job(ws, p.job_id, workers=workers, progress=progress, cancel=cancel, _planned=acts)
 
 
 def copy_files(
