@@ -3359,11 +3359,12 @@ def _execute(
     window is marked and queued while this one runs, so the workers never wait for the
     journal.
     """
-    by_seq = {a.seq: a for a in acts}
+    with _gc_paused():
+        by_seq = {a.seq: a for a in acts}
+        dirs = [a for a in todo if a.action == "mkdir"]
+        groups = _groups([a for a in todo if a.action != "mkdir"])
     journal = _Journal(store, ctx, by_seq, undo)
     mark_as = "undoing" if undo else "started"
-    dirs = [a for a in todo if a.action == "mkdir"]
-    groups = _groups([a for a in todo if a.action != "mkdir"])
     # windows: consecutive runs of groups (start, end) of about WINDOW actions each
     windows: list[tuple[int, int]] = []
     start = n = 0
