@@ -2773,10 +2773,24 @@ def _worker_init(parent: int, groups: list[list[_Act]], mask: set[signal.Signals
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _run_range(lo: int, hi: int, ctx: _Ctx, undo: bool) -> list[tuple[Any, ...]]:
-    """In a worker process: run the groups ``lo``..``hi`` of the job; the outcomes go back
-    as plain tuples (:meth:`_Out.row`), which cross the pipe several times cheaper."""
-    return [o.row() for o in _run_groups(_GROUPS[lo:hi], ctx, undo)]
+def _run_range(lo: int, hi: int, ctx: _Ctx, undo: bool) -> tuple[str, int, list[tuple[Any, ...]]]:
+    """In a worker process: run the groups ``lo``..``hi`` of the job.
+
+    Returns the outcomes that change only their journal row (:func:`_plain`) packed as one
+    JSON array of ``[seq, size, hash]`` with their count, and the others as tuples
+    (:meth:`_Out.row`): the job's process journals the first without a step per action.
+    """
+    groups = _GROUPS[lo:hi]
+    outs = _run_groups(groups, ctx, undo)
+    plain: list[tuple[int, int | None, str | None]] = []
+    rest: list[tuple[Any, ...]] = []
+    acts = (a for g in groups for a in g)
+    for a, o in zip(acts, outs, strict=True):
+        if a.seq == o.seq and _plain(a, o, ctx.op, undo):
+            plain.append((o.seq, o.size, o.hash))
+        else:
+            rest.append(o.row())
+    return (json.dumps(plain) if plain else ""), len(plain), rest
 
 
 def _process_count(workers: int, n: int) -> int:
@@ -3205,6 +3219,18 @@ def _groups(acts: list[_Act]) -> list[list[_Act]]:
     return groups
 
 
+def _plain(a: _Act, out: _Out, op: str, undo: bool) -> bool:
+    """Whether an outcome changes only its journal row (state, size, hash): a forward
+    action done where it was planned, with no store records to follow it."""
+    return (
+        not undo
+        and out.state == "done"
+        and (out.dst is None or out.dst == a.dst)
+        and (out.bak is None or out.bak == a.bak)
+        and (a.file_id is None or not (op in ("move", "rename", "delete") or a.dst_pool is not None))
+    )
+
+
 class _Journal:
     """Batched journal updates from the main thread (one transaction per flush)."""
 
@@ -3214,6 +3240,9 @@ class _Journal:
         self.acts = acts
         self.undo = undo
         self.buffer: list[_Out] = []
+        # plain outcomes packed by worker processes: JSON arrays of [seq, size, hash]
+        self.packed: list[str] = []
+        self.n_packed = 0
         self.last = time.monotonic()
         self.counted = 0
 
@@ -3256,30 +3285,28 @@ class _Journal:
         for s in seqs:
             self.acts[s].state = state
 
-    def add(self, outs: list[_Out]) -> None:
+    def add(self, outs: list[_Out], packed: str = "", n_packed: int = 0) -> None:
         self.buffer.extend(outs)
+        if n_packed:
+            self.packed.append(packed)
+            self.n_packed += n_packed
         if time.monotonic() - self.last >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
         self.last = time.monotonic()
-        if not self.buffer:
+        if not self.buffer and not self.packed:
             return
         outs, self.buffer = self.buffer, []
+        packed, self.packed = self.packed, []
+        done, self.n_packed = self.n_packed, 0
         rows = []
-        plain = []
-        done = 0
-        moving = self.ctx.op in ("move", "rename", "delete")
+        plain: list[tuple[int, int | None, str | None]] = []
+        op = self.ctx.op
         with self.store.transaction() as conn:
             for out in outs:
                 a = self.acts[out.seq]
-                if (
-                    not self.undo
-                    and out.state == "done"
-                    and (out.dst is None or out.dst == a.dst)
-                    and (out.bak is None or out.bak == a.bak)
-                    and (a.file_id is None or not (moving or a.dst_pool is not None))
-                ):
+                if _plain(a, out, op, self.undo):
                     # the common case: only the outcome changes (no store records follow)
                     done += 1
                     plain.append((out.seq, out.size, out.hash))
@@ -3314,15 +3341,18 @@ class _Journal:
                 a.size = out.size if out.size is not None else a.size
                 a.hash = out.hash if out.hash is not None else a.hash
                 a.bak = out.bak or a.bak
-            if plain:
+            if plain or packed:
                 # the batch goes in as one JSON text and is applied by one statement: SQLite
                 # walks it without handing the GIL back and forth with the workers per row
+                if plain:
+                    packed.append(json.dumps(plain))
+                text = "[" + ",".join(p[1:-1] for p in packed if len(p) > 2) + "]"
                 conn.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS _fo_out(seq INTEGER PRIMARY KEY, size INTEGER, hash TEXT)"
                 )
                 conn.execute(
                     "INSERT INTO temp._fo_out SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)",
-                    (json.dumps(plain),),
+                    (text,),
                 )
                 conn.execute(
                     "UPDATE job_actions SET state = 'done', "
@@ -3401,19 +3431,23 @@ def _execute(
             futures.append(fut)
         return futures
 
-    def outcomes(fut: Future[Any]) -> list[_Out]:
+    def outcomes(fut: Future[Any]) -> tuple[list[_Out], str, int]:
+        """(outcomes, plain outcomes packed by a worker process, their count)."""
         res = fut.result()
-        return [_Out(*r) for r in res] if procs else res
+        if not procs:
+            return res, "", 0
+        packed, n, rest = res
+        return [_Out(*r) for r in rest], packed, n
 
     def collect(fut: Future[Any]) -> None:
         nonlocal fatal
         seen.add(fut)
-        outs = outcomes(fut)
-        journal.add(outs)
+        outs, packed, n = outcomes(fut)
+        journal.add(outs, packed, n)
         for o in outs:
             if o.fatal and fatal is None:
                 fatal = o.error
-        rep.advance(len(outs))
+        rep.advance(len(outs) + n)
 
     try:
         if dirs:
@@ -3458,7 +3492,7 @@ def _execute(
                     if not fut.cancelled() and fut not in seen:
                         seen.add(fut)
                         with contextlib.suppress(Exception):
-                            journal.add(outcomes(fut))
+                            journal.add(*outcomes(fut))
     except BaseException as exc:
         failure = exc
         if type(exc).__name__ == "BrokenProcessPool":
