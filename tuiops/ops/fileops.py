@@ -137,6 +137,9 @@ WORKERS = 4
 PROCESS_MIN = 1000
 WINDOW = 1024
 FLUSH_SECONDS = 0.2
+#: outcomes that make the journal commit before FLUSH_SECONDS are up (so no large batch is
+#: left to write after the last action)
+FLUSH_ROWS = 1024
 BIG_FILE = 16 << 20
 CHUNK = 1 << 20
 STAT_DIR_MAX = 256
@@ -3290,7 +3293,7 @@ class _Journal:
         if n_packed:
             self.packed.append(packed)
             self.n_packed += n_packed
-        if time.monotonic() - self.last >= FLUSH_SECONDS:
+        if len(self.buffer) + self.n_packed >= FLUSH_ROWS or time.monotonic() - self.last >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
@@ -3478,11 +3481,14 @@ def _execute(
                         mark(windows[wi + 1])
                         queued = submit(pool, windows[wi + 1])
                     pending = set(current)
+                    last = wi + 1 == len(windows)
                     while pending:
                         finished, pending = wait(pending, timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
                         for fut in finished:
                             collect(fut)
-                        if not finished:
+                        if not finished or last:
+                            # in the last window outcomes are journaled as they come: what is
+                            # left for after the last action is a few rows, not a batch
                             journal.flush()
             finally:
                 for fut, chunk in in_flight:
