@@ -373,6 +373,37 @@ def test_source_deleted_between_plan_and_run(ws, pool, tmp_path):
     assert r.status == "done" and (tmp_path / "out" / "danbooru_0.txt").exists()
 
 
+def test_sources_that_changed_size_between_plan_and_run_are_copied_whole(ws, pool, tmp_path, monkeypatch):
+    """A copy planned for one size meets another (grown, shrunk, emptied): the short way
+    (one kernel copy of the planned size) gives way and the file is copied as it is now."""
+    p, _ = fo.copy_files(ws, ALL, tmp_path / "out", layout="mirror", dry_run=True)
+    grown, shrunk, emptied = pool / "danbooru_0.jpg", pool / "sub" / "danbooru_1.jpg", pool / "danbooru_2.jpg"
+    grown.write_bytes(grown.read_bytes() + b"\0" * 70_000)
+    shrunk.write_bytes(shrunk.read_bytes()[:100])
+    emptied.write_bytes(b"")
+    fast: list[bool] = []
+    real_fast = fo._copy_fast
+
+    def spy(a):  # type: ignore[no-untyped-def]
+        out = real_fast(a)
+        fast.append(out is not None)
+        return out
+
+    monkeypatch.setattr(fo, "_copy_fast", spy)
+    r = fo.run_job(ws, p.job_id, workers=1)
+    assert r.status == "done" and r.failed == 0
+    assert tree(tmp_path / "out") == tree(pool)
+    sizes = dict(
+        ws.store.execute(
+            "SELECT dst, size FROM job_actions WHERE job_id = ? AND action = 'copy'", (p.job_id,)
+        ).fetchall()
+    )
+    assert sizes[os.fsencode(tmp_path / "out" / "danbooru_0.jpg")] == grown.stat().st_size
+    assert sizes[os.fsencode(tmp_path / "out" / "danbooru_2.jpg")] == 0
+    # the three changed images took the general way, the other copies the short one
+    assert fast.count(False) == 3 and fast.count(True) == len(fast) - 3
+
+
 def test_missing_source_at_plan_time(ws, pool, tmp_path):
     (pool / "danbooru_2.jpg").unlink()
     with pytest.raises(ConflictError, match="source missing"):
