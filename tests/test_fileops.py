@@ -612,6 +612,7 @@ def test_actions_handed_from_the_plan_equal_those_read_back(ws, tmp_path):
         ("copy", {"to": tmp_path / "a", "layout": "mirror"}),
         ("copy", {"to": tmp_path / "taken", "on_conflict": "rename"}),
         ("copy", {"to": tmp_path / "taken", "on_conflict": "overwrite"}),
+        ("copy", {"to": tmp_path / "taken", "on_conflict": "skip"}),
         ("copy", {"to": tmp_path / "b", "labels": "both", "label_set": "gt"}),
         ("move", {"to": root / "moved"}),
         ("convert", {"to": tmp_path / "c", "convert": fo.ConvertOptions(format="png")}),
@@ -632,6 +633,7 @@ def test_actions_handed_from_the_plan_equal_those_read_back(ws, tmp_path):
     assert any(a.data for a in seen) and any(a.dst_pool is not None for a in seen)
     assert any(a.conflict for a in seen) and any(a.src and b"\xe9" in a.src for a in seen)
     assert any(a.dst_rel_raw for a in seen) and any(a.bak for a in seen)
+    assert any(a.state == "skipped" for a in seen)
     # nothing is handed over for a dry run
     kept = []
     fo.plan(ws, "copy", ALL, to=tmp_path / "d", dry_run=True, _keep=kept)
