@@ -81,14 +81,16 @@ RENAME_EXCHANGE = 2
 
 
 @functools.cache
-def _renameat2_fn() -> Any:
+def libc_function(name: str, *argtypes: Any) -> Any:
+    """libc's function ``name`` through ctypes, taking ``argtypes`` and returning an int
+    (its errno is kept for ``ctypes.get_errno``); None where this libc lacks it."""
     import ctypes
 
     try:
-        fn = ctypes.CDLL(None, use_errno=True).renameat2
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.argtypes = list(argtypes)
     fn.restype = ctypes.c_int
     return fn
 
@@ -99,7 +101,8 @@ def renameat2(src: str | bytes | os.PathLike, dst: str | bytes | os.PathLike, fl
     raises FileExistsError naming ``dst``; other failures raise OSError naming ``src``."""
     import ctypes
 
-    fn = _renameat2_fn()
+    c_int, c_char_p = ctypes.c_int, ctypes.c_char_p
+    fn = libc_function("renameat2", c_int, c_char_p, c_int, c_char_p, ctypes.c_uint)
     if fn is None:
         return False
     at_fdcwd = -100

@@ -90,7 +90,7 @@ from tuiops.errors import (
     TuiopsError,
     UsageError,
 )
-from tuiops.fsutil import RENAME_NOREPLACE, disk_error, display_path, renameat2
+from tuiops.fsutil import RENAME_NOREPLACE, disk_error, display_path, libc_function, renameat2
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, pid_alive
 from tuiops.ops.select import LAYOUTS, Selection, SelectionSpec, select_files
 
@@ -1987,16 +1987,10 @@ _FLINK: list[Any] = []
 
 def _flink_fn() -> Any:
     if not _FLINK:
-        with _ROOT_LOCK:
-            if not _FLINK:
-                fn = None
-                with contextlib.suppress(OSError, AttributeError):
-                    import ctypes
+        import ctypes
 
-                    fn = ctypes.CDLL(None, use_errno=True).linkat
-                    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-                    fn.restype = ctypes.c_int
-                _FLINK.append(fn)
+        c_int, c_char_p = ctypes.c_int, ctypes.c_char_p
+        _FLINK.append(libc_function("linkat", c_int, c_char_p, c_int, c_char_p, c_int))
     return _FLINK[0]
 
 
