@@ -26,7 +26,14 @@ class TuiopsGroup(click.Group):
         return list(self.commands)
 
 
-@click.group(cls=TuiopsGroup, context_settings=CONTEXT_SETTINGS, invoke_without_command=True)
+# Without a command the app opens, so the command is optional; said explicitly, the usage line
+# reads the same under every click release.
+@click.group(
+    cls=TuiopsGroup,
+    context_settings=CONTEXT_SETTINGS,
+    invoke_without_command=True,
+    subcommand_metavar="[COMMAND] [ARGS]...",
+)
 @click.option(
     "-w",
     "--workspace",
