@@ -6,7 +6,7 @@ import contextlib
 import errno
 import functools
 import os
-import tempfile
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -27,17 +27,65 @@ def disk_error(path: str | os.PathLike[str], exc: OSError, what: str = "write") 
     return DiskError(f"cannot {what} {os.fsdecode(path)}: {reason}")
 
 
+_TEMP_TRIES = 100
+
+
+def _temp_name(folder: str | os.PathLike[str], prefix: str, suffix: str) -> str:
+    return os.path.join(folder, f"{prefix}{os.urandom(6).hex()}{suffix}")
+
+
+def create_temp_file(
+    folder: str | os.PathLike[str], prefix: str = ".tuiops-", suffix: str = ".part"
+) -> tuple[int, str]:
+    """A new, empty file with a random name in ``folder``, open for writing: ``(fd, path)``.
+
+    Unlike :func:`tempfile.mkstemp` (always mode 0600) the file is created the way a plain
+    ``open()`` creates one, mode 0666 less the umask (and a folder's default ACL), so a
+    file renamed from it into place is as readable as any other file the user makes.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _ in range(_TEMP_TRIES):
+        name = _temp_name(folder, prefix, suffix)
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", os.fspath(folder))
+
+
+def create_temp_dir(folder: str | os.PathLike[str], prefix: str = ".tuiops-") -> str:
+    """A new, empty folder with a random name in ``folder``; mode 0777 less the umask.
+
+    For staging folders that are renamed into place whole (:func:`tempfile.mkdtemp`
+    makes them 0700, which would leave the result unreadable to everyone else).
+    """
+    for _ in range(_TEMP_TRIES):
+        name = _temp_name(folder, prefix, "")
+        try:
+            os.mkdir(name, 0o777)
+            return name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", os.fspath(folder))
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
     """Write to a temporary file beside ``path`` and rename it into place on success.
 
-    On any error the temporary file is removed and ``path`` is untouched.
+    A new file follows the umask, like any file the user makes; a file that is replaced
+    keeps its permission bits. On any error the temporary file is removed and ``path``
+    is untouched.
     """
     target = Path(path)
     tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name[:80]}.", suffix=".part", dir=target.parent)
+        fd, tmp_name = create_temp_file(target.parent, f".{target.name[:80]}.", ".part")
         with os.fdopen(fd, mode) as fh:
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(target)
+                if stat.S_ISREG(st.st_mode):
+                    os.fchmod(fh.fileno(), stat.S_IMODE(st.st_mode))
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -130,7 +178,7 @@ def replace_folder(staging: str | os.PathLike[str], target: str | os.PathLike[st
             if renameat2(staging, target, RENAME_EXCHANGE):
                 shutil.rmtree(staging, ignore_errors=True)
                 return
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            old = Path(create_temp_dir(target.parent, f".{target.name}.old-"))
             os.rmdir(old)
             os.replace(target, old)
         os.replace(staging, target)

@@ -42,14 +42,13 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, InputError, NotFoundError, UsageError
-from tuiops.fsutil import atomic_write_text, disk_error, display_path, replace_folder
+from tuiops.fsutil import atomic_write_text, create_temp_dir, disk_error, display_path, replace_folder
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
@@ -789,7 +788,7 @@ def build_dataset(
         reporter.update(0, "writing", total=texts.height, force=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-", dir=target.parent))
+            staging = Path(create_temp_dir(target.parent, f".{target.name}.build-"))
         except OSError as exc:
             raise disk_error(target.parent, exc, "write into") from exc
         try:

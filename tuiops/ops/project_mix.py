@@ -50,7 +50,6 @@ import os
 import re
 import shutil
 import tarfile
-import tempfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -58,7 +57,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, InputError, NotFoundError, RemoteError, UsageError
-from tuiops.fsutil import disk_error, display_path, replace_folder, sha256_file
+from tuiops.fsutil import (
+    create_temp_dir,
+    create_temp_file,
+    disk_error,
+    display_path,
+    replace_folder,
+    sha256_file,
+)
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
@@ -847,7 +853,7 @@ def write_tarball(src: Path, tar_path: Path, *, arcroot: str, mtime: int = 0) ->
     tar_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{tar_path.name[:80]}.", suffix=".part", dir=tar_path.parent)
+        fd, tmp = create_temp_file(tar_path.parent, f".{tar_path.name[:80]}.", ".part")
         entries: list[tuple[str, Path]] = []
         for folder, dirs, files in os.walk(src):
             dirs.sort()
@@ -1182,7 +1188,7 @@ def mix_projects(
         rep.update(total, "writing", total=total + kept.height)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+            staging = Path(create_temp_dir(target.parent, f".{target.name}.tmp-"))
         except OSError as exc:
             raise disk_error(target.parent, exc, "create a folder in") from exc
         try:

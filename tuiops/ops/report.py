@@ -721,8 +721,6 @@ def write_report(
         except OSError as exc:
             raise disk_error(getattr(exc, "filename", None) or folder, exc) from exc
         atomic_write_text(folder / "index.html", page)
-        with contextlib.suppress(OSError):
-            os.chmod(folder / "index.html", 0o644)
         rep.advance(message="index.html", force=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
