@@ -274,7 +274,9 @@ def test_detections_through_the_cli(wsdir, tmp_path, capsys):
     assert (
         data["run"] == "v1"
         and data["boxes"] == 1
-        and "no confidence column" in data["problems"][0]["message"]
+        and "no confidence column" in data["problems"][1]["message"]
+        and data["images"] == 1
+        and data["images_without_boxes"] == 1
     )
     with Workspace.open(wsdir) as ws:
         assert ws.store.execute("SELECT conf, iou, epoch FROM runs").fetchone() == (0.25, 0.7, 12)

@@ -132,8 +132,11 @@ def test_unknown_class_id_without_names_file(pool, tmp_path):
 
 def test_class_id_beyond_classes_txt(pool, tmp_path):
     src = write(tmp_path / "l", {"classes.txt": "head\nhand\n", "danbooru_1.txt": "2 0.5 0.5 0.1 0.1\n"})
-    res = import_labels(pool, src, "master", "yolo")
-    assert res.problem_lines() == [f"{src}/danbooru_1.txt:1: class id 2 is not in classes.txt (ids 0..1)"]
+    with pytest.raises(ImportRejected) as info:
+        import_labels(pool, src, "master", "yolo")
+    res = info.value.result
+    assert res.problem_lines()[1] == f"{src}/danbooru_1.txt:1: class id 2 is not in classes.txt (ids 0..1)"
+    assert res.problem_lines()[0].startswith(f"{src}/danbooru_1.txt: no valid box: every box had a problem")
 
 
 def test_bad_inputs_of_a_real_pool_are_reported_and_skipped(pool, tmp_path):
@@ -184,8 +187,9 @@ def test_tolerance_is_configurable(pool, tmp_path):
     src = write(tmp_path / "l", {"danbooru_1.txt": "0 0.0203125 0.5 0.05 0.1\n"})  # x1 = -3 px
     res = import_labels(pool, src, "a", "yolo")
     assert res.boxes == 1  # 0.5% of 640 = 3.2 px
-    res = import_labels(pool, src, "b", "yolo", tolerance=Tolerance.parse("2px"))
-    assert res.boxes == 0 and "tolerance (0%,2px)" in res.problem_lines()[0]
+    with pytest.raises(ImportRejected) as info:  # its only box is out: nothing left to import
+        import_labels(pool, src, "b", "yolo", tolerance=Tolerance.parse("2px"))
+    assert "tolerance (0%,2px)" in info.value.result.problem_lines()[1]
     assert Tolerance.parse("1%") == Tolerance(1.0, 0.0)
     assert Tolerance.parse("0.5%,3px") == Tolerance(0.5, 3.0)
     with pytest.raises(UsageError):
@@ -196,9 +200,9 @@ def test_strict_rejects_everything_and_stores_nothing(pool, tmp_path):
     src = write(tmp_path / "l", {"danbooru_1.txt": "0 0.5 0.5 0.1 0.1\n", "danbooru_2.txt": "0 0.5 0.5\n"})
     with pytest.raises(ImportRejected) as info:
         import_labels(pool, src, "master", "yolo", strict=True)
-    assert info.value.result.problem_lines() == [
-        f"{src}/danbooru_2.txt:1: expected 5 fields (class cx cy w h), found 3"
-    ]
+    lines = info.value.result.problem_lines()
+    assert lines[1:] == [f"{src}/danbooru_2.txt:1: expected 5 fields (class cx cy w h), found 3"]
+    assert lines[0].startswith(f"{src}/danbooru_2.txt: no valid box")
     assert info.value.exit_code == 4
     assert counts(pool) == (0, 0, 0)
     assert pool.store.execute("SELECT status FROM jobs").fetchall() == [("failed",)]
@@ -433,3 +437,171 @@ def test_fresh_workspace_takes_the_class_order_of_the_names_file(tmp_path):
         assert [b[1] for b in boxes_of(ws, "m")] == [2, 0]
     finally:
         ws.close()
+
+
+# -- an empty class map takes the first file's classes -----------------------------------------------
+@pytest.fixture
+def fresh(tmp_path):
+    ws = Workspace.init(tmp_path / "fresh")
+    try:
+        add_items(ws, ["danbooru_1", "danbooru_2"], width=W, height=H)
+        yield ws
+    finally:
+        ws.close()
+
+
+def test_an_empty_class_map_takes_the_classes_txt_order(fresh, tmp_path):
+    src = write(
+        tmp_path / "l",
+        {"classes.txt": "cat\ndog\nbird\n", "danbooru_1.txt": "2 0.5 0.5 0.1 0.1\n0 0.5 0.5 0.2 0.2\n"},
+    )
+    res = import_labels(fresh, src, "m", "yolo")
+    assert res.added_classes == ["cat", "dog", "bird"] and res.classes_adopted
+    assert fresh.classes == ["cat", "dog", "bird"] and fresh.store.class_names() == ["cat", "dog", "bird"]
+    assert Workspace.open(fresh.root).classes == ["cat", "dog", "bird"]
+    assert [b[1] for b in boxes_of(fresh, "m")] == [2, 0]
+    # afterwards the map only grows on request, and by name
+    more = write(tmp_path / "l2", {"classes.txt": "bird\nfish\n", "danbooru_2.txt": "1 0.5 0.5 0.1 0.1\n"})
+    with pytest.raises(InputError, match="'fish'"):
+        import_labels(fresh, more, "m2", "yolo")
+    res = import_labels(fresh, more, "m2", "yolo", add_classes=True)
+    assert not res.classes_adopted and fresh.classes == ["cat", "dog", "bird", "fish"]
+
+
+def test_an_empty_class_map_takes_the_data_yaml_names(fresh, tmp_path):
+    src = write(
+        tmp_path / "l",
+        {"data.yaml": "names:\n  0: zebra\n  1: ant\n", "danbooru_1.txt": "1 0.5 0.5 0.1 0.1\n"},
+    )
+    import_labels(fresh, src, "m", "yolo")
+    assert fresh.classes == ["zebra", "ant"] and [b[1] for b in boxes_of(fresh, "m")] == [1]
+
+
+def test_an_empty_class_map_takes_the_coco_categories_in_their_order(fresh, tmp_path):
+    doc = {
+        "images": [{"id": 40, "file_name": "danbooru_1.jpg", "width": W, "height": H}],
+        "annotations": [
+            {"id": 1, "image_id": 40, "category_id": 3, "bbox": [1, 2, 3, 4]},
+            {"id": 2, "image_id": 40, "category_id": 11, "bbox": [5, 6, 7, 8]},
+        ],
+        "categories": [{"id": 11, "name": "kanji"}, {"id": 3, "name": "button"}, {"id": 7, "name": "unused"}],
+    }
+    (tmp_path / "gt.json").write_text(json.dumps(doc))
+    res = import_labels(fresh, tmp_path / "gt.json", "gt")
+    assert fresh.classes == ["kanji", "button", "unused"] and res.classes_adopted
+    assert [b[1] for b in boxes_of(fresh, "gt")] == [1, 0]
+
+
+def test_an_empty_class_map_takes_voc_names_as_they_first_appear(fresh, tmp_path):
+    src = write(
+        tmp_path / "voc",
+        {
+            "danbooru_1.xml": voc_file("danbooru_1", [obj("tail", (1, 2, 30, 40)), obj("ear", (1, 2, 3, 4))]),
+            "danbooru_2.xml": voc_file("danbooru_2", [obj("eye", (1, 2, 3, 4)), obj("tail", (1, 2, 3, 4))]),
+        },
+    )
+    import_labels(fresh, src, "v", "voc")
+    assert fresh.classes == ["tail", "ear", "eye"]
+
+
+def test_an_empty_class_map_cannot_name_bare_yolo_ids(fresh, tmp_path):
+    src = write(tmp_path / "l", {"danbooru_1.txt": "0 0.5 0.5 0.1 0.1\n"})
+    with pytest.raises(ImportRejected) as info:
+        import_labels(fresh, src, "m", "yolo")
+    assert "the workspace class map has no classes" in info.value.result.problem_lines()[1]
+    assert fresh.classes == []
+
+
+def test_a_rejected_first_import_leaves_the_map_empty(fresh, tmp_path):
+    src = write(
+        tmp_path / "l", {"classes.txt": "cat\n", "danbooru_1.txt": "0 0.5 0.5 0.1\n0 0.5 0.5 0.1 0.1\n"}
+    )
+    with pytest.raises(ImportRejected):
+        import_labels(fresh, src, "m", "yolo", strict=True)
+    assert fresh.classes == [] and fresh.store.class_names() == []
+
+
+# -- a file whose every box is bad is not an image without objects ------------------------------------
+def test_yolo_file_with_only_bad_lines_is_left_out(pool, tmp_path):
+    src = write(
+        tmp_path / "l",
+        {
+            "danbooru_1.txt": "0 0.5 0.5 0.1 0.1\n",
+            "danbooru_2.txt": "0 0.5 0.5\n7.5 0.5 0.5 0.1 0.1\n",  # every line bad
+            "danbooru_3.txt": "",  # an image with no objects
+            "danbooru_4.txt": "\n  \n\r\n",  # blank lines only: also an image with no objects
+            "danbooru_5.txt": "0 0.5 0.5 0.1 0.1\n0 0.5 0.5\n",  # one good line: kept with it
+        },
+    )
+    res = import_labels(pool, src, "m", "yolo")
+    lines = [line.removeprefix(f"{src}/") for line in res.problem_lines()]
+    assert lines[0].startswith("danbooru_2.txt: no valid box: every box had a problem (listed)")
+    assert lines[1] == "danbooru_2.txt:1: expected 5 fields (class cx cy w h), found 3"
+    assert lines[2].startswith("danbooru_2.txt:2: ")
+    assert lines[3] == "danbooru_5.txt:2: expected 5 fields (class cx cy w h), found 3"
+    assert len(lines) == 4
+    assert (res.images, res.boxes, res.images_without_boxes, res.files_skipped) == (4, 2, 1, 0)
+    assert res.to_dict()["images_without_boxes"] == 1
+    in_set = pool.store.execute(
+        "SELECT i.key FROM set_images si JOIN items i ON i.id = si.item_id ORDER BY i.key"
+    ).fetchall()
+    assert [k for (k,) in in_set] == ["danbooru_1", "danbooru_3", "danbooru_4", "danbooru_5"]
+
+
+def test_voc_file_with_only_bad_objects_is_left_out(pool, tmp_path):
+    src = write(
+        tmp_path / "voc",
+        {
+            "danbooru_1.xml": voc_file(
+                "danbooru_1", [obj("head", (100, 20, 10, 200)), obj(None, (1, 2, 3, 4))]
+            ),
+            "danbooru_2.xml": voc_file("danbooru_2", []),
+            "danbooru_3.xml": voc_file("danbooru_3", [obj("head", (1, 2, 3, 4))]),
+        },
+    )
+    res = import_labels(pool, src, "v", "voc")
+    assert res.problem_lines()[0].startswith(f"{src}/danbooru_1.xml: no valid box")
+    assert (res.images, res.boxes, res.images_without_boxes) == (2, 1, 1)
+
+
+def test_coco_image_whose_annotations_are_all_bad_is_left_out(pool, tmp_path):
+    doc = {
+        "images": [
+            {"id": 1, "file_name": "danbooru_1.jpg", "width": W, "height": H},
+            {"id": 2, "file_name": "danbooru_2.jpg", "width": W, "height": H},
+            {"id": 3, "file_name": "danbooru_3.jpg", "width": W, "height": H},
+            {"id": 4, "file_name": "danbooru_4.jpg", "width": W, "height": H},
+        ],
+        "annotations": [
+            {"id": 10, "image_id": 1, "category_id": 1, "bbox": [10, 20, 30, 40]},
+            {"id": 11, "image_id": 2, "category_id": 1, "bbox": ["a", 20, 30, 40]},  # bad when read
+            {"id": 12, "image_id": 2, "category_id": 1, "bbox": [900, 20, 30, 40]},  # outside the image
+            {"id": 13, "image_id": 4, "category_id": 99, "bbox": [10, 20, 30, 40]},  # unknown category
+        ],
+        "categories": [{"id": 1, "name": "head"}],
+    }
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(doc))
+    res = import_labels(pool, p, "c")
+    lines = res.problem_lines()
+    assert (
+        f"{p}: image 'danbooru_2.jpg': no valid box: every box had a problem (listed), so the image is not added; an empty label file (or only blank lines) marks an image with no objects"
+        in lines
+    )
+    assert any(line.startswith(f"{p}: image 'danbooru_4.jpg': no valid box") for line in lines)
+    assert (res.images, res.boxes, res.images_without_boxes) == (2, 1, 2)  # danbooru_3 has no objects
+
+
+def test_covers_does_not_bring_back_an_image_whose_detections_were_all_bad(pool, tmp_path):
+    gt = write(tmp_path / "gt", {f"danbooru_{i}.txt": "0 0.5 0.5 0.1 0.1\n" for i in (1, 2, 3)})
+    import_labels(pool, gt, "gt", "yolo")
+    pred = write(
+        tmp_path / "pred",
+        {"danbooru_1.txt": "0 0.5 0.5 0.1 0.1 0.9\n", "danbooru_2.txt": "0 0.5 0.5 0.1 0.1 7\n"},
+    )
+    res = import_detections(pool, pred, "r", "yolo", covers="gt")
+    assert res.images_without_boxes == 1
+    processed = pool.store.execute(
+        "SELECT i.key FROM run_images ri JOIN items i ON i.id = ri.item_id ORDER BY i.key"
+    ).fetchall()
+    assert [k for (k,) in processed] == ["danbooru_1", "danbooru_3"]

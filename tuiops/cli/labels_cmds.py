@@ -20,7 +20,8 @@ def _import_options(f: Any) -> Any:
         click.option(
             "--add-classes",
             is_flag=True,
-            help="Append the class names the workspace map lacks, in the names file's order (ids never change).",
+            help="Append the class names the workspace map lacks, in the names file's order (ids never change). "
+            "Not needed for the first import into an empty class map: that map takes the file's classes.",
         ),
         click.option(
             "--strict", is_flag=True, help="Reject the whole import on any problem (nothing is stored)."
@@ -71,8 +72,14 @@ def _report_import(result: Any, as_json: bool, show: int) -> None:
             f"\n  skipped {result.files_skipped} file(s) and {result.boxes_skipped} box(es): "
             f"{result.problem_count} problem(s) (listed on stderr)"
         )
+    if result.images_without_boxes:
+        text += (
+            f"\n  left out {result.images_without_boxes} image(s) whose every box had a problem "
+            "(not taken as images without objects)"
+        )
     if result.added_classes:
-        text += f"\n  added classes: {', '.join(result.added_classes)}"
+        how = "the empty class map took" if result.classes_adopted else "added classes:"
+        text += f"\n  {how} {', '.join(result.added_classes)}"
     if result.names_file:
         text += f"\n  class names from {result.names_file}"
     emit(result.to_dict(), False, text=text)
@@ -154,8 +161,13 @@ def labels_import(
     Bad lines (wrong field count, NaN, unknown class id, a box outside the image beyond
     --tolerance, a label without an image in the store) are listed as file:line: message
     on stderr and skipped; --strict rejects the whole import instead. An import is one
-    transaction: stored completely or not at all. Empty YOLO files are images with no
-    boxes.
+    transaction: stored completely or not at all. An empty YOLO file (or one of blank
+    lines only) is an image with no objects; a file whose every box has a problem is
+    left out and counted apart, never taken as one.
+
+    The first import into a workspace whose class map is empty fills the map with the
+    file's classes (classes.txt/data.yaml order, COCO categories' order, VOC names as they
+    first appear); after that the map only grows with --add-classes.
 
     \b
     Examples:

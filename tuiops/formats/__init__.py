@@ -91,6 +91,10 @@ class ReadResult:
     names_source: str | None = None
     found: int = 0
     bad_boxes: int = 0
+    #: file_idx of each file that had a box the reader could not take, where its problems
+    #: do not name that file with a line (a COCO annotation names the JSON file): such a
+    #: file left with no valid box is not an image without objects
+    bad_box_files: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 

@@ -167,6 +167,7 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
     cols: dict[str, list[Any]] = {
         k: [] for k in ("file_idx", "loc", "name", "x", "y", "bw", "bh", "score", "extra")
     }
+    bad_files: list[int] = []
     for i, a in enumerate(anns):
         where = f"{ann_key}[{i}]"
         if not isinstance(a, dict):
@@ -174,6 +175,8 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
             continue
         if "id" in a:
             where += f" (id {a['id']!r})"
+        iid = _id(a.get("image_id"))
+        fi = by_id.get(iid) if iid is not None else None
         bb = a.get("bbox")
         if not (isinstance(bb, list) and len(bb) == 4 and all(_num(v) for v in bb)):
             bad.append(
@@ -183,9 +186,8 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
                     f"{where}: bbox must be [x, y, width, height] numbers, got {json.dumps(bb)[:60]}",
                 )
             )
+            bad_files.extend([fi] if fi is not None else [])
             continue
-        iid = _id(a.get("image_id"))
-        fi = by_id.get(iid) if iid is not None else None
         if fi is None:
             bad.append((label, None, f"{where}: image_id {a.get('image_id')!r} is not in images"))
             continue
@@ -193,10 +195,12 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
         name = cat_name.get(cid) if cid is not None else None
         if name is None:
             bad.append((label, None, f"{where}: category_id {a.get('category_id')!r} is not in categories"))
+            bad_files.append(fi)
             continue
         score = a.get("score")
         if with_score and not _num(score):
             bad.append((label, None, f"{where}: no numeric score"))
+            bad_files.append(fi)
             continue
         if with_score:
             rest = {k: v for k, v in a.items() if k not in _RESULT_CORE}
@@ -248,6 +252,7 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
         names_source=head_label,
         found=len(images),
         bad_boxes=sum(1 for _f, _l, m in bad if m.startswith(ann_key)),
+        bad_box_files=bad_files,
     )
 
 

@@ -4,12 +4,16 @@ Import
     A label file's image is found by its key (the file's stem, or a COCO entry's
     ``file_name``, through the workspace's key pattern); the image must be in the store
     (a scanned pool) with its size. Class names map to the workspace class map by name;
-    the map is never re-ordered by a file. Every line/object is checked (field count,
+    the map is never re-ordered by a file (an empty map takes the first file's classes,
+    in the file's order). Every line/object is checked (field count,
     numbers, NaN/inf, class id, width/height > 0, inside the image within a tolerance;
     coordinates within the tolerance are kept as written, never clipped). Problems are
     reported per file and line: by default the bad lines and files are skipped and the
-    rest is stored; with ``strict`` any problem rejects the whole import. Either way an
-    import is one transaction: it is stored completely or not at all.
+    rest is stored; with ``strict`` any problem rejects the whole import. A file (or a
+    COCO image) whose every box had a problem is left out, listed and counted apart: only
+    an empty file (or one of blank lines, or a COCO image without annotations) is an image
+    with no objects. Either way an import is one transaction: it is stored completely or
+    not at all.
 
 Export
     Writes the files of a set or run: YOLO (one ``.txt`` per image of the set, also
@@ -95,6 +99,8 @@ class ImportResult:
     boxes_skipped: int = 0
     problems: Any = None
     added_classes: list[str] = field(default_factory=list)
+    classes_adopted: bool = False
+    images_without_boxes: int = 0
     names_file: str | None = None
     strict: bool = False
     imported: bool = False
@@ -130,9 +136,11 @@ class ImportResult:
             "images": self.images,
             "boxes": self.boxes,
             "boxes_skipped": self.boxes_skipped,
+            "images_without_boxes": self.images_without_boxes,
             "problem_count": self.problem_count,
             "problems": [] if not len(rows) else rows.to_dicts(),
             "added_classes": self.added_classes,
+            "classes_adopted": self.classes_adopted,
             "names_file": self.names_file,
             "warnings": self.warnings,
         }
@@ -233,9 +241,9 @@ def import_labels(
 
     ``classes_file`` names the YOLO ids (default: ``classes.txt`` or ``data.yaml`` in the
     folder; without one, ids are workspace class ids). A class name the workspace map
-    lacks is an error, unless ``add_classes``: then the names file's (or the COCO
-    categories') missing names are appended in the file's order, or for VOC the missing
-    names in the order they first appear. Raises :class:`ImportRejected` when
+    lacks is an error, unless ``add_classes`` or the map is empty: then the names file's
+    (or the COCO categories') missing names are appended in the file's order, or for VOC
+    the missing names in the order they first appear. Raises :class:`ImportRejected` when
     ``strict`` and a problem was found; nothing is stored then.
     """
     return _import(
@@ -413,7 +421,9 @@ def _import(
             import polars as pl
 
             extra_imgs = store.read_set_images(covers).select("item_id")
-            extra_imgs = extra_imgs.join(images.select("item_id"), on="item_id", how="anti")
+            extra_imgs = extra_imgs.join(images.select("item_id"), on="item_id", how="anti").filter(
+                ~pl.col("item_id").is_in(prepared.no_box_items)
+            )
             images = pl.concat(
                 [
                     images,
@@ -505,6 +515,8 @@ class _Prepared:
     boxes: Any
     images: Any
     new_classes: list[str]
+    #: images left out because every box of their file had a problem
+    no_box_items: list[int] = field(default_factory=list)
 
 
 def lookup_items(store: Store, keys: list[str]) -> pl.DataFrame:
@@ -642,7 +654,9 @@ def _prepare(
         known = {n: i for i, n in enumerate(ws_classes)}
         unknown = used.filter(~pl.col("name").is_in(list(known)))
         if unknown.height:
-            if not add_classes:
+            # an empty map adopts the first file's classes; after that it only grows on request
+            result.classes_adopted = not ws_classes
+            if not (add_classes or result.classes_adopted):
                 shown = "; ".join(
                     f"{n!r} ({c} box{'es' if c != 1 else ''}, first in {f})"
                     for n, c, f in unknown.head(10).iter_rows()
@@ -766,16 +780,30 @@ def _prepare(
     )
     good = boxes.filter(~pl.col("bad"))
     problems = concat_problems([read_problems, file_problems, box_problems])
+    src = Path(result.source)
+    prefix = result.source if result.source.endswith("/") else result.source + "/"
     if fmt != "coco":
         # name files as the user can open them: the source folder joined with the relative path
-        src = Path(result.source)
         if src.is_dir():
-            prefix = result.source if result.source.endswith("/") else result.source + "/"
             problems = problems.with_columns((pl.lit(prefix) + pl.col("file")).alias("file"))
         else:
             problems = problems.with_columns(pl.lit(result.source).alias("file"))
-    result.problems = problems
     result.files_skipped = rr.found - accepted.height
+    no_box = _files_without_valid_boxes(rr, accepted, read_problems, boxes.filter(pl.col("bad")), good)
+    if no_box.height:
+        if fmt == "coco":
+            where = pl.lit(result.source)
+            what = pl.format("image '{}': {}", pl.col("path"), pl.lit(_NO_VALID_BOX))
+        else:
+            where = pl.lit(prefix) + pl.col("path") if src.is_dir() else pl.lit(result.source)
+            what = pl.lit(_NO_VALID_BOX)
+        no_box_problems = no_box.select(
+            where.alias("file"), pl.lit(None, pl.Int64).alias("line"), what.alias("message")
+        )
+        problems = concat_problems([problems, no_box_problems])
+        accepted = accepted.join(no_box.select("file_idx"), on="file_idx", how="anti")
+    result.images_without_boxes = no_box.height
+    result.problems = problems
     result.boxes_skipped = (
         int(read_problems["line"].is_not_null().sum()) + rr.bad_boxes + box_problems.height + skipped_in_files
     )
@@ -787,7 +815,39 @@ def _prepare(
     images = accepted.sort("file_idx").select(
         "item_id", pl.col("path").alias("source"), pl.col("meta").cast(pl.String)
     )
-    return _Prepared(out_boxes, images, new_classes)
+    return _Prepared(out_boxes, images, new_classes, no_box["item_id"].to_list())
+
+
+_NO_VALID_BOX = (
+    "no valid box: every box had a problem (listed), so the image is not added; "
+    "an empty label file (or only blank lines) marks an image with no objects"
+)
+
+
+def _files_without_valid_boxes(
+    rr: ReadResult, accepted: pl.DataFrame, read_problems: pl.DataFrame, bad: pl.DataFrame, good: pl.DataFrame
+) -> pl.DataFrame:
+    """The accepted files (file_idx, path, item_id) that had a box with a problem and kept none.
+
+    A box's problem is known by its file: a reader's problem with a line in that file, a
+    reader's ``bad_box_files`` (where its problems name no image file, as in COCO), or a
+    box that failed the checks here. A file with no box and no problem is an image with
+    no objects and stays.
+    """
+    import polars as pl
+
+    lines = read_problems.filter(pl.col("line").is_not_null()).select(pl.col("file").alias("path")).unique()
+    had_bad = pl.concat(
+        [
+            accepted.join(lines, on="path", how="semi")["file_idx"],
+            bad["file_idx"],
+            pl.Series("file_idx", rr.bad_box_files, dtype=pl.Int64),
+        ]
+    ).unique()
+    return accepted.filter(
+        pl.col("file_idx").is_in(had_bad.implode())
+        & ~pl.col("file_idx").is_in(good["file_idx"].unique().implode())
+    ).select("file_idx", "path", "item_id")
 
 
 # -- export -----------------------------------------------------------------------------------------
