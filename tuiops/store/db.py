@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import ConflictError, NotFoundError, StoreError
+from tuiops.errors import ConflictError, DiskError, NotFoundError, StoreError, TuiopsError
 from tuiops.store.schema import all_migrations
 
 if TYPE_CHECKING:
@@ -155,6 +155,7 @@ class Store:
         pooled = _POOL.take(self.path, "sqlite3", self.readonly)
         if pooled is not None:
             return pooled
+        step = "open"
         try:
             if self.readonly:
                 uri = f"file:{self.path}?mode=ro"
@@ -163,9 +164,11 @@ class Store:
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                step = "wal"
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if mode.lower() != "wal":
                     raise StoreError(f"store {self.path}: cannot switch to WAL mode (got {mode})")
+                step = "open"
                 conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -173,11 +176,12 @@ class Store:
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA mmap_size=268435456")
             _POOL.track(conn)
+        except OSError as exc:
+            from tuiops.fsutil import disk_error
+
+            raise disk_error(self.path.parent, exc, "create the store's folder") from exc
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"cannot open store {self.path}: {exc}",
-                hint="is it a tuiops.db? is its folder writable? restore it from a backup if it is damaged",
-            ) from exc
+            raise _open_error(self.path, exc, step) from exc
         return conn
 
     @property
@@ -234,8 +238,10 @@ class Store:
     def _check_version(self, conn: sqlite3.Connection) -> list[str]:
         try:
             rows = conn.execute("SELECT name FROM migrations ORDER BY name").fetchall()
-        except sqlite3.OperationalError:
-            return []
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise _open_error(self.path, exc, "open") from exc
         applied = [r[0] for r in rows]
         known = {name for name, _ in all_migrations()}
         unknown = [name for name in applied if name not in known]
@@ -250,7 +256,12 @@ class Store:
         """Apply pending migrations, each in its own transaction; returns the names applied."""
         conn = self._conn
         assert conn is not None
-        conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise _open_error(self.path, exc, "open") from exc
         done = set(self._check_version(conn))
         applied = []
         for name, sql in all_migrations():
@@ -267,7 +278,11 @@ class Store:
                 conn.execute("COMMIT")
             except sqlite3.DatabaseError as exc:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.DatabaseError):
+                        conn.execute("ROLLBACK")
+                full = disk_full_error(self.path, exc)
+                if full is not None:
+                    raise full from exc
                 raise StoreError(f"store {self.path}: migration {name} failed: {exc}") from exc
             applied.append(name)
         return applied
@@ -289,13 +304,23 @@ class Store:
                     raise
                 conn.execute(f"RELEASE {name}")
                 return
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    with contextlib.suppress(sqlite3.DatabaseError):
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                full = disk_full_error(self.path, exc)
+                if full is None:
+                    raise
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.DatabaseError):
+                        conn.execute("ROLLBACK")
+                raise full from exc
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator[BulkTx]:
@@ -330,6 +355,9 @@ class Store:
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"store constraint failed: {exc}") from exc
         except sqlite3.DatabaseError as exc:
+            full = disk_full_error(self.path, exc)
+            if full is not None:
+                raise full from exc
             raise StoreError(f"store query failed: {exc}") from exc
 
     def one(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
@@ -853,8 +881,6 @@ def _wrap(store: Store, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _raise_store_error(store: Store, exc: Exception) -> None:
-    from tuiops.errors import TuiopsError
-
     if isinstance(exc, TuiopsError):
         raise exc
     text = str(exc)
@@ -864,11 +890,67 @@ def _raise_store_error(store: Store, exc: Exception) -> None:
         raise StoreError(
             f"store {store.path} is locked by another tuiops process", hint="wait for it or stop it"
         ) from exc
-    if "disk" in text.lower() and ("full" in text.lower() or "I/O" in text):
-        raise StoreError(
-            f"store {store.path}: {text}", hint="free disk space and run the command again"
-        ) from exc
+    full = disk_full_error(store.path, exc)
+    if full is not None:
+        raise full from exc
     raise StoreError(f"store {store.path}: {text}") from exc
+
+
+#: Below this many free bytes an I/O error of the store is taken for a full file system.
+LOW_SPACE = 1 << 20
+_FULL_HINT = "free space on that file system and run the command again"
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def disk_full_error(path: Path, exc: BaseException, what: str | None = None) -> DiskError | None:
+    """A :class:`DiskError` when SQLite failed on the store ``path`` for want of space, else None.
+
+    ``what`` begins the message (default: ``store PATH``).
+
+    SQLite says so itself (``SQLITE_FULL``, "database or disk is full") when a write of
+    the database or its log finds no space; growing the shared-memory index
+    (``tuiops.db-shm``) on a full file system fails as a plain "disk I/O error", which is
+    taken for a full disk when the file system has less than ``LOW_SPACE`` bytes free.
+    """
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    text = str(exc)
+    full = name == "SQLITE_FULL" or "database or disk is full" in text
+    if not full and (name.startswith("SQLITE_IOERR") or "disk I/O error" in text):
+        free = _free_bytes(path.parent)
+        full = free is not None and free < LOW_SPACE
+    if not full:
+        return None
+    free = _free_bytes(path.parent)
+    left = f" ({free:,} bytes free)" if free is not None else ""
+    return DiskError(f"{what or f'store {path}'}: the disk is full{left}", hint=_FULL_HINT)
+
+
+def _open_error(path: Path, exc: sqlite3.DatabaseError, step: str) -> TuiopsError:
+    """The error for a store that cannot be opened: a full disk, a file system without
+    the WAL's shared memory, or a file that is not a store."""
+    full = disk_full_error(path, exc, f"cannot open store {path}")
+    if full is not None:
+        return full
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    at_wal = step == "wal" and name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY"))
+    if at_wal or name.startswith(("SQLITE_IOERR_SHM", "SQLITE_PROTOCOL")):
+        return StoreError(
+            f"cannot open store {path}: its write-ahead log ({path.name}-wal, {path.name}-shm "
+            f"beside it) cannot be set up: {exc} ({name or 'no code'})",
+            hint="the store needs a local file system with shared memory (not NFS or SMB) "
+            "where its folder is writable",
+        )
+    return StoreError(
+        f"cannot open store {path}: {exc}",
+        hint="is it a tuiops.db? is its folder writable? restore it from a backup if it is damaged",
+    )
 
 
 def _split_sql(sql: str) -> list[str]:
