@@ -605,3 +605,54 @@ def test_covers_does_not_bring_back_an_image_whose_detections_were_all_bad(pool,
         "SELECT i.key FROM run_images ri JOIN items i ON i.id = ri.item_id ORDER BY i.key"
     ).fetchall()
     assert [k for (k,) in processed] == ["danbooru_1", "danbooru_3"]
+
+
+# -- more boxes on one image than the store holds -----------------------------------------------------
+def test_an_image_with_too_many_boxes_is_named_by_file_and_image(pool, tmp_path):
+    line = "0 0.5 0.5 0.1 0.1\n"
+    src = write(
+        tmp_path / "l",
+        {"danbooru_1.txt": line * 4097, "danbooru_2.txt": line * 4096, "danbooru_3.txt": line},
+    )
+    res = import_labels(pool, src, "m", "yolo")
+    assert res.problem_lines() == [
+        f"{src}/danbooru_1.txt: the image has 4097 boxes; a label set holds at most 4096 per image: "
+        "the image is skipped"
+    ]
+    assert (res.images, res.boxes, res.files_skipped, res.boxes_skipped) == (2, 4097, 1, 4097)
+    with pytest.raises(ImportRejected):
+        import_labels(pool, src, "s", "yolo", strict=True)
+
+
+def test_a_coco_image_with_too_many_boxes_is_named_by_file_and_image(pool, tmp_path):
+    doc = {
+        "images": [
+            {"id": 7, "file_name": "crowd/danbooru_1.jpg", "width": W, "height": H},
+            {"id": 8, "file_name": "danbooru_2.jpg", "width": W, "height": H},
+        ],
+        "annotations": [
+            {"id": i, "image_id": 7 if i <= 4100 else 8, "category_id": 1, "bbox": [1, 2, 3, 4]}
+            for i in range(1, 4102)
+        ],
+        "categories": [{"id": 1, "name": "head"}],
+    }
+    p = tmp_path / "gt.json"
+    p.write_text(json.dumps(doc))
+    res = import_labels(pool, p, "c")
+    assert res.problem_lines() == [
+        f"{p}: image 'crowd/danbooru_1.jpg' has 4100 boxes; a label set holds at most 4096 per image: "
+        "the image is skipped"
+    ]
+    assert (res.images, res.boxes) == (1, 1)
+
+
+def test_the_store_names_the_image_with_too_many_boxes(pool):
+    import polars as pl
+
+    item = pool.store.one("SELECT id FROM items WHERE key = 'danbooru_2'")
+    boxes = pl.DataFrame(
+        {"item_id": [item] * 4097, "class_id": [0] * 4097, "x1": [1.0] * 4097, "y1": [1.0] * 4097}
+    ).with_columns(x2=pl.lit(5.0), y2=pl.lit(5.0))
+    images = pl.DataFrame({"item_id": [item], "source": ["a/danbooru_2.txt"]})
+    with pytest.raises(InputError, match=r"image 'danbooru_2' \(from a/danbooru_2\.txt\) has 4097 boxes"):
+        pool.store.create_label_set("big", boxes, images)

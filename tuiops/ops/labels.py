@@ -779,6 +779,11 @@ def _prepare(
         pl.when(loc.is_not_null()).then(pl.format("{}: {}", loc, cmsg)).otherwise(cmsg).alias("message"),
     )
     good = boxes.filter(~pl.col("bad"))
+    crowded = _crowded_files(good, accepted, result.source if fmt == "coco" else None, with_score)
+    if crowded.height:
+        file_problems = concat_problems([file_problems, crowded.drop("file_idx", "n")])
+        accepted = accepted.join(crowded.select("file_idx"), on="file_idx", how="anti")
+        good = good.join(crowded.select("file_idx"), on="file_idx", how="anti")
     problems = concat_problems([read_problems, file_problems, box_problems])
     src = Path(result.source)
     prefix = result.source if result.source.endswith("/") else result.source + "/"
@@ -805,7 +810,11 @@ def _prepare(
     result.images_without_boxes = no_box.height
     result.problems = problems
     result.boxes_skipped = (
-        int(read_problems["line"].is_not_null().sum()) + rr.bad_boxes + box_problems.height + skipped_in_files
+        int(read_problems["line"].is_not_null().sum())
+        + rr.bad_boxes
+        + box_problems.height
+        + skipped_in_files
+        + int(crowded["n"].sum())
     )
     out_cols = ["item_id", "class_id", "x1", "y1", "x2", "y2"]
     if with_score:
@@ -816,6 +825,39 @@ def _prepare(
         "item_id", pl.col("path").alias("source"), pl.col("meta").cast(pl.String)
     )
     return _Prepared(out_boxes, images, new_classes, no_box["item_id"].to_list())
+
+
+def _crowded_files(
+    good: pl.DataFrame, accepted: pl.DataFrame, coco_file: str | None, with_score: bool
+) -> pl.DataFrame:
+    """The files whose image has more valid boxes than the store holds per image, as
+    problems (file, line, message) with their file_idx and box count ``n``; a COCO
+    image's problem names ``coco_file`` and the image."""
+    import polars as pl
+
+    from tuiops.store.db import MAX_ORD
+
+    limit = MAX_ORD + 1
+    counts = good.group_by("file_idx").agg(pl.len().alias("n")).filter(pl.col("n") > limit)
+    what = (
+        f"boxes; a detection run holds at most {limit} per image: the image is skipped "
+        "(run NMS or raise the confidence threshold first)"
+        if with_score
+        else f"boxes; a label set holds at most {limit} per image: the image is skipped"
+    )
+    rows = counts.join(accepted.select("file_idx", "path"), on="file_idx").sort("file_idx")
+    message = pl.format("{} " + what, pl.col("n"))
+    if coco_file is not None:
+        message = pl.format("image '{}' has {}", pl.col("path"), message)
+    else:
+        message = pl.format("the image has {}", message)
+    return rows.select(
+        "file_idx",
+        "n",
+        (pl.col("path") if coco_file is None else pl.lit(coco_file)).alias("file"),
+        pl.lit(None, pl.Int64).alias("line"),
+        message.alias("message"),
+    )
 
 
 _NO_VALID_BOX = (

@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -734,9 +734,17 @@ class Store:
             raise ValueError(f"box frame lacks columns {missing}")
         if new_id > MAX_OWNER:
             raise StoreError(f"the store holds too many label sets or runs ({new_id}); drop some")
-        tx.ingest(
-            box_table, box_frame(new_id, boxes, [c for c in box_columns if c not in ("item_id", "class_id")])
-        )
+
+        def describe(item_id: int) -> str:
+            key = tx.one("SELECT key FROM items WHERE id = ?", (item_id,))
+            source = None
+            if "source" in images.columns:
+                rows = images.filter(pl.col("item_id") == item_id)["source"]
+                source = rows[0] if len(rows) else None
+            return f"image {key!r}" + (f" (from {source})" if source else "")
+
+        values = [c for c in box_columns if c not in ("item_id", "class_id")]
+        tx.ingest(box_table, box_frame(new_id, boxes, values, describe=describe))
         return new_id
 
     def _delete_box_table(
@@ -792,12 +800,17 @@ class Store:
 
 
 def box_frame(
-    owner_id: int, boxes: pl.DataFrame, value_columns: Sequence[str], first_ord: int = 0
+    owner_id: int,
+    boxes: pl.DataFrame,
+    value_columns: Sequence[str],
+    first_ord: int = 0,
+    describe: Callable[[int], str] | None = None,
 ) -> pl.DataFrame:
     """The rows to store for ``boxes`` of one set or run: composite ids in file order.
 
     ``boxes`` has ``item_id`` and ``class_id`` and the value columns (``x1…y2``[, ``score``])
     and optionally ``extra``; the boxes of one image keep their relative order.
+    ``describe`` names an image (by item id) in the error for one with too many boxes.
     """
     import polars as pl
 
@@ -813,8 +826,11 @@ def box_frame(
     if frame.height:
         too_many = frame.filter(pl.col("_ord") > MAX_ORD)
         if too_many.height:
+            item = int(too_many["item_id"][0])
+            n = int((frame["item_id"] == item).sum()) + first_ord
+            what = describe(item) if describe is not None else f"image item {item}"
             raise InputError(
-                f"image item {too_many['item_id'][0]} has more than {MAX_ORD + 1} boxes in one set or run",
+                f"{what} has {n} boxes; a label set or run holds at most {MAX_ORD + 1} per image",
                 hint="run NMS or raise the confidence threshold before storing",
             )
         if frame["item_id"].max() > MAX_ITEM or frame["item_id"].min() < 0:  # type: ignore[operator]
