@@ -118,3 +118,19 @@ def test_a_replaced_file_keeps_its_mode(tmp_path):
         atomic_write_text(tmp_path / "new.txt", "c")
         assert mode(tmp_path / "new.txt") == 0o644
         assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_a_pushed_tarball_follows_the_umask(own, tmp_path):
+    from tests.sshd import sshd_unavailable
+
+    if sshd_unavailable():
+        pytest.skip(sshd_unavailable() or "")
+    _s, _key, ws = own
+    make_build(ws, "a", ["x"], 2)
+    with umask(0o022):
+        out = str(tmp_path / "m" / "a")
+        push = ["--format", "yolo", "--push", "test:datasets", "-q"]
+        code = run(["-w", str(ws.root), "project", "mix", "a", "--out", out, *push])
+    assert code == 0
+    assert mode(tmp_path / "m" / "a.tar.gz") == 0o644
+    assert mode(tmp_path / "home" / "datasets" / "a.tar.gz") == 0o644

@@ -6,7 +6,6 @@ Each test mounts its own small tmpfs (root only; skipped elsewhere) and fills it
 from __future__ import annotations
 
 import errno
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -14,20 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.sshd import can_mount_tmpfs, mount_tmpfs, umount
 from tuiops.errors import EXIT_CODES, DiskError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _mount(folder: Path, size: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
-    )
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode(errors='replace').strip()}")
+    why = can_mount_tmpfs(folder.parent)
+    if why:
+        pytest.skip(f"cannot fake a full disk: {why}")
+    mount_tmpfs(folder, size)
 
 
 @pytest.fixture
@@ -38,7 +34,7 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
     try:
         yield folder
     finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
+        umount(folder)
 
 
 def fill(folder: Path) -> Path:
@@ -83,7 +79,7 @@ def test_a_full_disk_while_creating_the_store_is_disk_full(tmp_path):
         assert res.returncode == 10, res.stderr
         assert "the disk is full" in res.stderr and "migration" not in res.stderr
     finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
+        umount(folder)
 
 
 def test_a_full_disk_in_a_write_transaction_is_disk_full(small_fs):
