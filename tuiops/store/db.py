@@ -955,6 +955,8 @@ def _open_error(path: Path, exc: sqlite3.DatabaseError, step: str) -> TuiopsErro
     if full is not None:
         return full
     name = str(getattr(exc, "sqlite_errorname", "") or "")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StoreError(f"store {path} is locked by another tuiops process", hint="wait for it or stop it")
     at_wal = step == "wal" and name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY"))
     if at_wal or name.startswith(("SQLITE_IOERR_SHM", "SQLITE_PROTOCOL")):
         return StoreError(
