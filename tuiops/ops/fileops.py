@@ -3074,6 +3074,11 @@ def _store_backward(conn: Any, a: _Act) -> None:
     if a.new_file_id is not None:
         conn.execute("DELETE FROM files WHERE id = ?", (a.new_file_id,))
     old = prev.get("file")
+    if old and a.file_id is not None:
+        # the file is back at its old place: a record made there since (a scan of another
+        # file that took the name, missing now or not) describes what is no longer there
+        back = dict(zip(_FILE_COLS, _row_values(old), strict=True))
+        _displace(conn, back["pool_id"], back["relpath"], back["relpath_raw"], a.file_id)
     if old and a.file_id is not None and prev.get("full"):
         vals = dict(zip(_FILE_COLS, _row_values(old), strict=True))
         cols = [c for c in _FILE_COLS if c != "id"]
