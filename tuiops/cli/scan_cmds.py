@@ -94,6 +94,18 @@ def render_summary(s: dict[str, Any]) -> str:
         lines.append(f"  unkeyed    {s['unkeyed']:>8}  e.g. {shown}{more}")
     if s["notes"]:
         lines.append(f"  with notes {s['notes']:>8}  (ok files with a remark in files.error)")
+    if s.get("label_files"):
+        lines.append(
+            f"  label files {s['label_files']:>7}  (.txt, .xml, .json beside the images; not indexed)"
+        )
+    if s.get("label_records_dropped"):
+        lines.append(
+            f"  dropped    {s['label_records_dropped']:>8}  (records of label files an older scan had as not_image)"
+        )
+    if s.get("sizes_filled"):
+        lines.append(
+            f"  sized      {s['sizes_filled']:>8}  (items that lacked a width and height, from their image)"
+        )
     if s["skipped"]:
         parts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in s["skipped"].items())
         lines.append(f"  skipped    {sum(s['skipped'].values()):>8}  ({parts})")

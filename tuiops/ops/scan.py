@@ -46,6 +46,12 @@ FLUSH_SECONDS = 3.0
 
 _EXAMPLES = 5
 
+#: Label files (YOLO txt and classes.txt, Pascal VOC XML, COCO JSON): they lie beside the
+#: images of a labelled folder and are neither images nor bad files, so a scan leaves them
+#: out and counts them apart.
+LABEL_SUFFIXES = (b".txt", b".xml", b".json")
+_LABEL_RE = r"\.(" + "|".join(x[1:].decode() for x in LABEL_SUFFIXES) + ")$"
+
 
 def _result_schema() -> dict[str, Any]:
     """Dtypes of a probe row (:data:`tuiops.ops.probe.RESULT_FIELDS`, then key, booru, fid)."""
@@ -95,6 +101,12 @@ class ScanSummary:
     skipped: dict[str, int] = field(default_factory=dict)
     """Entries not indexed, per reason (hidden, symlink_outside, broken_symlink, …)."""
     skipped_examples: list[str] = field(default_factory=list)
+    label_files: int = 0
+    """Label files (.txt, .xml, .json) found beside the images: not indexed."""
+    label_records_dropped: int = 0
+    """Records of label files that an earlier scan had indexed as not_image, removed."""
+    sizes_filled: int = 0
+    """Items whose width and height were unknown and now come from their image file."""
     unreadable_dirs: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     job_id: int | None = None
@@ -125,6 +137,7 @@ class _Listing:
     mtime_ns: array = field(default_factory=lambda: array("q"))
     skipped: Counter = field(default_factory=Counter)
     skipped_examples: list[str] = field(default_factory=list)
+    label_files: int = 0
     unreadable_dirs: list[str] = field(default_factory=list)
     partial_dirs: list[str] = field(default_factory=list)
     """Folders (display relpaths) not listed in full: what was under them is not 'missing'."""
@@ -135,6 +148,9 @@ class _Listing:
             self.skipped_examples.append(f"{_display(rel)} ({reason.replace('_', ' ')})")
 
     def add(self, rel: bytes, st: os.stat_result) -> None:
+        if rel.lower().endswith(LABEL_SUFFIXES):
+            self.label_files += 1
+            return
         try:
             self.relpath.append(rel.decode("utf-8"))
             self.raw.append(None)
@@ -602,11 +618,13 @@ def scan(
         summary.skipped = dict(sorted(listing.skipped.items()))
         summary.skipped_examples = listing.skipped_examples
         summary.unreadable_dirs = listing.unreadable_dirs
+        summary.label_files = listing.label_files
         todo = _plan(store, pool_id, listing, opts.wanted, summary)
         if workers is None:
             kind = "decode" if hash or verify else "exif" if exif else "header"
             workers = 1 if todo.height < IN_PROCESS_BELOW[kind] else (os.cpu_count() or 1)
         _probe_and_store(ws, pool_id, root_b, todo, opts, workers, rep, handle.id, summary)
+        summary.sizes_filled = _fill_item_sizes(store, pool_id)
         with store.transaction() as conn:
             conn.execute("UPDATE pools SET scanned = ? WHERE id = ?", (utcnow(), pool_id))
         _fill_counts(store, pool_id, summary)
@@ -662,9 +680,19 @@ def _plan(store: Store, pool_id: int, listing: _Listing, want: int, summary: Sca
     summary.new, summary.changed = int(counts[0]), int(counts[1])
     summary.unchanged = summary.total - summary.new - summary.changed
 
-    gone = old.join(found.select("relpath"), on="relpath", how="anti").filter(
-        pl.col("old_status") != "missing"
+    gone = old.join(found.select("relpath"), on="relpath", how="anti")
+    labels = gone.filter(
+        pl.col("relpath").str.to_lowercase().str.contains(_LABEL_RE)
+        & pl.col("old_status").is_in(["not_image", "empty", "missing"])
     )
+    if labels.height:  # indexed by an older scan as bad images: label files are not indexed
+        with store.bulk() as tx:
+            tx.ingest("_scan_labels", labels.select("id"), temporary=True, mode="replace")
+            tx.execute("DELETE FROM files WHERE id IN (SELECT id FROM temp._scan_labels)")
+            tx.execute("DROP TABLE temp._scan_labels")
+        summary.label_records_dropped = labels.height
+        gone = gone.join(labels.select("id"), on="id", how="anti")
+    gone = gone.filter(pl.col("old_status") != "missing")
     if "" in listing.partial_dirs:  # the pool's own folder was listed in part: trust nothing
         gone = gone.clear()
     elif listing.partial_dirs:
@@ -744,6 +772,20 @@ def _probe_and_store(
     finally:
         stream.close()
     flush()
+
+
+def _fill_item_sizes(store: Store, pool_id: int) -> int:
+    """Give the items of the pool that have no size yet the size of their image file."""
+    with store.transaction() as conn:
+        cur = conn.execute(
+            "UPDATE items SET width = s.width, height = s.height FROM ("
+            "  SELECT f.item_id, f.width, f.height FROM files f JOIN items i ON i.id = f.item_id"
+            "  WHERE f.pool_id = ? AND i.width IS NULL AND f.width IS NOT NULL"
+            "  AND f.status IN ('ok', 'wrong_ext') GROUP BY f.item_id"
+            ") s WHERE items.id = s.item_id",
+            (pool_id,),
+        )
+        return max(cur.rowcount, 0)
 
 
 def _fill_counts(store: Store, pool_id: int, summary: ScanSummary) -> None:

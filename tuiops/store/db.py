@@ -573,7 +573,11 @@ class Store:
                     ("height", pl.Int64),
                 )
             ),
-        ).unique("key", keep="first", maintain_order=True)
+        )
+        # a key's size comes from a row that has one (its image), whatever the rows' order
+        want = want.sort(pl.col("width").is_null(), maintain_order=True).unique(
+            "key", keep="first", maintain_order=True
+        )
         tx.ingest("_want_items", want, temporary=True, mode="replace")
         tx.execute(
             "INSERT INTO items(key, booru, fid, width, height) "
