@@ -76,3 +76,27 @@ def test_a_rescan_drops_label_records_an_older_scan_made(ws, tmp_path):
     s = scan(ws, pool, name="p")
     assert s.label_records_dropped == 1 and s.deleted == 0 and s.bad == {}
     assert "missing" not in s.status
+
+
+def test_a_plain_rescan_keeps_the_pools_options(ws, tmp_path):
+    from click.testing import CliRunner
+
+    from tuiops.cli import cli
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    draw_image(pool / "danbooru_1.jpg", (40, 30), seed=1)
+    scan(ws, pool, name="p", hash=True)
+    draw_image(pool / "danbooru_2.jpg", (40, 30), seed=2)
+    out = CliRunner().invoke(cli, ["-w", str(ws.root), "scan", "--name", "p"])
+    assert out.exit_code == 0, out.output
+    assert "--hash (as the pool was scanned before; --no-hash to stop)" in out.output
+    hashed = dict(ws.store.execute("SELECT relpath, phash IS NOT NULL FROM files"))
+    assert hashed == {"danbooru_1.jpg": 1, "danbooru_2.jpg": 1}
+    # an explicit flag changes what the pool remembers
+    draw_image(pool / "danbooru_3.jpg", (40, 30), seed=3)
+    s = scan(ws, pool, name="p", hash=False)
+    assert s.options == {"hash": False, "exif": False, "verify": False} and s.remembered == []
+    s = scan(ws, pool, name="p")
+    assert s.remembered == [] and s.probed == 0
+    assert dict(ws.store.execute("SELECT relpath, phash IS NOT NULL FROM files"))["danbooru_3.jpg"] == 0

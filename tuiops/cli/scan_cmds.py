@@ -12,12 +12,23 @@ from tuiops.cli import cli, emit, get_workspace, json_option, progress_reporter
 @cli.command("scan")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option("--name", help="Pool name (default: the folder's name). Alone, re-scans that known pool.")
-@click.option("--hash", "do_hash", is_flag=True, help="Also compute a 64-bit perceptual hash (phash).")
-@click.option("--exif", "do_exif", is_flag=True, help="Also read EXIF (make, model, dates, orientation, …).")
 @click.option(
-    "--verify",
-    is_flag=True,
-    help="Also decode every image in full, to find truncation and corruption exactly.",
+    "--hash/--no-hash",
+    "do_hash",
+    default=None,
+    help="Also compute a 64-bit perceptual hash (phash). Default: as the pool was last scanned.",
+)
+@click.option(
+    "--exif/--no-exif",
+    "do_exif",
+    default=None,
+    help="Also read EXIF (make, model, dates, orientation, …). Default: as the pool was last scanned.",
+)
+@click.option(
+    "--verify/--no-verify",
+    default=None,
+    help="Also decode every image in full, to find truncation and corruption exactly. "
+    "Default: as the pool was last scanned.",
 )
 @click.option(
     "--workers",
@@ -35,9 +46,9 @@ from tuiops.cli import cli, emit, get_workspace, json_option, progress_reporter
 def scan_cmd(
     directory: str | None,
     name: str | None,
-    do_hash: bool,
-    do_exif: bool,
-    verify: bool,
+    do_hash: bool | None,
+    do_exif: bool | None,
+    verify: bool | None,
     workers: int | None,
     follow_symlinks: bool,
     quiet: bool,
@@ -48,7 +59,8 @@ def scan_cmd(
     Incremental: a re-scan opens only new and changed files and marks vanished ones as
     missing. Corrupt, truncated, empty, wrong-extension and non-image files are recorded
     with the reason; files whose name holds no image key are indexed and counted as
-    unkeyed.
+    unkeyed. A pool remembers --hash, --exif and --verify: a plain re-scan gives new
+    files what the pool's other files have (--no-hash and the like stop it).
 
     \b
     Examples:
@@ -80,6 +92,10 @@ def scan_cmd(
 def render_summary(s: dict[str, Any]) -> str:
     """The readable form of a scan summary (``ScanSummary.to_dict()``)."""
     lines = [f"pool {s['pool']}  {s['root']}"]
+    if s.get("remembered"):
+        flags = " ".join(f"--{k}" for k in s["remembered"])
+        undo = " ".join(f"--no-{k}" for k in s["remembered"])
+        lines.append(f"  options    {flags} (as the pool was scanned before; {undo} to stop)")
     lines.append(
         f"  files      {s['total']:>8}  (new {s['new']}, changed {s['changed']}, "
         f"unchanged {s['unchanged']}, deleted {s['deleted']}; probed {s['probed']})"

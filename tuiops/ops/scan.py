@@ -101,6 +101,10 @@ class ScanSummary:
     skipped: dict[str, int] = field(default_factory=dict)
     """Entries not indexed, per reason (hidden, symlink_outside, broken_symlink, …)."""
     skipped_examples: list[str] = field(default_factory=list)
+    options: dict[str, bool] = field(default_factory=dict)
+    """The options of this scan (hash, exif, verify), which the pool remembers."""
+    remembered: list[str] = field(default_factory=list)
+    """Options this scan took from the pool's earlier scans (none given explicitly)."""
     label_files: int = 0
     """Label files (.txt, .xml, .json) found beside the images: not indexed."""
     label_records_dropped: int = 0
@@ -366,6 +370,22 @@ def _register_pool(ws: Workspace, name: str, root: Path) -> int:
     return pool_id
 
 
+def _pool_options(store: Store, pool_id: int, **given: bool | None) -> tuple[bool, bool, bool, list[str]]:
+    """The options of this scan: those given, the pool's remembered ones for the rest.
+
+    Records them as the pool's options; returns (hash, exif, verify, names taken from memory).
+    """
+    import json
+
+    with store.transaction() as conn:
+        row = conn.execute("SELECT scan_options FROM pools WHERE id = ?", (pool_id,)).fetchone()
+        known = json.loads(row[0]) if row and row[0] else {}
+        now = {k: bool(known.get(k, False)) if v is None else bool(v) for k, v in given.items()}
+        conn.execute("UPDATE pools SET scan_options = ? WHERE id = ?", (json.dumps(now), pool_id))
+    taken = [k for k, v in given.items() if v is None and now[k]]
+    return now["hash"], now["exif"], now["verify"], taken
+
+
 # -- probing ------------------------------------------------------------------------------------
 def _mp_context() -> Any:
     import multiprocessing as mp
@@ -566,9 +586,9 @@ def scan(
     root: str | os.PathLike[str] | None,
     *,
     name: str | None = None,
-    hash: bool = False,
-    exif: bool = False,
-    verify: bool = False,
+    hash: bool | None = None,
+    exif: bool | None = None,
+    verify: bool | None = None,
     workers: int | None = None,
     follow_symlinks: bool = False,
     progress: ProgressFn | None = None,
@@ -578,7 +598,9 @@ def scan(
 
     Header-only by default (size, format, mode and a truncation check from the file's
     tail); ``hash`` adds a 64-bit perceptual hash, ``exif`` the useful EXIF tags and
-    ``verify`` a full decode. ``root`` may be None to re-scan the known pool ``name``; a
+    ``verify`` a full decode. A pool remembers these options: one left at None is what
+    the pool was last scanned with (so a plain rescan hashes new files of a hashed pool),
+    True or False sets it for this scan and the next ones. ``root`` may be None to re-scan the known pool ``name``; a
     relative ``root`` is taken relative to the workspace folder.
 
     ``workers`` processes probe in parallel (default: every core; small scans run
@@ -595,6 +617,7 @@ def scan(
         raise UsageError(f"--workers must be at least 1, not {workers}")
     pool_id = _register_pool(ws, pool_name, path)
     store = ws.store
+    hash, exif, verify, remembered = _pool_options(store, pool_id, hash=hash, exif=exif, verify=verify)
     opts = ProbeOptions(hash=hash, exif=exif, verify=verify, key_pattern=ws.config.key_pattern)
     params = {
         "pool": pool_name,
@@ -605,6 +628,8 @@ def scan(
         "follow_symlinks": follow_symlinks,
     }
     summary = ScanSummary(pool=pool_name, root=str(path))
+    summary.options = {"hash": hash, "exif": exif, "verify": verify}
+    summary.remembered = remembered
     with job(store, "scan", params) as handle, _interrupt_is_cancel():
         summary.job_id = handle.id
         rep = Reporter("scan", progress, cancel, None, job_id=handle.id)

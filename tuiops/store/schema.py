@@ -215,6 +215,7 @@ def all_migrations() -> list[tuple[str, str]]:
         schema_match,
         schema_mix,
         schema_project,
+        schema_scan,
         schema_script,
         schema_train,
         schema_triage,
@@ -230,4 +231,5 @@ def all_migrations() -> list[tuple[str, str]]:
         *schema_mix.MIGRATIONS,
         *schema_script.MIGRATIONS,
         *schema_triage.MIGRATIONS,
+        *schema_scan.MIGRATIONS,
     ]
