@@ -100,3 +100,32 @@ def test_a_plain_rescan_keeps_the_pools_options(ws, tmp_path):
     s = scan(ws, pool, name="p")
     assert s.remembered == [] and s.probed == 0
     assert dict(ws.store.execute("SELECT relpath, phash IS NOT NULL FROM files"))["danbooru_3.jpg"] == 0
+
+
+def test_a_killed_scan_takes_its_worker_processes_along(ws, tmp_path):
+    """kill -9 of a scan: its workers die too, so a pipe reading its output (``| tee``) ends."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for i in range(120):
+        draw_image(pool / f"danbooru_{i}.jpg", (64, 48), seed=i)
+    env = {**os.environ, "TUIOPS_FAULT": "probed:1"}
+    cli = "import sys; from tuiops.cli import main; sys.argv[0] = 'tuiops'; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", cli, "-w", str(ws.root), "scan", str(pool), "--hash", "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    # the pipes end only when every process holding them is gone; before, the workers kept
+    # them open for minutes (the limit here only stops a failing test from hanging)
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the scan's workers outlived it, holding its output open") from None
+    assert proc.returncode == -signal.SIGKILL

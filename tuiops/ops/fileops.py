@@ -92,6 +92,7 @@ from tuiops.errors import (
 )
 from tuiops.fsutil import RENAME_NOREPLACE, disk_error, display_path, libc_function, renameat2
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, pid_alive
+from tuiops.ops.procs import die_with_parent
 from tuiops.ops.select import LAYOUTS, Selection, SelectionSpec, select_files
 
 if TYPE_CHECKING:
@@ -2775,7 +2776,6 @@ def _run_groups(groups: list[list[_Act]], ctx: _Ctx, undo: bool) -> list[_Out]:
 
 
 # -- worker processes ----------------------------------------------------------------------------------
-_PR_SET_PDEATHSIG = 1
 _WORKER_GONE_SECONDS = 10.0
 
 
@@ -2805,12 +2805,7 @@ def _worker_init(parent: int, groups: list[list[_Act]], mask: set[signal.Signals
     gc.freeze()
     with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the death signal was asked for
-        os._exit(1)
+    die_with_parent(parent)
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 

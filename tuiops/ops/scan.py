@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import time
 from array import array
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from tuiops.errors import Cancelled, ConflictError, InputError, NotFoundError, UsageError
 from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, job
 from tuiops.ops.probe import BAD_STATUSES, CHECK_ALL, STATUSES, ProbeOptions, probe_chunk, probe_ping
+from tuiops.ops.procs import die_with_parent, fault_points
 from tuiops.store.db import utcnow
 
 if TYPE_CHECKING:
@@ -431,12 +433,12 @@ def _probe_stream(
         for a, b in chunks:
             yield a, here(a, b)
         return
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
     workers = max(1, min(workers, len(chunks)))
     ctx = _mp_context()
-    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    ex = _process_pool(workers, ctx)
     suspects: deque[tuple[int, int]] = deque()
     pending: dict[Any, tuple[int, int, bool]] = {}
     try:
@@ -481,7 +483,7 @@ def _probe_stream(
                     suspects.extend((i, i + 1) for i in range(a, b))
             pending.clear()
             ex.shutdown(wait=True, cancel_futures=True)
-            ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            ex = _process_pool(workers, ctx)
             if crashed and not _pool_works(ex):
                 # not the file's fault: worker processes cannot run here at all
                 ex.shutdown(wait=True, cancel_futures=True)
@@ -492,6 +494,19 @@ def _probe_stream(
                 yield a, [crash_row(a)]
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _process_pool(workers: int, ctx: Any) -> Any:
+    """Worker processes that die with this one (a killed scan leaves none holding its output)."""
+    import functools
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=functools.partial(die_with_parent, direct=False),
+        initargs=(os.getpid(),),
+    )
 
 
 def _pool_works(ex: Any) -> bool:
@@ -785,6 +800,7 @@ def _probe_and_store(
     stream = _probe_stream(root, paths, sizes, displays, opts, workers, crash_row)
     try:
         for a, rows in stream:
+            _fault("probed")
             parts.append((a, rows))
             buffered += len(rows)
             if buffered >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
@@ -797,6 +813,17 @@ def _probe_and_store(
     finally:
         stream.close()
     flush()
+
+
+_FAULT = fault_points()
+
+
+def _fault(point: str) -> None:
+    """``TUIOPS_FAULT=probed:N`` kills the scan (SIGKILL) when the N-th chunk is probed: a test hook."""
+    if point in _FAULT:
+        _FAULT[point] -= 1
+        if _FAULT[point] <= 0:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _fill_item_sizes(store: Store, pool_id: int) -> int:
