@@ -44,3 +44,28 @@ def test_undo_of_a_move_replaces_a_stale_record_at_the_old_place(ws, tmp_path):
     assert tree(root) == before
     assert present_rows(ws) == disk_files(root)
     assert files_rows(ws)["p/danbooru_100000.jpg"][0] == "ok"
+
+
+def test_an_image_that_cannot_be_decoded_fails_its_own_action_only(ws, tmp_path, capsys):
+    """A decompression bomb fails its own conversion with a named reason; the job goes on,
+    ``ops resume`` does not stop on it either, and ``ops show`` lists it."""
+    from tests.test_scan import png_header_only
+    from tuiops.cli import run
+
+    root = tmp_path / "pool"
+    root.mkdir()
+    for i in range(3):
+        draw_image(root / f"danbooru_{i}.png", (40, 30), seed=i)
+    png_header_only(root / "danbooru_9.png", 20_000, 20_000)  # over Pillow's error limit
+    scan_pool(ws, root)
+    conv = fo.ConvertOptions(format="jpeg", quality=80)
+    plan, res = fo.convert_files(ws, SelectionSpec(where="1"), tmp_path / "out", conv, labels="none")
+    assert res is not None and res.status == "failed" and res.failed == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"danbooru_{i}.jpg" for i in range(3)]
+    again = fo.run_job(ws, plan.job_id)
+    assert again.status == "failed" and again.failed == 1
+    shown = fo.show_job(ws, plan.job_id, actions="errors")
+    (err,) = [a["error"] for a in shown["actions"]]
+    assert "danbooru_9.png" in err and "decompression bomb" in err
+    assert run(["-w", str(ws.root), "ops", "show", str(plan.job_id), "--errors"]) == 0
+    assert "decompression bomb" in capsys.readouterr().out

@@ -2249,9 +2249,18 @@ def _encode(src: bytes, opts: ConvertOptions, ctx: _Ctx) -> tuple[bytes, dict[st
                 "format": opts.format.upper(),
                 "mode": out.mode,
             }
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise _ActionError(f"cannot convert {display_path(src)}: {exc}") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise _ActionError(f"cannot convert {display_path(src)}: {_decode_error(exc)}") from exc
     return buf.getvalue(), info
+
+
+def _decode_error(exc: BaseException) -> str:
+    """Why Pillow could not decode an image, in words."""
+    from PIL import Image
+
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"not decoded, a decompression bomb ({exc})"
+    return str(exc)
 
 
 def _paint(a: _Act, ctx: _Ctx) -> bytes:
@@ -2262,10 +2271,12 @@ def _paint(a: _Act, ctx: _Ctx) -> bytes:
     fd = _open_src(a.src, ctx)
     with os.fdopen(fd, "rb") as fh:
         raw = fh.read()
+    from PIL import Image
+
     try:
         return render(raw, a.data or b"{}")
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise _ActionError(f"cannot paint {display_path(a.src)}: {exc}") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise _ActionError(f"cannot paint {display_path(a.src)}: {_decode_error(exc)}") from exc
 
 
 def _mode_for(im: Any, fmt: str) -> Any:
