@@ -69,3 +69,28 @@ def test_an_image_that_cannot_be_decoded_fails_its_own_action_only(ws, tmp_path,
     assert "danbooru_9.png" in err and "decompression bomb" in err
     assert run(["-w", str(ws.root), "ops", "show", str(plan.job_id), "--errors"]) == 0
     assert "decompression bomb" in capsys.readouterr().out
+
+
+def test_a_job_killed_while_planning_is_planned_again_by_resume(ws, tmp_path, capsys):
+    import signal
+
+    from tests.test_fileops_kill import cli
+    from tests.test_fileops_support import make_pool
+    from tuiops.cli import run
+
+    root = make_pool(tmp_path / "pool", 6)
+    scan_pool(ws, root)
+    before = tree(root)
+    out = tmp_path / "out"
+    rc = cli(ws.root, "ops", "copy", "--where", "1", "--to", str(out), fault="plan:1")
+    assert rc == -signal.SIGKILL
+    (job,) = fo.list_jobs(ws)
+    assert job["status"] == "interrupted"
+    assert f"`tuiops ops resume {job['id']}` plans it again" in job["error"]
+    assert not out.exists() and tree(root) == before  # planning touches nothing
+    assert run(["-w", str(ws.root), "ops", "list"]) == 0
+    assert "plans it again" in capsys.readouterr().out
+    res = fo.run_job(ws, job["id"])
+    assert res.status == "done" and res.failed == 0
+    assert sorted(tree(out).values()) == sorted(before.values()) and tree(root) == before
+    assert fo.list_jobs(ws)[0]["status"] == "done"

@@ -58,7 +58,7 @@ Undo
     way, so it survives a kill too.
 
 Setting ``TUIOPS_FAULT=POINT:N`` kills the process (SIGKILL) the N-th time it reaches
-POINT (``action``, ``placed``, ``flush``, ``undo``): a testing hook for crash recovery. A
+POINT (``plan``, ``action``, ``placed``, ``flush``, ``undo``): a testing hook for crash recovery. A
 worker process counts its own actions, and kills the job's process with itself.
 """
 
@@ -547,6 +547,7 @@ def plan(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     _keep: list[pl.DataFrame] | None = None,
+    _job_id: int | None = None,
 ) -> PlanResult:
     """Plan ``op`` on a selection and record the plan as a job (nothing is touched).
 
@@ -682,8 +683,14 @@ def plan(
         "selection": sel.spec.to_dict(),
         **(job_params or {}),
     }
-    job_id = store.job_start(_job_kind(op), params, None)
-    store.execute("UPDATE jobs SET status = 'planning' WHERE id = ?", (job_id,))
+    if _job_id is None:
+        job_id = store.job_start(_job_kind(op), params, None)
+        store.execute("UPDATE jobs SET status = 'planning' WHERE id = ?", (job_id,))
+    else:  # a job killed while planning, planned again (claimed by the caller)
+        job_id = _job_id
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM job_actions WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM job_marks WHERE job_id = ?", (job_id,))
     try:
         result = _plan(
             ws,
@@ -1047,6 +1054,7 @@ def _plan(
 
     # -- write the plan ------------------------------------------------------------------------
     rep.update(0, "writing the plan", force=True)
+    _fault("plan")
     rows = _to_journal(allrows, job_id)
     result_json = {k: v for k, v in res.to_dict().items() if k not in ("sample",)}
     status = res.status
@@ -3620,7 +3628,9 @@ def run_job(
             hint=f"finish the undo with `tuiops ops undo {job_id}`; plan the operation again to redo it",
         )
     if status == "planning":
-        raise UsageError(f"job {job_id} was killed while planning; plan the operation again")
+        _replan(ws, job, progress, cancel)
+        job = _job_row(store, job_id)
+        status = job["status"]
     # the actions of a plan made a moment ago in this process come with it (never run yet)
     acts = _planned if _planned is not None and status == "planned" else _load_actions(store, job_id)
     todo = [a for a in acts if a.state in ("planned", "started", "failed")]
@@ -3676,6 +3686,76 @@ def run_job(
             hint=f"fix the cause, then `tuiops ops resume {job_id}` finishes it (or `tuiops ops undo {job_id}`)",
         )
     return res
+
+
+#: The parameters of a job that plan() alone records: such a job can be planned again from them.
+_PLAN_PARAMS = frozenset(
+    {
+        "op",
+        "to",
+        "layout",
+        "name",
+        "labels",
+        "label_set",
+        "on_conflict",
+        "convert",
+        "follow_symlinks",
+        "durable",
+        "in_place",
+        "label_layout",
+        "selection",
+    }
+)
+
+
+def _replannable(params: dict[str, Any]) -> bool:
+    """Whether a job can be planned again from its parameters (not a key list, not a paint
+    or review export, whose plans carry what the parameters do not)."""
+    return (
+        params.get("op") in OPS
+        and set(params) <= _PLAN_PARAMS
+        and "n_keys" not in (params.get("selection") or {})
+    )
+
+
+def _planning_note(job_id: int, params: dict[str, Any]) -> str:
+    """What to do with a job that was killed while planning (nothing was touched)."""
+    if _replannable(params):
+        return f"killed while planning, nothing was touched; `tuiops ops resume {job_id}` plans it again"
+    return "killed while planning, nothing was touched; plan the operation again"
+
+
+def _replan(
+    ws: Workspace, job: dict[str, Any], progress: ProgressFn | None, cancel: CancelToken | None
+) -> None:
+    """Plan again a job that was killed while planning (its plan was never written)."""
+    p = job["params"]
+    if not _replannable(p):
+        raise UsageError(
+            f"job {job['id']} was {_planning_note(job['id'], p)}",
+            hint=f"`tuiops ops forget {job['id']}` removes it from the list",
+        )
+    _claim(ws.store, job, "planning")
+    conv = p.get("convert")
+    plan(
+        ws,
+        p["op"],
+        SelectionSpec(**p["selection"]),
+        to=p.get("to"),
+        layout=p.get("layout") or "flat",
+        name=p.get("name"),
+        labels=p.get("labels", "carry"),
+        label_set=p.get("label_set"),
+        on_conflict=p.get("on_conflict", "fail"),
+        convert=ConvertOptions(**conv) if conv else None,
+        follow_symlinks=bool(p.get("follow_symlinks")),
+        durable=bool(p.get("durable")),
+        in_place=bool(p.get("in_place")),
+        label_layout=p.get("label_layout", "beside"),
+        progress=progress,
+        cancel=cancel,
+        _job_id=int(job["id"]),
+    )
 
 
 def _tally(store: Store, job_id: int) -> tuple[dict[str, int], int]:
@@ -3873,6 +3953,9 @@ def list_jobs(ws: Workspace, *, limit: int = 20, all_kinds: bool = False) -> lis
         shown = status
         if status in ("running", "undoing", "planning") and not _alive(pid):
             shown = "interrupted" if status != "undoing" else "undo interrupted"
+            if status == "planning":
+                params = json.loads(ws.store.one("SELECT params FROM jobs WHERE id = ?", (jid,)) or "{}")
+                error = error or _planning_note(jid, params)
         if status == "planned" and message == "dry run":
             shown = "planned (dry run)"
         out.append(
