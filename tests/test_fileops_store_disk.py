@@ -5,11 +5,15 @@ planning."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import draw_image
 from tests.test_fileops_support import files_rows, scan_pool, tree
 from tuiops.ops import fileops as fo
+from tuiops.ops.base import CancelToken
 from tuiops.ops.select import SelectionSpec
 
 
@@ -94,3 +98,109 @@ def test_a_job_killed_while_planning_is_planned_again_by_resume(ws, tmp_path, ca
     assert res.status == "done" and res.failed == 0
     assert sorted(tree(out).values()) == sorted(before.values()) and tree(root) == before
     assert fo.list_jobs(ws)[0]["status"] == "done"
+
+
+class Gate(CancelToken):
+    """A cancel token that holds the op at its first check until the test opens it: the
+    op is then under way (inside its lock) for as long as the test needs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = threading.Event()
+        self.open = threading.Event()
+
+    def check(self) -> None:
+        if not self.reached.is_set():
+            self.reached.set()
+            assert self.open.wait(60), "the test never opened the gate"
+        super().check()
+
+
+def in_thread(fn, *args, **kwargs) -> tuple[threading.Thread, list]:  # type: ignore[no-untyped-def]
+    out: list = []
+
+    def target() -> None:
+        try:
+            out.append(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the test
+            out.append(exc)
+
+    t = threading.Thread(target=target)
+    t.start()
+    return t, out
+
+
+def store_matches_disk(ws, root: Path) -> None:  # type: ignore[no-untyped-def]
+    rows = files_rows(ws)
+    present = {k for k, (status, _) in rows.items() if status not in ("missing", "moved", "trashed")}
+    images = {f"p/{rel}" for rel in tree(root) if rel.endswith(".jpg")}
+    assert present == images
+    assert all(status == "ok" for k, (status, _) in rows.items() if k in present)
+
+
+def moving_pool(ws, tmp_path):  # type: ignore[no-untyped-def]
+    from tests.test_fileops_support import make_pool
+
+    root = make_pool(tmp_path / "pool", 12, sub_every=0)
+    scan_pool(ws, root)
+    return root
+
+
+def test_a_move_waits_for_no_scan_and_a_scan_for_no_move(ws, tmp_path):
+    """A scan under way: a move of the same pool is refused, touching nothing; a move under
+    way: a scan is refused. Afterwards the store and the disk agree."""
+    from tuiops.errors import ConflictError
+    from tuiops.ops.scan import scan
+    from tuiops.workspace import Workspace
+
+    root = moving_pool(ws, tmp_path)
+    where = SelectionSpec(where="fid < 6")
+    # a scan first (another workspace handle, as another process would have)
+    other = Workspace.open(ws.root)
+    gate = Gate()
+    t, out = in_thread(scan, other, root, name="p", hash=True, verify=True, workers=1, cancel=gate)
+    assert gate.reached.wait(60)
+    with pytest.raises(ConflictError, match="is being scanned: job"):
+        fo.move_files(ws, where, root / "moved")
+    gate.open.set()
+    t.join()
+    assert not isinstance(out[0], BaseException), out
+    assert not (root / "moved").exists()
+    store_matches_disk(ws, root)
+    # a move first
+    planned = fo.plan(ws, "move", where, to=root / "moved")
+    gate = Gate()
+    t, out = in_thread(fo.run_job, other, planned.job_id, cancel=gate)
+    assert gate.reached.wait(60)
+    with pytest.raises(ConflictError, match="in use by a file operation: job"):
+        scan(ws, root, name="p", hash=True, verify=True)
+    gate.open.set()
+    t.join()
+    assert out[0].status == "done", out
+    other.close()
+    scan(ws, root, name="p")
+    store_matches_disk(ws, root)
+    assert len(list((root / "moved").glob("*.jpg"))) == 6
+
+
+def test_a_scan_refuses_a_pool_with_files_of_an_interrupted_job(ws, tmp_path):
+    """kill -9 in the middle of a move: a scan would record its files where they no longer
+    are, so it refuses until the job is finished; then the store and the disk agree."""
+    import signal
+
+    from tests.test_fileops_kill import cli
+    from tuiops.errors import ConflictError
+    from tuiops.ops.scan import scan
+
+    root = moving_pool(ws, tmp_path)
+    rc = cli(ws.root, "ops", "move", "--where", "fid < 6", "--to", str(root / "moved"), fault="action:4")
+    assert rc == -signal.SIGKILL
+    (job,) = fo.list_jobs(ws)
+    assert job["status"] == "interrupted"
+    with pytest.raises(ConflictError, match=f"files of job {job['id']} .*interrupted") as err:
+        scan(ws, root, name="p")
+    assert f"tuiops ops resume {job['id']}" in (err.value.hint or "")
+    assert fo.run_job(ws, job["id"]).status == "done"
+    scan(ws, root, name="p")
+    store_matches_disk(ws, root)
+    assert len(list((root / "moved").glob("*.jpg"))) == 6

@@ -92,6 +92,7 @@ from tuiops.errors import (
 )
 from tuiops.fsutil import RENAME_NOREPLACE, disk_error, display_path, libc_function, renameat2
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, pid_alive
+from tuiops.ops.poollock import holding_pools
 from tuiops.ops.procs import die_with_parent
 from tuiops.ops.select import LAYOUTS, Selection, SelectionSpec, select_files
 
@@ -524,6 +525,7 @@ def _job_kind(op: str) -> str:
     return f"fileops.{op}"
 
 
+@holding_pools
 def plan(
     ws: Workspace,
     op: str,
@@ -3594,6 +3596,7 @@ def _errors(store: Store, job_id: int, limit: int = 10) -> list[dict[str, str]]:
     ]
 
 
+@holding_pools
 def run_job(
     ws: Workspace,
     job_id: int,
@@ -3785,6 +3788,7 @@ def _fill(
     res.elapsed = time.perf_counter() - t0
 
 
+@holding_pools
 def undo_job(
     ws: Workspace,
     job_id: int,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import Cancelled, ConflictError, InputError, NotFoundError, UsageError
 from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, job
+from tuiops.ops.poollock import scan_lock
 from tuiops.ops.probe import BAD_STATUSES, CHECK_ALL, STATUSES, ProbeOptions, probe_chunk, probe_ping
 from tuiops.ops.procs import die_with_parent, fault_points
 from tuiops.store.db import utcnow
@@ -645,7 +646,11 @@ def scan(
     summary = ScanSummary(pool=pool_name, root=str(path))
     summary.options = {"hash": hash, "exif": exif, "verify": verify}
     summary.remembered = remembered
-    with job(store, "scan", params) as handle, _interrupt_is_cancel():
+    with (
+        scan_lock(ws, pool_id, pool_name, str(path)),
+        job(store, "scan", params) as handle,
+        _interrupt_is_cancel(),
+    ):
         summary.job_id = handle.id
         rep = Reporter("scan", progress, cancel, None, job_id=handle.id)
         root_b = os.fsencode(path)
