@@ -37,7 +37,15 @@ if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
 #: Files of the workspace itself, never indexed when the workspace lies inside a pool.
-_WORKSPACE_FILES = (b"tuiops.toml", b"tuiops.db", b"tuiops.db-wal", b"tuiops.db-shm", b"tuiops.db-journal")
+_WORKSPACE_FILES = (
+    b"tuiops.toml",
+    b"tuiops.db",
+    b"tuiops.db-wal",
+    b"tuiops.db-shm",
+    b"tuiops.db-journal",
+    b".tuiops",
+    b".trash",
+)
 
 #: With ``workers=None``, scans probing fewer files than this run in-process: starting
 #: worker processes costs about what probing this many files does.
@@ -229,10 +237,10 @@ def _walk(
                 for entry in it:
                     name = entry.name
                     relp = rel + b"/" + name if rel else name
+                    if skip_in is not None and rel == skip_in and name in _WORKSPACE_FILES:
+                        continue
                     if name.startswith(b"."):
                         out.skip("hidden", relp)
-                        continue
-                    if skip_in is not None and rel == skip_in and name in _WORKSPACE_FILES:
                         continue
                     try:
                         _walk_entry(entry, relp, root_real, follow_symlinks, visited, stack, out)
