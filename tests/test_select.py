@@ -71,10 +71,13 @@ def test_view_columns_and_order(ws, pool):
     assert row["path"] == f"{pool}/sub/danbooru_1.jpg" and row["width"] == 32 and row["status"] == "ok"
     top = f.filter(pl.col("relpath") == "danbooru_0.jpg")["dir"][0]
     assert top == ""
-    # label files and classes.txt are indexed as not_image: left out unless asked
-    assert f.height == 6
+    # label files and classes.txt are not indexed; other files than images are not_image,
+    # left out unless asked
+    (pool / "danbooru_0.bin").write_bytes(b"not an image")
+    scan_pool(ws, pool)
+    assert select_files(ws, SelectionSpec(where="1")).frame.height == 6
     everything = select_files(ws, SelectionSpec(where="1", all_statuses=True)).frame
-    assert everything.height == 13 and set(everything["status"]) == {"ok", "not_image"}
+    assert everything.height == 7 and set(everything["status"]) == {"ok", "not_image"}
 
 
 def test_set_run_and_match_columns(ws, pool):

@@ -8,8 +8,8 @@ A selection is one of, or a combination of:
 
 Several given together must all hold (their conditions are ANDed; key lists intersect).
 Files whose status is ``missing`` (gone from disk at the last scan), ``moved`` or
-``trashed`` (by a file operation) or ``not_image`` (label files and other non-images in
-a pool) are left out unless all statuses are asked for; ``--pool`` limits the selection
+``trashed`` (by a file operation) or ``not_image`` (other files than images in a pool;
+label files are not indexed at all) are left out unless all statuses are asked for; ``--pool`` limits the selection
 to some pools.
 
 The selection view
