@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import draw_image
+from tests.conftest import CLASSES, draw_image
+from tuiops.ops.labels import import_labels
 from tuiops.ops.scan import scan
 
 
@@ -23,6 +24,14 @@ def test_a_non_image_sibling_never_takes_the_image_size(ws, tmp_path):
     scan(ws, pool, name="p")
     sizes = item_sizes(ws)
     assert all(sizes[f"danbooru_{i}"] == (40 + i, 30) for i in range(4)), sizes
+    # YOLO labels need the image's size: every image's labels are imported
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for i in range(4):
+        (labels / f"danbooru_{i}.txt").write_text("0 0.5 0.5 0.25 0.25\n", encoding="utf-8")
+    (labels / "classes.txt").write_text("".join(f"{c}\n" for c in CLASSES), encoding="utf-8")
+    import_labels(ws, labels, "gt", "yolo")
+    assert ws.store.one("SELECT count(*) FROM labels") == 4
 
 
 def test_a_rescan_repairs_items_left_without_a_size(ws, tmp_path):
