@@ -95,8 +95,12 @@ def test_pools_lists_counts(setup):
             "missing": 0,
             "unkeyed": 3,
             "hashed": 0,
+            "options": [],
         }
     ]
+    invoke("-w", w, "scan", "--name", "main", "--hash", "--exif", "-q")
+    header, row = invoke("-w", w, "pools").stdout.splitlines()
+    assert header.split()[7] == "options" and row.split()[7] == "hash,exif"
 
 
 def test_user_mistakes_are_clear_errors(setup, capsys, tmp_path):

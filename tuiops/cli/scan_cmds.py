@@ -136,7 +136,8 @@ def render_summary(s: dict[str, Any]) -> str:
 @cli.command("pools")
 @json_option
 def pools_cmd(as_json: bool) -> None:
-    """List the pools with their file counts (present, ok, bad, missing, unkeyed, hashed)."""
+    """List the pools with their file counts (present, ok, bad, missing, unkeyed, hashed) and
+    the scan options each remembers (--hash, --exif, --verify)."""
     from tuiops.ops.scan import list_pools
 
     ws = get_workspace()
@@ -148,10 +149,11 @@ def pools_cmd(as_json: bool) -> None:
         click.echo("(no pools; index one with `tuiops scan DIR`)")
         return
     width = max(4, *(len(r["name"]) for r in rows))
-    header = f"{'pool':<{width}}  {'files':>8} {'ok':>8} {'bad':>6} {'missing':>7} {'unkeyed':>7} {'hashed':>8}  scanned               root"
+    header = f"{'pool':<{width}}  {'files':>8} {'ok':>8} {'bad':>6} {'missing':>7} {'unkeyed':>7} {'hashed':>8}  {'options':<17}  scanned               root"
     click.echo(header)
     for r in rows:
         click.echo(
             f"{r['name']:<{width}}  {r['files']:>8} {r['ok']:>8} {r['bad']:>6} {r['missing']:>7} "
-            f"{r['unkeyed']:>7} {r['hashed']:>8}  {r['scanned'] or 'never':<20}  {r['root']}"
+            f"{r['unkeyed']:>7} {r['hashed']:>8}  {','.join(r['options']) or '-':<17}  "
+            f"{r['scanned'] or 'never':<20}  {r['root']}"
         )

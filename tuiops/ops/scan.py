@@ -886,7 +886,10 @@ def _fill_counts(store: Store, pool_id: int, summary: ScanSummary) -> None:
 
 
 def list_pools(ws: Workspace) -> list[dict[str, Any]]:
-    """Every pool (from the store and tuiops.toml) with its file counts per status."""
+    """Every pool (from the store and tuiops.toml) with its file counts per status and the
+    scan options it remembers."""
+    import json
+
     store = ws.store
     rows = store.execute(
         """
@@ -896,17 +899,22 @@ def list_pools(ws: Workspace) -> list[dict[str, Any]]:
                coalesce(sum(f.status NOT IN ('ok', 'missing')), 0) AS bad,
                coalesce(sum(f.status = 'missing'), 0) AS missing,
                coalesce(sum(f.keyed = 0 AND f.status <> 'missing'), 0) AS unkeyed,
-               coalesce(sum(f.phash IS NOT NULL AND f.status <> 'missing'), 0) AS hashed
+               coalesce(sum(f.phash IS NOT NULL AND f.status <> 'missing'), 0) AS hashed,
+               p.scan_options
         FROM pools p LEFT JOIN files f ON f.pool_id = p.id
         GROUP BY p.id ORDER BY p.name
         """
     ).fetchall()
-    cols = ("name", "root", "scanned", "files", "ok", "bad", "missing", "unkeyed", "hashed")
+    cols = ("name", "root", "scanned", "files", "ok", "bad", "missing", "unkeyed", "hashed", "options")
     out = [dict(zip(cols, r, strict=True)) for r in rows]
+    for r in out:
+        r["options"] = [k for k, v in json.loads(r["options"] or "{}").items() if v]
     known = {r["name"] for r in out}
     for pname, p in sorted(ws.config.pools.items()):
         if pname not in known:
             out.append(
-                {"name": pname, "root": str(ws.resolve(p)), "scanned": None} | dict.fromkeys(cols[3:], 0)
+                {"name": pname, "root": str(ws.resolve(p)), "scanned": None}
+                | dict.fromkeys(cols[3:-1], 0)
+                | {"options": []}
             )
     return out
