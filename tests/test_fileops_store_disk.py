@@ -204,3 +204,23 @@ def test_a_scan_refuses_a_pool_with_files_of_an_interrupted_job(ws, tmp_path):
     scan(ws, root, name="p")
     store_matches_disk(ws, root)
     assert len(list((root / "moved").glob("*.jpg"))) == 6
+
+
+def test_a_move_after_a_killed_scan_and_a_rescan_agree_with_the_disk(ws, tmp_path):
+    """kill -9 of a scan part-way lets go of its pool: a move runs, and the next scan
+    finds the store and the disk in agreement."""
+    import signal
+
+    from tests.test_fileops_kill import cli
+    from tuiops.ops.scan import scan
+
+    root = moving_pool(ws, tmp_path)
+    for i in range(12, 40):
+        draw_image(root / f"danbooru_{i}.jpg", (32, 24), seed=i)
+    rc = cli(ws.root, "scan", str(root), "--name", "p", "--hash", "--workers", "1", fault="probed:1")
+    assert rc == -signal.SIGKILL
+    _plan, res = fo.move_files(ws, SelectionSpec(where="fid < 6"), root / "moved")
+    assert res is not None and res.status == "done"
+    scan(ws, root, name="p")
+    store_matches_disk(ws, root)
+    assert len(list((root / "moved").glob("*.jpg"))) == 6
