@@ -180,3 +180,89 @@ def test_review_cli(ws, matched, tmp_path, capsys):
     assert "applied to 'gt' as revision" in capsys.readouterr().out
     assert run([*w, "review", "import", str(tmp_path)]) == 2  # no manifest, no --set
     assert run([*w, "review", "export", "--set", "nope", "--run", "r", "--kind", "fn", "--to", out]) == 5
+
+
+#: The classes labelImg 1.8 writes first when it starts without predefined classes.
+LABELIMG_DEFAULTS = [
+    "dog", "person", "cat", "tv", "car", "meatballs", "marinara sauce", "tomato soup",
+    "chicken noodle soup", "french onion soup", "chicken breast", "ribs", "pulled pork",
+    "hamburger", "cavity",
+]  # fmt: skip
+
+
+def test_class_shifted_folder_is_an_error_never_a_deletion(ws, matched, tmp_path, capsys):
+    """labelImg without predefined classes rewrites classes.txt with its defaults first and saves
+    ids shifted past them; after classes.txt is restored, those ids point outside the map."""
+    w = ["-w", str(ws.root)]
+    out = tmp_path / "rev"
+    rv.review_export(ws, "gt", "r", kind="worst-images", top=6, to=out, dets="none")
+    before = ws.store.read_labels("gt", with_extra=True)
+    (out / "classes.txt").write_text("\n".join([*LABELIMG_DEFAULTS, *CLASSES]) + "\n")
+    f0 = out / "danbooru_0.txt"
+    exported0 = f0.read_text()
+    shifted = [
+        f"{int(ln.split()[0]) + len(LABELIMG_DEFAULTS)} {ln.split(None, 1)[1]}"
+        for ln in exported0.splitlines()
+    ]
+    f0.write_text("\n".join(shifted) + "\n")
+    f1 = out / "danbooru_1.txt"
+    f1.write_text(f1.read_text() + "4 0.5 0.5 0.1 0.1\n")  # a real edit in another file
+    with pytest.raises(InputError, match="re-orders or renames"):
+        rv.review_import(ws, out)
+    (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")  # as the hint says
+    res = rv.review_import(ws, out, dry_run=True)
+    assert res.removed == 0 and res.error_files == 1
+    assert res.unchanged_files + res.changed_images + res.error_files == res.files
+    assert run([*w, "review", "import", str(out)]) == 4
+    text = capsys.readouterr().out
+    assert "danbooru_0.txt:1: class id 15 is outside the class map" in text
+    after = ws.store.read_labels("gt", with_extra=True)
+    item0 = ws.store.one("SELECT id FROM items WHERE key = 'danbooru_0'")
+    item1 = ws.store.one("SELECT id FROM items WHERE key = 'danbooru_1'")
+    assert after.filter(pl.col("item_id") == item0).equals(before.filter(pl.col("item_id") == item0))
+    assert after.height == before.height + 1  # only the added box of danbooru_1
+    assert after.filter(pl.col("item_id") == item1)["class_id"].to_list() == [1, 4]
+    # the review import is a revision like any other: labels undo takes it back
+    rev = ws.store.one("SELECT MAX(id) FROM revisions")
+    assert run([*w, "labels", "undo", "--set", "gt"]) == 0
+    assert f"undid revision {rev}" in capsys.readouterr().out
+    assert ws.store.read_labels("gt", with_extra=True).equals(before)
+    with pytest.raises(ConflictError, match="undone already"):
+        from tuiops.ops.triage import undo
+
+        undo(ws.store, "gt", rev)
+
+
+def test_review_undo_is_refused_when_rows_changed_since(ws, matched, tmp_path):
+    from tuiops.ops.triage import list_revisions, undo
+    from tuiops.store.db import id_range
+
+    out = tmp_path / "rev"
+    rv.review_export(ws, "gt", "r", kind="fn", to=out, dets="none")
+    f0 = out / "danbooru_0.txt"
+    f0.write_text(f0.read_text() + "4 0.5 0.5 0.1 0.1\n")
+    res = rv.review_import(ws, out)
+    item0 = ws.store.one("SELECT id FROM items WHERE key = 'danbooru_0'")
+    lo, hi = id_range(ws.store.label_set_id("gt"), item0)
+    with ws.store.transaction() as conn:  # an edit after the import
+        conn.execute("UPDATE labels SET x1 = x1 + 1 WHERE id BETWEEN ? AND ? AND class_id = 4", (lo, hi))
+    changed = ws.store.read_labels("gt").filter(pl.col("item_id") == item0)
+    assert changed.height == 3
+    with pytest.raises(ConflictError, match="danbooru_0 in set 'gt' changed after revision"):
+        undo(ws.store, "gt", res.revision)
+    assert ws.store.read_labels("gt").filter(pl.col("item_id") == item0).equals(changed)
+    assert list_revisions(ws.store, "gt")["undone_by"].to_list() == [None]
+
+
+def test_import_counts_add_up(ws, matched, tmp_path):
+    """Files saved again without a change, files with errors and edited files partition the folder."""
+    out = tmp_path / "rev"
+    rv.review_export(ws, "gt", "r", kind="worst-images", top=6, to=out, dets="none")
+    files = sorted(p for p in out.glob("*.txt") if p.name != "classes.txt")
+    assert len(files) == 6
+    files[0].write_text(files[0].read_text() + "\n")  # saved again, same boxes, other bytes
+    files[1].write_text(files[1].read_text() + "4 0.5 0.5 0.1 0.1\n")  # edited
+    files[2].write_text("0 0.5 0.5\n")  # a line that does not parse
+    res = rv.review_import(ws, out)
+    assert (res.files, res.unchanged_files, res.changed_images, res.error_files) == (6, 4, 1, 1)
+    assert any(p.startswith(files[2].name + ":1:") for p in res.problems)

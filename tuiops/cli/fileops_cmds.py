@@ -739,12 +739,16 @@ def review_import_cmd(
     dry_run: bool,
     note: str | None,
     as_json: bool,
-) -> None:
+) -> int:
     """Read back an edited review folder: show the diff per image and apply it to the set.
 
     Boxes added, removed, moved and re-classed are counted per image; the changes go into
-    the label set in one transaction with a revision record. A classes.txt that
-    re-orders or renames classes is refused.
+    the label set in one transaction with a revision record (`tuiops labels undo` takes
+    it back). A classes.txt that re-orders or renames classes is refused. A label file
+    with an error (a line that does not parse, a class id outside the class map, a class
+    the map lacks) is listed with its line and left out: its image keeps its boxes, and
+    the command exits with 4 after applying the other files. The summary's files add
+    up: unchanged + changed + left out = label files.
     """
     from tuiops.ops.review import review_import
 
@@ -755,11 +759,11 @@ def review_import_cmd(
     d = res.to_dict()
     if as_json:
         emit(d, True)
-        return
+        return 4 if res.error_files else 0
     click.echo(
-        f"{res.folder}: {res.files} label file(s), {res.unchanged_files} unchanged, "
-        f"{res.changed_images} image(s) changed: +{res.added} added, -{res.removed} removed, "
-        f"{res.moved} moved, {res.recls} re-classed"
+        f"{res.folder}: {res.files} label file(s): {res.unchanged_files} unchanged, "
+        f"{res.changed_images} changed, {res.error_files} left out with errors; boxes: "
+        f"+{res.added} added, -{res.removed} removed, {res.moved} moved, {res.recls} re-classed"
     )
     for r in res.per_image[:50]:
         click.echo(
@@ -767,10 +771,16 @@ def review_import_cmd(
         )
     for p in res.problems[:20]:
         click.echo(f"  problem: {p}")
+    if len(res.problems) > 20:
+        click.echo(f"  … and {len(res.problems) - 20} more problem(s) (--json lists them all)")
     if res.applied:
-        click.echo(f"applied to {res.label_set!r} as revision {res.revision}")
+        click.echo(
+            f"applied to {res.label_set!r} as revision {res.revision} "
+            f"(`tuiops labels undo --set {res.label_set} {res.revision}` takes it back)"
+        )
     elif res.changed_images:
         click.echo("dry run: nothing applied" if dry_run else "nothing applied")
+    return 4 if res.error_files else 0
 
 
 @review_group.command("open")

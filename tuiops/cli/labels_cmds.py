@@ -273,9 +273,9 @@ def labels_revisions(set_name: str, limit: int, as_json: bool) -> None:
 @click.argument("revision", type=int, required=False)
 @json_option
 def labels_undo(set_name: str, revision: int | None, as_json: bool) -> None:
-    """Undo a triage decision of a label set (default: the newest one not undone yet).
+    """Undo a triage decision or review import of a label set (default: the newest one not undone yet).
 
-    The inverse is stored as a new revision. Refused when the rows the decision wrote
+    The inverse is stored as a new revision. Refused when the rows the revision wrote
     changed since (undo the later revisions first).
 
     \b

@@ -84,6 +84,7 @@ class ImportResult:
     files: int = 0
     changed_images: int = 0
     unchanged_files: int = 0
+    error_files: int = 0
     added: int = 0
     removed: int = 0
     moved: int = 0
@@ -422,18 +423,34 @@ def check_classes(folder: Path, workspace: list[str]) -> list[str]:
     return names[len(workspace) :]
 
 
+@dataclass
+class _Folder:
+    """The top-level label files of a review folder, read and mapped to workspace class ids."""
+
+    boxes: pl.DataFrame
+    files: pl.DataFrame
+    problems: list[str]
+    bad_files: set[str]
+    found: int
+    new_classes: list[str]
+
+
 def _folder_boxes(
-    ws: Workspace, folder: Path, fmt: str, classes: list[str]
-) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:
+    ws: Workspace, folder: Path, fmt: str, classes: list[str], *, add_voc_names: bool = False
+) -> _Folder:
     """Boxes of the top-level label files of a folder, in pixels and workspace class ids.
 
-    Returns (boxes: key, file, ord, class_id, x1..y2, extra; files: key, file, sha256; problems).
+    ``boxes``: key, item_id, file, ord, class_id, x1..y2, extra; ``files``: key, item_id,
+    file, sha256 of the files that can be applied. A file with any problem (a line that
+    does not parse, a class id outside the class map, a class name the map lacks, no
+    image of its key in the store) is named in ``problems`` and ``bad_files`` and none
+    of its boxes is used: its image keeps the set's boxes. New VOC names are appended to
+    ``classes`` (and listed in ``new_classes``) when ``add_voc_names``.
     """
     import polars as pl
 
     from tuiops.formats.classes import map_names
 
-    problems: list[str] = []
     if fmt == "yolo":
         from tuiops.formats.yolo import read_yolo
 
@@ -442,11 +459,15 @@ def _folder_boxes(
         from tuiops.formats.voc import read_voc
 
         rr = read_voc(folder)
-    files = rr.files.filter(~pl.col("path").str.contains("/", literal=True))
-    problems += [
-        f"{f}:{ln}: {m}" if ln is not None else f"{f}: {m}"
-        for f, ln, m in rr.problems.filter(~pl.col("file").str.contains("/", literal=True)).iter_rows()
+    top = ~pl.col("path").str.contains("/", literal=True)
+    files = rr.files.filter(top)
+    read_problems = rr.problems.filter(~pl.col("file").str.contains("/", literal=True))
+    problems = [
+        f"{f}:{ln}: {m}; the file is left out" if ln is not None else f"{f}: {m}; the file is left out"
+        for f, ln, m in read_problems.iter_rows()
     ]
+    bad: set[str] = set(read_problems["file"].to_list())
+    found = len(set(files["path"].to_list()) | bad)
     files = files.with_columns(
         pl.col("path").str.replace(r"\.[^.]*$", "").alias("key"),
     )
@@ -467,17 +488,20 @@ def _folder_boxes(
     ) if keys else pl.DataFrame(schema={"key": pl.String, "item_id": pl.Int64, "width": pl.Int64, "height": pl.Int64})  # fmt: skip
     unknown = files.join(items, on="key", how="anti")["path"].to_list()
     problems += [
-        f"{p}: no image with key {p.rsplit('.', 1)[0]!r} in the store; file skipped" for p in unknown
+        f"{p}: no image with key {p.rsplit('.', 1)[0]!r} in the store; the file is left out" for p in unknown
     ]
+    bad |= set(unknown)
     b = b.join(items, on="key", how="inner")
+    new_classes: list[str] = []
     if fmt == "yolo":
-        names = classes
-        bad = b.filter((pl.col("cls") < 0) | (pl.col("cls") >= len(names)))
+        n = len(classes)
+        outside = b.filter((pl.col("cls") < 0) | (pl.col("cls") >= n))
         problems += [
-            f"{f}:{ln}: class id {c} is not in classes.txt; box skipped"
-            for f, ln, c in bad.select("file", "line", "cls").iter_rows()
+            f"{f}:{ln}: class id {c} is outside the class map (classes.txt has {n} classes, ids 0..{n - 1}); "
+            "the file is left out and its image keeps its boxes"
+            for f, ln, c in outside.select("file", "line", "cls").iter_rows()
         ]
-        b = b.filter((pl.col("cls") >= 0) & (pl.col("cls") < len(names)))
+        bad |= set(outside["file"].to_list())
         W, H = pl.col("width").cast(pl.Float64), pl.col("height").cast(pl.Float64)
         b = b.with_columns(
             pl.col("cls").cast(pl.Int64).alias("class_id"),
@@ -487,22 +511,43 @@ def _folder_boxes(
             ((pl.col("cy") + pl.col("h") / 2) * H).alias("y2"),
         )
     else:
-        known, missing = map_names(b["name"].unique().to_list(), classes)
-        problems += [f"class {n!r} is not in the workspace class map; its boxes are skipped" for n in missing]
-        b = b.filter(pl.col("name").is_in(list(known))).with_columns(
-            pl.col("name").replace_strict(known, return_dtype=pl.Int64).alias("class_id"),
+        names = b["name"].drop_nulls().unique(maintain_order=True).to_list()
+        known, missing = map_names(names, classes)
+        if missing and add_voc_names:
+            new_classes = missing
+            known, missing = map_names(names, [*classes, *new_classes])
+        lacking = b.filter(pl.col("name").is_null() | pl.col("name").is_in(missing))
+        problems += [
+            f"{f}:{ln}: class {nm!r} is not in the workspace class map; the file is left out "
+            "and its image keeps its boxes"
+            for f, ln, nm in lacking.select("file", "line", "name").iter_rows()
+        ]
+        bad |= set(lacking["file"].to_list())
+        b = b.with_columns(
+            pl.col("name").replace_strict(known, default=None, return_dtype=pl.Int64).alias("class_id"),
             *[
                 pl.col(s).cast(pl.Float64, strict=False).alias(d)
                 for s, d in (("xmin", "x1"), ("ymin", "y1"), ("xmax", "x2"), ("ymax", "y2"))
             ],
         )
+        nan = b.filter(
+            pl.any_horizontal(pl.col("x1", "y1", "x2", "y2").is_null()) & pl.col("class_id").is_not_null()
+        )
+        problems += [
+            f"{f}:{ln}: a <bndbox> coordinate is missing or not a number; the file is left out"
+            for f, ln in nan.select("file", "line").iter_rows()
+        ]
+        bad |= set(nan["file"].to_list())
+    b = b.filter(~pl.col("file").is_in(list(bad)))
     boxes = b.select(
         "key", "item_id", "file", "ord", "class_id", "x1", "y1", "x2", "y2", pl.col("extra").cast(pl.String)
     )
-    files = files.join(items, on="key", how="inner").select(
-        "key", "item_id", pl.col("path").alias("file"), "sha256"
+    files = (
+        files.join(items, on="key", how="inner")
+        .filter(~pl.col("path").is_in(list(bad)))
+        .select("key", "item_id", pl.col("path").alias("file"), "sha256")
     )
-    return boxes, files, problems
+    return _Folder(boxes, files, problems, bad, found, new_classes)
 
 
 def diff_boxes(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
@@ -604,9 +649,6 @@ def review_import(
     """Read back an edited review folder, diff it with the label set and (unless ``dry_run``) apply it."""
     import polars as pl
 
-    from tuiops.store import utcnow
-    from tuiops.store.db import box_frame, id_range
-
     root = Path(folder)
     if not root.is_dir():
         raise InputError(
@@ -632,24 +674,31 @@ def review_import(
             hint="pass --add-classes to append them to the workspace class map",
         )
     classes = list(ws.classes) + new_classes
-    if fmt == "voc" and add_classes:
-        pass
-    boxes, files, problems = _folder_boxes(ws, root, fmt, classes)
-    res.problems = problems
-    res.files = files.height
+    found = _folder_boxes(ws, root, fmt, classes, add_voc_names=add_classes)
     if fmt == "voc":
-        unknown = [p for p in problems if "not in the workspace class map" in p]
+        new_classes = found.new_classes
+        unknown = [p for p in found.problems if "is not in the workspace class map" in p]
         if unknown and not add_classes:
             raise InputError(unknown[0], hint="pass --add-classes to append new classes to the workspace map")
+    boxes, files, bad = found.boxes, found.files, set(found.bad_files)
+    res.problems = list(found.problems)
+    res.files = found.found
     images = manifest.get("images", {}) if manifest else {}
     exported = {k: v.get("sha256") for k, v in images.items()}
     if manifest:
+        foreign = files.filter(~pl.col("key").is_in(list(images)))["file"].to_list()
+        res.problems += [
+            f"{f}: not part of this review export ({MANIFEST} does not list it); the file is left out"
+            for f in foreign
+        ]
+        bad |= set(foreign)
         files = files.filter(pl.col("key").is_in(list(images)))
+    res.error_files = len(bad)
     touched = files.filter(
         pl.col("sha256") != pl.col("key").replace_strict(exported, default=None, return_dtype=pl.String)
     ) if exported else files  # fmt: skip
-    res.unchanged_files = files.height - touched.height
     item_ids = touched["item_id"].to_list()
+    res.unchanged_files = files.height - touched.height
     if not item_ids:
         return res
     old = store.read_labels(label_set, with_extra=True).filter(pl.col("item_id").is_in(item_ids))
@@ -660,23 +709,51 @@ def review_import(
     d = diff_boxes(old, new)
     keys = touched.select("item_id", "key")
     per = (
-        d.group_by("item_id")
-        .agg(
-            [
-                (pl.col("change") == c).sum().alias(c)
-                for c in ("added", "removed", "moved", "recls", "unchanged")
-            ]
+        keys.join(
+            d.group_by("item_id").agg(
+                [
+                    (pl.col("change") == c).sum().alias(c)
+                    for c in ("added", "removed", "moved", "recls", "unchanged")
+                ]
+            ),
+            on="item_id",
+            how="left",
         )
-        .join(keys, on="item_id", how="left")
+        .with_columns(pl.col("added", "removed", "moved", "recls", "unchanged").fill_null(0))
         .sort("key")
     )
     changed = per.filter(pl.sum_horizontal("added", "removed", "moved", "recls") > 0)
+    res.unchanged_files += per.height - changed.height  # saved again with the same boxes
     res.per_image = changed.select("key", "added", "removed", "moved", "recls", "unchanged").to_dicts()
     res.changed_images = changed.height
     for c in ("added", "removed", "moved", "recls"):
         setattr(res, c, int(changed[c].sum()) if changed.height else 0)
     if dry_run or changed.height == 0:
         return res
+    _apply(ws, res, sid, manifest, d, old, new, changed, keys, new_classes, note)
+    return res
+
+
+def _apply(
+    ws: Workspace,
+    res: ImportResult,
+    sid: int,
+    manifest: dict[str, Any] | None,
+    d: pl.DataFrame,
+    old: pl.DataFrame,
+    new: pl.DataFrame,
+    changed: pl.DataFrame,
+    keys: pl.DataFrame,
+    new_classes: list[str],
+    note: str | None,
+) -> None:
+    """Write the changed images' boxes and the revision in one transaction."""
+    import polars as pl
+
+    from tuiops.store import utcnow
+    from tuiops.store.db import box_frame, id_range
+
+    store = ws.store
     # the new boxes of each changed image, in file order; unchanged boxes keep their stored values
     ch_ids = changed["item_id"].to_list()
     keep = d.filter(pl.col("same_box")).select("item_id", pl.col("new_ord").alias("ord"), pl.col("old_ord"))
@@ -697,8 +774,10 @@ def review_import(
             pl.when(pl.col("old_ord").is_not_null()).then(pl.col("extra_s")).otherwise(pl.col("extra")).alias("extra"),
         )
     )  # fmt: skip
+    rows = box_frame(sid, nb, ["x1", "y1", "x2", "y2"])
     before = old.filter(pl.col("item_id").is_in(ch_ids)).join(keys, on="item_id", how="left")
     changes = {
+        "kind": "review",
         "source": res.folder,
         "job": (manifest or {}).get("job"),
         "totals": {c: getattr(res, c) for c in ("added", "removed", "moved", "recls")},
@@ -707,13 +786,14 @@ def review_import(
             k: g.select("class_id", "x1", "y1", "x2", "y2", "extra").rows()
             for (k,), g in before.group_by("key", maintain_order=True)
         },
+        "rows": _revision_rows(before, rows, keys),
     }
     if new_classes:
         res.added_classes = ws.add_classes(new_classes)
     with store.bulk() as tx:
         for item in ch_ids:
             tx.execute("DELETE FROM labels WHERE id BETWEEN ? AND ?", id_range(sid, item))
-        tx.ingest("labels", box_frame(sid, nb, ["x1", "y1", "x2", "y2"]))
+        tx.ingest("labels", rows)
         rev = tx.one(
             "INSERT INTO revisions(set_id, created, source, note, changes) VALUES (?, ?, ?, ?, ?) RETURNING id",
             (
@@ -726,7 +806,79 @@ def review_import(
         )
     res.applied = True
     res.revision = int(rev)
-    return res
+
+
+def _revision_rows(before: pl.DataFrame, after: pl.DataFrame, keys: pl.DataFrame) -> list[dict[str, Any]]:
+    """Per changed image: item id, key and its label rows (id, class, x1..y2, extra) before and after."""
+    import polars as pl
+
+    from tuiops.store.db import item_of
+
+    cols = ("id", "class_id", "x1", "y1", "x2", "y2", "extra")
+    a = after.with_columns(item_of(pl.col("id")).alias("item_id"))
+    out = []
+    for item, key in keys.sort("key").iter_rows():
+        b_rows = before.filter(pl.col("item_id") == item).sort("id").select(cols).rows()
+        a_rows = a.filter(pl.col("item_id") == item).sort("id").select(cols).rows()
+        if b_rows or a_rows:
+            out.append({"item_id": item, "key": key, "before": b_rows, "after": a_rows})
+    return out
+
+
+def undo_review(
+    conn: Any, sid: int, label_set: str, rid: int, changes: dict[str, Any], now: str, note: str | None
+) -> tuple[int, int]:
+    """Undo review-import revision ``rid`` inside the open transaction ``conn``; returns (revision, images).
+
+    Every image the import changed must still hold exactly the rows it wrote; otherwise
+    nothing is changed and the first such image is named.
+    """
+    from tuiops.store.db import id_range
+
+    per = changes.get("rows")
+    if not isinstance(per, list):
+        raise UsageError(
+            f"revision {rid} of set {label_set!r} is a review import recorded without its label rows "
+            "(written by an older tuiops); it cannot be undone"
+        )
+
+    def norm(rows: Any) -> list[tuple[Any, ...]]:
+        return [(int(r[0]), int(r[1]), *(float(v) for v in r[2:6]), r[6]) for r in rows or []]
+
+    for rec in per:
+        current = [
+            (int(r[0]), int(r[1]), *(float(v) for v in r[2:6]), r[6])
+            for r in conn.execute(
+                "SELECT id, class_id, x1, y1, x2, y2, extra FROM labels WHERE id BETWEEN ? AND ? ORDER BY id",
+                id_range(sid, int(rec["item_id"])),
+            ).fetchall()
+        ]
+        if current != norm(rec.get("after")):
+            raise ConflictError(
+                f"the labels of image {rec.get('key')} in set {label_set!r} changed after revision {rid} "
+                "(a review import); undoing it would lose that change",
+                hint=f"undo the later revisions first (`tuiops labels revisions --set {label_set}`)",
+            )
+    inverse = [
+        {"item_id": r["item_id"], "key": r.get("key"), "before": r.get("after"), "after": r.get("before")}
+        for r in per
+    ]
+    cur = conn.execute(
+        "INSERT INTO revisions(set_id, created, source, note, changes) VALUES (?, ?, 'undo', ?, ?)",
+        (
+            sid,
+            now,
+            note or f"undo of revision {rid}",
+            json.dumps({"kind": "undo", "action": "review", "undoes": rid, "rows": inverse}),
+        ),
+    )
+    for rec in per:
+        conn.execute("DELETE FROM labels WHERE id BETWEEN ? AND ?", id_range(sid, int(rec["item_id"])))
+        conn.executemany(
+            "INSERT INTO labels(id, class_id, x1, y1, x2, y2, extra) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            norm(rec.get("before")),
+        )
+    return int(cur.lastrowid), len(per)
 
 
 def _check_store_unchanged(

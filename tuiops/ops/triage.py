@@ -738,11 +738,11 @@ def _rows(value: Any) -> list[LabelRow]:
 
 
 def undo(store: Store, label_set: str, revision: int | None = None, *, note: str | None = None) -> Decision:
-    """Undo a triage revision of ``label_set`` (default: the newest one not undone yet).
+    """Undo a triage decision or review import of ``label_set`` (default: the newest one not undone yet).
 
     The inverse is written as a new revision. Refused when the set's rows touched by the
     revision no longer hold what it wrote (a later change would be lost), when the
-    revision was undone already, or when it is not a triage decision.
+    revision was undone already, or when it is neither a triage decision nor a review import.
     """
     from tuiops.store.db import utcnow
 
@@ -752,7 +752,7 @@ def undo(store: Store, label_set: str, revision: int | None = None, *, note: str
             int(r[0])
             for r in conn.execute(
                 "SELECT json_extract(changes, '$.undoes') FROM revisions WHERE set_id = ? "
-                "AND source = 'triage' AND json_extract(changes, '$.kind') = 'undo'",
+                "AND json_extract(changes, '$.kind') = 'undo'",
                 (sid,),
             ).fetchall()
             if r[0] is not None
@@ -760,15 +760,17 @@ def undo(store: Store, label_set: str, revision: int | None = None, *, note: str
         if revision is None:
             row = None
             for rid, text in conn.execute(
-                "SELECT id, changes FROM revisions WHERE set_id = ? AND source = 'triage' "
-                "AND json_extract(changes, '$.kind') = 'triage' ORDER BY id DESC",
+                "SELECT id, changes FROM revisions WHERE set_id = ? "
+                "AND json_extract(changes, '$.kind') IN ('triage', 'review') ORDER BY id DESC",
                 (sid,),
             ):
                 if int(rid) not in undone:
                     row = (rid, text)
                     break
             if row is None:
-                raise NotFoundError(f"label set {label_set!r} has no triage decision left to undo")
+                raise NotFoundError(
+                    f"label set {label_set!r} has no triage decision left to undo, nor any review import"
+                )
         else:
             row = conn.execute(
                 "SELECT id, changes FROM revisions WHERE set_id = ? AND id = ?", (sid, revision)
@@ -783,13 +785,18 @@ def undo(store: Store, label_set: str, revision: int | None = None, *, note: str
             changes = json.loads(row[1] or "{}")
         except ValueError as exc:
             raise StoreError(f"revision {rid} of set {label_set!r} has unreadable changes") from exc
-        if changes.get("kind") != "triage":
-            raise UsageError(
-                f"revision {rid} of set {label_set!r} is not a triage decision "
-                f"({changes.get('kind') or 'a review import'}); only triage decisions can be undone",
-            )
         if rid in undone:
             raise ConflictError(f"revision {rid} of set {label_set!r} was undone already")
+        if changes.get("kind") == "review":
+            from tuiops.ops.review import undo_review
+
+            new, n = undo_review(conn, sid, label_set, rid, changes, utcnow(), note)
+            return Decision(new, "review", label_set, 0, f"{n} image(s)", undoes=rid)
+        if changes.get("kind") != "triage":
+            raise UsageError(
+                f"revision {rid} of set {label_set!r} is not a triage decision, nor a review import "
+                "that recorded its label rows (one written by an older tuiops); it cannot be undone",
+            )
         item_id = int(changes["item_id"])
         key = str(changes.get("key"))
         before, after = _rows(changes.get("before")), _rows(changes.get("after"))
@@ -848,8 +855,8 @@ def list_revisions(store: Store, label_set: str, *, limit: int = 100) -> pl.Data
     frame = store.read_frame(
         "SELECT r.id, r.created, r.source, json_extract(r.changes, '$.kind') AS kind, "
         "json_extract(r.changes, '$.action') AS action, json_extract(r.changes, '$.key') AS key, r.note, "
-        "(SELECT MIN(u.id) FROM revisions u WHERE u.set_id = r.set_id AND u.source = 'triage' "
-        " AND json_extract(u.changes, '$.undoes') = r.id) AS undone_by "
+        "(SELECT MIN(u.id) FROM revisions u WHERE u.set_id = r.set_id "
+        " AND json_extract(u.changes, '$.kind') = 'undo' AND json_extract(u.changes, '$.undoes') = r.id) AS undone_by "
         "FROM revisions r WHERE r.set_id = ? ORDER BY r.id DESC LIMIT ?",
         (sid, limit),
         {
