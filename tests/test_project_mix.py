@@ -216,6 +216,7 @@ def test_voc_without_year_is_a_plain_voc_folder(mws, tmp_path, capsys):
         "ImageSets",
         "JPEGImages",
         "classes.txt",
+        "labelmap.txt",
         "manifest.json",
     ]
     assert (out / "ImageSets/Main/train.txt").read_text().split() == [f"p_{i:06d}" for i in range(1, 6)]

@@ -7,7 +7,12 @@ with a few tiles pasted at random places and scales, their colours jittered, wit
 overlapping. The boxes placed are returned, and :func:`main` writes them as the
 ``boxes.json`` the build reads::
 
-    [{"file": "aug_000000.jpg", "objects": [{"name": "…", "xmin": 10, "ymin": 20, "xmax": 60, "ymax": 44}]}]
+    [{"file": "aug_000000.jpg", "objects": [{"name": "…", "xmin": 10, "ymin": 20, "xmax": 60, "ymax": 44,
+                                            "master": "button_01", "object": 1}]}]
+
+``master``/``object`` name the master annotation (its stem) and the object in it (1-based)
+a box was cut from, so the build keeps that object's flags (``difficult``, ``truncated``,
+``pose``, …) and other tags.
 
 Each image draws from its own random stream (seed and index), so image ``i`` is the
 same whatever the count, and the same on every host with the same Pillow.
@@ -37,6 +42,7 @@ class MasterObject:
     name: str
     image: Image.Image
     source: str
+    number: int = 1
 
 
 def load_masters(master_dir: str | Path, classes: Sequence[str] | None = None) -> list[MasterObject]:
@@ -53,7 +59,7 @@ def load_masters(master_dir: str | Path, classes: Sequence[str] | None = None) -
             raise SystemExit(f"{path}: no annotation {xml}")
         with Image.open(path) as im:
             rgba = im.convert("RGBA")
-        for name, x1, y1, x2, y2 in read_voc_boxes(xml):
+        for number, (name, x1, y1, x2, y2) in enumerate(read_voc_boxes(xml), 1):
             if classes and name not in classes:
                 raise SystemExit(f"{xml}: class {name!r} is not one of {', '.join(classes)}")
             box = (
@@ -64,7 +70,7 @@ def load_masters(master_dir: str | Path, classes: Sequence[str] | None = None) -
             )
             if box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 raise SystemExit(f"{xml}: the box of {name!r} is empty or outside the image")
-            objects.append(MasterObject(name, rgba.crop(box), path.name))
+            objects.append(MasterObject(name, rgba.crop(box), path.stem, number))
     if not objects:
         raise SystemExit(f"no annotated master objects in {images}")
     return objects
@@ -151,7 +157,17 @@ def paste(
             continue
         canvas.paste(tile, (x, y), tile)
         placed.append(box)
-        boxes.append({"name": obj.name, "xmin": box[0], "ymin": box[1], "xmax": box[2], "ymax": box[3]})
+        boxes.append(
+            {
+                "name": obj.name,
+                "xmin": box[0],
+                "ymin": box[1],
+                "xmax": box[2],
+                "ymax": box[3],
+                "master": obj.source,
+                "object": obj.number,
+            }
+        )
     return boxes
 
 

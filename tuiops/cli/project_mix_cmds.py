@@ -162,6 +162,9 @@ def mix_cmd(
         lines.append(f"  … and {res.duplicate_groups - 5} more group(s) (--json lists them)")
     if res.clipped:
         lines.append(f"clipped   {res.clipped} box(es) to their image")
+    if res.not_carried:
+        what = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in res.not_carried.items())
+        lines.append(f"not kept  VOC object flags/tags that {res.format.upper()} cannot hold: {what} box(es)")
     if res.tar:
         lines.append(f"tarball   {res.tar}{' (unchanged)' if res.tar_reused else ''}")
         lines.append(f"sha256    {res.tar_sha256}")

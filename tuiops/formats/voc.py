@@ -376,3 +376,77 @@ def voc_document(meta: str | None, boxes: Sequence[VocBox], header: VocHeader) -
     text = prolog + ET.tostring(root, encoding="unicode") + epilog
     data = text.encode(enc, errors="xmlcharrefreplace")
     return (b"\xef\xbb\xbf" + data) if bom else data
+
+
+# -- objects for writers that lay out their own documents ------------------------------------------------
+#: The tags of an ``<object>`` that its flat fields and coordinates describe completely.
+PLAIN_TAGS = frozenset({"object", "name", "bndbox", *FLAT_FIELDS, *COORDS})
+#: labelImg's value of a flat field an object does not state.
+FLAG_DEFAULTS = {"pose": "Unspecified", "truncated": "0", "difficult": "0"}
+
+
+def plain_object(extra: pl.Expr) -> pl.Expr:
+    """True where a box's stored ``<object>`` (in its extra) holds nothing but the flat fields and
+    coordinates (no other tag, attribute, comment), or where no object is stored: such an object
+    is written again exactly from :data:`FLAT_FIELDS` and its coordinates."""
+    tmpl = extra.str.json_path_match("$.voc")
+    tags = tmpl.str.extract_all(r"<[^/\s>]+")
+    known = tags.list.eval(pl.element().str.slice(1).is_in(list(PLAIN_TAGS))).list.all()
+    return tmpl.is_null() | (known & ~tmpl.str.contains('="', literal=True))
+
+
+def flag_text(extra: pl.Expr, field: str) -> pl.Expr:
+    """The text of flat field ``field`` of a box's stored object (null when the object has none)."""
+    return extra.str.json_path_match(f"$.{field}")
+
+
+def object_xml(box: VocBox) -> str:
+    """The ``<object>`` element of ``box`` as its stored object wrote it (or as labelImg does),
+    with the box's class name and coordinates, indented for depth 1."""
+    el = _object_element(box)
+    el.tail = None
+    return ET.tostring(el, encoding="unicode")
+
+
+def object_flags(extra: str | None) -> dict[str, Any]:
+    """The flat fields of a box's stored object (``pose``, ``truncated``, ``difficult``, ``occluded``)."""
+    if not extra:
+        return {}
+    try:
+        fields = json.loads(extra)
+    except ValueError:
+        return {}
+    return {k: fields[k] for k in FLAT_FIELDS if isinstance(fields, dict) and k in fields}
+
+
+def labelmap_text(names: Sequence[str]) -> str:
+    """A Datumaro/CVAT VOC label map (``labelmap.txt``) of ``names``, in class-id order.
+
+    Each line is ``name:r,g,b::`` (no parts, no actions), the colour that of the VOC
+    colour map for the class's index (background is not a class here).
+    """
+    from tuiops.errors import InputError
+
+    lines = ["# label:color_rgb:parts:actions"]
+    for i, name in enumerate(names):
+        if ":" in name or name != name.strip() or name.startswith("#"):
+            raise InputError(
+                f"class {name!r} cannot be written to a VOC label map (labelmap.txt splits lines at ':', "
+                "strips spaces and skips lines starting with '#')",
+                hint="rename the class, e.g. with --map OLD=NEW",
+            )
+        r, g, b = _voc_colour(i + 1)
+        lines.append(f"{name}:{r},{g},{b}::")
+    return "\n".join(lines) + "\n"
+
+
+def _voc_colour(index: int) -> tuple[int, int, int]:
+    """The Pascal VOC colour map's colour of ``index`` (the bit-interleaving of the devkit)."""
+    r = g = b = 0
+    c = index
+    for j in range(8):
+        r |= ((c >> 0) & 1) << (7 - j)
+        g |= ((c >> 1) & 1) << (7 - j)
+        b |= ((c >> 2) & 1) << (7 - j)
+        c >>= 3
+    return r, g, b

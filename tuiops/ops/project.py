@@ -18,6 +18,13 @@ master's size), validates every image and box, and writes ``build/``::
 
     JPEGImages/NAME_000001.jpg …   Annotations/NAME_000001.xml …   build.json (last)
 
+Each box keeps its VOC object's flags and tags (``<pose>``, ``<truncated>``,
+``<difficult>``, ``<occluded>`` and any other tag, as written): a box of a VOC file
+the script wrote keeps that object's, a box of an image named after a master keeps
+the master object's, and a ``boxes.json`` object keeps those of the master object it
+names with ``"master": STEM, "object": N`` (1-based), and may set ``difficult``,
+``truncated``, ``pose`` or ``occluded`` itself.
+
 into ``build.tmp-…`` first and then swaps it into place, so a failed build leaves the
 previous one untouched. ``build.json`` records the hashes of the inputs (masters,
 project.toml, the script, ``projects/common``); a build with the same inputs, count
@@ -651,7 +658,54 @@ async def _remote_cleanup(hosts: Hosts, host_name: str, remote_dir: str) -> None
 class _Output:
     rel: str
     path: Path
-    boxes: list[tuple[str | None, Any, Any, Any, Any]]
+    boxes: list[tuple[str | None, Any, Any, Any, Any, str | None]]
+    """``(name, xmin, ymin, xmax, ymax, extra)``: the extra keeps the VOC object's flags and tags."""
+
+
+#: Keys of a boxes.json object that set a VOC object flag.
+_FLAG_KEYS = ("pose", "truncated", "difficult", "occluded")
+
+
+def _master_objects(project: Project) -> dict[str, list[tuple[str | None, Any, Any, Any, Any, str | None]]]:
+    """Every master annotation's objects by the annotation's stem (with their extras)."""
+    from tuiops.formats.voc import parse_voc
+
+    masters: dict[str, list[tuple[str | None, Any, Any, Any, Any, str | None]]] = {}
+    ann = project.master / "annotations"
+    for x in sorted(ann.glob("*.xml")) if ann.is_dir() else []:
+        doc, err = parse_voc(x.read_bytes())
+        if doc is None:
+            raise InputError(f"{x}: {err}")
+        masters[x.stem] = [(n, _num(a), _num(b), _num(c), _num(d), e) for _, n, a, b, c, d, e in doc.objects]
+    return masters
+
+
+def _object_extra(o: dict[str, Any], where: str, masters: dict[str, list[Any]]) -> str | None:
+    """The extra of a boxes.json object: its master object's (``master``/``object``) with its own flags."""
+    fields: dict[str, Any] = {}
+    if "master" in o or "object" in o:
+        stem, number = o.get("master"), o.get("object")
+        if not isinstance(stem, str) or isinstance(number, bool) or not isinstance(number, int):
+            raise InputError(
+                f'{where}: "master" (an annotation\'s stem) and "object" (its 1-based object number) go together'
+            )
+        objs = masters.get(stem)
+        if objs is None or not 1 <= number <= len(objs):
+            have = (
+                f"it has {len(objs)} object(s)" if objs is not None else "there is no such master annotation"
+            )
+            raise InputError(f"{where}: names object {number} of master {stem!r}, but {have}")
+        if objs[number - 1][5]:
+            fields = json.loads(objs[number - 1][5])
+    for k in _FLAG_KEYS:
+        if k in o:
+            v = o[k]
+            if isinstance(v, bool):
+                v = int(v)
+            if not isinstance(v, (int, str)):
+                raise InputError(f'{where}: "{k}" must be a number or a text, not {v!r}')
+            fields[k] = v
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")) if fields else None
 
 
 def _num(v: Any) -> float | None:
@@ -671,7 +725,7 @@ def _inside(out: Path, rel: str, where: str) -> Path:
     return p
 
 
-def _from_boxes_json(out: Path, path: Path) -> list[_Output]:
+def _from_boxes_json(out: Path, path: Path, project: Project) -> list[_Output]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -679,6 +733,7 @@ def _from_boxes_json(out: Path, path: Path) -> list[_Output]:
     if not isinstance(data, list):
         raise InputError('the augmentation\'s boxes.json must be a list of {"file", "objects"} records')
     outputs, seen = [], set()
+    masters: dict[str, list[Any]] | None = None
     for i, rec in enumerate(data):
         where = f"boxes.json record {i + 1}"
         if not isinstance(rec, dict) or not isinstance(rec.get("file"), str):
@@ -694,12 +749,11 @@ def _from_boxes_json(out: Path, path: Path) -> list[_Output]:
             if not isinstance(o, dict):
                 raise InputError(f"{where} ({rec['file']}): object {k + 1} is not a JSON object")
             name = o.get("name")
-            boxes.append(
-                (
-                    name if isinstance(name, str) else None,
-                    *(_num(o.get(c)) for c in ("xmin", "ymin", "xmax", "ymax")),
-                )
-            )
+            if masters is None and ("master" in o or "object" in o):
+                masters = _master_objects(project)
+            extra = _object_extra(o, f"{where} ({rec['file']}) object {k + 1}", masters or {})
+            x1, y1, x2, y2 = (_num(o.get(c)) for c in ("xmin", "ymin", "xmax", "ymax"))
+            boxes.append((name if isinstance(name, str) else None, x1, y1, x2, y2, extra))
         outputs.append(_Output(rec["file"], _inside(out, rec["file"], where), boxes))
     listed = {o.path for o in outputs}
     unlisted = [p.relative_to(out).as_posix() for p in _images_in(out) if p.resolve() not in listed]
@@ -740,21 +794,13 @@ def _from_voc(out: Path, xmls: list[Path]) -> list[_Output]:
         doc, err = parse_voc(x.read_bytes())
         if doc is None:
             raise InputError(f"{x.relative_to(out)}: {err}")
-        boxes = [(n, _num(a), _num(b), _num(c), _num(d)) for _, n, a, b, c, d, _ in doc.objects]
+        boxes = [(n, _num(a), _num(b), _num(c), _num(d), e) for _, n, a, b, c, d, e in doc.objects]
         outputs.append(_Output(rel, img, boxes))
     return outputs
 
 
 def _from_masters(out: Path, project: Project) -> list[_Output]:
-    from tuiops.formats.voc import parse_voc
-
-    masters: dict[str, list[Any]] = {}
-    ann = project.master / "annotations"
-    for x in sorted(ann.glob("*.xml")) if ann.is_dir() else []:
-        doc, err = parse_voc(x.read_bytes())
-        if doc is None:
-            raise InputError(f"{x}: {err}")
-        masters[x.stem] = [(n, _num(a), _num(b), _num(c), _num(d)) for _, n, a, b, c, d, _ in doc.objects]
+    masters = _master_objects(project)
     outputs = []
     for img in _images_in(out):
         rel = img.relative_to(out).as_posix()
@@ -773,7 +819,7 @@ def collect_outputs(out: Path, project: Project) -> list[_Output]:
     """The images the augmentation wrote into ``out`` with their boxes (boxes.json, VOC XMLs or masters)."""
     boxes_json = out / "boxes.json"
     if boxes_json.is_file():
-        outputs = _from_boxes_json(out, boxes_json)
+        outputs = _from_boxes_json(out, boxes_json, project)
     else:
         xmls = sorted(out.rglob("*.xml"))
         outputs = _from_voc(out, xmls) if xmls else _from_masters(out, project)
@@ -819,14 +865,15 @@ def box_frame(outputs: list[_Output], checked: list[_Checked]) -> pl.DataFrame:
     """One row per reported box: image index, object number, name, coordinates, image size."""
     import polars as pl
 
-    idx, k, names, coords = [], [], [], ([], [], [], [])
+    idx, k, names, coords, extras = [], [], [], ([], [], [], []), []
     for i, o in enumerate(outputs):
         for j, b in enumerate(o.boxes):
             idx.append(i)
             k.append(j + 1)
             names.append(b[0])
-            for c, v in zip(coords, b[1:], strict=True):
+            for c, v in zip(coords, b[1:5], strict=True):
                 c.append(v)
+            extras.append(b[5])
     frame = pl.DataFrame(
         {
             "img": idx,
@@ -836,6 +883,7 @@ def box_frame(outputs: list[_Output], checked: list[_Checked]) -> pl.DataFrame:
             "y1": coords[1],
             "x2": coords[2],
             "y2": coords[3],
+            "extra": extras,
         },
         schema={
             "img": pl.Int64,
@@ -845,6 +893,7 @@ def box_frame(outputs: list[_Output], checked: list[_Checked]) -> pl.DataFrame:
             "y1": pl.Float64,
             "x2": pl.Float64,
             "y2": pl.Float64,
+            "extra": pl.String,
         },
     )
     sizes = pl.DataFrame(
@@ -936,8 +985,9 @@ def _write_build(
     (dest / "JPEGImages").mkdir(parents=True)
     (dest / "Annotations").mkdir()
     per_img: dict[int, list[VocBox]] = {}
-    for r in boxes.sort("img", "obj").select("img", "name", "cx1", "cy1", "cx2", "cy2").iter_rows():
-        per_img.setdefault(r[0], []).append(VocBox(r[1], r[2], r[3], r[4], r[5]))
+    cols = ("img", "name", "cx1", "cy1", "cx2", "cy2", "extra")
+    for r in boxes.sort("img", "obj").select(cols).iter_rows():
+        per_img.setdefault(r[0], []).append(VocBox(r[1], r[2], r[3], r[4], r[5], r[6]))
     files = []
     for i, c in enumerate(checked):
         stem = f"{project.name}_{i + 1:06d}"

@@ -36,6 +36,13 @@ Class conflicts (errors naming both projects, never guessed):
 Box coordinates are taken as the VOC files write them (pixels, no 1-based shift, the
 convention of :mod:`tuiops.formats.voc`), clipped to the image; a box with no area
 after clipping is an error naming its file.
+
+Each object's VOC flags (``pose``, ``truncated``, ``difficult``, ``occluded``) and other
+tags go on: VOC writes them as the build did (and ``labelmap.txt``, Datumaro's and
+CVAT's label map, beside ``classes.txt``); COCO writes the flags as the annotation's
+``attributes`` (as Datumaro and CVAT do); what a format cannot hold (YOLO: every flag;
+COCO: other tags) is a warning, counted in ``not_carried`` and listed per object in
+the manifest.
 """
 
 from __future__ import annotations
@@ -365,6 +372,7 @@ class MixResult:
     duplicate_groups: int
     clipped: int
     manifest_sha256: str
+    not_carried: dict[str, int] = field(default_factory=dict)
     tar: str | None = None
     tar_sha256: str | None = None
     tar_size: int | None = None
@@ -467,6 +475,7 @@ def _read_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl.DataFr
         "y1": pl.Float64,
         "x2": pl.Float64,
         "y2": pl.Float64,
+        "extra": pl.String,
     }
     if imgs.height == 0:
         return imgs, pl.DataFrame(schema=box_schema)
@@ -540,7 +549,9 @@ def _read_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl.DataFr
             f"{r['name']!r} is not one of the build's classes ({', '.join(b.classes)})",
             hint="add it to classes in project.toml and rebuild, or fix the master annotation",
         )
-    boxes = boxes.select(pl.lit(b.name).alias("project"), "stem", "ord", "name", "x1", "y1", "x2", "y2")
+    boxes = boxes.select(
+        pl.lit(b.name).alias("project"), "stem", "ord", "name", "x1", "y1", "x2", "y2", "extra"
+    )
     return imgs, boxes.cast(box_schema)  # type: ignore[arg-type]
 
 
@@ -633,23 +644,40 @@ def _xml_escape(expr: pl.Expr) -> pl.Expr:
     )
 
 
-def _voc_docs(kept: pl.DataFrame, boxes: pl.DataFrame, folder: str) -> pl.DataFrame:
-    """``file``, ``text``: the VOC XML of every kept image (labelImg layout, 1 object per box)."""
+def _voc_objects(boxes: pl.DataFrame) -> pl.Series:
+    """The ``<object>`` text of every box (1 per line of ``boxes``), flags and tags as the build wrote them.
+
+    An object of nothing but the flat fields and coordinates is laid out here (labelImg's
+    layout, its stated ``pose``/``truncated``/``difficult``/``occluded``); any other is
+    written from its stored element (other tags, attributes and comments kept).
+    """
     import polars as pl
 
     from tuiops.formats import format_decimal
+    from tuiops.formats.voc import FLAG_DEFAULTS, VocBox, flag_text, object_xml, plain_object
 
     def num(c: str) -> pl.Expr:
         return format_decimal(pl.col(c), 2, trim=True)
 
-    obj = pl.concat_str(
+    def field(k: str) -> pl.Expr:
+        return _xml_escape(flag_text(pl.col("extra"), k).fill_null(FLAG_DEFAULTS[k]))
+
+    occl = flag_text(pl.col("extra"), "occluded")
+    laid_out = pl.concat_str(
         [
             pl.lit("\t<object>\n\t\t<name>"),
             _xml_escape(pl.col("class")),
-            pl.lit(
-                "</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n"
-                "\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>"
-            ),
+            pl.lit("</name>\n\t\t<pose>"),
+            field("pose"),
+            pl.lit("</pose>\n\t\t<truncated>"),
+            field("truncated"),
+            pl.lit("</truncated>\n\t\t<difficult>"),
+            field("difficult"),
+            pl.lit("</difficult>\n"),
+            pl.when(occl.is_not_null())
+            .then(pl.lit("\t\t<occluded>") + _xml_escape(occl) + pl.lit("</occluded>\n"))
+            .otherwise(pl.lit("")),
+            pl.lit("\t\t<bndbox>\n\t\t\t<xmin>"),
             num("x1"),
             pl.lit("</xmin>\n\t\t\t<ymin>"),
             num("y1"),
@@ -660,9 +688,21 @@ def _voc_docs(kept: pl.DataFrame, boxes: pl.DataFrame, folder: str) -> pl.DataFr
             pl.lit("</ymax>\n\t\t</bndbox>\n\t</object>\n"),
         ]
     )
+    frame = boxes.with_row_index("_row").with_columns(plain_object(pl.col("extra")).alias("_plain"))
+    texts = frame.select("_row", laid_out.alias("o"))["o"].to_list()
+    other = frame.filter(~pl.col("_plain")).select("_row", "class", "x1", "y1", "x2", "y2", "extra")
+    for row, name, x1, y1, x2, y2, extra in other.iter_rows():
+        texts[row] = "\t" + object_xml(VocBox(name, x1, y1, x2, y2, extra)) + "\n"
+    return pl.Series("o", texts, pl.String)
+
+
+def _voc_docs(kept: pl.DataFrame, boxes: pl.DataFrame, folder: str) -> pl.DataFrame:
+    """``file``, ``text``: the VOC XML of every kept image (labelImg layout, 1 object per box)."""
+    import polars as pl
+
+    boxes = boxes.sort("idx", "ord")
     objs = (
-        boxes.sort("idx", "ord")
-        .with_columns(obj.alias("o"))
+        boxes.select("idx", _voc_objects(boxes))
         .group_by("idx", maintain_order=True)
         .agg(pl.col("o").str.join("").alias("_objs"))
     )
@@ -726,15 +766,75 @@ def _coco_doc(kept: pl.DataFrame, boxes: pl.DataFrame, names: Sequence[str]) -> 
             ).alias("bbox"),
             ((pl.col("x2") - pl.col("x1")) * (pl.col("y2") - pl.col("y1"))).round(2).alias("area"),
             pl.lit(0).alias("iscrowd"),
+            "extra",
         )
     )
+    ann_dicts = anns.to_dicts()
+    for d in ann_dicts:
+        d["segmentation"] = []
+        d["attributes"] = coco_attributes(d.pop("extra"))
     doc = {
         "info": {"description": "tuiops project mix"},
         "images": images.to_dicts(),
-        "annotations": anns.to_dicts(),
+        "annotations": ann_dicts,
         "categories": [{"id": i + 1, "name": n, "supercategory": n} for i, n in enumerate(names)],
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def coco_attributes(extra: str | None) -> dict[str, Any]:
+    """A COCO annotation's ``attributes`` for a box's VOC flags, as Datumaro and CVAT write them:
+    ``difficult``, ``truncated``, ``occluded`` as booleans (a value other than 0/1 as written)
+    and ``pose`` where the object states one."""
+    from tuiops.formats.voc import object_flags
+
+    flags = object_flags(extra)
+    out: dict[str, Any] = {}
+    for k in ("difficult", "truncated", "occluded"):
+        v = flags.get(k, 0)
+        out[k] = bool(v) if isinstance(v, int) and v in (0, 1) else v
+    if "pose" in flags:
+        out["pose"] = flags["pose"]
+    return out
+
+
+def not_carried(boxes: pl.DataFrame, fmt: str) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """What of the boxes' VOC flags and tags ``fmt`` cannot hold: counts per flag (and
+    ``other_tags``), and per such box its project, stem, object number and what it loses.
+
+    VOC holds everything; COCO holds the flags as attributes but not other tags; YOLO
+    holds neither (a stated ``pose`` of ``Unspecified`` and flags of 0 count as nothing).
+    """
+    import polars as pl
+
+    from tuiops.formats.voc import flag_text, plain_object
+
+    if fmt == "voc" or boxes.height == 0:
+        return {}, []
+    ex = pl.col("extra")
+    checks: dict[str, pl.Expr] = {}
+    if fmt == "yolo":
+        checks = {
+            "difficult": flag_text(ex, "difficult").fill_null("0") != "0",
+            "truncated": flag_text(ex, "truncated").fill_null("0") != "0",
+            "occluded": flag_text(ex, "occluded").fill_null("0") != "0",
+            "pose": flag_text(ex, "pose").fill_null("Unspecified") != "Unspecified",
+        }
+    checks["other_tags"] = ~plain_object(ex)
+    flagged = boxes.select(
+        "project", "stem", "ord", *[e.fill_null(False).alias(k) for k, e in checks.items()]
+    ).filter(pl.any_horizontal(*checks))
+    counts = {k: int(flagged[k].sum()) for k in checks if flagged[k].sum()}
+    objects = [
+        {
+            "project": r["project"],
+            "stem": r["stem"],
+            "object": r["ord"] + 1,
+            "lost": [k for k in checks if r[k]],
+        }
+        for r in flagged.sort("project", "stem", "ord").iter_rows(named=True)
+    ]
+    return counts, objects
 
 
 def _data_yaml(names: Sequence[str], has_val: bool, yaml_path: str | None) -> bytes:
@@ -927,6 +1027,8 @@ def _write_output(
     ``file_rel``/``out_sha256``/``label_rel``/``label_sha256``, the other files' SHA-256 and the layout root."""
     import polars as pl
 
+    from tuiops.formats.voc import labelmap_text
+
     root_rel = f"VOCdevkit/VOC{voc_year}" if (fmt == "voc" and voc_year) else ""
     root = staging / root_rel if root_rel else staging
     root.mkdir(parents=True, exist_ok=True)
@@ -992,6 +1094,8 @@ def _write_output(
             others[rel(p)] = put_text(p, text.encode("utf-8"))
         p = root / "classes.txt"
         others[rel(p)] = put_text(p, "".join(f"{n}\n" for n in names).encode("utf-8"))
+        p = root / "labelmap.txt"
+        others[rel(p)] = put_text(p, labelmap_text(names).encode("utf-8"))
     elif fmt == "yolo":
         has_val = kept.filter(pl.col("split") == "val").height > 0
         p = root / "data.yaml"
@@ -1185,6 +1289,17 @@ def mix_projects(
             )
         kept = imgs.filter(pl.col("split") != "dropped")
         kept_boxes = boxes.join(kept.select("idx"), on="idx", how="semi")
+        lost_counts, lost = not_carried(kept_boxes, fmt)
+        if lost:
+            shown = "; ".join(
+                f"{o['project']}/{o['stem']} object {o['object']} ({', '.join(o['lost'])})" for o in lost[:5]
+            )
+            more = f" and {len(lost) - 5} more (manifest.json lists them)" if len(lost) > 5 else ""
+            what = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in lost_counts.items())
+            warnings.append(
+                f"{fmt.upper()} cannot hold every VOC object flag or tag of the builds: {len(lost)} box(es) "
+                f"lose them ({what}): {shown}{more}; --format voc keeps them all"
+            )
         rep.update(total, "writing", total=total + kept.height)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -1247,7 +1362,9 @@ def mix_projects(
                     "moved": moved,
                     "clipped": clipped,
                     "per_class": class_counts,
+                    "not_carried": lost_counts,
                 },
+                "not_carried": lost,
                 "images": kept.sort("idx")
                 .select(
                     pl.col("file_rel").alias("file"),
@@ -1345,6 +1462,7 @@ def mix_projects(
             moved=moved,
             duplicate_groups=len(groups),
             clipped=clipped,
+            not_carried=lost_counts,
             manifest_sha256=manifest_sha,
             tar=str(tar_path) if tar_path else None,
             tar_sha256=tar_sha,
