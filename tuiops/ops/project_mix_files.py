@@ -1,0 +1,232 @@
+"""The label files of a project mix: VOC documents, YOLO texts, COCO instances, data.yaml.
+
+Each object's VOC flags and tags come from the build's annotations (the ``extra`` of a
+box, :mod:`tuiops.formats.voc`); :func:`not_carried` tells what a format cannot hold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+def _xml_escape(expr: pl.Expr) -> pl.Expr:
+    return (
+        expr.str.replace_all("&", "&amp;", literal=True)
+        .str.replace_all("<", "&lt;", literal=True)
+        .str.replace_all(">", "&gt;", literal=True)
+    )
+
+
+def voc_objects(boxes: pl.DataFrame) -> pl.Series:
+    """The ``<object>`` text of every box (1 per line of ``boxes``), flags and tags as the build wrote them.
+
+    An object of nothing but the flat fields and coordinates is laid out here (labelImg's
+    layout, its stated ``pose``/``truncated``/``difficult``/``occluded``); any other is
+    written from its stored element (other tags, attributes and comments kept).
+    """
+    import polars as pl
+
+    from tuiops.formats import format_decimal
+    from tuiops.formats.voc import FLAG_DEFAULTS, VocBox, flag_text, object_xml, plain_object
+
+    def num(c: str) -> pl.Expr:
+        return format_decimal(pl.col(c), 2, trim=True)
+
+    def field(k: str) -> pl.Expr:
+        return _xml_escape(flag_text(pl.col("extra"), k).fill_null(FLAG_DEFAULTS[k]))
+
+    occl = flag_text(pl.col("extra"), "occluded")
+    laid_out = pl.concat_str(
+        [
+            pl.lit("\t<object>\n\t\t<name>"),
+            _xml_escape(pl.col("class")),
+            pl.lit("</name>\n\t\t<pose>"),
+            field("pose"),
+            pl.lit("</pose>\n\t\t<truncated>"),
+            field("truncated"),
+            pl.lit("</truncated>\n\t\t<difficult>"),
+            field("difficult"),
+            pl.lit("</difficult>\n"),
+            pl.when(occl.is_not_null())
+            .then(pl.lit("\t\t<occluded>") + _xml_escape(occl) + pl.lit("</occluded>\n"))
+            .otherwise(pl.lit("")),
+            pl.lit("\t\t<bndbox>\n\t\t\t<xmin>"),
+            num("x1"),
+            pl.lit("</xmin>\n\t\t\t<ymin>"),
+            num("y1"),
+            pl.lit("</ymin>\n\t\t\t<xmax>"),
+            num("x2"),
+            pl.lit("</xmax>\n\t\t\t<ymax>"),
+            num("y2"),
+            pl.lit("</ymax>\n\t\t</bndbox>\n\t</object>\n"),
+        ]
+    )
+    frame = boxes.with_row_index("_row").with_columns(plain_object(pl.col("extra")).alias("_plain"))
+    texts = frame.select("_row", laid_out.alias("o"))["o"].to_list()
+    other = frame.filter(~pl.col("_plain")).select("_row", "class", "x1", "y1", "x2", "y2", "extra")
+    for row, name, x1, y1, x2, y2, extra in other.iter_rows():
+        texts[row] = "\t" + object_xml(VocBox(name, x1, y1, x2, y2, extra)) + "\n"
+    return pl.Series("o", texts, pl.String)
+
+
+def voc_docs(kept: pl.DataFrame, boxes: pl.DataFrame, folder: str) -> pl.DataFrame:
+    """``file``, ``text``: the VOC XML of every kept image (labelImg layout, 1 object per box)."""
+    import polars as pl
+
+    boxes = boxes.sort("idx", "ord")
+    objs = (
+        boxes.select("idx", voc_objects(boxes))
+        .group_by("idx", maintain_order=True)
+        .agg(pl.col("o").str.join("").alias("_objs"))
+    )
+    head = pl.concat_str(
+        [
+            pl.lit(f"<annotation>\n\t<folder>{folder}</folder>\n\t<filename>"),
+            _xml_escape(pl.col("file")),
+            pl.lit("</filename>\n\t<source>\n\t\t<database>"),
+            _xml_escape(pl.col("project")),
+            pl.lit("</database>\n\t</source>\n\t<size>\n\t\t<width>"),
+            pl.col("width").cast(pl.String),
+            pl.lit("</width>\n\t\t<height>"),
+            pl.col("height").cast(pl.String),
+            pl.lit("</height>\n\t\t<depth>"),
+            pl.col("depth").cast(pl.String),
+            pl.lit("</depth>\n\t</size>\n\t<segmented>0</segmented>\n"),
+            pl.col("_objs").fill_null(""),
+            pl.lit("</annotation>\n"),
+        ]
+    )
+    return kept.join(objs, on="idx", how="left").sort("idx").select("idx", head.alias("text"))
+
+
+def yolo_texts(kept: pl.DataFrame, boxes: pl.DataFrame) -> pl.DataFrame:
+    """``idx``, ``text``: the YOLO label file of every kept image (empty for no boxes)."""
+    import polars as pl
+
+    from tuiops.formats.yolo import xyxy_line
+
+    line = xyxy_line(pl.col("width"), pl.col("height"))
+    texts = (
+        boxes.join(kept.select("idx", "width", "height"), on="idx")
+        .sort("idx", "ord")
+        .with_columns((line + "\n").alias("line"))
+        .group_by("idx", maintain_order=True)
+        .agg(pl.col("line").str.join("").alias("text"))
+    )
+    return kept.select("idx").join(texts, on="idx", how="left").with_columns(pl.col("text").fill_null(""))
+
+
+def coco_doc(kept: pl.DataFrame, boxes: pl.DataFrame, names: Sequence[str]) -> bytes:
+    """The COCO instances JSON of one split."""
+    import polars as pl
+
+    images = kept.sort("idx").select(
+        pl.col("image_id").alias("id"), pl.col("file").alias("file_name"), "width", "height"
+    )
+    anns = (
+        boxes.join(kept.select("idx", "image_id"), on="idx")
+        .sort("idx", "ord")
+        .with_row_index("id", offset=1)
+        .select(
+            pl.col("id").cast(pl.Int64),
+            "image_id",
+            (pl.col("class_id") + 1).alias("category_id"),
+            pl.concat_list(
+                pl.col("x1").round(2),
+                pl.col("y1").round(2),
+                (pl.col("x2") - pl.col("x1")).round(2),
+                (pl.col("y2") - pl.col("y1")).round(2),
+            ).alias("bbox"),
+            ((pl.col("x2") - pl.col("x1")) * (pl.col("y2") - pl.col("y1"))).round(2).alias("area"),
+            pl.lit(0).alias("iscrowd"),
+            "extra",
+        )
+    )
+    ann_dicts = anns.to_dicts()
+    for d in ann_dicts:
+        d["segmentation"] = []
+        d["attributes"] = coco_attributes(d.pop("extra"))
+    doc = {
+        "info": {"description": "tuiops project mix"},
+        "images": images.to_dicts(),
+        "annotations": ann_dicts,
+        "categories": [{"id": i + 1, "name": n, "supercategory": n} for i, n in enumerate(names)],
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def coco_attributes(extra: str | None) -> dict[str, Any]:
+    """A COCO annotation's ``attributes`` for a box's VOC flags, as Datumaro and CVAT write them:
+    ``difficult``, ``truncated``, ``occluded`` as booleans (a value other than 0/1 as written)
+    and ``pose`` where the object states one."""
+    from tuiops.formats.voc import object_flags
+
+    flags = object_flags(extra)
+    out: dict[str, Any] = {}
+    for k in ("difficult", "truncated", "occluded"):
+        v = flags.get(k, 0)
+        out[k] = bool(v) if isinstance(v, int) and v in (0, 1) else v
+    if "pose" in flags:
+        out["pose"] = flags["pose"]
+    return out
+
+
+def not_carried(boxes: pl.DataFrame, fmt: str) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """What of the boxes' VOC flags and tags ``fmt`` cannot hold: counts per flag (and
+    ``other_tags``), and per such box its project, stem, object number and what it loses.
+
+    VOC holds everything; COCO holds the flags as attributes but not other tags; YOLO
+    holds neither (a stated ``pose`` of ``Unspecified`` and flags of 0 count as nothing).
+    """
+    import polars as pl
+
+    from tuiops.formats.voc import flag_text, plain_object
+
+    if fmt == "voc" or boxes.height == 0:
+        return {}, []
+    ex = pl.col("extra")
+    checks: dict[str, pl.Expr] = {}
+    if fmt == "yolo":
+        checks = {
+            "difficult": flag_text(ex, "difficult").fill_null("0") != "0",
+            "truncated": flag_text(ex, "truncated").fill_null("0") != "0",
+            "occluded": flag_text(ex, "occluded").fill_null("0") != "0",
+            "pose": flag_text(ex, "pose").fill_null("Unspecified") != "Unspecified",
+        }
+    checks["other_tags"] = ~plain_object(ex)
+    flagged = boxes.select(
+        "project", "stem", "ord", *[e.fill_null(False).alias(k) for k, e in checks.items()]
+    ).filter(pl.any_horizontal(*checks))
+    counts = {k: int(flagged[k].sum()) for k in checks if flagged[k].sum()}
+    objects = [
+        {
+            "project": r["project"],
+            "stem": r["stem"],
+            "object": r["ord"] + 1,
+            "lost": [k for k in checks if r[k]],
+        }
+        for r in flagged.sort("project", "stem", "ord").iter_rows(named=True)
+    ]
+    return counts, objects
+
+
+def data_yaml(names: Sequence[str], has_val: bool, yaml_path: str | None) -> bytes:
+    import yaml
+
+    doc: dict[str, Any] = {}
+    if yaml_path:
+        doc["path"] = yaml_path
+    doc.update(
+        {
+            "train": "images/train",
+            "val": "images/val" if has_val else "images/train",
+            "nc": len(names),
+            "names": dict(enumerate(names)),
+        }
+    )
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8")
