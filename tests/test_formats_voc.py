@@ -180,3 +180,51 @@ def test_read_voc_collects_objects_and_problems(tmp_path):
     assert rr.boxes["name"].to_list() == ["head", "hand"]
     assert rr.boxes["loc"].to_list() == ["object 1", "object 2"]
     assert rr.problems.rows()[0][:2] == ("danbooru_2.xml", None)
+
+
+# -- coordinates: never rounded from VOC, whole pixels from other formats ------------------------------
+def _moved(text: str, index: int, value: float) -> str:
+    """The document after moving coordinate ``index`` (xmin, ymin, xmax, ymax) of the first object."""
+    doc, _ = parse_voc(text.encode())
+    boxes = _boxes(doc)
+    b = boxes[0]
+    coords = [b.x1, b.y1, b.x2, b.y2]
+    coords[index] = value
+    boxes[0] = VocBox(b.name, *coords, b.extra)
+    return voc_document(doc.meta, boxes, HEADER).decode()
+
+
+def test_a_moved_coordinate_of_a_whole_pixel_file_is_written_exactly():
+    out = _moved(LABELIMG, 2, 100.4)
+    first = ET.fromstring(out).find("object/bndbox")
+    assert [first.findtext(k) for k in ("xmin", "ymin", "xmax", "ymax")] == ["10", "20", "100.4", "200"]
+    assert _moved(LABELIMG, 2, 101.0).count("<xmax>101</xmax>") == 1  # a whole number stays one
+    back, _ = parse_voc(out.encode())
+    assert float(back.objects[0][4]) == 100.4
+
+
+@pytest.mark.parametrize("value", [310.123456789, 0.1 + 0.2, 1e-7, 1234.5])
+def test_a_moved_coordinate_of_a_float_file_is_written_exactly(value):
+    out = _moved(RICH, 2, value)
+    back, _ = parse_voc(out.encode())
+    text = back.objects[0][4]
+    assert float(text) == value and "e" not in text.lower()
+
+
+def test_float_coordinates_come_back_as_written():
+    text = LABELIMG.replace("<xmin>10</xmin>", "<xmin>10.25</xmin>").replace(
+        "<ymax>200</ymax>", "<ymax>199.999</ymax>"
+    )
+    doc, _ = parse_voc(text.encode())
+    assert voc_document(doc.meta, _boxes(doc), HEADER).decode() == text
+
+
+def test_boxes_from_another_format_are_written_in_whole_pixels():
+    """labelImg's layout: each coordinate rounded to the nearest pixel, at most 0.5 px away."""
+    values = (10.4, 20.5, 99.6, 200.49)
+    out = voc_document(None, [VocBox("head", *values)], HEADER).decode()
+    written = [
+        float(ET.fromstring(out).find("object/bndbox").findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")
+    ]
+    assert written == [10, 20, 100, 200]
+    assert all(abs(w - v) <= 0.5 for w, v in zip(written, values, strict=True))

@@ -54,7 +54,7 @@ def write_master(root: Path, stem: str, objects: list[dict[str, Any]]) -> None:
 
     img = Image.new("RGB", (120, 90), (240, 240, 240))
     for k, o in enumerate(objects):
-        ImageDraw.Draw(img).rectangle(o["box"], fill=(200, 30 + 80 * k, 30))
+        ImageDraw.Draw(img).rectangle([round(float(v)) for v in o["box"]], fill=(200, 30 + 80 * k, 30))
     img.save(root / "master" / "images" / f"{stem}.png")
     (root / "master" / "annotations" / f"{stem}.xml").write_text(master_xml(stem, img.size, objects))
 
@@ -220,3 +220,45 @@ def test_yolo_mix_reports_the_flags_it_cannot_hold(fws, tmp_path, capsys):
     items, boxes = dm_boxes(ds)
     assert items == manifest["counts"]["images"] and len(boxes) == manifest["counts"]["boxes"]
     assert {b for b, _ in boxes} == {"button", "icon"}
+
+
+def test_float_master_coordinates_come_through_build_and_mix_as_written(tmp_path, capsys):
+    from tuiops.ops.project import build_project, new_project
+    from tuiops.workspace import Workspace
+
+    gen = "import sys, shutil, pathlib\nout = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)\nshutil.copy('master/images/m1.png', out / 'm1__0.png')\n"
+    w = Workspace.init(tmp_path / "ws", classes=["head"])
+    try:
+        p = new_project(
+            w, "flags", classes=["button", "icon"], count=1, augment="python gen.py {out} {count}"
+        )
+        (p.root / "gen.py").write_text(gen)
+        write_master(p.root, "m1", [{**BUTTON, "box": ("10.125", "10.5", "50.75", "40.0625")}])
+        build_project(w, "flags")
+        built = ET.parse(p.build_dir / "Annotations" / "flags_000001.xml").getroot().find("object/bndbox")
+        assert [built.findtext(k) for k in ("xmin", "ymin", "xmax", "ymax")] == [
+            "10.125",
+            "10.5",
+            "50.75",
+            "40.0625",
+        ]
+        out = tmp_path / "voc"
+        mix(w, capsys, "voc", out)
+        mixed = ET.parse(out / "Annotations" / "flags_000001.xml").getroot().find("object/bndbox")
+        assert [mixed.findtext(k) for k in ("xmin", "ymin", "xmax", "ymax")] == [
+            "10.125",
+            "10.5",
+            "50.75",
+            "40.0625",
+        ]
+        mix(w, capsys, "coco", tmp_path / "coco")
+        anns = [
+            a
+            for s in ("train", "val")
+            for a in json.loads((tmp_path / "coco" / "annotations" / f"instances_{s}.json").read_text())[
+                "annotations"
+            ]
+        ]
+        assert [a["bbox"] for a in anns] == [[10.125, 10.5, 40.625, 29.5625]]
+    finally:
+        w.close()

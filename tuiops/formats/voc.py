@@ -9,12 +9,18 @@ where each ``<object>`` was, the text after it, the encoding) in the image's met
 each ``<object>`` element as written (``pose``, ``truncated``, ``difficult``,
 ``occluded``, unknown child tags, the coordinates' text such as ``100`` or ``100.0``)
 in the box's extra. The writer puts the objects back into the skeleton, changing only
-what changed in the store: the class name, a moved coordinate (written as a whole
-number where the file wrote whole numbers), one of the flat fields. A labelImg file
-comes back byte-identical; any file comes back XML-structure-identical, with these
-normalisations of ElementTree's serialiser: attribute values in double quotes, an
-empty element as ``<tag />``, ``>``/``&`` escaped as entities, CDATA as escaped text.
-A file without a skeleton (boxes from another format) is written as labelImg writes it.
+what changed in the store: the class name, a moved coordinate, one of the flat fields.
+A labelImg file comes back byte-identical; any file comes back XML-structure-identical,
+with these normalisations of ElementTree's serialiser: attribute values in double
+quotes, an empty element as ``<tag />``, ``>``/``&`` escaped as entities, CDATA as
+escaped text.
+
+Coordinates of an object that came from VOC are never rounded: an unchanged one keeps
+its text (``100``, ``100.0``, ``100.25``), a moved one is written exactly (``100`` for a
+whole number, else the shortest decimal that reads back as the same float, ``100.4``).
+A box without a VOC object (from YOLO, COCO, a detection) is written as labelImg
+writes it, in whole pixels: each coordinate rounded to the nearest pixel, a change of
+at most 0.5 px.
 """
 
 from __future__ import annotations
@@ -281,6 +287,8 @@ def labelimg_object(box: VocBox, fields: dict[str, Any]) -> str:
 
 
 def _coord_text(old: str | None, value: float, integer: bool) -> str:
+    """A coordinate's text: ``old`` when it reads as ``value``; else ``value`` rounded to a whole
+    pixel when ``integer`` (labelImg's layout, for boxes that did not come from VOC), else exact."""
     if old is not None:
         try:
             if float(old.strip()) == value:
@@ -289,11 +297,18 @@ def _coord_text(old: str | None, value: float, integer: bool) -> str:
             pass
     if integer:
         return str(round(value))
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+    return exact_text(value)
 
 
-def _is_int_text(text: str | None) -> bool:
-    return text is not None and re.fullmatch(r"\s*-?[0-9]+\s*", text) is not None
+def exact_text(value: float) -> str:
+    """The shortest decimal text that reads back as ``value`` (``100`` for 100.0, no exponent)."""
+    v = float(value)
+    if v.is_integer():
+        return str(int(v))
+    text = repr(v)
+    if "e" in text or "E" in text:
+        text = f"{v:.20f}".rstrip("0").rstrip(".")
+    return text
 
 
 def _object_element(box: VocBox) -> ET.Element:
@@ -315,10 +330,9 @@ def _object_element(box: VocBox) -> ET.Element:
     if bnd is None:
         bnd = ET.SubElement(el, "bndbox")
     olds = [bnd.find(k) for k in COORDS]
-    integer = all(_is_int_text(o.text if o is not None else None) for o in olds)
     for tag, old, value in zip(COORDS, olds, (box.x1, box.y1, box.x2, box.y2), strict=True):
         node = old if old is not None else ET.SubElement(bnd, tag)
-        node.text = _coord_text(node.text, value, integer)
+        node.text = _coord_text(node.text, value, False)
     for k in FLAT_FIELDS:
         if k not in fields:
             continue

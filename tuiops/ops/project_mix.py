@@ -477,6 +477,7 @@ def _read_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl.DataFr
         "x2": pl.Float64,
         "y2": pl.Float64,
         "extra": pl.String,
+        **{f"t{c}": pl.String for c in ("xmin", "ymin", "xmax", "ymax")},
     }
     if imgs.height == 0:
         return imgs, pl.DataFrame(schema=box_schema)
@@ -551,7 +552,16 @@ def _read_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl.DataFr
             hint="add it to classes in project.toml and rebuild, or fix the master annotation",
         )
     boxes = boxes.select(
-        pl.lit(b.name).alias("project"), "stem", "ord", "name", "x1", "y1", "x2", "y2", "extra"
+        pl.lit(b.name).alias("project"),
+        "stem",
+        "ord",
+        "name",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "extra",
+        *[pl.col(c).str.strip_chars().alias(f"t{c}") for c in ("xmin", "ymin", "xmax", "ymax")],
     )
     return imgs, boxes.cast(box_schema)  # type: ignore[arg-type]
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import polars as pl
 
+_TAG = {"x1": "xmin", "y1": "ymin", "x2": "xmax", "y2": "ymax"}
+
 
 def _xml_escape(expr: pl.Expr) -> pl.Expr:
     return (
@@ -31,11 +33,12 @@ def voc_objects(boxes: pl.DataFrame) -> pl.Series:
     """
     import polars as pl
 
-    from tuiops.formats import format_decimal
     from tuiops.formats.voc import FLAG_DEFAULTS, VocBox, flag_text, object_xml, plain_object
 
-    def num(c: str) -> pl.Expr:
-        return format_decimal(pl.col(c), 2, trim=True)
+    def num(c: str) -> pl.Expr:  # the build's text, or the clipped value exactly
+        text = pl.col(f"t{_TAG[c]}")
+        exact = pl.col(c).cast(pl.String).str.replace(r"\.0$", "")
+        return pl.when(text.cast(pl.Float64, strict=False) == pl.col(c)).then(text).otherwise(exact)
 
     def field(k: str) -> pl.Expr:
         return _xml_escape(flag_text(pl.col("extra"), k).fill_null(FLAG_DEFAULTS[k]))
@@ -137,12 +140,12 @@ def coco_doc(kept: pl.DataFrame, boxes: pl.DataFrame, names: Sequence[str]) -> b
             "image_id",
             (pl.col("class_id") + 1).alias("category_id"),
             pl.concat_list(
-                pl.col("x1").round(2),
-                pl.col("y1").round(2),
-                (pl.col("x2") - pl.col("x1")).round(2),
-                (pl.col("y2") - pl.col("y1")).round(2),
+                pl.col("x1").round(6),
+                pl.col("y1").round(6),
+                (pl.col("x2") - pl.col("x1")).round(6),
+                (pl.col("y2") - pl.col("y1")).round(6),
             ).alias("bbox"),
-            ((pl.col("x2") - pl.col("x1")) * (pl.col("y2") - pl.col("y1"))).round(2).alias("area"),
+            ((pl.col("x2") - pl.col("x1")) * (pl.col("y2") - pl.col("y1"))).round(6).alias("area"),
             pl.lit(0).alias("iscrowd"),
             "extra",
         )
