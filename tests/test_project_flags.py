@@ -172,7 +172,9 @@ def test_voc_mix_keeps_flags_and_datumaro_reads_them(fws, tmp_path, capsys):
         assert attrs["pose"] == FLAGS[name]["pose"]
 
 
-def test_coco_mix_carries_flags_as_attributes(fws, tmp_path, capsys):
+def test_coco_mix_carries_flags_as_attributes(fws, tmp_path, capsys, caplog):
+    import logging
+
     import datumaro as dm
 
     out = tmp_path / "coco"
@@ -187,8 +189,12 @@ def test_coco_mix_carries_flags_as_attributes(fws, tmp_path, capsys):
         assert a["segmentation"] == [] and a["iscrowd"] == 0 and a["area"] > 0
         assert a["attributes"]["difficult"] is (a["category_id"] == 1)
         assert a["attributes"]["truncated"] is (a["category_id"] == 1)
-    ds = dm.Dataset.import_from(str(out), "coco")
-    items, boxes = dm_boxes(ds)
+    with caplog.at_level(logging.WARNING):
+        ds = dm.Dataset.import_from(str(out), "coco")
+        items, boxes = dm_boxes(ds)
+    assert [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+    ] == []  # nothing to warn about
     assert items == res["images"] and len(boxes) == res["boxes"]
     for name, attrs in boxes:
         assert attrs["difficult"] is (name == "button") and attrs["pose"] == FLAGS[name]["pose"]
