@@ -266,3 +266,26 @@ def test_import_counts_add_up(ws, matched, tmp_path):
     res = rv.review_import(ws, out)
     assert (res.files, res.unchanged_files, res.changed_images, res.error_files) == (6, 4, 1, 1)
     assert any(p.startswith(files[2].name + ":1:") for p in res.problems)
+
+
+def test_a_box_moved_in_a_yolo_folder_keeps_its_voc_flags(ws, matched, tmp_path):
+    """YOLO has no place for difficult/truncated/pose: a moved or re-classed box keeps the stored ones."""
+    flags = '{"pose":"Left","truncated":1,"difficult":1}'
+    item0 = ws.store.one("SELECT id FROM items WHERE key = 'danbooru_0'")
+    ids = ws.store.read_labels("gt").filter(pl.col("item_id") == item0).sort("id")["id"].to_list()
+    with ws.store.transaction() as conn:
+        conn.executemany("UPDATE labels SET extra = ? WHERE id = ?", [(flags, i) for i in ids])
+    out = tmp_path / "rev"
+    rv.review_export(ws, "gt", "r", kind="fn", to=out, dets="none")
+    f0 = out / "danbooru_0.txt"
+    lines = f0.read_text().splitlines()
+    parts = lines[0].split()
+    parts[1] = f"{float(parts[1]) + 0.05:.6f}"  # the first box moved
+    lines[0] = " ".join(parts)
+    lines[1] = "2 " + lines[1].split(None, 1)[1]  # the second re-classed
+    f0.write_text("\n".join([*lines, "4 0.5 0.5 0.1 0.1"]) + "\n")  # and a new one
+    res = rv.review_import(ws, out)
+    assert (res.moved, res.recls, res.added) == (1, 1, 1)
+    got = ws.store.read_labels("gt", with_extra=True).filter(pl.col("item_id") == item0).sort("id")
+    assert got["extra"].to_list() == [flags, flags, None]
+    assert got["class_id"].to_list() == [0, 2, 4] and got.row(0, named=True)["x1"] == pytest.approx(26.0)

@@ -730,7 +730,7 @@ def review_import(
         setattr(res, c, int(changed[c].sum()) if changed.height else 0)
     if dry_run or changed.height == 0:
         return res
-    _apply(ws, res, sid, manifest, d, old, new, changed, keys, new_classes, note)
+    _apply(ws, res, sid, fmt, manifest, d, old, new, changed, keys, new_classes, note)
     return res
 
 
@@ -738,6 +738,7 @@ def _apply(
     ws: Workspace,
     res: ImportResult,
     sid: int,
+    fmt: str,
     manifest: dict[str, Any] | None,
     d: pl.DataFrame,
     old: pl.DataFrame,
@@ -756,12 +757,17 @@ def _apply(
     store = ws.store
     # the new boxes of each changed image, in file order; unchanged boxes keep their stored values
     ch_ids = changed["item_id"].to_list()
-    keep = d.filter(pl.col("same_box")).select("item_id", pl.col("new_ord").alias("ord"), pl.col("old_ord"))
+    # a YOLO file cannot state a box's VOC flags or tags: a box it moved or re-classed keeps them
+    paired = d.filter(pl.col("same_box") | pl.lit(fmt == "yolo")).filter(
+        pl.col("old_ord").is_not_null() & pl.col("new_ord").is_not_null()
+    )
+    keep = paired.select("item_id", pl.col("new_ord").alias("ord"), "old_ord", "same_box")
     oldv = old.select(
         "item_id",
         pl.col("ord").alias("old_ord"),
         *[pl.col(c).alias(f"{c}_s") for c in ("class_id", "x1", "y1", "x2", "y2", "extra")],
     )
+    same = pl.col("same_box").fill_null(False)
     nb = (
         new.filter(pl.col("item_id").is_in(ch_ids))
         .join(keep, on=["item_id", "ord"], how="left")
@@ -770,7 +776,7 @@ def _apply(
         .select(
             "item_id",
             pl.col("class_id").cast(pl.Int64),
-            *[pl.coalesce(f"{c}_s", c).alias(c) for c in ("x1", "y1", "x2", "y2")],
+            *[pl.when(same).then(pl.col(f"{c}_s")).otherwise(pl.col(c)).alias(c) for c in ("x1", "y1", "x2", "y2")],
             pl.when(pl.col("old_ord").is_not_null()).then(pl.col("extra_s")).otherwise(pl.col("extra")).alias("extra"),
         )
     )  # fmt: skip
