@@ -14,12 +14,17 @@ Export
 Import
     ``review_import`` reads the label files back, compares them with the label set box by
     box and reports per image the boxes added, removed, moved and re-classed (an unchanged
-    box keeps its stored coordinates and extras exactly; a file identical to its export is
-    skipped). A ``classes.txt`` whose lines re-order or rename the workspace's classes is
-    refused; new names appended at its end are accepted with ``add_classes``. An image
-    whose boxes changed in the store since the export is refused unless ``force``. The
-    changes go into the set in one transaction with a ``revisions`` record that keeps the
-    boxes as they were.
+    box keeps its stored coordinates and extras exactly, a box moved or re-classed in a
+    YOLO file keeps its stored extras; a file identical to its export is skipped). A
+    ``classes.txt`` whose lines re-order or rename the workspace's classes is refused;
+    new names appended at its end are accepted with ``add_classes``. A label file with
+    any error (a line that does not parse, a class id outside the class map, a class
+    the map lacks, no image of its key) is listed with its line and left out: its image
+    keeps its boxes, never loses them. Every label file is counted once: unchanged,
+    changed or left out. An image whose boxes changed in the store since the export is
+    refused unless ``force``. The changes go into the set in one transaction with a
+    ``revisions`` record that keeps each changed image's label rows before and after, so
+    ``labels undo`` (:func:`undo_review`) can take it back while those rows are unchanged.
 
 Open
     ``review_open`` starts the configured label editor (``[editor] command`` in
