@@ -268,3 +268,42 @@ def test_float_master_coordinates_come_through_build_and_mix_as_written(tmp_path
         assert [a["bbox"] for a in anns] == [[10.125, 10.5, 40.625, 29.5625]]
     finally:
         w.close()
+
+
+def test_boxes_json_may_state_flags_and_must_name_real_master_objects(tmp_path, capsys):
+    from tuiops.errors import InputError
+    from tuiops.ops.project import build_project, new_project
+    from tuiops.workspace import Workspace
+
+    gen = textwrap.dedent(
+        """
+        import json, sys, pathlib
+        from PIL import Image
+        out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 48)).save(out / "a.png")
+        obj = json.loads(pathlib.Path("object.json").read_text())
+        (out / "boxes.json").write_text(json.dumps([{"file": "a.png", "objects": [obj]}]))
+        """
+    )
+    w = Workspace.init(tmp_path / "ws", classes=["head"])
+    try:
+        p = new_project(w, "own", classes=["button", "icon"], count=1, augment="python gen.py {out} {count}")
+        (p.root / "gen.py").write_text(gen)
+        write_master(p.root, "m1", [BUTTON, ICON])
+        box = {"name": "icon", "xmin": 1, "ymin": 2, "xmax": 30, "ymax": 40}
+        (p.root / "object.json").write_text(json.dumps({**box, "difficult": True, "pose": "Rear"}))
+        build_project(w, "own")
+        assert objects_of(p.build_dir / "Annotations" / "own_000001.xml") == [
+            {"name": "icon", "pose": "Rear", "truncated": "0", "difficult": "1", "note": None}
+        ]
+        # the master's object, its flags overridden by the script's own
+        (p.root / "object.json").write_text(json.dumps({**box, "master": "m1", "object": 1, "truncated": 0}))
+        build_project(w, "own", force=True)
+        assert objects_of(p.build_dir / "Annotations" / "own_000001.xml") == [
+            {"name": "icon", "pose": "Left", "truncated": "0", "difficult": "1", "note": "worn"}
+        ]
+        (p.root / "object.json").write_text(json.dumps({**box, "master": "m1", "object": 3}))
+        with pytest.raises(InputError, match="names object 3 of master 'm1', but it has 2 object"):
+            build_project(w, "own", force=True)
+    finally:
+        w.close()
