@@ -72,7 +72,6 @@ from tuiops.fsutil import (
     replace_folder,
     sha256_file,
 )
-from tuiops.ops import project_mix_files as mf
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
@@ -821,6 +820,7 @@ def _write_output(
     import polars as pl
 
     from tuiops.formats.voc import labelmap_text
+    from tuiops.ops import project_mix_files as mf
 
     root_rel = f"VOCdevkit/VOC{voc_year}" if (fmt == "voc" and voc_year) else ""
     root = staging / root_rel if root_rel else staging
@@ -938,6 +938,7 @@ def mix_projects(
     import polars as pl
 
     from tuiops.formats.classes import read_names_file
+    from tuiops.ops.project_mix_files import not_carried
     from tuiops.store.db import utcnow
 
     if not projects:
@@ -1082,7 +1083,7 @@ def mix_projects(
             )
         kept = imgs.filter(pl.col("split") != "dropped")
         kept_boxes = boxes.join(kept.select("idx"), on="idx", how="semi")
-        lost_counts, lost = mf.not_carried(kept_boxes, fmt)
+        lost_counts, lost = not_carried(kept_boxes, fmt)
         if lost:
             shown = "; ".join(
                 f"{o['project']}/{o['stem']} object {o['object']} ({', '.join(o['lost'])})" for o in lost[:5]

@@ -139,12 +139,9 @@ def coco_doc(kept: pl.DataFrame, boxes: pl.DataFrame, names: Sequence[str]) -> b
             pl.col("id").cast(pl.Int64),
             "image_id",
             (pl.col("class_id") + 1).alias("category_id"),
-            pl.concat_list(
-                pl.col("x1").round(6),
-                pl.col("y1").round(6),
-                (pl.col("x2") - pl.col("x1")).round(6),
-                (pl.col("y2") - pl.col("y1")).round(6),
-            ).alias("bbox"),
+            pl.concat_list(pl.col("x1"), pl.col("y1"), _extent("x1", "x2"), _extent("y1", "y2")).alias(
+                "bbox"
+            ),
             ((pl.col("x2") - pl.col("x1")) * (pl.col("y2") - pl.col("y1"))).round(6).alias("area"),
             pl.lit(0).alias("iscrowd"),
             "extra",
@@ -161,6 +158,15 @@ def coco_doc(kept: pl.DataFrame, boxes: pl.DataFrame, names: Sequence[str]) -> b
         "categories": [{"id": i + 1, "name": n, "supercategory": n} for i, n in enumerate(names)],
     }
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _extent(lo: str, hi: str) -> pl.Expr:
+    """A COCO width (height): to 6 decimals where ``lo`` + it still gives ``hi`` exactly, else in full."""
+    import polars as pl
+
+    full = pl.col(hi) - pl.col(lo)
+    short = full.round(6)
+    return pl.when(pl.col(lo) + short == pl.col(hi)).then(short).otherwise(full)
 
 
 def coco_attributes(extra: str | None) -> dict[str, Any]:
