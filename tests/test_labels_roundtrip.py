@@ -96,7 +96,9 @@ def test_store_edits_show_up_in_the_export(pool, tmp_path):
     export_labels(pool, "voc", "voc", tmp_path / "voc")
     export_labels(pool, "yolo", "yolo", tmp_path / "yolo")
     xml = (tmp_path / "voc/danbooru_1.xml").read_text()
-    assert "<name>text</name>" in xml and "<xmax>106.4</xmax>" in xml and "<xmax>30</xmax>" in xml  # never rounded
+    assert (
+        "<name>text</name>" in xml and "<xmax>106.4</xmax>" in xml and "<xmax>30</xmax>" in xml
+    )  # never rounded
     assert (tmp_path / "yolo/danbooru_1.txt").read_text() == "4 0.505 0.5 0.11 0.1\n"
 
 
