@@ -2,8 +2,9 @@
 ``libs/yolo_io.py`` of the labelImg 1.8.6 sdist, which need only lxml, not Qt).
 
 The sdist comes from ``$TUIOPS_LABELIMG_SDIST`` or ``.cache/labelImg/labelImg-1.8.6.tar.gz``
-(``.ci/run`` downloads it there with ``pip download labelImg==1.8.6 --no-deps``). Where
-it is missing the tests are skipped, except under CI (``CI`` set), where they fail.
+(``.ci/run`` downloads it there with ``pip download labelImg==1.8.6 --no-deps`` and names
+it in ``$TUIOPS_LABELIMG_SDIST``). Where it is missing the tests are skipped, except when
+``$TUIOPS_LABELIMG_SDIST`` or ``$CI`` is set: then they fail.
 """
 
 from __future__ import annotations
