@@ -299,3 +299,75 @@ def test_find_dupes_on_real_images(ws, tmp_path):
     grouped = set(res.table["relpath"].to_list())
     assert {"danbooru_1.png", "danbooru_2.jpg"} <= grouped
     assert "danbooru_4.png" not in grouped
+
+
+def _check_groups(h: np.ndarray, groups: dict[int, list[int]], left: set[int], d: int) -> None:
+    """Every pair of a group is within d; each hash in one group; no two left-out hashes are near.
+
+    A group of one distinct hash is a group of identical files."""
+    seen = [i for g in groups.values() for i in g]
+    assert len(seen) == len(set(seen))
+    for g in groups.values():
+        hs = h[g]
+        assert np.bitwise_count(hs[:, None] ^ hs[None, :]).max() <= d
+    pairs = brute_pairs(h, d)
+    near = {i for i, j, _ in pairs} | {j for i, j, _ in pairs}
+    multi = {i for g in groups.values() if len(g) > 1 for i in g}
+    assert multi | left <= near <= set(seen) | left
+    assert not any(i in left and j in left for i, j, _ in pairs)
+
+
+def test_find_dupes_groups_are_cliques_not_chains(ws, capsys):
+    # a chain: each hash 2 bits from the next, so the ends are 2 × 29 bits apart
+    chain = [((1 << (2 * k)) - 1) for k in range(30)]
+    items = add_items(ws, [f"danbooru_{i}" for i in range(len(chain))])
+    ids = items["item_id"].to_list()
+    _add_files(ws, "main", [(f"c{k:02d}.jpg", ids[k], signed(v)) for k, v in enumerate(chain)])
+    res = find_dupes(ws, max_distance=4)
+    summary = res.summary()
+    assert summary["max_distance"].max() <= 4
+    h = np.array(chain, dtype=np.uint64)
+    rows = res.table.with_columns(pl.col("relpath").str.slice(1, 2).cast(pl.Int64).alias("k"))
+    groups = {g: [int(k) for k in ks] for g, ks in rows.group_by("group").agg("k").iter_rows()}
+    left = {int(r[2][1:3]) for r in res.left_out.iter_rows()}
+    _check_groups(h, groups, left, 4)
+    # every group holds two or three consecutive links, around a middle one when three
+    assert all(max(g) - min(g) <= 2 for g in groups.values())
+    assert res.files_in_groups + res.left_out.height == len(chain)
+    assert res.to_dict()["left_out"] == res.left_out.height
+    assert cli_run(["-w", str(ws.root), "dupes", "-q", "--limit", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "max distance 6" not in out and f"{res.groups} groups" in out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_find_dupes_groups_on_planted_clusters_match_brute_force(ws, seed):
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2**63, 30, dtype=np.uint64)
+    walk = []
+    for b in base:  # random walks: clusters that chain
+        v = int(b)
+        for _ in range(int(rng.integers(1, 12))):
+            walk.append(v)
+            for bit in rng.choice(64, int(rng.integers(0, 3)), replace=False):
+                v ^= 1 << int(bit)
+    h = np.array(walk, dtype=np.uint64)
+    items = add_items(ws, [f"danbooru_{i}" for i in range(len(h))])
+    ids = items["item_id"].to_list()
+    _add_files(ws, "main", [(f"{k:04d}.jpg", ids[k], signed(int(v))) for k, v in enumerate(h)])
+    res = find_dupes(ws, max_distance=3)
+    # identical hashes share a node: check on the distinct hashes, each named by its first file
+    first = {}
+    for k, v in enumerate(h):
+        first.setdefault(int(v), k)
+    uniq = np.array(sorted(first, key=first.get), dtype=np.uint64)
+    index = {int(v): i for i, v in enumerate(uniq)}
+    rows = res.table.with_columns(pl.col("relpath").str.slice(0, 4).cast(pl.Int64).alias("k"))
+    groups = {}
+    for g, ks in rows.group_by("group").agg("k").iter_rows():
+        groups[g] = sorted({index[int(h[k])] for k in ks})
+    left = {index[int(h[int(r[2][:4])])] for r in res.left_out.iter_rows()}
+    _check_groups(uniq, groups, left, 3)
+    # the result does not depend on the order the pool was indexed in beyond the documented ties
+    again = find_dupes(ws, max_distance=3)
+    assert again.table.equals(res.table) and again.left_out.equals(res.left_out)

@@ -322,8 +322,14 @@ def dupes_cmd(
     """Find near-duplicate images by perceptual hash, reported as groups.
 
     Pairs are found by splitting the 64-bit hash into chunks and joining on them (no
-    comparison of all pairs), verified by popcount, then grouped. `distance` is the
-    Hamming distance to the group's first file.
+    comparison of all pairs), verified by popcount, then grouped so that every two files
+    of a group are within --max-distance and each file is in one group at most: the hash
+    with the most near-duplicates (ties: the file indexed first) is a group's
+    representative, listed first, and takes its near-duplicates not yet grouped, nearest
+    first, each only if it is within the distance of every file taken before; then the
+    next such hash. `distance` is the Hamming distance to the representative. A file
+    whose near-duplicates all went to groups it does not fit is counted as left out and
+    listed with its nearest group (--json: left_out_files).
 
     \b
     Examples:
@@ -352,4 +358,9 @@ def dupes_cmd(
         lines.append(_table(g["files"], ["distance", "pool", "relpath", "key", "phash"]))
     if shown.height < summary.height:
         lines.append(f"\n… {summary.height - shown.height} more groups (--limit 0 or --json shows all)")
+    if res.left_out.height:
+        lines.append(
+            f"\n{res.left_out.height} files left out: each is within {res.max_distance} bits of a file in a "
+            "group but not of all its files (--json lists them with the nearest group)"
+        )
     emit(None, False, "\n".join(lines))

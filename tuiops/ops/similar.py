@@ -26,8 +26,10 @@ into m chunks; two hashes within distance D agree, in at least one chunk, up to
 r = ⌊D/m⌋ bits (pigeonhole). Each chunk value is joined with the values that differ from
 it in at most r bits of that chunk (r = 0 with m = D + 1: a plain equi-join), and every
 candidate pair is verified by a popcount of the XOR. m is chosen from the pool size to
-keep the candidate count small. Near-duplicate pairs are grouped into connected
-components; ``distance`` of a file is its Hamming distance to the group's first file.
+keep the candidate count small. Near-duplicate pairs are grouped into cliques, so that
+every two files of a group are within D (connected components would chain: hashes 2 bits
+apart link a group whose ends are far apart); see :func:`clique_groups`. ``distance`` of a
+file is its Hamming distance to the group's representative.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from tuiops import geometry as geo
@@ -349,6 +352,119 @@ def hash_pairs(
     )
 
 
+def _greedy_cliques(
+    nodes: np.ndarray, h: np.ndarray, rank: np.ndarray, pairs: pl.DataFrame, max_distance: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy cliques over the nodes of components that are not cliques themselves.
+
+    ``nodes`` (sorted), their hashes ``h`` and priorities ``rank`` (0 first); ``pairs`` u, v,
+    distance among them. Returns (node, representative) of every node placed in a group.
+    """
+    both = pl.concat(
+        [
+            pairs.select(pl.col("u").alias("s"), pl.col("v").alias("t"), "distance"),
+            pairs.select(pl.col("v").alias("s"), pl.col("u").alias("t"), "distance"),
+        ]
+    )
+    pos = pl.DataFrame({"node": nodes, "_p": np.arange(nodes.size), "_r": rank})
+    both = (
+        both.join(pos.rename({"node": "s", "_p": "sp", "_r": "_sr"}), on="s")
+        .join(pos.rename({"node": "t", "_p": "tp", "_r": "tr"}), on="t")
+        .sort("sp", "distance", "tr")
+    )
+    sp = both["sp"].to_numpy()
+    tp = both["tp"].to_numpy()
+    indptr = np.searchsorted(sp, np.arange(nodes.size + 1))
+    assigned = np.zeros(nodes.size, dtype=bool)
+    rep = np.full(nodes.size, -1, dtype=np.int64)
+    for c in np.argsort(rank, kind="stable"):
+        if assigned[c]:
+            continue
+        nb = tp[indptr[c] : indptr[c + 1]]
+        nb = nb[~assigned[nb]]
+        if nb.size == 0:
+            continue
+        hs = h[nb]
+        ok = np.ones(nb.size, dtype=bool)
+        keep = []
+        i = 0
+        while True:
+            keep.append(i)
+            ok &= np.bitwise_count(hs ^ hs[i]) <= max_distance
+            ok[: i + 1] = False
+            rest = np.flatnonzero(ok)
+            if rest.size == 0:
+                break
+            i = int(rest[0])
+        members = np.concatenate([[c], nb[keep]])
+        assigned[members] = True
+        rep[members] = c
+    placed = rep >= 0
+    return nodes[placed], nodes[rep[placed]]
+
+
+def clique_groups(nodes: pl.DataFrame, pairs: pl.DataFrame, max_distance: int) -> pl.DataFrame:
+    """Groups of near-duplicate hashes in which every two hashes are within ``max_distance``.
+
+    ``nodes``: node (Int64), h (UInt64) and ``first`` (a tie-break, e.g. the lowest file id
+    holding the hash); ``pairs``: u, v, distance of every near pair (from :func:`hash_pairs`).
+    The hash with most near-duplicates (ties: lowest ``first``) becomes a representative and
+    takes its near-duplicates not yet in a group, nearest first (ties: by the same priority),
+    each only if it is within the distance of every one taken before; then the next hash
+    by priority that is in no group, and so on. Each hash is in at most one group. A connected
+    component of pairs that is a clique already is one group around its first hash by
+    priority, found without the loop. Returns node, rep (the representative's node) and
+    ``distance`` (to the representative) for every grouped hash.
+    """
+    schema = {"node": pl.Int64, "rep": pl.Int64, "distance": pl.Int64}
+    if pairs.height == 0:
+        return pl.DataFrame(schema=schema)
+    deg = (
+        pl.concat([pairs.select(pl.col("u").alias("node")), pairs.select(pl.col("v").alias("node"))])
+        .group_by("node")
+        .agg(pl.len().alias("deg"))
+    )
+    comps = connected_components(pairs)
+    info = (
+        comps.join(deg, on="node")
+        .join(nodes.select("node", "h", "first"), on="node")
+        .sort(["deg", "first", "node"], descending=[True, False, False])
+        .with_row_index("rank")
+        .with_columns(pl.col("rank").cast(pl.Int64))
+    )
+    shape = info.group_by("component").agg(
+        pl.len().alias("_s"),
+        (pl.col("deg").sum() // 2).alias("_e"),
+        pl.col("node").sort_by("rank").first().alias("rep"),
+    )
+    whole = shape.filter(pl.col("_e") == pl.col("_s") * (pl.col("_s") - 1) // 2)
+    grouped = [info.join(whole.select("component", "rep"), on="component").select("node", "rep")]
+    rest = info.join(whole.select("component"), on="component", how="anti").sort("node")
+    if rest.height:
+        sub = pairs.join(rest.select(pl.col("node").alias("u")), on="u", how="semi")
+        got_node, got_rep = _greedy_cliques(
+            rest["node"].to_numpy(),
+            rest["h"].to_numpy(),
+            rest["rank"].to_numpy(),
+            sub,
+            max_distance,
+        )
+        grouped.append(
+            pl.DataFrame({"node": got_node, "rep": got_rep}, schema={"node": pl.Int64, "rep": pl.Int64})
+        )
+    hs = nodes.select("node", "h")
+    return (
+        pl.concat(grouped)
+        .join(hs, on="node")
+        .join(hs.rename({"node": "rep", "h": "_hr"}), on="rep")
+        .select(
+            "node",
+            "rep",
+            pl.col("h").xor(pl.col("_hr")).bitwise_count_ones().cast(pl.Int64).alias("distance"),
+        )
+    )
+
+
 def phash_hex(col: str = "h") -> pl.Expr:
     """A UInt64 hash as 16 lower-case hex digits."""
     digits = {k: "0123456789abcdef"[k] for k in range(16)}
@@ -362,13 +478,14 @@ def phash_hex(col: str = "h") -> pl.Expr:
 
 @dataclass
 class DupesResult:
-    """Groups of near-duplicate files."""
+    """Groups of near-duplicate files, and the files near a group that could not join one."""
 
     max_distance: int
     files: int
     groups: int
     files_in_groups: int
     table: pl.DataFrame = field(repr=False)
+    left_out: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
 
     def summary(self) -> pl.DataFrame:
         """One row per group: group, size, keys, max_distance, files (a list of structs)."""
@@ -385,8 +502,60 @@ class DupesResult:
             "files": self.files,
             "groups": self.groups,
             "files_in_groups": self.files_in_groups,
+            "left_out": self.left_out.height,
             "dupes": self.summary().to_dicts(),
+            "left_out_files": self.left_out.to_dicts(),
         }
+
+
+def _files_with_hash(ws: Workspace, pool: str | None) -> pl.DataFrame:
+    store = ws.store
+    where, args = "f.phash IS NOT NULL AND f.status <> 'missing'", []
+    if pool is not None:
+        where += " AND f.pool_id = ?"
+        args.append(store.pool_id(pool))
+    return store.read_frame(
+        "SELECT f.id AS file_id, p.name AS pool, f.relpath, i.key, f.phash FROM files f "
+        f"JOIN pools p ON p.id = f.pool_id LEFT JOIN items i ON i.id = f.item_id WHERE {where} "
+        "ORDER BY f.id",
+        args,
+        {
+            "file_id": pl.Int64,
+            "pool": pl.String,
+            "relpath": pl.String,
+            "key": pl.String,
+            "phash": pl.Int64,
+        },
+    ).with_columns(pl.col("phash").reinterpret(signed=False).alias("h"))
+
+
+def _left_out(
+    tagged: pl.DataFrame, pairs: pl.DataFrame, grouped: pl.DataFrame, order: pl.DataFrame
+) -> pl.DataFrame:
+    """Files in no group that have a near-duplicate in a reported group: the nearest such group.
+
+    ``grouped``: node, rep of the files in reported groups; ``order``: group, rep.
+    """
+    both = pl.concat(
+        [
+            pairs.select(pl.col("u").alias("node"), pl.col("v").alias("other"), "distance"),
+            pairs.select(pl.col("v").alias("node"), pl.col("u").alias("other"), "distance"),
+        ]
+    ).with_columns(pl.col("distance").cast(pl.Int64))
+    near = (
+        both.join(grouped.select("node"), on="node", how="anti")
+        .join(grouped.select(pl.col("node").alias("other"), "rep"), on="other")
+        .join(order, on="rep")
+        .sort("node", "distance", "group")
+        .group_by("node", maintain_order=True)
+        .first()
+        .select("node", pl.col("group").alias("near_group"), "distance")
+    )
+    return (
+        tagged.join(near, on="node")
+        .sort("near_group", "file_id")
+        .select("file_id", "pool", "relpath", "key", phash_hex("h").alias("phash"), "near_group", "distance")
+    )
 
 
 def find_dupes(
@@ -399,75 +568,62 @@ def find_dupes(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> DupesResult:
-    """Groups of files whose perceptual hashes are within ``max_distance`` bits.
+    """Groups of files whose perceptual hashes are within ``max_distance`` bits of each other.
 
-    Only indexed files with a hash that are still present (status not ``missing``) take part; ``pool`` limits the search to
-    one pool. With ``distinct_keys`` only groups spanning two or more image keys are
+    Only indexed files with a hash that are still present (status not ``missing``) take
+    part; ``pool`` limits the search to one pool. Every two files of a group are within
+    ``max_distance`` (see :func:`clique_groups` for how groups are formed; a hash's
+    priority tie-break is the lowest file id holding it), and each file is in one group
+    at most. With ``distinct_keys`` only groups spanning two or more image keys are
     reported (the train/val leak check). The table has one row per grouped file: group,
-    file_id, pool, relpath, key, phash (hex), distance (to the group's first file).
+    file_id, pool, relpath, key, phash (hex), distance (to the group's representative,
+    listed first). ``left_out`` lists the files with a near-duplicate whose own
+    near-duplicates all joined groups they are not within the distance of every member of,
+    with the nearest such group.
     """
-    store = ws.store
-    where, args = "f.phash IS NOT NULL AND f.status <> 'missing'", []
-    if pool is not None:
-        where += " AND f.pool_id = ?"
-        args.append(store.pool_id(pool))
     reporter = Reporter("dupes", progress, cancel)
     params = {"max_distance": max_distance, "pool": pool, "distinct_keys": distinct_keys}
-    with job(store, "dupes", params) as j:
-        files = store.read_frame(
-            "SELECT f.id AS file_id, p.name AS pool, f.relpath, i.key, f.phash FROM files f "
-            f"JOIN pools p ON p.id = f.pool_id LEFT JOIN items i ON i.id = f.item_id WHERE {where} "
-            "ORDER BY f.id",
-            args,
-            {
-                "file_id": pl.Int64,
-                "pool": pl.String,
-                "relpath": pl.String,
-                "key": pl.String,
-                "phash": pl.Int64,
-            },
-        ).with_columns(pl.col("phash").reinterpret(signed=False).alias("h"))
+    with job(ws.store, "dupes", params) as j:
+        files = _files_with_hash(ws, pool)
         reporter.update(0, "hashing pairs", total=files.height)
         nodes = (
-            files.select("h")
-            .unique()
+            files.group_by("h")
+            .agg(pl.col("file_id").min().alias("first"))
             .sort("h")
             .with_row_index("node")
             .with_columns(pl.col("node").cast(pl.Int64))
         )
         pairs = hash_pairs(nodes, max_distance, chunks=chunks, reporter=reporter)
-        comps = connected_components(pairs, nodes["node"], reporter=reporter)
+        reporter.check()
+        grouped = clique_groups(nodes, pairs, max_distance)
         tagged = (
-            files.join(nodes, on="h")
-            .join(comps, on="node")
-            .with_columns(pl.len().over("component").alias("_size"))
-            .filter(pl.col("_size") > 1)
-            .with_columns(pl.coalesce("key", pl.format("{}/{}", "pool", "relpath")).alias("_k"))
+            files.join(nodes.select("node", "h"), on="h")
+            .join(grouped.select("node", "rep"), on="node", how="left")
+            .with_columns(
+                pl.coalesce("key", pl.format("{}/{}", "pool", "relpath")).alias("_k"),
+                pl.coalesce("rep", "node").alias("rep"),
+            )
+            .with_columns(pl.len().over("rep").alias("_size"))
         )
+        members = tagged.filter(pl.col("_size") > 1)
         if distinct_keys:
-            tagged = tagged.filter(pl.col("_k").n_unique().over("component") > 1)
-        tagged = tagged.sort("component", "file_id").with_columns(
-            pl.col("h").first().over("component").alias("_h0")
-        )
+            members = members.filter(pl.col("_k").n_unique().over("rep") > 1)
         order = (
-            tagged.group_by("component")
+            members.group_by("rep")
             .agg(pl.len().alias("_n"), pl.col("file_id").min().alias("_f"))
             .sort(["_n", "_f"], descending=[True, False])
             .with_row_index("group", offset=1)
-            .select(pl.col("group").cast(pl.Int64), "component")
+            .select(pl.col("group").cast(pl.Int64), "rep")
         )
         table = (
-            tagged.join(order, on="component")
-            .sort("group", "file_id")
-            .select(
-                "group",
-                "file_id",
-                "pool",
-                "relpath",
-                "key",
-                phash_hex("h").alias("phash"),
-                pl.col("h").xor(pl.col("_h0")).bitwise_count_ones().cast(pl.Int64).alias("distance"),
-            )
+            members.join(order, on="rep")
+            .join(grouped.select("node", "distance"), on="node", how="left")
+            .with_columns(pl.col("distance").fill_null(0))
+            .sort("group", "distance", "file_id")
+            .select("group", "file_id", "pool", "relpath", "key", phash_hex("h").alias("phash"), "distance")
+        )
+        left_out = _left_out(
+            tagged.filter(pl.col("_size") == 1), pairs, members.select("node", "rep").unique(), order
         )
         result = DupesResult(
             max_distance=max_distance,
@@ -475,7 +631,13 @@ def find_dupes(
             groups=order.height,
             files_in_groups=table.height,
             table=table,
+            left_out=left_out,
         )
-        j.result = {"files": result.files, "groups": result.groups, "files_in_groups": result.files_in_groups}
+        j.result = {
+            "files": result.files,
+            "groups": result.groups,
+            "files_in_groups": result.files_in_groups,
+            "left_out": left_out.height,
+        }
         reporter.update(files.height, "done", force=True)
     return result
