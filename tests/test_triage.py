@@ -410,3 +410,29 @@ def test_cli_revisions_and_undo(ws, capsys):
     assert run(["-w", root, "labels", "undo", "--set", "master"]) == 5
     assert "no triage decision left to undo" in capsys.readouterr().err
     assert run(["-w", root, "labels", "revisions", "--set", "nope"]) == 5
+
+
+# -- finding the stored match -------------------------------------------------------------------------
+def test_a_match_stored_under_another_name_opens_by_set_and_run_or_by_name(ws):
+    # a pitstop stores its match under the run's name, not SET__RUN
+    ws.store.execute("DELETE FROM matches WHERE name = 'master__v1'")
+    match(ws, "master", "v1", name="v1.pitstop1")
+    by_pair = t.open_queue(ws.store, "master", "v1", "fp")
+    assert by_pair.match == "v1.pitstop1" and len(by_pair) > 0
+    by_name = t.open_queue(ws.store, None, None, "fp", match="v1.pitstop1")
+    assert (by_name.label_set, by_name.run, len(by_name)) == ("master", "v1", len(by_pair))
+    assert t.queue_counts(ws.store, "master", "v1")["fp"] == len(by_pair)
+    assert t.queue_counts(ws.store, None, None, match="v1.pitstop1")["fp"] == len(by_pair)
+    assert t.resolve_match(ws.store, "master", None, "v1.pitstop1") == ("v1.pitstop1", "master", "v1")
+    with pytest.raises(UsageError, match="compares 'master' with 'v1'"):
+        t.open_queue(ws.store, "master", "v2", "fp", match="v1.pitstop1")
+    with pytest.raises(NotFoundError, match="no stored match 'nope'"):
+        t.open_queue(ws.store, None, None, "fp", match="nope")
+    # two stored matches of one pair, neither named SET__RUN: the user names one
+    match(ws, "master", "v1", name="v1.second")
+    with pytest.raises(UsageError, match=r"2 stored matches: v1\.pitstop1, v1\.second") as err:
+        t.open_queue(ws.store, "master", "v1", "fp")
+    assert "--match NAME" in (err.value.hint or "")
+    # the name SET__RUN, when stored, is the one the pair means
+    match(ws, "master", "v1")
+    assert t.open_queue(ws.store, "master", "v1", "fp").match == "master__v1"

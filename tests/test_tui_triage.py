@@ -425,3 +425,36 @@ def test_a_decision_on_a_set_changed_by_another_process(root):
         assert revisions(root) == 1
 
     drive(root, scenario)
+
+
+# -- a match stored under another name (a pitstop's) ------------------------------------------------------
+def test_triage_opens_a_match_stored_under_the_run_name(root):
+    from tuiops.ops.browse import Context
+
+    with Workspace.open(root) as w:
+        w.store.execute("DELETE FROM matches WHERE name = 'master__v1'")
+        match(w, "master", "v1", name="v1.pitstop1")
+
+    async def scenario(pilot, app):
+        await command(pilot, "triage --set master --run v1 --kind fn")
+        screen = app.screen
+        assert isinstance(screen, TriageScreen), notes(app)
+        assert screen.queue is not None and screen.queue.match == "v1.pitstop1", notes(app)
+        assert screen.view is not None
+        await press(pilot, "escape")
+        # by its name alone, with nothing in the context
+        await command(pilot, "triage --match v1.pitstop1 --kind fp")
+        screen = app.screen
+        assert isinstance(screen, TriageScreen), notes(app)
+        assert screen.queue is not None and (screen.label_set, screen.run) == ("master", "v1")
+        assert screen.view is not None
+        title = str(screen.query_one("#triage-title").render())
+        assert "master × v1" in title and "v1.pitstop1" in title
+        await press(pilot, "escape")
+        # the kind menu counts the named match's queues
+        app.main_screen.run_command_line("triage --match v1.pitstop1")
+        await settle(pilot)
+        assert isinstance(app.screen, MenuDialog)
+        await press(pilot, "escape")
+
+    drive(root, scenario, ctx=Context())

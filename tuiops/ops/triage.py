@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import ConflictError, InputError, NotFoundError, StoreError, UsageError
+from tuiops.errors import ConflictError, InputError, NotFoundError, StoreError, TuiopsError, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -292,28 +292,84 @@ def _object(r: Any) -> TriageObject:
     )
 
 
+def resolve_match(
+    store: Store, label_set: str | None = None, run: str | None = None, match: str | None = None
+) -> tuple[str, str, str]:
+    """The stored match to triage, as (name, label set, run).
+
+    ``match`` names it outright (a given set or run must then be the one it compares);
+    otherwise it is the match of ``label_set`` × ``run``: the one named ``SET__RUN`` (as
+    `tuiops match` names it) or else the only one stored of that pair, whatever its name
+    (a pitstop stores its match under the run's name, ``TRAIN.pitstopN``).
+    """
+    try:
+        if match is not None:
+            row = store.execute(
+                "SELECT name, set_name, run_name FROM matches WHERE name = ?", (match,)
+            ).fetchone()
+            if row is None:
+                known = [r[0] for r in store.execute("SELECT name FROM matches ORDER BY id DESC LIMIT 5")]
+                raise NotFoundError(
+                    f"no stored match {match!r}",
+                    hint=f"stored matches: {', '.join(known)}"
+                    if known
+                    else "make one with `tuiops match --set SET --run RUN`",
+                )
+            name, m_set, m_run = row
+            if (label_set is not None and label_set != m_set) or (run is not None and run != m_run):
+                raise UsageError(
+                    f"match {match!r} compares {m_set!r} with {m_run!r}, not {label_set or m_set!r} with {run or m_run!r}",
+                    hint="leave out --set and --run, or name the match of this set and run",
+                )
+            return str(name), str(m_set), str(m_run)
+        if label_set is None or run is None:
+            raise UsageError("triage needs a stored match: give --match NAME, or --set SET and --run RUN")
+        store.label_set_id(label_set)
+        store.run_id(run)
+        rows = store.execute(
+            "SELECT name FROM matches WHERE set_name = ? AND run_name = ? ORDER BY id", (label_set, run)
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"store {store.path}: cannot read the stored matches: {exc}") from exc
+    names = [str(r[0]) for r in rows]
+    default = f"{label_set}__{run}"
+    if default in names:
+        return default, label_set, run
+    if len(names) == 1:
+        return names[0], label_set, run
+    if not names:
+        raise NotFoundError(
+            f"no stored match {default!r}, nor any other of label set {label_set!r} and run {run!r}",
+            hint=f"make it first: `tuiops match --set {label_set} --run {run}`",
+        )
+    raise UsageError(
+        f"label set {label_set!r} and run {run!r} have {len(names)} stored matches: {', '.join(names)}",
+        hint="name one with --match NAME",
+    )
+
+
 def open_queue(
     store: Store,
-    label_set: str,
-    run: str,
+    label_set: str | None,
+    run: str | None,
     kind: str = "worst",
     *,
     match: str | None = None,
     split: str | None = None,
     page: int = PAGE,
 ) -> TriageQueue:
-    """The triage queue of a stored match of ``label_set`` × ``run`` (``kind``: see :data:`KINDS`).
+    """The triage queue of a stored match (``kind``: see :data:`KINDS`).
 
-    ``match`` names the stored match (default ``SET__RUN``, as `tuiops match` names it);
-    ``split`` keeps to one split (``""``: images without one).
+    The match is found by :func:`resolve_match`: by its name ``match``, or by
+    ``label_set`` × ``run``. ``split`` keeps to one split (``""``: images without one).
     """
     if kind not in KINDS:
         raise UsageError(f"the triage kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if page < 1:
         raise UsageError("the queue page size must be at least 1")
+    name, label_set, run = resolve_match(store, label_set, run, match)
     sid = store.label_set_id(label_set)
     rid = store.run_id(run)
-    name = match or f"{label_set}__{run}"
     try:
         row = store.execute(
             "SELECT id, set_id, run_id, set_name, run_name, counts FROM matches WHERE name = ?", (name,)
@@ -325,12 +381,7 @@ def open_queue(
             f"no stored match {name!r} of label set {label_set!r} and run {run!r}",
             hint=f"make it first: `tuiops match --set {label_set} --run {run}`",
         )
-    mid, m_sid, m_rid, m_set, m_run, counts = row
-    if m_set != label_set or m_run != run:
-        raise UsageError(
-            f"match {name!r} compares {m_set!r} with {m_run!r}, not {label_set!r} with {run!r}",
-            hint="leave out --match, or name the match of this set and run",
-        )
+    mid, m_sid, m_rid, _m_set, _m_run, counts = row
     if m_sid != sid or m_rid != rid:
         raise ConflictError(
             f"the label set {label_set!r} or the run {run!r} was replaced after match {name!r} was made",
@@ -353,13 +404,22 @@ def open_queue(
 
 
 def queue_counts(
-    store: Store, label_set: str, run: str, *, match: str | None = None, split: str | None = None
+    store: Store,
+    label_set: str | None,
+    run: str | None,
+    *,
+    match: str | None = None,
+    split: str | None = None,
 ) -> dict[str, int]:
     """How long each queue kind of the stored match is (``worst``: its images); empty when there is none.
 
-    One primary-key read of the match's stored counts: cheap enough for a menu.
+    The match is found as :func:`open_queue` finds it; then one primary-key read of its
+    stored counts: cheap enough for a menu.
     """
-    name = match or f"{label_set}__{run}"
+    try:
+        name = resolve_match(store, label_set, run, match)[0]
+    except TuiopsError:
+        return {}
     try:
         text = store.one("SELECT counts FROM matches WHERE name = ?", (name,))
         totals = json.loads(text) if text else {}

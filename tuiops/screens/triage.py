@@ -170,13 +170,14 @@ class TriageScreen(Screen[None]):
 
     def __init__(
         self,
-        label_set: str,
-        run: str,
+        label_set: str | None,
+        run: str | None,
         kind: str = "worst",
         *,
         match: str | None = None,
         split: str | None = None,
     ) -> None:
+        """The set and run may be left out when ``match`` names the stored match: its own are taken."""
         super().__init__(classes="triage-screen")
         self.label_set = label_set
         self.run = run
@@ -243,6 +244,7 @@ class TriageScreen(Screen[None]):
                 self.app.show_error(err)  # type: ignore[attr-defined]
             return
         self.queue = msg.queue
+        self.label_set, self.run, self.match = self.queue.label_set, self.queue.run, self.queue.match
         if len(self.queue) == 0:
             self.problem = f"nothing to triage: match {self.queue.match!r} has no {self.kind} rows"
             self.preview.show_message(self.problem)
@@ -321,8 +323,10 @@ class TriageScreen(Screen[None]):
         where = f"{self.position + 1:,}/{len(q):,}" if q is not None and len(q) else "…"
         key = f" · {self.entry.key}" if self.entry is not None else ""
         split = f" · split {self.split or 'none'}" if self.split is not None else ""
+        default = f"{self.label_set}__{self.run}"
+        named = f" (match {self.match})" if self.match and self.match != default else ""
         self.query_one("#triage-title", Static).update(
-            f" Triage {self.label_set} × {self.run} · {self.kind}{split} · {where}{key} "
+            f" Triage {self.label_set or '…'} × {self.run or '…'}{named} · {self.kind}{split} · {where}{key} "
         )
 
     def _class_name(self, cid: int | None) -> str:
@@ -638,14 +642,16 @@ def start_triage(app: Any, **options: Any) -> None:
     from tuiops.ops.triage import KINDS, queue_counts
     from tuiops.screens.dialogs import MenuDialog
 
-    label_set = options.get("label_set") or app.ctx.label_set
-    run = options.get("run") or app.ctx.run
-    if not label_set or not run:
+    named = options.get("match")
+    # a match named outright brings its own set and run; otherwise they default to the context's
+    label_set = options.get("label_set") or (None if named else app.ctx.label_set)
+    run = options.get("run") or (None if named else app.ctx.run)
+    match = named or (app.ctx.match if not options.get("label_set") else None)
+    if not match and (not label_set or not run):
         raise UsageError(
-            "triage needs a label set and a run",
-            hint="type `set labels SET` and `set run RUN`, or `triage --set SET --run RUN`",
+            "triage needs a stored match: a label set and a run, or the match's name",
+            hint="type `set labels SET` and `set run RUN`, or `triage --set SET --run RUN`, or `triage --match NAME`",
         )
-    match = options.get("match") or (app.ctx.match if not options.get("label_set") else None)
     split = options.get("split")
     kind = options.get("kind")
     if kind:
@@ -660,4 +666,5 @@ def start_triage(app: Any, **options: Any) -> None:
     with contextlib.suppress(TuiopsError):
         counts = dict(queue_counts(app.ui_store, label_set, run, match=match, split=split))
     entries = [(k, f"{k:<6} {counts.get(k, ''):>8}  {KIND_TITLES[k]}") for k in KINDS]
-    app.push_screen(MenuDialog(f"Triage {label_set} × {run}", entries), chosen)
+    title = f"{label_set} × {run}" if label_set and run else f"match {match}"
+    app.push_screen(MenuDialog(f"Triage {title}", entries), chosen)
