@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
@@ -178,3 +180,59 @@ def test_a_run_that_fails_is_recorded_and_resumable_only_with_a_checkpoint(small
         resume(ws, "broken")
     with pytest.raises(ConflictError, match="exists already"):
         train(ws, ds, epochs=2, model="no_such_model.yaml", name="broken")
+
+
+def test_a_pitstop_with_no_detection_at_its_conf_warns_and_lists_no_worst_images(small_ds, tmp_path):
+    from tuiops.ops.dataset import dataset_images
+    from tuiops.ops.monitor import format_footer, summarize
+    from tuiops.ops.train import STORE_CONF, _report_markdown, pitstop_compare, write_worst_lists
+
+    ws, _ = small_ds
+    images = dataset_images(ws.store, "ds")
+    labels = ws.store.read_labels("GT")
+    # an early model: every label found, but every score under the default conf of 0.25
+    dets = labels.select(
+        "item_id", "class_id", "x1", "y1", "x2", "y2", (0.02 + pl.col("id").rank() / 1000).alias("score")
+    )
+    ws.store.create_run("v1.pitstop1", dets, images.select("item_id"), conf=STORE_CONF)
+    body, notes, warnings = pitstop_compare(ws, "ds", "v1.pitstop1", images, conf=0.25)
+    assert [s["totals"]["detections"] for s in body["splits"].values()] == [0, 0]
+    # the worst lists fed to `train resume --exclude` name no image
+    lists = write_worst_lists(tmp_path, "v1", 1, body, 0.25)
+    for split, path in lists.items():
+        text = Path(path).read_text()
+        assert [ln for ln in text.splitlines() if not ln.startswith("#")] == [], text
+        assert f"no detection at conf >= 0.25 in {split}" in text
+    assert body["splits"]["train"]["worst_images"]  # by labels only: not listed
+    assert len(warnings) == 2 and all(w.startswith("NO DETECTIONS at conf >= 0.25 in ") for w in warnings)
+    best = dets.join(images.filter(pl.col("split") == "val"), on="item_id", how="semi")["score"].max()
+    assert f"best score there is {best:.3f}" in warnings[1] and "tuiops train report" in warnings[1]
+    # the stored match is made at the chosen conf, over the stored run
+    assert any("match 'v1.pitstop1' stored" in n for n in notes)
+    assert ws.store.one("SELECT conf FROM matches WHERE name = 'v1.pitstop1'") == 0.25
+    # at a conf the model reaches there are detections and no warning
+    body, _, warnings = pitstop_compare(ws, "ds", "v1.pitstop1", images, conf=0.01)
+    assert warnings == [] and all(s["totals"]["tp"] == s["totals"]["labels"] for s in body["splits"].values())
+    listed = Path(write_worst_lists(tmp_path, "v1", 1, body, 0.01)["train"]).read_text().splitlines()
+    assert listed[1:] == [w["key"] for w in body["splits"]["train"]["worst_images"]]
+    head = {
+        "idx": 1,
+        "train": "v1",
+        "epoch": 1,
+        "epochs": 4,
+        "weights": "w.pt",
+        "weights_sha256": "0" * 64,
+        "best_epoch": 1,
+        "run": "v1.pitstop1",
+        "conf": 0.25,
+        "stored_conf": STORE_CONF,
+        "match_iou": 0.5,
+        "label_set": "GT",
+        "dataset": "ds",
+        "warnings": ["NO DETECTIONS at conf >= 0.25 in val (2 images, 3 labels): …"],
+    }
+    md = _report_markdown(head, {"splits": {}})
+    assert "> **WARNING** NO DETECTIONS at conf >= 0.25 in val" in md
+    assert "stored at conf ≥ 0.001, compared at conf ≥ 0.25" in md
+    footer = format_footer(summarize("", warnings=["pitstop 1: NO DETECTIONS at conf >= 0.25 in val"]))
+    assert "WARNING pitstop 1: NO DETECTIONS at conf >= 0.25 in val" in footer

@@ -243,6 +243,8 @@ def _render_train(d: dict[str, Any]) -> str:
         lines.append(
             f"  pitstop {p['idx']}   epoch {p['epoch']}, best epoch {p['best_epoch']}, run {p['run']}"
         )
+        for w in p.get("warnings") or []:
+            lines.append(f"    WARNING: {w}")
         for split, t in (p.get("totals") or {}).items():
             if t:
                 lines.append(
@@ -280,7 +282,9 @@ def _render_train(d: dict[str, Any]) -> str:
     type=float,
     default=0.25,
     show_default=True,
-    help="Confidence of a pitstop's detections.",
+    help="Confidence at which a pitstop compares its detections with the labels (its detection run is "
+    "stored from conf 0.001, so it is never empty because of this threshold; a split with no detection "
+    "at it is reported as a warning and gets no worst list).",
 )
 @click.option(
     "--match-iou", type=float, default=0.5, show_default=True, help="IoU at which a detection matches."
@@ -454,6 +458,8 @@ def train_status_cmd(run: str | None, as_json: bool) -> None:
         lines.append(
             f"  pitstop {p['idx']}   epoch {p['epoch']}  run {p['run'] or '-'}  report {p['report']}"
         )
+        for w in p.get("warnings") or []:
+            lines.append(f"    WARNING: {w}")
         for split, t in (p.get("totals") or {}).items():
             if t:
                 lines.append(

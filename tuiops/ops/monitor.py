@@ -163,6 +163,8 @@ class MonitorState:
     superseded: int = 0
     starts: list[int] = field(default_factory=list)
     exists: bool = True
+    #: Warnings of the pitstops done (e.g. one with no detection at its conf).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def epoch(self) -> int:
@@ -230,6 +232,7 @@ class MonitorState:
             "eta_pitstop_seconds": self.eta_pitstop,
             "starts": self.starts,
             "exists": self.exists,
+            "warnings": self.warnings,
         }
 
 
@@ -242,6 +245,7 @@ def summarize(
     status: str | None = None,
     starts: Sequence[int] = (),
     exists: bool = True,
+    warnings: Sequence[str] = (),
 ) -> MonitorState:
     """The monitor state of a results.csv's text (``starts``: see :func:`clean_epochs`)."""
     raw = parse_results(text)
@@ -256,6 +260,7 @@ def summarize(
         superseded=raw.height - clean.height,
         starts=list(starts),
         exists=exists,
+        warnings=list(warnings),
     )
 
 
@@ -454,4 +459,6 @@ def format_footer(state: MonitorState | Mapping[str, Any]) -> str:
         parts.append(f"ETA {format_duration(d['eta_seconds'])}")
     if (d.get("sessions") or 0) > 1:
         parts.append(f"{d['sessions']} sessions")
+    for w in d.get("warnings") or []:
+        parts.append(f"WARNING {w}")
     return " · ".join(parts)

@@ -189,16 +189,21 @@ def monitor_plan(store: Store, name: str) -> dict[str, Any]:
     :func:`tuiops.ops.monitor.summarize`: epochs, pitstops planned and done, status and
     the epochs its sessions started from."""
     run = get_run(store, name)
-    done = [
-        int(x[0])
-        for x in store.execute("SELECT epoch FROM train_pitstops WHERE train_id = ? ORDER BY idx", (run.id,))
-    ]
+    done, warnings = [], []
+    for idx, epoch, summary in store.execute(
+        "SELECT idx, epoch, summary FROM train_pitstops WHERE train_id = ? ORDER BY idx", (run.id,)
+    ):
+        done.append(int(epoch))
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            for w in (json.loads(summary or "{}").get("head") or {}).get("warnings") or []:
+                warnings.append(f"pitstop {idx}: {str(w).split(' (')[0]}")  # the headline, for one line
     return {
         "epochs_total": run.epochs,
         "pitstops": run.pitstops,
         "pitstops_done": done,
         "status": run.status,
         "starts": run.starts,
+        "warnings": warnings,
     }
 
 
@@ -1224,10 +1229,13 @@ def _report_markdown(head: Mapping[str, Any], body: Mapping[str, Any]) -> str:
         f"# Pitstop {head['idx']} of training run {head['train']} (epoch {head['epoch']}/{head['epochs']})",
         "",
         f"- weights: `{head['weights']}` (sha256 {head['weights_sha256'][:16]}…, best epoch {head['best_epoch']})",
-        f"- detection run: `{head['run']}` (conf ≥ {head['conf']}), matched at IoU ≥ {head['match_iou']}",
+        f"- detection run: `{head['run']}` (stored at conf ≥ {head.get('stored_conf', head['conf'])}, "
+        f"compared at conf ≥ {head['conf']}), matched at IoU ≥ {head['match_iou']}",
         f"- label set: `{head['label_set']}`, dataset `{head['dataset']}`",
         "",
     ]
+    for w in head.get("warnings") or []:
+        lines += [f"> **WARNING** {w}", ""]
 
     def fmt(v: Any) -> str:
         if v is None:
@@ -1287,6 +1295,11 @@ def _report_markdown(head: Mapping[str, Any], body: Mapping[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+#: The confidence a pitstop's detection run is stored at (as ultralytics' val predicts),
+#: whatever the conf it is compared and matched at.
+STORE_CONF = 0.001
+
+
 def run_pitstop(
     ws: Workspace,
     name: str,
@@ -1308,7 +1321,7 @@ def run_pitstop(
     """
     import polars as pl
 
-    from tuiops.ops.dataset import dataset_images, dataset_info, effective_labels
+    from tuiops.ops.dataset import dataset_images, dataset_info
     from tuiops.ops.detect import detect, sha256_file
     from tuiops.store.db import utcnow
 
@@ -1341,6 +1354,7 @@ def run_pitstop(
         "weights_sha256": sha,
         "run": det_run,
         "conf": conf,
+        "stored_conf": min(conf, STORE_CONF),
         "match_iou": match_iou,
         "dataset": run.dataset,
         "label_set": None,
@@ -1348,6 +1362,7 @@ def run_pitstop(
     }
     body: dict[str, Any] = {"splits": {}}
     notes: list[str] = []
+    warnings: list[str] = []
     if run.dataset is None:
         notes.append(
             "the data is not a tuiops dataset, so the pitstop made no detection run and no comparison; "
@@ -1365,7 +1380,7 @@ def run_pitstop(
             images=images.select(
                 "item_id", "path", pl.col("width").alias("item_w"), pl.col("height").alias("item_h")
             ),
-            conf=conf,
+            conf=min(conf, STORE_CONF),
             imgsz=imgsz,
             batch=batch or int(run.args.get("batch", 16) or 16),
             max_det=max_det,
@@ -1377,21 +1392,17 @@ def run_pitstop(
             progress=progress,
             cancel=cancel,
         )
-        labels = effective_labels(ws, run.dataset)
-        dets = store.read_detections(det_run)
-        objs = compare_boxes(labels, dets, iou=match_iou)
         prev_row = store.execute(
             "SELECT summary FROM train_pitstops WHERE train_id = ? AND idx < ? ORDER BY idx DESC LIMIT 1",
             (run.id, idx),
         ).fetchone()
         previous = json.loads(prev_row[0]).get("body") if prev_row and prev_row[0] else None
-        body = pitstop_report(objs, images.select("item_id", "key", "split"), ws.classes, previous=previous)
-        stored = _store_match(
-            ws, info.label_set, det_run, splits=images.select("item_id", "split"), iou=match_iou, conf=conf
+        body, more, warnings = pitstop_compare(
+            ws, run.dataset, det_run, images, conf=conf, match_iou=match_iou, previous=previous
         )
-        if stored:
-            notes.append(stored)
+        notes += more
     head["notes"] = notes
+    head["warnings"] = warnings
     run.tuiops_dir.mkdir(parents=True, exist_ok=True)
     md_path = run.tuiops_dir / f"pitstop-{idx}.md"
     json_path = run.tuiops_dir / f"pitstop-{idx}.json"
@@ -1402,15 +1413,7 @@ def run_pitstop(
     if notes:
         text += "\n" + "\n".join(f"> {n}" for n in notes) + "\n"
     atomic_write_text(md_path, text)
-    worst_files = {}
-    for split, s in body.get("splits", {}).items():
-        p = run.tuiops_dir / f"pitstop-{idx}-worst-{split}.txt"
-        atomic_write_text(
-            p,
-            f"# worst {split} images at pitstop {idx} of {name} (missed+extra+wrong class)\n"
-            + "".join(f"{w['key']}\n" for w in s["worst_images"]),
-        )
-        worst_files[split] = str(p)
+    worst_files = write_worst_lists(run.tuiops_dir, name, idx, body, conf)
     summary = {
         "head": head,
         "body": body,
@@ -1448,7 +1451,89 @@ def run_pitstop(
         "worst_lists": worst_files,
         "totals": {s: v["totals"] for s, v in body.get("splits", {}).items()},
         "notes": notes,
+        "warnings": warnings,
     }
+
+
+def write_worst_lists(
+    folder: Path, name: str, idx: int, body: Mapping[str, Any], conf: float
+) -> dict[str, str]:
+    """Write ``pitstop-IDX-worst-SPLIT.txt`` (keys for ``--exclude @FILE``) per split; their paths.
+
+    A split with no detection at ``conf`` lists no key: its "worst" images would only be
+    those with most labels, and excluding them would drop good data.
+    """
+    out = {}
+    for split, s in body.get("splits", {}).items():
+        p = folder / f"pitstop-{idx}-worst-{split}.txt"
+        if s["totals"].get("detections"):
+            listed = "".join(f"{w['key']}\n" for w in s["worst_images"])
+        else:
+            listed = f"# none listed: no detection at conf >= {conf} in {split}, see the report\n"
+        atomic_write_text(
+            p, f"# worst {split} images at pitstop {idx} of {name} (missed+extra+wrong class)\n" + listed
+        )
+        out[split] = str(p)
+    return out
+
+
+def pitstop_compare(
+    ws: Workspace,
+    dataset: str,
+    det_run: str,
+    images: pl.DataFrame,
+    *,
+    conf: float,
+    match_iou: float = 0.5,
+    previous: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """A pitstop's comparison of its detection run with the dataset's labels, at ``conf``.
+
+    The run is stored at a low confidence (:data:`STORE_CONF`), so that it is never empty
+    because of the threshold; it is compared and matched at ``conf``. ``images``: the
+    dataset's item_id, key and split. Returns the report body, notes, and warnings: a
+    split with no detection at ``conf`` (its worst images are then only those with most
+    labels), with the conf that would give about as many detections as labels.
+    """
+    import polars as pl
+
+    from tuiops.ops.dataset import dataset_info, effective_labels
+
+    store = ws.store
+    label_set = dataset_info(store, dataset).label_set
+    labels = effective_labels(ws, dataset)
+    stored = store.read_detections(det_run)
+    dets = stored.filter(pl.col("score") >= conf)
+    objs = compare_boxes(labels, dets, iou=match_iou)
+    body = pitstop_report(objs, images.select("item_id", "key", "split"), ws.classes, previous=previous)
+    notes: list[str] = []
+    note = _store_match(
+        ws, label_set, det_run, splits=images.select("item_id", "split"), iou=match_iou, conf=conf
+    )
+    if note:
+        notes.append(note)
+    warnings: list[str] = []
+    splits = images.select("item_id", "split")
+    for split, s in body["splits"].items():
+        t = s["totals"]
+        if t.get("detections") or not t.get("images"):
+            continue
+        here = stored.join(splits.filter(pl.col("split") == split), on="item_id", how="semi")
+        n_labels = int(t.get("labels") or 0)
+        if here.height:
+            scores = here["score"].sort(descending=True)
+            hint = (
+                f"the model's best score there is {scores[0]:.3f}; about {min(n_labels, scores.len()):,} "
+                f"detections at conf >= {scores[max(min(n_labels, scores.len()) - 1, 0)]:.3f}"
+            )
+        else:
+            hint = f"the model gives no detection there even at conf >= {STORE_CONF}"
+        warnings.append(
+            f"NO DETECTIONS at conf >= {conf} in {split} ({t['images']} images, {n_labels} labels): "
+            f"its worst images are only the images with most labels, so its worst list is left empty; "
+            f"{hint}; redo the pitstop with a lower --conf (`tuiops train report`) or train longer"
+        )
+    return body, notes, warnings
 
 
 def _store_match(
@@ -1509,6 +1594,7 @@ def train_status(ws: Workspace, name: str) -> dict[str, Any]:
                 "run": (s.get("head") or {}).get("run"),
                 "totals": {k: v.get("totals") for k, v in (body.get("splits") or {}).items()},
                 "worst_lists": s.get("worst_lists"),
+                "warnings": (s.get("head") or {}).get("warnings") or [],
             }
         )
     follower = ResultsFollower.for_path(run.results_csv)
