@@ -301,7 +301,7 @@ def _store_case(ws, seed: int = 11):
 
 def test_evaluate_from_the_store_matches_pycocotools(ws):
     labels, dets, images = _store_case(ws)
-    res = evaluate(ws, "gt", "r")
+    res = evaluate(ws, "gt", "r", images="all")
     img_ids = images["item_id"].to_list()
     inside = dets.filter(pl.col("item_id").is_in(img_ids))
     stats, per_class = pycoco(
@@ -381,7 +381,7 @@ def test_eval_on_one_split(ws, tmp_path):
     keys = [f"danbooru_{i}" for i in range(1, 500)]
     ids = dict(zip(keys, ws.store.read_items()["id"].to_list(), strict=False))
     val_ids = images["item_id"].to_list()[::2]
-    res = evaluate(ws, "gt", "r", items=val_ids)
+    res = evaluate(ws, "gt", "r", items=val_ids, images="all")
     sub_l = labels.filter(pl.col("item_id").is_in(val_ids))
     sub_d = dets.filter(pl.col("item_id").is_in(val_ids))
     ours = coco_evaluate(sub_l, sub_d, image_ids=val_ids, class_ids=list(range(len(CLASSES))))
@@ -425,3 +425,50 @@ def test_coco_area_and_crowd_from_the_label_extra(ws):
     stats, per_class = pycoco(plain, dets, [a, b], list(range(len(CLASSES))))
     assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - stats).max() <= TOL
     assert np.abs(np.array(list(res.per_class.values())) - per_class).max() <= TOL
+
+
+def test_eval_and_match_take_the_same_images_by_default_and_say_which(ws):
+    from tuiops.cli import run
+    from tuiops.ops.match import match
+
+    labels, dets, images = _store_case(ws)
+    img_ids = images["item_id"].to_list()
+    run_items = set(dets["item_id"].to_list())
+    processed = [i for i in img_ids if i in run_items]
+    assert len(processed) < len(img_ids)
+    # the default: only the images the run processed, as pycocotools sees them when given those
+    res = evaluate(ws, "gt", "r")
+    stats, _ = pycoco(
+        labels.filter(pl.col("item_id").is_in(processed)).sort("item_id", maintain_order=True),
+        dets.filter(pl.col("item_id").is_in(processed)).sort("item_id", maintain_order=True),
+        processed,
+        list(range(len(CLASSES))),
+    )
+    assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - stats).max() <= TOL
+    assert res.images == len(processed) and res.images_from == "processed"
+    assert res.images_not_in_run == len(img_ids) - len(processed)
+    every = evaluate(ws, "gt", "r", images="all")
+    assert every.images == len(img_ids) and every.images_from == "all"
+    # match compares the same images by default, and the same as eval with --images all
+    m = match(ws, "gt", "r")
+    assert m.images == res.images and m.images_from == "processed"
+    m_all = match(ws, "gt", "r", images="all", name="gt_all")
+    assert m_all.images == every.images and m_all.splits["all"]["labels"] == labels.height
+    assert (
+        m_all.splits["all"]["fn"] - m.splits["all"]["fn"]
+        == labels.filter(~pl.col("item_id").is_in(processed)).height
+    )
+    from tuiops.errors import UsageError
+
+    with pytest.raises(UsageError, match="--images must be one of processed, all"):
+        evaluate(ws, "gt", "r", images="some")
+    root = str(ws.root)
+    for cmd in ("eval", "match"):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert run(["-w", root, cmd, "--set", "gt", "--run", "r", "-q"]) == 0
+        assert "--images processed" in out.getvalue(), out.getvalue()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert run(["-w", root, cmd, "--set", "gt", "--run", "r", "-q", "--images", "all", "--json"]) == 0
+        assert json.loads(out.getvalue())["images_from"] == "all"

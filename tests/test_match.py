@@ -392,3 +392,23 @@ def test_match_cli(ws, scene, tmp_path, capsys):
         == 0
     )
     assert "cls" in capsys.readouterr().out
+
+
+def test_a_run_with_no_confident_detection_has_no_precision(ws, scene, capsys):
+    from tuiops.cli import run
+
+    images = ws.store.read_set_images("gt")
+    ws.store.create_run(
+        "empty",
+        pl.DataFrame(schema=ws.store.read_detections("r").drop("id").schema),
+        images.select("item_id"),
+    )
+    res = match(ws, "gt", "empty")
+    assert res.splits["all"]["dets"] == 0 and res.splits["all"]["precision"] is None
+    assert res.splits["all"]["recall"] == 0.0
+    assert run(["-w", str(ws.root), "match", "--set", "gt", "--run", "empty", "-q"]) == 0
+    out = capsys.readouterr().out
+    row = next(ln for ln in out.splitlines() if ln.strip().startswith("all"))
+    assert "n/a" in row.split() and "1.000" not in row, out
+    assert run(["-w", str(ws.root), "match", "--set", "gt", "--run", "empty", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["splits"]["all"]["precision"] is None

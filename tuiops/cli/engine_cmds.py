@@ -64,6 +64,16 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     )
 
 
+_images_option = click.option(
+    "--images",
+    type=click.Choice(["processed", "all"]),
+    default="processed",
+    show_default=True,
+    help="Which images of the set: those the run processed, or all (the labels of one it never "
+    "processed count as misses). `match` and `eval` take the same choice.",
+)
+
+
 @cli.command("match")
 @click.option("--set", "set_name", required=True, help="The label set (ground truth).")
 @click.option("--run", "run_name", required=True, help="The detection run to compare with it.")
@@ -86,6 +96,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 )
 @click.option("--name", help="Name of the stored match (default SET__RUN); an existing one is replaced.")
 @_split_options
+@_images_option
 @click.option("--top", type=int, default=10, show_default=True, help="How many of the worst images to print.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @json_option
@@ -98,13 +109,16 @@ def match_cmd(
     name: str | None,
     split_files: tuple[str, ...],
     split_dir: str | None,
+    images: str,
     top: int,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Compare a label set with a detection run object by object; store and summarise the result.
 
-    Images in both the set and the run are compared. Per image and class, detections
+    With --images processed (the default) the set's images that the run processed are
+    compared; with --images all every image of the set, those the run never processed
+    with all their labels fn (as `tuiops eval` takes the same choice). Per image and class, detections
     take labels greedily by score as COCO does (IoU ≥ t). Each object gets a category:
 
     \b
@@ -143,6 +157,7 @@ def match_cmd(
             name=name,
             splits=splits,
             worst=top,
+            images=images,
             progress=progress,
         )
     if as_json:
@@ -151,12 +166,19 @@ def match_cmd(
     lines = [
         f"match {res.name!r}: label set {res.set_name!r} × run {res.run_name!r} "
         f"(iou {res.iou:g}, low {res.low:g}, conf {res.conf:g})",
-        f"  {res.images:,} image(s) compared; {res.set_only:,} only in the set, {res.run_only:,} only in the run",
+        f"  {res.images:,} image(s) compared (--images {res.images_from}); {res.set_only:,} of the set "
+        + (
+            "never processed by the run, left out"
+            if res.images_from == "processed"
+            else "never processed by the run, their labels fn"
+        )
+        + f"; {res.run_only:,} only in the run",
     ]
     if res.split_overlap:
         lines.append(f"  warning: {res.split_overlap:,} image(s) are in two splits; counted as train")
     cols = ["images", "labels", "dets", "tp", "loc", "cls", "dup", "fp", "fn", "precision", "recall", "f1"]
     rows = [[split, *[c[k] for k in cols]] for split, c in res.splits.items()]
+    rows = [[("n/a" if v is None else v) for v in r] for r in rows]  # precision with no confident detection
     lines += ["", _table(["split", *cols], rows)]
     if res.worst is not None and res.worst.height:
         lines += ["", "worst images (f1 ascending, then cost descending):"]
@@ -187,6 +209,7 @@ _COCO_LINES = (
 @click.option("--run", "run_name", required=True, help="The detection run to evaluate.")
 @_split_options
 @click.option("--split", "only_split", help="Evaluate only the images of this split (e.g. val).")
+@_images_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @json_option
 def eval_cmd(
@@ -195,14 +218,17 @@ def eval_cmd(
     split_files: tuple[str, ...],
     split_dir: str | None,
     only_split: str | None,
+    images: str,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """COCO mAP of a detection run against a label set, equal to pycocotools' COCOeval (bbox).
 
     mAP@[.5:.95], AP50, AP75, AP small/medium/large (area in pixels: ≤ 32², 32²–96², ≥ 96²),
-    AR@1/10/100, AR small/medium/large and AP per class. The images are the label set's;
-    detections on other images are left out (as pycocotools does). A class without labels
+    AR@1/10/100, AR small/medium/large and AP per class. The images are the label set's
+    that the run processed (--images processed, the default, as `tuiops match` compares)
+    or all of the set's (--images all: the labels of an image the run never processed are
+    misses); detections on other images are left out (as pycocotools does). A class without labels
     has AP −1 and is left out of the means. --json keys: map, map50, map75, map_small,
     map_medium, map_large, ar1, ar10, ar100, ar_small, ar_medium, ar_large, per_class.
 
@@ -230,7 +256,7 @@ def eval_cmd(
     elif splits is not None:
         raise UsageError("--split-file/--split-from need --split NAME to choose the images to evaluate")
     with progress_reporter("eval", quiet=quiet or as_json) as progress:
-        res = evaluate(ws, set_name, run_name, items=items, progress=progress)
+        res = evaluate(ws, set_name, run_name, items=items, images=images, progress=progress)
     if as_json:
         emit(res.to_dict(), True)
         return
@@ -239,8 +265,17 @@ def eval_cmd(
         + (f" (split {only_split})" if only_split else ""),
         f"  {res.images:,} image(s), {res.labels:,} label(s), {res.dets:,} detection(s)",
     ]
-    if res.images_not_in_run:
-        lines.append(f"  warning: the run did not process {res.images_not_in_run:,} image(s) of the set")
+    if res.images_from == "all":
+        lines.append(
+            f"  images: all of the set's (--images all); {res.images_not_in_run:,} never processed by the run, "
+            "their labels count as misses"
+            + ("" if not res.images_not_in_run else " (warning: --images processed leaves them out)")
+        )
+    else:
+        lines.append(
+            f"  images: the set's that the run processed (--images processed); "
+            f"{res.images_not_in_run:,} never processed, left out"
+        )
     if res.dets_outside_set:
         lines.append(f"  {res.dets_outside_set:,} detection(s) on images outside the set are left out")
     for (title, kind, iou, area, max_dets), value in zip(_COCO_LINES, res.stats.values(), strict=True):

@@ -9,10 +9,12 @@ random and adversarial data).
 
 How the store maps onto COCO:
 
-- Images: the label set's images (``set_images``, also those without boxes) are COCO's
-  ``imgIds``; detections on images outside the set are left out, as pycocotools leaves
-  out results on images that are not in the ground truth. Images of the set that the run
-  never processed still count: their labels are misses (the result says how many).
+- Images: the label set's images (``set_images``, also those without boxes) that the run
+  processed are COCO's ``imgIds`` (``images="processed"``, the default, as `match`
+  compares); with ``images="all"`` every image of the set, and the labels of those the run
+  never processed are misses (the result says how many either way). Detections on
+  images outside the set are left out, as pycocotools leaves out results on images that
+  are not in the ground truth.
 - Categories: the workspace classes; a class without labels has AP −1 and is left out of
   the means (pycocotools: ``precision == -1``).
 - A label's area is its COCO ``area`` when it came from a COCO file (``extra.area``),
@@ -114,6 +116,8 @@ class EvalResult:
     dets_outside_set: int
     seconds: dict[str, float] = field(default_factory=dict)
     coco: CocoResult | None = None
+    #: Which images of the set were evaluated: ``processed`` (by the run) or ``all``.
+    images_from: str = "processed"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +129,7 @@ class EvalResult:
             "labels": self.labels,
             "dets": self.dets,
             "images_not_in_run": self.images_not_in_run,
+            "images_from": self.images_from,
             "dets_outside_set": self.dets_outside_set,
         }
 
@@ -450,15 +455,19 @@ def evaluate(
     run_name: str,
     *,
     items: Any = None,
+    images: str = "processed",
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> EvalResult:
     """COCO mAP of run ``run_name`` against label set ``set_name`` (see the module doc).
 
     ``items``: optional item ids to evaluate on (e.g. the validation split); by default
-    every image of the set.
+    every image of the set. ``images``: ``processed`` keeps to those the run processed
+    (as `match` compares), ``all`` keeps every one (their labels are misses).
     """
-    from tuiops.ops.match import item_ids, read_boxes
+    from tuiops.ops.match import check_images_choice, item_ids, read_boxes
+
+    check_images_choice(images)
 
     store = ws.store
     rep = Reporter("eval", progress, cancel, total=3)
@@ -469,6 +478,10 @@ def evaluate(
     run_items = item_ids(store, "run", run_id)
     if items is not None:
         set_items = set_items[member(set_items, np.unique(np.asarray(items, dtype=np.int64)))]
+    processed = member(set_items, run_items)
+    not_in_run = int((~processed).sum())
+    if images == "processed":
+        set_items = set_items[processed]
     labels, dets = read_boxes(store, set_id, run_id, coco_extra=True)
     rep.update(1, "read", force=True)
     t1 = time.perf_counter()
@@ -488,8 +501,9 @@ def evaluate(
         images=res.n_images,
         labels=res.n_labels,
         dets=res.n_dets,
-        images_not_in_run=int((~member(set_items, run_items)).sum()),
+        images_not_in_run=not_in_run,
         dets_outside_set=n_dets_outside,
         seconds={"read": t1 - t0, "evaluate": t2 - t1},
         coco=res,
+        images_from=images,
     )

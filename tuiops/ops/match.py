@@ -1,7 +1,9 @@
 """`match`: compare a label set with a detection run, object by object and image by image.
 
-Only images that are in both the set and the run are compared (an image the run never
-processed says nothing about its labels; an image outside the set has no known labels).
+By default only images that are in both the set and the run are compared (an image the
+run never processed says nothing about its labels; an image outside the set has no known
+labels); ``images="all"`` compares every image of the set, those the run never processed
+with all their labels fn — the choice `eval` offers with the same default.
 A detection is *confident* when its score is at least ``conf``; ``t`` is the IoU
 threshold (``iou``), ``low`` the lower bound of a localisation error.
 
@@ -41,7 +43,8 @@ Cost of an object (``match_objects.cost``; larger = a bigger difference):
 
 Per image (``match_images``): the counts of each category; ``n_labels``; ``n_dets`` =
 confident detections (= tp + cls + loc + dup + fp); ``precision = tp / n_dets`` (1 when
-there is no confident detection), ``recall = tp / n_labels`` (1 when there is no label),
+there is no confident detection, for the order; the totals of a split or of the whole
+match have no precision — ``None``, printed n/a — when they hold no confident detection), ``recall = tp / n_labels`` (1 when there is no label),
 ``f1 = 2·tp / (n_labels + n_dets)`` (1 when both are 0); ``cost`` = the sum of its
 objects' costs and ``worst_cost`` their maximum. The worst images come first in
 ``ORDER BY f1 ASC, cost DESC`` (then item id), the biggest differences of a category in
@@ -109,6 +112,8 @@ class MatchSummary:
     set_only: int
     run_only: int
     splits: dict[str, dict[str, Any]]
+    #: Which images were compared: ``processed`` (the set's that the run processed) or ``all``.
+    images_from: str = "processed"
     worst: pl.DataFrame | None = None
     split_overlap: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -122,6 +127,7 @@ class MatchSummary:
             "low": self.low,
             "conf": self.conf,
             "images": self.images,
+            "images_from": self.images_from,
             "set_only_images": self.set_only,
             "run_only_images": self.run_only,
             "split_overlap": self.split_overlap,
@@ -143,6 +149,7 @@ def match(
     name: str | None = None,
     splits: pl.DataFrame | Mapping[Any, str] | None = None,
     worst: int = 10,
+    images: str = "processed",
     chunk_items: int = CHUNK_ITEMS,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
@@ -151,8 +158,10 @@ def match(
 
     See the module doc for the categories, costs and image metrics. ``splits``: image →
     split name, as a frame with ``item_id`` or ``key`` and ``split``, or a mapping from
-    item ids or keys. Re-running with the same name replaces that match in one
-    transaction. Returns the counts per split and the ``worst`` worst images.
+    item ids or keys. ``images``: ``processed`` compares the set's images that the run
+    processed, ``all`` every image of the set (those the run never processed: their labels
+    are fn), as `eval` takes the same choice. Re-running with the same name replaces that
+    match in one transaction. Returns the counts per split and the ``worst`` worst images.
     """
 
     _check_params(iou, low, conf)
@@ -169,15 +178,24 @@ def match(
     t0 = time.perf_counter()
     set_items = item_ids(store, "set", set_id)
     run_items = item_ids(store, "run", run_id)
-    items = np.intersect1d(set_items, run_items, assume_unique=True)
-    if len(items) == 0:
+    check_images_choice(images)
+    items = np.intersect1d(set_items, run_items, assume_unique=True) if images == "processed" else set_items
+    if len(np.intersect1d(set_items, run_items, assume_unique=True)) == 0:
         raise InputError(
             f"label set {set_name!r} and run {run_name!r} have no image in common",
             hint="run the detection on the set's images, or pick the run made for this set",
         )
     split_codes, split_names, overlap = _resolve_splits(ws, items, splits)
     times["read"] += time.perf_counter() - t0
-    params = {"set": set_name, "run": run_name, "iou": iou, "low": low, "conf": conf, "name": name}
+    params = {
+        "set": set_name,
+        "run": run_name,
+        "iou": iou,
+        "low": low,
+        "conf": conf,
+        "name": name,
+        "images": images,
+    }
     chunker = _Chunks(items, split_codes, split_names, chunk_items, iou, low, conf, rep)
     with job(store, "match", params, total=len(items)) as handle:
         rep.update(0, "matching", total=len(items), force=True)
@@ -193,7 +211,8 @@ def match(
         low=low,
         conf=conf,
         images=len(items),
-        set_only=len(set_items) - len(items),
+        images_from=images,
+        set_only=len(set_items) - len(np.intersect1d(set_items, run_items, assume_unique=True)),
         run_only=len(run_items) - len(items),
         splits=chunker.counts,
         worst=worst_images(store, name, n=worst) if worst > 0 else None,
@@ -984,6 +1003,16 @@ def _counts_json(totals: np.ndarray, names: list[str]) -> dict[str, dict[str, An
     return out
 
 
+#: Which images of a label set `match` and `eval` compare (the first is the default).
+IMAGE_CHOICES = ("processed", "all")
+
+
+def check_images_choice(images: str) -> None:
+    """Refuse an ``images`` choice that is not one of :data:`IMAGE_CHOICES`."""
+    if images not in IMAGE_CHOICES:
+        raise UsageError(f"--images must be one of {', '.join(IMAGE_CHOICES)}, not {images!r}")
+
+
 def _metrics(row: np.ndarray) -> dict[str, Any]:
     images, n_labels, n_dets = (int(x) for x in row[:3])
     counts = {c: int(row[3 + i]) for i, c in enumerate(CATEGORIES)}
@@ -993,7 +1022,7 @@ def _metrics(row: np.ndarray) -> dict[str, Any]:
         "labels": n_labels,
         "dets": n_dets,
         **counts,
-        "precision": tp / n_dets if n_dets else 1.0,
+        "precision": tp / n_dets if n_dets else None,  # no confident detection: nothing to be precise about
         "recall": tp / n_labels if n_labels else 1.0,
         "f1": 2 * tp / (n_labels + n_dets) if n_labels + n_dets else 1.0,
     }

@@ -1090,7 +1090,12 @@ def render_html(data: ReportData, worst: list[dict[str, Any]]) -> str:
     ]
     if ev.images_not_in_run:
         notes.append(
-            f"The run did not process {ev.images_not_in_run:,} image(s) of the set: their labels count as missed."
+            f"The run did not process {ev.images_not_in_run:,} image(s) of the set: "
+            + (
+                "their labels count as missed."
+                if ev.images_from == "all"
+                else "they are left out, as in the match."
+            )
         )
     if ev.dets_outside_set:
         notes.append(f"{ev.dets_outside_set:,} detection(s) on images outside the set are left out.")
