@@ -151,7 +151,13 @@ def test_learn_aspects_needs_support():
         }
     )
     r = learn_aspects(labels, QualityParams(min_support=20))
-    assert r["class_id"].to_list() == [1] and r["aspect_lo"][0] == pytest.approx(2.0)
+    # one fixed shape: the range is widened to the smallest ratio, evenly around it
+    assert r["class_id"].to_list() == [1] and r["source"][0] == "learned, widened"
+    assert r["aspect_lo"][0] == pytest.approx(2.0 / 2**0.5) and r["aspect_hi"][0] == pytest.approx(
+        2.0 * 2**0.5
+    )
+    r = learn_aspects(labels, QualityParams(min_support=20, min_ratio=1.0))
+    assert r["aspect_lo"][0] == pytest.approx(2.0) == r["aspect_hi"][0]
 
 
 def test_quality_cli(crafted, capsys):
@@ -172,3 +178,56 @@ def test_quality_cli(crafted, capsys):
     assert cli_run(["-w", root, "quality", "--run", "nope"]) == 5
     assert cli_run(["-w", root, "quality", "--run", "v1", "--from-set", "nope"]) == 5
     Workspace.open(root).close()
+
+
+def test_ranges_learned_from_fixed_shape_labels_do_not_flag_every_detection(ws, capsys):
+    """Heads labelled with a tool that keeps one aspect (0.9) and detected with the model's own
+    spread; a class with a handful of labels learns nothing and says so."""
+    rng = np.random.default_rng(5)
+    n = 306
+    items = add_items(ws, [f"danbooru_{i}" for i in range(n)], width=1000, height=1000)
+    ids = items["item_id"].to_numpy()
+    w = rng.uniform(40, 160, n)
+    labels = pl.DataFrame(
+        {"item_id": ids, "class_id": HEAD, "x1": 100.0, "y1": 100.0, "x2": 100.0 + w, "y2": 100.0 + w / 0.9}
+    )
+    few = pl.DataFrame(
+        {"item_id": ids[:8], "class_id": UPPER, "x1": 300.0, "y1": 300.0, "x2": 400.0, "y2": 600.0}
+    )
+    ws.store.create_label_set("master", pl.concat([labels, few]), items.select("item_id"))
+    aspect = 0.9 * np.exp(rng.normal(0.0, 0.1, n))
+    aspect[0] = 3.0  # one truly disproportional head
+    dh = w * 1.05
+    dets = pl.DataFrame(
+        {
+            "item_id": np.concatenate([ids, ids[:20]]),
+            "class_id": [HEAD] * n + [UPPER] * 20,
+            "x1": 100.0,
+            "y1": 100.0,
+            "x2": np.concatenate([100.0 + dh * aspect, np.full(20, 400.0)]),
+            "y2": np.concatenate([100.0 + dh, np.full(20, 900.0)]),
+            "score": 0.9,
+        }
+    )
+    ws.store.create_run("v1", dets, items.select("item_id"))
+    res = quality_run(ws, "v1", from_set="master")
+    heads = next(r for r in res.ranges if r["class"] == "head")
+    assert heads["source"] == "learned, widened" and heads["aspect_hi"] / heads["aspect_lo"] == pytest.approx(
+        2.0
+    )
+    assert heads["aspect_lo"] < 0.9 < heads["aspect_hi"]
+    counts = {r["class"]: r for r in res.counts}
+    assert 1 <= counts["head"]["disproportional"] <= n * 0.05
+    flagged = ws.store.one(
+        "SELECT count(*) FROM det_quality q JOIN detections d ON d.id = q.det_id "
+        "WHERE q.disproportional AND d.x2 - d.x1 > 2.9 * (d.y2 - d.y1)"
+    )
+    assert flagged == 1
+    # 8 upper-body labels are too few to learn from: warned, and not flagged
+    assert counts["upper_body"]["disproportional"] == 0
+    assert len(res.warnings) == 1 and res.warnings[0].startswith("upper_body: 8 label(s) in set 'master'")
+    assert "--min-support" in res.warnings[0]
+    assert cli_run(["-w", str(ws.root), "quality", "--run", "v1", "--from-set", "master", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: upper_body: 8 label(s)" in out and "learned, widened" in out
+    assert cli_run(["-w", str(ws.root), "quality", "--run", "v1", "--min-ratio", "0.5"]) == 2

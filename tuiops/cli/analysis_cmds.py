@@ -159,6 +159,12 @@ def nms_cmd(
 @click.option(
     "--min-support", type=int, default=None, help="Labels a class needs to learn its range (default 20)."
 )
+@click.option(
+    "--min-ratio",
+    type=float,
+    default=None,
+    help="Narrowest learned range, as high / low aspect (default 2.0): a narrower one is widened evenly.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @json_option
 def quality_cmd(
@@ -170,6 +176,7 @@ def quality_cmd(
     border: float | None,
     quantiles: tuple[float, float] | None,
     min_support: int | None,
+    min_ratio: float | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -177,7 +184,10 @@ def quality_cmd(
 
     Flags are stored per detection in det_quality (view v_det_quality) and counted
     here per class. Aspect ranges come from --from-set and/or [quality.aspect] in
-    tuiops.toml; thresholds default to [quality] in tuiops.toml.
+    tuiops.toml; thresholds default to [quality] in tuiops.toml. A learned range is the
+    --quantiles of the class's label aspects, widened to at least --min-ratio (high /
+    low) so that labels of one fixed shape do not flag every detection; a class with
+    fewer than --min-support labels learns none, with a warning.
 
     \b
     Examples:
@@ -199,6 +209,7 @@ def quality_cmd(
             border=border,
             quantiles=tuple(quantiles) if quantiles else None,  # type: ignore[arg-type]
             min_support=min_support,
+            min_ratio=min_ratio,
             progress=progress,
         )
     rows = list(res.counts)
@@ -211,6 +222,8 @@ def quality_cmd(
     text = f"{res.run}: {res.flagged} of {res.detections} detections flagged\n" + _table(rows)
     if res.ranges:
         text += "\n\naspect ranges (width / height):\n" + _table(res.ranges)
+    if res.warnings:
+        text += "\n\n" + "\n".join(f"warning: {w}" for w in res.warnings)
     emit(res.to_dict(), as_json, text)
 
 

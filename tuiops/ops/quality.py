@@ -16,7 +16,11 @@ degenerate         32    zero or negative width or height, or non-finite coordin
 
 The aspect range of a class is learned from a label set (the ``lo_q`` and ``hi_q``
 quantiles of its labels' aspects, for classes with at least ``min_support`` labels) or
-configured in ``tuiops.toml``; a configured range wins over a learned one::
+configured in ``tuiops.toml``; a configured range wins over a learned one. A learned
+range is at least ``min_ratio`` wide (high / low, widened evenly in log scale around its
+geometric centre): labels drawn with one fixed shape would otherwise give a range such
+as 0.9–0.9 that flags every detection. A class with labels in the set but fewer than
+``min_support`` learns no range, and the result warns about it::
 
     [quality]
     min_score = 0.3
@@ -25,6 +29,7 @@ configured in ``tuiops.toml``; a configured range wins over a learned one::
     border = 2
     quantiles = [0.01, 0.99]
     min_support = 20
+    min_ratio = 2.0
 
     [quality.aspect]
     head = [0.5, 2.0]
@@ -38,6 +43,7 @@ unknown get no border or size flags.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +78,7 @@ class QualityParams:
     lo_q: float = 0.01
     hi_q: float = 0.99
     min_support: int = 20
+    min_ratio: float = 2.0
 
     def check(self) -> None:
         if not 0.0 <= self.min_pct <= self.max_pct <= 100.0:
@@ -86,6 +93,8 @@ class QualityParams:
             )
         if self.min_support < 1:
             raise UsageError(f"min_support must be ≥ 1, got {self.min_support}")
+        if not self.min_ratio >= 1.0:
+            raise UsageError(f"min-ratio must be ≥ 1 (high / low of a learned range), got {self.min_ratio}")
 
 
 def resolve_params(ws: Workspace, **given: Any) -> QualityParams:
@@ -95,7 +104,7 @@ def resolve_params(ws: Workspace, **given: Any) -> QualityParams:
         raise WorkspaceError(f"{ws.config_path}: [quality] must be a table")
     values: dict[str, Any] = {}
     defaults = QualityParams()
-    for name in ("min_score", "min_pct", "max_pct", "border", "min_support"):
+    for name in ("min_score", "min_pct", "max_pct", "border", "min_support", "min_ratio"):
         if given.get(name) is not None:
             values[name] = given[name]
         elif name in section:
@@ -149,12 +158,36 @@ def configured_aspects(ws: Workspace) -> pl.DataFrame:
     ).with_columns(pl.lit("config").alias("source"))
 
 
-def learn_aspects(labels: pl.DataFrame, params: QualityParams) -> pl.DataFrame:
-    """Per-class aspect quantiles of a label frame: class_id, aspect_lo, aspect_hi, support, source."""
+def aspect_support(labels: pl.DataFrame) -> pl.DataFrame:
+    """Per class the labels a range can be learned from (a finite aspect, width > 0): class_id, support."""
     return (
         labels.lazy()
         .with_columns(geo.aspect().alias("aspect"))
-        .filter(pl.col("aspect").is_not_null() & pl.col("aspect").is_finite() & (geo.width() > 0))
+        .filter(pl.col("aspect").is_not_null() & pl.col("aspect").is_finite() & (pl.col("aspect") > 0))
+        .group_by("class_id")
+        .agg(pl.len().alias("support"))
+        .with_columns(pl.col("class_id").cast(pl.Int32))
+        .sort("class_id")
+        .collect()
+    )
+
+
+def learn_aspects(labels: pl.DataFrame, params: QualityParams) -> pl.DataFrame:
+    """Per-class aspect ranges of a label frame: class_id, aspect_lo, aspect_hi, support, source.
+
+    The ``lo_q``…``hi_q`` quantiles of the class's aspects, widened to ``min_ratio`` where
+    narrower (``source`` is then ``learned, widened``); classes with fewer than
+    ``min_support`` labels are left out.
+    """
+    half = math.log(params.min_ratio) / 2.0
+    log_lo = pl.col("aspect_lo").log()
+    log_hi = pl.col("aspect_hi").log()
+    centre = (log_lo + log_hi) / 2.0
+    narrow = (log_hi - log_lo) < 2.0 * half - 1e-12
+    return (
+        labels.lazy()
+        .with_columns(geo.aspect().alias("aspect"))
+        .filter(pl.col("aspect").is_not_null() & pl.col("aspect").is_finite() & (pl.col("aspect") > 0))
         .group_by("class_id")
         .agg(
             pl.col("aspect").quantile(params.lo_q, interpolation="linear").alias("aspect_lo"),
@@ -162,10 +195,41 @@ def learn_aspects(labels: pl.DataFrame, params: QualityParams) -> pl.DataFrame:
             pl.len().alias("support"),
         )
         .filter(pl.col("support") >= params.min_support)
-        .with_columns(pl.col("class_id").cast(pl.Int32), pl.lit("learned").alias("source"))
+        .with_columns(narrow.alias("_narrow"), centre.alias("_c"))
+        .with_columns(
+            pl.when("_narrow").then((pl.col("_c") - half).exp()).otherwise("aspect_lo").alias("aspect_lo"),
+            pl.when("_narrow").then((pl.col("_c") + half).exp()).otherwise("aspect_hi").alias("aspect_hi"),
+            pl.when("_narrow").then(pl.lit("learned, widened")).otherwise(pl.lit("learned")).alias("source"),
+        )
+        .drop("_narrow", "_c")
+        .with_columns(pl.col("class_id").cast(pl.Int32))
         .sort("class_id")
         .collect()
     )
+
+
+def _learning_warnings(
+    support: pl.DataFrame,
+    ranges: pl.DataFrame,
+    det_classes: set[int],
+    from_set: str,
+    params: QualityParams,
+    classes: list[str],
+) -> list[str]:
+    """A warning per class with too few labels in ``from_set`` to learn its range from."""
+    have = dict(support.iter_rows())
+    ranged = set(ranges["class_id"].to_list())
+    out = []
+    for cid in sorted(set(have) | det_classes):
+        n = int(have.get(cid, 0))
+        if n >= params.min_support or cid in ranged:
+            continue
+        name = classes[cid] if 0 <= cid < len(classes) else f"class {cid}"
+        out.append(
+            f"{name}: {n} label(s) in set {from_set!r}, fewer than the {params.min_support} needed "
+            "(--min-support) to learn an aspect range: its detections are not checked for proportion"
+        )
+    return out
 
 
 def quality_frame(
@@ -224,6 +288,7 @@ class QualityResult:
     params: QualityParams
     counts: list[dict[str, Any]] = field(default_factory=list)
     ranges: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -233,6 +298,7 @@ class QualityResult:
             "params": asdict(self.params),
             "counts": self.counts,
             "aspect_ranges": self.ranges,
+            "warnings": self.warnings,
         }
 
 
@@ -247,6 +313,7 @@ def quality_run(
     border: float | None = None,
     quantiles: tuple[float, float] | None = None,
     min_support: int | None = None,
+    min_ratio: float | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> QualityResult:
@@ -259,15 +326,17 @@ def quality_run(
         border=border,
         quantiles=quantiles,
         min_support=min_support,
+        min_ratio=min_ratio,
     )
     store = ws.store
     rid = store.run_id(run)
     reporter = Reporter("quality", progress, cancel)
     job_params = {"run": run, "from_set": from_set, **asdict(params)}
     with job(store, "quality", job_params) as j:
+        set_labels = store.read_labels(from_set) if from_set is not None else None
         learned = (
-            learn_aspects(store.read_labels(from_set), params)
-            if from_set is not None
+            learn_aspects(set_labels, params)
+            if set_labels is not None
             else pl.DataFrame(
                 schema={
                     "class_id": pl.Int32,
@@ -289,6 +358,18 @@ def quality_run(
             "(SELECT item_id FROM run_images WHERE run_id = ?)",
             (rid,),
             {"item_id": pl.Int64, "img_w": pl.Int64, "img_h": pl.Int64},
+        )
+        warnings = (
+            _learning_warnings(
+                aspect_support(set_labels),
+                ranges,
+                set(dets["class_id"].unique().cast(pl.Int64).to_list()),
+                from_set,
+                params,
+                list(ws.classes),
+            )
+            if set_labels is not None and from_set is not None
+            else []
         )
         reporter.update(dets.height, "flagging", total=dets.height)
         q = quality_frame(dets.lazy().join(sizes.lazy(), on="item_id", how="left"), ranges, params).collect()
@@ -338,6 +419,7 @@ def quality_run(
             .sort("class_id")
             .select("class", "aspect_lo", "aspect_hi", "support", "source")
             .to_dicts(),
+            warnings=warnings,
         )
         j.result = {"detections": result.detections, "flagged": result.flagged}
         reporter.update(q.height, "done", force=True)
