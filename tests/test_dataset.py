@@ -309,3 +309,32 @@ def test_cli_dataset_build_and_list(gt, tmp_path, capsys):
     assert run([*w, "dataset", "build", "--set", "GT", "--to", str(tmp_path / "x"), "--fix", "bogus"]) == 2
     assert run([*w, "dataset", "build", "--set", "GT"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_exclude_warnings_name_only_keys_that_change_nothing_and_say_why(gt, tmp_path):
+    ws, _pool, _boxes = gt
+    res = build_dataset(
+        ws,
+        "GT",
+        tmp_path / "ds",
+        where="fid < 10",
+        exclude=["danbooru_2", "danbooru_15", "danbooru_404"],
+        include=["danbooru_999"],
+    )
+    assert res.excluded == 1 and "danbooru_2" not in _splits(tmp_path / "ds")
+    # danbooru_15 is an image of GT (outside --where), never called "not an image of GT"
+    assert not any("danbooru_15" in w and "not images of" in w for w in res.warnings), res.warnings
+    assert any(
+        w.startswith("1 key(s) given to --exclude are not images of 'GT': danbooru_404") for w in res.warnings
+    )
+    assert any(
+        w.startswith("1 key(s) given to --include are not images of 'GT': danbooru_999") for w in res.warnings
+    )
+    assert any(
+        w.startswith("1 key(s) given to --exclude are images of 'GT' that --where 'fid < 10' leaves out")
+        and w.endswith("danbooru_15")
+        for w in res.warnings
+    ), res.warnings
+    # keys that all take effect: no warning about keys
+    res = build_dataset(ws, "GT", tmp_path / "ds", exclude=["danbooru_3"])
+    assert not any("key(s) given" in w for w in res.warnings), res.warnings

@@ -317,6 +317,45 @@ def _read_keys(values: Iterable[str]) -> list[str]:
     return keys
 
 
+def _key_warnings(
+    store: Store,
+    set_id: int,
+    label_set: str,
+    imgs: pl.DataFrame,
+    ex_keys: Sequence[str],
+    in_keys: Sequence[str],
+    where: str | None,
+) -> list[str]:
+    """Warnings for --exclude/--include keys that change nothing: not an image of the set, or
+    one of its images that --where leaves out of this dataset (the exclusion is not kept)."""
+    given = set(ex_keys) | set(in_keys)
+    chosen = set(imgs["key"].to_list())
+    if given <= chosen:
+        return []
+    in_set = {
+        str(r[0])
+        for r in store.execute(
+            "SELECT i.key FROM set_images s JOIN items i ON i.id = s.item_id WHERE s.set_id = ?", (set_id,)
+        )
+    }
+    out = []
+    for option, keys in (("--exclude", ex_keys), ("--include", in_keys)):
+        missing = sorted(set(keys) - in_set)
+        if missing:
+            out.append(
+                f"{len(missing)} key(s) given to {option} are not images of {label_set!r}: "
+                + ", ".join(missing[:5])
+                + (" …" if len(missing) > 5 else "")
+            )
+        outside = sorted((set(keys) & in_set) - chosen)
+        if outside:
+            out.append(
+                f"{len(outside)} key(s) given to {option} are images of {label_set!r} that --where {where!r} "
+                "leaves out of this dataset, so nothing changes for them: " + ", ".join(outside[:5])
+            )
+    return out
+
+
 def _images_of_set(store: Store, set_id: int, where: str | None) -> pl.DataFrame:
     """Every image of the set with its chosen pool file (or none), size, hash and path."""
     import polars as pl
@@ -646,12 +685,7 @@ def build_dataset(
         both = set(ex_keys) & set(in_keys)
         if both:
             raise UsageError(f"image {sorted(both)[0]!r} is both excluded and included")
-        unknown = sorted(set(ex_keys + in_keys) - set(imgs["key"].to_list()))
-        if unknown:
-            result.warnings.append(
-                f"{len(unknown)} key(s) to exclude or include are not images of {label_set!r}: "
-                + ", ".join(unknown[:5])
-            )
+        result.warnings += _key_warnings(store, set_id, label_set, imgs, ex_keys, in_keys, where)
         if in_keys:
             imgs = imgs.with_columns(
                 pl.when(pl.col("key").is_in(in_keys) & (pl.col("split") == "excluded"))
