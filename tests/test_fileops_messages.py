@@ -1,0 +1,28 @@
+"""Messages of refused file operations name the file each conflict is about."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_fileops_support import make_pool, scan_pool
+from tuiops.errors import ConflictError
+from tuiops.ops import fileops as fo
+from tuiops.ops.select import SelectionSpec
+
+ALL = SelectionSpec(where="1")
+
+
+def test_a_refused_conflict_names_the_target_that_exists_and_its_source(ws, tmp_path):
+    pool = make_pool(tmp_path / "pool", 3)
+    scan_pool(ws, pool)
+    out = tmp_path / "out"
+    fo.copy_files(ws, ALL, out)
+    with pytest.raises(ConflictError) as ei:
+        fo.copy_files(ws, ALL, out)
+    message = ei.value.message
+    example = message.split("e.g. target exists: ", 1)[1]
+    target, source = example.split(" (from ", 1)
+    assert out in Path(target).parents and Path(target).is_file(), message
+    assert pool in Path(source.rstrip(")")).parents, message
