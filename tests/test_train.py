@@ -135,6 +135,20 @@ def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
     status = capsys.readouterr().out
     assert "pitstop 1" in status and "train resume v1" in status
 
+    # -- redone at a conf the early model never reaches: loud warnings, no worst list ----------------
+    assert run([*w, "train", "report", "v1", "--conf", "0.999", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: NO DETECTIONS at conf >= 0.999 in train" in out, out
+    # the detection run is stored from conf 0.001 whatever the conf it is compared at
+    assert ws.store.one("SELECT conf FROM runs WHERE name = 'v1.pitstop1'") == 0.001
+    for split in ("train", "val"):
+        text = (run_dir / "tuiops" / f"pitstop-1-worst-{split}.txt").read_text()
+        assert [ln for ln in text.splitlines() if not ln.startswith("#")] == [], text
+    assert "> **WARNING** NO DETECTIONS" in (run_dir / "tuiops" / "pitstop-1.md").read_text()
+    assert run([*w, "train", "status", "v1"]) == 0
+    assert "WARNING: NO DETECTIONS at conf >= 0.999" in capsys.readouterr().out
+    assert monitor_plan(ws.store, "v1")["warnings"][0].startswith("pitstop 1: NO DETECTIONS at conf >= 0.999")
+
     # -- a dataset with another class count is refused -----------------------------------------
     data_yaml = ds / "data.yaml"
     original = data_yaml.read_text()
