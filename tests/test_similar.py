@@ -371,3 +371,51 @@ def test_find_dupes_groups_on_planted_clusters_match_brute_force(ws, seed):
     # the result does not depend on the order the pool was indexed in beyond the documented ties
     again = find_dupes(ws, max_distance=3)
     assert again.table.equals(res.table) and again.left_out.equals(res.left_out)
+
+
+def reference_cliques(h: np.ndarray, first: list[int], d: int) -> dict[int, int]:
+    """The documented grouping rule, one hash at a time over all pairs: node → representative."""
+    n = len(h)
+
+    def dist(i: int, j: int) -> int:
+        return bin(int(h[i]) ^ int(h[j])).count("1")
+
+    adj = {i: [j for j in range(n) if j != i and dist(i, j) <= d] for i in range(n)}
+    order = sorted(range(n), key=lambda i: (-len(adj[i]), first[i], i))
+    rank = {i: r for r, i in enumerate(order)}
+    rep: dict[int, int] = {}
+    for c in order:
+        if c in rep or not adj[c]:
+            continue
+        members = [c]
+        for x in sorted((j for j in adj[c] if j not in rep), key=lambda j: (dist(c, j), rank[j])):
+            if all(dist(x, m) <= d for m in members):
+                members.append(x)
+        if len(members) > 1:
+            for m in members:
+                rep[m] = c
+    return rep
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_clique_groups_follow_the_documented_rule(seed):
+    from tuiops.ops.similar import clique_groups
+
+    rng = np.random.default_rng(seed)
+    walk = []
+    for b in rng.integers(0, 2**63, 25, dtype=np.uint64):
+        v = int(b)
+        for _ in range(int(rng.integers(1, 15))):
+            walk.append(v)
+            for bit in rng.choice(64, int(rng.integers(1, 3)), replace=False):
+                v ^= 1 << int(bit)
+    h = np.unique(np.array(walk, dtype=np.uint64))
+    first = rng.permutation(len(h)).tolist()  # the tie-break, e.g. the lowest file id of the hash
+    nodes = pl.DataFrame(
+        {"node": np.arange(len(h)), "h": h, "first": first},
+        schema={"node": pl.Int64, "h": pl.UInt64, "first": pl.Int64},
+    )
+    got = clique_groups(nodes, hash_pairs(nodes, 4), 4)
+    want = reference_cliques(h, first, 4)
+    assert dict(got.select("node", "rep").iter_rows()) == want
+    assert len(set(want.values())) > 5
