@@ -269,7 +269,6 @@ def eval_cmd(
         lines.append(
             f"  images: all of the set's (--images all); {res.images_not_in_run:,} never processed by the run, "
             "their labels count as misses"
-            + ("" if not res.images_not_in_run else " (warning: --images processed leaves them out)")
         )
     else:
         lines.append(
