@@ -185,7 +185,8 @@ def test_a_run_that_fails_is_recorded_and_resumable_only_with_a_checkpoint(small
 def test_a_pitstop_with_no_detection_at_its_conf_warns_and_lists_no_worst_images(small_ds, tmp_path):
     from tuiops.ops.dataset import dataset_images
     from tuiops.ops.monitor import format_footer, summarize
-    from tuiops.ops.train import STORE_CONF, _report_markdown, pitstop_compare, write_worst_lists
+    from tuiops.ops.pitstop import STORE_CONF, pitstop_compare, write_worst_lists
+    from tuiops.ops.train import _report_markdown
 
     ws, _ = small_ds
     images = dataset_images(ws.store, "ds")
