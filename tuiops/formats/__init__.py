@@ -25,6 +25,9 @@ What is kept where (the import op stores it; the writers read it back):
     the box moved), ``coco_seg`` (the segmentation) and ``"coco"`` with every other key.
     The flat fields (``difficult``, ``iscrowd`` …) can be queried with ``json_extract``
     and edited: the writers apply them.
+``label_sets.meta`` / ``runs.meta`` (JSON, per set or run)
+    COCO: ``{"coco": {"categories": [...], "info": ..., "licenses": ...}}`` as written,
+    so an export gives the categories back with their own ids.
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ class ReadResult:
     #: file left with no valid box is not an image without objects
     bad_box_files: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: JSON about the whole file, stored with the set or run (COCO: its categories, info, licenses).
+    source_meta: str | None = None
 
 
 # -- reading ------------------------------------------------------------------------------------

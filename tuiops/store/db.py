@@ -603,18 +603,20 @@ class Store:
         fmt: str | None = None,
         note: str | None = None,
         replace: bool = False,
+        meta: str | None = None,
         tx: BulkTx | None = None,
     ) -> int:
         """Store a label set in one transaction; returns its id.
 
         ``boxes``: item_id, class_id, x1, y1, x2, y2 [, extra] in file order.
         ``images``: item_id [, source, meta] — every image of the set, also those with no boxes.
+        ``meta``: JSON about the source file (e.g. its COCO categories).
         With ``replace`` an existing set of that name is replaced; otherwise it is an error.
         """
         if tx is None:
             with self.bulk() as own:
                 return self.create_label_set(
-                    name, boxes, images, source=source, fmt=fmt, note=note, replace=replace, tx=own
+                    name, boxes, images, source=source, fmt=fmt, note=note, replace=replace, meta=meta, tx=own
                 )
         return self._create_box_table(
             tx,
@@ -625,7 +627,7 @@ class Store:
             name,
             boxes,
             images,
-            {"source": source, "format": fmt, "note": note},
+            {"source": source, "format": fmt, "note": note, **({"meta": meta} if meta is not None else {})},
             replace,
             BOX_COLUMNS,
         )
@@ -646,9 +648,13 @@ class Store:
         params: Mapping[str, Any] | None = None,
         note: str | None = None,
         replace: bool = False,
+        meta: str | None = None,
         tx: BulkTx | None = None,
     ) -> int:
-        """Store a detection run (boxes with ``score``) with its lineage, in one transaction."""
+        """Store a detection run (boxes with ``score``) with its lineage, in one transaction.
+
+        ``meta``: JSON about the source file (e.g. its COCO categories).
+        """
         if tx is None:
             with self.bulk() as own:
                 return self.create_run(
@@ -665,9 +671,10 @@ class Store:
                     params=params,
                     note=note,
                     replace=replace,
+                    meta=meta,
                     tx=own,
                 )
-        meta = {
+        head = {
             "source": source,
             "format": fmt,
             "weights": weights,
@@ -678,6 +685,8 @@ class Store:
             "params": json.dumps(params, default=str) if params is not None else None,
             "note": note,
         }
+        if meta is not None:
+            head["meta"] = meta
         return self._create_box_table(
             tx,
             "runs",
@@ -687,7 +696,7 @@ class Store:
             name,
             boxes,
             images,
-            meta,
+            head,
             replace,
             (*BOX_COLUMNS, "score"),
         )

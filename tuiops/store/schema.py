@@ -217,6 +217,7 @@ def all_migrations() -> list[tuple[str, str]]:
         schema_project,
         schema_scan,
         schema_script,
+        schema_source,
         schema_train,
         schema_triage,
     )
@@ -232,4 +233,5 @@ def all_migrations() -> list[tuple[str, str]]:
         *schema_script.MIGRATIONS,
         *schema_triage.MIGRATIONS,
         *schema_scan.MIGRATIONS,
+        *schema_source.MIGRATIONS,
     ]
