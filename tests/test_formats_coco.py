@@ -150,7 +150,7 @@ def test_image_entries_ids():
         "license": 2,
     }
     _texts, ids = image_entries(images, source_ids=True)
-    assert ids == ["70", "71"]
+    assert ids == ["70", "76"]  # no source id: the item id, above the largest source id
 
 
 # -- classes.txt / data.yaml ------------------------------------------------------------------------

@@ -10,19 +10,30 @@ A detection results file is a list of ``{image_id, category_id, bbox, score}``; 
 images and categories it refers to come from a COCO file beside it (``--images``), or
 the file is a full COCO dict whose annotations carry a ``score``.
 
-Written files: category ids are the workspace class ids + 1 (COCO's 1-based
-convention; names are the workspace's), image ids are item ids (the same in every set
-and run of a workspace, so an exported label set and run pair up in pycocotools) or,
-on request, the ids of the imported file.
+Written files keep the ids of the imported file by default (``source``): image ids
+(from the image's meta), category ids (from the set's or run's meta) and annotation
+ids (from the box's extra), so the user's own ground truth and tuiops' exported results
+pair up in pycocotools. What has no source id gets tuiops' numbering: an image its item
+id (above the file's largest id where the file has some), a class the file lacks
+largest id + class id + 1, an annotation ids after the largest. With ``ids="tuiops"``
+(or for data from other formats) category ids are the workspace class ids + 1 (COCO's
+1-based convention; names are the workspace's), image ids are item ids (the same in
+every set and run of a workspace, so an exported label set and run pair up in
+pycocotools) and annotation ids run 1..N.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import itertools
 import json
-from collections.abc import Sequence
+import json.encoder
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from tuiops.errors import InputError, UsageError
@@ -33,6 +44,30 @@ _RESULT_CORE = ("id", "image_id", "category_id", "bbox", "score")
 _CORE = ("id", "image_id", "category_id", "bbox", "score", "area", "iscrowd", "segmentation")
 
 
+class _Missing:
+    """The value of a key an entry does not have (JSON ``null`` is ``None``)."""
+
+
+_MISS = _Missing()
+_enc = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while millions of small containers are built.
+
+    Parsed JSON holds no reference cycles; collecting while it grows only costs time
+    (about half of ``json.loads`` on a large COCO file).
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def load_json(path: Path) -> Any:
     """Load a JSON file, turning every failure into an :class:`InputError` naming the file."""
     try:
@@ -40,7 +75,8 @@ def load_json(path: Path) -> Any:
     except OSError as exc:
         raise InputError(f"cannot read {display_path(path)}: {exc.strerror}") from exc
     try:
-        return json.loads(data)
+        with _no_gc():
+            return json.loads(data)
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{display_path(path)}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
@@ -53,6 +89,10 @@ def load_json(path: Path) -> Any:
         ) from exc
 
 
+def _dumps(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
 def _id(v: Any) -> int | str | None:
     if isinstance(v, bool):
         return None
@@ -61,8 +101,164 @@ def _id(v: Any) -> int | str | None:
     return None
 
 
-def _num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+def _id_keys(values: list[Any]) -> pl.Series:
+    """A join key per COCO id (an int or a string; ``5`` and ``"5"`` differ); null for anything else."""
+    if set(map(type, values)) <= {int}:
+        with contextlib.suppress(OverflowError, TypeError, ValueError, pl.exceptions.PolarsError):
+            return pl.Series(values, dtype=pl.Int64).cast(pl.String)
+    return pl.Series(
+        [str(v) if type(v) is int else "'" + v if type(v) is str else None for v in values], dtype=pl.String
+    )
+
+
+def _json_texts(values: list[Any]) -> pl.Series:
+    """The JSON text of every value (null where the key is missing), column-wise where the types allow."""
+    types = set(map(type, values))
+    with contextlib.suppress(OverflowError, TypeError, ValueError, pl.exceptions.PolarsError):
+        if types <= {int}:
+            return pl.Series(values, dtype=pl.Int64).cast(pl.String)
+        if types <= {int, float, _Missing}:
+            present = [None if v is _MISS else v for v in values]
+            num = pl.Series(present, dtype=pl.Float64, strict=False)
+            if num.is_finite().fill_null(True).all():
+                if int not in types:
+                    return num.cast(pl.String)
+                is_int = pl.Series([type(v) is int for v in values], dtype=pl.Boolean)
+                if (num.filter(is_int).abs().max() or 0) < 2**53:  # type: ignore[operator]
+                    frame = pl.DataFrame({"n": num, "i": is_int})
+                    text = pl.when(pl.col("i")).then(pl.col("n").cast(pl.Int64).cast(pl.String))
+                    return frame.select(text.otherwise(pl.col("n").cast(pl.String))).to_series()
+        if types <= {str, _Missing}:
+            return pl.Series([None if v is _MISS else _enc(v) for v in values], dtype=pl.String)
+    return pl.Series(
+        [None if v is _MISS else "[]" if v == [] else _dumps(v) for v in values], dtype=pl.String
+    )
+
+
+def _object_texts(rows: list[dict[str, Any]], names: Sequence[str]) -> pl.Series:
+    """``{"key":value,…}`` of the keys ``names`` that each row has, in ``names`` order."""
+    if not rows:
+        return pl.Series([], dtype=pl.String)
+    if not names:
+        return pl.Series(["{}"] * len(rows), dtype=pl.String)
+    cols = {str(k): _json_texts([r.get(n, _MISS) for r in rows]) for k, n in enumerate(names)}
+    parts = [pl.lit(_enc(n) + ":") + pl.col(str(k)) for k, n in enumerate(names)]
+    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
+    return pl.DataFrame(cols).select((pl.lit("{") + body + pl.lit("}")).alias("t")).to_series()
+
+
+def _keys_of(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key of the rows, in the order they first appear."""
+    return list(dict.fromkeys(itertools.chain.from_iterable(rows)))
+
+
+def _bbox_columns(bbs: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(valid, xywh, is_int): which values are ``[x, y, w, h]`` numbers, their (n, 4) floats
+    (NaN where not valid), and which of the valid values were written as integers (None: none)."""
+    n = len(bbs)
+    ok = np.fromiter((type(b) is list and len(b) == 4 for b in bbs), bool, n)
+    picked = list(itertools.compress(bbs, ok))
+    flat = list(itertools.chain.from_iterable(picked))
+    types = set(map(type, flat))
+    if not types <= {int, float}:
+        good = np.fromiter((all(type(v) in (int, float) for v in b) for b in picked), bool, len(picked))
+        idx = np.flatnonzero(ok)
+        ok[idx[~good]] = False
+        picked = list(itertools.compress(picked, good))
+        flat = list(itertools.chain.from_iterable(picked))
+    xywh = np.full((n, 4), np.nan)
+    is_int = None
+    if flat:
+        try:
+            xywh[ok] = np.array(flat, dtype=np.float64).reshape(-1, 4)
+        except OverflowError:
+            xywh[ok] = np.array([float(v) for v in flat]).reshape(-1, 4)
+        if int in types:
+            is_int = np.zeros((n, 4), bool)
+            is_int[ok] = np.fromiter((type(v) is int for v in flat), bool, len(flat)).reshape(-1, 4)
+    return ok, xywh, is_int
+
+
+def _number_text(values: np.ndarray, is_int: np.ndarray | None) -> pl.Expr:
+    s = pl.lit(pl.Series(values, dtype=pl.Float64)).cast(pl.String)
+    if is_int is None:
+        return s
+    as_int = pl.lit(pl.Series(values, dtype=pl.Float64)).cast(pl.Int64, strict=False).cast(pl.String)
+    return pl.when(pl.lit(pl.Series(is_int, dtype=pl.Boolean))).then(as_int).otherwise(s)
+
+
+def _categories(cats: list[Any], head_label: str) -> tuple[dict[str, str], list[str]]:
+    """Category key → name, and the names in the file's order; a bad category is an error."""
+    cat_name: dict[str, str] = {}
+    seen: dict[str, Any] = {}
+    keys = _id_keys([c.get("id") if isinstance(c, dict) else None for c in cats]).to_list()
+    for i, (c, key) in enumerate(zip(cats, keys, strict=True)):
+        name = c.get("name") if isinstance(c, dict) else None
+        if key is None or not isinstance(name, str) or not name.strip():
+            raise InputError(f"{head_label}: categories[{i}] needs an id and a name")
+        name = name.strip()
+        cid = c["id"]
+        if key in cat_name:
+            raise InputError(f"{head_label}: categories[{i}]: category id {cid!r} repeats")
+        if name in seen:
+            raise InputError(
+                f"{head_label}: categories[{i}]: name {name!r} repeats (ids {seen[name]!r} and {cid!r})"
+            )
+        cat_name[key] = name
+        seen[name] = cid
+    return cat_name, list(cat_name.values())
+
+
+def _read_images(images: list[Any], head_label: str, bad: list[tuple[str, int | None, str]]) -> pl.DataFrame:
+    """The image entries, checked column-wise: file_idx, key (of the id), path, size_w, size_h, meta."""
+    n = len(images)
+    rows = [im if type(im) is dict else {} for im in images]
+    is_obj = np.fromiter((type(im) is dict for im in images), bool, n)
+    keys = _id_keys([r.get("id") for r in rows])
+    fnames = [r.get("file_name") for r in rows]
+    has_name = np.fromiter((type(f) is str and bool(f.strip()) for f in fnames), bool, n)
+    size = [
+        pl.Series(
+            [v if type(v) in (int, float) else None for v in (r.get(k) for r in rows)],
+            dtype=pl.Float64,
+            strict=False,
+        ).cast(pl.Int64, strict=False)
+        for k in ("width", "height")
+    ]
+    frame = pl.DataFrame(
+        {
+            "file_idx": np.arange(n, dtype=np.int64),
+            "key": keys,
+            "path": pl.Series([f if type(f) is str else None for f in fnames], dtype=pl.String),
+            "size_w": size[0],
+            "size_h": size[1],
+            "valid": is_obj & keys.is_not_null().to_numpy() & has_name,
+        }
+    )
+    frame = frame.with_columns(
+        pl.col("file_idx").filter(pl.col("valid")).first().over("key").alias("first_idx")
+    )
+    dup = frame.filter(pl.col("valid") & (pl.col("first_idx") != pl.col("file_idx")))
+    for i in np.flatnonzero(~frame["valid"].to_numpy()).tolist():
+        where = f"images[{i}]"
+        if not is_obj[i]:
+            bad.append((head_label, None, f"{where}: not an object"))
+        elif keys[i] is None:
+            bad.append((head_label, None, f"{where}: no id"))
+        else:
+            bad.append((head_label, None, f"{where} (id {rows[i]['id']!r}): no file_name"))
+    for i, first in dup.select("file_idx", "first_idx").iter_rows():
+        bad.append(
+            (head_label, None, f"images[{i}]: image id {rows[i]['id']!r} repeats images[{first}]; skipped")
+        )
+    keep = frame["valid"].to_numpy() & (frame["first_idx"] == frame["file_idx"]).fill_null(False).to_numpy()
+    kept_rows = list(itertools.compress(rows, keep))
+    meta = _object_texts(kept_rows, _keys_of(kept_rows))
+    return (
+        frame.filter(pl.Series(keep))
+        .with_columns((pl.lit('{"coco":') + meta + pl.lit("}")).alias("meta"))
+        .select("file_idx", "key", "path", "size_w", "size_h", "meta")
+    )
 
 
 def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None = None) -> ReadResult:
@@ -70,8 +266,12 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
 
     ``files``: one row per image entry: file_idx (its index in ``images``), path (the
     ``file_name``), width, height (as written, or null), meta.
-    ``boxes``: file_idx, line (null), loc (``annotations[i]``), name (the category's name),
-    x, y, bw, bh [, score], extra.
+    ``boxes``: file_idx, line (null), loc (``annotations[i]``), ann_idx (i), name (the
+    category's name), x, y, bw, bh [, score], extra.
+    ``source_meta``: the categories (and ``info``, ``licenses``) as written.
+
+    Every check runs column-wise over the parsed lists; a bad entry is reported with its
+    index and id and skipped.
     """
     label = display_path(path)
     doc = load_json(path)
@@ -107,153 +307,150 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
         raise InputError(f"{head_label}: no `categories` list")
 
     bad: list[tuple[str, int | None, str]] = []
-    cat_name: dict[int | str, str] = {}
-    seen_names: dict[str, int | str] = {}
-    for i, c in enumerate(cats):
-        cid = _id(c.get("id")) if isinstance(c, dict) else None
-        name = c.get("name") if isinstance(c, dict) else None
-        if cid is None or not isinstance(name, str) or not name.strip():
-            raise InputError(f"{head_label}: categories[{i}] needs an id and a name")
-        name = name.strip()
-        if cid in cat_name:
-            raise InputError(f"{head_label}: categories[{i}]: category id {cid!r} repeats")
-        if name in seen_names:
-            raise InputError(
-                f"{head_label}: categories[{i}]: name {name!r} repeats (ids {seen_names[name]!r} and {cid!r})"
-            )
-        cat_name[cid] = name
-        seen_names[name] = cid
-
-    f_idx: list[int] = []
-    f_path: list[str] = []
-    f_w: list[int | None] = []
-    f_h: list[int | None] = []
-    f_meta: list[str] = []
-    by_id: dict[int | str, int] = {}
-    for i, im in enumerate(images):
-        where = f"images[{i}]"
-        if not isinstance(im, dict):
-            bad.append((head_label, None, f"{where}: not an object"))
-            continue
-        iid = _id(im.get("id"))
-        fname = im.get("file_name")
-        if iid is None:
-            bad.append((head_label, None, f"{where}: no id"))
-            continue
-        if not isinstance(fname, str) or not fname.strip():
-            bad.append((head_label, None, f"{where} (id {iid!r}): no file_name"))
-            continue
-        if iid in by_id:
-            bad.append((head_label, None, f"{where}: image id {iid!r} repeats images[{by_id[iid]}]; skipped"))
-            continue
-        w, h = im.get("width"), im.get("height")
-        by_id[iid] = i
-        f_idx.append(i)
-        f_path.append(fname)
-        f_w.append(int(w) if _num(w) else None)
-        f_h.append(int(h) if _num(h) else None)
-        f_meta.append(json.dumps({"coco": im}, ensure_ascii=False, separators=(",", ":")))
-    files = pl.DataFrame(
-        {"file_idx": f_idx, "path": f_path, "size_w": f_w, "size_h": f_h, "meta": f_meta},
-        schema={
-            "file_idx": pl.Int64,
-            "path": pl.String,
-            "size_w": pl.Int64,
-            "size_h": pl.Int64,
-            "meta": pl.String,
-        },
+    with _no_gc():
+        cat_name, names = _categories(cats, head_label)
+        files = _read_images(images, head_label, bad)
+        boxes, bad_boxes = _read_annotations(anns, ann_key, label, files, cat_name, with_score, bad)
+    source = {k: head[k] for k in ("info", "licenses") if k in head}
+    source_meta = _dumps({"coco": {"categories": cats, **source}})
+    return ReadResult(
+        files=files.drop("key"),
+        boxes=boxes,
+        problems=problems_frame(bad),
+        names=names,
+        names_source=head_label,
+        found=len(images),
+        bad_boxes=bad_boxes,
+        source_meta=source_meta,
     )
 
-    cols: dict[str, list[Any]] = {
-        k: [] for k in ("file_idx", "loc", "name", "x", "y", "bw", "bh", "score", "extra")
-    }
-    bad_files: list[int] = []
-    for i, a in enumerate(anns):
+
+def _read_annotations(
+    anns: list[Any],
+    ann_key: str,
+    label: str,
+    files: pl.DataFrame,
+    cat_name: dict[str, str],
+    with_score: bool,
+    bad: list[tuple[str, int | None, str]],
+) -> tuple[pl.DataFrame, int]:
+    """The annotations (or results) as box columns, checked column-wise; bad ones go to ``bad``."""
+    n = len(anns)
+    rows = [a if type(a) is dict else {} for a in anns]
+    is_obj = np.fromiter((type(a) is dict for a in anns), bool, n)
+    bb_ok, xywh, bb_int = _bbox_columns([r.get("bbox") for r in rows])
+    img_key = _id_keys([r.get("image_id") for r in rows])
+    cat_key = _id_keys([r.get("category_id") for r in rows])
+    scores = [r.get("score") for r in rows] if with_score else []
+    frame = pl.DataFrame({"ann_idx": np.arange(n, dtype=np.int64), "ikey": img_key, "ckey": cat_key})
+    frame = frame.join(
+        files.select(pl.col("key").alias("ikey"), "file_idx"), on="ikey", how="left", maintain_order="left"
+    ).with_columns(
+        pl.col("ckey").replace_strict(cat_name, default=None, return_dtype=pl.String).alias("name")
+    )
+    fi = frame["file_idx"].to_numpy()
+    has_img = frame["file_idx"].is_not_null().to_numpy()
+    has_cat = frame["name"].is_not_null().to_numpy()
+    if with_score:
+        score = pl.Series(
+            [v if type(v) in (int, float) else None for v in scores], dtype=pl.Float64, strict=False
+        )
+        has_score = score.is_not_null().to_numpy()
+    else:
+        score = pl.Series([None] * n, dtype=pl.Float64)
+        has_score = np.ones(n, bool)
+    good = is_obj & bb_ok & has_img & has_cat & has_score
+    for i in np.flatnonzero(~good).tolist():
+        a = anns[i]
         where = f"{ann_key}[{i}]"
-        if not isinstance(a, dict):
+        if not is_obj[i]:
             bad.append((label, None, f"{where}: not an object"))
             continue
         if "id" in a:
             where += f" (id {a['id']!r})"
-        iid = _id(a.get("image_id"))
-        fi = by_id.get(iid) if iid is not None else None
-        bb = a.get("bbox")
-        if not (isinstance(bb, list) and len(bb) == 4 and all(_num(v) for v in bb)):
-            bad.append(
-                (
-                    label,
-                    None,
-                    f"{where}: bbox must be [x, y, width, height] numbers, got {json.dumps(bb)[:60]}",
-                )
-            )
-            bad_files.extend([fi] if fi is not None else [])
-            continue
-        if fi is None:
-            bad.append((label, None, f"{where}: image_id {a.get('image_id')!r} is not in images"))
-            continue
-        cid = _id(a.get("category_id"))
-        name = cat_name.get(cid) if cid is not None else None
-        if name is None:
-            bad.append((label, None, f"{where}: category_id {a.get('category_id')!r} is not in categories"))
-            bad_files.append(fi)
-            continue
-        score = a.get("score")
-        if with_score and not _num(score):
-            bad.append((label, None, f"{where}: no numeric score"))
-            bad_files.append(fi)
-            continue
-        if with_score:
-            rest = {k: v for k, v in a.items() if k not in _RESULT_CORE}
-            extra: dict[str, Any] = {}
-            if "id" in a:
-                extra["coco_id"] = a["id"]
-            if rest:
-                extra["coco"] = rest
+        if not bb_ok[i]:
+            msg = f"bbox must be [x, y, width, height] numbers, got {json.dumps(a.get('bbox'))[:60]}"
+        elif not has_img[i]:
+            msg = f"image_id {a.get('image_id')!r} is not in images"
+        elif not has_cat[i]:
+            msg = f"category_id {a.get('category_id')!r} is not in categories"
         else:
-            rest = {k: v for k, v in a.items() if k not in _CORE}
-            extra = {k: a[k] for k in ("iscrowd", "area") if k in a}
-            if "id" in a:
-                extra["coco_id"] = a["id"]
-            extra["coco_bbox"] = bb
-            if "segmentation" in a:
-                extra["coco_seg"] = a["segmentation"]
-            if rest:
-                extra["coco"] = rest
-        cols["file_idx"].append(fi)
-        cols["loc"].append(where)
-        cols["name"].append(name)
-        cols["x"].append(float(bb[0]))
-        cols["y"].append(float(bb[1]))
-        cols["bw"].append(float(bb[2]))
-        cols["bh"].append(float(bb[3]))
-        cols["score"].append(float(score) if with_score else None)
-        cols["extra"].append(json.dumps(extra, ensure_ascii=False, separators=(",", ":")) if extra else None)
+            msg = "no numeric score"
+        bad.append((label, None, f"{where}: {msg}"))
+    keep = np.flatnonzero(good)
+    kept = [rows[i] for i in keep.tolist()]
+    ids = [r.get("id", _MISS) for r in kept]
+    id_text = _json_texts(ids)
+    has_id = id_text.is_not_null()
+    id_repr = (
+        id_text
+        if set(map(type, ids)) <= {int, _Missing}
+        else pl.Series([None if v is _MISS else repr(v) for v in ids], dtype=pl.String)
+    )
+    idx = pl.Series(keep, dtype=pl.Int64)
+    loc = pl.format(f"{ann_key}[{{}}]", pl.col("ann_idx")) + pl.when(pl.col("has_id")).then(
+        pl.format(" (id {})", pl.col("id_repr"))
+    ).otherwise(pl.lit(""))
+    core = _RESULT_CORE if with_score else _CORE
+    rest_keys = [k for k in _keys_of(kept) if k not in core]
+    rest = None
+    if rest_keys:
+        rest_all = _object_texts(kept, rest_keys)
+        rest = rest_all.to_frame("t").select(pl.when(pl.col("t") != "{}").then(pl.col("t"))).to_series()
+    if with_score:
+        parts = [pl.lit('"coco_id":') + pl.col("id_text")]
+    else:
+        sel = keep
+        b_int = bb_int[sel] if bb_int is not None else None
+        bbox_text = pl.concat_str(
+            [pl.lit('"coco_bbox":[')]
+            + [
+                _number_text(xywh[sel, j], b_int[:, j] if b_int is not None else None).alias(f"b{j}")
+                + pl.lit("," if j < 3 else "]")
+                for j in range(4)
+            ]
+        )
+        parts = [
+            pl.lit('"iscrowd":') + pl.col("iscrowd"),
+            pl.lit('"area":') + pl.col("area"),
+            pl.lit('"coco_id":') + pl.col("id_text"),
+            bbox_text,
+            pl.lit('"coco_seg":') + pl.col("seg"),
+        ]
+    if rest is not None:
+        parts.append(pl.lit('"coco":') + pl.col("rest"))
+    cols: dict[str, Any] = {
+        "ann_idx": idx,
+        "id_text": id_text,
+        "has_id": has_id,
+        "id_repr": id_repr,
+        "rest": rest if rest is not None else pl.Series([None] * len(kept), dtype=pl.String),
+    }
+    if not with_score:
+        cols["iscrowd"] = _json_texts([r.get("iscrowd", _MISS) for r in kept])
+        cols["area"] = _json_texts([r.get("area", _MISS) for r in kept])
+        cols["seg"] = _json_texts([r.get("segmentation", _MISS) for r in kept])
+    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
+    extra = pl.when(body != "").then(pl.lit("{") + body + pl.lit("}"))
+    meta_cols = pl.DataFrame(cols).select(loc.alias("loc"), extra.alias("extra"))
     boxes = pl.DataFrame(
-        cols,
-        schema={
-            "file_idx": pl.Int64,
-            "loc": pl.String,
-            "name": pl.String,
-            "x": pl.Float64,
-            "y": pl.Float64,
-            "bw": pl.Float64,
-            "bh": pl.Float64,
-            "score": pl.Float64,
-            "extra": pl.String,
-        },
-    ).with_columns(pl.lit(None, pl.Int64).alias("line"))
+        {
+            "file_idx": pl.Series(fi[keep], dtype=pl.Int64),
+            "line": pl.Series([None] * len(keep), dtype=pl.Int64),
+            "loc": meta_cols["loc"],
+            "ann_idx": idx,
+            "name": frame["name"].gather(idx),
+            "x": xywh[keep, 0],
+            "y": xywh[keep, 1],
+            "bw": xywh[keep, 2],
+            "bh": xywh[keep, 3],
+            "score": score.gather(idx),
+            "extra": meta_cols["extra"],
+        }
+    )
     if not with_score:
         boxes = boxes.drop("score")
-    return ReadResult(
-        files=files,
-        boxes=boxes,
-        problems=problems_frame(bad),
-        names=list(cat_name.values()),
-        names_source=head_label,
-        found=len(images),
-        bad_boxes=sum(1 for _f, _l, m in bad if m.startswith(ann_key)),
-        bad_box_files=bad_files,
-    )
+    return boxes, int(n - len(keep))
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -262,32 +459,85 @@ def categories(names: Sequence[str]) -> list[dict[str, Any]]:
     return [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(names)]
 
 
+def source_categories(
+    names: Sequence[str], source: Sequence[Any] | None, used: Sequence[int] = ()
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The categories to write and the category id (JSON text) of every workspace class.
+
+    Without ``source``: :func:`categories` (id = class id + 1) for every class. With the
+    categories of the imported file (``source``, as written): those entries as written,
+    and their ids for the classes of the same names; a class the file lacks gets
+    largest integer id + class id + 1 (so a set and a run from the same file agree) and,
+    when it is in ``used``, an entry after the file's.
+    """
+    if not source:
+        return categories(names), [str(i + 1) for i in range(len(names))]
+    entries = [dict(c) for c in source if isinstance(c, dict)]
+    by_name = {str(c.get("name", "")).strip(): c.get("id") for c in entries}
+    top = max((v for v in by_name.values() if type(v) is int), default=0)
+    ids: list[str] = []
+    for i, n in enumerate(names):
+        cid = by_name.get(n)
+        if _id(cid) is None:
+            cid = top + i + 1
+            if i in used:
+                entries.append({"id": cid, "name": n, "supercategory": ""})
+        ids.append(_dumps(cid))
+    return entries, ids
+
+
 def _num_text(e: pl.Expr) -> pl.Expr:
     return e.round(6).cast(pl.String)
 
 
-def annotation_texts(boxes: pl.DataFrame, *, with_score: bool = False, source_ids: bool = False) -> pl.Series:
+def _coord_text(value: pl.Expr, exact: pl.Expr | None = None) -> pl.Expr:
+    """A coordinate as short as it stays exact: rounded to 6 decimals when that gives back
+    ``exact`` (default: the value itself; for a width, the right edge ``x1 + w``), else
+    every digit."""
+    short = value.round(6)
+    same = (short == value) if exact is None else exact
+    return pl.when(same).then(short.cast(pl.String)).otherwise(value.cast(pl.String))
+
+
+def annotation_texts(
+    boxes: pl.DataFrame,
+    *,
+    with_score: bool = False,
+    source_ids: bool = False,
+    category_ids: Sequence[str] | None = None,
+) -> pl.Series:
     """The JSON text of every box as a COCO annotation (or, ``with_score``, a result).
 
     ``boxes``: image_id_json (the image id as JSON text), class_id, x1, y1, x2, y2
-    [, score], extra. Rows come out in the same order.
+    [, score], extra. ``category_ids``: the category id (JSON text) of each class id
+    (default: class id + 1). With ``source_ids`` an annotation keeps the id it was
+    imported with (a result too, where it had one). Rows come out in the same order.
+
+    A coordinate is written with 6 decimals when that is exact (``x + w`` gives back
+    the stored right edge), else with every digit, so boxes read back unchanged.
     """
     x1, y1, x2, y2 = (pl.col(c) for c in ("x1", "y1", "x2", "y2"))
     extra = pl.col("extra")
+    w6, h6 = (x2 - x1).round(6), (y2 - y1).round(6)
     fresh_bbox = pl.concat_str(
         [
             pl.lit("["),
-            _num_text(x1),
+            _coord_text(x1),
             pl.lit(","),
-            _num_text(y1),
+            _coord_text(y1),
             pl.lit(","),
-            _num_text(x2 - x1),
+            _coord_text(x2 - x1, x1 + w6 == x2),
             pl.lit(","),
-            _num_text(y2 - y1),
+            _coord_text(y2 - y1, y1 + h6 == y2),
             pl.lit("]"),
         ]
     )
-    cat = (pl.col("class_id") + 1).cast(pl.String)
+    if category_ids is None:
+        cat = (pl.col("class_id") + 1).cast(pl.String)
+    else:
+        cat = pl.col("class_id").replace_strict(
+            dict(enumerate(category_ids)), default=None, return_dtype=pl.String
+        )
     rest = extra.str.json_path_match("$.coco")
     rest_inner = (
         pl.when(rest.is_not_null() & (rest != "{}"))
@@ -295,9 +545,11 @@ def annotation_texts(boxes: pl.DataFrame, *, with_score: bool = False, source_id
         .otherwise(pl.lit(""))
     )
     if with_score:
+        rid = extra.str.json_path_match("$.coco_id") if source_ids else pl.lit(None, pl.String)
         text = pl.concat_str(
             [
-                pl.lit('{"image_id":'),
+                pl.when(rid.is_not_null()).then(pl.lit('{"id":') + rid + pl.lit(",")).otherwise(pl.lit("{")),
+                pl.lit('"image_id":'),
                 pl.col("image_id_json"),
                 pl.lit(',"category_id":'),
                 cat,
@@ -361,8 +613,9 @@ def image_entries(images: pl.DataFrame, *, source_ids: bool = False) -> tuple[li
     """The JSON text of every image entry and of its id, in ``images`` order.
 
     ``images``: item_id, width, height, meta, file_name (the name to write when the meta
-    has none). With ``source_ids`` an image keeps the id of the file it was imported from
-    (images without one get ids above the largest).
+    has none). With ``source_ids`` an image keeps the id of the file it was imported from;
+    one without gets its item id, above the largest integer id when some images have
+    one (so a set and a run from the same file agree). Otherwise the id is the item id.
     """
     metas = images["meta"].to_list()
     items = images["item_id"].to_list()
@@ -398,18 +651,30 @@ def image_entries(images: pl.DataFrame, *, source_ids: bool = False) -> tuple[li
         entries.append(entry)
     if pending:
         top = max((v for v in taken if isinstance(v, int)), default=0)
-        for n, k in enumerate(pending, start=1):
-            entries[k]["id"] = top + n
+        for k in pending:
+            entries[k]["id"] = top + items[k]
     texts = [json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in entries]
     ids = [json.dumps(e["id"], ensure_ascii=False) for e in entries]
     return texts, ids
 
 
-def instances_bytes(image_texts: Sequence[str], ann_texts: Sequence[str], names: Sequence[str]) -> bytes:
-    """A COCO instances document from pre-encoded image and annotation entries."""
-    cats = json.dumps(categories(names), ensure_ascii=False, separators=(",", ":"))
+def instances_bytes(
+    image_texts: Sequence[str],
+    ann_texts: Sequence[str],
+    names: Sequence[str],
+    *,
+    cat_entries: Sequence[dict[str, Any]] | None = None,
+    head: dict[str, Any] | None = None,
+) -> bytes:
+    """A COCO instances document from pre-encoded image and annotation entries.
+
+    ``cat_entries``: the categories to write (default: :func:`categories` of ``names``);
+    ``head``: top-level keys written first (``info``, ``licenses`` of the imported file).
+    """
+    cats = _dumps(list(cat_entries) if cat_entries is not None else categories(names))
+    first = "".join(f"{_enc(k)}:{_dumps(v)}," for k, v in (head or {}).items())
     parts = [
-        '{"images":[',
+        "{" + first + '"images":[',
         ",".join(image_texts),
         '],"annotations":[',
         ",".join(ann_texts),
