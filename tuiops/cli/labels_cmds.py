@@ -77,6 +77,11 @@ def _report_import(result: Any, as_json: bool, show: int) -> None:
             f"\n  left out {result.images_without_boxes} image(s) whose every box had a problem "
             "(not taken as images without objects)"
         )
+    if result.kind == "dets" and result.boxes_outside:
+        how = {"keep": "kept as written", "clip": "clipped", "drop": "skipped"}[result.outside]
+        text += f"\n  {result.boxes_outside} detection(s) outside the image beyond the tolerance: {how}"
+    if result.kind == "dets" and result.boxes_clipped:
+        text += f"\n  {result.boxes_clipped} detection(s) clipped to the image"
     if result.added_classes:
         how = "the empty class map took" if result.classes_adopted else "added classes:"
         text += f"\n  {how} {', '.join(result.added_classes)}"
@@ -103,10 +108,12 @@ def _naming_options(f: Any) -> Any:
     """The --names and --ids options shared by label and detection exports."""
     f = click.option(
         "--ids",
-        type=click.Choice(["item", "source"]),
-        default="item",
+        type=click.Choice(["source", "tuiops", "item"]),
+        default="source",
         show_default=True,
-        help="COCO image ids: item ids (shared by every set and run) or the imported file's ids.",
+        help="COCO ids: source keeps the image, category and annotation ids of the imported COCO file "
+        "(tuiops' numbering where it has none, e.g. data from YOLO or VOC); tuiops (or item) writes "
+        "item ids, class id + 1 and 1..N.",
     )(f)
     return click.option(
         "--names",
@@ -328,6 +335,16 @@ def dets_group() -> None:
     "--covers",
     help="Label set whose every image the run processed: its images without a file had no detections.",
 )
+@click.option(
+    "--clip",
+    is_flag=True,
+    help="Clip every detection to its image (the clipped ones are counted; one left empty is skipped).",
+)
+@click.option(
+    "--drop-outside",
+    is_flag=True,
+    help="Skip (and list) detections outside the image by more than --tolerance, as labels are.",
+)
 @_import_options
 def dets_import(
     src: str,
@@ -340,6 +357,8 @@ def dets_import(
     iou: float | None,
     epoch: int | None,
     covers: str | None,
+    clip: bool,
+    drop_outside: bool,
     add_classes: bool,
     strict: bool,
     replace: bool,
@@ -355,13 +374,21 @@ def dets_import(
     the COCO file with its images and categories; a full COCO dict whose annotations
     have a score needs nothing else. Problems are handled as in `tuiops labels import`.
 
+    A detection is a measurement: one lying outside its image (detectors of other
+    frameworks do not clip) is kept as written by default and counted in the summary
+    ("outside the image"); --clip clips them, --drop-outside skips them.
+    COCO files keep their image, category and annotation ids for export.
+
     \b
     Examples:
       tuiops dets import runs/predict/labels --run v41 --format yolo --weights best.pt --conf 0.25
       tuiops dets import results.json --images instances.json --run v41-coco
     """
+    from tuiops.errors import UsageError
     from tuiops.ops.labels import import_detections
 
+    if clip and drop_outside:
+        raise UsageError("--clip and --drop-outside exclude each other", hint="give one of them")
     _run_import(
         import_detections,
         as_json,
@@ -382,6 +409,7 @@ def dets_import(
         iou=iou,
         epoch=epoch,
         covers=covers,
+        outside="clip" if clip else "drop" if drop_outside else "keep",
         note=note,
     )
 

@@ -22,6 +22,15 @@ How the store maps onto COCO:
   is its box's, as ``loadRes`` computes it.
 - Within an image and class, detections with equal scores keep their store order (the
   order of the source file), labels likewise.
+- Across images, detections with equal scores are taken in pycocotools' order: by
+  image in ascending COCO image id (``imgIds`` is sorted; ``accumulate()``
+  concatenates the images in that order and sorts by score with a stable sort). For a
+  label set imported from COCO the image ids are the file's (kept in
+  ``set_images.meta``), so ``eval`` equals pycocotools on the user's own files, ties
+  included. Images without a COCO id (sets from YOLO or VOC) tie in item id order,
+  which is the image id ``labels export --format coco`` writes for them; in a set that
+  has both, the images with an integer COCO id come first (by id), then those with a
+  string id (by id), then the rest (by item id).
 
 The computation is vectorised: candidate pairs come from one sort-merge join on
 (image, class), :func:`tuiops.ops.matching.greedy_assign` matches all 10 thresholds ×
@@ -47,6 +56,7 @@ from tuiops.ops.matching import member
 if TYPE_CHECKING:
     import polars as pl
 
+    from tuiops.store import Store
     from tuiops.workspace import Workspace
 
 #: COCOeval's default parameters for bounding boxes.
@@ -140,6 +150,7 @@ def coco_evaluate(
     *,
     image_ids: Any = None,
     class_ids: Any = None,
+    image_order: Any = None,
     check: Callable[[], None] | None = None,
 ) -> CocoResult:
     """COCO bbox evaluation of in-memory frames, equal to pycocotools' COCOeval.
@@ -149,7 +160,10 @@ def coco_evaluate(
     x1, y1, x2, y2, score``. Within one image and class, rows keep their frame order for
     ties. ``image_ids``: COCO's imgIds (default: the images that have labels); detections
     on other images are left out. ``class_ids``: COCO's catIds (default: the classes that
-    have labels); detections of other classes are left out. ``check`` is called between
+    have labels); detections of other classes are left out. ``image_order``: one sort
+    key per image of ``image_ids`` (e.g. its COCO image id): detections with equal
+    scores in different images are taken in this order, as pycocotools takes them in
+    ascending image id (default: the image ids' order). ``check`` is called between
     matching rounds (cancellation).
 
     Classes are independent in COCO's evaluation; with enough boxes they are split into
@@ -157,8 +171,10 @@ def coco_evaluate(
     """
     t0 = time.perf_counter()
     imgs = np.asarray(labels["item_id"] if image_ids is None else image_ids, dtype=np.int64)
+    img_key = None if image_order is None or image_ids is None else np.asarray(image_order)
     if len(imgs) > 1 and not (np.diff(imgs) > 0).all():
-        imgs = np.unique(imgs)
+        imgs, first = np.unique(imgs, return_index=True)
+        img_key = None if img_key is None else img_key[first]
     cats = np.unique(np.asarray(labels["class_id"] if class_ids is None else class_ids, dtype=np.int64))
     n_cat = len(cats)
 
@@ -179,7 +195,11 @@ def coco_evaluate(
     det = _columns(dets, ("item_id", "class_id"), ("x1", "y1", "x2", "y2", "score"))
     n_all_dets = len(det["score"])
     det = _subset(det, member(det["item_id"], imgs) & member(det["class_id"], cats))
-    if len(det["item_id"]) and (np.diff(det["item_id"]) < 0).any():
+    if img_key is not None and len(det["item_id"]):
+        rank = np.empty(len(imgs), np.int64)
+        rank[np.argsort(img_key, kind="stable")] = np.arange(len(imgs))
+        det = _subset(det, np.argsort(rank[np.searchsorted(imgs, det["item_id"])], kind="stable"))
+    elif len(det["item_id"]) and (np.diff(det["item_id"]) < 0).any():
         det = _subset(det, np.argsort(det["item_id"], kind="stable"))
     det["cls"] = np.searchsorted(cats, det["class_id"])
 
@@ -449,6 +469,45 @@ def _summarize(precision: np.ndarray, recall: np.ndarray) -> np.ndarray:
     )
 
 
+def source_image_order(store: Store, set_id: int, items: np.ndarray) -> np.ndarray | None:
+    """A tie-order key per image of ``items`` (sorted item ids of the set): pycocotools' order.
+
+    Images with an integer COCO id (``set_images.meta``) come first, by id; then those with
+    a string id, by id; then the others, by item id. None when no image has a COCO id.
+    """
+    import polars as pl
+
+    frame = store.read_frame(
+        "SELECT item_id, "
+        "CASE WHEN json_valid(meta) AND json_type(meta, '$.coco.id') = 'integer' "
+        "THEN json_extract(meta, '$.coco.id') END AS sid_int, "
+        "CASE WHEN json_valid(meta) AND json_type(meta, '$.coco.id') = 'text' "
+        "THEN json_extract(meta, '$.coco.id') END AS sid_text "
+        "FROM set_images WHERE set_id = ? AND meta IS NOT NULL",
+        (set_id,),
+        {"item_id": pl.Int64, "sid_int": pl.Int64, "sid_text": pl.String},
+    ).filter(pl.col("sid_int").is_not_null() | pl.col("sid_text").is_not_null())
+    if frame.height == 0:
+        return None
+    base = pl.DataFrame({"item_id": items}, schema={"item_id": pl.Int64})
+    ranked = (
+        base.join(frame, on="item_id", how="left", maintain_order="left")
+        .with_row_index("pos")
+        .sort(
+            pl.col("sid_int").is_null(),
+            "sid_int",
+            pl.col("sid_text").is_null(),
+            "sid_text",
+            "item_id",
+            nulls_last=True,
+            maintain_order=True,
+        )
+    )
+    key = np.empty(len(items), np.int64)
+    key[ranked["pos"].to_numpy()] = np.arange(len(items))
+    return key
+
+
 def evaluate(
     ws: Workspace,
     set_name: str,
@@ -489,7 +548,14 @@ def evaluate(
     classes = ws.classes
     n_cls = int(labels["class_id"].max()) + 1 if labels.height else 0
     class_ids = np.arange(max(len(classes), n_cls))
-    res = coco_evaluate(labels, dets, image_ids=set_items, class_ids=class_ids, check=rep.check)
+    res = coco_evaluate(
+        labels,
+        dets,
+        image_ids=set_items,
+        class_ids=class_ids,
+        image_order=source_image_order(store, set_id, set_items),
+        check=rep.check,
+    )
     rep.update(3, "done", force=True)
     t2 = time.perf_counter()
     names = {i: (classes[i] if i < len(classes) else str(i)) for i in res.class_ids.tolist()}

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
 DET_FORMATS = ("yolo", "coco")
+#: COCO export ids: the imported file's (``source``) or tuiops' numbering (``tuiops``, alias ``item``).
+ID_CHOICES = ("source", "tuiops", "item")
+#: What `dets import` does with a detection outside its image: keep it as written, clip it, drop it.
+OUTSIDE = ("keep", "clip", "drop")
 _SUFFIX = {"yolo": ".txt", "voc": ".xml", "coco": ".json"}
 
 
@@ -97,6 +101,9 @@ class ImportResult:
     boxes: int = 0
     files_skipped: int = 0
     boxes_skipped: int = 0
+    boxes_outside: int = 0
+    boxes_clipped: int = 0
+    outside: str = "keep"
     problems: Any = None
     added_classes: list[str] = field(default_factory=list)
     classes_adopted: bool = False
@@ -137,6 +144,15 @@ class ImportResult:
             "boxes": self.boxes,
             "boxes_skipped": self.boxes_skipped,
             "images_without_boxes": self.images_without_boxes,
+            **(
+                {
+                    "outside": self.outside,
+                    "boxes_outside": self.boxes_outside,
+                    "boxes_clipped": self.boxes_clipped,
+                }
+                if self.kind == "dets"
+                else {}
+            ),
             "problem_count": self.problem_count,
             "problems": [] if not len(rows) else rows.to_dicts(),
             "added_classes": self.added_classes,
@@ -278,6 +294,7 @@ def import_detections(
     strict: bool = False,
     replace: bool = False,
     tolerance: Tolerance | None = None,
+    outside: str = "keep",
     weights: str | Path | None = None,
     conf: float | None = None,
     iou: float | None = None,
@@ -293,6 +310,11 @@ def import_detections(
     to. ``weights`` (its path and sha256), ``conf``, ``iou`` and ``epoch`` are recorded as
     the run's lineage. ``covers`` names a label set whose every image the run processed:
     its images without a detections file join the run with no detections.
+
+    ``outside``: what happens to a detection that lies outside its image by more than
+    ``tolerance``: ``keep`` stores it as written (a detection is a measurement; the
+    result counts them), ``clip`` clips every detection to its image (those changed are
+    counted; one left empty is reported and skipped), ``drop`` reports and skips it.
     """
     return _import(
         ws,
@@ -306,6 +328,7 @@ def import_detections(
         strict=strict,
         replace=replace,
         tolerance=tolerance or Tolerance(),
+        outside=outside,
         note=note,
         lineage={"weights": weights, "conf": conf, "iou": iou, "epoch": epoch},
         covers=covers,
@@ -334,6 +357,7 @@ def _import(
     tolerance: Tolerance,
     note: str | None,
     lineage: dict[str, Any],
+    outside: str = "drop",
     covers: str | None,
     progress: ProgressFn | None,
     cancel: CancelToken | None,
@@ -345,6 +369,8 @@ def _import(
     allowed = FORMATS if kind == "labels" else DET_FORMATS
     if fmt not in allowed:
         raise UsageError(f"format {fmt!r} is not supported here; use one of {', '.join(allowed)}")
+    if outside not in OUTSIDE:
+        raise UsageError(f"outside must be one of {', '.join(OUTSIDE)}, not {outside!r}")
     if classes_file is not None and fmt != "yolo":
         raise UsageError(f"--classes is for YOLO files; {fmt.upper()} files name their classes themselves")
     if images_file is not None and fmt != "coco":
@@ -380,6 +406,8 @@ def _import(
         "tolerance": str(tolerance),
         "add_classes": add_classes,
     }
+    if kind == "dets":
+        params["outside"] = outside
     op = f"{kind}.import"
     with job(store, op, params) as jh:
         rep = Reporter(op, progress, cancel, job_id=jh.id)
@@ -398,6 +426,7 @@ def _import(
             names_file=rr.names_source,
             strict=strict,
             warnings=warnings + rr.warnings,
+            outside=outside if kind == "dets" else "drop",
         )
         prepared = _prepare(ws, rr, fmt, kind == "dets", tolerance, add_classes, result)
         rep.check()
@@ -444,6 +473,7 @@ def _import(
                 fmt=fmt,
                 note=note,
                 replace=replace,
+                meta=rr.source_meta,
             )
         else:
             store.create_run(
@@ -457,11 +487,14 @@ def _import(
                 epoch=lineage.get("epoch"),
                 conf=lineage.get("conf"),
                 iou=lineage.get("iou"),
-                params={"tolerance": str(tolerance), "covers": covers}
-                if covers
-                else {"tolerance": str(tolerance)},
+                params={
+                    "tolerance": str(tolerance),
+                    "outside": outside,
+                    **({"covers": covers} if covers else {}),
+                },
                 note=note,
                 replace=replace,
+                meta=rr.source_meta,
             )
         result.images = images.height
         result.boxes = prepared.boxes.height
@@ -754,9 +787,12 @@ def _prepare(
     checks.append(
         ((x2 <= x1) | (y2 <= y1), pl.format("empty or inverted box {}: needs x1 < x2 and y1 < y2", coords))
     )
+    beyond = (x1 < -tx) | (y1 < -ty) | (x2 > Wf + tx) | (y2 > Hf + ty)
+    if with_score and result.outside != "drop":
+        beyond = pl.lit(False)
     checks.append(
         (
-            (x1 < -tx) | (y1 < -ty) | (x2 > Wf + tx) | (y2 > Hf + ty),
+            beyond,
             pl.format(
                 "box {} lies outside the {}x{} image by more than the tolerance ({}); fix the box or pass --tolerance",
                 coords,
@@ -779,6 +815,9 @@ def _prepare(
         pl.when(loc.is_not_null()).then(pl.format("{}: {}", loc, cmsg)).otherwise(cmsg).alias("message"),
     )
     good = boxes.filter(~pl.col("bad"))
+    if with_score and result.outside != "drop":
+        good, clip_problems = _outside_detections(good, tol, result)
+        box_problems = pl.concat([box_problems, clip_problems])
     crowded = _crowded_files(good, accepted, result.source if fmt == "coco" else None, with_score)
     if crowded.height:
         file_problems = concat_problems([file_problems, crowded.drop("file_idx", "n")])
@@ -892,6 +931,55 @@ def _files_without_valid_boxes(
     ).select("file_idx", "path", "item_id")
 
 
+def _outside_detections(
+    good: pl.DataFrame, tol: Tolerance, result: ImportResult
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Count the detections outside their image beyond ``tol``; with ``clip``, clip every
+    detection to its image (a box left empty is reported and skipped)."""
+    import polars as pl
+
+    Wf, Hf = pl.col("width").cast(pl.Float64), pl.col("height").cast(pl.Float64)
+    x1, y1, x2, y2 = (pl.col(c) for c in ("x1", "y1", "x2", "y2"))
+    tx = pl.max_horizontal(pl.lit(tol.px), Wf * (tol.pct / 100.0))
+    ty = pl.max_horizontal(pl.lit(tol.px), Hf * (tol.pct / 100.0))
+    beyond = (x1 < -tx) | (y1 < -ty) | (x2 > Wf + tx) | (y2 > Hf + ty)
+    result.boxes_outside = int(good.select(beyond.sum()).item() or 0)
+    empty = pl.DataFrame(schema={"file": pl.String, "line": pl.Int64, "message": pl.String})
+    if result.outside != "clip":
+        return good, empty
+    crossing = (x1 < 0) | (y1 < 0) | (x2 > Wf) | (y2 > Hf)
+    clipped = good.with_columns(
+        crossing.alias("_crossing"),
+        x1.clip(0.0, Wf).alias("_x1"),
+        y1.clip(0.0, Hf).alias("_y1"),
+        x2.clip(0.0, Wf).alias("_x2"),
+        y2.clip(0.0, Hf).alias("_y2"),
+    )
+    nothing = (pl.col("_x2") <= pl.col("_x1")) | (pl.col("_y2") <= pl.col("_y1"))
+    coords = pl.format("({}, {}, {}, {})", x1.round(2), y1.round(2), x2.round(2), y2.round(2))
+    gone = clipped.filter(nothing)
+    problems = gone.select(
+        (pl.lit(result.source) if result.fmt == "coco" else pl.col("path")).alias("file"),
+        pl.col("line"),
+        pl.format(
+            "{}box {} lies entirely outside the {}x{} image: clipping leaves nothing (skipped)",
+            pl.when(pl.col("loc").is_not_null()).then(pl.col("loc") + pl.lit(": ")).otherwise(pl.lit("")),
+            coords,
+            pl.col("width"),
+            pl.col("height"),
+        ).alias("message"),
+    )
+    kept = clipped.filter(~nothing)
+    result.boxes_clipped = int(kept["_crossing"].sum())
+    kept = kept.with_columns(
+        pl.col("_x1").alias("x1"),
+        pl.col("_y1").alias("y1"),
+        pl.col("_x2").alias("x2"),
+        pl.col("_y2").alias("y2"),
+    ).drop("_crossing", "_x1", "_y1", "_x2", "_y2")
+    return kept, problems
+
+
 # -- export -----------------------------------------------------------------------------------------
 def _export_images(store: Store, kind: str, name: str) -> pl.DataFrame:
     import polars as pl
@@ -923,6 +1011,20 @@ def _export_images(store: Store, kind: str, name: str) -> pl.DataFrame:
     return store.read_frame(sql, (hid,), schema)
 
 
+def _source_meta(store: Store, kind: str, name: str) -> dict[str, Any]:
+    """The COCO record of the file a set or run was imported from (categories, info, licenses), or {}."""
+    import json
+
+    table = "label_sets" if kind == "labels" else "runs"
+    text = store.one(f"SELECT meta FROM {table} WHERE name = ?", (name,))
+    try:
+        meta = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    coco = meta.get("coco") if isinstance(meta, dict) else None
+    return coco if isinstance(coco, dict) else {}
+
+
 def _target_names(images: pl.DataFrame, suffix: str, names: str) -> list[str]:
     """Relative output paths: the stored source path (suffix replaced) or the key."""
     out: list[str] = []
@@ -945,7 +1047,7 @@ def export_labels(
     *,
     overwrite: bool = False,
     names: str = "source",
-    ids: str = "item",
+    ids: str = "source",
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> ExportResult:
@@ -953,7 +1055,9 @@ def export_labels(
 
     ``names``: ``source`` names each file after the file it was imported from (keeping its
     sub-folder), falling back to the image key; ``key`` always uses the key. ``ids``
-    (COCO): ``item`` uses item ids as image ids, ``source`` the ids of the imported file.
+    (COCO): ``source`` keeps the image, category and annotation ids of the imported COCO
+    file (tuiops' numbering for what has none); ``tuiops`` (or ``item``) numbers them:
+    item ids, class id + 1, 1..N (see :mod:`tuiops.formats.coco`).
     """
     return _export(ws, "labels", name, fmt, Path(to), overwrite, names, ids, None, progress, cancel)
 
@@ -966,7 +1070,7 @@ def export_detections(
     *,
     overwrite: bool = False,
     names: str = "source",
-    ids: str = "item",
+    ids: str = "source",
     images_to: str | Path | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
@@ -974,7 +1078,10 @@ def export_detections(
     """Write a detection run as YOLO txt with a confidence column (folder) or COCO results JSON.
 
     COCO also writes the images and categories the results refer to, to ``images_to``
-    (default: beside the results, ``<name>_images.json``).
+    (default: beside the results, ``<name>_images.json``). ``ids`` as for
+    :func:`export_labels`: by default a run imported from COCO results goes back out with
+    the image and category ids of its COCO file, so pycocotools reads it with the
+    user's own ground truth.
     """
     return _export(ws, "dets", name, fmt, Path(to), overwrite, names, ids, images_to, progress, cancel)
 
@@ -1000,8 +1107,8 @@ def _export(
         raise UsageError(f"format {fmt!r} is not supported here; use one of {', '.join(allowed)}")
     if names not in ("source", "key"):
         raise UsageError(f"--names must be source or key, not {names!r}")
-    if ids not in ("item", "source"):
-        raise UsageError(f"--ids must be item or source, not {ids!r}")
+    if ids not in ID_CHOICES:
+        raise UsageError(f"--ids must be one of {', '.join(ID_CHOICES)}, not {ids!r}")
     store = ws.store
     images = _export_images(store, kind, name)
     boxes = (
@@ -1025,7 +1132,8 @@ def _export(
             rep.update(done, "writing", total=total)
 
         if fmt == "coco":
-            written = _export_coco(kind, images, boxes, classes, to, overwrite, ids, images_to)
+            source = _source_meta(store, kind, name) if ids == "source" else {}
+            written = _export_coco(kind, images, boxes, classes, to, overwrite, ids, images_to, source)
         else:
             if fmt == "yolo":
                 from tuiops.formats.classes import CLASSES_TXT, classes_txt_bytes
@@ -1102,11 +1210,18 @@ def _export_coco(
     overwrite: bool,
     ids: str,
     images_to: str | Path | None,
+    source: dict[str, Any],
 ) -> list[str]:
     import polars as pl
 
     from tuiops.formats import check_target_file
-    from tuiops.formats.coco import annotation_texts, image_entries, instances_bytes, results_bytes
+    from tuiops.formats.coco import (
+        annotation_texts,
+        image_entries,
+        instances_bytes,
+        results_bytes,
+        source_categories,
+    )
 
     file_name = (
         pl.when(pl.col("relpath").is_not_null())
@@ -1121,11 +1236,16 @@ def _export_coco(
     )
     b = boxes.join(id_map, on="item_id", how="left", maintain_order="left")
     with_score = kind == "dets"
-    anns = annotation_texts(b, with_score=with_score, source_ids=ids == "source").to_list()
+    used = boxes["class_id"].unique().to_list() if boxes.height else []
+    cat_entries, cat_ids = source_categories(classes, source.get("categories"), used)
+    head = {k: source[k] for k in ("info", "licenses") if k in source}
+    anns = annotation_texts(
+        b, with_score=with_score, source_ids=ids == "source", category_ids=cat_ids
+    ).to_list()
     if not with_score:
         check_target_file(to, overwrite)
         with atomic_writer(to) as fh:
-            fh.write(instances_bytes(img_texts, anns, classes))
+            fh.write(instances_bytes(img_texts, anns, classes, cat_entries=cat_entries, head=head))
         return [display_path(to)]
     img_path = Path(images_to) if images_to is not None else to.with_name(f"{to.stem}_images.json")
     if img_path.resolve() == to.resolve():
@@ -1133,7 +1253,7 @@ def _export_coco(
     check_target_file(to, overwrite)
     check_target_file(img_path, overwrite)
     with atomic_writer(img_path) as fh:
-        fh.write(instances_bytes(img_texts, [], classes))
+        fh.write(instances_bytes(img_texts, [], classes, cat_entries=cat_entries, head=head))
     with atomic_writer(to) as fh:
         fh.write(results_bytes(anns))
     return [display_path(to), display_path(img_path)]
