@@ -17,6 +17,17 @@ pycocotools is slow (minutes at 200k images), so by default it runs only up to
 ``--pycocotools-max`` images; peers that are not installed are reported as such.
 
     python benchmarks/bench_map.py [--sizes 20000,200000,1000000] [--peers pycocotools,fce,hotcoco] [--quick]
+
+``--from-files`` times the user's whole path instead, from a COCO ground-truth file and
+a results list on disk to the 12 numbers: image and category ids non-contiguous and
+shuffled, two-decimal scores (ties across images), ~5 % of the detections sticking out
+of the image. tuiops: ``labels import`` + ``dets import --images`` + ``eval`` through the
+ops functions in one process (a fresh workspace whose items a scan would have made,
+untimed); hotcoco and pycocotools: ``COCO(gt)`` + ``loadRes(dt)`` + evaluate +
+accumulate + summarize. Each runs in a child process of its own; parity is the 12
+stats of every one against pycocotools (or hotcoco where pycocotools is skipped).
+
+    python benchmarks/bench_map.py --from-files [--sizes 20000] [--import-only 100000]
 """
 
 from __future__ import annotations
@@ -193,6 +204,240 @@ def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+# -- from files: the user's path -----------------------------------------------------------------
+FILE_CATS = (19, 3, 23, 11, 7)  # category ids of the classes 0..4: non-contiguous, listed shuffled
+
+
+def _obj(*pairs: tuple[str, pl.Expr | str]) -> pl.Expr:
+    """A JSON object's text from (key, value text) pairs; a str value is written as is."""
+    parts: list[pl.Expr] = []
+    for k, (key, value) in enumerate(pairs):
+        parts.append(pl.lit(("{" if k == 0 else ",") + json.dumps(key) + ":"))
+        parts.append(pl.lit(value) if isinstance(value, str) else value.cast(pl.String))
+    return pl.concat_str([*parts, pl.lit("}")])
+
+
+def write_files(n_images: int, folder: str, seed: int = 0) -> tuple[str, str]:
+    """A COCO ground-truth file and a results list of :func:`synth`'s boxes (see ``--from-files``)."""
+    rng = np.random.default_rng(seed + 1)
+    labels, dets = synth(n_images, seed)
+    coco_id = rng.permutation(n_images) * 7 + 3  # item k → COCO image id coco_id[k-1]
+    ids = pl.Series("coco_id", coco_id, dtype=pl.Int64)
+    cat = pl.col("class_id").replace_strict(dict(enumerate(FILE_CATS)), return_dtype=pl.Int64)
+
+    def num(e: pl.Expr) -> pl.Expr:
+        return e.round(2).cast(pl.String)
+
+    def bbox(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(
+            pl.col("x1").round(2).alias("x"),
+            pl.col("y1").round(2).alias("y"),
+            (pl.col("x2") - pl.col("x1")).round(2).alias("w"),
+            (pl.col("y2") - pl.col("y1")).round(2).alias("h"),
+            pl.col("item_id").map_batches(lambda s: ids.gather(s - 1)).alias("image_id"),
+            cat.alias("category_id"),
+        )
+
+    box_text = pl.format("[{},{},{},{}]", *(num(pl.col(c)) for c in ("x", "y", "w", "h")))
+    lab = bbox(labels).with_columns(pl.int_range(pl.len()).shuffle(seed).mul(3).add(11).alias("id"))
+    ann = lab.sample(fraction=1.0, shuffle=True, seed=seed).select(
+        _obj(
+            ("id", pl.col("id")),
+            ("image_id", pl.col("image_id")),
+            ("category_id", pl.col("category_id")),
+            ("bbox", box_text),
+            ("area", num(pl.col("w") * pl.col("h"))),
+            ("iscrowd", "0"),
+            ("segmentation", "[]"),
+        )
+    )
+    out = rng.random(dets.height) < 0.05  # detectors of other frameworks do not clip
+    det = bbox(dets).with_columns(
+        pl.when(pl.Series(out)).then(-pl.col("w") / 3).otherwise(pl.col("x")).alias("x"),
+        pl.col("score").round(2).alias("score"),
+    )
+    res = det.sample(fraction=1.0, shuffle=True, seed=seed + 1).select(
+        _obj(
+            ("image_id", pl.col("image_id")),
+            ("category_id", pl.col("category_id")),
+            ("bbox", box_text),
+            ("score", pl.col("score")),
+        )
+    )
+    images = pl.DataFrame({"k": np.arange(1, n_images + 1), "coco_id": coco_id}).sample(
+        fraction=1.0, shuffle=True, seed=seed
+    )
+    img = images.select(
+        _obj(
+            ("id", pl.col("coco_id")),
+            ("file_name", pl.format('"danbooru_{}.jpg"', "k")),
+            ("width", "640"),
+            ("height", "480"),
+        )
+    )
+    order = sorted(enumerate(FILE_CATS), key=lambda t: t[1] % 5)
+    cats = json.dumps([{"id": c, "name": f"c{k}"} for k, c in order])
+    gt_path, dt_path = os.path.join(folder, "gt.json"), os.path.join(folder, "dt.json")
+    with open(gt_path, "w", encoding="utf-8") as fh:
+        fh.write('{"images":[' + ",".join(img.to_series().to_list()) + "],")
+        fh.write('"annotations":[' + ",".join(ann.to_series().to_list()) + "],")
+        fh.write('"categories":' + cats + "}\n")
+    with open(dt_path, "w", encoding="utf-8") as fh:
+        fh.write("[" + ",".join(res.to_series().to_list()) + "]\n")
+    return gt_path, dt_path
+
+
+def tuiops_from_files(gt: str, dt: str, n_images: int, import_only: bool = False) -> dict[str, Any]:
+    """labels import + dets import + eval in a fresh workspace (its items made beforehand, untimed)."""
+    import tempfile
+
+    from tuiops.ops.evaluate import STAT_KEYS, evaluate
+    from tuiops.ops.labels import import_detections, import_labels
+    from tuiops.workspace import Workspace
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace.init(os.path.join(tmp, "ws"), classes=[])
+        keys = pl.DataFrame(
+            {
+                "key": [f"danbooru_{k}" for k in range(1, n_images + 1)],
+                "booru": ["danbooru"] * n_images,
+                "fid": np.arange(1, n_images + 1),
+                "width": [640] * n_images,
+                "height": [480] * n_images,
+            }
+        )
+        ws.store.ensure_items(keys)
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        lab = import_labels(ws, gt, "gt", "coco", add_classes=True)
+        t1 = time.perf_counter()
+        if import_only:
+            ws.close()
+            return {"labels_import": t1 - t0, "boxes": lab.boxes, "cpu": time.process_time() - c0}
+        det = import_detections(ws, dt, "dt", "coco", images_file=gt)
+        t2 = time.perf_counter()
+        res = evaluate(ws, "gt", "dt")
+        t3 = time.perf_counter()
+        cpu = time.process_time() - c0
+        ws.close()
+    return {
+        "wall": t3 - t0,
+        "cpu": cpu,
+        "labels_import": t1 - t0,
+        "dets_import": t2 - t1,
+        "eval": t3 - t2,
+        "labels": lab.boxes,
+        "dets": det.boxes,
+        "outside": det.boxes_outside,
+        "stats": [res.stats[k] for k in STAT_KEYS],
+    }
+
+
+def peer_from_files(peer: str, gt: str, dt: str) -> dict[str, Any]:
+    """The peer's ``COCO(gt)`` + ``loadRes(dt)`` + evaluate + accumulate + summarize, timed whole."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        t, c = time.perf_counter(), time.process_time()
+        if peer == "pycocotools":
+            from pycocotools.coco import COCO
+            from pycocotools.cocoeval import COCOeval
+        else:
+            from hotcoco import COCO, COCOeval  # type: ignore[no-redef]
+        cg = COCO(gt)
+        cd = cg.loadRes(dt)
+        ev = COCOeval(cg, cd, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+    return {"wall": wall, "cpu": cpu, "stats": np.asarray(ev.stats, dtype=np.float64).tolist()}
+
+
+def files_child(who: str, args: list[str]) -> dict[str, Any] | str:
+    """Run one side of ``--from-files`` in a child process; its JSON answer, or why there is none."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--files-child", who, *args], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        tail = out.stderr.strip().splitlines()[-1:] if out.stderr.strip() else []
+        return f"failed: exit {out.returncode}" + (f": {tail[0][:160]}" if tail else "")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main_from_files(sizes: list[int], peers: list[str], py_max: int, import_only: int | None) -> int:
+    import tempfile
+
+    print("timed: the whole path from the files on disk to the 12 numbers, each side in its own process.")
+    print("  tuiops: labels import + dets import --images + eval (ops functions; items made beforehand)")
+    print("  peers:  COCO(gt) + loadRes(dt) + evaluate + accumulate + summarize")
+    print(f"load average at start: {_load()} on {os.cpu_count()} CPUs")
+    ok = True
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            gt, dt = write_files(n, tmp)
+            mb = (os.path.getsize(gt) + os.path.getsize(dt)) / 1e6
+            ours = files_child("tuiops", [gt, dt, str(n)])
+            if isinstance(ours, str):
+                print(f"{n:>9} images  tuiops  {ours}")
+                return 1
+            print(
+                f"{n:>9} images  tuiops        {ours['wall']:8.2f} s  cpu {ours['cpu']:7.2f} s  "
+                f"(labels import {ours['labels_import']:.2f} s, dets import {ours['dets_import']:.2f} s, "
+                f"eval {ours['eval']:.2f} s; {ours['labels']} labels, {ours['dets']} dets, "
+                f"{ours['outside']} outside the image; files {mb:.0f} MB)",
+                flush=True,
+            )
+            ref: np.ndarray | None = None
+            answers: dict[str, dict[str, Any]] = {}
+            for peer in peers:
+                if peer not in ("pycocotools", "hotcoco"):
+                    continue
+                why = available(peer)
+                if why is None and peer == "pycocotools" and n > py_max:
+                    why = f"skipped above {py_max} images (--pycocotools-max)"
+                got = why if why is not None else files_child(peer, [gt, dt])
+                if isinstance(got, str):
+                    print(f"{n:>9} images  {peer:<12}  {got}", flush=True)
+                    continue
+                answers[peer] = got
+                if ref is None or peer == "pycocotools":
+                    ref = np.array(got["stats"])
+            if ref is None:
+                ref = np.array(ours["stats"])
+            for peer, got in answers.items():
+                diff = float(np.abs(np.array(got["stats"]) - ref).max())
+                note = (
+                    "reference" if diff == 0 and peer == "pycocotools" else f"max |Δ| vs reference {diff:.1e}"
+                )
+                print(
+                    f"{n:>9} images  {peer:<12}  {got['wall']:8.2f} s  cpu {got['cpu']:7.2f} s  "
+                    f"{got['wall'] / ours['wall']:6.1f}x tuiops' time  {note}",
+                    flush=True,
+                )
+            diff = float(np.abs(np.array(ours["stats"]) - ref).max())
+            same = diff <= TOL
+            ok &= same
+            print(
+                f"{n:>9} images  parity: tuiops' 12 stats vs "
+                f"{'pycocotools' if 'pycocotools' in answers else 'hotcoco' if answers else 'itself'}: "
+                f"{'ok' if same else 'MISMATCH'} (max |Δ| {diff:.1e})",
+                flush=True,
+            )
+    if import_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            gt, dt = write_files(import_only, tmp)
+            got = files_child("tuiops-import", [gt, dt, str(import_only)])
+            if isinstance(got, str):
+                print(f"{import_only:>9} images  labels import  {got}")
+            else:
+                print(
+                    f"{import_only:>9} images  labels import {got['labels_import']:8.2f} s  "
+                    f"cpu {got['cpu']:7.2f} s  ({got['boxes']} boxes)"
+                )
+    print(f"load average at end: {_load()}")
+    print("parity: ok" if ok else "parity: MISMATCH")
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="20000,200000,1000000", help="Image counts, comma-separated.")
@@ -201,7 +446,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=2, help="Runs of tuiops per size (the best is reported).")
     ap.add_argument("--quick", action="store_true", help="A tiny run (smoke test).")
     ap.add_argument("--peer-child", nargs=2, metavar=("PEER", "IMAGES"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--from-files", action="store_true", help="Time the whole path from COCO files on disk (module doc)."
+    )
+    ap.add_argument(
+        "--import-only", type=int, help="--from-files: also time a labels import alone of this many images."
+    )
+    ap.add_argument("--files-child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.files_child:  # a child process: one side of --from-files
+        who, rest = args.files_child[0], args.files_child[1:]
+        if who.startswith("tuiops"):
+            got = tuiops_from_files(rest[0], rest[1], int(rest[2]), import_only=who == "tuiops-import")
+        else:
+            got = peer_from_files(who, rest[0], rest[1])
+        print(json.dumps(got))
+        return 0
+    if args.from_files:
+        sizes = [300] if args.quick else [int(s) for s in args.sizes.split(",") if s]
+        if not args.quick and args.sizes == ap.get_default("sizes"):
+            sizes = [20_000]
+        peers = [p for p in args.peers.split(",") if p]
+        return main_from_files(sizes, peers, args.pycocotools_max, None if args.quick else args.import_only)
     if args.peer_child:  # a child process: one peer on one size, its memory its own
         peer, n_child = args.peer_child[0], int(args.peer_child[1])
         labels, dets = synth(n_child)

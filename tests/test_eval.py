@@ -165,6 +165,25 @@ def test_random_scenes_match_pycocotools(seed):
     assert_parity(labels, dets, image_ids, class_ids)
 
 
+@pytest.mark.parametrize("seed", [0, 3, 6, 9, 12, 15])
+def test_ties_across_images_in_the_given_image_order(seed):
+    """pycocotools takes equal scores by ascending image id: with ``image_order`` (e.g. the
+    COCO ids of a set imported from COCO) the store's item ids may run in any other order."""
+    labels, dets, image_ids, class_ids = scene(seed)
+    if dets.height == 0:
+        return
+    rng = np.random.default_rng(seed)
+    coco_ids = rng.permutation(len(image_ids)) * 5 + 2
+    to_coco = dict(zip(image_ids, coco_ids.tolist(), strict=True))
+    ours = coco_evaluate(labels, dets, image_ids=image_ids, class_ids=class_ids, image_order=coco_ids)
+    renum = [pl.col("item_id").replace_strict(to_coco, return_dtype=pl.Int64)]
+    stats, per_class = pycoco(
+        labels.with_columns(renum), dets.with_columns(renum), sorted(coco_ids.tolist()), class_ids
+    )
+    assert np.abs(ours.stats - stats).max() <= TOL, (ours.stats, stats)
+    assert np.abs(ours.per_class_ap - per_class).max() <= TOL
+
+
 def test_area_range_borders_and_ties():
     """Areas exactly at 32² and 96² (both borders inclusive), equal scores, duplicate labels."""
     rows = []

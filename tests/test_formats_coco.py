@@ -127,7 +127,7 @@ def test_writer_keeps_fields_of_unmoved_boxes():
         "x": 1,
     }
     assert moved["bbox"] == [10.0, 20.5, 31.0, 40.0] and moved["area"] == 1240.0
-    assert "segmentation" not in moved and moved["id"] == 12 and moved["iscrowd"] == 1
+    assert moved["segmentation"] == [] and moved["id"] == 12 and moved["iscrowd"] == 1
 
 
 def test_image_entries_ids():

@@ -4,7 +4,9 @@ An annotation's ``bbox`` is ``[x, y, width, height]`` in pixels. The reader keep
 image entry as written in the image's meta, and an annotation's ``id``, ``bbox``,
 ``area``, ``iscrowd`` and every other key (``segmentation`` …) in the box's extra; the
 writer gives them back for a box that did not move (a moved box gets ``area`` =
-width × height and loses its stale ``segmentation``).
+width × height and an empty ``segmentation`` in place of its stale one). Every written
+annotation has ``area``, ``iscrowd`` and ``segmentation`` (``[]`` where there is none),
+as readers such as Datumaro expect.
 
 A detection results file is a list of ``{image_id, category_id, bbox, score}``; the
 images and categories it refers to come from a COCO file beside it (``--images``), or
@@ -589,7 +591,8 @@ def annotation_texts(
             pl.when(same & area.is_not_null()).then(area).otherwise(_num_text((x2 - x1) * (y2 - y1))),
             pl.lit(',"iscrowd":'),
             iscrowd,
-            pl.when(same & seg.is_not_null()).then(pl.lit(',"segmentation":') + seg).otherwise(pl.lit("")),
+            pl.lit(',"segmentation":'),
+            pl.when(same & seg.is_not_null()).then(seg).otherwise(pl.lit("[]")),
             rest_inner,
             pl.lit("}"),
         ]
