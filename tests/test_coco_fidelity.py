@@ -226,3 +226,35 @@ def test_clip_and_drop_outside_are_explicit_and_counted(pool, tmp_path):
     assert boxes["x1"].min() >= 0 and boxes["y1"].min() >= 0
     assert boxes["x2"].max() <= W and boxes["y2"].max() <= H
     assert clip.to_dict()["boxes_clipped"] == clip.boxes_clipped
+
+
+def test_a_run_from_yolo_exports_with_the_ids_of_the_coco_set_it_shares_images_with(pool, tmp_path):
+    """Ground truth from COCO, detections from YOLO txt: the run's COCO export takes the set's
+    image and category ids, so pycocotools reads it with the user's own gt.json."""
+    gt, dt = make_files(tmp_path, seed=8, outside=0.0)
+    import_labels(pool, gt, "gt", "coco", add_classes=True)
+    doc = json.loads(gt.read_text())
+    name_of = {im["id"]: Path(im["file_name"]).stem for im in doc["images"]}
+    classes = list(pool.classes)
+    cls_of = {c["id"]: classes.index(c["name"]) for c in doc["categories"]}
+    lines: dict[str, list[str]] = {stem: [] for stem in name_of.values()}
+    for r in json.loads(dt.read_text()):
+        x, y, w, h = r["bbox"]
+        cx, cy = (x + w / 2) / W, (y + h / 2) / H
+        lines[name_of[r["image_id"]]].append(
+            f"{cls_of[r['category_id']]} {cx!r} {cy!r} {w / W!r} {h / H!r} {r['score']!r}\n"
+        )
+    folder = tmp_path / "yolo"
+    folder.mkdir()
+    for stem, rows in lines.items():
+        (folder / f"{stem}.txt").write_text("".join(rows))
+    (folder / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
+    res = import_detections(pool, folder, "yolo", "yolo")
+    assert res.problem_count == 0
+    export_detections(pool, "yolo", "coco", tmp_path / "out.json")
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert {r["image_id"] for r in out} <= set(name_of)
+    assert {r["category_id"] for r in out} <= set(CAT_IDS)
+    ours = evaluate(pool, "gt", "yolo")
+    ref = pycoco_stats(gt, tmp_path / "out.json")
+    assert np.abs(np.array([ours.stats[k] for k in STAT_KEYS]) - ref).max() <= TOL

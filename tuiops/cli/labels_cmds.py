@@ -446,6 +446,11 @@ def dets_export(
 ) -> None:
     """Write a detection run as YOLO txt with a confidence column, or COCO results JSON.
 
+    COCO keeps the image and category ids of the COCO file the run was imported from
+    (--ids source, the default); a run from YOLO files takes those of the label set
+    imported from COCO that shares the most images with it, so pycocotools reads the
+    results with your own ground-truth file.
+
     \b
     Examples:
       tuiops dets export --run v41 --format yolo --to out/v41
