@@ -417,7 +417,7 @@ def _read_annotations(
         pl.format(" (id {})", pl.col("id_repr"))
     ).otherwise(pl.lit(""))
     core = _RESULT_CORE if with_score else _CORE
-    rest_keys = [k for k in _keys_of(kept) if k not in core]
+    rest_keys = [k for k in _keys_of(kept) if k not in core] if set().union(*kept) - set(core) else []
     rest = None
     if rest_keys:
         rest_all = _object_texts(kept, rest_keys)
