@@ -258,3 +258,20 @@ def test_a_run_from_yolo_exports_with_the_ids_of_the_coco_set_it_shares_images_w
     ours = evaluate(pool, "gt", "yolo")
     ref = pycoco_stats(gt, tmp_path / "out.json")
     assert np.abs(np.array([ours.stats[k] for k in STAT_KEYS]) - ref).max() <= TOL
+
+
+def test_dets_import_cli_counts_the_detections_outside_and_takes_one_policy(pool, tmp_path, capsys):
+    from tuiops.cli import run
+
+    gt, dt = make_files(tmp_path, seed=9)
+    w = ["-w", str(pool.root)]
+    assert run([*w, "labels", "import", str(gt), "--set", "gt", "--add-classes", "-q"]) == 0
+    both = [*w, "dets", "import", str(dt), "--images", str(gt), "--run", "x", "--clip", "--drop-outside"]
+    assert run(both) == 2
+    assert "--clip and --drop-outside exclude each other" in capsys.readouterr().err
+    assert run([*w, "dets", "import", str(dt), "--images", str(gt), "--run", "r", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "outside the image beyond the tolerance: kept as written" in out
+    assert run([*w, "dets", "import", str(dt), "--images", str(gt), "--run", "c", "--clip", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["outside"] == "clip" and data["boxes_clipped"] >= data["boxes_outside"] > 0
