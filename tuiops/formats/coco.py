@@ -346,6 +346,72 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
     )
 
 
+def _loc_and_extra(
+    kept: list[dict[str, Any]],
+    keep: np.ndarray,
+    ann_key: str,
+    xywh: np.ndarray,
+    bb_int: np.ndarray | None,
+    with_score: bool,
+) -> pl.DataFrame:
+    """``loc`` (``annotations[i] (id X)``) and ``extra`` (the box's JSON: ``coco_id``, and for
+    labels ``iscrowd``, ``area``, ``coco_bbox``, ``coco_seg``; ``coco`` with every other key)
+    of the annotations ``kept`` (their indices ``keep``), column-wise."""
+    ids = [r.get("id", _MISS) for r in kept]
+    id_text = _json_texts(ids)
+    has_id = id_text.is_not_null()
+    id_repr = (
+        id_text
+        if set(map(type, ids)) <= {int, _Missing}
+        else pl.Series([None if v is _MISS else repr(v) for v in ids], dtype=pl.String)
+    )
+    loc = pl.format(f"{ann_key}[{{}}]", pl.col("ann_idx")) + pl.when(pl.col("has_id")).then(
+        pl.format(" (id {})", pl.col("id_repr"))
+    ).otherwise(pl.lit(""))
+    core = _RESULT_CORE if with_score else _CORE
+    rest_keys = [k for k in _keys_of(kept) if k not in core] if set().union(*kept) - set(core) else []
+    rest = None
+    if rest_keys:
+        rest_all = _object_texts(kept, rest_keys)
+        rest = rest_all.to_frame("t").select(pl.when(pl.col("t") != "{}").then(pl.col("t"))).to_series()
+    if with_score:
+        parts = [pl.lit('"coco_id":') + pl.col("id_text")]
+    else:
+        sel = keep
+        b_int = bb_int[sel] if bb_int is not None else None
+        bbox_text = pl.concat_str(
+            [pl.lit('"coco_bbox":[')]
+            + [
+                _number_text(xywh[sel, j], b_int[:, j] if b_int is not None else None).alias(f"b{j}")
+                + pl.lit("," if j < 3 else "]")
+                for j in range(4)
+            ]
+        )
+        parts = [
+            pl.lit('"iscrowd":') + pl.col("iscrowd"),
+            pl.lit('"area":') + pl.col("area"),
+            pl.lit('"coco_id":') + pl.col("id_text"),
+            bbox_text,
+            pl.lit('"coco_seg":') + pl.col("seg"),
+        ]
+    if rest is not None:
+        parts.append(pl.lit('"coco":') + pl.col("rest"))
+    cols: dict[str, Any] = {
+        "ann_idx": pl.Series(keep, dtype=pl.Int64),
+        "id_text": id_text,
+        "has_id": has_id,
+        "id_repr": id_repr,
+        "rest": rest if rest is not None else pl.Series([None] * len(kept), dtype=pl.String),
+    }
+    if not with_score:
+        cols["iscrowd"] = _json_texts([r.get("iscrowd", _MISS) for r in kept])
+        cols["area"] = _json_texts([r.get("area", _MISS) for r in kept])
+        cols["seg"] = _json_texts([r.get("segmentation", _MISS) for r in kept])
+    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
+    extra = pl.when(body != "").then(pl.lit("{") + body + pl.lit("}"))
+    return pl.DataFrame(cols).select(loc.alias("loc"), extra.alias("extra"))
+
+
 def _read_annotations(
     anns: list[Any],
     ann_key: str,
@@ -403,61 +469,8 @@ def _read_annotations(
             msg = "no numeric score"
         bad.append((label, None, f"{where}: {msg}"))
     keep = np.flatnonzero(good)
-    kept = [rows[i] for i in keep.tolist()]
-    ids = [r.get("id", _MISS) for r in kept]
-    id_text = _json_texts(ids)
-    has_id = id_text.is_not_null()
-    id_repr = (
-        id_text
-        if set(map(type, ids)) <= {int, _Missing}
-        else pl.Series([None if v is _MISS else repr(v) for v in ids], dtype=pl.String)
-    )
     idx = pl.Series(keep, dtype=pl.Int64)
-    loc = pl.format(f"{ann_key}[{{}}]", pl.col("ann_idx")) + pl.when(pl.col("has_id")).then(
-        pl.format(" (id {})", pl.col("id_repr"))
-    ).otherwise(pl.lit(""))
-    core = _RESULT_CORE if with_score else _CORE
-    rest_keys = [k for k in _keys_of(kept) if k not in core] if set().union(*kept) - set(core) else []
-    rest = None
-    if rest_keys:
-        rest_all = _object_texts(kept, rest_keys)
-        rest = rest_all.to_frame("t").select(pl.when(pl.col("t") != "{}").then(pl.col("t"))).to_series()
-    if with_score:
-        parts = [pl.lit('"coco_id":') + pl.col("id_text")]
-    else:
-        sel = keep
-        b_int = bb_int[sel] if bb_int is not None else None
-        bbox_text = pl.concat_str(
-            [pl.lit('"coco_bbox":[')]
-            + [
-                _number_text(xywh[sel, j], b_int[:, j] if b_int is not None else None).alias(f"b{j}")
-                + pl.lit("," if j < 3 else "]")
-                for j in range(4)
-            ]
-        )
-        parts = [
-            pl.lit('"iscrowd":') + pl.col("iscrowd"),
-            pl.lit('"area":') + pl.col("area"),
-            pl.lit('"coco_id":') + pl.col("id_text"),
-            bbox_text,
-            pl.lit('"coco_seg":') + pl.col("seg"),
-        ]
-    if rest is not None:
-        parts.append(pl.lit('"coco":') + pl.col("rest"))
-    cols: dict[str, Any] = {
-        "ann_idx": idx,
-        "id_text": id_text,
-        "has_id": has_id,
-        "id_repr": id_repr,
-        "rest": rest if rest is not None else pl.Series([None] * len(kept), dtype=pl.String),
-    }
-    if not with_score:
-        cols["iscrowd"] = _json_texts([r.get("iscrowd", _MISS) for r in kept])
-        cols["area"] = _json_texts([r.get("area", _MISS) for r in kept])
-        cols["seg"] = _json_texts([r.get("segmentation", _MISS) for r in kept])
-    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
-    extra = pl.when(body != "").then(pl.lit("{") + body + pl.lit("}"))
-    meta_cols = pl.DataFrame(cols).select(loc.alias("loc"), extra.alias("extra"))
+    meta_cols = _loc_and_extra([rows[i] for i in keep.tolist()], keep, ann_key, xywh, bb_int, with_score)
     boxes = pl.DataFrame(
         {
             "file_idx": pl.Series(fi[keep], dtype=pl.Int64),

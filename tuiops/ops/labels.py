@@ -1011,61 +1011,6 @@ def _export_images(store: Store, kind: str, name: str) -> pl.DataFrame:
     return store.read_frame(sql, (hid,), schema)
 
 
-def _source_meta(store: Store, kind: str, name: str) -> dict[str, Any]:
-    """The COCO record of the file a set or run was imported from (categories, info, licenses), or {}."""
-    import json
-
-    table = "label_sets" if kind == "labels" else "runs"
-    text = store.one(f"SELECT meta FROM {table} WHERE name = ?", (name,))
-    try:
-        meta = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    coco = meta.get("coco") if isinstance(meta, dict) else None
-    return coco if isinstance(coco, dict) else {}
-
-
-def _borrow_coco_ids(store: Store, run: str, images: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame]:
-    """For a run not imported from COCO: the COCO record and image ids of the label set imported
-    from COCO that shares the most images with it (the newest on a tie), so its export pairs
-    with that set's file; ``({}, images)`` when there is none."""
-    import polars as pl
-
-    donor = store.one(
-        "SELECT s.id FROM label_sets s JOIN set_images si ON si.set_id = s.id "
-        "JOIN run_images ri ON ri.item_id = si.item_id AND ri.run_id = ? "
-        "WHERE s.meta IS NOT NULL AND json_valid(s.meta) AND json_type(s.meta, '$.coco') = 'object' "
-        "GROUP BY s.id ORDER BY count(*) DESC, s.id DESC LIMIT 1",
-        (store.run_id(run),),
-    )
-    if donor is None:
-        return {}, images
-    name = store.one("SELECT name FROM label_sets WHERE id = ?", (donor,))
-    ids = store.read_frame(
-        "SELECT item_id, json_quote(json_extract(meta, '$.coco.id')) AS sid FROM set_images "
-        "WHERE set_id = ? AND meta IS NOT NULL AND json_valid(meta) "
-        "AND json_type(meta, '$.coco.id') IN ('integer', 'text')",
-        (donor,),
-        {"item_id": pl.Int64, "sid": pl.String},
-    )
-    meta = pl.col("meta").str.strip_chars()
-    own = meta.str.json_path_match("$.coco.id").is_not_null().fill_null(False)
-    coco = pl.lit('"coco":{"id":') + pl.col("sid") + pl.lit("}")
-    merged = (
-        pl.when(own | pl.col("sid").is_null())
-        .then(pl.col("meta"))
-        .when(meta.is_null() | (meta == "{}") | ~meta.str.ends_with("}"))
-        .then(pl.lit("{") + coco + pl.lit("}"))
-        .otherwise(meta.str.strip_suffix("}") + pl.lit(",") + coco + pl.lit("}"))
-    )
-    out = (
-        images.join(ids, on="item_id", how="left", maintain_order="left")
-        .with_columns(merged.alias("meta"))
-        .drop("sid")
-    )
-    return _source_meta(store, "labels", name), out
-
-
 def _target_names(images: pl.DataFrame, suffix: str, names: str) -> list[str]:
     """Relative output paths: the stored source path (suffix replaced) or the key."""
     out: list[str] = []
@@ -1174,9 +1119,11 @@ def _export(
             rep.update(done, "writing", total=total)
 
         if fmt == "coco":
-            source = _source_meta(store, kind, name) if ids == "source" else {}
+            from tuiops.ops.coco_source import borrow_coco_ids, source_meta
+
+            source = source_meta(store, kind, name) if ids == "source" else {}
             if kind == "dets" and ids == "source" and not source:
-                source, images = _borrow_coco_ids(store, name, images)
+                source, images = borrow_coco_ids(store, name, images)
             written = _export_coco(kind, images, boxes, classes, to, overwrite, ids, images_to, source)
         else:
             if fmt == "yolo":
