@@ -70,7 +70,7 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _loads(data: bytes) -> Any:
+def _loads(data: bytes | str) -> Any:
     """Parse JSON with orjson where it is installed (about twice as fast), else the standard library.
 
     What orjson refuses (``NaN`` literals, integers beyond 64 bits, broken text) goes to
@@ -109,6 +109,16 @@ def load_json(path: Path) -> Any:
 
 def _dumps(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
+def _dumps_many(values: list[Any]) -> list[str]:
+    """Compact JSON of each value: orjson where it is installed and takes them all, else the standard library."""
+    try:
+        import orjson
+
+        return [orjson.dumps(v).decode() for v in values]
+    except (ImportError, TypeError):
+        return [_dumps(v) for v in values]
 
 
 def _id(v: Any) -> int | str | None:
@@ -576,14 +586,19 @@ def annotation_texts(
         cat = pl.col("class_id").replace_strict(
             dict(enumerate(category_ids)), default=None, return_dtype=pl.String
         )
-    rest = extra.str.json_path_match("$.coco")
+    # every JSON field is extracted once, into a column, before the texts refer to it
+    boxes = boxes.with_columns(extra.str.json_path_match("$.coco").alias("_rest"))
+    rest = pl.col("_rest")
     rest_inner = (
         pl.when(rest.is_not_null() & (rest != "{}"))
         .then(pl.lit(",") + rest.str.strip_prefix("{").str.strip_suffix("}"))
         .otherwise(pl.lit(""))
     )
     if with_score:
-        rid = extra.str.json_path_match("$.coco_id") if source_ids else pl.lit(None, pl.String)
+        boxes = boxes.with_columns(
+            (extra.str.json_path_match("$.coco_id") if source_ids else pl.lit(None, pl.String)).alias("_rid")
+        )
+        rid = pl.col("_rid")
         text = pl.concat_str(
             [
                 pl.when(rid.is_not_null()).then(pl.lit('{"id":') + rid + pl.lit(",")).otherwise(pl.lit("{")),
@@ -600,19 +615,26 @@ def annotation_texts(
             ]
         )
         return boxes.select(text.alias("text")).to_series()
-    stored = extra.str.json_path_match("$.coco_bbox")
-    sb = stored.str.json_decode(pl.List(pl.Float64))
-    same = (
-        stored.is_not_null()
-        & (sb.list.len() == 4)
-        & (sb.list.get(0, null_on_oob=True) == x1)
-        & (sb.list.get(1, null_on_oob=True) == y1)
-        & ((sb.list.get(0, null_on_oob=True) + sb.list.get(2, null_on_oob=True)) == x2)
-        & ((sb.list.get(1, null_on_oob=True) + sb.list.get(3, null_on_oob=True)) == y2)
-    ).fill_null(False)
-    area = extra.str.json_path_match("$.area")
-    seg = extra.str.json_path_match("$.coco_seg")
-    iscrowd = extra.str.json_path_match("$.iscrowd").fill_null("0")
+    boxes = boxes.with_columns(
+        extra.str.json_path_match("$.coco_bbox").alias("_stored"),
+        extra.str.json_path_match("$.area").alias("_area"),
+        extra.str.json_path_match("$.coco_seg").alias("_seg"),
+        extra.str.json_path_match("$.iscrowd").fill_null("0").alias("_iscrowd"),
+    ).with_columns(pl.col("_stored").str.json_decode(pl.List(pl.Float64)).alias("_sb"))
+    stored, sb = pl.col("_stored"), pl.col("_sb")
+    boxes = boxes.with_columns(
+        (
+            stored.is_not_null()
+            & (sb.list.len() == 4)
+            & (sb.list.get(0, null_on_oob=True) == x1)
+            & (sb.list.get(1, null_on_oob=True) == y1)
+            & ((sb.list.get(0, null_on_oob=True) + sb.list.get(2, null_on_oob=True)) == x2)
+            & ((sb.list.get(1, null_on_oob=True) + sb.list.get(3, null_on_oob=True)) == y2)
+        )
+        .fill_null(False)
+        .alias("_same")
+    )
+    same, area, seg, iscrowd = pl.col("_same"), pl.col("_area"), pl.col("_seg"), pl.col("_iscrowd")
     text = pl.concat_str(
         [
             pl.lit('{"id":'),
@@ -633,19 +655,24 @@ def annotation_texts(
             pl.lit("}"),
         ]
     )
-    frame = boxes.with_columns(_ann_ids(source_ids).alias("ann_id"))
-    return frame.select(text.alias("text")).to_series()
+    if source_ids:
+        boxes = boxes.with_columns(
+            extra.str.json_path_match("$.coco_id").cast(pl.Int64, strict=False).alias("_sid")
+        )
+    return _with_ann_ids(boxes, source_ids).select(text.alias("text")).to_series()
 
 
-def _ann_ids(source_ids: bool) -> pl.Expr:
-    seq = pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
+def _with_ann_ids(frame: pl.DataFrame, source_ids: bool) -> pl.DataFrame:
+    """``frame`` with ``ann_id``: 1..N, or with ``source_ids`` the imported id (``_sid``) where
+    it is unique, fresh ids above the largest for the others."""
     if not source_ids:
-        return seq
-    sid = pl.col("extra").str.json_path_match("$.coco_id").cast(pl.Int64, strict=False)
-    dup = sid.is_duplicated() & ~sid.is_first_distinct()
-    sid = pl.when(dup).then(None).otherwise(sid)
-    fresh = sid.max().fill_null(0) + pl.when(sid.is_null()).then(1).otherwise(0).cum_sum()
-    return pl.when(sid.is_null()).then(fresh).otherwise(sid)
+        return frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("ann_id"))
+    sid = pl.col("_sid")
+    frame = frame.with_columns(
+        pl.when(sid.is_duplicated() & ~sid.is_first_distinct()).then(None).otherwise(sid).alias("_sid")
+    )
+    fresh = sid.max().fill_null(0) + sid.is_null().cast(pl.Int64).cum_sum()
+    return frame.with_columns(pl.when(sid.is_null()).then(fresh).otherwise(sid).alias("ann_id"))
 
 
 def image_entries(images: pl.DataFrame, *, source_ids: bool = False) -> tuple[list[str], list[str]]:
@@ -668,7 +695,7 @@ def image_entries(images: pl.DataFrame, *, source_ids: bool = False) -> tuple[li
         src: dict[str, Any] = {}
         if meta:
             try:
-                parsed = json.loads(meta)
+                parsed = _loads(meta)
                 if isinstance(parsed, dict) and isinstance(parsed.get("coco"), dict):
                     src = dict(parsed["coco"])
             except ValueError:
@@ -692,8 +719,8 @@ def image_entries(images: pl.DataFrame, *, source_ids: bool = False) -> tuple[li
         top = max((v for v in taken if isinstance(v, int)), default=0)
         for k in pending:
             entries[k]["id"] = top + items[k]
-    texts = [json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in entries]
-    ids = [json.dumps(e["id"], ensure_ascii=False) for e in entries]
+    texts = _dumps_many(entries)
+    ids = [str(e["id"]) if type(e["id"]) is int else _dumps(e["id"]) for e in entries]
     return texts, ids
 
 
