@@ -7,7 +7,9 @@ Import
     the map is never re-ordered by a file (an empty map takes the first file's classes,
     in the file's order). Every line/object is checked (field count,
     numbers, NaN/inf, class id, width/height > 0, inside the image within a tolerance;
-    coordinates within the tolerance are kept as written, never clipped). Problems are
+    coordinates within the tolerance are kept as written, never clipped). A detection
+    outside its image is a measurement, not a mistake: it is kept as written and
+    counted, unless the import asks to clip or drop such detections. Problems are
     reported per file and line: by default the bad lines and files are skipped and the
     rest is stored; with ``strict`` any problem rejects the whole import. A file (or a
     COCO image) whose every box had a problem is left out, listed and counted apart: only
