@@ -3,9 +3,9 @@
 The library is asynchronous inside (:mod:`tuiops.remote.hosts`,
 :mod:`tuiops.remote.commands`, :mod:`tuiops.remote.transfer`); :func:`run_sync`
 runs one of its coroutines to completion from ordinary code (a CLI command, a
-worker thread of the terminal app), turning a :class:`~tuiops.ops.base.CancelToken`
-into a cancellation of the coroutine. The operations in :mod:`tuiops.ops.remote`
-wrap it for the workspace.
+worker thread of the terminal app), turning a :class:`~tuiops.progress.CancelToken`
+into a cancellation of the coroutine. The workspace's remote operations, one
+layer up, wrap it; nothing here imports them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from tuiops.ops.base import CancelToken
+from tuiops.progress import CancelToken
 
 T = TypeVar("T")
 

@@ -46,7 +46,7 @@ from tuiops.errors import (
     UsageError,
 )
 from tuiops.fsutil import display_path, sha256_file
-from tuiops.ops.base import CancelToken, ProgressFn, Reporter
+from tuiops.progress import CancelToken, ProgressFn, Reporter
 from tuiops.remote.errors import ConnectionDropped, HostUnreachable, RemoteDiskError
 from tuiops.remote.hosts import NO_RETRY, RetryPolicy
 
