@@ -39,8 +39,8 @@ from tuiops.remote.transfer.plan import (
     part_name,
     part_tag,
 )
-from tuiops.remote.transfer.pull import _Get
-from tuiops.remote.transfer.push import _Put
+from tuiops.remote.transfer.pull import GetJob
+from tuiops.remote.transfer.push import PutJob
 from tuiops.remote.transfer.sftp import remote_sha256
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ async def put(
     ``remote_dir`` is taken from the host's home when relative and must stay inside
     it unless ``allow_outside``. Progress counts bytes.
     """
-    job = _Put(
+    job = PutJob(
         hosts,
         name,
         local_paths,
@@ -108,7 +108,7 @@ async def get(
     progress_interval: float = 0.1,
 ) -> TransferResult:
     """Fetch remote files and folders from host ``name`` into ``local_dir`` (created if missing)."""
-    job = _Get(
+    job = GetJob(
         hosts,
         name,
         remote_paths,

@@ -16,7 +16,7 @@ from tuiops.progress import CancelToken, ProgressFn, Reporter
 from tuiops.remote.errors import ConnectionDropped, HostUnreachable
 from tuiops.remote.hosts import NO_RETRY, RetryPolicy
 from tuiops.remote.transfer.plan import EXISTING, MAX_CHANNELS, VERIFY, FilePlan, TransferResult
-from tuiops.remote.transfer.sftp import _is_transient, _reason
+from tuiops.remote.transfer.sftp import error_reason, is_transient
 
 if TYPE_CHECKING:
     import asyncssh
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tuiops.remote.hosts import Connection, Hosts
 
 
-class _Transfer:
+class TransferJob:
     """Shared machinery of put and get: retry loop, worker pool, progress."""
 
     direction = ""
@@ -102,7 +102,7 @@ class _Transfer:
                     await self.session(conn)
                 break
             except BaseException as exc:
-                if not _is_transient(exc):
+                if not is_transient(exc):
                     raise
                 if self.rep.done > mark:
                     failures = 0
@@ -130,7 +130,7 @@ class _Transfer:
         done = sum(1 for p in self.plans if p.status in ("done", "skipped"))
         return ConnectionDropped(
             f"the connection to {self.name} was lost during the {self.direction} and did not come back "
-            f"after {self.retry.attempts} tries ({done} of {len(self.plans) or '?'} files done): {_reason(exc)}",
+            f"after {self.retry.attempts} tries ({done} of {len(self.plans) or '?'} files done): {error_reason(exc)}",
             hint="run the same command again when the host is back: finished files are skipped and "
             "partial ones continue from their .part",
         )
@@ -143,10 +143,10 @@ class _Transfer:
             try:
                 sftps.append(await conn.sftp())
             except (asyncssh.ChannelOpenError, asyncssh.SFTPError) as exc:
-                if _is_transient(exc):
+                if is_transient(exc):
                     raise
                 raise RemoteError(
-                    f"host {self.name} refused to open an SFTP channel: {_reason(exc)}",
+                    f"host {self.name} refused to open an SFTP channel: {error_reason(exc)}",
                     hint="is the sftp subsystem enabled in the host's sshd_config?",
                 ) from exc
             todo = await self.plan(conn, sftps[0])
@@ -155,7 +155,7 @@ class _Transfer:
                 opened = await asyncio.gather(*(conn.sftp() for _ in range(extra)), return_exceptions=True)
                 for item in opened:
                     if isinstance(item, BaseException):
-                        if _is_transient(item):
+                        if is_transient(item):
                             raise item
                     else:
                         sftps.append(item)
@@ -212,6 +212,6 @@ def _most_telling(errors: list[BaseException]) -> BaseException:
         if isinstance(e, Cancelled):
             return e
     for e in errors:
-        if not _is_transient(e):
+        if not is_transient(e):
             return e
     return errors[0]

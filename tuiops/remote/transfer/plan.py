@@ -27,7 +27,7 @@ EXISTING = ("error", "skip", "overwrite")
 VERIFY = ("size", "sha256")
 MAX_CHANNELS = 8
 HASH_EXEC_MIN = 8 * 1024 * 1024
-_PART_RX = re.compile(r"^(?P<base>.+)\.(?P<tag>[0-9a-f]{10})\.part$")
+PART_RX = re.compile(r"^(?P<base>.+)\.(?P<tag>[0-9a-f]{10})\.part$")
 
 
 def part_tag(size: int, mtime_ns: int) -> str:
@@ -35,7 +35,7 @@ def part_tag(size: int, mtime_ns: int) -> str:
     return hashlib.sha1(f"{size}:{mtime_ns}".encode()).hexdigest()[:TAG_LEN]
 
 
-def _part_base(name: str) -> str:
+def part_base(name: str) -> str:
     """The part of a ``.part`` name before its tag (the target name, shortened if need be)."""
     return part_name(name, "0" * TAG_LEN)[: -(TAG_LEN + 6)]
 

@@ -18,9 +18,16 @@ from tuiops.errors import (
     UsageError,
 )
 from tuiops.fsutil import display_path, sha256_file
-from tuiops.remote.transfer.engine import _Transfer
-from tuiops.remote.transfer.plan import _PART_RX, FilePlan, _part_base, part_name, part_tag
-from tuiops.remote.transfer.sftp import _gather_all, _join, _listdir, _mode, _read_requests, remote_sha256
+from tuiops.remote.transfer.engine import TransferJob
+from tuiops.remote.transfer.plan import PART_RX, FilePlan, part_base, part_name, part_tag
+from tuiops.remote.transfer.sftp import (
+    file_mode,
+    gather_all,
+    join_reads,
+    list_folder,
+    read_requests,
+    remote_sha256,
+)
 
 if TYPE_CHECKING:
     import asyncssh
@@ -28,7 +35,9 @@ if TYPE_CHECKING:
     from tuiops.remote.hosts import Connection, Hosts
 
 
-class _Get(_Transfer):
+class GetJob(TransferJob):
+    """Get: one run of fetching remote files into a local folder."""
+
     direction = "get"
 
     def __init__(
@@ -53,19 +62,19 @@ class _Get(_Transfer):
         from tuiops.remote.paths import is_within, realpath
 
         self.dirs.append(rel)
-        entries = await _listdir(sftp, folder)
+        entries = await list_folder(sftp, folder)
         for fname in sorted(entries):
             attrs = entries[fname]
             full = posixpath.join(folder, fname)
             sub = posixpath.join(rel, fname)
-            mode = _mode(attrs)
+            mode = file_mode(attrs)
             if stat.S_ISLNK(mode):
                 try:
                     attrs = await sftp.stat(full)
                 except asyncssh.SFTPError:
                     self.notes.append({"src": display_path(full), "status": "skipped", "note": "broken link"})
                     continue
-                mode = _mode(attrs)
+                mode = file_mode(attrs)
                 if stat.S_ISDIR(mode):
                     self.notes.append(
                         {"src": display_path(full), "status": "skipped", "note": "link to a folder"}
@@ -113,9 +122,9 @@ class _Get(_Transfer):
                 except asyncssh.SFTPPermissionDenied as exc:
                     raise RemoteError(f"cannot read {path} on host {self.name}: permission denied") from exc
                 base = posixpath.basename(path.rstrip("/")) or "root"
-                if stat.S_ISDIR(_mode(attrs)):
+                if stat.S_ISDIR(file_mode(attrs)):
                     await self._walk(sftp, home, path, base, plans)
-                elif stat.S_ISREG(_mode(attrs)):
+                elif stat.S_ISREG(file_mode(attrs)):
                     plans.append(self._file_plan(path, base, attrs))
                 else:
                     raise RemoteError(f"{path} on host {self.name} is not a regular file or a folder")
@@ -180,8 +189,8 @@ class _Get(_Transfer):
                 except OSError:
                     listings[folder] = []
             for fname in listings[folder]:
-                m = _PART_RX.match(fname)
-                if not m or m.group("base") != _part_base(dst.name):
+                m = PART_RX.match(fname)
+                if not m or m.group("base") != part_base(dst.name):
                     continue
                 full = dst.parent / fname
                 try:
@@ -240,15 +249,15 @@ class _Get(_Transfer):
             try:
                 while True:
                     n = min(self.chunk, plan.size - pos)
-                    reads = _read_requests(fh, sftp, n, pos)
+                    reads = read_requests(fh, sftp, n, pos)
                     last = pos + n >= plan.size
                     if last:
                         closing = True
-                        answers = await _gather_all([*reads, fh.stat(), fh.close()])
+                        answers = await gather_all([*reads, fh.stat(), fh.close()])
                         attrs = answers[-2]
-                        data = _join(answers[:-2], sftp, n)
+                        data = join_reads(answers[:-2], sftp, n)
                     else:
-                        data = _join(await _gather_all(reads), sftp, n)
+                        data = join_reads(await gather_all(reads), sftp, n)
                     if len(data) < n:
                         raise RemoteError(
                             f"{plan.src} on host {self.name} shrank while it was being fetched; run the command again"

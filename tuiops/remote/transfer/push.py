@@ -15,19 +15,19 @@ from tuiops.errors import (
     RemoteError,
 )
 from tuiops.fsutil import sha256_file
-from tuiops.remote.transfer.engine import _Transfer
-from tuiops.remote.transfer.plan import _PART_RX, FilePlan, _part_base, collect_local, part_name, part_tag
+from tuiops.remote.transfer.engine import TransferJob
+from tuiops.remote.transfer.plan import PART_RX, FilePlan, collect_local, part_base, part_name, part_tag
 from tuiops.remote.transfer.sftp import (
-    _fsync,
-    _gather_all,
-    _is_transient,
-    _listdir,
-    _mode,
-    _remote_disk_error,
-    _remove_quietly,
-    _rename,
-    _write_requests,
+    file_mode,
+    flush_remote,
+    gather_all,
+    is_transient,
+    list_folder,
+    remote_disk_error,
     remote_sha256,
+    remove_quietly,
+    rename_into_place,
+    write_requests,
 )
 
 if TYPE_CHECKING:
@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from tuiops.remote.hosts import Connection, Hosts
 
 
-class _Put(_Transfer):
+class PutJob(TransferJob):
+    """Put: one run of sending local files into a remote folder."""
+
     direction = "put"
 
     def __init__(
@@ -71,18 +73,18 @@ class _Put(_Transfer):
             await sftp.mkdir(path)
             return True
         except asyncssh.SFTPError as exc:
-            if _is_transient(exc):
+            if is_transient(exc):
                 raise
             attrs = None
             with contextlib.suppress(asyncssh.SFTPError):
                 attrs = await sftp.stat(path)
             if attrs is not None:
-                if stat.S_ISDIR(_mode(attrs)):
+                if stat.S_ISDIR(file_mode(attrs)):
                     return False
                 raise ConflictError(
                     f"cannot create folder {path} on host {self.name}: a file of that name exists"
                 ) from exc
-            raise await _remote_disk_error(sftp, self.name, path, exc, 1) from exc
+            raise await remote_disk_error(sftp, self.name, path, exc, 1) from exc
 
     async def plan(self, conn: Connection, sftp: asyncssh.SFTPClient) -> list[FilePlan]:
         import asyncssh
@@ -114,7 +116,7 @@ class _Put(_Transfer):
         while True:
             try:
                 attrs = await sftp.stat(probe)
-                if not stat.S_ISDIR(_mode(attrs)):
+                if not stat.S_ISDIR(file_mode(attrs)):
                     raise ConflictError(
                         f"cannot create folder {probe} on host {self.name}: a file of that name exists"
                     )
@@ -140,7 +142,7 @@ class _Put(_Transfer):
         existing = [f for f in ordered if f not in created]
         listings = {f: {} for f in created}
         listings.update(
-            zip(existing, await asyncio.gather(*(_listdir(sftp, f) for f in existing)), strict=True)
+            zip(existing, await asyncio.gather(*(list_folder(sftp, f) for f in existing)), strict=True)
         )
         return await self._decide(sftp, listings)
 
@@ -150,7 +152,7 @@ class _Put(_Transfer):
         parts: dict[tuple[str, str], list[tuple[str, str, asyncssh.SFTPAttrs]]] = {}
         for folder, entries in listings.items():
             for fname, attrs in entries.items():
-                m = _PART_RX.match(fname)
+                m = PART_RX.match(fname)
                 if m:
                     parts.setdefault((folder, m.group("base")), []).append((fname, m.group("tag"), attrs))
         conflicts: list[str] = []
@@ -163,7 +165,7 @@ class _Put(_Transfer):
             entry = listings.get(folder, {}).get(base)
             p.offset = 0
             if entry is not None:
-                mode = _mode(entry)
+                mode = file_mode(entry)
                 if stat.S_ISDIR(mode):
                     conflicts.append(f"{p.dst} (a folder)")
                     continue
@@ -177,9 +179,9 @@ class _Put(_Transfer):
                 if self.existing == "error":
                     conflicts.append(p.dst)
                     continue
-            for fname, tag, attrs in parts.get((folder, _part_base(base)), []):
+            for fname, tag, attrs in parts.get((folder, part_base(base)), []):
                 full = posixpath.join(folder, fname)
-                usable = tag == p.tag and stat.S_ISREG(_mode(attrs)) and (attrs.size or 0) <= p.size
+                usable = tag == p.tag and stat.S_ISREG(file_mode(attrs)) and (attrs.size or 0) <= p.size
                 if usable:
                     p.offset = max(0, (attrs.size or 0) - self.chunk)
                     p.resumed_from = max(p.resumed_from, p.offset) if p.offset else p.resumed_from
@@ -195,7 +197,7 @@ class _Put(_Transfer):
                 hint="pass --existing overwrite to replace them or --existing skip to leave them; nothing was sent",
             )
         for full in stale:
-            await _remove_quietly(sftp, full)
+            await remove_quietly(sftp, full)
         return todo
 
     async def transfer_one(self, conn: Connection, sftp: asyncssh.SFTPClient, plan: FilePlan) -> None:
@@ -222,9 +224,9 @@ class _Put(_Transfer):
                 block_size=0,
             )
         except asyncssh.SFTPError as exc:
-            if _is_transient(exc):
+            if is_transient(exc):
                 raise
-            raise await _remote_disk_error(sftp, self.name, part, exc, plan.size) from exc
+            raise await remote_disk_error(sftp, self.name, part, exc, plan.size) from exc
         stamp = asyncssh.SFTPAttrs(permissions=plan.mode, atime=int(plan.mtime), mtime=int(plan.mtime))
         closing = False
         attrs = None
@@ -241,39 +243,39 @@ class _Put(_Transfer):
                                 f"local file {plan.src} shrank while it was being sent; run the command again"
                             )
                     last = pos + len(data) >= plan.size
-                    writes = _write_requests(fh, sftp, data, pos)
+                    writes = write_requests(fh, sftp, data, pos)
                     if last:
                         closing = True
-                        answers = await _gather_all(
-                            [*writes, fh.setstat(stamp), _fsync(fh), fh.stat(), fh.close()]
+                        answers = await gather_all(
+                            [*writes, fh.setstat(stamp), flush_remote(fh), fh.stat(), fh.close()]
                         )
                         attrs = answers[-2]
                     else:
-                        await _gather_all(writes)
+                        await gather_all(writes)
                     pos += len(data)
                     self.result.sent += len(data)
                     self.credit(plan, pos)
                     if last:
                         break
         except asyncssh.SFTPError as exc:
-            if _is_transient(exc):
+            if is_transient(exc):
                 raise
             if not closing:
                 closing = True
                 with contextlib.suppress(asyncssh.SFTPError, OSError):
                     await fh.close()
-            err = await _remote_disk_error(sftp, self.name, plan.dst, exc, plan.size - pos)
-            await _remove_quietly(sftp, part)
+            err = await remote_disk_error(sftp, self.name, plan.dst, exc, plan.size - pos)
+            await remove_quietly(sftp, part)
             raise err from exc
         except InputError:
             if not closing:
                 closing = True
                 with contextlib.suppress(asyncssh.SFTPError, OSError):
                     await fh.close()
-            await _remove_quietly(sftp, part)
+            await remove_quietly(sftp, part)
             raise
         except OSError as exc:
-            if _is_transient(exc):
+            if is_transient(exc):
                 raise
             raise InputError(f"cannot read local file {plan.src}: {exc.strerror or exc}") from exc
         finally:
@@ -282,10 +284,10 @@ class _Put(_Transfer):
                     await fh.close()
         st = os.stat(plan.src)
         if st.st_size != plan.size or st.st_mtime_ns != plan.mtime_ns:
-            await _remove_quietly(sftp, part)
+            await remove_quietly(sftp, part)
             raise InputError(f"local file {plan.src} changed while it was being sent; run the command again")
         if attrs is None or attrs.size != plan.size:
-            await _remove_quietly(sftp, part)
+            await remove_quietly(sftp, part)
             raise RemoteError(
                 f"{plan.dst} on host {self.name} has {attrs.size if attrs else '?'} bytes after the transfer, "
                 f"{plan.size} expected; the partial file was removed",
@@ -295,10 +297,10 @@ class _Put(_Transfer):
             local = await loop.run_in_executor(None, sha256_file, plan.src)
             remote = await remote_sha256(conn, sftp, part, self.chunk, size=plan.size)
             if local != remote:
-                await _remove_quietly(sftp, part)
+                await remove_quietly(sftp, part)
                 raise RemoteError(
                     f"{plan.dst} on host {self.name}: SHA-256 differs from {plan.src} after the transfer "
                     f"({remote[:12]}… vs {local[:12]}…); the partial file was removed",
                     hint="run the command again; if it happens again, check the host's disk",
                 )
-        await _rename(sftp, part, plan.dst)
+        await rename_into_place(sftp, part, plan.dst)

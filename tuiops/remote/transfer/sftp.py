@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 _ST_RDONLY = 1
 
 
-def _is_transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a lost or refused connection that a new connection may cure."""
     import asyncssh
 
     if isinstance(exc, (ConnectionDropped, HostUnreachable)):
@@ -45,19 +46,20 @@ def _is_transient(exc: BaseException) -> bool:
     )
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
+    """The message of ``exc`` as a user reads it (a TuiopsError's message, a server's reason)."""
     if isinstance(exc, TuiopsError):
         return exc.message
     return str(getattr(exc, "reason", "") or exc) or type(exc).__name__
 
 
-async def _remote_disk_error(
+async def remote_disk_error(
     sftp: asyncssh.SFTPClient, host: str, path: str, exc: BaseException, need: int
 ) -> RemoteDiskError:
     """Explain a failed remote write: read-only, full, permission denied, or what the server said."""
     import asyncssh
 
-    reason = f"the server said: {_reason(exc)}"
+    reason = f"the server said: {error_reason(exc)}"
     hint = "check the folder on the host, or choose another target"
     if isinstance(exc, asyncssh.SFTPPermissionDenied):
         reason = "permission denied"
@@ -132,7 +134,7 @@ def _block(sftp: asyncssh.SFTPClient, read: bool) -> int:
     return int(size) if size else 16384
 
 
-async def _gather_all(coros: list[Any]) -> list[Any]:
+async def gather_all(coros: list[Any]) -> list[Any]:
     """Await all ``coros`` together; every outcome is collected, then the first error is raised."""
     results = await asyncio.gather(*coros, return_exceptions=True)
     for r in results:
@@ -141,7 +143,7 @@ async def _gather_all(coros: list[Any]) -> list[Any]:
     return results
 
 
-def _write_requests(
+def write_requests(
     fh: asyncssh.SFTPClientFile, sftp: asyncssh.SFTPClient, data: bytes, pos: int
 ) -> list[Any]:
     """Write requests for ``data`` at ``pos``, one per block the server accepts (not yet awaited)."""
@@ -150,14 +152,14 @@ def _write_requests(
     return [fh.write(bytes(view[i : i + block]), pos + i) for i in range(0, len(data), block)]
 
 
-def _read_requests(fh: asyncssh.SFTPClientFile, sftp: asyncssh.SFTPClient, size: int, pos: int) -> list[Any]:
+def read_requests(fh: asyncssh.SFTPClientFile, sftp: asyncssh.SFTPClient, size: int, pos: int) -> list[Any]:
     """Read requests for ``size`` bytes at ``pos``, one per block the server accepts (not yet awaited)."""
     block = _block(sftp, read=True)
     return [fh.read(min(block, size - i), pos + i) for i in range(0, size, block)]
 
 
-def _join(parts: list[bytes], sftp: asyncssh.SFTPClient, size: int) -> bytes:
-    """The answers of :func:`_read_requests` as one piece, up to the first short answer."""
+def join_reads(parts: list[bytes], sftp: asyncssh.SFTPClient, size: int) -> bytes:
+    """The answers of :func:`read_requests` as one piece, up to the first short answer."""
     block = _block(sftp, read=True)
     out = bytearray()
     for i, part in enumerate(parts):
@@ -169,14 +171,16 @@ def _join(parts: list[bytes], sftp: asyncssh.SFTPClient, size: int) -> bytes:
 
 async def _pread(fh: asyncssh.SFTPClientFile, sftp: asyncssh.SFTPClient, size: int, pos: int) -> bytes:
     """Read up to ``size`` bytes at ``pos`` as parallel requests; stops at the first short answer."""
-    return _join(await _gather_all(_read_requests(fh, sftp, size, pos)), sftp, size)
+    return join_reads(await gather_all(read_requests(fh, sftp, size, pos)), sftp, size)
 
 
-def _mode(attrs: asyncssh.SFTPAttrs) -> int:
+def file_mode(attrs: asyncssh.SFTPAttrs) -> int:
+    """The mode bits of a remote file (0 when the server did not send them)."""
     return attrs.permissions or 0
 
 
-async def _listdir(sftp: asyncssh.SFTPClient, path: str) -> dict[str, asyncssh.SFTPAttrs]:
+async def list_folder(sftp: asyncssh.SFTPClient, path: str) -> dict[str, asyncssh.SFTPAttrs]:
+    """The entries of remote folder ``path`` by name (empty when it does not exist)."""
     import asyncssh
 
     try:
@@ -191,7 +195,7 @@ async def _listdir(sftp: asyncssh.SFTPClient, path: str) -> dict[str, asyncssh.S
     return out
 
 
-async def _fsync(fh: asyncssh.SFTPClientFile) -> None:
+async def flush_remote(fh: asyncssh.SFTPClientFile) -> None:
     """Flush a remote file to its disk (fsync@openssh.com), where the server offers it."""
     import asyncssh
 
@@ -199,7 +203,8 @@ async def _fsync(fh: asyncssh.SFTPClientFile) -> None:
         await fh.fsync()
 
 
-async def _rename(sftp: asyncssh.SFTPClient, src: str, dst: str) -> None:
+async def rename_into_place(sftp: asyncssh.SFTPClient, src: str, dst: str) -> None:
+    """Rename ``src`` over ``dst`` (posix-rename@openssh.com, else remove and rename)."""
     import asyncssh
 
     try:
@@ -210,7 +215,8 @@ async def _rename(sftp: asyncssh.SFTPClient, src: str, dst: str) -> None:
         await sftp.rename(src, dst)
 
 
-async def _remove_quietly(sftp: asyncssh.SFTPClient, path: str) -> None:
+async def remove_quietly(sftp: asyncssh.SFTPClient, path: str) -> None:
+    """Remove a remote file, ignoring any error (used to clear a ``.part``)."""
     import asyncssh
 
     with contextlib.suppress(asyncssh.SFTPError, OSError):
