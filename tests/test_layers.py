@@ -1,0 +1,89 @@
+"""The core's layers import only downward: checked on the real imports of a fresh interpreter
+and on the source of each module (no private name taken from another module)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Everything below the operations: importing all of it must not import an operation or a face.
+BELOW_OPS = (
+    "tuiops.remote",
+    "tuiops.workspace",
+    "tuiops.store",
+    "tuiops.formats",
+    "tuiops.geometry",
+    "tuiops.keys",
+    "tuiops.fsutil",
+    "tuiops.progress",
+    "tuiops.errors",
+)
+FACES = (
+    "tuiops.cli",
+    "tuiops.app",
+    "tuiops.screens",
+    "tuiops.widgets",
+    "tuiops.script",
+    "textual",
+    "click",
+    "rich",
+)
+
+
+def _modules_after_importing(names: tuple[str, ...]) -> set[str]:
+    code = (
+        "import importlib, json, pkgutil, sys\n"
+        f"for name in {list(names)!r}:\n"
+        "    mod = importlib.import_module(name)\n"
+        "    for info in pkgutil.walk_packages(getattr(mod, '__path__', []), name + '.'):\n"
+        "        importlib.import_module(info.name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_layers_below_the_operations_never_import_them_or_a_face():
+    mods = _modules_after_importing(BELOW_OPS)
+    assert "tuiops.remote.transfer.push" in mods
+    upward = sorted(m for m in mods if m == "tuiops.ops" or m.startswith("tuiops.ops."))
+    assert not upward, f"a layer below the operations imports {upward}"
+    faces = sorted(m for m in mods if any(m == f or m.startswith(f + ".") for f in FACES))
+    assert not faces, f"a layer below the operations imports {faces}"
+
+
+def _private_imports(path: Path) -> list[str]:
+    """``from x import _y`` lines of ``path`` where ``x`` is another module of the package."""
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+    own = ".".join(parts)
+    package = parts if path.name == "__init__.py" else parts[:-1]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = package[: len(package) - (node.level - 1)]
+            module = ".".join(base + ([node.module] if node.module else []))
+        else:
+            module = node.module or ""
+        for alias in node.names:
+            if alias.name.startswith("_") and not alias.name.startswith("__") and module != own:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: from {module} import {alias.name}")
+    return found
+
+
+def test_layers_below_the_operations_take_no_private_name_from_another_module():
+    files: list[Path] = []
+    for name in BELOW_OPS:
+        path = ROOT.joinpath(*name.split("."))
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+    files.append(ROOT / "tuiops" / "ops" / "base.py")
+    assert len(files) > 20
+    found = [line for f in files for line in _private_imports(f)]
+    assert not found, "\n".join(found)
