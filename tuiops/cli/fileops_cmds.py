@@ -99,6 +99,13 @@ _SELECTION_KEYS = (
 @click.option("--sample", type=click.IntRange(min=0), default=10, show_default=True, help="Rows to show.")
 @click.option("--list", "list_saved", is_flag=True, help="List the saved selections and stop.")
 @click.option("--drop", "drop_name", help="Delete the saved selection of this name and stop.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Stop a --where with a sub-select after this many seconds (Ctrl+C cancels it any time).",
+)
 @json_option
 def select_cmd(
     save_name: str | None,
@@ -107,10 +114,12 @@ def select_cmd(
     sample: int,
     list_saved: bool,
     drop_name: str | None,
+    timeout: float,
     as_json: bool,
     **kw: Any,
 ) -> None:
     from tuiops.ops.select import drop_selection, list_selections, save_selection, summarize
+    from tuiops.ops.usersql import Limits
 
     ws = get_workspace()
     if list_saved:
@@ -129,7 +138,13 @@ def select_cmd(
         emit({"dropped": drop_name}, as_json, text=f"dropped selection {drop_name!r}")
         return
     spec = _spec(kw)
-    out = summarize(ws, spec, sample=sample)
+    limits = Limits(
+        timeout=timeout,
+        sigint=True,
+        on_slow=lambda: click.echo("tuiops: selection running… (Ctrl+C cancels)", err=True),
+        timeout_hint="give it more time with --timeout SECONDS, or narrow the --where",
+    )
+    out = summarize(ws, spec, sample=sample, limits=limits)
     if save_name:
         out["saved"] = save_selection(ws, save_name, spec, replace=replace, note=note)["name"]
     if as_json:

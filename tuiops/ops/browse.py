@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     import polars as pl
     from PIL import Image
 
+    from tuiops.ops.usersql import Limits
     from tuiops.store import Store
     from tuiops.workspace import Workspace
 
@@ -1005,6 +1006,8 @@ class MemorySource(Source):
     def __init__(self, spec: Spec) -> None:
         super().__init__(spec)
         self.frame: pl.DataFrame | None = None
+        #: Set from another thread to stop a build that runs user SQL (the app's Esc).
+        self.cancel = CancelToken()
 
     def build(self, store: Store) -> pl.DataFrame:
         raise NotImplementedError
@@ -1160,7 +1163,9 @@ class QuerySource(MemorySource):
     def build(self, store: Store) -> pl.DataFrame:
         import polars as pl
 
-        frame = query_frame(store, self.spec.name)
+        from tuiops.ops.usersql import APP_TIMEOUT_S, Limits
+
+        frame = query_frame(store, self.spec.name, limits=Limits(timeout=APP_TIMEOUT_S, cancel=self.cancel))
         extra = []
         if "key" in frame.columns and frame.schema["key"] == pl.String:
             extra.append(pl.col("key").alias(ROW_KEY))
@@ -1255,12 +1260,19 @@ class SelectionSource(MemorySource):
 
         if self.ws is None:
             raise UsageError("a saved selection needs the workspace")
-        from tuiops.ops.select import SelectionSpec, resolve_spec, selection_sql
+        from tuiops.ops.select import SelectionSpec, resolve_spec, run_selection_sql, selection_sql
+        from tuiops.ops.usersql import APP_TIMEOUT_S, Limits
 
         spec = resolve_spec(self.ws, SelectionSpec(name=self.spec.name))
         cols = ["file_id", "pool", "relpath", "key", "item_id", "size", "width", "height", "status"]
         sql, params = selection_sql(self.ws, spec, cols)
-        frame = store.read_frame(sql + " ORDER BY file_id", params)
+        frame = run_selection_sql(
+            store,
+            sql + " ORDER BY file_id",
+            params,
+            spec,
+            limits=Limits(timeout=APP_TIMEOUT_S, cancel=self.cancel),
+        )
         if spec.keys is not None:
             frame = frame.filter(pl.col("key").is_in(spec.keys))
         return frame.with_columns(
@@ -1298,9 +1310,15 @@ def make_source(
     raise UsageError(f"unknown panel source kind {spec.kind!r}")
 
 
-def query_frame(store: Store, sql: str) -> pl.DataFrame:
-    """Run a read-only query (one statement) and return its rows as a polars frame."""
+def query_frame(store: Store, sql: str, *, limits: Limits | None = None) -> pl.DataFrame:
+    """Run a read-only query (one statement) and return its rows as a polars frame.
+
+    The query may only read (see :mod:`tuiops.ops.usersql`); it stops at the app's time
+    limit, or when ``limits.cancel`` is set (Esc).
+    """
     import sqlite3
+
+    from tuiops.ops.usersql import APP_TIMEOUT_S, Limits, read_frame
 
     text = sql.strip().rstrip(";")
     if not text:
@@ -1312,13 +1330,10 @@ def query_frame(store: Store, sql: str) -> pl.DataFrame:
         )
     if not sqlite3.complete_statement(text + ";") or ";" in text:
         raise UsageError("give one SQL statement", hint="remove the ';' inside the query")
-    try:
-        return store.read_frame(text)
-    except Exception as exc:
-        raise InputError(
-            f"SQL error: {getattr(exc, 'message', exc)}",
-            hint="the views are v_images, v_labels, v_detections",
-        ) from exc
+    limits = limits or Limits(timeout=APP_TIMEOUT_S)
+    if limits.timeout_hint == Limits.timeout_hint:
+        limits.timeout_hint = "narrow the query (Esc cancels a running one)"
+    return read_frame(store.conn, text, limits=limits, what="the query")
 
 
 def describe_fields(source: Source) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuiops.errors import InputError, UsageError
 from tuiops.fsutil import atomic_writer
+from tuiops.ops.usersql import Limits, read_frame
 
 if TYPE_CHECKING:
     import polars as pl
@@ -15,39 +15,21 @@ if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
 
-def run_query(ws: Workspace, sql: str) -> pl.DataFrame:
-    """Run ``sql`` on a read-only connection and return the result as a polars frame."""
-    import polars as pl
+def run_query(ws: Workspace, sql: str, *, limits: Limits | None = None) -> pl.DataFrame:
+    """Run ``sql`` on a read-only connection and return the result as a polars frame.
 
+    The statement may only read (see :mod:`tuiops.ops.usersql`); ``limits`` sets its time
+    limit and how it is cancelled.
+    """
     if not ws.db_path.exists():
         raise InputError(f"the store {ws.db_path} does not exist", hint="run `tuiops init` first")
     from tuiops.store import Store
 
     store = Store(ws.db_path, readonly=True)
-    conn = store.conn
     try:
-        try:
-            cur = conn.execute(sql)
-        except sqlite3.Error as exc:
-            msg = str(exc)
-            if "readonly" in msg or "read-only" in msg or "attempt to write" in msg:
-                raise UsageError(f"`tuiops query` is read-only: {msg}") from exc
-            raise InputError(
-                f"SQL error: {msg}", hint="the views are v_images, v_labels, v_detections"
-            ) from exc
-        if cur.description is None:
-            return pl.DataFrame()
-        names = [d[0] for d in cur.description]
-        rows = cur.fetchall()
+        return read_frame(store.conn, sql, limits=limits, what="`tuiops query`")
     finally:
         store.close()
-    seen: dict[str, int] = {}
-    unique = []
-    for n in names:  # duplicate column names (e.g. two `id`s in a join) get a suffix
-        k = seen.get(n, 0)
-        seen[n] = k + 1
-        unique.append(n if k == 0 else f"{n}_{k}")
-    return pl.DataFrame(rows, schema=unique, orient="row", infer_schema_length=None)
 
 
 def write_result(

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, InputError, NotFoundError, UsageError
+from tuiops.ops.usersql import Limits, authorize, check_where, has_subquery
 
 if TYPE_CHECKING:
     import polars as pl
@@ -461,6 +462,7 @@ def selection_sql(
         ids = [store.pool_id(p) for p in spec.pools]
         conds.append(f"pool_id IN ({', '.join(str(i) for i in ids)})")
     if spec.where and spec.where.strip():
+        check_where(spec.where)
         conds.append(f"({spec.where})")
     want = ", ".join(_quote(c) for c in columns) if columns else "*"
     with_ = f"WITH {', '.join(ctes)} " if ctes else ""
@@ -488,20 +490,49 @@ def view_columns(spec: SelectionSpec) -> list[str]:
 
 
 def _check_sql(ws: Workspace, sql: str, params: Sequence[Any], spec: SelectionSpec) -> None:
-    """Compile the query on a read-only connection: a clear error for a bad WHERE."""
+    """Compile the query on a read-only connection: a clear error for a bad or refused WHERE."""
     from tuiops.store import Store
 
     store = Store(ws.db_path, readonly=True)
     try:
-        store.conn.execute("EXPLAIN " + sql, tuple(params))
+        _authorize(store, sql, params, spec)
+    finally:
+        store.close()
+
+
+def _authorize(store: Store, sql: str, params: Sequence[Any], spec: SelectionSpec) -> None:
+    hint = "columns: " + ", ".join(view_columns(spec))
+    try:
+        authorize(store.conn, sql, params, what=f"the selection --where {spec.where!r}", hint=hint)
     except (sqlite3.Error, sqlite3.Warning) as exc:
         msg = str(exc)
-        hint = "columns: " + ", ".join(view_columns(spec))
         if "no such column" in msg and not (spec.label_set and spec.run and spec.match):
             hint += "; per-image label/detection/match columns need --set, --run or --match"
         raise InputError(f"the selection's WHERE is not valid: {msg}", hint=hint) from exc
-    finally:
-        store.close()
+
+
+def run_selection_sql(
+    store: Store,
+    sql: str,
+    params: Sequence[Any],
+    spec: SelectionSpec,
+    *,
+    limits: Limits | None = None,
+    authorized: bool = False,
+) -> pl.DataFrame:
+    """Read a selection's rows. The user's WHERE may only read; one with a sub-select runs
+    under ``limits`` (time limit, cancel), a plain condition through Arrow at full speed
+    (``authorized``: the caller has checked ``sql`` already)."""
+    from tuiops.ops.usersql import read_frame
+
+    if spec.where and has_subquery(spec.where):
+        hint = "columns: " + ", ".join(view_columns(spec))
+        return read_frame(
+            store.conn, sql, params, limits=limits, what=f"the selection --where {spec.where!r}", hint=hint
+        )
+    if not authorized:
+        _authorize(store, sql, params, spec)
+    return store.read_frame(sql, params)
 
 
 def select_files(
@@ -510,6 +541,7 @@ def select_files(
     *,
     columns: Sequence[str] | None = None,
     limit: int | None = None,
+    limits: Limits | None = None,
 ) -> Selection:
     """Run a selection: the matching files as a frame (all view columns, or ``columns``)."""
     import polars as pl
@@ -529,6 +561,9 @@ def select_files(
     try:
         unknown: list[str] = []
         missing_files: list[str] = []
+        # a sub-select in the WHERE runs on the connection that enforces its time limit, which
+        # does not see the key list's temporary table: its keys are matched afterwards
+        guarded = bool(spec.where and has_subquery(spec.where))
         if spec.keys is not None:
             keys = pl.DataFrame({"key": spec.keys}, schema={"key": pl.String})
             cur = store.adbc.cursor()
@@ -536,10 +571,15 @@ def select_files(
                 cur.adbc_ingest("_sel_keys", keys.to_arrow(), mode="replace", temporary=True)
             finally:
                 cur.close()
-            sql = f"SELECT s.* FROM ({sql}) s WHERE s.key IN (SELECT key FROM temp._sel_keys)"
-        if limit is not None:
+            if not guarded:
+                sql = f"SELECT s.* FROM ({sql}) s WHERE s.key IN (SELECT key FROM temp._sel_keys)"
+        if limit is not None and not (guarded and spec.keys is not None):
             sql += f" ORDER BY file_id LIMIT {int(limit)}"
-        frame = store.read_frame(sql, params)
+        frame = run_selection_sql(store, sql, params, spec, limits=limits, authorized=True)
+        if guarded and spec.keys is not None:
+            frame = frame.filter(pl.col("key").is_in(spec.keys))
+            if limit is not None:
+                frame = frame.sort("file_id").head(limit)
         if frame.height and "file_id" in frame.columns and not frame["file_id"].is_sorted():
             frame = frame.sort("file_id")
         if spec.keys is not None:
@@ -567,10 +607,12 @@ def _reader(ws: Workspace) -> Store:
     return Store(ws.db_path, readonly=True)
 
 
-def summarize(ws: Workspace, spec: SelectionSpec, *, sample: int = 10) -> dict[str, Any]:
+def summarize(
+    ws: Workspace, spec: SelectionSpec, *, sample: int = 10, limits: Limits | None = None
+) -> dict[str, Any]:
     """Count a selection and show a sample of it (what ``tuiops select`` prints)."""
 
-    sel = select_files(ws, spec)
+    sel = select_files(ws, spec, limits=limits)
     f = sel.frame
     show = ["pool", "relpath", "key", "size", "width", "height", "status"]
     ctx = [c for c in ("n_labels", "n_dets", "f1", "category") if c in f.columns]

@@ -357,6 +357,8 @@ class MainScreen(Screen[None]):
             command.value = ""
             self.active.table.focus()
             return
+        if self.active.cancel_open():
+            return
         if self.active.where:
             self.active.set_filter(None)
 

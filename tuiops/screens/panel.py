@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
+    from tuiops.ops.base import CancelToken
     from tuiops.ops.browse import Order, Pager, Selection, Source, Spec
 
 #: Rows read when a source opens (more than a tall terminal shows).
@@ -75,6 +76,8 @@ class Panel(Vertical):
         self.busy = ""
         self.error = ""
         self._pending_focus: str | None = None
+        #: The cancel flag of the source being opened (a query or a selection: Esc stops it).
+        self._opening: CancelToken | None = None
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static("", classes="panel--title", id=f"title-{self.side}", markup=False)
@@ -118,7 +121,21 @@ class Panel(Vertical):
         self.where = None
         self._order_seq += 1
         self.update_title()
-        self._open_worker(spec, self.token, focus, cursor)
+        from tuiops.ops.base import CancelToken
+
+        if self._opening is not None:
+            self._opening.cancel()
+        self._opening = CancelToken()
+        self._open_worker(spec, self.token, focus, cursor, self._opening)
+
+    def cancel_open(self) -> bool:
+        """Stop the query or selection this panel is opening; False when none is running."""
+        if self._opening is None or self._opening.cancelled:
+            return False
+        self._opening.cancel()
+        self.busy = "cancelling…"
+        self.update_title()
+        return True
 
     def reread(self, *, forget: bool = True) -> None:
         """Open the same source again from the store, keeping the cursor's row where it can."""
@@ -133,7 +150,11 @@ class Panel(Vertical):
         self.sort, self.where = sort, where
 
     @work(thread=True, exclusive=True, group="open")
-    def _open_worker(self, spec: Spec, token: int, focus: str | None, cursor: int) -> None:
+    def _open_worker(
+        self, spec: Spec, token: int, focus: str | None, cursor: int, cancel: CancelToken
+    ) -> None:
+        from tuiops.ops.browse import MemorySource
+
         worker = get_current_worker()
         app: Any = self.app
         store = app.reader()
@@ -141,9 +162,13 @@ class Panel(Vertical):
             if spec.kind == "selection":
                 with app.writing() as ws:
                     source = app.source_for(store, spec, ws=ws)
+                    if isinstance(source, MemorySource):
+                        source.cancel = cancel
                     opened = source.open(store, FIRST_PAGE)
             else:
                 source = app.source_for(store, spec)
+                if isinstance(source, MemorySource):
+                    source.cancel = cancel
                 opened = source.open(store, FIRST_PAGE)
             if worker.is_cancelled:
                 return
@@ -186,6 +211,7 @@ class Panel(Vertical):
             return
         from tuiops.ops.browse import Pager, Selection
 
+        self._opening = None
         self.source = msg.source
         self.pager = Pager(msg.source, msg.opened)
         self.selection = Selection()
@@ -257,6 +283,8 @@ class Panel(Vertical):
         if msg.token != self.token:
             return
         self.busy = ""
+        if msg.what == "open":
+            self._opening = None
         if msg.what == "open" and self.pager is None:
             self.error = msg.error.message
             self.table.placeholder = msg.error.message
