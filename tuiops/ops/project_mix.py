@@ -1313,6 +1313,7 @@ def push_tarball(
     """
     from tuiops.ops.remote import open_hosts
     from tuiops.remote import run_sync, transfer
+    from tuiops.remote.errors import OutsideHome
     from tuiops.store.db import utcnow
 
     local = Path(tar_path)
@@ -1336,24 +1337,33 @@ def push_tarball(
             return remote
 
     with job(ws.store, "project.push", params, total=size) as j:
-        res = run_sync(
-            transfer.put(
-                hosts,
-                host,
-                [local],
-                remote_dir,
-                existing="overwrite" if replace else "error",
-                verify="sha256",
-                concurrency=1,
-                channels=1,
-                progress=progress,
-                cancel=cancel,
-                retry=retry,
-                chunk=chunk or transfer.CHUNK,
-                progress_interval=progress_interval,
-            ),
-            cancel,
-        )
+        try:
+            res = run_sync(
+                transfer.put(
+                    hosts,
+                    host,
+                    [local],
+                    remote_dir,
+                    existing="overwrite" if replace else "error",
+                    verify="sha256",
+                    concurrency=1,
+                    channels=1,
+                    progress=progress,
+                    cancel=cancel,
+                    retry=retry,
+                    chunk=chunk or transfer.CHUNK,
+                    progress_interval=progress_interval,
+                ),
+                cancel,
+            )
+        except OutsideHome as exc:  # the transfer's hint names `remote put`'s flags
+            exc.hint = (
+                f"give --push {host}:PATH with PATH inside the host's home, or change its home in tuiops.toml"
+            )
+            raise
+        except ConflictError as exc:
+            exc.hint = "pass --replace-remote to replace it, or push into another folder; nothing was sent"
+            raise
         remote_path = f"{res.target.rstrip('/')}/{local.name}"
         remote = run_sync(verify(remote_path), cancel)
         if remote != sha:
