@@ -146,3 +146,27 @@ def test_ci_runs_the_readme_test_command():
     install, test_cmd = blocks
     assert "pip install" in install and "tuiops demo" in install
     assert test_cmd in ci.splitlines(), ".ci/run must run the README's test command exactly"
+
+
+def test_ssh_commands_print_no_library_warnings(request):
+    """`hosts check` and `remote run` against a real sshd: stderr holds no Python warning
+    (asyncssh's import used to print ten lines of CryptographyDeprecationWarning)."""
+    from tests.sshd import sshd_unavailable
+
+    if (why := sshd_unavailable()) is not None:
+        pytest.skip(why)
+    own = request.getfixturevalue("own")
+    import os
+
+    _server, _key, ws = own
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": ""}  # the interpreter's defaults
+    for args in (["hosts", "check", "test"], ["remote", "run", "test", "--", "echo", "hi"]):
+        out = subprocess.run(
+            [sys.executable, "-c", "from tuiops.cli import main; main()", "-w", str(ws.root), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "Warning" not in out.stderr and "deprecated" not in out.stderr, out.stderr
