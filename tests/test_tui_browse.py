@@ -525,18 +525,21 @@ def test_jobs_listing_and_cancel(demo):
     try:
         done = store.job_start("scan", {"pool": "pool"}, total=10)
         store.job_finish(done, "done")
+        # the child says "ready" once its SIGINT handler is in place: set explicitly, since a
+        # runner that started the tests in the background hands SIGINT down ignored
         child = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
-                "import sys\ntry:\n    print('ready', flush=True)\n    sys.stdin.read()\n"
+                "import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+                "try:\n    print('ready', flush=True)\n    sys.stdin.read()\n"
                 "except KeyboardInterrupt:\n    sys.exit(130)",
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"  # its handler is in place
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
         live = store.job_start("match", {})
         store.execute("UPDATE jobs SET pid = ? WHERE id = ?", (child.pid, live))
         dead = store.job_start("copy", {})
@@ -546,7 +549,7 @@ def test_jobs_listing_and_cancel(demo):
         jobs = b.list_jobs(store)
         assert [j.status for j in jobs][:2] == ["running", "running"] and jobs[-1].id == done
         assert "asked job" in b.cancel_job(store, live)
-        assert child.wait(timeout=60) == 130
+        assert child.wait(timeout=120) == 130  # its exit is the event (the timeout only guards a hang)
         assert "is gone" in b.cancel_job(store, dead)
         assert store.one("SELECT status FROM jobs WHERE id = ?", (dead,)) == "failed"
         assert "done already" in b.cancel_job(store, done)
@@ -554,6 +557,53 @@ def test_jobs_listing_and_cancel(demo):
             b.cancel_job(store, 999)
     finally:
         store.close()
+
+
+_JOB_CHILD = """
+import sys
+from tuiops.ops.base import job
+from tuiops.store import Store
+
+store = Store(sys.argv[1])
+with job(store, "probe", {}) as j:
+    print(j.id, flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_jobs_cancel_reaches_a_job_started_with_sigint_ignored(tmp_path):
+    """A tuiops job started in the background (SIGINT ignored, as a shell or CI runner does)
+    still stops when `jobs cancel` asks it to."""
+    import signal
+
+    db = tmp_path / "tuiops.db"
+    Store(db).close()
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as err:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _JOB_CHILD, str(db)],
+            stdin=subprocess.PIPE,  # kept open: the job ends by the signal or not at all
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+    try:
+        assert child.stdout is not None
+        job_id = int(child.stdout.readline())  # the job is recorded, with this process's pid
+        store = Store(db)
+        try:
+            assert "asked job" in b.cancel_job(store, job_id)
+            code = child.wait(timeout=120)  # its exit is the event (the timeout only guards a hang)
+            assert code != 0 and "KeyboardInterrupt" in log.read_text(), log.read_text()
+            assert store.one("SELECT status FROM jobs WHERE id = ?", (job_id,)) != "running"
+        finally:
+            store.close()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 def test_saved_selection_source_and_catalog(demo):

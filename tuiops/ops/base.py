@@ -63,7 +63,34 @@ def pid_alive(pid: int | None) -> bool:
 
 @contextmanager
 def job(store: Store, kind: str, params: Mapping[str, Any], total: int | None = None) -> Iterator[JobHandle]:
-    """Record a batch op as a job: running → done | failed | cancelled."""
+    """Record a batch op as a job: running → done | failed | cancelled.
+
+    A job is cancelled by SIGINT (Ctrl+C, `tuiops jobs cancel`, the app's jobs pane), so its
+    process listens for it even when it was started with SIGINT ignored (a command started
+    in the background by a shell or a CI runner).
+    """
+    with _sigint_heard():
+        yield from _job(store, kind, params, total)
+
+
+@contextmanager
+def _sigint_heard() -> Iterator[None]:
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _job(store: Store, kind: str, params: Mapping[str, Any], total: int | None) -> Iterator[JobHandle]:
     job_id = store.job_start(kind, params, total)
     handle = JobHandle(store, job_id)
     try:
