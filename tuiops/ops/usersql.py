@@ -355,6 +355,8 @@ def guard(
         try:
             cur = conn.execute(text, tuple(params))
             yield cur
+            if interrupted.is_set():  # Ctrl+C between two checks of a statement that then ended
+                raise QueryInterrupted("cancel")
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc) and (stopped or interrupted.is_set()):
                 raise QueryInterrupted(stopped[0] if stopped else "cancel") from exc
