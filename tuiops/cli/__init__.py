@@ -66,6 +66,24 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
+    """Run one command line; returns the exit code.
+
+    With an events channel (``TUIOPS_EVENTS_FD``, see :mod:`tuiops.events`) the error that
+    ends a command is also written there as an event, with its message, hint and exit code.
+    """
+    from tuiops.events import writer_from_env
+
+    events = writer_from_env()
+    _progress.set_event_writer(events)
+    try:
+        return _run(argv)
+    finally:
+        _progress.set_event_writer(None)
+        if events is not None:
+            events.close()
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="tuiops", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -73,14 +91,20 @@ def run(argv: list[str] | None = None) -> int:
         print_error(exc)
         return exc.exit_code
     except click.exceptions.Abort:
+        _error_event("aborted", None, 130, "Cancelled")
         click.echo("tuiops: aborted", err=True)
         return 130
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
+        hint = None
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f"`{exc.ctx.command_path} --help` shows the usage"
+        _error_event(exc.format_message(), hint, 2, "UsageError")
         exc.show()
         return 2
     except KeyboardInterrupt:
+        _error_event("interrupted", None, 130, "Cancelled")
         click.echo("tuiops: interrupted", err=True)
         return 130
     except BrokenPipeError:
@@ -90,9 +114,24 @@ def run(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+    except Exception as exc:
+        import traceback
+
+        _error_event(
+            f"{type(exc).__name__}: {exc}", None, 1, "internal", traceback="".join(traceback.format_exc())
+        )
+        raise
+
+
+def _error_event(message: str, hint: str | None, exit_code: int, kind: str, **extra: Any) -> None:
+    events = _progress.event_writer()
+    if events is not None:
+        events.write("error", message=message, hint=hint, exit_code=exit_code, kind=kind, **extra)
 
 
 def print_error(exc: TuiopsError) -> None:
+    """The error on stderr (and as an event where the process has an events channel)."""
+    _error_event(exc.message, exc.hint, exc.exit_code, type(exc).__name__)
     click.secho(f"tuiops: error: {exc.message}", err=True, fg="red")
     if exc.hint:
         click.echo(f"  hint: {exc.hint}", err=True)
@@ -123,6 +162,9 @@ def emit(result: Any, as_json: bool, text: str | None = None) -> None:
     """Print a result: JSON for scripts, else the given text (or a readable dump)."""
     import json
 
+    events = _progress.event_writer()
+    if events is not None:
+        events.write("result", result=result)
     if as_json:
         click.echo(json.dumps(result, indent=2, default=str, ensure_ascii=False))
     elif text is not None:

@@ -1,4 +1,8 @@
-"""Progress on the command line: a bar on a terminal, plain periodic lines otherwise."""
+"""Progress on the command line: a bar on a terminal, plain periodic lines otherwise.
+
+Where the process has an events channel (:mod:`tuiops.events`), each reporter also writes
+progress events there, for the program that started it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,29 @@ from typing import Any
 
 import click
 
+from tuiops.events import EventWriter
 from tuiops.ops.base import ProgressEvent, ProgressFn
+
+#: Progress events are written at most this often (seconds), plus the last one.
+EVENT_INTERVAL = 0.1
+
+_events: EventWriter | None = None
+
+
+def set_event_writer(writer: EventWriter | None) -> None:
+    """Send events (progress, result, error) of this process to ``writer`` (None: nowhere)."""
+    global _events
+    _events = writer
+
+
+def event_writer() -> EventWriter | None:
+    """The events channel of this process, if it has one."""
+    return _events
+
+
+def _progress_event(label: str, ev: ProgressEvent) -> None:
+    if _events is not None:
+        _events.write("progress", label=label, done=ev.done, total=ev.total, message=ev.message)
 
 
 @contextlib.contextmanager
@@ -18,8 +44,32 @@ def progress_reporter(label: str, *, quiet: bool = False, interval: float = 2.0)
     """Yield a progress callback for an op.
 
     On a terminal (stderr is a TTY) it draws a rich progress bar; otherwise it prints
-    a plain line to stderr at most every ``interval`` seconds, plus a final line.
+    a plain line to stderr at most every ``interval`` seconds, plus a final line. Progress
+    events go to the events channel as well, ``quiet`` or not.
     """
+    if _events is None:
+        with _human_reporter(label, quiet=quiet, interval=interval) as human:
+            yield human
+        return
+    state: dict[str, Any] = {"last": 0.0, "ev": None, "sent": None}
+
+    def both(ev: ProgressEvent) -> None:
+        state["ev"] = ev
+        now = time.monotonic()
+        if now - state["last"] >= EVENT_INTERVAL:
+            state["last"] = now
+            state["sent"] = ev
+            _progress_event(label, ev)
+        human(ev)
+
+    with _human_reporter(label, quiet=quiet, interval=interval) as human:
+        yield both
+    if state["ev"] is not None and state["ev"] is not state["sent"]:
+        _progress_event(label, state["ev"])
+
+
+@contextlib.contextmanager
+def _human_reporter(label: str, *, quiet: bool, interval: float) -> Iterator[ProgressFn]:
     if quiet:
         yield lambda ev: None
         return
