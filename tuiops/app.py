@@ -3,12 +3,19 @@
 Screens read through :mod:`tuiops.ops.browse` (never SQL of their own); anything longer
 than a page read runs in a thread worker with its own read-only store connection and
 posts a message back. Commands typed on the command line run as ``tuiops`` subprocesses
-whose progress shows in the jobs pane; errors show the same message and hint as the CLI.
+that report progress, result and error as JSON events on a pipe of their own
+(:mod:`tuiops.events`): progress shows in the jobs pane, errors show the same message and
+hint as the CLI, and what the command prints shows in the output screen (Ctrl+O).
+
+Workers only post messages and run with ``exit_on_error=False``; one handler
+(:meth:`TuiopsApp.report_failure`) reports what a worker raises.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -23,8 +30,10 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from tuiops.errors import TuiopsError
-from tuiops.screens.jobs import ERROR_LINE, JobsPane, Task, parse_progress
-from tuiops.screens.messages import JobsSnapshot, TaskUpdate
+from tuiops.events import EVENTS_FD_ENV, read_event
+from tuiops.screens.jobs import JobsPane, Task
+from tuiops.screens.messages import JobsSnapshot, JobsStale, Notice, TaskOutput, TaskUpdate
+from tuiops.screens.workers import ReportsWorkerFailures
 
 if TYPE_CHECKING:
     from tuiops.ops.browse import Context, JobRow, Source, Spec
@@ -38,7 +47,7 @@ if TYPE_CHECKING:
 SHARED_SOURCES = 3
 
 
-class TuiopsApp(App[None], inherit_bindings=False):
+class TuiopsApp(ReportsWorkerFailures, App[None], inherit_bindings=False):
     """tuiops' terminal app on one workspace."""
 
     CSS_PATH = "app.tcss"
@@ -157,6 +166,23 @@ class TuiopsApp(App[None], inherit_bindings=False):
         text = exc.message + (f"\nhint: {exc.hint}" if exc.hint else "")
         self.notify(text, title=type(exc).__name__, severity="error", timeout=10, markup=False)
 
+    def report_failure(self, error: BaseException) -> None:
+        """The one handler of what a worker raised: a :class:`TuiopsError` shows its message
+        and hint; anything else is a bug, shown in an error dialog with its traceback."""
+        if isinstance(error, TuiopsError):
+            self.show_error(error)
+            return
+        import traceback
+
+        from tuiops.screens.dialogs import MessageDialog
+
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        self.push_screen(MessageDialog(f"Unexpected error: {type(error).__name__}", Text(text)))
+
+    @on(Notice)
+    def _notice(self, msg: Notice) -> None:
+        self.notify(msg.text, severity=msg.severity, markup=False)  # type: ignore[arg-type]
+
     @property
     def jobs_pane(self) -> JobsPane | None:
         if self.main_screen is None:
@@ -215,62 +241,73 @@ class TuiopsApp(App[None], inherit_bindings=False):
         self._command_worker(task.id, list(argv))
         return task
 
-    @work(thread=True, group="tasks")
+    @work(thread=True, group="tasks", exit_on_error=False)
     def _command_worker(self, task_id: int, argv: list[str]) -> None:
-        cmd = [sys.executable, "-c", "from tuiops.cli import main; main()", "-w", str(self.ws.root), *argv]
+        """Run the command with an events pipe; post its output, progress and end."""
+        cmd = [sys.executable, "-m", "tuiops", "-w", str(self.ws.root), *argv]
+        events_r, events_w = os.pipe()
         try:
             proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
+                pass_fds=(events_w,),
+                env={**os.environ, EVENTS_FD_ENV: str(events_w)},
                 start_new_session=True,
             )
         except OSError as exc:
-            self.post_message(TaskUpdate(task_id, {"status": "failed", "error": f"cannot start: {exc}"}))
-            return
-        self.post_message(TaskUpdate(task_id, {"pid": proc.pid, "proc": proc}))
-        out: list[str] = []
-        reader = threading.Thread(
-            target=lambda: out.append(proc.stdout.read() if proc.stdout else ""), daemon=True
-        )
-        reader.start()
-        err_lines: list[str] = []
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            err_lines.append(line.rstrip("\n"))
-            progress = parse_progress(line)
-            if progress is not None:
-                self.post_message(TaskUpdate(task_id, progress))
-        rc = proc.wait()
-        reader.join(timeout=5)
-        error = hint = None
-        for i, line in enumerate(err_lines):
-            m = ERROR_LINE.match(line)
-            if m:
-                error = m["message"]
-                if i + 1 < len(err_lines) and err_lines[i + 1].strip().startswith("hint:"):
-                    hint = err_lines[i + 1].strip()[5:].strip()
-        if rc != 0 and error is None:
-            tail = [ln for ln in err_lines if ln.strip()][-3:]
-            error = " / ".join(tail) or f"exit code {rc}"
-        status = "done" if rc == 0 else ("cancelled" if rc == 130 else "failed")
-        self.post_message(
-            TaskUpdate(
-                task_id,
-                {
-                    "status": status,
-                    "finished": time.monotonic(),
-                    "output": "".join(out) + ("\n".join(err_lines) if err_lines else ""),
-                    "error": error,
-                    "hint": hint,
-                    "proc": None,
-                },
+            os.close(events_r)
+            self.post_message(
+                TaskUpdate(
+                    task_id,
+                    {
+                        "status": "failed",
+                        "error": f"cannot start {cmd[0]}: {exc}",
+                        "finished": time.monotonic(),
+                    },
+                )
             )
-        )
+            return
+        finally:
+            os.close(events_w)
+        self.post_message(TaskUpdate(task_id, {"pid": proc.pid, "proc": proc}))
+        end: dict[str, Any] = {}
+        progress_events = 0
+        assert proc.stdout is not None and proc.stderr is not None
+        streams = {proc.stdout.fileno(): "out", proc.stderr.fileno(): "out", events_r: "events"}
+        try:
+            for kind, items in _pump(streams):
+                if kind == "out":
+                    self.post_message(TaskOutput(task_id, items))
+                    continue
+                progress: dict[str, Any] | None = None
+                for ev in items:
+                    if ev["event"] == "progress":
+                        progress_events += 1
+                        progress = {"done": ev.get("done") or 0, "message": ev.get("message") or ""}
+                        if ev.get("total") is not None:
+                            progress["total"] = ev["total"]
+                    elif ev["event"] == "error":
+                        end.update(
+                            error=ev.get("message"), hint=ev.get("hint"), traceback=ev.get("traceback")
+                        )
+                    elif ev["event"] == "result":
+                        end["result"] = ev.get("result")
+                if progress is not None:
+                    self.post_message(TaskUpdate(task_id, {**progress, "progress_events": progress_events}))
+        except Exception as exc:
+            proc.kill()
+            end.update(_unexpected(exc))
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+        rc = proc.wait()
+        if rc != 0 and not end.get("error"):
+            end["error"] = f"exited with code {rc} (o in the jobs pane shows its output)"
+        status = "done" if rc == 0 else ("cancelled" if rc == 130 else "failed")
+        end.update(status=status, exit_code=rc, finished=time.monotonic(), proc=None)
+        self.post_message(TaskUpdate(task_id, end))
 
     def run_file_op(self, preview: PlanPreview) -> Task:
         """Run a confirmed copy/move/delete plan as a job of the app."""
@@ -286,7 +323,7 @@ class TuiopsApp(App[None], inherit_bindings=False):
         self._file_op_worker(task.id, preview, task.cancel)
         return task
 
-    @work(thread=True, group="tasks")
+    @work(thread=True, group="tasks", exit_on_error=False)
     def _file_op_worker(self, task_id: int, preview: PlanPreview, cancel: Any) -> None:
         from tuiops.errors import Cancelled
         from tuiops.ops.base import ProgressEvent
@@ -306,6 +343,8 @@ class TuiopsApp(App[None], inherit_bindings=False):
                 changes = {"status": "cancelled", "error": exc.message}
             except TuiopsError as exc:
                 changes = {"status": "failed", "error": exc.message, "hint": exc.hint}
+            except Exception as exc:
+                changes = _unexpected(exc)
         changes["finished"] = time.monotonic()
         self.post_message(TaskUpdate(task_id, changes))
 
@@ -317,7 +356,7 @@ class TuiopsApp(App[None], inherit_bindings=False):
         self._edit_worker(task.id, file_ids, pool)
         return task
 
-    @work(thread=True, group="tasks")
+    @work(thread=True, group="tasks", exit_on_error=False)
     def _edit_worker(self, task_id: int, file_ids: Any, pool: str | None) -> None:
         from tuiops.ops.base import ProgressEvent
         from tuiops.ops.browse import edit_files
@@ -340,6 +379,8 @@ class TuiopsApp(App[None], inherit_bindings=False):
                 }
             except TuiopsError as exc:
                 changes = {"status": "failed", "error": exc.message, "hint": exc.hint}
+            except Exception as exc:
+                changes = _unexpected(exc)
         changes["finished"] = time.monotonic()
         self.post_message(TaskUpdate(task_id, changes))
 
@@ -352,6 +393,8 @@ class TuiopsApp(App[None], inherit_bindings=False):
         was_running = task.running
         task.apply(msg.changes)
         pane.refresh()
+        for screen in self._output_screens(task.id):
+            screen.refresh_status()
         if was_running and not task.running:
             if task.status != "done":
                 self.recorder.discard(("task", task.id))
@@ -359,6 +402,11 @@ class TuiopsApp(App[None], inherit_bindings=False):
                 self.notify(f"done: {task.label}", timeout=4)
             elif task.status == "cancelled":
                 self.notify(f"cancelled: {task.label}", severity="warning", timeout=6)
+            elif task.traceback:
+                from tuiops.screens.dialogs import MessageDialog
+
+                body = Text(f"{task.error}\n\n{task.traceback}")
+                self.push_screen(MessageDialog(f"Unexpected error: {task.label}", body))
             else:
                 text = (task.error or "failed") + (f"\nhint: {task.hint}" if task.hint else "")
                 self.notify(text, title=f"failed: {task.label}", severity="error", timeout=10, markup=False)
@@ -368,6 +416,34 @@ class TuiopsApp(App[None], inherit_bindings=False):
                     panel = self.main_screen.panel(side)
                     if panel.spec is not None and panel.spec.kind in ("catalog", "pool", "selection"):
                         panel.reread(forget=False)
+
+    @on(TaskOutput)
+    def _task_output(self, msg: TaskOutput) -> None:
+        pane = self.jobs_pane
+        if pane is None or msg.task_id not in pane.tasks:
+            return
+        pane.tasks[msg.task_id].add_lines(msg.lines)
+        for screen in self._output_screens(msg.task_id):
+            screen.add_lines(msg.lines)
+
+    def _output_screens(self, task_id: int) -> list[Any]:
+        from tuiops.screens.output import OutputScreen
+
+        return [s for s in self.screen_stack if isinstance(s, OutputScreen) and s.job.id == task_id]
+
+    def show_output(self, task_id: int | None = None) -> None:
+        """Open the output screen of a task (default: the one picked in the jobs pane if it is
+        shown, else the last one started)."""
+        from tuiops.screens.output import OutputScreen
+
+        pane = self.jobs_pane
+        if pane is None or not pane.tasks:
+            self.notify("no command has run in this app yet (: runs one)", severity="warning")
+            return
+        if task_id is None:
+            row = pane.current() if pane.display else None
+            task_id = row[1].id if row is not None and row[0] == "task" else max(pane.tasks)
+        self.push_screen(OutputScreen(pane.tasks[task_id]))
 
     def save_script(self, path: str) -> Any:
         """Write the recorded actions of this session as a script (validated); returns its path."""
@@ -388,16 +464,18 @@ class TuiopsApp(App[None], inherit_bindings=False):
             return
         self._cancel_job_worker(row.id)
 
-    @work(thread=True, group="cancel")
+    @work(thread=True, group="cancel", exit_on_error=False)
     def _cancel_job_worker(self, job_id: int) -> None:
         from tuiops.ops.browse import cancel_job
 
-        with self.writing() as ws:
-            try:
-                text = cancel_job(ws.store, job_id)
-                self.call_from_thread(self.notify, text)
-            except TuiopsError as exc:
-                self.call_from_thread(self.show_error, exc)
+        try:
+            with self.writing() as ws:
+                self.post_message(Notice(cancel_job(ws.store, job_id)))
+        finally:
+            self.post_message(JobsStale())
+
+    @on(JobsStale)
+    def _jobs_stale(self, msg: JobsStale) -> None:
         self._poll_jobs()
 
     def show_work_details(self, kind: str, row: Any) -> None:
@@ -434,7 +512,7 @@ class TuiopsApp(App[None], inherit_bindings=False):
             self._poll_timer.stop()
             self._poll_timer = None
 
-    @work(thread=True, exclusive=True, group="jobs-poll")
+    @work(thread=True, exclusive=True, group="jobs-poll", exit_on_error=False)
     def _poll_jobs(self) -> None:
         from tuiops.ops.browse import list_jobs
 
@@ -452,6 +530,52 @@ class TuiopsApp(App[None], inherit_bindings=False):
         if pane is not None:
             pane.jobs = msg.jobs
             pane.refresh()
+
+
+def _unexpected(exc: BaseException) -> dict[str, Any]:
+    """A task's end on an unexpected exception (shown with its traceback)."""
+    import traceback
+
+    return {
+        "status": "failed",
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+def _pump(streams: dict[int, str]) -> Iterator[tuple[str, list[Any]]]:
+    """Read the pipes ``streams`` (fd → "out" or "events") until each ends; closes them.
+
+    Yields ``("out", lines)`` for what the process printed (stdout and stderr, decoded, in
+    the order they arrive) and ``("events", events)`` for the JSON events of its channel.
+    """
+    sel = selectors.DefaultSelector()
+    partial = dict.fromkeys(streams, b"")
+    for fd in streams:
+        sel.register(fd, selectors.EVENT_READ)
+    try:
+        while sel.get_map():
+            for key, _mask in sel.select():
+                fd = key.fd
+                chunk = os.read(fd, 1 << 16)
+                if chunk:
+                    *raw, partial[fd] = (partial[fd] + chunk).split(b"\n")
+                else:
+                    sel.unregister(fd)
+                    raw = [partial[fd]] if partial[fd] else []
+                if not raw:
+                    continue
+                if streams[fd] == "events":
+                    events = [e for e in map(read_event, raw) if e is not None]
+                    if events:
+                        yield "events", events
+                else:
+                    yield "out", [line.decode("utf-8", "replace").rstrip("\r") for line in raw]
+    finally:
+        sel.close()
+        for fd in streams:
+            if streams[fd] == "events":
+                os.close(fd)
 
 
 def run_app(ws: Workspace, *, left: str | None = None, right: str | None = None) -> None:

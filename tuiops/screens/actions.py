@@ -24,8 +24,8 @@ class Action:
     group: str
     fkey: int | None = None
     #: Where the binding lives: "main" (the panels screen), "table" (the focused panel's
-    #: table: shown in help, bound by the widget), "jobs" (the jobs pane), "viewer" (the F3
-    #: image viewer), "triage" (the triage screen).
+    #: table: shown in help, bound by the widget), "jobs" (the jobs pane), "output" (a job's
+    #: output), "viewer" (the F3 image viewer), "triage" (the triage screen).
     scope: str = "main"
     #: Shown in the F9 menu.
     menu: bool = True
@@ -130,6 +130,13 @@ ACTIONS: tuple[Action, ...] = (
         "jobs", ("f12", "j"), "Jobs", "Show or hide the jobs pane (progress, ETA, cancel, errors)", "Panels"
     ),
     Action(
+        "output",
+        ("ctrl+o", "alt+o"),
+        "Output",
+        "The output of the last command of the app (or of the job picked in the jobs pane), live",
+        "Panels",
+    ),
+    Action(
         "triage",
         ("ctrl+t", "t"),
         "Triage",
@@ -205,12 +212,40 @@ ACTIONS: tuple[Action, ...] = (
         menu=False,
     ),
     Action(
+        "jobs-output",
+        ("o",),
+        "Output",
+        "The job's output (stdout and stderr), live as it runs",
+        "Jobs pane",
+        scope="jobs",
+        menu=False,
+    ),
+    Action(
         "jobs-details",
         ("enter",),
         "Details",
         "The job's errors and output",
         "Jobs pane",
         scope="jobs",
+        menu=False,
+    ),
+    # -- the output screen (Ctrl+O, o in the jobs pane) ---------------------------------
+    Action(
+        "output-close",
+        ("escape", "ctrl+o", "q"),
+        "Close",
+        "Back to the panels",
+        "Output",
+        scope="output",
+        menu=False,
+    ),
+    Action(
+        "output-cancel",
+        ("x",),
+        "Cancel",
+        "Cancel the command (it journals what it did and stops)",
+        "Output",
+        scope="output",
         menu=False,
     ),
     # -- the image viewer (F3) -----------------------------------------------------------
@@ -412,7 +447,7 @@ def fkey_bar() -> list[Action]:
 
 
 def groups(
-    scopes: tuple[str, ...] = ("main", "table", "jobs", "viewer", "triage"),
+    scopes: tuple[str, ...] = ("main", "table", "jobs", "output", "viewer", "triage"),
 ) -> dict[str, list[Action]]:
     """Actions by group, in table order (for the help screen)."""
     out: dict[str, list[Action]] = {}

@@ -4,7 +4,10 @@ Two kinds of rows:
 
 - *tasks* started in this app (a ``tuiops`` command typed on the command line, a copy or
   move confirmed in a dialog): each runs in a thread worker — a command as a subprocess
-  whose progress lines are parsed — and reports through :class:`TaskUpdate` messages;
+  that reports its progress, result and error as events on a pipe of its own
+  (:mod:`tuiops.events`) — and reports through :class:`TaskUpdate` and
+  :class:`TaskOutput` messages; a task's output (a command's stdout and stderr) shows,
+  as it arrives, in the output screen (``o`` here, Ctrl+O on the panels);
 - *jobs* recorded in the store by any tuiops process (the CLI in another terminal
   included), polled once a second while the pane is shown.
 
@@ -14,7 +17,6 @@ job of another process is cancelled through :func:`tuiops.ops.browse.cancel_job`
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -29,10 +31,8 @@ if TYPE_CHECKING:
     from tuiops.ops.base import CancelToken
     from tuiops.ops.browse import JobRow
 
-PROGRESS_LINE = re.compile(
-    r"^(?P<label>[^:\n]{1,40}): (?P<done>\d+)(?:/(?P<total>\d+) \(\d+%\))?(?: (?P<message>.*))?$"
-)
-ERROR_LINE = re.compile(r"^tuiops: error: (?P<message>.*)$")
+#: Lines of output a task keeps (the oldest go first).
+MAX_OUTPUT_LINES = 20_000
 
 
 @dataclass
@@ -49,7 +49,14 @@ class Task:
     finished: float | None = None
     error: str | None = None
     hint: str | None = None
-    output: str = ""
+    #: The traceback of an unexpected failure (not a user's mistake).
+    traceback: str | None = None
+    exit_code: int | None = None
+    #: The command's JSON result, where it has one.
+    result: Any = None
+    #: How many progress events the command sent.
+    progress_events: int = 0
+    lines: list[str] = field(default_factory=list)
     pid: int | None = None
     cancel: CancelToken | None = None
     proc: Any = None
@@ -58,22 +65,23 @@ class Task:
         for k, v in changes.items():
             setattr(self, k, v)
 
+    def add_lines(self, lines: list[str]) -> None:
+        self.lines.extend(lines)
+        if len(self.lines) > MAX_OUTPUT_LINES:
+            del self.lines[: len(self.lines) - MAX_OUTPUT_LINES]
+
+    @property
+    def output(self) -> str:
+        """Everything the task wrote, as one text."""
+        return "\n".join(self.lines)
+
+    @output.setter
+    def output(self, text: str) -> None:
+        self.lines = text.splitlines()
+
     @property
     def running(self) -> bool:
         return self.status == "running"
-
-
-def parse_progress(line: str) -> dict[str, Any] | None:
-    """The progress a CLI line reports (``scan: 120/2000 (6%) message``), or None."""
-    m = PROGRESS_LINE.match(line.strip())
-    if m is None:
-        return None
-    out: dict[str, Any] = {"done": int(m["done"])}
-    if m["total"] is not None:
-        out["total"] = int(m["total"])
-    if m["message"]:
-        out["message"] = m["message"][:80]
-    return out
 
 
 def bar(done: int, total: int | None, width: int = 20) -> str:
@@ -106,7 +114,7 @@ def _iso_seconds(text: str | None) -> float | None:
 
 
 class JobsPane(Widget, can_focus=True):
-    """A list of tasks and jobs, newest and running first; ↑↓ pick, x cancels, Enter details."""
+    """A list of tasks and jobs, newest and running first; ↑↓ pick, x cancels, o output, Enter details."""
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("jobs")
 
@@ -152,6 +160,16 @@ class JobsPane(Widget, can_focus=True):
         row = self.current()
         if row is not None:
             self.app.cancel_work(*row)  # type: ignore[attr-defined]
+
+    def action_jobs_output(self) -> None:
+        row = self.current()
+        if row is None:
+            return
+        kind, r = row
+        if kind != "task":
+            self.notify("the output is kept for the commands of this app only", severity="warning")
+            return
+        self.app.show_output(r.id)  # type: ignore[attr-defined]
 
     def action_jobs_details(self) -> None:
         row = self.current()

@@ -16,9 +16,10 @@ from tuiops.errors import TuiopsError, UsageError
 from tuiops.screens.actions import ACTIONS, SORT_FIELDS, bindings, fkey_bar, keys_display
 from tuiops.screens.dialogs import ConfirmDialog, InputDialog, MenuDialog
 from tuiops.screens.jobs import JobsPane
-from tuiops.screens.messages import FileOpPlanned
+from tuiops.screens.messages import FileOpPlanned, FolderMade, Notice, Replan
 from tuiops.screens.panel import Panel
 from tuiops.screens.quickview import ImageCard, row_target
+from tuiops.screens.workers import ReportsWorkerFailures
 from tuiops.widgets.keybar import KeyBar, KeyBarItem
 from tuiops.widgets.vtable import VirtualTable
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from tuiops.screens.fileops_bridge import PlanPreview
 
 
-class MainScreen(Screen[None]):
+class MainScreen(ReportsWorkerFailures, Screen[None]):
     """FAR-style panels over the workspace."""
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("main")
@@ -201,6 +202,9 @@ class MainScreen(Screen[None]):
         else:
             self.active.table.focus()
 
+    def action_output(self) -> None:
+        self.app.show_output()  # type: ignore[attr-defined]
+
     def action_monitor(self) -> None:
         from tuiops.screens.monitor import open_monitor
 
@@ -242,7 +246,7 @@ class MainScreen(Screen[None]):
             return
         self._edit_worker(target)
 
-    @work(thread=True, exclusive=True, group="edit")
+    @work(thread=True, exclusive=True, group="edit", exit_on_error=False)
     def _edit_worker(self, target: dict[str, Any]) -> None:
         from tuiops.ops.browse import image_info, launch_editor
 
@@ -255,13 +259,11 @@ class MainScreen(Screen[None]):
                     f"image {info.key} has no file in a pool", hint="scan the pool that holds it"
                 )
             proc = launch_editor(app.ws, info.path)
-            app.call_from_thread(
-                self.notify, f"started {app.ws.config.editor.split()[0]} (pid {proc.pid}) on {info.relpath}"
-            )
-        except TuiopsError as exc:
-            app.call_from_thread(app.show_error, exc)
         finally:
             app.release(store)
+        self.post_message(
+            Notice(f"started {app.ws.config.editor.split()[0]} (pid {proc.pid}) on {info.relpath}")
+        )
 
     # -- selection -------------------------------------------------------------------------------
     def action_toggle_select(self) -> None:
@@ -419,13 +421,12 @@ class MainScreen(Screen[None]):
             raise UsageError(f"cannot read the command line: {exc}") from exc
         if argv and argv[0] == "tuiops":
             argv = argv[1:]
-        from tuiops.cli import cli
-
-        if not argv or argv[0] not in cli.commands:
+        if not argv or not argv[0][:1].isalpha():
             raise UsageError(
                 f"unknown command {text.split()[0]!r}",
                 hint="type where …, SELECT …, cd …, set …, or a tuiops command (F1 lists them)",
             )
+        # Anything else is a tuiops command: the command itself says if it is not one.
         if argv[0] == "tui":
             raise UsageError("the terminal app is running already")
         self.app.run_tuiops(argv)  # type: ignore[attr-defined]
@@ -519,7 +520,7 @@ class MainScreen(Screen[None]):
         self._plan_seq += 1
         self._plan_worker(self._plan_seq, request)
 
-    @work(thread=True, exclusive=True, group="plan")
+    @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
     def _plan_worker(self, seq: int, request: Any) -> None:
         from tuiops.screens.fileops_bridge import plan
 
@@ -531,18 +532,21 @@ class MainScreen(Screen[None]):
             except TuiopsError as exc:
                 self.post_message(FileOpPlanned(seq, None, exc))
 
-    @work(thread=True, group="plan-discard")
+    @work(thread=True, group="plan-discard", exit_on_error=False)
     def _discard_worker(self, preview: Any, then: Any = None) -> None:
         from tuiops.screens.fileops_bridge import discard
 
         app: Any = self.app
-        with app.writing() as ws:
-            try:
+        try:
+            with app.writing() as ws:
                 discard(ws, preview)
-            except TuiopsError as exc:
-                app.call_from_thread(app.show_error, exc)
-        if then is not None:
-            app.call_from_thread(self._plan, then)
+        finally:
+            if then is not None:
+                self.post_message(Replan(then))
+
+    @on(Replan)
+    def _replan(self, msg: Replan) -> None:
+        self._plan(msg.request)
 
     @on(FileOpPlanned)
     def _planned(self, msg: FileOpPlanned) -> None:
@@ -610,7 +614,7 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(InputDialog("Make folder", f"in {spec.name}:/{spec.folder}", ""), done)
 
-    @work(thread=True, exclusive=True, group="mkdir")
+    @work(thread=True, exclusive=True, group="mkdir", exit_on_error=False)
     def _mkdir_worker(self, spec: Spec, name: str) -> None:
         from tuiops.ops.browse import make_folder
 
@@ -618,13 +622,13 @@ class MainScreen(Screen[None]):
         store = app.reader()
         try:
             make_folder(store, spec.name, spec.folder, name)
-            app.call_from_thread(self._after_mkdir, spec, name)
-        except TuiopsError as exc:
-            app.call_from_thread(app.show_error, exc)
         finally:
             app.release(store)
+        self.post_message(FolderMade(spec, name))
 
-    def _after_mkdir(self, spec: Spec, name: str) -> None:
+    @on(FolderMade)
+    def _after_mkdir(self, msg: FolderMade) -> None:
+        spec, name = msg.spec, msg.name
         self.app.forget_sources(spec)  # type: ignore[attr-defined]
         for side in ("left", "right"):
             p = self.panel(side)

@@ -109,3 +109,37 @@ class FileOpPlanned(Message):
     seq: int
     preview: Any
     error: TuiopsError | None = None
+
+
+@dataclass
+class TaskOutput(Message):
+    """Lines a task wrote (a command's stdout and stderr, as they arrive)."""
+
+    task_id: int
+    lines: list[str]
+
+
+@dataclass
+class Notice(Message):
+    """A note for the user from a worker (the app shows it)."""
+
+    text: str
+    severity: str = "information"
+
+
+@dataclass
+class JobsStale(Message):
+    """The store's jobs changed: read them again."""
+
+
+@dataclass
+class FolderMade(Message):
+    spec: Any
+    name: str
+
+
+@dataclass
+class Replan(Message):
+    """Plan a file operation again (after its previous plan was discarded)."""
+
+    request: Any

@@ -29,6 +29,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from tuiops.errors import TuiopsError
+from tuiops.screens.workers import ReportsWorkerFailures
 from tuiops.widgets.chart import LineChart, Marker
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class Target:
         return f"{name} on {self.host}" if self.host else name
 
 
-class MonitorScreen(Screen[None]):
+class MonitorScreen(ReportsWorkerFailures, Screen[None]):
     """A training run's epochs, live."""
 
     CSS_PATH = "monitor.tcss"
@@ -153,7 +154,7 @@ class MonitorScreen(Screen[None]):
         self._polling = True
         self._poll_worker()
 
-    @work(thread=True, group="monitor")
+    @work(thread=True, group="monitor", exit_on_error=False)
     def _poll_worker(self) -> None:
         from tuiops.ops.monitor import ResultsFollower, file_reader, run_follower, ssh_reader
         from tuiops.ops.train import monitor_plan

@@ -26,6 +26,7 @@ from tuiops.screens.messages import (
     SourceCounted,
     SourceOpened,
 )
+from tuiops.screens.workers import ReportsWorkerFailures
 from tuiops.widgets.vtable import TableColumn, VirtualTable
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ DESCENDING_FIRST = frozenset(
 )
 
 
-class Panel(Vertical):
+class Panel(ReportsWorkerFailures, Vertical):
     """A panel showing one source."""
 
     def __init__(self, side: str) -> None:
@@ -149,7 +150,7 @@ class Panel(Vertical):
         self.open(self.spec, focus=focus, cursor=self.table.cursor)
         self.sort, self.where = sort, where
 
-    @work(thread=True, exclusive=True, group="open")
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def _open_worker(
         self, spec: Spec, token: int, focus: str | None, cursor: int, cancel: CancelToken
     ) -> None:
@@ -344,7 +345,7 @@ class Panel(Vertical):
         self.update_title()
         self._order_worker(self.source, self.token, self._order_seq, list(self.sort), self.where)
 
-    @work(thread=True, exclusive=True, group="order")
+    @work(thread=True, exclusive=True, group="order", exit_on_error=False)
     def _order_worker(
         self, source: Source, token: int, seq: int, sort: list[tuple[str, bool]], where: str | None
     ) -> None:
@@ -425,7 +426,7 @@ class Panel(Vertical):
         assert self.selection is not None
         self._mask_worker(self.source, self.token, order, mode, mask, self.selection)
 
-    @work(thread=True, exclusive=True, group="mask")
+    @work(thread=True, exclusive=True, group="mask", exit_on_error=False)
     def _mask_worker(
         self,
         source: Source,

@@ -17,6 +17,7 @@ from textual.worker import get_current_worker
 
 from tuiops.errors import TuiopsError
 from tuiops.screens.messages import InfoReady
+from tuiops.screens.workers import ReportsWorkerFailures
 from tuiops.widgets.image import ImagePreview
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def row_target(row: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-class ImageCard(Vertical):
+class ImageCard(ReportsWorkerFailures, Vertical):
     """Preview (half blocks) above a metadata list."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None, meta_lines: int = 14) -> None:
@@ -85,7 +86,7 @@ class ImageCard(Vertical):
         if self.target is not None:
             self.show(self.target, self.card_title)
 
-    @work(thread=True, exclusive=True, group="card")
+    @work(thread=True, exclusive=True, group="card", exit_on_error=False)
     def _load(self, seq: int, target: dict[str, Any], w: int, h: int, labels: bool, dets: bool) -> None:
         from tuiops.ops.browse import image_info, render_preview
 

@@ -27,6 +27,7 @@ from textual.screen import Screen
 from textual.widgets import Static, TabbedContent, TabPane
 
 from tuiops.errors import TuiopsError
+from tuiops.screens.workers import ReportsWorkerFailures
 
 if TYPE_CHECKING:
     from tuiops.ops.report import ReportData
@@ -216,7 +217,7 @@ def headline(data: ReportData) -> Text:
 
 
 # -- the screen -----------------------------------------------------------------------------------
-class ReportScreen(Screen[None]):
+class ReportScreen(ReportsWorkerFailures, Screen[None]):
     """Charts of a label set against a detection run (see the module doc)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -267,7 +268,7 @@ class ReportScreen(Screen[None]):
     def on_mount(self) -> None:
         self._load()
 
-    @work(thread=True, exclusive=True, group="report")
+    @work(thread=True, exclusive=True, group="report", exit_on_error=False)
     def _load(self) -> None:
         from tuiops.ops.report import report_data
         from tuiops.store import Store

@@ -27,6 +27,7 @@ from textual.widgets.option_list import Option
 
 from tuiops.errors import TuiopsError, UsageError
 from tuiops.screens.actions import ACTIONS, bindings, key_display
+from tuiops.screens.workers import ReportsWorkerFailures
 from tuiops.widgets.image import ImagePreview
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def key_bar_text() -> Text:
     return text
 
 
-class TriageScreen(Screen[None]):
+class TriageScreen(ReportsWorkerFailures, Screen[None]):
     """The triage of one stored match: see the module doc."""
 
     CSS_PATH = "triage.tcss"
@@ -218,7 +219,7 @@ class TriageScreen(Screen[None]):
         self._open_worker()
 
     # -- loading -------------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="triage-open")
+    @work(thread=True, exclusive=True, group="triage-open", exit_on_error=False)
     def _open_worker(self) -> None:
         from tuiops.ops.triage import open_queue
 
@@ -270,7 +271,7 @@ class TriageScreen(Screen[None]):
         w, h = self.preview.pixel_size()
         self._load_worker(seq, self.position, self.index, w, h)
 
-    @work(thread=True, exclusive=True, group="triage-load")
+    @work(thread=True, exclusive=True, group="triage-load", exit_on_error=False)
     def _load_worker(self, seq: int, position: int, index: int, w: int, h: int) -> None:
         from tuiops.ops.browse import image_info
         from tuiops.ops.triage import image_view, render_view
@@ -455,7 +456,7 @@ class TriageScreen(Screen[None]):
             action, obj, self.entry.item_id, class_id, list(self.view.labels), self.position, self.index
         )
 
-    @work(thread=True, group="triage-write")
+    @work(thread=True, group="triage-write", exit_on_error=False)
     def _decide_worker(
         self,
         action: str,
@@ -486,7 +487,7 @@ class TriageScreen(Screen[None]):
             except TuiopsError as exc:
                 self.post_message(DecisionDone(position, index, None, exc))
 
-    @work(thread=True, group="triage-write")
+    @work(thread=True, group="triage-write", exit_on_error=False)
     def _undo_worker(self, revision: int, position: int, index: int) -> None:
         from tuiops.ops.triage import undo
 
@@ -575,7 +576,7 @@ class TriageScreen(Screen[None]):
         self.notify(f"sending {self.entry.key} to the review folder…", timeout=2)
         self._review_worker(self.entry.item_id, self.entry.key)
 
-    @work(thread=True, group="triage-review")
+    @work(thread=True, group="triage-review", exit_on_error=False)
     def _review_worker(self, item_id: int, key: str) -> None:
         from tuiops.ops.triage import send_to_review
 
