@@ -7,6 +7,7 @@ remote layer, which uses it too) and is re-exported here.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
