@@ -646,3 +646,19 @@ def test_the_recorder_keeps_what_was_given_and_writes_a_valid_script(demo, tmp_p
     empty = Recorder()
     with pytest.raises(Exception, match="nothing recorded"):
         empty.save(tmp_path / "e.yaml")
+
+
+def test_reading_a_step_leaves_the_commands_help_as_it_was():
+    # In a fresh process, so that no earlier test has built the command's help option first.
+    code = (
+        "import click\n"
+        "from tuiops.cli import cli\n"
+        "from tuiops.script.record import command_params\n"
+        "command_params(['match', '--set', 'gt', '--run', 'r'])\n"
+        "cmd = cli.commands['match']\n"
+        "ctx = click.Context(cmd, info_name='match', parent=click.Context(cli, info_name='tuiops',"
+        " **cli.context_settings))\n"
+        "print('-h, --help' in cmd.get_help(ctx))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

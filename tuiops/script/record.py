@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from tuiops.errors import InputError, UsageError
-from tuiops.script.validate import FORBIDDEN_OPS, _param_label, root_command
+from tuiops.script.validate import FORBIDDEN_OPS, _param_label, root_command, root_settings
 
 
 @dataclass
@@ -63,7 +63,7 @@ def command_params(argv: Sequence[str]) -> RecordedStep:
     if path[0] in FORBIDDEN_OPS:
         raise UsageError(f"`tuiops {path[0]}` cannot be a script step")
     try:
-        ctx = node.make_context(path[-1], args, resilient_parsing=True)
+        ctx = node.make_context(path[-1], args, resilient_parsing=True, **root_settings())
     except click.ClickException as exc:
         raise UsageError(f"cannot read `tuiops {' '.join(argv)}`: {exc.format_message()}") from exc
     params: dict[str, Any] = {}

@@ -73,6 +73,16 @@ def _key(name: str) -> str:
     return name.strip().replace("-", "_")
 
 
+def root_settings() -> dict[str, Any]:
+    """The root command's context settings (its help option names among them), for a context
+    made for a leaf command alone.
+
+    click keeps the help option a command first builds, so a context without these settings
+    would change that command's help for the rest of the process.
+    """
+    return dict(root_command().context_settings)
+
+
 def command_info(path: tuple[str, ...], command: click.Command) -> CommandInfo:
     params: dict[str, click.Parameter] = {}
     has_json = json_format = False
@@ -214,7 +224,7 @@ def _convert(info: CommandInfo, p: click.Parameter, texts: list[str], loc: Loc, 
     if isinstance(ptype, click.Path) and ptype.exists:
         ptype = copy.copy(ptype)
         ptype.exists = False
-    ctx = click.Context(info.command, info_name=info.path[-1], resilient_parsing=True)
+    ctx = click.Context(info.command, info_name=info.path[-1], resilient_parsing=True, **root_settings())
     for text in texts:
         try:
             ptype.convert(text, p, ctx)
