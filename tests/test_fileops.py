@@ -17,6 +17,7 @@ from tests.test_fileops_support import files_rows, make_pool, mount_works, scan_
 from tuiops.cli import run
 from tuiops.errors import ConflictError, DiskError, UsageError
 from tuiops.ops import fileops as fo
+from tuiops.ops.fileops import actions, syscalls
 from tuiops.ops.select import SelectionSpec
 
 ALL = SelectionSpec(where="1")
@@ -103,13 +104,13 @@ def test_link_by_descriptor_falls_back_to_proc_where_the_kernel_refuses(ws, pool
         ctypes.set_errno(errno.ENOENT)
         return -1
 
-    monkeypatch.setattr(fo, "_FLINK", [refuse])
+    monkeypatch.setattr(syscalls, "_FLINK", [refuse])
     _, res = fo.copy_files(ws, ALL, tmp_path / "out", layout="mirror", workers=1)
     assert res is not None and res.status == "done" and res.failed == 0
     assert tree(tmp_path / "out") == tree(pool)
-    assert len(calls) == 1 and fo._FLINK == [None]
+    assert len(calls) == 1 and syscalls._FLINK == [None]
     # another error of the call is the copy's error, named by its target
-    monkeypatch.setattr(fo, "_FLINK", [lambda *args: (ctypes.set_errno(errno.ENOSPC), -1)[1]])
+    monkeypatch.setattr(syscalls, "_FLINK", [lambda *args: (ctypes.set_errno(errno.ENOSPC), -1)[1]])
     with pytest.raises(DiskError, match=r"cannot write .*out2/.*the disk is full"):
         fo.copy_files(ws, ALL, tmp_path / "out2", layout="mirror", workers=1)
     assert not [p for p in (tmp_path / "out2").rglob("*") if p.is_file() and p.suffix != ".txt"]
@@ -389,7 +390,7 @@ def test_sources_that_changed_size_between_plan_and_run_are_copied_whole(ws, poo
         fast.append(out is not None)
         return out
 
-    monkeypatch.setattr(fo, "_copy_fast", spy)
+    monkeypatch.setattr(actions, "_copy_fast", spy)
     r = fo.run_job(ws, p.job_id, workers=1)
     assert r.status == "done" and r.failed == 0
     assert tree(tmp_path / "out") == tree(pool)

@@ -24,6 +24,7 @@ from tests.test_fileops_support import make_pool, scan_pool, tree
 from tuiops.errors import ConflictError
 from tuiops.ops import fileops as fo
 from tuiops.ops.base import pid_alive
+from tuiops.ops.fileops import workers as fo_workers
 from tuiops.ops.select import SelectionSpec
 
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -144,7 +145,7 @@ def test_resume_refuses_while_a_worker_of_a_dead_run_lives(ws, pool, tmp_path, m
                 "UPDATE jobs SET status = 'running', pid = ?, workers = ? WHERE id = ?",
                 (gone.pid, json.dumps([lingering.pid]), plan.job_id),
             )
-        monkeypatch.setattr(fo, "_WORKER_GONE_SECONDS", 0.2)
+        monkeypatch.setattr(fo_workers, "_WORKER_GONE_SECONDS", 0.2)
         with pytest.raises(ConflictError, match=str(lingering.pid)):
             fo.run_job(ws, plan.job_id)
         assert tree(tmp_path / "out") == {}, "nothing was touched"
