@@ -12,8 +12,9 @@ from PIL import Image
 from tests.test_fileops_support import make_pool, scan_pool, tree
 from tuiops.cli import run
 from tuiops.errors import UsageError
+from tuiops.imaging import PALETTE, render
 from tuiops.ops import fileops as fo
-from tuiops.ops.paint import PALETTE, drawings, paint, render
+from tuiops.ops.paint import drawings, paint
 from tuiops.ops.select import SelectionSpec
 
 

@@ -25,7 +25,7 @@ match: ``split`` keeps one of them (its images also restrict the COCO evaluation
 without it a stored match's worst images are listed per split.
 
 :func:`write_report` draws the charts with matplotlib (Agg, DejaVu Sans, no pyplot state)
-and only then reads and paints the worst images (:func:`tuiops.ops.paint.render`). Files
+and only then reads and paints the worst images (:func:`tuiops.imaging.render`). Files
 are made in a staging folder inside the target and moved into place; ``index.html``
 comes last, written atomically, so a crash never leaves a half page.
 """
@@ -932,8 +932,8 @@ def _paint_worst(ws: Workspace, data: ReportData, out: Path, rep: Reporter) -> l
     """Paint the worst images (labels solid, confident detections dashed) into ``out``."""
     import polars as pl
 
+    from tuiops.imaging import render
     from tuiops.ops.match import read_dets, read_labels
-    from tuiops.ops.paint import render
 
     worst = data.worst
     if worst.height == 0:

@@ -65,7 +65,7 @@ def _decode_error(exc: BaseException) -> str:
 
 def _paint(a: _Act, ctx: _Ctx) -> bytes:
     """Draw an action's boxes on its source image (see :mod:`tuiops.ops.paint`)."""
-    from tuiops.ops.paint import render
+    from tuiops.imaging import render
 
     assert a.src is not None
     fd = _open_src(a.src, ctx)
