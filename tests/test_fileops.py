@@ -17,7 +17,7 @@ from tests.test_fileops_support import files_rows, make_pool, mount_works, scan_
 from tuiops.cli import run
 from tuiops.errors import ConflictError, DiskError, UsageError
 from tuiops.ops import fileops as fo
-from tuiops.ops.fileops import actions, syscalls
+from tuiops.ops.fileops import actions, journal, syscalls
 from tuiops.ops.select import SelectionSpec
 
 ALL = SelectionSpec(where="1")
@@ -383,14 +383,14 @@ def test_sources_that_changed_size_between_plan_and_run_are_copied_whole(ws, poo
     shrunk.write_bytes(shrunk.read_bytes()[:100])
     emptied.write_bytes(b"")
     fast: list[bool] = []
-    real_fast = fo._copy_fast
+    real_fast = actions.copy_fast
 
     def spy(a):  # type: ignore[no-untyped-def]
         out = real_fast(a)
         fast.append(out is not None)
         return out
 
-    monkeypatch.setattr(actions, "_copy_fast", spy)
+    monkeypatch.setattr(actions, "copy_fast", spy)
     r = fo.run_job(ws, p.job_id, workers=1)
     assert r.status == "done" and r.failed == 0
     assert tree(tmp_path / "out") == tree(pool)
@@ -625,8 +625,8 @@ def test_actions_handed_from_the_plan_equal_those_read_back(ws, tmp_path):
         kept: list[pl.DataFrame] = []
         p = fo.plan(ws, op, SelectionSpec(where="1", label_set="gt"), _keep=kept, **kw)
         assert p.status == "planned" and len(kept) == 1, (op, kw)
-        handed = fo._acts_from_journal(kept[0])
-        read = fo._load_actions(ws.store, p.job_id)
+        handed = journal.acts_from_journal(kept[0])
+        read = journal.load_actions(ws.store, p.job_id)
         assert handed == read, (op, kw)
         assert any(a.action != "mkdir" for a in read)
         seen += read

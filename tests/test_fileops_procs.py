@@ -145,7 +145,7 @@ def test_resume_refuses_while_a_worker_of_a_dead_run_lives(ws, pool, tmp_path, m
                 "UPDATE jobs SET status = 'running', pid = ?, workers = ? WHERE id = ?",
                 (gone.pid, json.dumps([lingering.pid]), plan.job_id),
             )
-        monkeypatch.setattr(fo_workers, "_WORKER_GONE_SECONDS", 0.2)
+        monkeypatch.setattr(fo_workers, "WORKER_GONE_SECONDS", 0.2)
         with pytest.raises(ConflictError, match=str(lingering.pid)):
             fo.run_job(ws, plan.job_id)
         assert tree(tmp_path / "out") == {}, "nothing was touched"

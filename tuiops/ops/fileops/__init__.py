@@ -62,11 +62,9 @@ POINT (``plan``, ``action``, ``placed``, ``flush``, ``undo``): a testing hook fo
 worker process counts its own actions, and kills the job's process with itself.
 """
 
-from tuiops.ops.fileops.actions import _copy_fast
 from tuiops.ops.fileops.acts import tmp_path
 from tuiops.ops.fileops.inspect import forget_job, list_jobs, purge_job, show_job
 from tuiops.ops.fileops.jobs import run_job, undo_job
-from tuiops.ops.fileops.journal import _acts_from_journal, _load_actions
 from tuiops.ops.fileops.model import PROCESS_MIN, WORKERS, ConvertOptions, PlanResult, RunResult
 from tuiops.ops.fileops.operations import (
     convert_files,
@@ -78,21 +76,14 @@ from tuiops.ops.fileops.operations import (
     run_op,
 )
 from tuiops.ops.fileops.planning import plan
-from tuiops.ops.fileops.syscalls import _FLINK
-from tuiops.ops.fileops.workers import _WORKER_GONE_SECONDS
 from tuiops.ops.select import select_files
 
 __all__ = [
     "PROCESS_MIN",
     "WORKERS",
-    "_FLINK",
-    "_WORKER_GONE_SECONDS",
     "ConvertOptions",
     "PlanResult",
     "RunResult",
-    "_acts_from_journal",
-    "_copy_fast",
-    "_load_actions",
     "convert_files",
     "convert_in_place",
     "copy_files",

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(slots=True)
-class _Act:
+class Action:
     seq: int
     action: str
     role: str
@@ -39,15 +39,15 @@ class _Act:
     resumed: bool = False
 
 
-_ACT_COLS = (
+ACT_COLS = (
     "seq, action, role, parent, file_id, src, dst, tmp, bak, data, state, conflict, size, hash, "
     "dst_pool, dst_rel, dst_rel_raw, prev, new_file_id, error"
 )
-_ACT_NAMES = [c.strip() for c in _ACT_COLS.split(",")]
+ACT_NAMES = [c.strip() for c in ACT_COLS.split(",")]
 
 
 @dataclass(slots=True)
-class _Out:
+class Outcome:
     seq: int
     state: str
     size: int | None = None
@@ -59,7 +59,7 @@ class _Out:
     info: dict[str, Any] | None = None
 
     def row(self) -> tuple[Any, ...]:
-        """The fields in order (``_Out(*row)`` makes it again)."""
+        """The fields in order (``Outcome(*row)`` makes it again)."""
         return (
             self.seq,
             self.state,
@@ -73,12 +73,12 @@ class _Out:
         )
 
 
-class _ActionError(Exception):
+class ActionError(Exception):
     """One action cannot be done; the job goes on with the others."""
 
 
 @dataclass
-class _Ctx:
+class JobContext:
     job_id: int
     op: str
     policy: str
@@ -89,7 +89,7 @@ class _Ctx:
     durable: bool = False
 
 
-def _open_src(src: bytes, ctx: _Ctx) -> int:
+def open_source(src: bytes, ctx: JobContext) -> int:
     """Open a source for reading; a symlink only when it stays in its pool (or when asked)."""
     try:
         return os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -102,18 +102,18 @@ def _open_src(src: bytes, ctx: _Ctx) -> int:
         for root, rreal in ctx.pool_roots
     )
     if not allowed:
-        raise _ActionError(
+        raise ActionError(
             f"{display_path(src)} is a symlink out of its pool; pass --follow-symlinks to copy it"
         )
     return os.open(src, os.O_RDONLY | os.O_CLOEXEC)
 
 
-def _missing(a: _Act, ctx: _Ctx) -> _Out:
+def missing_source(a: Action, ctx: JobContext) -> Outcome:
     msg = f"the source {display_path(a.src or b'')} is gone"
-    return _Out(a.seq, "skipped" if ctx.policy == "skip" else "failed", error=msg)
+    return Outcome(a.seq, "skipped" if ctx.policy == "skip" else "failed", error=msg)
 
 
-def _tmp(a: _Act, ctx: _Ctx) -> bytes:
+def action_tmp(a: Action, ctx: JobContext) -> bytes:
     """The action's temporary name (the journal's, or the default one)."""
     return a.tmp or tmp_path(a.dst, ctx.job_id, a.seq)
 

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from tuiops.fsutil import display_path
 from tuiops.ops.fileops.model import CONFLICTS, NAME_CONFLICTS, NAME_MAX, PATH_MAX, RENAME_TRIES, unesc
-from tuiops.ops.fileops.survey import _nearest_existing, _Survey, _writable
+from tuiops.ops.fileops.survey import Survey, is_writable, nearest_existing
 
 if TYPE_CHECKING:
     import polars as pl
 
 
-def _conflicts(acts: pl.DataFrame, survey: _Survey, op: str, follow_symlinks: bool) -> pl.DataFrame:
+def find_conflicts(acts: pl.DataFrame, survey: Survey, op: str, follow_symlinks: bool) -> pl.DataFrame:
     """Mark each action's conflict (the first that applies)."""
     import polars as pl
 
@@ -26,9 +26,9 @@ def _conflicts(acts: pl.DataFrame, survey: _Survey, op: str, follow_symlinks: bo
         )
     )
     kind = survey.frame().rename({"_d": "dst_dir", "_n": "_dn", "_kind": "_dkind"})
-    writable = {d: _writable(unesc(d)) for d in dst_dirs}
+    writable = {d: is_writable(unesc(d)) for d in dst_dirs}
     src_dirs = acts.select(pl.col("src_dir").drop_nulls().unique())["src_dir"].to_list() if moving else []
-    src_writable = {d: _writable(unesc(d)) for d in src_dirs}
+    src_writable = {d: is_writable(unesc(d)) for d in src_dirs}
     acts = acts.with_columns(pl.col("dst").str.strip_prefix(pl.col("dst_dir") + "/").alias("_dn"))
     acts = acts.join(kind, on=["dst_dir", "_dn"], how="left", maintain_order="left")
     sources = acts["src"].drop_nulls() if moving else pl.Series("src", [], dtype=pl.String)
@@ -119,7 +119,7 @@ def _group_any(g: Any, flag: Any) -> Any:
     return np.repeat(sums > 0, sizes)
 
 
-def _apply_policy(acts: pl.DataFrame, survey: _Survey, policy: str) -> tuple[pl.DataFrame, dict[str, str]]:
+def apply_policy(acts: pl.DataFrame, survey: Survey, policy: str) -> tuple[pl.DataFrame, dict[str, str]]:
     """Decide every conflict by the policy.
 
     The conflicts of one member decide for the whole group (an image and its label
@@ -174,7 +174,7 @@ def _apply_policy(acts: pl.DataFrame, survey: _Survey, policy: str) -> tuple[pl.
     return acts, resolved
 
 
-def _rename_groups(acts: pl.DataFrame, survey: _Survey) -> pl.DataFrame:
+def _rename_groups(acts: pl.DataFrame, survey: Survey) -> pl.DataFrame:
     """Give each group marked ``_fix`` a free stem ``STEM_N`` (the image and its labels alike)."""
     import polars as pl
 
@@ -219,7 +219,7 @@ def _rename_groups(acts: pl.DataFrame, survey: _Survey) -> pl.DataFrame:
     ).drop("_new", "_stem")
 
 
-def _space_check(acts: pl.DataFrame, op: str) -> str | None:
+def space_check(acts: pl.DataFrame, op: str) -> str | None:
     """A message when the bytes to write exceed the free space of a target file system."""
     import polars as pl
 
@@ -230,7 +230,7 @@ def _space_check(acts: pl.DataFrame, op: str) -> str | None:
     need: dict[int, int] = {}
     free: dict[int, tuple[int, str]] = {}
     for d, size, src in by_dir.iter_rows():
-        base = _nearest_existing(unesc(d))
+        base = nearest_existing(unesc(d))
         try:
             st = os.stat(base)
             vfs = os.statvfs(base)

@@ -6,20 +6,20 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from tuiops.fsutil import display_path
-from tuiops.ops.fileops.acts import _Act, _ActionError, _Ctx, _open_src
+from tuiops.ops.fileops.acts import Action, ActionError, JobContext, open_source
 from tuiops.ops.fileops.model import ConvertOptions
 
 if TYPE_CHECKING:
     pass
 
 
-def _encode(src: bytes, opts: ConvertOptions, ctx: _Ctx) -> tuple[bytes, dict[str, Any]]:
+def encode_image(src: bytes, opts: ConvertOptions, ctx: JobContext) -> tuple[bytes, dict[str, Any]]:
     """Re-encode an image with Pillow (format, quality, largest side, metadata)."""
     import io
 
     from PIL import Image, UnidentifiedImageError
 
-    fd = _open_src(src, ctx)
+    fd = open_source(src, ctx)
     with os.fdopen(fd, "rb") as fh:
         raw = fh.read()
     try:
@@ -50,7 +50,7 @@ def _encode(src: bytes, opts: ConvertOptions, ctx: _Ctx) -> tuple[bytes, dict[st
                 "mode": out.mode,
             }
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise _ActionError(f"cannot convert {display_path(src)}: {_decode_error(exc)}") from exc
+        raise ActionError(f"cannot convert {display_path(src)}: {_decode_error(exc)}") from exc
     return buf.getvalue(), info
 
 
@@ -63,12 +63,12 @@ def _decode_error(exc: BaseException) -> str:
     return str(exc)
 
 
-def _paint(a: _Act, ctx: _Ctx) -> bytes:
+def paint_image(a: Action, ctx: JobContext) -> bytes:
     """Draw an action's boxes on its source image (see :mod:`tuiops.ops.paint`)."""
     from tuiops.imaging import render
 
     assert a.src is not None
-    fd = _open_src(a.src, ctx)
+    fd = open_source(a.src, ctx)
     with os.fdopen(fd, "rb") as fh:
         raw = fh.read()
     from PIL import Image
@@ -76,7 +76,7 @@ def _paint(a: _Act, ctx: _Ctx) -> bytes:
     try:
         return render(raw, a.data or b"{}")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise _ActionError(f"cannot paint {display_path(a.src)}: {_decode_error(exc)}") from exc
+        raise ActionError(f"cannot paint {display_path(a.src)}: {_decode_error(exc)}") from exc
 
 
 def _mode_for(im: Any, fmt: str) -> Any:

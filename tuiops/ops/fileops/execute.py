@@ -11,21 +11,21 @@ from tuiops.errors import (
 )
 from tuiops.fsutil import display_path
 from tuiops.ops.base import Reporter
-from tuiops.ops.fileops.actions import _backward, _forward, _run_groups
-from tuiops.ops.fileops.acts import _Act, _Ctx, _Out
-from tuiops.ops.fileops.journal import _gc_paused, _groups, _Journal
+from tuiops.ops.fileops.actions import do_action, run_groups, undo_action
+from tuiops.ops.fileops.acts import Action, JobContext, Outcome
+from tuiops.ops.fileops.journal import Journal, gc_paused, group_actions
 from tuiops.ops.fileops.model import FLUSH_SECONDS, WINDOW
-from tuiops.ops.fileops.workers import _executor, _process_count, _run_range
+from tuiops.ops.fileops.workers import make_executor, process_count, run_range
 
 if TYPE_CHECKING:
     from tuiops.store import Store
 
 
-def _execute(
+def execute_actions(
     store: Store,
-    ctx: _Ctx,
-    acts: list[_Act],
-    todo: list[_Act],
+    ctx: JobContext,
+    acts: list[Action],
+    todo: list[Action],
     undo: bool,
     workers: int,
     rep: Reporter,
@@ -37,11 +37,11 @@ def _execute(
     window is marked and queued while this one runs, so the workers never wait for the
     journal.
     """
-    with _gc_paused():
+    with gc_paused():
         by_seq = {a.seq: a for a in acts}
         dirs = [a for a in todo if a.action == "mkdir"]
-        groups = _groups([a for a in todo if a.action != "mkdir"])
-    journal = _Journal(store, ctx, by_seq, undo)
+        groups = group_actions([a for a in todo if a.action != "mkdir"])
+    journal = Journal(store, ctx, by_seq, undo)
     mark_as = "undoing" if undo else "started"
     # windows: consecutive runs of groups (start, end) of about WINDOW actions each
     windows: list[tuple[int, int]] = []
@@ -55,11 +55,11 @@ def _execute(
         windows.append((start, len(groups)))
     fatal: str | None = None
     failure: BaseException | None = None
-    in_flight: list[tuple[Future[Any], list[list[_Act]]]] = []
+    in_flight: list[tuple[Future[Any], list[list[Action]]]] = []
     untouched: list[int] = []
     seen: set[Future[Any]] = set()
     per_task = max(1, WINDOW // (2 * max(1, workers) * 2))
-    procs = _process_count(workers, sum(len(g) for g in groups))
+    procs = process_count(workers, sum(len(g) for g in groups))
 
     def mark(win: tuple[int, int]) -> None:
         journal.mark([a.seq for g in groups[win[0] : win[1]] for a in g], mark_as)
@@ -71,21 +71,21 @@ def _execute(
             chunk = groups[k:end]
             # a worker process has the groups from its fork: it is sent their positions only
             fut = (
-                pool.submit(_run_range, k, end, ctx, undo)
+                pool.submit(run_range, k, end, ctx, undo)
                 if procs
-                else pool.submit(_run_groups, chunk, ctx, undo)
+                else pool.submit(run_groups, chunk, ctx, undo)
             )
             in_flight.append((fut, chunk))
             futures.append(fut)
         return futures
 
-    def outcomes(fut: Future[Any]) -> tuple[list[_Out], str, int]:
+    def outcomes(fut: Future[Any]) -> tuple[list[Outcome], str, int]:
         """(outcomes, plain outcomes packed by a worker process, their count)."""
         res = fut.result()
         if not procs:
             return res, "", 0
         packed, n, rest = res
-        return [_Out(*r) for r in rest], packed, n
+        return [Outcome(*r) for r in rest], packed, n
 
     def collect(fut: Future[Any]) -> None:
         nonlocal fatal
@@ -101,7 +101,7 @@ def _execute(
         if dirs:
             journal.mark([a.seq for a in dirs], mark_as)
             for a in dirs:
-                out = _backward(a, ctx) if undo else _forward(a, ctx)
+                out = undo_action(a, ctx) if undo else do_action(a, ctx)
                 journal.add([out])
                 rep.advance(1)
                 if out.state == "failed":
@@ -109,7 +109,7 @@ def _execute(
                     break
             journal.flush()
         executor, procs = (
-            _executor(store, ctx.job_id, workers, procs, groups) if windows and not fatal else (None, 0)
+            make_executor(store, ctx.job_id, workers, procs, groups) if windows and not fatal else (None, 0)
         )
         with executor or contextlib.nullcontext() as pool:
             try:

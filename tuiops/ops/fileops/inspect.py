@@ -13,9 +13,9 @@ from tuiops.errors import (
     UsageError,
 )
 from tuiops.fsutil import disk_error, display_path
-from tuiops.ops.fileops.jobs import _counts, _job_row, _planning_note
+from tuiops.ops.fileops.jobs import action_counts, job_row, planning_note
 from tuiops.ops.fileops.model import STATES
-from tuiops.ops.fileops.workers import _alive
+from tuiops.ops.fileops.workers import process_alive
 
 if TYPE_CHECKING:
     from tuiops.workspace import Workspace
@@ -32,11 +32,11 @@ def list_jobs(ws: Workspace, *, limit: int = 20, all_kinds: bool = False) -> lis
     out = []
     for jid, kind, status, created, finished, done, total, error, pid, message in rows:
         shown = status
-        if status in ("running", "undoing", "planning") and not _alive(pid):
+        if status in ("running", "undoing", "planning") and not process_alive(pid):
             shown = "interrupted" if status != "undoing" else "undo interrupted"
             if status == "planning":
                 params = json.loads(ws.store.one("SELECT params FROM jobs WHERE id = ?", (jid,)) or "{}")
-                error = error or _planning_note(jid, params)
+                error = error or planning_note(jid, params)
         if status == "planned" and message == "dry run":
             shown = "planned (dry run)"
         out.append(
@@ -66,7 +66,7 @@ def show_job(
     ``actions``: ``all``, ``conflicts``, ``errors`` or a state name (``failed``, ``done``, …).
     """
     store = ws.store
-    job = _job_row(store, job_id)
+    job = job_row(store, job_id)
     out: dict[str, Any] = {
         "id": job["id"],
         "kind": job["kind"],
@@ -78,7 +78,7 @@ def show_job(
         "total": job["total"],
         "error": job["error"],
         "params": job["params"],
-        "states": _counts(store, job_id),
+        "states": action_counts(store, job_id),
         "by_action": dict(
             store.execute(
                 "SELECT action, count(*) FROM job_actions WHERE job_id = ? GROUP BY action", (job_id,)
@@ -129,7 +129,7 @@ def show_job(
 def forget_job(ws: Workspace, job_id: int) -> None:
     """Delete a job that is planned, refused or undone, with its journal."""
     store = ws.store
-    job = _job_row(store, job_id)
+    job = job_row(store, job_id)
     if (
         job["status"] not in ("planned", "refused", "undone", "purged")
         and job["shown_status"] != "interrupted"
@@ -150,7 +150,7 @@ def purge_job(ws: Workspace, job_id: int) -> dict[str, Any]:
     import shutil
 
     store = ws.store
-    job = _job_row(store, job_id)
+    job = job_row(store, job_id)
     status = job["shown_status"]
     if status in ("running", "undoing", "planning"):
         raise ConflictError(f"job {job_id} is {status} in process {job['pid']}", hint="wait for it to finish")
@@ -181,7 +181,7 @@ def purge_job(ws: Workspace, job_id: int) -> dict[str, Any]:
 def iter_plan(ws: Workspace, job_id: int, limit: int | None = None) -> Iterator[dict[str, Any]]:
     """The actions of a job in order, as readable rows (for printing a plan)."""
     store = ws.store
-    _job_row(store, job_id)
+    job_row(store, job_id)
     sql = "SELECT seq, action, role, state, conflict, src, dst, error FROM job_actions WHERE job_id = ? ORDER BY seq"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"

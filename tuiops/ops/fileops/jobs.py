@@ -18,12 +18,12 @@ from tuiops.errors import (
 )
 from tuiops.fsutil import display_path
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
-from tuiops.ops.fileops.acts import _Act, _Ctx
-from tuiops.ops.fileops.execute import _execute
-from tuiops.ops.fileops.journal import _Journal, _load_actions
+from tuiops.ops.fileops.acts import Action, JobContext
+from tuiops.ops.fileops.execute import execute_actions
+from tuiops.ops.fileops.journal import Journal, load_actions
 from tuiops.ops.fileops.model import OPS, WORKERS, ConvertOptions, RunResult
 from tuiops.ops.fileops.planning import plan
-from tuiops.ops.fileops.workers import _alive, _await_workers, _settle_only
+from tuiops.ops.fileops.workers import await_workers, process_alive, settle_only
 from tuiops.ops.poollock import holding_pools
 from tuiops.ops.select import SelectionSpec
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
 
-def _job_row(store: Store, job_id: int) -> dict[str, Any]:
+def job_row(store: Store, job_id: int) -> dict[str, Any]:
     row = store.execute(
         "SELECT id, kind, status, params, created, started, finished, done, total, message, error, result, pid, "
         "workers FROM jobs WHERE id = ?",
@@ -61,7 +61,7 @@ def _job_row(store: Store, job_id: int) -> dict[str, Any]:
         raise UsageError(f"job {job_id} is a {d['kind']} job, not a file operation")
     d["params"] = json.loads(d["params"]) if d["params"] else {}
     d["result"] = json.loads(d["result"]) if d["result"] else None
-    if d["status"] in ("running", "undoing", "planning") and not _alive(d["pid"]):
+    if d["status"] in ("running", "undoing", "planning") and not process_alive(d["pid"]):
         d["shown_status"] = "interrupted" if d["status"] != "undoing" else "undo interrupted"
     else:
         d["shown_status"] = d["status"]
@@ -71,12 +71,12 @@ def _job_row(store: Store, job_id: int) -> dict[str, Any]:
 def _claim(store: Store, job: dict[str, Any], status: str, total: int | None = None) -> None:
     """Mark the job as ours (compare-and-set, so two processes never run one job)."""
     if job["status"] in ("running", "undoing", "planning"):
-        if _alive(job["pid"]):
+        if process_alive(job["pid"]):
             raise ConflictError(
                 f"job {job['id']} is {job['status']} in process {job['pid']}",
                 hint="wait for it, or stop that process",
             )
-        _await_workers(job)
+        await_workers(job)
     from tuiops.store import utcnow
 
     with store.transaction() as conn:
@@ -100,14 +100,14 @@ def _finish(store: Store, job_id: int, status: str, result: dict[str, Any], erro
         )
 
 
-def _ctx(ws: Workspace, job: dict[str, Any]) -> _Ctx:
+def _ctx(ws: Workspace, job: dict[str, Any]) -> JobContext:
     p = job["params"]
     conv = ConvertOptions(**p["convert"]) if p.get("convert") else None
     roots = []
     for (root,) in ws.store.execute("SELECT root FROM pools"):
         rb = os.fsencode(root)
         roots.append((rb, os.path.realpath(rb)))
-    return _Ctx(
+    return JobContext(
         job_id=int(job["id"]),
         op=p["op"],
         policy=p.get("on_conflict", "fail"),
@@ -119,7 +119,7 @@ def _ctx(ws: Workspace, job: dict[str, Any]) -> _Ctx:
     )
 
 
-def _counts(store: Store, job_id: int) -> dict[str, int]:
+def action_counts(store: Store, job_id: int) -> dict[str, int]:
     return dict(
         store.execute(
             "SELECT state, count(*) FROM job_actions WHERE job_id = ? GROUP BY state", (job_id,)
@@ -148,7 +148,7 @@ def run_job(
     durable: bool | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
-    _planned: list[_Act] | None = None,
+    _planned: list[Action] | None = None,
 ) -> RunResult:
     """Run a planned job, or resume one that was killed, cancelled or failed part-way.
 
@@ -158,7 +158,7 @@ def run_job(
     """
     t0 = time.perf_counter()
     store = ws.store
-    job = _job_row(store, job_id)
+    job = job_row(store, job_id)
     op = job["params"].get("op", job["kind"].split(".", 1)[1])
     status = job["status"]
     if status == "refused":
@@ -175,10 +175,10 @@ def run_job(
         )
     if status == "planning":
         _replan(ws, job, progress, cancel)
-        job = _job_row(store, job_id)
+        job = job_row(store, job_id)
         status = job["status"]
     # the actions of a plan made a moment ago in this process come with it (never run yet)
-    acts = _planned if _planned is not None and status == "planned" else _load_actions(store, job_id)
+    acts = _planned if _planned is not None and status == "planned" else load_actions(store, job_id)
     todo = [a for a in acts if a.state in ("planned", "started", "failed")]
     res = RunResult(job_id=job_id, op=op, status=status, actions=len(acts))
     if not todo and status == "done":
@@ -196,7 +196,7 @@ def run_job(
     try:
         if ctx.durable:
             store.execute("PRAGMA synchronous=FULL")
-        fatal, failure = _execute(store, ctx, acts, todo, False, workers, rep)
+        fatal, failure = execute_actions(store, ctx, acts, todo, False, workers, rep)
     except BaseException as exc:
         failure = exc
     finally:
@@ -264,7 +264,7 @@ def _replannable(params: dict[str, Any]) -> bool:
     )
 
 
-def _planning_note(job_id: int, params: dict[str, Any]) -> str:
+def planning_note(job_id: int, params: dict[str, Any]) -> str:
     """What to do with a job that was killed while planning (nothing was touched)."""
     if _replannable(params):
         return f"killed while planning, nothing was touched; `tuiops ops resume {job_id}` plans it again"
@@ -278,7 +278,7 @@ def _replan(
     p = job["params"]
     if not _replannable(p):
         raise UsageError(
-            f"job {job['id']} was {_planning_note(job['id'], p)}",
+            f"job {job['id']} was {planning_note(job['id'], p)}",
             hint=f"`tuiops ops forget {job['id']}` removes it from the list",
         )
     _claim(ws.store, job, "planning")
@@ -348,13 +348,13 @@ def undo_job(
     """
     t0 = time.perf_counter()
     store = ws.store
-    job = _job_row(store, job_id)
+    job = job_row(store, job_id)
     op = job["params"].get("op", job["kind"].split(".", 1)[1])
     if job["status"] == "purged":
         raise UsageError(
             f"job {job_id} was purged: its backups in the trash are gone, so it cannot be undone"
         )
-    acts = _load_actions(store, job_id)
+    acts = load_actions(store, job_id)
     res = RunResult(job_id=job_id, op=op, status=job["status"], actions=len(acts))
     started = [a for a in acts if a.resumed]
     todo = [a for a in acts if a.state in ("done", "undoing")]
@@ -377,16 +377,16 @@ def undo_job(
     fatal = None
     try:
         if started:
-            journal = _Journal(store, ctx, {a.seq: a for a in acts}, False)
-            journal.add([_settle_only(a, ctx) for a in started])
+            journal = Journal(store, ctx, {a.seq: a for a in acts}, False)
+            journal.add([settle_only(a, ctx) for a in started])
             journal.flush()
             todo = [a for a in acts if a.state in ("done", "undoing")]
         files = [a for a in reversed(todo) if a.action != "mkdir"]
         dirs = [a for a in reversed(todo) if a.action == "mkdir"]
         rep = Reporter(f"ops.undo.{op}", progress, cancel, total=len(todo), job_id=job_id)
-        fatal, failure = _execute(store, ctx, acts, files, True, workers, rep)
+        fatal, failure = execute_actions(store, ctx, acts, files, True, workers, rep)
         if failure is None and not fatal and dirs:
-            fatal, failure = _execute(store, ctx, acts, dirs, True, 1, rep)
+            fatal, failure = execute_actions(store, ctx, acts, dirs, True, 1, rep)
     except BaseException as exc:
         failure = failure or exc
     finally:

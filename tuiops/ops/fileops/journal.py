@@ -9,10 +9,10 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from tuiops.ops.fileops.acts import _ACT_COLS, _ACT_NAMES, _Act, _Ctx, _Out
+from tuiops.ops.fileops.acts import ACT_COLS, ACT_NAMES, Action, JobContext, Outcome
 from tuiops.ops.fileops.fault import _fault
 from tuiops.ops.fileops.model import FLUSH_ROWS, FLUSH_SECONDS
-from tuiops.ops.fileops.records import _store_backward, _store_forward
+from tuiops.ops.fileops.records import store_backward, store_forward
 
 if TYPE_CHECKING:
     import polars as pl
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """No garbage collection while a burst of objects that live on is made: each collection
     it would set off walks every object of the process (a whole terminal app's), and none
     of these objects are garbage."""
@@ -34,35 +34,35 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load_actions(store: Store, job_id: int) -> list[_Act]:
+def load_actions(store: Store, job_id: int) -> list[Action]:
     """A job's actions in order (``tmp`` NULL in the journal means the default temporary name)."""
-    with _gc_paused():
+    with gc_paused():
         rows = store.execute(
-            f"SELECT {_ACT_COLS} FROM job_actions WHERE job_id = ? ORDER BY seq", (job_id,)
+            f"SELECT {ACT_COLS} FROM job_actions WHERE job_id = ? ORDER BY seq", (job_id,)
         ).fetchall()
         hi = store.one("SELECT hi FROM job_marks WHERE job_id = ?", (job_id,))
         hi = -1 if hi is None else int(hi)
-        acts = [_Act(*r) for r in rows]
+        acts = [Action(*r) for r in rows]
     for a in acts:
         a.resumed = a.state == "started" or (a.state == "planned" and a.seq <= hi)
     return acts
 
 
-def _acts_from_journal(rows: pl.DataFrame) -> list[_Act]:
+def acts_from_journal(rows: pl.DataFrame) -> list[Action]:
     """The actions of a plan from the journal frame it has just written: the same as
-    :func:`_load_actions` reads back for a job not yet run, without the read."""
+    :func:`load_actions` reads back for a job not yet run, without the read."""
     if not rows["seq"].is_sorted():
         rows = rows.sort("seq")
     n = rows.height
-    with _gc_paused():
-        cols = [rows[c].to_list() if c in rows.columns else [None] * n for c in _ACT_NAMES]
-        return [_Act(*r) for r in zip(*cols, strict=True)] if n else []
+    with gc_paused():
+        cols = [rows[c].to_list() if c in rows.columns else [None] * n for c in ACT_NAMES]
+        return [Action(*r) for r in zip(*cols, strict=True)] if n else []
 
 
-def _groups(acts: list[_Act]) -> list[list[_Act]]:
+def group_actions(acts: list[Action]) -> list[list[Action]]:
     """Actions grouped by image (an image row, then the label rows whose parent it is)."""
-    groups: list[list[_Act]] = []
-    index: dict[int, list[_Act]] = {}
+    groups: list[list[Action]] = []
+    index: dict[int, list[Action]] = {}
     for a in acts:
         if a.parent is not None and a.parent in index:
             index[a.parent].append(a)
@@ -73,7 +73,7 @@ def _groups(acts: list[_Act]) -> list[list[_Act]]:
     return groups
 
 
-def _plain(a: _Act, out: _Out, op: str, undo: bool) -> bool:
+def is_plain(a: Action, out: Outcome, op: str, undo: bool) -> bool:
     """Whether an outcome changes only its journal row (state, size, hash): a forward
     action done where it was planned, with no store records to follow it."""
     return (
@@ -85,15 +85,15 @@ def _plain(a: _Act, out: _Out, op: str, undo: bool) -> bool:
     )
 
 
-class _Journal:
+class Journal:
     """Batched journal updates from the main thread (one transaction per flush)."""
 
-    def __init__(self, store: Store, ctx: _Ctx, acts: dict[int, _Act], undo: bool) -> None:
+    def __init__(self, store: Store, ctx: JobContext, acts: dict[int, Action], undo: bool) -> None:
         self.store = store
         self.ctx = ctx
         self.acts = acts
         self.undo = undo
-        self.buffer: list[_Out] = []
+        self.buffer: list[Outcome] = []
         # plain outcomes packed by worker processes: JSON arrays of [seq, size, hash]
         self.packed: list[str] = []
         self.n_packed = 0
@@ -139,7 +139,7 @@ class _Journal:
         for s in seqs:
             self.acts[s].state = state
 
-    def add(self, outs: list[_Out], packed: str = "", n_packed: int = 0) -> None:
+    def add(self, outs: list[Outcome], packed: str = "", n_packed: int = 0) -> None:
         self.buffer.extend(outs)
         if n_packed:
             self.packed.append(packed)
@@ -160,7 +160,7 @@ class _Journal:
         with self.store.transaction() as conn:
             for out in outs:
                 a = self.acts[out.seq]
-                if _plain(a, out, op, self.undo):
+                if is_plain(a, out, op, self.undo):
                     # the common case: only the outcome changes (no store records follow)
                     done += 1
                     plain.append((out.seq, out.size, out.hash))
@@ -170,11 +170,11 @@ class _Journal:
                     continue
                 prev, new_id = a.prev, a.new_file_id
                 if not self.undo and out.state == "done" and a.state != "done":
-                    p, n = _store_forward(conn, self.ctx, a, out)
+                    p, n = store_forward(conn, self.ctx, a, out)
                     if p is not None or n is not None:
                         prev, new_id = p, n
                 if self.undo and out.state == "undone" and a.state != "undone":
-                    _store_backward(conn, a)
+                    store_backward(conn, a)
                 if out.state in ("done", "undone"):
                     done += 1
                 rows.append(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
 
-def _label_candidates(img: pl.DataFrame, labels: str, op: str) -> pl.DataFrame:
+def label_candidates(img: pl.DataFrame, labels: str, op: str) -> pl.DataFrame:
     """Label files that may lie beside each image (carry mode): ``src_dir``, ``src_name``, ``kind``."""
     import polars as pl
 
@@ -52,7 +52,7 @@ def _label_candidates(img: pl.DataFrame, labels: str, op: str) -> pl.DataFrame:
     return out.filter(pl.col("src_name") != "classes.txt")
 
 
-def _label_targets(
+def label_targets(
     ws: Workspace,
     img: pl.DataFrame,
     lab: pl.DataFrame,

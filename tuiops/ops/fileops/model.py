@@ -62,7 +62,7 @@ NAME_MAX = 255
 PATH_MAX = 4095
 RENAME_TRIES = 1000
 
-_FATAL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+FATAL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 # Paths are planned as polars strings; bytes that are not UTF-8 are carried as the private-use
@@ -84,7 +84,7 @@ def unesc(text: str) -> bytes:
     return text.translate(_UNESC).encode("utf-8", "surrogateescape")
 
 
-def _esc_path(p: str | os.PathLike[str]) -> tuple[str, bool]:
+def esc_path(p: str | os.PathLike[str]) -> tuple[str, bool]:
     raw = os.fsencode(p)
     try:
         return raw.decode("utf-8"), False

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuiops.ops.base import CancelToken, ProgressFn
 from tuiops.ops.fileops.jobs import run_job
-from tuiops.ops.fileops.journal import _acts_from_journal
+from tuiops.ops.fileops.journal import acts_from_journal
 from tuiops.ops.fileops.model import WORKERS, ConvertOptions, PlanResult, RunResult
 from tuiops.ops.fileops.planning import plan
 from tuiops.ops.select import Selection, SelectionSpec
@@ -34,7 +34,7 @@ def run_op(
     p = plan(ws, op, selection, dry_run=dry_run, progress=progress, cancel=cancel, _keep=kept, **plan_kwargs)
     if dry_run or p.status != "planned":
         return p, None
-    acts = _acts_from_journal(kept.pop()) if kept else None
+    acts = acts_from_journal(kept.pop()) if kept else None
     return p, run_job(ws, p.job_id, workers=workers, progress=progress, cancel=cancel, _planned=acts)
 
 

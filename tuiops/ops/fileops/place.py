@@ -10,34 +10,42 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tuiops.fsutil import display_path
-from tuiops.ops.fileops.acts import _Act, _ActionError, _Ctx, _missing, _open_src, _Out, _tmp
-from tuiops.ops.fileops.encode import _encode, _paint
+from tuiops.ops.fileops.acts import (
+    Action,
+    ActionError,
+    JobContext,
+    Outcome,
+    action_tmp,
+    missing_source,
+    open_source,
+)
+from tuiops.ops.fileops.encode import encode_image, paint_image
 from tuiops.ops.fileops.fault import _fault
 from tuiops.ops.fileops.syscalls import (
-    _O_SRC,
-    _anon_file,
-    _copy_fd,
-    _copy_range,
-    _fsync_dir,
-    _hash_path,
-    _identity,
-    _lexists,
-    _link_fd,
-    _rename_noreplace,
-    _write_all,
-    _write_new,
+    O_SRC,
+    anon_file,
+    copy_fd,
+    copy_range,
+    file_identity,
+    fsync_dir,
+    hash_path,
+    lexists,
+    link_fd,
+    rename_noreplace,
+    write_all,
+    write_new,
 )
 
 if TYPE_CHECKING:
     pass
 
 
-def _put(path: bytes, a: _Act, ctx: _Ctx) -> tuple[_Out | None, bytes | None]:
+def _put(path: bytes, a: Action, ctx: JobContext) -> tuple[Outcome | None, bytes | None]:
     """Rename ``path`` to the action's target without clobbering (see :func:`_name_new`)."""
-    return _name_new(lambda: _rename_noreplace(path, a.dst), a, ctx)
+    return _name_new(lambda: rename_noreplace(path, a.dst), a, ctx)
 
 
-def _name_new(name_it: Callable[[], None], a: _Act, ctx: _Ctx) -> tuple[_Out | None, bytes | None]:
+def _name_new(name_it: Callable[[], None], a: Action, ctx: JobContext) -> tuple[Outcome | None, bytes | None]:
     """Give the new file the action's target name with ``name_it`` (which raises
     FileExistsError rather than clobber); an existing target follows the policy (backed up
     for an overwrite). Returns (an outcome that ends the action, backup)."""
@@ -53,26 +61,26 @@ def _name_new(name_it: Callable[[], None], a: _Act, ctx: _Ctx) -> tuple[_Out | N
     return None, bak
 
 
-def _link_put(fd: int, a: _Act, ctx: _Ctx) -> tuple[_Out | None, bytes | None]:
+def _link_put(fd: int, a: Action, ctx: JobContext) -> tuple[Outcome | None, bytes | None]:
     """Link the unnamed file ``fd`` to the action's target without clobbering (see :func:`_name_new`)."""
-    return _name_new(lambda: _link_fd(fd, a.dst), a, ctx)
+    return _name_new(lambda: link_fd(fd, a.dst), a, ctx)
 
 
-def _write_placed(a: _Act, ctx: _Ctx, produce: Callable[[int], tuple[int, str | None]]) -> _Out:
+def _write_placed(a: Action, ctx: JobContext, produce: Callable[[int], tuple[int, str | None]]) -> Outcome:
     """Write the action's new file with ``produce`` and put it at its target, whole or not at all.
 
     An unnamed file linked into place where the file system allows, else a temporary name
     renamed into place. With ``durable`` the data is synced before it gets its name, and
     the folder after. A ``produce`` that gives no SHA-256 (a copy made by the kernel) gets
-    the placed file's identity (:func:`_identity`) recorded instead.
+    the placed file's identity (:func:`file_identity`) recorded instead.
     """
     folder = a.dst.rpartition(b"/")[0] or b"/"
-    fd = _anon_file(folder)
+    fd = anon_file(folder)
     want_mtime = a.dst_pool is not None and a.file_id is not None
     st: os.stat_result | None = None
     if fd is None:
-        tmp = _tmp(a, ctx)
-        size, digest = _write_new(tmp, produce, ctx.durable)
+        tmp = action_tmp(a, ctx)
+        size, digest = write_new(tmp, produce, ctx.durable)
         end, bak = _put(tmp, a, ctx)
         if end is not None:
             with contextlib.suppress(OSError):
@@ -94,95 +102,95 @@ def _write_placed(a: _Act, ctx: _Ctx, produce: Callable[[int], tuple[int, str | 
             os.close(fd)
     if digest is None:
         assert st is not None
-        digest = _identity(st)
+        digest = file_identity(st)
     if ctx.durable:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     _fault("placed")
     info = {"mtime_ns": st.st_mtime_ns} if want_mtime and st is not None else None
-    return _Out(a.seq, "done", size, digest, bak=bak, info=info)
+    return Outcome(a.seq, "done", size, digest, bak=bak, info=info)
 
 
-def _copy_file(a: _Act, ctx: _Ctx) -> _Out:
+def copy_file(a: Action, ctx: JobContext) -> Outcome:
     """A plain copy: source → new file (copied by the kernel) → put at the target whole."""
     assert a.src is not None
     try:
-        src_fd = os.open(a.src, _O_SRC)
+        src_fd = os.open(a.src, O_SRC)
     except FileNotFoundError:
-        return _missing(a, ctx)
+        return missing_source(a, ctx)
     except OSError as exc:
         if exc.errno != errno.ELOOP:
             raise
-        src_fd = _open_src(a.src, ctx)
+        src_fd = open_source(a.src, ctx)
     try:
         hint = a.size if a.size is not None and a.size >= 0 else os.fstat(src_fd).st_size
-        return _write_placed(a, ctx, lambda fd: _copy_range(src_fd, fd, hint))
+        return _write_placed(a, ctx, lambda fd: copy_range(src_fd, fd, hint))
     finally:
         os.close(src_fd)
 
 
-def _produce(a: _Act, ctx: _Ctx) -> tuple[Callable[[int], tuple[int, str]], dict[str, Any] | None]:
+def _produce(a: Action, ctx: JobContext) -> tuple[Callable[[int], tuple[int, str]], dict[str, Any] | None]:
     """What to write for a copy, convert or write action."""
     if a.action == "write":
         data = a.data or b""
 
         def write(fd: int) -> tuple[int, str]:
-            _write_all(fd, data)
+            write_all(fd, data)
             return len(data), hashlib.sha256(data).hexdigest()
 
         return write, None
     assert a.src is not None
     if a.action == "paint":
-        data = _paint(a, ctx)
+        data = paint_image(a, ctx)
 
         def write_paint(fd: int) -> tuple[int, str]:
-            _write_all(fd, data)
+            write_all(fd, data)
             return len(data), hashlib.sha256(data).hexdigest()
 
         return write_paint, None
     if a.action == "convert" and a.role == "image":
         assert ctx.convert is not None
-        data, info = _encode(a.src, ctx.convert, ctx)
+        data, info = encode_image(a.src, ctx.convert, ctx)
 
         def write_enc(fd: int) -> tuple[int, str]:
-            _write_all(fd, data)
+            write_all(fd, data)
             return len(data), hashlib.sha256(data).hexdigest()
 
         return write_enc, info
-    src_fd = _open_src(a.src, ctx)
+    src_fd = open_source(a.src, ctx)
 
     def copy(fd: int) -> tuple[int, str]:
         try:
-            return _copy_fd(src_fd, fd)
+            return copy_fd(src_fd, fd)
         finally:
             os.close(src_fd)
 
     return copy, None
 
 
-def _bak_path(a: _Act, ctx: _Ctx) -> bytes:
+def _bak_path(a: Action, ctx: JobContext) -> bytes:
     return a.bak or os.path.join(ctx.trash, b"overwritten", str(a.seq).encode())
 
 
-def _clear_target(a: _Act, ctx: _Ctx) -> tuple[_Out | None, bytes | None]:
+def _clear_target(a: Action, ctx: JobContext) -> tuple[Outcome | None, bytes | None]:
     """Make room at the target by the policy; returns (an outcome that ends the action, backup)."""
     bak = a.bak
-    if not _lexists(a.dst):
+    if not lexists(a.dst):
         return None, bak
     if a.bak is not None or ctx.policy == "overwrite":
         bak = _bak_path(a, ctx)
-        if _lexists(bak):
-            raise _ActionError(f"{display_path(a.dst)} exists, and so does its backup {display_path(bak)}")
+        if lexists(bak):
+            raise ActionError(f"{display_path(a.dst)} exists, and so does its backup {display_path(bak)}")
         os.makedirs(os.path.dirname(bak), exist_ok=True)
         os.rename(a.dst, bak)
         _fault("placed")
         return None, bak
     if ctx.policy == "skip":
-        return _Out(a.seq, "skipped", error="the target appeared after planning"), bak
-    raise _ActionError(f"{display_path(a.dst)} appeared after planning; re-plan with --on-conflict")
+        return Outcome(a.seq, "skipped", error="the target appeared after planning"), bak
+    raise ActionError(f"{display_path(a.dst)} appeared after planning; re-plan with --on-conflict")
 
 
-def _place(a: _Act, ctx: _Ctx) -> _Out:
-    if _lexists(a.dst) and a.bak is None and ctx.policy not in ("overwrite",):
+def place_file(a: Action, ctx: JobContext) -> Outcome:
+    if lexists(a.dst) and a.bak is None and ctx.policy not in ("overwrite",):
         end, _ = _clear_target(a, ctx)
         if end is not None:
             return end
@@ -193,15 +201,15 @@ def _place(a: _Act, ctx: _Ctx) -> _Out:
     return out
 
 
-def _move(a: _Act, ctx: _Ctx) -> _Out:
+def move_file(a: Action, ctx: JobContext) -> Outcome:
     """One rename within a file system; copy → verify → delete across file systems."""
     assert a.src is not None
     bak = a.bak
     try:
         end, bak = _put(a.src, a, ctx)
     except FileNotFoundError:
-        if not _lexists(a.src):
-            return _missing(a, ctx)
+        if not lexists(a.src):
+            return missing_source(a, ctx)
         raise
     except OSError as exc:
         if exc.errno != errno.EXDEV:
@@ -211,16 +219,16 @@ def _move(a: _Act, ctx: _Ctx) -> _Out:
             return end
         _fault("placed")
         st = os.lstat(a.dst)
-        return _Out(a.seq, "done", st.st_size, None, bak=bak, info={"mtime_ns": st.st_mtime_ns})
-    if _lexists(a.dst):
+        return Outcome(a.seq, "done", st.st_size, None, bak=bak, info={"mtime_ns": st.st_mtime_ns})
+    if lexists(a.dst):
         end, bak = _clear_target(a, ctx)
         if end is not None:
             return end
-    size, digest = _move_across(a.src, a.dst, _tmp(a, ctx), ctx)
-    return _Out(a.seq, "done", size, digest, bak=bak)
+    size, digest = move_across(a.src, a.dst, action_tmp(a, ctx), ctx)
+    return Outcome(a.seq, "done", size, digest, bak=bak)
 
 
-def _move_across(src: bytes, dst: bytes, tmp: bytes, ctx: _Ctx) -> tuple[int, str]:
+def move_across(src: bytes, dst: bytes, tmp: bytes, ctx: JobContext) -> tuple[int, str]:
     """Copy → fsync → verify → rename → delete, for a move to another file system."""
     import stat as st_mod
 
@@ -230,7 +238,7 @@ def _move_across(src: bytes, dst: bytes, tmp: bytes, ctx: _Ctx) -> tuple[int, st
             os.unlink(tmp)
         os.symlink(os.readlink(src), tmp)
         os.rename(tmp, dst)
-        _fsync_dir(os.path.dirname(dst))
+        fsync_dir(os.path.dirname(dst))
         _fault("placed")
         os.unlink(src)
         return 0, ""
@@ -238,64 +246,64 @@ def _move_across(src: bytes, dst: bytes, tmp: bytes, ctx: _Ctx) -> tuple[int, st
 
     def copy(fd: int) -> tuple[int, str]:
         try:
-            return _copy_fd(src_fd, fd)
+            return copy_fd(src_fd, fd)
         finally:
             os.close(src_fd)
 
-    size, digest = _write_new(tmp, copy, True)
+    size, digest = write_new(tmp, copy, True)
     os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     with contextlib.suppress(OSError):
         os.chmod(tmp, st_mod.S_IMODE(st.st_mode))
-    vsize, vdigest = _hash_path(tmp)
+    vsize, vdigest = hash_path(tmp)
     if (vsize, vdigest) != (size, digest) or size != st.st_size:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise _ActionError(
+        raise ActionError(
             f"the copy of {display_path(src)} did not verify (size or checksum differ); source kept"
         )
     os.rename(tmp, dst)
-    _fsync_dir(os.path.dirname(dst))
+    fsync_dir(os.path.dirname(dst))
     _fault("placed")
     os.unlink(src)
     return size, digest
 
 
-def _same_file(a: bytes, b: bytes) -> bool:
+def same_file(a: bytes, b: bytes) -> bool:
     """Are two paths the same file, or files with the same bytes?"""
     try:
-        return os.path.samefile(a, b) or _hash_path(a) == _hash_path(b)
+        return os.path.samefile(a, b) or hash_path(a) == hash_path(b)
     except OSError:
         return False
 
 
 def _copy_synced(src: bytes, dst: bytes) -> None:
     """Copy ``src`` to ``dst`` through a temporary name, synced before the rename."""
-    src_fd = os.open(src, _O_SRC)
+    src_fd = os.open(src, O_SRC)
     tmp = dst + b".part"
 
     def copy(fd: int) -> tuple[int, str]:
         try:
-            return _copy_fd(src_fd, fd)
+            return copy_fd(src_fd, fd)
         finally:
             os.close(src_fd)
 
-    _write_new(tmp, copy, True)
+    write_new(tmp, copy, True)
     os.rename(tmp, dst)
-    _fsync_dir(os.path.dirname(dst))
+    fsync_dir(os.path.dirname(dst))
 
 
-def _backup(src: bytes, bak: bytes) -> None:
+def keep_original(src: bytes, bak: bytes) -> None:
     """Keep the original ``src`` at ``bak``: a hard link, or a synced copy across file systems."""
     for attempt in range(2):
         try:
             os.link(src, bak, follow_symlinks=False)
             return
         except FileExistsError:
-            if _same_file(src, bak):
+            if same_file(src, bak):
                 return
-            raise _ActionError(f"the backup {display_path(bak)} exists and holds another file") from None
+            raise ActionError(f"the backup {display_path(bak)} exists and holds another file") from None
         except FileNotFoundError:
-            if attempt or not _lexists(src):
+            if attempt or not lexists(src):
                 raise
             os.makedirs(os.path.dirname(bak), exist_ok=True)
         except OSError as exc:

@@ -16,9 +16,9 @@ from tuiops.errors import (
 )
 from tuiops.fsutil import display_path
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
-from tuiops.ops.fileops.conflicts import _apply_policy, _conflicts, _space_check
+from tuiops.ops.fileops.conflicts import apply_policy, find_conflicts, space_check
 from tuiops.ops.fileops.fault import _fault
-from tuiops.ops.fileops.labelplan import _label_candidates, _label_targets
+from tuiops.ops.fileops.labelplan import label_candidates, label_targets
 from tuiops.ops.fileops.model import (
     LABEL_LAYOUTS,
     LABEL_MODES,
@@ -27,12 +27,18 @@ from tuiops.ops.fileops.model import (
     POLICIES,
     ConvertOptions,
     PlanResult,
-    _esc_path,
     esc,
+    esc_path,
     unesc,
 )
-from tuiops.ops.fileops.survey import _Survey
-from tuiops.ops.fileops.templates import _field_value, _render, _stem, parse_template, template_fields
+from tuiops.ops.fileops.survey import Survey
+from tuiops.ops.fileops.templates import (
+    field_value,
+    parse_template,
+    render_template,
+    stem_expr,
+    template_fields,
+)
 from tuiops.ops.poollock import holding_pools
 from tuiops.ops.select import LAYOUTS, Selection, SelectionSpec, select_files
 
@@ -289,12 +295,12 @@ def _plan(
 
     store = ws.store
     res = PlanResult(job_id=job_id, op=op, status="planned", policy=policy, dry_run=dry_run)
-    trash_esc, trash_flag = _esc_path(ws.trash_dir.resolve() / f"job-{job_id}")
-    to_esc, to_flag = _esc_path(os.path.abspath(os.fspath(to))) if to is not None else ("", False)
+    trash_esc, trash_flag = esc_path(ws.trash_dir.resolve() / f"job-{job_id}")
+    to_esc, to_flag = esc_path(os.path.abspath(os.fspath(to))) if to is not None else ("", False)
     to_esc = to_esc.rstrip("/") or "/"
     pools = store.execute("SELECT id, name, root FROM pools").fetchall()
     pool_name = {pid: pname for pid, pname, _ in pools}
-    pool_roots = {pid: _esc_path(root) for pid, _, root in pools}
+    pool_roots = {pid: esc_path(root) for pid, _, root in pools}
 
     # -- sources ---------------------------------------------------------------------------
     f = frame if frame["file_id"].is_sorted() else frame.sort("file_id")
@@ -313,7 +319,7 @@ def _plan(
     f = f.with_columns(pl.col("_rel").str.split("/").list.last().alias("name")).with_columns(
         (pl.col("_root") + "/" + pl.col("_rel")).alias("src"),
         pl.col("_rel").str.strip_suffix(pl.col("name")).str.strip_suffix("/").alias("dir"),
-        _stem(pl.col("name")).alias("stem"),
+        stem_expr(pl.col("name")).alias("stem"),
         (
             pl.col("_esc") | pl.col("_root_esc") | pl.lit(to_flag) | pl.lit(op == "delete" and trash_flag)
         ).alias("_esc"),
@@ -336,7 +342,7 @@ def _plan(
         if fld == "relpath":
             field_cols.append(pl.col("_rel").alias("_f_relpath"))
         elif fld in f.columns:
-            field_cols.append(_field_value(fld, f.schema[fld]).alias(f"_f_{fld}"))
+            field_cols.append(field_value(fld, f.schema[fld]).alias(f"_f_{fld}"))
     f = f.with_columns(field_cols)
     slashy = {"dir", "relpath"}
     name_simple = not any("/" in lit for lit, _, _ in name_parts) and not any(
@@ -353,9 +359,9 @@ def _plan(
             pl.col("name").alias("dst_name"),
         )
     elif op == "rename" or in_place:
-        f = f.with_columns(pl.col("src_dir").alias("dst_dir"), _render(name_parts).alias("dst_name"))
+        f = f.with_columns(pl.col("src_dir").alias("dst_dir"), render_template(name_parts).alias("dst_name"))
     else:
-        lay = _render(layout_parts)
+        lay = render_template(layout_parts)
         if any(fld in slashy for _, fld, _ in layout_parts) or any(
             lit.startswith("/") or lit.endswith("/") or "//" in lit for lit, _, _ in layout_parts
         ):
@@ -367,7 +373,7 @@ def _plan(
             dst_dir = pl.when(lay == "").then(pl.lit(base)).otherwise(pl.lit(base) + "/" + lay)
         else:
             dst_dir = pl.lit(base)
-        f = f.with_columns(dst_dir.alias("dst_dir"), _render(name_parts).alias("dst_name"))
+        f = f.with_columns(dst_dir.alias("dst_dir"), render_template(name_parts).alias("dst_name"))
     if not name_simple:
         full = (pl.col("dst_dir") + "/" + pl.col("dst_name")).str.replace_all("/+", "/")
         f = (
@@ -379,7 +385,7 @@ def _plan(
         )
     f = f.with_columns(
         (pl.col("dst_dir") + "/" + pl.col("dst_name")).alias("dst"),
-        _stem(pl.col("dst_name")).alias("dst_stem"),
+        stem_expr(pl.col("dst_name")).alias("dst_stem"),
     )
     if label_layout == "sibling":
         # the same path under TO/labels as the image has under TO/images (a name template
@@ -426,8 +432,8 @@ def _plan(
         "status",
         "_esc",
     )
-    survey = _Survey()
-    lab = _label_candidates(img, labels, op)
+    survey = Survey()
+    lab = label_candidates(img, labels, op)
     roots = img.select("g", pl.col("_root").alias("root"))
     survey.look_frame(
         pl.concat(
@@ -447,7 +453,7 @@ def _plan(
             .filter(pl.col("_kind").is_in(["file", "symlink_in"]) | (pl.col("_kind") == "symlink_out"))
             .sort("g", "ord")
         )
-    lab = _label_targets(ws, img, lab, labels, label_set, op, convert, rep)
+    lab = label_targets(ws, img, lab, labels, label_set, op, convert, rep)
     rep.check()
 
     # -- one frame of every file action ---------------------------------------------------------
@@ -480,8 +486,8 @@ def _plan(
     )
     acts = pl.concat([img_actions, lab], how="diagonal_relaxed").sort("g", "ord")
     acts = acts.with_columns(pl.lit(None, pl.String).alias("conflict"))
-    acts = _conflicts(acts, survey, op, follow_symlinks)
-    acts, resolved_by = _apply_policy(acts, survey, policy)
+    acts = find_conflicts(acts, survey, op, follow_symlinks)
+    acts, resolved_by = apply_policy(acts, survey, policy)
     rep.check()
 
     # -- folders to make, temporary names, backups ----------------------------------------------
@@ -573,7 +579,7 @@ def _plan(
     ]
     if counts and policy == "fail":
         res.status = "refused"
-    space = _space_check(acts.filter(pl.col("state") == "planned"), op)
+    space = space_check(acts.filter(pl.col("state") == "planned"), op)
     if space:
         res.warnings.append(space)
         if policy != "fail" or not counts:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tuiops.fsutil import display_path
-from tuiops.ops.fileops.acts import _Act, _Ctx, _Out
+from tuiops.ops.fileops.acts import Action, JobContext, Outcome
 
 if TYPE_CHECKING:
     pass
@@ -62,7 +62,7 @@ def _displace(
     return _row_json(row)
 
 
-def _store_forward(conn: Any, ctx: _Ctx, a: _Act, out: _Out) -> tuple[str | None, int | None]:
+def store_forward(conn: Any, ctx: JobContext, a: Action, out: Outcome) -> tuple[str | None, int | None]:
     """Make the files record follow a done image action; returns (prev JSON, new file id)."""
     from tuiops.store import utcnow
 
@@ -152,7 +152,7 @@ def _store_forward(conn: Any, ctx: _Ctx, a: _Act, out: _Out) -> tuple[str | None
     return json.dumps({"displaced": displaced}), (int(new_id[0]) if new_id else None)
 
 
-def _store_backward(conn: Any, a: _Act) -> None:
+def store_backward(conn: Any, a: Action) -> None:
     """Put the files records back as they were before the action."""
     prev = json.loads(a.prev) if a.prev else {}
     if a.new_file_id is not None:

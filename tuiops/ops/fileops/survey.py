@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class _Survey:
+class Survey:
     """What the planner saw on disk: per folder, the entries it asked about.
 
     A folder is listed once when it is small or most of it is asked for; otherwise the
@@ -152,7 +152,7 @@ def _symlink_kind(path: bytes, root: str | None) -> str:
     return "symlink_in" if real == rb or real.startswith(rb + b"/") else "symlink_out"
 
 
-def _nearest_existing(folder: bytes) -> bytes:
+def nearest_existing(folder: bytes) -> bytes:
     p = folder
     while not os.path.exists(p):
         parent = os.path.dirname(p)
@@ -162,6 +162,6 @@ def _nearest_existing(folder: bytes) -> bytes:
     return p
 
 
-def _writable(folder: bytes) -> bool:
-    p = _nearest_existing(folder)
+def is_writable(folder: bytes) -> bool:
+    p = nearest_existing(folder)
     return os.path.isdir(p) and os.access(p, os.W_OK | os.X_OK)

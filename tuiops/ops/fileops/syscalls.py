@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     pass
 
 
-def _lexists(p: bytes) -> bool:
+def lexists(p: bytes) -> bool:
     try:
         os.lstat(p)
     except FileNotFoundError:
@@ -29,14 +29,14 @@ def _lexists(p: bytes) -> bool:
     return True
 
 
-def _hash_path(p: bytes) -> tuple[int, str]:
+def hash_path(p: bytes) -> tuple[int, str]:
     """(bytes read, their SHA-256) of a file, as :func:`tuiops.fsutil.sha256_file` hashes it."""
     with open(p, "rb") as fh:
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
         return fh.tell(), digest
 
 
-def _fsync_dir(folder: bytes) -> None:
+def fsync_dir(folder: bytes) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -45,18 +45,18 @@ def _fsync_dir(folder: bytes) -> None:
             os.close(fd)
 
 
-def _rename_noreplace(src: bytes, dst: bytes) -> None:
+def rename_noreplace(src: bytes, dst: bytes) -> None:
     """Rename ``src`` to ``dst`` unless ``dst`` exists (FileExistsError): atomically where
     the kernel and file system can (``renameat2``), else check then rename."""
     if renameat2(src, dst, RENAME_NOREPLACE):
         return
-    if _lexists(dst):
+    if lexists(dst):
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
     os.rename(src, dst)
 
 
 _O_TMP = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_O_SRC = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+O_SRC = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _open_tmp(tmp: bytes) -> int:
@@ -68,7 +68,7 @@ def _open_tmp(tmp: bytes) -> int:
         return os.open(tmp, _O_TMP, 0o666)
 
 
-def _write_new(
+def write_new(
     tmp: bytes, produce: Callable[[int], tuple[int, str | None]], durable: bool
 ) -> tuple[int, str | None]:
     """Write a fresh temporary file; returns what ``produce`` gives (size, sha256 or None)."""
@@ -90,22 +90,22 @@ def _write_new(
 # complete: one directory operation instead of create + rename, an atomic "no clobber"
 # (the link fails when the name is taken), and nothing left behind by a kill mid-write.
 # File systems without O_TMPFILE (NFS, FUSE, …) get a named temporary file and a rename.
-_O_ANON = (os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC) if hasattr(os, "O_TMPFILE") else 0
-_ANON_OK = bool(_O_ANON) and os.path.isdir("/proc/self/fd")
-_NO_ANON: set[bytes] = set()
+O_ANON = (os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC) if hasattr(os, "O_TMPFILE") else 0
+ANON_OK = bool(O_ANON) and os.path.isdir("/proc/self/fd")
+NO_ANON: set[bytes] = set()
 _ROOT_FD: list[int] = []
 _ROOT_LOCK = threading.Lock()
 
 
-def _anon_file(folder: bytes) -> int | None:
+def anon_file(folder: bytes) -> int | None:
     """An unnamed new file in ``folder``, or None where the file system cannot make one."""
-    if not _ANON_OK or folder in _NO_ANON:
+    if not ANON_OK or folder in NO_ANON:
         return None
     try:
-        return os.open(folder, _O_ANON, 0o666)
+        return os.open(folder, O_ANON, 0o666)
     except OSError as exc:
         if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS):
-            _NO_ANON.add(folder)
+            NO_ANON.add(folder)
             return None
         raise
 
@@ -126,7 +126,7 @@ def _flink_fn() -> Any:
     return _FLINK[0]
 
 
-def _link_fd(fd: int, dst: bytes) -> None:
+def link_fd(fd: int, dst: bytes) -> None:
     """Give the unnamed file ``fd`` the name ``dst`` (FileExistsError when the name is taken).
 
     By the descriptor itself where the kernel allows it, else through ``/proc/self/fd``
@@ -153,7 +153,7 @@ def _link_fd(fd: int, dst: bytes) -> None:
         _FLINK[0] = None
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
+def write_all(fd: int, data: bytes | memoryview) -> None:
     n = os.write(fd, data)
     if n == len(data):
         return
@@ -163,7 +163,7 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[n:]
 
 
-def _copy_fd(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, str]:
+def copy_fd(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, str]:
     """Copy to the end of the source, hashing on the way; returns (size, sha256).
 
     ``size_hint`` (the expected size) sizes the first read, so a small file is one read,
@@ -177,7 +177,7 @@ def _copy_fd(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, str]:
         if not chunk:
             break
         h.update(chunk)
-        _write_all(dst_fd, chunk)
+        write_all(dst_fd, chunk)
         n += len(chunk)
         if n == size_hint and len(chunk) < want:
             break  # the expected size and a short read: the end (a grown file fills the read)
@@ -185,7 +185,7 @@ def _copy_fd(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, str]:
     return n, h.hexdigest()
 
 
-def _copy_range(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, None]:
+def copy_range(src_fd: int, dst_fd: int, size_hint: int = -1) -> tuple[int, None]:
     """Copy to the end of the source inside the kernel (``copy_file_range``: no pass through
     this process, and a shared-extent clone where the file system has them); returns
     (size, None). Where the kernel cannot (another file system, an old kernel) the copy
@@ -217,12 +217,12 @@ _NO_COPY_RANGE = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, err
 def _copy_rest(src_fd: int, dst_fd: int) -> int:
     n = 0
     while chunk := os.read(src_fd, CHUNK):
-        _write_all(dst_fd, chunk)
+        write_all(dst_fd, chunk)
         n += len(chunk)
     return n
 
 
-def _identity(st: os.stat_result) -> str:
+def file_identity(st: os.stat_result) -> str:
     """What tells a placed copy unchanged: inode, size, modification and change time.
 
     Any write changes the modification time, and the change time cannot be set back by a
@@ -231,8 +231,8 @@ def _identity(st: os.stat_result) -> str:
     return f"stat:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
-def _unchanged(path: bytes, recorded: str) -> bool:
+def is_unchanged(path: bytes, recorded: str) -> bool:
     """Whether the file at ``path`` is the one recorded (an identity, or its SHA-256)."""
     if recorded.startswith("stat:"):
-        return _identity(os.lstat(path)) == recorded
-    return _hash_path(path)[1] == recorded
+        return file_identity(os.lstat(path)) == recorded
+    return hash_path(path)[1] == recorded

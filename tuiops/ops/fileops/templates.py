@@ -56,7 +56,7 @@ def template_fields(*templates: str) -> list[str]:
     return list(out)
 
 
-def _render(parts: list[tuple[str, str | None, int | None]]) -> pl.Expr:
+def render_template(parts: list[tuple[str, str | None, int | None]]) -> pl.Expr:
     import polars as pl
 
     pieces: list[pl.Expr] = []
@@ -71,7 +71,7 @@ def _render(parts: list[tuple[str, str | None, int | None]]) -> pl.Expr:
     return pl.concat_str(pieces) if pieces else pl.lit("")
 
 
-def _stem(name: pl.Expr) -> pl.Expr:
+def stem_expr(name: pl.Expr) -> pl.Expr:
     """A file name without its last extension (a leading dot does not start one)."""
     import polars as pl
 
@@ -79,7 +79,7 @@ def _stem(name: pl.Expr) -> pl.Expr:
     return pl.when(cut == "").then(name).otherwise(cut)
 
 
-def _field_value(name: str, dtype: Any) -> pl.Expr:
+def field_value(name: str, dtype: Any) -> pl.Expr:
     """A selection column as safe text for a path component (null → ``none``)."""
     import polars as pl
 

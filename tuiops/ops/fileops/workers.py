@@ -18,9 +18,9 @@ from tuiops.errors import (
 from tuiops.fsutil import disk_error
 from tuiops.ops.base import pid_alive
 from tuiops.ops.fileops import fault
-from tuiops.ops.fileops.actions import _run_groups, _settle
-from tuiops.ops.fileops.acts import _Act, _Ctx, _Out
-from tuiops.ops.fileops.journal import _plain
+from tuiops.ops.fileops.actions import run_groups, settle_action
+from tuiops.ops.fileops.acts import Action, JobContext, Outcome
+from tuiops.ops.fileops.journal import is_plain
 from tuiops.ops.fileops.model import PROCESS_MIN
 from tuiops.ops.procs import die_with_parent
 
@@ -28,14 +28,14 @@ if TYPE_CHECKING:
     from tuiops.store import Store
 
 
-_WORKER_GONE_SECONDS = 10.0
+WORKER_GONE_SECONDS = 10.0
 
 
 #: In a worker process: the job's groups of actions, as they were when it was forked.
-_GROUPS: list[list[_Act]] = []
+_GROUPS: list[list[Action]] = []
 
 
-def _worker_init(parent: int, groups: list[list[_Act]], mask: set[signal.Signals]) -> None:
+def _worker_init(parent: int, groups: list[list[Action]], mask: set[signal.Signals]) -> None:
     """Set up a worker process: it dies with ``parent``; Ctrl+C is the parent's to handle.
 
     ``groups`` come with the fork (never pickled): a task names a range of them. Signals
@@ -61,27 +61,27 @@ def _worker_init(parent: int, groups: list[list[_Act]], mask: set[signal.Signals
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _run_range(lo: int, hi: int, ctx: _Ctx, undo: bool) -> tuple[str, int, list[tuple[Any, ...]]]:
+def run_range(lo: int, hi: int, ctx: JobContext, undo: bool) -> tuple[str, int, list[tuple[Any, ...]]]:
     """In a worker process: run the groups ``lo``..``hi`` of the job.
 
-    Returns the outcomes that change only their journal row (:func:`_plain`) packed as one
+    Returns the outcomes that change only their journal row (:func:`is_plain`) packed as one
     JSON array of ``[seq, size, hash]`` with their count, and the others as tuples
-    (:meth:`_Out.row`): the job's process journals the first without a step per action.
+    (:meth:`Outcome.row`): the job's process journals the first without a step per action.
     """
     groups = _GROUPS[lo:hi]
-    outs = _run_groups(groups, ctx, undo)
+    outs = run_groups(groups, ctx, undo)
     plain: list[tuple[int, int | None, str | None]] = []
     rest: list[tuple[Any, ...]] = []
     acts = (a for g in groups for a in g)
     for a, o in zip(acts, outs, strict=True):
-        if a.seq == o.seq and _plain(a, o, ctx.op, undo):
+        if a.seq == o.seq and is_plain(a, o, ctx.op, undo):
             plain.append((o.seq, o.size, o.hash))
         else:
             rest.append(o.row())
     return (json.dumps(plain) if plain else ""), len(plain), rest
 
 
-def _process_count(workers: int, n: int) -> int:
+def process_count(workers: int, n: int) -> int:
     """How many worker processes run a job of ``n`` file actions (0: threads of this process).
 
     One per core, at most ``workers``, where the system has Linux (``fork`` and a death
@@ -95,8 +95,8 @@ def _process_count(workers: int, n: int) -> int:
     return procs if procs > 1 else 0
 
 
-def _executor(
-    store: Store, job_id: int, workers: int, procs: int, groups: list[list[_Act]]
+def make_executor(
+    store: Store, job_id: int, workers: int, procs: int, groups: list[list[Action]]
 ) -> tuple[Executor, int]:
     """The pool that runs a job's actions, and how many worker processes it has (0: threads).
 
@@ -144,19 +144,19 @@ def _record_workers(store: Store, job_id: int, pids: list[int]) -> None:
         conn.execute("UPDATE jobs SET workers = ? WHERE id = ?", (json.dumps(pids) if pids else None, job_id))
 
 
-def _await_workers(job: dict[str, Any]) -> None:
+def await_workers(job: dict[str, Any]) -> None:
     """Wait until the worker processes of a job whose process is gone have gone too.
 
     They are killed with it (their death signal), which takes a moment; one that is still
-    there after ``_WORKER_GONE_SECONDS`` is reported, so no resume ever runs beside it.
+    there after ``WORKER_GONE_SECONDS`` is reported, so no resume ever runs beside it.
     """
     try:
         pids = [int(p) for p in json.loads(job.get("workers") or "[]")]
     except (TypeError, ValueError):
         return
-    deadline = time.monotonic() + _WORKER_GONE_SECONDS
+    deadline = time.monotonic() + WORKER_GONE_SECONDS
     while True:
-        left = [p for p in pids if _alive(p)]
+        left = [p for p in pids if process_alive(p)]
         if not left:
             return
         if time.monotonic() > deadline:
@@ -167,14 +167,14 @@ def _await_workers(job: dict[str, Any]) -> None:
         time.sleep(0.01)
 
 
-def _settle_only(a: _Act, ctx: _Ctx) -> _Out:
+def settle_only(a: Action, ctx: JobContext) -> Outcome:
     try:
-        out = _settle(a, ctx)
+        out = settle_action(a, ctx)
     except OSError as exc:
-        return _Out(a.seq, "failed", error=disk_error(a.dst, exc).message)
-    return out if out is not None else _Out(a.seq, "planned")
+        return Outcome(a.seq, "failed", error=disk_error(a.dst, exc).message)
+    return out if out is not None else Outcome(a.seq, "planned")
 
 
-def _alive(pid: int | None) -> bool:
+def process_alive(pid: int | None) -> bool:
     """Whether another process (not this one) that may still be running the job exists."""
     return bool(pid) and pid != os.getpid() and pid_alive(pid)
