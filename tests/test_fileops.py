@@ -14,10 +14,11 @@ from PIL import Image
 
 from tests.conftest import CLASSES, draw_image
 from tests.test_fileops_support import files_rows, make_pool, mount_works, scan_pool, tmpfs, tree
+from tuiops import fsutil
 from tuiops.cli import run
 from tuiops.errors import ConflictError, DiskError, UsageError
 from tuiops.ops import fileops as fo
-from tuiops.ops.fileops import actions, journal, syscalls
+from tuiops.ops.fileops import actions, journal
 from tuiops.ops.select import SelectionSpec
 
 ALL = SelectionSpec(where="1")
@@ -104,13 +105,13 @@ def test_link_by_descriptor_falls_back_to_proc_where_the_kernel_refuses(ws, pool
         ctypes.set_errno(errno.ENOENT)
         return -1
 
-    monkeypatch.setattr(syscalls, "_FLINK", [refuse])
+    monkeypatch.setattr(fsutil, "_FLINK", [refuse])
     _, res = fo.copy_files(ws, ALL, tmp_path / "out", layout="mirror", workers=1)
     assert res is not None and res.status == "done" and res.failed == 0
     assert tree(tmp_path / "out") == tree(pool)
-    assert len(calls) == 1 and syscalls._FLINK == [None]
+    assert len(calls) == 1 and fsutil._FLINK == [None]
     # another error of the call is the copy's error, named by its target
-    monkeypatch.setattr(syscalls, "_FLINK", [lambda *args: (ctypes.set_errno(errno.ENOSPC), -1)[1]])
+    monkeypatch.setattr(fsutil, "_FLINK", [lambda *args: (ctypes.set_errno(errno.ENOSPC), -1)[1]])
     with pytest.raises(DiskError, match=r"cannot write .*out2/.*the disk is full"):
         fo.copy_files(ws, ALL, tmp_path / "out2", layout="mirror", workers=1)
     assert not [p for p in (tmp_path / "out2").rglob("*") if p.is_file() and p.suffix != ".txt"]

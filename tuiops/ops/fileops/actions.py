@@ -8,17 +8,14 @@ import hashlib
 import os
 from typing import TYPE_CHECKING, Any
 
-from tuiops.fsutil import disk_error, display_path
-from tuiops.ops.fileops.acts import Action, ActionError, JobContext, Outcome, action_tmp, missing_source
-from tuiops.ops.fileops.encode import encode_image, paint_image
-from tuiops.ops.fileops.fault import _FAULT, _fault
-from tuiops.ops.fileops.model import BIG_FILE, FATAL_ERRNOS
-from tuiops.ops.fileops.place import copy_file, keep_original, move_across, move_file, place_file, same_file
-from tuiops.ops.fileops.syscalls import (
+from tuiops.fsutil import (
     ANON_OK,
+    BIG_FILE,
     NO_ANON,
     O_ANON,
     O_SRC,
+    disk_error,
+    display_path,
     file_identity,
     fsync_dir,
     hash_path,
@@ -29,6 +26,11 @@ from tuiops.ops.fileops.syscalls import (
     write_all,
     write_new,
 )
+from tuiops.ops.fileops.acts import Action, ActionError, JobContext, Outcome, action_tmp, missing_source
+from tuiops.ops.fileops.encode import encode_image, paint_image
+from tuiops.ops.fileops.fault import _FAULT, _fault
+from tuiops.ops.fileops.model import FATAL_ERRNOS
+from tuiops.ops.fileops.place import copy_file, keep_original, move_across, move_file, place_file, same_file
 
 if TYPE_CHECKING:
     pass

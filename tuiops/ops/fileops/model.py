@@ -55,8 +55,6 @@ FLUSH_SECONDS = 0.2
 #: outcomes that make the journal commit before FLUSH_SECONDS are up (so no large batch is
 #: left to write after the last action)
 FLUSH_ROWS = 1024
-BIG_FILE = 16 << 20
-CHUNK = 1 << 20
 STAT_DIR_MAX = 256
 NAME_MAX = 255
 PATH_MAX = 4095

@@ -9,7 +9,21 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from tuiops.fsutil import display_path
+from tuiops.fsutil import (
+    O_SRC,
+    anon_file,
+    copy_fd,
+    copy_range,
+    display_path,
+    file_identity,
+    fsync_dir,
+    hash_path,
+    lexists,
+    link_fd,
+    rename_noreplace,
+    write_all,
+    write_new,
+)
 from tuiops.ops.fileops.acts import (
     Action,
     ActionError,
@@ -21,20 +35,6 @@ from tuiops.ops.fileops.acts import (
 )
 from tuiops.ops.fileops.encode import encode_image, paint_image
 from tuiops.ops.fileops.fault import _fault
-from tuiops.ops.fileops.syscalls import (
-    O_SRC,
-    anon_file,
-    copy_fd,
-    copy_range,
-    file_identity,
-    fsync_dir,
-    hash_path,
-    lexists,
-    link_fd,
-    rename_noreplace,
-    write_all,
-    write_new,
-)
 
 if TYPE_CHECKING:
     pass
