@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 
 _PR_SET_PDEATHSIG = 1
 
@@ -51,3 +52,33 @@ def fault_points() -> dict[str, int]:
         point, n = os.environ.get("TUIOPS_FAULT", "").rsplit(":", 1)
         points[point] = int(n)
     return points
+
+
+#: The points of ``TUIOPS_FAULT`` in this process and how many times each is still to be
+#: reached (counted down by :func:`fault`); empty without the hook.
+FAULTS: dict[str, int] = fault_points()
+_FAULT_LOCK = threading.Lock()
+#: In a worker process: the id of the process it works for (0 in that process itself).
+_fault_parent = 0
+
+
+def set_fault_parent(parent: int) -> None:
+    """In a worker process: a fault kills ``parent`` too, as a crash of it takes its workers along."""
+    global _fault_parent
+    _fault_parent = parent
+
+
+def fault(point: str) -> None:
+    """Kill this process (SIGKILL) the N-th time it reaches ``point`` under ``TUIOPS_FAULT=POINT:N``.
+
+    A worker process counts its own arrivals, and kills the process it works for with itself.
+    """
+    if not FAULTS or point not in FAULTS:
+        return
+    with _FAULT_LOCK:
+        FAULTS[point] -= 1
+        if FAULTS[point] <= 0:
+            if _fault_parent:
+                # a worker simulates a crash of the job's process, which takes its workers along
+                os.kill(_fault_parent, signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import stat
 import time
 from array import array
@@ -27,7 +26,7 @@ from tuiops.errors import Cancelled, ConflictError, InputError, NotFoundError, U
 from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, job
 from tuiops.ops.poollock import scan_lock
 from tuiops.ops.probe import BAD_STATUSES, CHECK_ALL, STATUSES, ProbeOptions, probe_chunk, probe_ping
-from tuiops.ops.procs import die_with_parent, fault_points
+from tuiops.ops.procs import die_with_parent, fault
 from tuiops.store.db import utcnow
 
 if TYPE_CHECKING:
@@ -813,7 +812,7 @@ def _probe_and_store(
     stream = _probe_stream(root, paths, sizes, displays, opts, workers, crash_row)
     try:
         for a, rows in stream:
-            _fault("probed")
+            fault("probed")  # TUIOPS_FAULT=probed:N kills the scan at the N-th chunk probed
             parts.append((a, rows))
             buffered += len(rows)
             if buffered >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS:
@@ -826,17 +825,6 @@ def _probe_and_store(
     finally:
         stream.close()
     flush()
-
-
-_FAULT = fault_points()
-
-
-def _fault(point: str) -> None:
-    """``TUIOPS_FAULT=probed:N`` kills the scan (SIGKILL) when the N-th chunk is probed: a test hook."""
-    if point in _FAULT:
-        _FAULT[point] -= 1
-        if _FAULT[point] <= 0:
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _fill_item_sizes(store: Store, pool_id: int) -> int:

@@ -6,7 +6,7 @@ import contextlib
 import errno
 import hashlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuiops.fsutil import (
     ANON_OK,
@@ -28,12 +28,9 @@ from tuiops.fsutil import (
 )
 from tuiops.ops.fileops.acts import Action, ActionError, JobContext, Outcome, action_tmp, missing_source
 from tuiops.ops.fileops.encode import encode_image, paint_image
-from tuiops.ops.fileops.fault import _FAULT, _fault
 from tuiops.ops.fileops.model import FATAL_ERRNOS
 from tuiops.ops.fileops.place import copy_file, keep_original, move_across, move_file, place_file, same_file
-
-if TYPE_CHECKING:
-    pass
+from tuiops.ops.procs import FAULTS, fault
 
 
 def _reencode(a: Action, ctx: JobContext) -> Outcome:
@@ -69,7 +66,7 @@ def _reencode(a: Action, ctx: JobContext) -> Outcome:
         raise
     if ctx.durable:
         fsync_dir(os.path.dirname(a.dst))
-    _fault("placed")
+    fault("placed")
     if a.src != a.dst:
         os.unlink(a.src)
     st = os.lstat(a.dst)
@@ -119,7 +116,7 @@ def _unreencode(a: Action, ctx: JobContext) -> Outcome:
         if exc.errno != errno.EXDEV:
             raise
         move_across(a.bak, a.src, action_tmp(a, ctx), ctx)
-    _fault("placed")
+    fault("placed")
     if a.src != a.dst and lexists(a.dst):
         os.unlink(a.dst)
     return Outcome(a.seq, "undone")
@@ -190,7 +187,7 @@ def settle_action(a: Action, ctx: JobContext) -> Outcome | None:
 def do_action(a: Action, ctx: JobContext) -> Outcome:
     """Do one action (settling it first when a killed run left it ``started``)."""
     try:
-        _fault("action")
+        fault("action")
         if a.action == "mkdir":
             if a.resumed and os.path.isdir(a.dst):
                 return Outcome(a.seq, "done")
@@ -228,7 +225,7 @@ def do_action(a: Action, ctx: JobContext) -> Outcome:
 def undo_action(a: Action, ctx: JobContext) -> Outcome:
     """Undo one done action; a failure keeps it ``done`` with the reason as its error."""
     try:
-        _fault("undo")
+        fault("undo")
         if a.action == "mkdir":
             try:
                 os.rmdir(a.dst)
@@ -269,7 +266,7 @@ def undo_action(a: Action, ctx: JobContext) -> Outcome:
                     raise
                 move_across(a.dst, a.src, undo_tmp, ctx)
             else:
-                _fault("placed")
+                fault("placed")
         elif d and s:
             try:
                 same = os.path.samefile(a.src, a.dst) or hash_path(a.src) == hash_path(a.dst)
@@ -332,8 +329,8 @@ def copy_fast(a: Action) -> Outcome | None:
     without unnamed files, a taken name, an error) gives None with nothing left behind, and
     the general path does the action and says what went wrong.
     """
-    if _FAULT:
-        _fault("action")
+    if FAULTS:
+        fault("action")
     try:
         src_fd = os.open(a.src, O_SRC)  # type: ignore[arg-type]
     except OSError:
@@ -360,8 +357,8 @@ def copy_fast(a: Action) -> Outcome | None:
             os.close(fd)
     finally:
         os.close(src_fd)
-    if _FAULT:
-        _fault("placed")
+    if FAULTS:
+        fault("placed")
     info = {"mtime_ns": st.st_mtime_ns} if a.dst_pool is not None and a.file_id is not None else None
     return Outcome(a.seq, "done", hint, file_identity(st), bak=a.bak, info=info)
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuiops.fsutil import display_path
 from tuiops.ops.fileops.model import ConvertOptions
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(slots=True)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuiops.fsutil import display_path
 from tuiops.ops.fileops.acts import Action, ActionError, JobContext, open_source
 from tuiops.ops.fileops.model import ConvertOptions
-
-if TYPE_CHECKING:
-    pass
 
 
 def encode_image(src: bytes, opts: ConvertOptions, ctx: JobContext) -> tuple[bytes, dict[str, Any]]:

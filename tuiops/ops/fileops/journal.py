@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from tuiops.ops.fileops.acts import ACT_COLS, ACT_NAMES, Action, JobContext, Outcome
-from tuiops.ops.fileops.fault import _fault
 from tuiops.ops.fileops.model import FLUSH_ROWS, FLUSH_SECONDS
 from tuiops.ops.fileops.records import store_backward, store_forward
+from tuiops.ops.procs import fault
 
 if TYPE_CHECKING:
     import polars as pl
@@ -224,4 +224,4 @@ class Journal:
                 )
             self.counted += done
             conn.execute("UPDATE jobs SET done = done + ? WHERE id = ?", (done, self.ctx.job_id))
-            _fault("flush")
+            fault("flush")

@@ -5,15 +5,11 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuiops.errors import (
     UsageError,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 OPS = ("copy", "move", "rename", "delete", "convert")
 #: Where label files go: ``beside`` their image, or ``sibling`` (ultralytics): images under

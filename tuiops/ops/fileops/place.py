@@ -7,7 +7,7 @@ import errno
 import hashlib
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuiops.fsutil import (
     O_SRC,
@@ -34,10 +34,7 @@ from tuiops.ops.fileops.acts import (
     open_source,
 )
 from tuiops.ops.fileops.encode import encode_image, paint_image
-from tuiops.ops.fileops.fault import _fault
-
-if TYPE_CHECKING:
-    pass
+from tuiops.ops.procs import fault
 
 
 def _put(path: bytes, a: Action, ctx: JobContext) -> tuple[Outcome | None, bytes | None]:
@@ -105,7 +102,7 @@ def _write_placed(a: Action, ctx: JobContext, produce: Callable[[int], tuple[int
         digest = file_identity(st)
     if ctx.durable:
         fsync_dir(folder)
-    _fault("placed")
+    fault("placed")
     info = {"mtime_ns": st.st_mtime_ns} if want_mtime and st is not None else None
     return Outcome(a.seq, "done", size, digest, bak=bak, info=info)
 
@@ -182,7 +179,7 @@ def _clear_target(a: Action, ctx: JobContext) -> tuple[Outcome | None, bytes | N
             raise ActionError(f"{display_path(a.dst)} exists, and so does its backup {display_path(bak)}")
         os.makedirs(os.path.dirname(bak), exist_ok=True)
         os.rename(a.dst, bak)
-        _fault("placed")
+        fault("placed")
         return None, bak
     if ctx.policy == "skip":
         return Outcome(a.seq, "skipped", error="the target appeared after planning"), bak
@@ -217,7 +214,7 @@ def move_file(a: Action, ctx: JobContext) -> Outcome:
     else:
         if end is not None:
             return end
-        _fault("placed")
+        fault("placed")
         st = os.lstat(a.dst)
         return Outcome(a.seq, "done", st.st_size, None, bak=bak, info={"mtime_ns": st.st_mtime_ns})
     if lexists(a.dst):
@@ -239,7 +236,7 @@ def move_across(src: bytes, dst: bytes, tmp: bytes, ctx: JobContext) -> tuple[in
         os.symlink(os.readlink(src), tmp)
         os.rename(tmp, dst)
         fsync_dir(os.path.dirname(dst))
-        _fault("placed")
+        fault("placed")
         os.unlink(src)
         return 0, ""
     src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -263,7 +260,7 @@ def move_across(src: bytes, dst: bytes, tmp: bytes, ctx: JobContext) -> tuple[in
         )
     os.rename(tmp, dst)
     fsync_dir(os.path.dirname(dst))
-    _fault("placed")
+    fault("placed")
     os.unlink(src)
     return size, digest
 

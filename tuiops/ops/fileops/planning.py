@@ -17,7 +17,6 @@ from tuiops.errors import (
 from tuiops.fsutil import display_path
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
 from tuiops.ops.fileops.conflicts import apply_policy, find_conflicts, space_check
-from tuiops.ops.fileops.fault import _fault
 from tuiops.ops.fileops.labelplan import label_candidates, label_targets
 from tuiops.ops.fileops.model import (
     LABEL_LAYOUTS,
@@ -40,6 +39,7 @@ from tuiops.ops.fileops.templates import (
     template_fields,
 )
 from tuiops.ops.poollock import holding_pools
+from tuiops.ops.procs import fault
 from tuiops.ops.select import LAYOUTS, Selection, SelectionSpec, select_files
 
 if TYPE_CHECKING:
@@ -587,7 +587,7 @@ def _plan(
 
     # -- write the plan ------------------------------------------------------------------------
     rep.update(0, "writing the plan", force=True)
-    _fault("plan")
+    fault("plan")
     rows = _to_journal(allrows, job_id)
     result_json = {k: v for k, v in res.to_dict().items() if k not in ("sample",)}
     status = res.status

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuiops.fsutil import display_path
 from tuiops.ops.fileops.acts import Action, JobContext, Outcome
-
-if TYPE_CHECKING:
-    pass
-
 
 _FILE_COLS = (
     "id",

@@ -17,12 +17,11 @@ from tuiops.errors import (
 )
 from tuiops.fsutil import disk_error
 from tuiops.ops.base import pid_alive
-from tuiops.ops.fileops import fault
 from tuiops.ops.fileops.actions import run_groups, settle_action
 from tuiops.ops.fileops.acts import Action, JobContext, Outcome
 from tuiops.ops.fileops.journal import is_plain
 from tuiops.ops.fileops.model import PROCESS_MIN
-from tuiops.ops.procs import die_with_parent
+from tuiops.ops.procs import die_with_parent, set_fault_parent
 
 if TYPE_CHECKING:
     from tuiops.store import Store
@@ -42,7 +41,7 @@ def _worker_init(parent: int, groups: list[list[Action]], mask: set[signal.Signa
     are blocked until the parent's handlers are gone, then ``mask`` is restored.
     """
     global _GROUPS
-    fault._PARENT = parent
+    set_fault_parent(parent)
     _GROUPS = groups
     # the parent's signal handlers (a terminal app's resize or suspend handlers, an event
     # loop's wake-up pipe) are not this process's business
