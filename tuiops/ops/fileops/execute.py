@@ -6,9 +6,7 @@ import contextlib
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import (
-    TuiopsError,
-)
+from tuiops.errors import TuiopsError
 from tuiops.fsutil import display_path
 from tuiops.ops.base import Reporter
 from tuiops.ops.fileops.actions import do_action, run_groups, undo_action

@@ -8,10 +8,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import (
-    ConflictError,
-    UsageError,
-)
+from tuiops.errors import ConflictError, UsageError
 from tuiops.fsutil import disk_error, display_path
 from tuiops.ops.fileops.jobs import action_counts, job_row, planning_note
 from tuiops.ops.fileops.model import STATES

@@ -8,14 +8,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import (
-    Cancelled,
-    ConflictError,
-    DiskError,
-    NotFoundError,
-    TuiopsError,
-    UsageError,
-)
+from tuiops.errors import Cancelled, ConflictError, DiskError, NotFoundError, TuiopsError, UsageError
 from tuiops.fsutil import display_path
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
 from tuiops.ops.fileops.acts import Action, JobContext

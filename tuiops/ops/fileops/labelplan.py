@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import (
-    InputError,
-    UsageError,
-)
+from tuiops.errors import InputError, UsageError
 from tuiops.fsutil import display_path
 from tuiops.ops.base import Reporter
 from tuiops.ops.fileops.model import ConvertOptions, unesc

@@ -7,9 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tuiops.errors import (
-    UsageError,
-)
+from tuiops.errors import UsageError
 
 OPS = ("copy", "move", "rename", "delete", "convert")
 #: Where label files go: ``beside`` their image, or ``sibling`` (ultralytics): images under

@@ -9,11 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import (
-    ConflictError,
-    DiskError,
-    UsageError,
-)
+from tuiops.errors import ConflictError, DiskError, UsageError
 from tuiops.fsutil import display_path
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
 from tuiops.ops.fileops.conflicts import apply_policy, find_conflicts, space_check

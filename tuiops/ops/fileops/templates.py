@@ -6,9 +6,7 @@ import re
 import string
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import (
-    UsageError,
-)
+from tuiops.errors import UsageError
 from tuiops.ops.fileops.model import FIELD_ALIASES
 
 if TYPE_CHECKING:

@@ -12,9 +12,7 @@ import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import (
-    ConflictError,
-)
+from tuiops.errors import ConflictError
 from tuiops.fsutil import disk_error
 from tuiops.ops.base import pid_alive
 from tuiops.ops.fileops.actions import run_groups, settle_action
