@@ -41,6 +41,7 @@ from tuiops.ops.select import LAYOUTS, Selection, SelectionSpec, select_files
 if TYPE_CHECKING:
     import polars as pl
 
+    from tuiops.store import Store
     from tuiops.workspace import Workspace
 
 
@@ -100,101 +101,21 @@ def plan(
     """
 
     t0 = time.perf_counter()
-    if op not in (*OPS, "paint"):
-        raise UsageError(f"unknown operation {op!r}; use one of {', '.join(OPS)}")
-    if on_conflict not in POLICIES:
-        raise UsageError(f"--on-conflict must be one of {', '.join(POLICIES)}, not {on_conflict!r}")
-    if labels not in LABEL_MODES:
-        raise UsageError(f"--labels must be one of {', '.join(LABEL_MODES)}, not {labels!r}")
-    if label_layout not in LABEL_LAYOUTS:
-        raise UsageError(f"--label-layout must be one of {', '.join(LABEL_LAYOUTS)}, not {label_layout!r}")
-    if in_place:
-        if op != "convert":
-            raise UsageError("--in-place is for `ops convert` only")
-        if to is not None:
-            raise UsageError("`ops convert --in-place` keeps the files where they are: leave out --to")
-        if on_conflict == "overwrite":
-            raise UsageError(
-                "`ops convert --in-place` does not overwrite other files",
-                hint="use --on-conflict skip or rename for names the new extension would take",
-            )
-        if label_layout != "beside":
-            raise UsageError("--label-layout sibling needs a target folder; --in-place leaves labels alone")
-        labels = "none"
-    elif op in ("copy", "move", "convert", "paint") and to is None:
-        raise UsageError(f"`ops {op}` needs a target folder: --to DIR (or --in-place for convert)")
-    if label_layout == "sibling" and op in ("rename", "delete"):
-        raise UsageError(f"--label-layout sibling needs a target folder; `ops {op}` has none")
-    if op == "rename" and not name:
-        raise UsageError("`ops rename` needs a name template: --name '{booru}_{fid}{ext}'")
-    if op == "convert":
-        convert = convert or ConvertOptions()
-        convert.check()
-    from tuiops.ops.select import resolve_spec, view_columns
+    labels, convert = _check_options(op, to, name, labels, on_conflict, convert, in_place, label_layout)
+    from tuiops.ops.select import resolve_spec
 
     spec = selection.spec if isinstance(selection, Selection) else resolve_spec(ws, selection)
     label_set = label_set or spec.label_set
     if labels in ("yolo", "voc", "both") and not label_set:
         raise UsageError(f"--labels {labels} writes label files from a label set: give --set NAME")
-    layout_t = (
-        LAYOUTS.get(layout, layout) if op in ("copy", "move", "convert", "paint") and not in_place else ""
-    )
-    name_t = name or {"convert": "{stem}{ext}", "paint": "{stem}.jpg"}.get(op, "{name}")
-    layout_parts = parse_template(layout_t)
-    name_parts = parse_template(name_t)
-    fields = template_fields(layout_t, name_t)
+    layout_t, name_t, layout_parts, name_parts, fields = _templates(op, layout, name, in_place)
     store = ws.store
     rep = Reporter(f"ops.{op}", progress, cancel)
     rep.update(0, "selecting", force=True)
-
-    base_cols = [
-        "file_id",
-        "pool_id",
-        "relpath",
-        "relpath_raw",
-        "key",
-        "item_id",
-        "size",
-        "width",
-        "height",
-        "img_w",
-        "img_h",
-        "mode",
-        "status",
-    ]
-    if isinstance(selection, Selection):
-        sel = selection
-    else:
-        probe_spec = SelectionSpec(**{**asdict(spec), "label_set": label_set})
-
-        known = set(view_columns(probe_spec)) | set(PATH_FIELDS) | {"n"}
-        bad = [f for f in fields if f not in known]
-        if bad:
-            hint = "fields: " + ", ".join(sorted(known))
-            if any(f in ("top_class", "category", "top_det_class") for f in bad):
-                hint = "{class} needs --set, {det_class} --run, {category} --match; " + hint
-            raise UsageError(f"unknown template field(s): {', '.join('{' + b + '}' for b in bad)}", hint=hint)
-        # the image's sizes and key are read only where label files are written from the store
-        # or another op builds on the plan (a million rows of them are seconds of planning)
-        lean = labels not in ("yolo", "voc", "both") and image_data is None and extra_actions is None
-        core = [c for c in base_cols if c not in _SIZE_COLS] if lean else base_cols
-        want = core + [f for f in fields if f not in core and f not in PATH_FIELDS and f != "n"]
-        sel = select_files(ws, probe_spec, columns=want)
-    frame = sel.frame
-    if frame.height == 0:  # an empty result carries no types of its own
-        import polars as pl
-
-        frame = frame.with_columns(
-            pl.col(c).cast(pl.String) for c in ("relpath", "key", "mode", "status") if c in frame.columns
-        )
-    missing = [c for c in base_cols if c not in frame.columns]
-    if missing:
-        import polars as pl
-
-        text = ("key", "mode")
-        frame = frame.with_columns(
-            pl.lit(None, pl.String if c in text else pl.Int64).alias(c) for c in missing
-        )
+    # the image's sizes and key are read only where label files are written from the store
+    # or another op builds on the plan (a million rows of them are seconds of planning)
+    lean = labels not in ("yolo", "voc", "both") and image_data is None and extra_actions is None
+    sel, frame = _select(ws, selection, spec, label_set, fields, lean=lean)
     rep.check()
     params: dict[str, Any] = {
         "op": op,
@@ -212,14 +133,7 @@ def plan(
         "selection": sel.spec.to_dict(),
         **(job_params or {}),
     }
-    if _job_id is None:
-        job_id = store.job_start(_job_kind(op), params, None)
-        store.execute("UPDATE jobs SET status = 'planning' WHERE id = ?", (job_id,))
-    else:  # a job killed while planning, planned again (claimed by the caller)
-        job_id = _job_id
-        with store.transaction() as conn:
-            conn.execute("DELETE FROM job_actions WHERE job_id = ?", (job_id,))
-            conn.execute("DELETE FROM job_marks WHERE job_id = ?", (job_id,))
+    job_id = _open_job(store, op, params, _job_id)
     try:
         result = _plan(
             ws,
@@ -251,16 +165,152 @@ def plan(
         raise
     result.elapsed = time.perf_counter() - t0
     if result.status == "refused" and not dry_run:
-        kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result.conflicts.items())
-        first = result.conflict_examples[0] if result.conflict_examples else None
-        example = (
-            f"; e.g. {first['conflict'].replace('_', ' ')}: {first['src'] or first['dst']}" if first else ""
-        )
-        raise ConflictError(
-            f"job {job_id} refused, nothing was touched: {kinds}{example}",
-            hint=f"see `tuiops ops show {job_id} --conflicts`; choose --on-conflict skip|rename|overwrite",
-        )
+        raise _refused(job_id, result)
     return result
+
+
+def _check_options(
+    op: str,
+    to: str | os.PathLike[str] | None,
+    name: str | None,
+    labels: str,
+    on_conflict: str,
+    convert: ConvertOptions | None,
+    in_place: bool,
+    label_layout: str,
+) -> tuple[str, ConvertOptions | None]:
+    """Refuse options that do not go together; returns the label mode and conversion to plan with."""
+    if op not in (*OPS, "paint"):
+        raise UsageError(f"unknown operation {op!r}; use one of {', '.join(OPS)}")
+    if on_conflict not in POLICIES:
+        raise UsageError(f"--on-conflict must be one of {', '.join(POLICIES)}, not {on_conflict!r}")
+    if labels not in LABEL_MODES:
+        raise UsageError(f"--labels must be one of {', '.join(LABEL_MODES)}, not {labels!r}")
+    if label_layout not in LABEL_LAYOUTS:
+        raise UsageError(f"--label-layout must be one of {', '.join(LABEL_LAYOUTS)}, not {label_layout!r}")
+    if in_place:
+        if op != "convert":
+            raise UsageError("--in-place is for `ops convert` only")
+        if to is not None:
+            raise UsageError("`ops convert --in-place` keeps the files where they are: leave out --to")
+        if on_conflict == "overwrite":
+            raise UsageError(
+                "`ops convert --in-place` does not overwrite other files",
+                hint="use --on-conflict skip or rename for names the new extension would take",
+            )
+        if label_layout != "beside":
+            raise UsageError("--label-layout sibling needs a target folder; --in-place leaves labels alone")
+        labels = "none"
+    elif op in ("copy", "move", "convert", "paint") and to is None:
+        raise UsageError(f"`ops {op}` needs a target folder: --to DIR (or --in-place for convert)")
+    if label_layout == "sibling" and op in ("rename", "delete"):
+        raise UsageError(f"--label-layout sibling needs a target folder; `ops {op}` has none")
+    if op == "rename" and not name:
+        raise UsageError("`ops rename` needs a name template: --name '{booru}_{fid}{ext}'")
+    if op == "convert":
+        convert = convert or ConvertOptions()
+        convert.check()
+    return labels, convert
+
+
+def _templates(
+    op: str, layout: str, name: str | None, in_place: bool
+) -> tuple[
+    str, str, list[tuple[str, str | None, int | None]], list[tuple[str, str | None, int | None]], list[str]
+]:
+    """The folder and name templates of the plan, parsed, and the fields they name."""
+    layout_t = (
+        LAYOUTS.get(layout, layout) if op in ("copy", "move", "convert", "paint") and not in_place else ""
+    )
+    name_t = name or {"convert": "{stem}{ext}", "paint": "{stem}.jpg"}.get(op, "{name}")
+    layout_parts = parse_template(layout_t)
+    name_parts = parse_template(name_t)
+    fields = template_fields(layout_t, name_t)
+    return layout_t, name_t, layout_parts, name_parts, fields
+
+
+def _select(
+    ws: Workspace,
+    selection: SelectionSpec | Selection,
+    spec: SelectionSpec,
+    label_set: str | None,
+    fields: list[str],
+    *,
+    lean: bool,
+) -> tuple[Selection, pl.DataFrame]:
+    """The selection to plan and its frame, with every column planning reads (``lean``: without
+    the image sizes and key, which only label files written from the store need)."""
+    from tuiops.ops.select import view_columns
+
+    base_cols = [
+        "file_id",
+        "pool_id",
+        "relpath",
+        "relpath_raw",
+        "key",
+        "item_id",
+        "size",
+        "width",
+        "height",
+        "img_w",
+        "img_h",
+        "mode",
+        "status",
+    ]
+    if isinstance(selection, Selection):
+        sel = selection
+    else:
+        probe_spec = SelectionSpec(**{**asdict(spec), "label_set": label_set})
+
+        known = set(view_columns(probe_spec)) | set(PATH_FIELDS) | {"n"}
+        bad = [f for f in fields if f not in known]
+        if bad:
+            hint = "fields: " + ", ".join(sorted(known))
+            if any(f in ("top_class", "category", "top_det_class") for f in bad):
+                hint = "{class} needs --set, {det_class} --run, {category} --match; " + hint
+            raise UsageError(f"unknown template field(s): {', '.join('{' + b + '}' for b in bad)}", hint=hint)
+        core = [c for c in base_cols if c not in _SIZE_COLS] if lean else base_cols
+        want = core + [f for f in fields if f not in core and f not in PATH_FIELDS and f != "n"]
+        sel = select_files(ws, probe_spec, columns=want)
+    frame = sel.frame
+    if frame.height == 0:  # an empty result carries no types of its own
+        import polars as pl
+
+        frame = frame.with_columns(
+            pl.col(c).cast(pl.String) for c in ("relpath", "key", "mode", "status") if c in frame.columns
+        )
+    missing = [c for c in base_cols if c not in frame.columns]
+    if missing:
+        import polars as pl
+
+        text = ("key", "mode")
+        frame = frame.with_columns(
+            pl.lit(None, pl.String if c in text else pl.Int64).alias(c) for c in missing
+        )
+    return sel, frame
+
+
+def _open_job(store: Store, op: str, params: dict[str, Any], job_id: int | None) -> int:
+    """The job the plan is written to: a new one, or a job killed while planning, emptied."""
+    if job_id is None:
+        job_id = store.job_start(_job_kind(op), params, None)
+        store.execute("UPDATE jobs SET status = 'planning' WHERE id = ?", (job_id,))
+    else:  # a job killed while planning, planned again (claimed by the caller)
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM job_actions WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM job_marks WHERE job_id = ?", (job_id,))
+    return job_id
+
+
+def _refused(job_id: int, result: PlanResult) -> ConflictError:
+    """The error of a plan refused for its conflicts, naming the kinds and a first example."""
+    kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result.conflicts.items())
+    first = result.conflict_examples[0] if result.conflict_examples else None
+    example = f"; e.g. {first['conflict'].replace('_', ' ')}: {first['src'] or first['dst']}" if first else ""
+    return ConflictError(
+        f"job {job_id} refused, nothing was touched: {kinds}{example}",
+        hint=f"see `tuiops ops show {job_id} --conflicts`; choose --on-conflict skip|rename|overwrite",
+    )
 
 
 def _plan(
@@ -287,8 +337,6 @@ def _plan(
     label_layout: str = "beside",
     keep: list[pl.DataFrame] | None = None,
 ) -> PlanResult:
-    import polars as pl
-
     store = ws.store
     res = PlanResult(job_id=job_id, op=op, status="planned", policy=policy, dry_run=dry_run)
     trash_esc, trash_flag = esc_path(ws.trash_dir.resolve() / f"job-{job_id}")
@@ -297,8 +345,44 @@ def _plan(
     pools = store.execute("SELECT id, name, root FROM pools").fetchall()
     pool_name = {pid: pname for pid, pname, _ in pools}
     pool_roots = {pid: esc_path(root) for pid, _, root in pools}
+    f = _sources(frame, op, convert, pool_roots, pool_name, to_flag=to_flag, trash_flag=trash_flag)
+    f = _targets(
+        f,
+        op,
+        fields,
+        layout_parts,
+        name_parts,
+        to_esc=to_esc,
+        trash_esc=trash_esc,
+        in_place=in_place,
+        label_layout=label_layout,
+    )
+    rep.update(0, "looking at the disk", force=True)
+    img, lab, survey = _label_files(ws, f, labels, label_set, op, convert, rep)
+    rep.check()
+    acts, resolved_by = _file_actions(
+        img, lab, job_id, op, survey, policy, follow_symlinks, image_data, extra_actions, in_place=in_place
+    )
+    rep.check()
+    acts, allrows = _folders_and_backups(acts, pool_roots, trash_esc=trash_esc, in_place=in_place)
+    counts, space = _results(res, sel, img, acts, allrows, resolved_by, policy, op)
+    _write_plan(store, res, allrows, job_id, counts, space, rep, keep=keep, dry_run=dry_run)
+    return res
 
-    # -- sources ---------------------------------------------------------------------------
+
+def _sources(
+    frame: pl.DataFrame,
+    op: str,
+    convert: ConvertOptions | None,
+    pool_roots: dict[int, tuple[str, bool]],
+    pool_name: dict[int, str],
+    *,
+    to_flag: bool,
+    trash_flag: bool,
+) -> pl.DataFrame:
+    """The selected files as sources: path, folder, name, stem, extension, pool."""
+    import polars as pl
+
     f = frame if frame["file_id"].is_sorted() else frame.sort("file_id")
     raw_rel = [None if r is None else esc(r) for r in f["relpath_raw"].to_list()] if f.height else []
     f = f.with_columns(
@@ -331,8 +415,24 @@ def _plan(
     if op == "convert":
         assert convert is not None
         f = f.with_columns(pl.lit(convert.ext).alias("ext"))
+    return f
 
-    # -- targets -----------------------------------------------------------------------------
+
+def _targets(
+    f: pl.DataFrame,
+    op: str,
+    fields: list[str],
+    layout_parts: list[tuple[str, str | None, int | None]],
+    name_parts: list[tuple[str, str | None, int | None]],
+    *,
+    to_esc: str,
+    trash_esc: str,
+    in_place: bool,
+    label_layout: str,
+) -> pl.DataFrame:
+    """Each source's target (folder, name, stem) by the templates, and its label files' folder."""
+    import polars as pl
+
     field_cols = []
     for fld in fields:
         if fld == "relpath":
@@ -400,9 +500,21 @@ def _plan(
             f"the templates give a bad target for {display_path(unesc(bad['src'][0]))}: {bad['dst'][0]!r}",
             hint="a template must give a file name and stay inside the target folder",
         )
-    rep.update(0, "looking at the disk", force=True)
+    return f
 
-    # -- label files ---------------------------------------------------------------------------
+
+def _label_files(
+    ws: Workspace,
+    f: pl.DataFrame,
+    labels: str,
+    label_set: str | None,
+    op: str,
+    convert: ConvertOptions | None,
+    rep: Reporter,
+) -> tuple[pl.DataFrame, pl.DataFrame, Survey]:
+    """The images as the disk has them, their label-file actions, and the survey that looked."""
+    import polars as pl
+
     img = f.select(
         pl.int_range(pl.len()).alias("g"),
         "file_id",
@@ -450,9 +562,25 @@ def _plan(
             .sort("g", "ord")
         )
     lab = label_targets(ws, img, lab, labels, label_set, op, convert, rep)
-    rep.check()
+    return img, lab, survey
 
-    # -- one frame of every file action ---------------------------------------------------------
+
+def _file_actions(
+    img: pl.DataFrame,
+    lab: pl.DataFrame,
+    job_id: int,
+    op: str,
+    survey: Survey,
+    policy: str,
+    follow_symlinks: bool,
+    image_data: Callable[[pl.DataFrame], pl.Series] | None,
+    extra_actions: Callable[[pl.DataFrame, pl.DataFrame, int], pl.DataFrame] | None,
+    *,
+    in_place: bool,
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """One frame of every file action, its conflicts decided by the policy (and how each kind was)."""
+    import polars as pl
+
     if extra_actions is not None:
         extra = extra_actions(img, lab, job_id)
         if extra.height:
@@ -484,9 +612,20 @@ def _plan(
     acts = acts.with_columns(pl.lit(None, pl.String).alias("conflict"))
     acts = find_conflicts(acts, survey, op, follow_symlinks)
     acts, resolved_by = apply_policy(acts, survey, policy)
-    rep.check()
+    return acts, resolved_by
 
-    # -- folders to make, temporary names, backups ----------------------------------------------
+
+def _folders_and_backups(
+    acts: pl.DataFrame,
+    pool_roots: dict[int, tuple[str, bool]],
+    *,
+    trash_esc: str,
+    in_place: bool,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The folders to make first, then every action numbered, with its backup and its state:
+    (the file actions, all rows of the plan)."""
+    import polars as pl
+
     live = acts.filter(~pl.col("_skip"))
     dirs = sorted(set(live["dst_dir"].to_list()))
     if live.filter(pl.col("_overwrite")).height:
@@ -538,8 +677,22 @@ def _plan(
     acts = _dst_pools(acts, pool_roots)
     mk = mk.with_columns(pl.int_range(pl.len()).alias("seq"), pl.lit("planned").alias("state"))
     allrows = pl.concat([mk, acts], how="diagonal_relaxed").sort("seq")
+    return acts, allrows
 
-    # -- results ---------------------------------------------------------------------------------
+
+def _results(
+    res: PlanResult,
+    sel: Selection,
+    img: pl.DataFrame,
+    acts: pl.DataFrame,
+    allrows: pl.DataFrame,
+    resolved_by: dict[str, str],
+    policy: str,
+    op: str,
+) -> tuple[dict[str, int], str | None]:
+    """Fill ``res`` with the plan's counts, examples and status: (conflicts per kind, space warning)."""
+    import polars as pl
+
     conflicted = acts.filter(pl.col("conflict").is_not_null())
     n_unknown = len(sel.unknown_keys)
     n_nofile = len(sel.keys_without_files)
@@ -580,8 +733,22 @@ def _plan(
         res.warnings.append(space)
         if policy != "fail" or not counts:
             res.status = "refused"
+    return counts, space
 
-    # -- write the plan ------------------------------------------------------------------------
+
+def _write_plan(
+    store: Store,
+    res: PlanResult,
+    allrows: pl.DataFrame,
+    job_id: int,
+    counts: dict[str, int],
+    space: str | None,
+    rep: Reporter,
+    *,
+    keep: list[pl.DataFrame] | None,
+    dry_run: bool,
+) -> None:
+    """Write the plan into the journal and the job's result (a plan refused for space raises)."""
     rep.update(0, "writing the plan", force=True)
     fault("plan")
     rows = _to_journal(allrows, job_id)
@@ -609,7 +776,6 @@ def _plan(
         raise DiskError(
             f"job {job_id} refused, nothing was touched: {space}", hint="free space or choose another --to"
         )
-    return res
 
 
 def _dst_pools(acts: pl.DataFrame, pool_roots: dict[int, tuple[str, bool]]) -> pl.DataFrame:
