@@ -40,108 +40,12 @@ def execute_actions(
         dirs = [a for a in todo if a.action == "mkdir"]
         groups = group_actions([a for a in todo if a.action != "mkdir"])
     journal = Journal(store, ctx, by_seq, undo)
-    mark_as = "undoing" if undo else "started"
-    # windows: consecutive runs of groups (start, end) of about WINDOW actions each
-    windows: list[tuple[int, int]] = []
-    start = n = 0
-    for i, g in enumerate(groups):
-        n += len(g)
-        if n >= WINDOW:
-            windows.append((start, i + 1))
-            start, n = i + 1, 0
-    if start < len(groups):
-        windows.append((start, len(groups)))
-    fatal: str | None = None
+    run = _Run(store, ctx, groups, undo, workers, journal, rep)
     failure: BaseException | None = None
-    in_flight: list[tuple[Future[Any], list[list[Action]]]] = []
-    untouched: list[int] = []
-    seen: set[Future[Any]] = set()
-    per_task = max(1, WINDOW // (2 * max(1, workers) * 2))
-    procs = process_count(workers, sum(len(g) for g in groups))
-
-    def mark(win: tuple[int, int]) -> None:
-        journal.mark([a.seq for g in groups[win[0] : win[1]] for a in g], mark_as)
-
-    def submit(pool: Executor, win: tuple[int, int]) -> list[Future[Any]]:
-        futures = []
-        for k in range(win[0], win[1], per_task):
-            end = min(k + per_task, win[1])
-            chunk = groups[k:end]
-            # a worker process has the groups from its fork: it is sent their positions only
-            fut = (
-                pool.submit(run_range, k, end, ctx, undo)
-                if procs
-                else pool.submit(run_groups, chunk, ctx, undo)
-            )
-            in_flight.append((fut, chunk))
-            futures.append(fut)
-        return futures
-
-    def outcomes(fut: Future[Any]) -> tuple[list[Outcome], str, int]:
-        """(outcomes, plain outcomes packed by a worker process, their count)."""
-        res = fut.result()
-        if not procs:
-            return res, "", 0
-        packed, n, rest = res
-        return [Outcome(*r) for r in rest], packed, n
-
-    def collect(fut: Future[Any]) -> None:
-        nonlocal fatal
-        seen.add(fut)
-        outs, packed, n = outcomes(fut)
-        journal.add(outs, packed, n)
-        for o in outs:
-            if o.fatal and fatal is None:
-                fatal = o.error
-        rep.advance(len(outs) + n)
-
     try:
         if dirs:
-            journal.mark([a.seq for a in dirs], mark_as)
-            for a in dirs:
-                out = undo_action(a, ctx) if undo else do_action(a, ctx)
-                journal.add([out])
-                rep.advance(1)
-                if out.state == "failed":
-                    fatal = f"cannot create the folder {display_path(a.dst)}: {out.error}"
-                    break
-            journal.flush()
-        executor, procs = (
-            make_executor(store, ctx.job_id, workers, procs, groups) if windows and not fatal else (None, 0)
-        )
-        with executor or contextlib.nullcontext() as pool:
-            try:
-                queued: list[Future[Any]] = []
-                if windows and not fatal:
-                    mark(windows[0])
-                    queued = submit(pool, windows[0])
-                for wi in range(len(windows)):
-                    if fatal:
-                        break
-                    current = queued
-                    if wi + 1 < len(windows):
-                        # the next window is journaled and queued while this one runs: no idle workers
-                        mark(windows[wi + 1])
-                        queued = submit(pool, windows[wi + 1])
-                    pending = set(current)
-                    last = wi + 1 == len(windows)
-                    while pending:
-                        finished, pending = wait(pending, timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
-                        for fut in finished:
-                            collect(fut)
-                        if not finished or last:
-                            # in the last window outcomes are journaled as they come: what is
-                            # left for after the last action is a few rows, not a batch
-                            journal.flush()
-            finally:
-                for fut, chunk in in_flight:
-                    if fut.cancel():
-                        untouched.extend(a.seq for g in chunk for a in g)
-                for fut, _ in in_flight:
-                    if not fut.cancelled() and fut not in seen:
-                        seen.add(fut)
-                        with contextlib.suppress(Exception):
-                            journal.add(*outcomes(fut))
+            run.run_dirs(dirs)
+        run.run_windows(_windows(groups))
     except BaseException as exc:
         failure = exc
         if type(exc).__name__ == "BrokenProcessPool":
@@ -152,9 +56,150 @@ def execute_actions(
     finally:
         try:
             journal.flush()
-            untouched = [s for s in untouched if by_seq[s].state == mark_as]
+            untouched = [s for s in run.untouched if by_seq[s].state == run.mark_as]
             if untouched:
                 journal.mark(untouched, "done" if undo else "planned")
         except BaseException as exc:
             failure = failure or exc
-    return fatal, failure
+    return run.fatal, failure
+
+
+def _windows(groups: list[list[Action]]) -> list[tuple[int, int]]:
+    """Consecutive runs of groups (start, end) of about WINDOW actions each."""
+    windows: list[tuple[int, int]] = []
+    start = n = 0
+    for i, g in enumerate(groups):
+        n += len(g)
+        if n >= WINDOW:
+            windows.append((start, i + 1))
+            start, n = i + 1, 0
+    if start < len(groups):
+        windows.append((start, len(groups)))
+    return windows
+
+
+class _Run:
+    """One run of a job's actions: the tasks in flight, their outcomes journaled as they come,
+    the first fatal error, and the actions of tasks cancelled before they started."""
+
+    def __init__(
+        self,
+        store: Store,
+        ctx: JobContext,
+        groups: list[list[Action]],
+        undo: bool,
+        workers: int,
+        journal: Journal,
+        rep: Reporter,
+    ) -> None:
+        self.store = store
+        self.ctx = ctx
+        self.groups = groups
+        self.undo = undo
+        self.workers = workers
+        self.journal = journal
+        self.rep = rep
+        self.mark_as = "undoing" if undo else "started"
+        self.fatal: str | None = None
+        self.in_flight: list[tuple[Future[Any], list[list[Action]]]] = []
+        self.untouched: list[int] = []
+        self.seen: set[Future[Any]] = set()
+        self.per_task = max(1, WINDOW // (2 * max(1, workers) * 2))
+        self.procs = process_count(workers, sum(len(g) for g in groups))
+
+    def mark(self, win: tuple[int, int]) -> None:
+        self.journal.mark([a.seq for g in self.groups[win[0] : win[1]] for a in g], self.mark_as)
+
+    def submit(self, pool: Executor, win: tuple[int, int]) -> list[Future[Any]]:
+        futures = []
+        for k in range(win[0], win[1], self.per_task):
+            end = min(k + self.per_task, win[1])
+            chunk = self.groups[k:end]
+            # a worker process has the groups from its fork: it is sent their positions only
+            fut = (
+                pool.submit(run_range, k, end, self.ctx, self.undo)
+                if self.procs
+                else pool.submit(run_groups, chunk, self.ctx, self.undo)
+            )
+            self.in_flight.append((fut, chunk))
+            futures.append(fut)
+        return futures
+
+    def outcomes(self, fut: Future[Any]) -> tuple[list[Outcome], str, int]:
+        """(outcomes, plain outcomes packed by a worker process, their count)."""
+        res = fut.result()
+        if not self.procs:
+            return res, "", 0
+        packed, n, rest = res
+        return [Outcome(*r) for r in rest], packed, n
+
+    def collect(self, fut: Future[Any]) -> None:
+        self.seen.add(fut)
+        outs, packed, n = self.outcomes(fut)
+        self.journal.add(outs, packed, n)
+        for o in outs:
+            if o.fatal and self.fatal is None:
+                self.fatal = o.error
+        self.rep.advance(len(outs) + n)
+
+    def run_dirs(self, dirs: list[Action]) -> None:
+        """The folders, one by one in this process, before any file; a folder that cannot be
+        made stops the job."""
+        journal, ctx = self.journal, self.ctx
+        journal.mark([a.seq for a in dirs], self.mark_as)
+        for a in dirs:
+            out = undo_action(a, ctx) if self.undo else do_action(a, ctx)
+            journal.add([out])
+            self.rep.advance(1)
+            if out.state == "failed":
+                self.fatal = f"cannot create the folder {display_path(a.dst)}: {out.error}"
+                break
+        journal.flush()
+
+    def run_windows(self, windows: list[tuple[int, int]]) -> None:
+        """The files, window by window on the pool, the next window queued while one runs."""
+        executor, self.procs = (
+            make_executor(self.store, self.ctx.job_id, self.workers, self.procs, self.groups)
+            if windows and not self.fatal
+            else (None, 0)
+        )
+        with executor or contextlib.nullcontext() as pool:
+            try:
+                queued: list[Future[Any]] = []
+                if windows and not self.fatal:
+                    self.mark(windows[0])
+                    queued = self.submit(pool, windows[0])
+                for wi in range(len(windows)):
+                    if self.fatal:
+                        break
+                    current = queued
+                    if wi + 1 < len(windows):
+                        # the next window is journaled and queued while this one runs: no idle workers
+                        self.mark(windows[wi + 1])
+                        queued = self.submit(pool, windows[wi + 1])
+                    self.wait_for(current, last=wi + 1 == len(windows))
+            finally:
+                self.drain()
+
+    def wait_for(self, current: list[Future[Any]], *, last: bool) -> None:
+        pending = set(current)
+        while pending:
+            finished, pending = wait(pending, timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                self.collect(fut)
+            if not finished or last:
+                # in the last window outcomes are journaled as they come: what is
+                # left for after the last action is a few rows, not a batch
+                self.journal.flush()
+
+    def drain(self) -> None:
+        """After the last window or a failure: tasks not started are cancelled (their actions
+        are left untouched), and the outcomes of the others are journaled."""
+        for fut, chunk in self.in_flight:
+            if fut.cancel():
+                self.untouched.extend(a.seq for g in chunk for a in g)
+        for fut, _ in self.in_flight:
+            if not fut.cancelled() and fut not in self.seen:
+                self.seen.add(fut)
+                with contextlib.suppress(Exception):
+                    self.journal.add(*self.outcomes(fut))
