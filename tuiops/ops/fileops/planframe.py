@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
 
-def _plan(
+def build_plan(
     ws: Workspace,
     job_id: int,
     op: str,
@@ -49,6 +49,8 @@ def _plan(
     label_layout: str = "beside",
     keep: list[pl.DataFrame] | None = None,
 ) -> PlanResult:
+    """Plan ``op`` on the selected ``frame`` as job ``job_id``: every file action, its conflicts
+    decided by the policy, written as the job's journal (see :func:`tuiops.ops.fileops.plan`)."""
     store = ws.store
     res = PlanResult(job_id=job_id, op=op, status="planned", policy=policy, dry_run=dry_run)
     trash_esc, trash_flag = esc_path(ws.trash_dir.resolve() / f"job-{job_id}")

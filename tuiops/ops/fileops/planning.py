@@ -19,7 +19,7 @@ from tuiops.ops.fileops.model import (
     ConvertOptions,
     PlanResult,
 )
-from tuiops.ops.fileops.planframe import _plan
+from tuiops.ops.fileops.planframe import build_plan
 from tuiops.ops.fileops.templates import parse_template, template_fields
 from tuiops.ops.poollock import holding_pools
 from tuiops.ops.select import LAYOUTS, Selection, SelectionSpec, select_files
@@ -121,7 +121,7 @@ def plan(
     }
     job_id = _open_job(store, op, params, _job_id)
     try:
-        result = _plan(
+        result = build_plan(
             ws,
             job_id,
             op,
