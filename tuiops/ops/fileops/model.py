@@ -1,4 +1,4 @@
-"""What file operations know and answer: their names, limits, options and results, and escaped path strings."""
+"""What file operations know and answer: names, limits, options, results, escaped path strings."""
 
 from __future__ import annotations
 
