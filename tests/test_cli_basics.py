@@ -45,6 +45,26 @@ def test_core_never_imports_ui():
         assert ui not in mods, f"the core imports {ui}"
 
 
+def test_file_operations_never_import_the_operations_built_on_them():
+    """Painting and review exports plan through the file operations; the file operations
+    reach neither of them (not even inside a function), so no import runs in a circle."""
+    import ast
+
+    built_on = {"tuiops.ops.paint", "tuiops.ops.review"}
+    folder = ROOT / "tuiops" / "ops" / "fileops"
+    files = sorted(folder.glob("*.py")) if folder.is_dir() else [folder.with_suffix(".py")]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            else:
+                continue
+            for name in names:
+                assert name not in built_on, f"{path.name}:{node.lineno} imports {name}"
+
+
 def test_console_script_help_runs():
     out = subprocess.run(["tuiops", "--help"], capture_output=True, text=True, check=True)
     assert "Usage: tuiops" in out.stdout
