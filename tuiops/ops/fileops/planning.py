@@ -292,7 +292,12 @@ def _refused(job_id: int, result: PlanResult) -> ConflictError:
     """The error of a plan refused for its conflicts, naming the kinds and a first example."""
     kinds = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result.conflicts.items())
     first = result.conflict_examples[0] if result.conflict_examples else None
-    example = f"; e.g. {first['conflict'].replace('_', ' ')}: {first['src'] or first['dst']}" if first else ""
+    example = ""
+    if first:  # a conflict at the target names the target, one at the source the source
+        at_source = first["conflict"] in ("source_missing", "read_only_source", "symlink_outside")
+        where = first["src"] if at_source or not first["dst"] else first["dst"]
+        came = f" (from {first['src']})" if first["src"] and where != first["src"] else ""
+        example = f"; e.g. {first['conflict'].replace('_', ' ')}: {where}{came}"
     return ConflictError(
         f"job {job_id} refused, nothing was touched: {kinds}{example}",
         hint=f"see `tuiops ops show {job_id} --conflicts`; choose --on-conflict skip|rename|overwrite",
