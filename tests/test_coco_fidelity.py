@@ -275,3 +275,25 @@ def test_dets_import_cli_counts_the_detections_outside_and_takes_one_policy(pool
     assert run([*w, "dets", "import", str(dt), "--images", str(gt), "--run", "c", "--clip", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["outside"] == "clip" and data["boxes_clipped"] >= data["boxes_outside"] > 0
+
+
+def test_repeated_annotation_ids_are_kept_and_said(pool, tmp_path):
+    gt, _dt = make_files(tmp_path, seed=10)
+    doc = json.loads(gt.read_text())
+    anns = doc["annotations"]
+    anns[5]["id"] = anns[2]["id"]
+    anns[9]["id"] = anns[2]["id"]
+    anns[12]["id"] = anns[11]["id"]
+    gt.write_text(json.dumps(doc))
+    res = import_labels(pool, gt, "gt", "coco", add_classes=True)
+    assert res.boxes == len(anns)
+    (warning,) = [w for w in res.warnings if "repeat" in w]
+    assert (
+        f"3 of the annotations repeat an earlier one's id (e.g. id {anns[2]['id']} at annotations[2] and [5])"
+        in warning
+    )
+    export_labels(pool, "gt", "coco", tmp_path / "out.json")
+    out = json.loads((tmp_path / "out.json").read_text())["annotations"]
+    ids = [a["id"] for a in out]
+    assert len(ids) == len(set(ids)) == len(anns)
+    assert {a["id"] for a in anns} <= set(ids)

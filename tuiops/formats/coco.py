@@ -341,6 +341,7 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
         )
     source = {k: head[k] for k in ("info", "licenses") if k in head}
     source_meta = _dumps({"coco": {"categories": cats, **source}})
+    warnings = _repeated_ids(anns, ann_key, label)
     return ReadResult(
         files=files.drop("key"),
         boxes=boxes,
@@ -350,8 +351,26 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
         found=len(images),
         bad_boxes=bad_boxes,
         bad_box_files=bad_files,
+        warnings=warnings,
         source_meta=source_meta,
     )
+
+
+def _repeated_ids(anns: list[Any], ann_key: str, label: str) -> list[str]:
+    """A warning for annotation ids that repeat: every such annotation is kept, and an export
+    with the source's ids gives each repeat after the first a new id (ids must be unique)."""
+    ids = pl.Series("id", _json_texts([a.get("id", _MISS) if isinstance(a, dict) else _MISS for a in anns]))
+    frame = ids.to_frame().with_row_index("i").filter(pl.col("id").is_not_null())
+    repeats = frame.filter(pl.col("id").is_duplicated())
+    if not repeats.height:
+        return []
+    first = repeats.group_by("id", maintain_order=True).agg(pl.col("i").head(2)).row(0)
+    n = repeats.height - repeats["id"].n_unique()
+    return [
+        f"{label}: {n} of the {ann_key} repeat{'s' if n == 1 else ''} an earlier one's id "
+        f"(e.g. id {first[0]} at {ann_key}[{first[1][0]}] and [{first[1][1]}]); all are kept, "
+        "and an export writes each repeat with a new id"
+    ]
 
 
 def _loc_and_extra(
