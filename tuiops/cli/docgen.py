@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import click
 
-from tuiops.cli import CONTEXT_SETTINGS, cli
+from tuiops.cli import cli
 
 
 def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
     out = [(path, cmd)]
     if isinstance(cmd, click.Group):
-        ctx = click.Context(cmd, info_name=path[-1], **CONTEXT_SETTINGS)
+        ctx = click.Context(cmd, info_name=path[-1], **cli.context_settings)
         for name in cmd.list_commands(ctx):
             sub = cmd.get_command(ctx, name)
             if sub is not None and not sub.hidden:
@@ -38,17 +38,13 @@ def render() -> str:
         name = " ".join(path)
         lines.append(f"{'#' * min(len(path) + 1, 4)} `{name}`")
         lines.append("")
-        parent = None
-        ctx = click.Context(cli, info_name="tuiops", terminal_width=100, **CONTEXT_SETTINGS)
+        ctx = click.Context(cli, info_name="tuiops", terminal_width=100, **cli.context_settings)
         for part in path[1:]:
-            parent = ctx
-            ctx = click.Context(
-                ctx.command.get_command(ctx, part),
-                info_name=part,
-                parent=parent,
-                terminal_width=100,
-                **CONTEXT_SETTINGS,
-            )  # type: ignore[union-attr,arg-type]
+            group = ctx.command
+            sub = group.get_command(ctx, part) if isinstance(group, click.Group) else None
+            if sub is None:
+                raise LookupError(f"no command {name!r}")
+            ctx = click.Context(sub, info_name=part, parent=ctx, terminal_width=100, **cli.context_settings)
         lines.append("```")
         lines.append(cmd.get_help(ctx).rstrip())
         lines.append("```")

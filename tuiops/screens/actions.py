@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True)
@@ -377,9 +377,9 @@ SORT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def bindings(scope: str) -> list[Binding]:
+def bindings(scope: str) -> list[BindingType]:
     """Textual bindings of one scope, generated from the table."""
-    out = []
+    out: list[BindingType] = []
     for a in ACTIONS:
         if a.scope != scope:
             continue

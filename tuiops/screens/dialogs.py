@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual import on
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
@@ -38,7 +39,7 @@ class InputDialog(ModalScreen[str | None]):
         self.check = check
         self.help_text = help_text
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog--title")
             yield Label(self.prompt)
@@ -86,7 +87,7 @@ class ConfirmDialog(ModalScreen[bool]):
         self.no = no
         self.can_accept = can_accept
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog--title")
             with VerticalScroll(classes="dialog--body"):
@@ -126,7 +127,7 @@ class MenuDialog(ModalScreen[str | None]):
         self.highlight = highlight
         self.body = body
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         with Vertical(classes="dialog dialog--menu"):
             yield Label(self.title_text, classes="dialog--title")
             if self.body is not None:
@@ -160,7 +161,7 @@ class MessageDialog(ModalScreen[None]):
         self.title_text = title
         self.body = body
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         with Vertical(classes="dialog dialog--wide"):
             yield Label(self.title_text, classes="dialog--title")
             with VerticalScroll(classes="dialog--body"):

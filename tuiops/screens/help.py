@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
@@ -35,7 +36,7 @@ class HelpScreen(ModalScreen[None]):
         self.fields = fields
         self.source_title = source_title
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog dialog--help-screen", id="help-body"):
             yield Label("tuiops — keys", classes="dialog--title")
             yield Static(self._keys())

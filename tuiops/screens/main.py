@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
+from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -42,7 +43,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
         self._sync_key: str | None = None
         self._plan_seq = 0
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         with Horizontal(id="panels"):
             yield ImageCard(id="quick-left", classes="quick")
             yield Panel("left")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
@@ -115,7 +116,7 @@ class MonitorScreen(ReportsWorkerFailures, Screen[None]):
         self._plan: dict[str, Any] | None = None
         self._shown = False
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static(self.target.title, id="monitor-title", markup=False)
         yield Static("reading…", id="monitor-header", markup=False)
         with Horizontal(id="monitor-charts"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
+from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 from textual.worker import get_current_worker
@@ -80,7 +81,7 @@ class Panel(ReportsWorkerFailures, Vertical):
         #: The cancel flag of the source being opened (a query or a selection: Esc stops it).
         self._opening: CancelToken | None = None
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static("", classes="panel--title", id=f"title-{self.side}", markup=False)
         table = VirtualTable(id=f"table-{self.side}")
         table.row_style = _row_style

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
+from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 from textual.worker import get_current_worker
@@ -50,7 +51,7 @@ class ImageCard(ReportsWorkerFailures, Vertical):
         self.meta_lines = meta_lines
         self.card_title = ""
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static("", classes="card--title")
         yield ImagePreview(classes="card--image")
         yield Static("", classes="card--meta")

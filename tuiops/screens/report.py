@@ -20,6 +20,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
@@ -253,7 +254,7 @@ class ReportScreen(ReportsWorkerFailures, Screen[None]):
         self.error: TuiopsError | None = None
         self.pr_index = 0
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static(Text(f"{self.set_name} × {self.run_name}: computing…"), id="report-head")
         with TabbedContent(initial="ap", id="report-tabs"):
             for tab, title in zip(

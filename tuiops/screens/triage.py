@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -96,7 +97,7 @@ class ClassPicker(ModalScreen[int | None]):
         self.current = current
         self.shown: list[int] = list(range(len(classes)))
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         with Vertical(classes="dialog dialog--menu"):
             yield Label("Class (type to filter)", classes="dialog--title")
             yield Input("", id="class-filter", placeholder="filter…")
@@ -196,7 +197,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
         self.problem = ""
         self._seq = 0
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static("", id="triage-title")
         with Horizontal(id="triage-body"):
             yield ImagePreview(id="triage-image")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import Static
@@ -28,7 +29,7 @@ class ViewerScreen(Screen[None]):
         super().__init__(classes="viewer-screen")
         self.panel = panel
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield ImageCard(id="viewer-card", meta_lines=30)
         yield Static(
             " Esc close  PgDn/Space next  PgUp previous  l labels  d detections ",

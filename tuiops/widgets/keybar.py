@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events
@@ -35,7 +36,7 @@ class KeyBar(Widget):
     KeyBar > .keybar--label { color: $background; background: $secondary; }
     """
 
-    COMPONENT_CLASSES = frozenset({"keybar--number", "keybar--label"})
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"keybar--number", "keybar--label"}
 
     def __init__(self, items: Sequence[KeyBarItem], *, id: str | None = None) -> None:
         super().__init__(id=id)
