@@ -2250,7 +2250,7 @@ def make_folder(store: Store, pool: str, folder: str, name: str) -> Path:
     return target
 
 
-def where_for_ids(ids: Sequence[int]) -> str:
+def where_for_ids(ids: Sequence[int] | np.ndarray) -> str:
     """A compact SQL condition on ``file_id`` for these ids (runs become BETWEEN ranges)."""
     import numpy as np
 
@@ -2260,7 +2260,8 @@ def where_for_ids(ids: Sequence[int]) -> str:
     breaks = np.flatnonzero(np.diff(arr) != 1) + 1
     starts = np.concatenate([[0], breaks])
     ends = np.concatenate([breaks, [len(arr)]]) - 1
-    ranges, singles = [], []
+    ranges: list[str] = []
+    singles: list[int] = []
     for a, b in zip(arr[starts].tolist(), arr[ends].tolist(), strict=True):
         if b - a >= 2:
             ranges.append(f"file_id BETWEEN {a} AND {b}")

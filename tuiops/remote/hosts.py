@@ -523,7 +523,7 @@ class Hosts:
                 error: RemoteError = self._unreachable(
                     host, f"no answer within {self.connect_timeout_for(host):g} s (connection timed out)"
                 )
-                cause = exc
+                cause: BaseException = exc
             except (asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError) as exc:
                 if trusted and failures == 0 and not isinstance(exc, asyncssh.ChannelOpenError):
                     # a server without a key of the recorded type drops the connection

@@ -18,6 +18,8 @@ from tuiops.errors import UsageError
 from tuiops.ops.browse import where_for_ids
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from tuiops.ops.base import CancelToken, ProgressFn
     from tuiops.workspace import Workspace
 
@@ -30,7 +32,7 @@ class FileOpRequest:
     """What the user asked for: an op on some files of a pool, into a target folder."""
 
     op: str
-    file_ids: Sequence[int]
+    file_ids: Sequence[int] | np.ndarray
     pool: str | None
     target: str | None = None
     on_conflict: str = "fail"

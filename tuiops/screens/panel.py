@@ -155,11 +155,12 @@ class Panel(ReportsWorkerFailures, Vertical):
     def _open_worker(
         self, spec: Spec, token: int, focus: str | None, cursor: int, cancel: CancelToken
     ) -> None:
-        from tuiops.ops.browse import MemorySource
+        from tuiops.ops.browse import MemorySource, PoolSource
 
         worker = get_current_worker()
         app: Any = self.app
         store = app.reader()
+        source: Source
         try:
             if spec.kind == "selection":
                 with app.writing() as ws:
@@ -175,12 +176,12 @@ class Panel(ReportsWorkerFailures, Vertical):
             if worker.is_cancelled:
                 return
             self.post_message(SourceOpened(token, source, opened, focus, cursor))
-            if spec.kind == "pool":
-                disk = source.disk_subfolders()  # type: ignore[attr-defined]
+            if isinstance(source, PoolSource):
+                disk = source.disk_subfolders()
                 known = set(opened.fixed["name"].to_list())
                 if set(disk) - known:
                     names = [n for n in opened.fixed["name"].to_list()[1:]] + disk
-                    self.post_message(FixedRows(token, source.fixed_rows(names)))  # type: ignore[attr-defined]
+                    self.post_message(FixedRows(token, source.fixed_rows(names)))
             if opened.count is None:
                 self.post_message(PanelBusy(token, "counting…"))
                 total = source.count(store)

@@ -249,7 +249,7 @@ class ReportScreen(ReportsWorkerFailures, Screen[None]):
         self.ws = ws
         self.set_name = set_name
         self.run_name = run_name
-        self.params = {"iou": iou, "conf": conf, "top": top, "split": split}
+        self.iou, self.conf, self.top, self.split = iou, conf, top, split
         self.data: ReportData | None = None
         self.error: TuiopsError | None = None
         self.pr_index = 0
@@ -278,7 +278,16 @@ class ReportScreen(ReportsWorkerFailures, Screen[None]):
         reader = getattr(app, "reader", None)
         store = reader() if reader is not None else Store(self.ws.db_path, readonly=True)
         try:
-            data = report_data(self.ws, self.set_name, self.run_name, store=store, **self.params)
+            data = report_data(
+                self.ws,
+                self.set_name,
+                self.run_name,
+                iou=self.iou,
+                conf=self.conf,
+                top=self.top,
+                split=self.split,
+                store=store,
+            )
             self.post_message(ReportLoaded(data))
         except TuiopsError as exc:
             self.post_message(ReportLoaded(None, exc))
@@ -310,7 +319,7 @@ class ReportScreen(ReportsWorkerFailures, Screen[None]):
                 histogram(data.score_fp, data.score_edges, "#ff3838", title="scores of fp detections"),
                 Text(""),
                 histogram(
-                    sum(data.iou_counts.values()),
+                    np.sum(list(data.iou_counts.values()), axis=0),
                     data.iou_edges,
                     "#ffb21d",
                     title=f"IoU of matched pairs (tp, cls, loc; iou {data.iou:g}, low {data.low:g})",

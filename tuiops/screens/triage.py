@@ -286,7 +286,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
             current = (
                 objects[min(index if index >= 0 else len(objects) - 1, len(objects) - 1)] if objects else None
             )
-            view = image_view(store, self.label_set, self.run, entry.item_id)
+            view = image_view(store, self.queue.label_set, self.queue.run, entry.item_id)
             info = image_info(store, item_id=entry.item_id)
             image, marks = render_view(info, view, current, store.class_names(), w, h)
             self.post_message(EntryReady(seq, position, entry, view, image, marks))
@@ -470,12 +470,13 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
     ) -> None:
         from tuiops.ops.triage import decide
 
+        assert self.queue is not None
         app: Any = self.app
         with app.writing() as ws:
             try:
                 d = decide(
                     ws.store,
-                    self.label_set,
+                    self.queue.label_set,
                     action,
                     obj,
                     item_id=item_id,
@@ -492,10 +493,11 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
     def _undo_worker(self, revision: int, position: int, index: int) -> None:
         from tuiops.ops.triage import undo
 
+        assert self.queue is not None
         app: Any = self.app
         with app.writing() as ws:
             try:
-                d = undo(ws.store, self.label_set, revision)
+                d = undo(ws.store, self.queue.label_set, revision)
                 self.post_message(DecisionDone(position, index, d, undo=True))
             except TuiopsError as exc:
                 self.post_message(DecisionDone(position, index, None, exc, undo=True))
@@ -581,10 +583,11 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
     def _review_worker(self, item_id: int, key: str) -> None:
         from tuiops.ops.triage import send_to_review
 
+        assert self.queue is not None
         app: Any = self.app
         with app.writing() as ws:
             try:
-                folder = send_to_review(ws, self.label_set, item_id)
+                folder = send_to_review(ws, self.queue.label_set, item_id)
                 self.post_message(
                     ReviewSent(
                         key,

@@ -222,8 +222,9 @@ def _convert(info: CommandInfo, p: click.Parameter, texts: list[str], loc: Loc, 
     if isinstance(ptype, click.File):
         return
     if isinstance(ptype, click.Path) and ptype.exists:
-        ptype = copy.copy(ptype)
-        ptype.exists = False
+        lenient = copy.copy(ptype)
+        lenient.exists = False
+        ptype = lenient
     ctx = click.Context(info.command, info_name=info.path[-1], resilient_parsing=True, **root_settings())
     for text in texts:
         try:

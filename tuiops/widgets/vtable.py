@@ -264,7 +264,7 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
     def action_last_row(self) -> None:
         self.set_cursor(self._row_count - 1)
 
-    def _on_click(self, event: events.Click) -> None:
+    async def _on_click(self, event: events.Click) -> None:
         y = event.y
         if y >= 1:
             self.set_cursor(int(self.scroll_y) + y - 1)

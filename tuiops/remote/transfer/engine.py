@@ -195,7 +195,7 @@ class TransferJob:
         for t in pending:
             t.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        errors = [t.exception() for t in done if not t.cancelled() and t.exception() is not None]
+        errors = [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
         if errors:
             raise _most_telling(errors)
 

@@ -140,7 +140,7 @@ class PutJob(TransferJob):
             created.update(f for f, new in zip(level, made, strict=True) if new)
         self.result.dirs = len(folders)
         existing = [f for f in ordered if f not in created]
-        listings = {f: {} for f in created}
+        listings: dict[str, dict[str, asyncssh.SFTPAttrs]] = {f: {} for f in created}
         listings.update(
             zip(existing, await asyncio.gather(*(list_folder(sftp, f) for f in existing)), strict=True)
         )
