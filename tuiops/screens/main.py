@@ -16,6 +16,7 @@ from textual.widgets import Input, Label
 from tuiops.errors import TuiopsError, UsageError
 from tuiops.screens.actions import ACTIONS, SORT_FIELDS, bindings, fkey_bar, keys_display
 from tuiops.screens.dialogs import ConfirmDialog, InputDialog, MenuDialog
+from tuiops.screens.host import tuiops_app
 from tuiops.screens.jobs import JobsPane
 from tuiops.screens.messages import FileOpPlanned, FolderMade, Notice, Replan
 from tuiops.screens.panel import Panel
@@ -135,7 +136,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
             try:
                 panel.open(Spec.parse(target), focus=focus)
             except TuiopsError as exc:
-                self.app.show_error(exc)  # type: ignore[attr-defined]
+                tuiops_app(self).show_error(exc)
             return
         if row_target(row) is not None:
             self.action_view()
@@ -197,7 +198,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
     def action_jobs(self) -> None:
         jobs = self.query_one(JobsPane)
         jobs.display = not jobs.display
-        self.app.set_jobs_visible(jobs.display)  # type: ignore[attr-defined]
+        tuiops_app(self).set_jobs_visible(jobs.display)
         if jobs.display:
             jobs.focus()
         else:
@@ -238,7 +239,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
             if isinstance(source, SelectionSource):
                 ids = np.asarray(source.file_ids(ids), dtype=np.int64)
                 pool = None
-            self.app.run_edit_selection(ids, pool)  # type: ignore[attr-defined]
+            tuiops_app(self).run_edit_selection(ids, pool)
             return
         row = self.active.table.current_row()
         target = row_target(row)
@@ -378,7 +379,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
         try:
             self.run_command_line(text)
         except TuiopsError as exc:
-            self.app.show_error(exc)  # type: ignore[attr-defined]
+            tuiops_app(self).show_error(exc)
 
     def run_command_line(self, text: str) -> None:
         """Execute one command line (see the help screen for what it accepts)."""
@@ -430,7 +431,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
         # Anything else is a tuiops command: the command itself says if it is not one.
         if argv[0] == "tui":
             raise UsageError("the terminal app is running already")
-        self.app.run_tuiops(argv)  # type: ignore[attr-defined]
+        tuiops_app(self).run_tuiops(argv)
 
     def _cd_target(self, arg: str) -> Spec:
         from tuiops.ops.browse import Spec, normalise_folder
@@ -556,7 +557,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
         if msg.seq != self._plan_seq:
             return
         if msg.error is not None:
-            self.app.show_error(msg.error)  # type: ignore[attr-defined]
+            tuiops_app(self).show_error(msg.error)
             return
         preview: PlanPreview = msg.preview
         req = preview.request
@@ -587,7 +588,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
         def done(ok: bool | None) -> None:
             if ok:
                 self.active.clear_selection()
-                self.app.run_file_op(preview)  # type: ignore[attr-defined]
+                tuiops_app(self).run_file_op(preview)
             else:
                 self._discard_worker(preview)
 
@@ -630,7 +631,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
     @on(FolderMade)
     def _after_mkdir(self, msg: FolderMade) -> None:
         spec, name = msg.spec, msg.name
-        self.app.forget_sources(spec)  # type: ignore[attr-defined]
+        tuiops_app(self).forget_sources(spec)
         for side in ("left", "right"):
             p = self.panel(side)
             if p.spec == spec:
@@ -665,7 +666,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
         try:
             start_triage(self.app)
         except TuiopsError as exc:
-            self.app.show_error(exc)  # type: ignore[attr-defined]
+            tuiops_app(self).show_error(exc)
 
     def action_report(self) -> None:
         from tuiops.screens.report import ReportScreen
@@ -709,7 +710,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
         )
 
     def action_quit(self) -> None:
-        self.app.request_quit()  # type: ignore[attr-defined]
+        tuiops_app(self).request_quit()
 
 
 def _leaf(spec: Spec) -> str | None:

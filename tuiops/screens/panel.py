@@ -16,6 +16,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from tuiops.errors import TuiopsError
+from tuiops.screens.host import tuiops_app
 from tuiops.screens.messages import (
     BaseLoaded,
     FieldsLoaded,
@@ -100,9 +101,9 @@ class Panel(ReportsWorkerFailures, Vertical):
     def rows(self, start: int, n: int) -> pl.DataFrame:
         assert self.pager is not None
         try:
-            return self.pager.rows(self.app.ui_store, start, n)  # type: ignore[attr-defined]
+            return self.pager.rows(tuiops_app(self).ui_store, start, n)
         except TuiopsError as exc:
-            self.app.show_error(exc)  # type: ignore[attr-defined]
+            tuiops_app(self).show_error(exc)
             return self.pager.fixed.head(0)
 
     def selected(self, ids: np.ndarray) -> np.ndarray:
@@ -144,7 +145,7 @@ class Panel(ReportsWorkerFailures, Vertical):
         if self.spec is None:
             return
         if forget:
-            self.app.forget_sources(self.spec)  # type: ignore[attr-defined]
+            tuiops_app(self).forget_sources(self.spec)
         row = self.table.current_row()
         focus = row.get("_order") if row else None
         sort, where = list(self.sort), self.where
@@ -293,7 +294,7 @@ class Panel(ReportsWorkerFailures, Vertical):
             self.table.placeholder = msg.error.message
             self.table.set_provider(None, [TableColumn("error", "", "text", None)])
         self.update_title()
-        self.app.show_error(msg.error)  # type: ignore[attr-defined]
+        tuiops_app(self).show_error(msg.error)
 
     # -- sorting and filtering --------------------------------------------------------------
     def set_sort(self, field: str | None, descending: bool | None = None) -> None:
@@ -400,7 +401,7 @@ class Panel(ReportsWorkerFailures, Vertical):
         """Put the cursor on the row whose order key is ``key`` (if it is near the top)."""
         if key is None or self.pager is None:
             return
-        head = self.pager.rows(self.app.ui_store, 0, min(self.pager.row_count, FIRST_PAGE))  # type: ignore[attr-defined]
+        head = self.pager.rows(tuiops_app(self).ui_store, 0, min(self.pager.row_count, FIRST_PAGE))
         if "_order" in head.columns:
             for i, v in enumerate(head["_order"].to_list()):
                 if v == key:

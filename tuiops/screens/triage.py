@@ -28,6 +28,7 @@ from textual.widgets.option_list import Option
 
 from tuiops.errors import TuiopsError, UsageError
 from tuiops.screens.actions import ACTIONS, bindings, key_display
+from tuiops.screens.host import tuiops_app
 from tuiops.screens.workers import ReportsWorkerFailures
 from tuiops.widgets.image import ImagePreview
 
@@ -243,7 +244,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
             self.preview.show_message(err.message if err else "no queue")
             self._show_info()
             if err is not None:
-                self.app.show_error(err)  # type: ignore[attr-defined]
+                tuiops_app(self).show_error(err)
             return
         self.queue = msg.queue
         self.label_set, self.run, self.match = self.queue.label_set, self.queue.run, self.queue.match
@@ -303,7 +304,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
         if msg.error is not None or msg.entry is None:
             self.preview.show_message(msg.error.message if msg.error else "cannot read the entry")
             if msg.error is not None:
-                self.app.show_error(msg.error)  # type: ignore[attr-defined]
+                tuiops_app(self).show_error(msg.error)
             return
         self.entry = msg.entry
         self.view = msg.view
@@ -334,7 +335,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
     def _class_name(self, cid: int | None) -> str:
         if cid is None:
             return "—"
-        names = self.app.ws.classes  # type: ignore[attr-defined]
+        names = tuiops_app(self).ws.classes
         return names[cid] if 0 <= cid < len(names) else str(cid)
 
     def _show_info(self) -> None:
@@ -556,7 +557,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
             if cid is not None:
                 self._decide("reclass", cid)
 
-        self.app.push_screen(ClassPicker(list(self.app.ws.classes), now), done)  # type: ignore[attr-defined]
+        tuiops_app(self).push_screen(ClassPicker(list(tuiops_app(self).ws.classes), now), done)
 
     def action_triage_undo(self) -> None:
         if self.writing:
@@ -601,7 +602,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
     def _review_sent(self, msg: ReviewSent) -> None:
         msg.stop()
         if msg.error is not None:
-            self.app.show_error(msg.error)  # type: ignore[attr-defined]
+            tuiops_app(self).show_error(msg.error)
             return
         self.last = f"{msg.key} copied to {msg.folder}"
         self.notify(self.last, timeout=4)
