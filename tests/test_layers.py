@@ -20,6 +20,7 @@ BELOW_OPS = (
     "tuiops.geometry",
     "tuiops.keys",
     "tuiops.fsutil",
+    "tuiops.frames",
     "tuiops.progress",
     "tuiops.errors",
 )

@@ -207,7 +207,7 @@ def quality_cmd(
             min_pct=min_pct,
             max_pct=max_pct,
             border=border,
-            quantiles=tuple(quantiles) if quantiles else None,  # type: ignore[arg-type]
+            quantiles=quantiles or None,
             min_support=min_support,
             min_ratio=min_ratio,
             progress=progress,

@@ -53,10 +53,10 @@ PROBLEM_COLUMNS = ("file", "line", "message")
 FORMATS = ("yolo", "voc", "coco")
 
 
-def problem_schema() -> dict[str, pl.DataType]:
+def problem_schema() -> pl.Schema:
     import polars as pl
 
-    return {"file": pl.String(), "line": pl.Int64(), "message": pl.String()}
+    return pl.Schema({"file": pl.String(), "line": pl.Int64(), "message": pl.String()})
 
 
 def problems_frame(rows: Sequence[tuple[str, int | None, str]] = ()) -> pl.DataFrame:
@@ -70,7 +70,7 @@ def concat_problems(frames: Iterable[pl.DataFrame]) -> pl.DataFrame:
     """Concatenate problem frames, sorted by file and line (file-level problems first)."""
     import polars as pl
 
-    parts = [f.select(*PROBLEM_COLUMNS).cast(problem_schema()) for f in frames if f.height]  # type: ignore[arg-type]
+    parts = [f.select(*PROBLEM_COLUMNS).cast(problem_schema()) for f in frames if f.height]
     if not parts:
         return problems_frame()
     return pl.concat(parts).sort(["file", "line"], nulls_last=False, maintain_order=True)

@@ -40,6 +40,7 @@ import polars as pl
 
 from tuiops.errors import InputError, UsageError
 from tuiops.formats import ReadResult, problems_frame
+from tuiops.frames import num_max
 from tuiops.fsutil import display_path
 
 _RESULT_CORE = ("id", "image_id", "category_id", "bbox", "score")
@@ -51,7 +52,7 @@ class _Missing:
 
 
 _MISS = _Missing()
-_enc = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_enc = json.encoder.encode_basestring
 
 
 @contextlib.contextmanager
@@ -150,7 +151,7 @@ def _json_texts(values: list[Any]) -> pl.Series:
                 if int not in types:
                     return num.cast(pl.String)
                 is_int = pl.Series([type(v) is int for v in values], dtype=pl.Boolean)
-                if (num.filter(is_int).abs().max() or 0) < 2**53:  # type: ignore[operator]
+                if (num_max(num.filter(is_int).abs()) or 0) < 2**53:
                     frame = pl.DataFrame({"n": num, "i": is_int})
                     text = pl.when(pl.col("i")).then(pl.col("n").cast(pl.Int64).cast(pl.String))
                     return frame.select(text.otherwise(pl.col("n").cast(pl.String))).to_series()

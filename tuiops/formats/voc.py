@@ -47,6 +47,10 @@ _ROOT_START = re.compile(r"<annotation[\s/>]")
 _OBJ_START = re.compile(r"<object[\s/>]")
 
 
+#: One object as written: (line, name, xmin, ymin, xmax, ymax, extra JSON).
+VocObject = tuple[int | None, str | None, str | None, str | None, str | None, str | None, str]
+
+
 @dataclass
 class VocFile:
     """One parsed annotation file."""
@@ -54,7 +58,7 @@ class VocFile:
     meta: str
     width: int | None
     height: int | None
-    objects: list[tuple[int | None, str | None, str | None, str | None, str | None, str | None, str]]
+    objects: list[VocObject]
 
 
 def parse_voc(data: bytes) -> tuple[VocFile | None, str | None]:
@@ -72,9 +76,9 @@ def parse_voc(data: bytes) -> tuple[VocFile | None, str | None]:
     except LookupError:
         return None, f"unknown encoding {enc!r} in the XML declaration"
     except UnicodeDecodeError as exc:
-        line = body.count(b"\n", 0, exc.start) + 1
+        bad_line = body.count(b"\n", 0, exc.start) + 1
         return None, (
-            f"not {enc} text: byte 0x{body[exc.start]:02x} at offset {exc.start} (line {line}); "
+            f"not {enc} text: byte 0x{body[exc.start]:02x} at offset {exc.start} (line {bad_line}); "
             "save the file as UTF-8 or declare its encoding"
         )
     try:
@@ -91,15 +95,15 @@ def parse_voc(data: bytes) -> tuple[VocFile | None, str | None]:
     starts = [mo.start() for mo in _OBJ_START.finditer(text)]
     if len(starts) == len(objects):
         nl, last = 1, 0
-        for k, pos in enumerate(starts):
+        for j, pos in enumerate(starts):
             nl += text.count("\n", last, pos)
             last = pos
-            lines[k] = nl
-    out = []
+            lines[j] = nl
+    out: list[VocObject] = []
     for obj, line in zip(objects, lines, strict=True):
         name = _text(obj.find("name"))
         bnd = obj.find("bndbox")
-        coords = [_text(bnd.find(k)) if bnd is not None else None for k in COORDS]
+        x1, y1, x2, y2 = (_text(bnd.find(k)) if bnd is not None else None for k in COORDS)
         extra: dict[str, Any] = {}
         for k in FLAT_FIELDS:
             el = obj.find(k)
@@ -108,7 +112,7 @@ def parse_voc(data: bytes) -> tuple[VocFile | None, str | None]:
         tail, obj.tail = obj.tail, None
         extra["voc"] = ET.tostring(obj, encoding="unicode")
         obj.tail = tail
-        out.append((line, name, *coords, json.dumps(extra, ensure_ascii=False, separators=(",", ":"))))
+        out.append((line, name, x1, y1, x2, y2, json.dumps(extra, ensure_ascii=False, separators=(",", ":"))))
     for i, c in enumerate(children):
         if c.tag == "object":
             ph = ET.Element(PLACEHOLDER)
@@ -336,15 +340,15 @@ def _object_element(box: VocBox) -> ET.Element:
     for k in FLAT_FIELDS:
         if k not in fields:
             continue
-        node = el.find(k)
-        if node is None:
-            node = ET.Element(k)
+        flat = el.find(k)
+        if flat is None:
+            flat = ET.Element(k)
             pos = list(el).index(bnd)
-            node.tail = name.tail
-            el.insert(pos, node)
-            node.text = str(fields[k])
-        elif _flat_value(node.text) != fields[k]:
-            node.text = str(fields[k])
+            flat.tail = name.tail
+            el.insert(pos, flat)
+            flat.text = str(fields[k])
+        elif _flat_value(flat.text) != fields[k]:
+            flat.text = str(fields[k])
     return el
 
 

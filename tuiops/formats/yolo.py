@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -29,6 +30,9 @@ from tuiops.formats import (
     read_all,
 )
 from tuiops.formats.classes import CLASSES_TXT
+
+if TYPE_CHECKING:
+    from polars.expr.whenthen import ChainedThen, Then
 
 DEFAULT_DECIMALS = 6
 LABEL_FIELDS = 5
@@ -105,7 +109,7 @@ def parse_yolo_texts(
         lines.group_by("file_idx").agg(pl.col("cr").any().alias("crlf")), on="file_idx", how="left"
     )
     tok = pl.col("tokens")
-    lines = (
+    parsed = (
         lines.lazy()
         .filter(pl.col("body").str.strip_chars() != "")
         .select("file_idx", "line", "body", pl.col("body").str.extract_all(r"\S+").alias("tokens"))
@@ -129,7 +133,7 @@ def parse_yolo_texts(
     )
     if with_score:
         ok = ok & (v[5] >= 0) & (v[5] <= 1)
-    lines = lines.with_columns(ok.fill_null(False).alias("ok")).collect()
+    lines = parsed.with_columns(ok.fill_null(False).alias("ok")).collect()
     paths = files.select("file_idx", pl.col("path").alias("file"))
     problems = (
         lines.filter(~pl.col("ok"))
@@ -203,7 +207,7 @@ def _line_message(nf: int, with_score: bool) -> pl.Expr:
     n = pl.col("nf")
     fields = "class cx cy w h conf" if with_score else "class cx cy w h"
     head = f"expected {nf} fields ({fields}), found {{}}"
-    msg = pl.when(n == (LABEL_FIELDS if with_score else DET_FIELDS)).then(
+    msg: Then | ChainedThen = pl.when(n == (LABEL_FIELDS if with_score else DET_FIELDS)).then(
         pl.format(head + ": no confidence column (a label file?)", n)
         if with_score
         else pl.format(head + ": a detections file? import it with `tuiops dets import`", n)

@@ -53,6 +53,7 @@ from tuiops.errors import (
     NotFoundError,
     UsageError,
 )
+from tuiops.frames import num_max
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
 from tuiops.store.db import ITEM_SHIFT, OWNER_SHIFT, id_range
 from tuiops.store.schema import FOLDER_SQL, LISTED_SQL
@@ -1026,7 +1027,7 @@ class MemorySource(Source):
             else:
                 kind, width = "text", 14
             if dtype == pl.String and frame.height:
-                longest = frame[name].head(200).str.len_chars().max()
+                longest = num_max(frame[name].head(200).str.len_chars())
                 width = max(len(name), min(40, int(longest or 1)))
             cols.append(Column(name, name, kind, max(width, len(name)), name))
         if cols:

@@ -130,7 +130,7 @@ def near_duplicate_pairs(left: pl.DataFrame, right: pl.DataFrame, max_distance: 
 
     from tuiops.ops.similar import hash_pairs
 
-    out_schema = {"item_id": pl.Int64, "item_id_right": pl.Int64, "distance": pl.Int64}
+    out_schema = pl.Schema({"item_id": pl.Int64, "item_id_right": pl.Int64, "distance": pl.Int64})
     if max_distance < 0 or left.height == 0 or right.height == 0:
         return pl.DataFrame(schema=out_schema)
     side = pl.concat(
@@ -155,7 +155,7 @@ def near_duplicate_pairs(left: pl.DataFrame, right: pl.DataFrame, max_distance: 
             pl.col("distance").cast(pl.Int64),
         )
         .sort("item_id", "distance", "item_id_right")
-        .cast(out_schema)  # type: ignore[arg-type]
+        .cast(out_schema)
     )
 
 
@@ -920,7 +920,8 @@ def _compute_phashes(frame: pl.DataFrame, reporter: Reporter) -> pl.DataFrame:
 
     from tuiops.ops.probe import phash_int
 
-    ids, hashes = [], []
+    ids: list[int] = []
+    hashes: list[int | None] = []
     for item_id, src in frame.select("item_id", "src").iter_rows():
         try:
             with Image.open(src) as im:

@@ -775,7 +775,7 @@ def detect(
         "batch": batch,
     }
     reporter = Reporter("detect", progress, cancel, total=todo)
-    predict_args = {
+    predict_args: dict[str, Any] = {
         "imgsz": imgsz,
         "conf": conf,
         "iou": iou,

@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tuiops.frames import num_max
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
 from tuiops.ops.matching import member
 
@@ -546,7 +547,7 @@ def evaluate(
     t1 = time.perf_counter()
     n_dets_outside = int((~member(dets["item_id"].to_numpy(), set_items)).sum())
     classes = ws.classes
-    n_cls = int(labels["class_id"].max()) + 1 if labels.height else 0
+    n_cls = int(num_max(labels["class_id"]) or 0) + 1 if labels.height else 0
     class_ids = np.arange(max(len(classes), n_cls))
     res = coco_evaluate(
         labels,

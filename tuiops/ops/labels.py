@@ -38,11 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, InputError, UsageError
 from tuiops.formats import FORMATS, ReadResult, check_relpath, concat_problems
+from tuiops.frames import num_max
 from tuiops.fsutil import atomic_writer, display_path
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
     import polars as pl
+    from polars.expr.whenthen import ChainedThen, Then
 
     from tuiops.store import Store
     from tuiops.workspace import Workspace
@@ -131,8 +133,9 @@ class ImportResult:
 
     def to_dict(self, max_problems: int | None = None) -> dict[str, Any]:
         """A JSON-ready summary (all problems unless ``max_problems``)."""
-        probs = [] if self.problems is None else self.problems
-        rows = probs if max_problems is None or not len(probs) else probs.head(max_problems)
+        rows = self.problems
+        if rows is not None and max_problems is not None:
+            rows = rows.head(max_problems)
         return {
             "kind": self.kind,
             "set" if self.kind == "labels" else "run": self.name,
@@ -156,7 +159,7 @@ class ImportResult:
                 else {}
             ),
             "problem_count": self.problem_count,
-            "problems": [] if not len(rows) else rows.to_dicts(),
+            "problems": [] if rows is None or not len(rows) else rows.to_dicts(),
             "added_classes": self.added_classes,
             "classes_adopted": self.classes_adopted,
             "names_file": self.names_file,
@@ -805,7 +808,7 @@ def _prepare(
         )
     )
     cond0, msg0 = checks[0]
-    chain = pl.when(cond0).then(msg0)
+    chain: Then | ChainedThen = pl.when(cond0).then(msg0)
     for cond, msg in checks[1:]:
         chain = chain.when(cond).then(msg)
     cmsg = chain.otherwise(pl.lit("invalid box"))
@@ -1106,9 +1109,10 @@ def _export(
         else store.read_detections(name, with_extra=True)
     )
     classes = list(ws.classes)
-    if boxes.height and int(boxes["class_id"].max()) >= len(classes):  # type: ignore[arg-type]
+    top = num_max(boxes["class_id"])
+    if top is not None and top >= len(classes):
         raise InputError(
-            f"{name!r} has boxes of class id {boxes['class_id'].max()}, beyond the workspace class map",
+            f"{name!r} has boxes of class id {top}, beyond the workspace class map",
             hint="restore the class map in tuiops.toml",
         )
     op = f"{kind}.export"
@@ -1231,7 +1235,7 @@ def _export_coco(
     with_score = kind == "dets"
     used = boxes["class_id"].unique().to_list() if boxes.height else []
     cat_entries, cat_ids = source_categories(classes, source.get("categories"), used)
-    head = {k: source[k] for k in ("info", "licenses") if k in source}
+    head: dict[str, Any] = {k: source[k] for k in ("info", "licenses") if k in source}
     anns = annotation_texts(
         b, with_score=with_score, source_ids=ids == "source", category_ids=cat_ids
     ).to_list()

@@ -192,7 +192,8 @@ def group_pairs(
         out.append((di[keep], gi[keep], iou[keep]))
     if not out:
         return empty
-    return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))  # type: ignore[return-value]
+    d_all, g_all, iou_all = (np.concatenate(parts) for parts in zip(*out, strict=True))
+    return d_all, g_all, iou_all
 
 
 def _runs_of(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

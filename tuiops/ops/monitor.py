@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuiops.frames import num_max, num_mean
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -97,7 +99,7 @@ def parse_results(text: str) -> pl.DataFrame:
 def _empty(header: Sequence[str] = ()) -> pl.DataFrame:
     import polars as pl
 
-    cols = {"row": pl.Int64, "epoch": pl.Int64}
+    cols: dict[str, type[pl.DataType]] = {"row": pl.Int64, "epoch": pl.Int64}
     for h in header or COLUMNS:
         name = COLUMNS.get(h, h)
         if name not in cols:
@@ -168,7 +170,7 @@ class MonitorState:
 
     @property
     def epoch(self) -> int:
-        return int(self.epochs["epoch"].max()) if self.epochs.height else 0  # type: ignore[arg-type]
+        return int(num_max(self.epochs["epoch"]) or 0) if self.epochs.height else 0
 
     @property
     def sessions(self) -> int:
@@ -194,7 +196,7 @@ class MonitorState:
         if not self.epochs.height:
             return None
         recent = self.epochs.sort("epoch").tail(ETA_WINDOW)["epoch_s"].drop_nulls()
-        return float(recent.mean()) if recent.len() else None  # type: ignore[arg-type]
+        return num_mean(recent)
 
     @property
     def eta_seconds(self) -> float | None:
@@ -370,7 +372,8 @@ def ssh_reader(ws: Workspace, host: str, path: str) -> tuple[Reader, Stat]:
         async with await hosts.connect(host) as conn, conn.conn.start_sftp_client() as sftp:
             try:
                 async with sftp.open(remote, "rb") as fh:
-                    return await fh.read(-1, offset)
+                    # asyncssh annotates read() with an unbound AnyStr; a file opened "rb" reads bytes
+                    return await fh.read(-1, offset)  # type: ignore[return-value]
             except asyncssh.SFTPNoSuchFile:
                 return None
 

@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from tuiops.errors import ConflictError, InputError, UsageError
+from tuiops.frames import num_max, num_min
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 from tuiops.store.db import id_range
 
@@ -76,8 +77,8 @@ def sweep_pairs(
     empty = pl.DataFrame(schema={"i": idx_dtype, "j": idx_dtype})
     if f.height < 2:
         return empty
-    lo_min = float(f["_lo"].min())  # type: ignore[arg-type]
-    span = max(float(f["_hi"].max()), float(f["_lo"].max())) - lo_min + 1.0  # type: ignore[arg-type]
+    lo_min = float(num_min(f["_lo"]) or 0.0)
+    span = max(float(num_max(f["_hi"]) or 0.0), float(num_max(f["_lo"]) or 0.0)) - lo_min + 1.0
     if not presorted:
         f = f.sort("_g", "_lo")
     f = f.with_columns(
@@ -86,7 +87,7 @@ def sweep_pairs(
         (pl.col("_gd") * span + (pl.col("_lo") - lo_min)).alias("_key"),
         (pl.col("_gd") * span + (pl.col("_hi") - lo_min)).alias("_end"),
     )
-    max_key = float(f["_end"].abs().max()) + float(f["_key"].abs().max())  # type: ignore[arg-type]
+    max_key = float(num_max(f["_end"].abs()) or 0.0) + float(num_max(f["_key"].abs()) or 0.0)
     tol = max_key * 1e-13 + 1e-9
     q = pl.int_range(pl.len(), dtype=pl.Int64)
     group_end = (
@@ -140,7 +141,7 @@ def _codes(df: pl.DataFrame, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarra
         if (
             not (s.dtype.is_integer() or s.dtype == pl.Boolean)
             or s.null_count()
-            or (s.dtype == pl.UInt64 and s.len() and s.max() >= 2**63)  # type: ignore[operator]
+            or (s.dtype == pl.UInt64 and s.len() and (num_max(s) or 0) >= 2**63)
         ):
             parts = []
             break
@@ -454,8 +455,8 @@ def nms_frame(
     if bad:
         raise InputError(f"{bad} boxes have no finite {score}; NMS needs a score for every box")
     n = df.height
-    use_id = id is not None and id in df.columns
-    tb = _order_arrays(df, [c for c in (tiebreak if tiebreak is not None else [id] if use_id else [])])
+    id_col = id if id is not None and id in df.columns else None
+    tb = _order_arrays(df, tiebreak if tiebreak is not None else [id_col] if id_col is not None else [])
     code, major = _codes(df, keys)
     x1, y1, x2, y2 = (df[c].cast(pl.Float64).to_numpy() for c in BOX)
     rows = np.arange(n, dtype=np.int64)
@@ -473,7 +474,7 @@ def nms_frame(
     starts = _chunk_bounds(major, chunk_rows)
     bounds = list(zip(starts, [*starts[1:], m], strict=False))
     reporter = Reporter("nms", progress, cancel, total=n)
-    ids = df[id] if id is not None and use_id else None
+    ids = df[id_col] if id_col is not None else None
     id_values = (
         ids.to_numpy() if ids is not None and ids.dtype.is_numeric() and not ids.null_count() else None
     )

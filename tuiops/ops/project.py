@@ -564,7 +564,7 @@ async def _remote_augment(
     common = projects_dir(ws) / COMMON
     files_sent = sent.files
     if common.is_dir():
-        res = await transfer.put(
+        common_sent = await transfer.put(
             hosts,
             host_name,
             [common],
@@ -573,7 +573,7 @@ async def _remote_augment(
             progress=progress,
             cancel=cancel,
         )
-        files_sent += res.files
+        files_sent += common_sent.files
     host = hosts.get(host_name)
     conn = await hosts.connect(host_name)
     ran: dict[str, Any] = {"ran": False}
@@ -654,11 +654,15 @@ async def _remote_cleanup(hosts: Hosts, host_name: str, remote_dir: str) -> None
 
 
 # -- collecting and validating the outputs ------------------------------------------------------------
+#: A reported box: ``(name, xmin, ymin, xmax, ymax, extra)``.
+_Box = tuple[str | None, float | None, float | None, float | None, float | None, str | None]
+
+
 @dataclass
 class _Output:
     rel: str
     path: Path
-    boxes: list[tuple[str | None, Any, Any, Any, Any, str | None]]
+    boxes: list[_Box]
     """``(name, xmin, ymin, xmax, ymax, extra)``: the extra keeps the VOC object's flags and tags."""
 
 
@@ -744,7 +748,7 @@ def _from_boxes_json(out: Path, path: Path, project: Project) -> list[_Output]:
         if rec["file"] in seen:
             raise InputError(f"{where}: {rec['file']} is listed twice")
         seen.add(rec["file"])
-        boxes = []
+        boxes: list[_Box] = []
         for k, o in enumerate(objs):
             if not isinstance(o, dict):
                 raise InputError(f"{where} ({rec['file']}): object {k + 1} is not a JSON object")
@@ -788,13 +792,15 @@ def _from_voc(out: Path, xmls: list[Path]) -> list[_Output]:
             raise InputError(f"{x.relative_to(out)}: an annotation without an image of the same name")
     for img in images:
         rel = img.relative_to(out).as_posix()
-        x = by_stem.get(img.stem)
-        if x is None:
+        xml = by_stem.get(img.stem)
+        if xml is None:
             raise InputError(f"{rel}: the augmentation wrote VOC annotations but none for this image")
-        doc, err = parse_voc(x.read_bytes())
+        doc, err = parse_voc(xml.read_bytes())
         if doc is None:
-            raise InputError(f"{x.relative_to(out)}: {err}")
-        boxes = [(n, _num(a), _num(b), _num(c), _num(d), e) for _, n, a, b, c, d, e in doc.objects]
+            raise InputError(f"{xml.relative_to(out)}: {err}")
+        boxes: list[_Box] = [
+            (n, _num(a), _num(b), _num(c), _num(d), e) for _, n, a, b, c, d, e in doc.objects
+        ]
         outputs.append(_Output(rel, img, boxes))
     return outputs
 
@@ -865,7 +871,11 @@ def box_frame(outputs: list[_Output], checked: list[_Checked]) -> pl.DataFrame:
     """One row per reported box: image index, object number, name, coordinates, image size."""
     import polars as pl
 
-    idx, k, names, coords, extras = [], [], [], ([], [], [], []), []
+    idx: list[int] = []
+    k: list[int] = []
+    names: list[str | None] = []
+    coords: tuple[list[float | None], ...] = ([], [], [], [])
+    extras: list[str | None] = []
     for i, o in enumerate(outputs):
         for j, b in enumerate(o.boxes):
             idx.append(i)
@@ -1271,7 +1281,7 @@ def _remote_build(
 # -- listing -------------------------------------------------------------------------------------
 def list_projects(ws: Workspace) -> list[dict[str, Any]]:
     """Every project of the workspace: classes, masters, count/seed and the state of its build."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     base = projects_dir(ws)
     for d in sorted(base.iterdir()) if base.is_dir() else []:
         if not d.is_dir() or d.name in RESERVED or not (d / "project.toml").is_file():

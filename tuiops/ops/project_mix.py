@@ -466,18 +466,20 @@ def _read_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl.DataFr
             "phash": pl.Int64,
         },
     ).with_columns(pl.lit(b.name).alias("project"))
-    box_schema = {
-        "project": pl.String,
-        "stem": pl.String,
-        "ord": pl.Int64,
-        "name": pl.String,
-        "x1": pl.Float64,
-        "y1": pl.Float64,
-        "x2": pl.Float64,
-        "y2": pl.Float64,
-        "extra": pl.String,
-        **{f"t{c}": pl.String for c in ("xmin", "ymin", "xmax", "ymax")},
-    }
+    box_schema = pl.Schema(
+        {
+            "project": pl.String,
+            "stem": pl.String,
+            "ord": pl.Int64,
+            "name": pl.String,
+            "x1": pl.Float64,
+            "y1": pl.Float64,
+            "x2": pl.Float64,
+            "y2": pl.Float64,
+            "extra": pl.String,
+            **{f"t{c}": pl.String for c in ("xmin", "ymin", "xmax", "ymax")},
+        }
+    )
     if imgs.height == 0:
         return imgs, pl.DataFrame(schema=box_schema)
     ann_dir = b.build_dir / "Annotations"
@@ -562,7 +564,7 @@ def _read_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl.DataFr
         "extra",
         *[pl.col(c).str.strip_chars().alias(f"t{c}") for c in ("xmin", "ymin", "xmax", "ymax")],
     )
-    return imgs, boxes.cast(box_schema)  # type: ignore[arg-type]
+    return imgs, boxes.cast(box_schema)
 
 
 # -- duplicates and leaks --------------------------------------------------------------------------------
@@ -770,7 +772,7 @@ def write_tarball(src: Path, tar_path: Path, *, arcroot: str, mtime: int = 0) ->
         with os.fdopen(fd, "wb") as raw:
             sink = _Hashing(raw)
             with (
-                gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=6) as gz,  # type: ignore[arg-type]
+                gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0, compresslevel=6) as gz,
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tf,
             ):
                 for name, path in entries:
@@ -1100,6 +1102,7 @@ def mix_projects(
             staging = Path(create_temp_dir(target.parent, f".{target.name}.tmp-"))
         except OSError as exc:
             raise disk_error(target.parent, exc, "create a folder in") from exc
+        moved = False
         try:
             try:
                 kept, others, root_rel = _write_output(
@@ -1187,9 +1190,9 @@ def mix_projects(
             rep.check()
             _check_out(target, overwrite)
             replace_folder(staging, target)
-            staging = None
+            moved = True
         finally:
-            if staging is not None:
+            if not moved:
                 shutil.rmtree(staging, ignore_errors=True)
         tar_sha = tar_size = None
         tar_reused = False

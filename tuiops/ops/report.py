@@ -52,6 +52,7 @@ from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
     import polars as pl
+    from matplotlib.typing import RcKeyType
 
     from tuiops.ops.evaluate import EvalResult
     from tuiops.store import Store
@@ -209,7 +210,7 @@ def report_data(
     names = [ws.classes[i] if i < len(ws.classes) else str(i) for i in coco.class_ids.tolist()]
     prec = coco.precision[:, :, :, 0]
     pr50 = prec[0].T.copy()
-    valid = (prec > -1).all(axis=(0, 1))
+    valid = np.asarray((prec > -1).all(axis=(0, 1)))
     pr_mean = np.where(valid[:, None], prec.mean(axis=0).T, -1.0)
     ap50 = np.where(valid, pr50.mean(axis=1), -1.0)
     t75 = int(np.flatnonzero(IOU_THRS == 0.75)[0])
@@ -735,7 +736,7 @@ def _json_default(v: Any) -> Any:
 
 
 # -- charts ---------------------------------------------------------------------------------------
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "axes.titlesize": 10,
@@ -1009,9 +1010,9 @@ def _load_image(paths: list[bytes], w: int | None, h: int | None) -> tuple[bytes
     why = "no file of this image in a pool"
     for p in paths:
         try:
-            with Image.open(p) as im:
-                im.draft("RGB", (WORST_SIDE, WORST_SIDE))
-                im = im.convert("RGB")
+            with Image.open(p) as src:
+                src.draft("RGB", (WORST_SIDE, WORST_SIDE))
+                im = src.convert("RGB")
                 im.thumbnail((WORST_SIDE, WORST_SIDE))
                 buf = io.BytesIO()
                 im.save(buf, format="PNG")

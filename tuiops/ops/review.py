@@ -128,7 +128,8 @@ def pick_items(ws: Workspace, match: str, kind: str, top: int, split: str | None
         raise UsageError(f"--top must be at least 1, not {top}")
     store = ws.store
     mid = match_id(store, match)
-    split_sql, split_args = "", ()
+    split_sql = ""
+    split_args: tuple[str | None, ...] = ()
     if split is not None:
         split_sql = " AND mi.split IS ?" if split == "" else " AND mi.split = ?"
         split_args = (None,) if split == "" else (split,)
@@ -602,13 +603,15 @@ def diff_boxes(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
         pairs = pairs.join(mutual.select("item_id", "o"), on=["item_id", "o"], how="anti").join(
             mutual.select("item_id", "n"), on=["item_id", "n"], how="anti"
         )
-    schema = {
-        "item_id": pl.Int64,
-        "old_ord": pl.Int64,
-        "new_ord": pl.Int64,
-        "change": pl.String,
-        "same_box": pl.Boolean,
-    }
+    schema = pl.Schema(
+        {
+            "item_id": pl.Int64,
+            "old_ord": pl.Int64,
+            "new_ord": pl.Int64,
+            "change": pl.String,
+            "same_box": pl.Boolean,
+        }
+    )
     if chosen:
         m = pl.concat(chosen).select(
             "item_id",
@@ -637,7 +640,7 @@ def diff_boxes(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
         pl.lit("added").alias("change"),
         pl.lit(False).alias("same_box"),
     )
-    return pl.concat([m.cast(schema), removed.cast(schema), added.cast(schema)])  # type: ignore[arg-type]
+    return pl.concat([m.cast(schema), removed.cast(schema), added.cast(schema)])
 
 
 def review_import(

@@ -17,7 +17,7 @@ import stat
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -421,7 +421,7 @@ def _probe_stream(
     opts: ProbeOptions,
     workers: int,
     crash_row: Any,
-) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+) -> Generator[tuple[int, list[tuple[Any, ...]]], None, None]:
     """Probe every file; yields ``(start index, rows)`` per chunk as chunks finish.
 
     With more than one worker the chunks run in a process pool. Should a worker die (a

@@ -51,6 +51,7 @@ from tuiops.errors import (
     NotFoundError,
     UsageError,
 )
+from tuiops.frames import num_mean
 from tuiops.fsutil import atomic_write_text, disk_error, display_path
 from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, pid_alive
 from tuiops.ops.pitstop import STORE_CONF, pitstop_compare, write_worst_lists
@@ -304,8 +305,8 @@ def _resolve_data(ws: Workspace, data: str | os.PathLike[str]) -> tuple[Path, st
             hint="give a dataset folder or data.yaml (build one with `tuiops dataset build`) or a dataset name",
         )
     p = p.resolve()
-    info = find_dataset(ws.store, p)
-    return p, (info.name if info is not None else None)
+    found = find_dataset(ws.store, p)
+    return p, (found.name if found is not None else None)
 
 
 def _yaml_class_count(path: Path) -> int:
@@ -1067,22 +1068,24 @@ def compare_boxes(labels: pl.DataFrame, dets: pl.DataFrame, *, iou: float = 0.5)
             pl.col("y2_d").alias("y2"),
         ),
     ]
-    schema = {
-        "item_id": pl.Int64,
-        "kind": pl.String,
-        "class_id": pl.Int64,
-        "det_class": pl.Int64,
-        "label_id": pl.Int64,
-        "det_id": pl.Int64,
-        "iou": pl.Float64,
-        "score": pl.Float64,
-        "area": pl.Float64,
-        "x1": pl.Float64,
-        "y1": pl.Float64,
-        "x2": pl.Float64,
-        "y2": pl.Float64,
-    }
-    return pl.concat([p.select(out_cols).cast(schema) for p in parts])  # type: ignore[arg-type]
+    schema = pl.Schema(
+        {
+            "item_id": pl.Int64,
+            "kind": pl.String,
+            "class_id": pl.Int64,
+            "det_class": pl.Int64,
+            "label_id": pl.Int64,
+            "det_id": pl.Int64,
+            "iou": pl.Float64,
+            "score": pl.Float64,
+            "area": pl.Float64,
+            "x1": pl.Float64,
+            "y1": pl.Float64,
+            "x2": pl.Float64,
+            "y2": pl.Float64,
+        }
+    )
+    return pl.concat([p.select(out_cols).cast(schema) for p in parts])
 
 
 def _counts(objs: pl.DataFrame) -> dict[str, Any]:
@@ -1093,7 +1096,7 @@ def _counts(objs: pl.DataFrame) -> dict[str, Any]:
     tp, fp, fn, wc = (int(k.get(x, 0)) for x in ("tp", "fp", "fn", "class"))
     n_det = tp + fp + wc
     n_lab = tp + fn + wc
-    miou = objs.filter(pl.col("kind") == "tp")["iou"].mean()
+    miou = num_mean(objs.filter(pl.col("kind") == "tp")["iou"])
     return {
         "labels": n_lab,
         "detections": n_det,
@@ -1103,7 +1106,7 @@ def _counts(objs: pl.DataFrame) -> dict[str, Any]:
         "wrong_class": wc,
         "precision": round(tp / n_det, 4) if n_det else None,
         "recall": round(tp / n_lab, 4) if n_lab else None,
-        "mean_iou": round(float(miou), 4) if miou is not None else None,  # type: ignore[arg-type]
+        "mean_iou": round(miou, 4) if miou is not None else None,
     }
 
 

@@ -119,9 +119,10 @@ async def _home(hosts: Hosts, host: str) -> str:
     conn = await hosts.connect(host)
     try:
         async with await conn.sftp() as sftp:
-            return await resolve_home(sftp, hosts.get(host))
+            home = await resolve_home(sftp, hosts.get(host))
     finally:
         await conn.close()
+    return home
 
 
 def _prepare_host(
@@ -243,15 +244,15 @@ async def _existing(hosts: Hosts, host: str, paths: Sequence[str]) -> list[str]:
 
     conn = await hosts.connect(host)
     try:
+        out: list[str] = []
         async with await conn.sftp() as sftp:
-            out = []
             for p in paths:
                 with contextlib.suppress(asyncssh.SFTPError):
                     await sftp.stat(p)
                     out.append(p)
-            return out
     finally:
         await conn.close()
+    return out
 
 
 def fetch_results(ws: Workspace, run: TrainRun, *, cancel: CancelToken | None = None) -> list[str]:

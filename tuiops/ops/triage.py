@@ -202,7 +202,8 @@ class TriageQueue:
             else:
                 index = " INDEXED BY match_images_worst" if ranked else ""
                 where = "mi.match_id = ?" + (" AND mi.worst_rank IS NOT NULL" if ranked else "")
-                keyset, key_args = "", ()
+                keyset = ""
+                key_args: tuple[Any, ...] = ()
                 if after is not None:
                     keyset = " AND (mi.f1 > ? OR (mi.f1 = ? AND (mi.cost < ? OR (mi.cost = ? AND mi.item_id > ?))))"
                     key_args = (after.f1, after.f1, after.cost, after.cost, after.item_id)
@@ -478,7 +479,7 @@ def image_view(store: Store, label_set: str, run: str, item_id: int) -> ImageVie
         labels,
         dets,
         ex is not None,
-        ex[0] if ex else None,  # type: ignore[arg-type]
+        ex[0] if ex else None,
     )
 
 
@@ -677,7 +678,7 @@ def decide(
             if label is not None:
                 if label[1] == class_id:
                     raise UsageError(f"the label of {key} has that class already")
-                before, after = [label], [(label[0], class_id, *label[2:])]  # type: ignore[list-item]
+                before, after = [label], [(label[0], class_id, *label[2:])]
             elif det is not None:
                 if next_id - lo > MAX_ORD:
                     raise InputError(f"image {key} has {MAX_ORD + 1} labels in set {label_set!r} already")

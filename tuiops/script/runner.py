@@ -193,7 +193,7 @@ class _Tee(io.TextIOBase):
         return int(self.stream.fileno())
 
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:  # type: ignore[override]  # typeshed: a writable attribute; CPython: read-only
         return getattr(self.stream, "encoding", None) or "utf-8"
 
     def tail(self) -> str:

@@ -1,0 +1,35 @@
+"""Typed summaries of numeric polars columns.
+
+``Series.max()`` and friends return any Python scalar (a date, a string, …) as far as a type
+checker knows; these return a number, or None for an empty or all-null column, and refuse a
+column that is not numeric.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+def _number(value: object, s: pl.Series) -> int | float | None:
+    if value is None or isinstance(value, int | float):
+        return value
+    raise TypeError(f"column {s.name!r} is not numeric ({s.dtype})")
+
+
+def num_max(s: pl.Series) -> int | float | None:
+    """The largest value of a numeric column (None when it holds no value)."""
+    return _number(s.max(), s)
+
+
+def num_min(s: pl.Series) -> int | float | None:
+    """The smallest value of a numeric column (None when it holds no value)."""
+    return _number(s.min(), s)
+
+
+def num_mean(s: pl.Series) -> float | None:
+    """The mean of a numeric column (None when it holds no value)."""
+    value = _number(s.mean(), s)
+    return None if value is None else float(value)
