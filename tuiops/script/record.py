@@ -16,12 +16,15 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tuiops.errors import InputError, UsageError
 from tuiops.script.validate import FORBIDDEN_OPS, _param_label, root_command, root_settings
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -114,7 +117,7 @@ class Recorder:
     def add_file_op(
         self,
         op: str,
-        file_ids: Sequence[int],
+        file_ids: Sequence[int] | np.ndarray,
         pool: str | None,
         target: str | None = None,
         on_conflict: str = "fail",
