@@ -1102,7 +1102,7 @@ def mix_projects(
             staging = Path(create_temp_dir(target.parent, f".{target.name}.tmp-"))
         except OSError as exc:
             raise disk_error(target.parent, exc, "create a folder in") from exc
-        moved = False
+        staged_in_place = False
         try:
             try:
                 kept, others, root_rel = _write_output(
@@ -1190,9 +1190,9 @@ def mix_projects(
             rep.check()
             _check_out(target, overwrite)
             replace_folder(staging, target)
-            moved = True
+            staged_in_place = True
         finally:
-            if not moved:
+            if not staged_in_place:
                 shutil.rmtree(staging, ignore_errors=True)
         tar_sha = tar_size = None
         tar_reused = False
