@@ -16,13 +16,16 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from tuiops.errors import DiskError
 
 
-def disk_error(path: str | os.PathLike[str], exc: OSError, what: str = "write") -> DiskError:
-    """Turn an OSError into a DiskError naming the path and what to do."""
+def disk_error(
+    path: str | bytes | os.PathLike[str] | os.PathLike[bytes], exc: OSError, what: str = "write"
+) -> DiskError:
+    """Turn an OSError into a DiskError naming the path (a bytes path decoded as the file
+    system does, :func:`os.fsdecode`) and what to do."""
     reason = {
         errno.ENOSPC: "the disk is full; free space and run the command again",
         errno.EDQUOT: "the disk quota is exhausted; free space and run the command again",
@@ -255,9 +258,10 @@ def _open_tmp(tmp: bytes) -> int:
         return os.open(tmp, _O_TMP, 0o666)
 
 
-def write_new(
-    tmp: bytes, produce: Callable[[int], tuple[int, str | None]], durable: bool
-) -> tuple[int, str | None]:
+_Written = TypeVar("_Written", bound=tuple[int, str | None])
+
+
+def write_new(tmp: bytes, produce: Callable[[int], _Written], durable: bool) -> _Written:
     """Write a fresh temporary file; returns what ``produce`` gives (size, sha256 or None)."""
     fd = _open_tmp(tmp)
     try:

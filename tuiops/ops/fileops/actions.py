@@ -42,7 +42,12 @@ def _reencode(a: Action, ctx: JobContext) -> Outcome:
     data, info = encode_image(a.src, ctx.convert, ctx)
     digest = hashlib.sha256(data).hexdigest()
     tmp = action_tmp(a, ctx)
-    write_new(tmp, lambda fd: (write_all(fd, data), (len(data), digest))[1], ctx.durable)
+
+    def produce(fd: int) -> tuple[int, str]:
+        write_all(fd, data)
+        return len(data), digest
+
+    write_new(tmp, produce, ctx.durable)
     try:
         keep_original(a.src, a.bak)
         if a.src == a.dst:
