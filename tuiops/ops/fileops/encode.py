@@ -24,7 +24,7 @@ def encode_image(src: bytes, opts: ConvertOptions, ctx: JobContext) -> tuple[byt
             im.load()
             exif = im.info.get("exif")
             icc = im.info.get("icc_profile")
-            out = im
+            out: Image.Image = im
             if opts.max_side and max(im.size) > opts.max_side:
                 s = opts.max_side / max(im.size)
                 size = (max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s)))

@@ -201,6 +201,7 @@ def run_job(
         tally = _tally(store, job_id)
         counts = tally[0]
         failed = counts.get("failed", 0)
+        err: str | None
         if cancelled:
             final, err = "cancelled", "cancelled by the user; resume it with `tuiops ops resume`"
         elif failure is not None:
@@ -386,6 +387,7 @@ def undo_job(
         tally = _tally(store, job_id)
         counts = tally[0]
         left = counts.get("done", 0) + counts.get("undoing", 0) + counts.get("started", 0)
+        err: str | None
         if isinstance(failure, Cancelled):
             final, err = "undo_failed", "undo cancelled; run `tuiops ops undo` again to finish"
         elif failure is not None:

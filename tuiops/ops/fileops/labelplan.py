@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import InputError, UsageError
+from tuiops.frames import num_max
 from tuiops.fsutil import display_path
 from tuiops.ops.base import Reporter
 from tuiops.ops.fileops.model import ConvertOptions, unesc
@@ -228,9 +229,10 @@ def _store_labels(
         first.select("item_id"), on="item_id", how="semi"
     )
     classes = list(ws.classes)
-    if boxes.height and int(boxes["class_id"].max()) >= len(classes):  # type: ignore[arg-type]
+    top = num_max(boxes["class_id"])
+    if top is not None and top >= len(classes):
         raise InputError(
-            f"label set {label_set!r} has class id {boxes['class_id'].max()}, beyond the workspace class map",
+            f"label set {label_set!r} has class id {top}, beyond the workspace class map",
             hint="restore the class map in tuiops.toml",
         )
     scale = pl.lit(1.0)
@@ -254,7 +256,7 @@ def _store_labels(
         .alias("_nh"),
     )
     out: list[pl.DataFrame] = []
-    common = [
+    common: list[pl.Expr | str] = [
         pl.col("g"),
         pl.lit("write").alias("action"),
         pl.lit("label").alias("role"),

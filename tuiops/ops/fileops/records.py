@@ -70,7 +70,7 @@ def store_forward(conn: Any, ctx: JobContext, a: Action, out: Outcome) -> tuple[
         row = conn.execute(f"SELECT {', '.join(_FILE_COLS)} FROM files WHERE id = ?", (a.file_id,)).fetchone()
         if row is None:
             return None, None
-        prev = {"file": _row_json(row), "full": True}
+        prev: dict[str, Any] = {"file": _row_json(row), "full": True}
         if a.dst_pool is not None and a.dst_rel is not None:
             prev["displaced"] = _displace(conn, a.dst_pool, a.dst_rel, a.dst_rel_raw, a.file_id)
             conn.execute(
@@ -99,7 +99,7 @@ def store_forward(conn: Any, ctx: JobContext, a: Action, out: Outcome) -> tuple[
         row = conn.execute(f"SELECT {', '.join(_FILE_COLS)} FROM files WHERE id = ?", (a.file_id,)).fetchone()
         if row is None:
             return None, None
-        prev: dict[str, Any] = {"file": _row_json(row)}
+        prev = {"file": _row_json(row)}
         if ctx.op != "delete" and a.dst_pool is not None and a.dst_rel is not None and dst == a.dst:
             prev["displaced"] = _displace(conn, a.dst_pool, a.dst_rel, a.dst_rel_raw, a.file_id)
             conn.execute(
