@@ -158,17 +158,16 @@ class _Run:
 
     def run_windows(self, windows: list[tuple[int, int]]) -> None:
         """The files, window by window on the pool, the next window queued while one runs."""
-        executor, self.procs = (
-            make_executor(self.store, self.ctx.job_id, self.workers, self.procs, self.groups)
-            if windows and not self.fatal
-            else (None, 0)
+        if not windows or self.fatal:
+            self.procs = 0  # no pool is started: nothing to run
+            return
+        executor, self.procs = make_executor(
+            self.store, self.ctx.job_id, self.workers, self.procs, self.groups
         )
-        with executor or contextlib.nullcontext() as pool:
+        with executor as pool:
             try:
-                queued: list[Future[Any]] = []
-                if windows and not self.fatal:
-                    self.mark(windows[0])
-                    queued = self.submit(pool, windows[0])
+                self.mark(windows[0])
+                queued = self.submit(pool, windows[0])
                 for wi in range(len(windows)):
                     if self.fatal:
                         break

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ WORKER_GONE_SECONDS = 10.0
 _GROUPS: list[list[Action]] = []
 
 
-def _worker_init(parent: int, groups: list[list[Action]], mask: set[signal.Signals]) -> None:
+def _worker_init(parent: int, groups: list[list[Action]], mask: Iterable[int]) -> None:
     """Set up a worker process: it dies with ``parent``; Ctrl+C is the parent's to handle.
 
     ``groups`` come with the fork (never pickled): a task names a range of them. Signals
@@ -131,7 +132,9 @@ def make_executor(
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     _record_workers(
-        store, job_id, sorted(p.pid for p in multiprocessing.active_children() if p.pid not in before)
+        store,
+        job_id,
+        sorted(p.pid for p in multiprocessing.active_children() if p.pid is not None and p.pid not in before),
     )
     return pool, procs
 
