@@ -26,6 +26,7 @@ from textual.binding import BindingType
 from textual.widget import Widget
 
 from tuiops.screens.actions import bindings
+from tuiops.screens.host import tuiops_app
 
 if TYPE_CHECKING:
     from tuiops.ops.base import CancelToken
@@ -159,7 +160,7 @@ class JobsPane(Widget, can_focus=True):
     def action_jobs_cancel(self) -> None:
         row = self.current()
         if row is not None:
-            self.app.cancel_work(*row)  # type: ignore[attr-defined]
+            tuiops_app(self).cancel_work(*row)
 
     def action_jobs_output(self) -> None:
         row = self.current()
@@ -169,12 +170,12 @@ class JobsPane(Widget, can_focus=True):
         if kind != "task":
             self.notify("the output is kept for the commands of this app only", severity="warning")
             return
-        self.app.show_output(r.id)  # type: ignore[attr-defined]
+        tuiops_app(self).show_output(r.id)
 
     def action_jobs_details(self) -> None:
         row = self.current()
         if row is not None:
-            self.app.show_work_details(*row)  # type: ignore[attr-defined]
+            tuiops_app(self).show_work_details(*row)
 
     def render(self) -> Text:
         rows = self.rows()

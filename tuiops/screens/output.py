@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import Log, Static
@@ -31,7 +32,7 @@ class OutputScreen(Screen[None]):
         super().__init__(classes="output-screen")
         self.job = task
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static(id="output-title")
         yield Log(id="output-log", max_lines=MAX_OUTPUT_LINES, auto_scroll=True)
         yield Static(id="output-status")
