@@ -26,3 +26,15 @@ def test_a_refused_conflict_names_the_target_that_exists_and_its_source(ws, tmp_
     target, source = example.split(" (from ", 1)
     assert out in Path(target).parents and Path(target).is_file(), message
     assert pool in Path(source.rstrip(")")).parents, message
+
+
+def test_a_disk_error_names_a_file_whose_name_is_not_utf8(tmp_path):
+    import errno
+    import os
+
+    from tuiops.fsutil import disk_error
+
+    name = os.fsencode(tmp_path) + b"/caf\xe9.jpg"
+    err = disk_error(name, OSError(errno.ENOSPC, "No space left on device", name))
+    assert err.message.startswith(f"cannot write {os.fsdecode(name)}: the disk is full"), err.message
+    assert os.fsencode(err.message.split(": ", 1)[0].removeprefix("cannot write ")) == name
