@@ -206,3 +206,58 @@ def test_names_key_flattens_and_a_file_in_the_way_is_a_conflict(pool, tmp_path):
     with pytest.raises(ConflictError, match="is a file"):
         export_labels(pool, "m", "yolo", tmp_path / "blocked")
     assert sorted(p.name for p in (tmp_path / "blocked").iterdir()) == ["train"]
+
+
+def test_an_export_says_what_its_format_cannot_hold(pool, tmp_path, capsys):
+    """VOC flags and tags, COCO crowds and segmentations: kept where the format holds them,
+    else counted per attribute (and named in the CLI's summary), never dropped without a word."""
+    from tuiops.cli import run
+
+    src = write_tree(tmp_path / "src", {"danbooru_2.xml": RICH.replace("800", "640").replace("600", "480")})
+    import_labels(pool, src, "voc", "voc")
+    assert export_labels(pool, "voc", "voc", tmp_path / "v").not_carried == {}
+    lost = {"pose": 1, "occluded": 1, "other_tags": 1}  # difficult and truncated are 0: nothing lost
+    assert export_labels(pool, "voc", "yolo", tmp_path / "y").not_carried == lost
+    assert export_labels(pool, "voc", "coco", tmp_path / "c.json").not_carried == lost
+
+    doc = {
+        "images": [{"id": 5, "file_name": "danbooru_3.jpg", "width": W, "height": H}],
+        "annotations": [
+            {"id": 1, "image_id": 5, "category_id": 1, "bbox": [10, 20, 30, 40], "iscrowd": 1},
+            {
+                "id": 2,
+                "image_id": 5,
+                "category_id": 1,
+                "bbox": [1, 2, 3, 4],
+                "segmentation": [[1, 2, 4, 2, 4, 6]],
+            },
+            {"id": 3, "image_id": 5, "category_id": 1, "bbox": [5, 6, 7, 8], "segmentation": []},
+        ],
+        "categories": [{"id": 1, "name": "head"}],
+    }
+    (tmp_path / "in.json").write_text(json.dumps(doc))
+    import_labels(pool, tmp_path / "in.json", "coco")
+    assert export_labels(pool, "coco", "coco", tmp_path / "c2.json").not_carried == {}
+    assert export_labels(pool, "coco", "voc", tmp_path / "v2").not_carried == {
+        "iscrowd": 1,
+        "segmentation": 1,
+    }
+    code = run(
+        [
+            "-w",
+            str(pool.root),
+            "labels",
+            "export",
+            "--set",
+            "coco",
+            "--format",
+            "yolo",
+            "--to",
+            str(tmp_path / "y2"),
+        ]
+    )
+    assert code == 0
+    assert (
+        "warning: yolo cannot hold what some boxes' source states; not written: iscrowd 1, segmentation 1"
+        in (capsys.readouterr().out)
+    )

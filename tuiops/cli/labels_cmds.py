@@ -239,12 +239,16 @@ def labels_export(
         result = export_labels(
             ws, set_name, fmt, to, overwrite=overwrite, names=names, ids=ids, progress=progress
         )
-    emit(
-        result.to_dict(),
-        as_json,
-        text=f"exported label set {set_name!r} ({fmt}): {result.images} image(s), "
-        f"{result.boxes} box(es), {result.files} file(s) to {result.target}",
+    text = (
+        f"exported label set {set_name!r} ({fmt}): {result.images} image(s), "
+        f"{result.boxes} box(es), {result.files} file(s) to {result.target}"
     )
+    if result.not_carried:
+        lost = ", ".join(f"{k} {n}" for k, n in result.not_carried.items())
+        text += (
+            f"\n  warning: {fmt} cannot hold what some boxes' source states; not written: {lost} (box counts)"
+        )
+    emit(result.to_dict(), as_json, text=text)
 
 
 @labels_group.command("revisions")

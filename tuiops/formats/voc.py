@@ -413,6 +413,26 @@ def plain_object(extra: pl.Expr) -> pl.Expr:
     return tmpl.is_null() | (known & ~tmpl.str.contains('="', literal=True))
 
 
+def uncarried(extra: pl.Expr, *, flags_held: bool) -> dict[str, pl.Expr]:
+    """What of a box's stored VOC object a target format cannot hold, as one boolean expression
+    per flat field and ``other_tags``: True where the object states something the target loses.
+
+    ``flags_held``: the target holds the flat fields (COCO ``attributes``, as a mix writes
+    them); else it holds none of them (YOLO). A ``pose`` of ``Unspecified`` and flags of 0
+    state nothing. No target but VOC holds other tags.
+    """
+    checks: dict[str, pl.Expr] = {}
+    if not flags_held:
+        checks = {
+            "difficult": flag_text(extra, "difficult").fill_null("0") != "0",
+            "truncated": flag_text(extra, "truncated").fill_null("0") != "0",
+            "occluded": flag_text(extra, "occluded").fill_null("0") != "0",
+            "pose": flag_text(extra, "pose").fill_null("Unspecified") != "Unspecified",
+        }
+    checks["other_tags"] = ~plain_object(extra)
+    return {k: e.fill_null(False) for k, e in checks.items()}
+
+
 def flag_text(extra: pl.Expr, field: str) -> pl.Expr:
     """The text of flat field ``field`` of a box's stored object (null when the object has none)."""
     return extra.str.json_path_match(f"$.{field}")

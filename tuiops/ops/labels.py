@@ -198,6 +198,9 @@ class ExportResult:
     images: int = 0
     boxes: int = 0
     written: list[str] = field(default_factory=list)
+    #: boxes per attribute of their source (VOC flags and tags, COCO crowds and segmentations)
+    #: that the format cannot hold, so the files written do not state it
+    not_carried: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -208,6 +211,7 @@ class ExportResult:
             "files": self.files,
             "images": self.images,
             "boxes": self.boxes,
+            "not_carried": self.not_carried,
             "written": self.written[:20],
         }
 
@@ -1117,6 +1121,8 @@ def _export(
         )
     op = f"{kind}.export"
     result = ExportResult(kind, name, fmt, display_path(to), images=images.height, boxes=boxes.height)
+    if kind == "labels":
+        result.not_carried = not_carried(boxes, fmt)
     params = {"name": name, "format": fmt, "to": str(to), "overwrite": overwrite}
     with job(store, op, params, total=images.height) as jh:
         rep = Reporter(op, progress, cancel, total=images.height, job_id=jh.id)
@@ -1154,6 +1160,26 @@ def _export(
         result.written = [display_path(p) for p in written[:20]]
         jh.result = result.to_dict()
     return result
+
+
+def not_carried(boxes: pl.DataFrame, fmt: str) -> dict[str, int]:
+    """Boxes (with their ``extra``) per attribute of their source that ``fmt`` cannot hold: the
+    VOC flags and other tags of boxes from VOC (a COCO export writes none of them), and a COCO
+    box's crowd flag and segmentation outside COCO. Nothing for the format a box came from."""
+    import polars as pl
+
+    from tuiops.formats.voc import uncarried
+
+    ex = pl.col("extra")
+    checks = uncarried(ex, flags_held=False) if fmt != "voc" else {}
+    if fmt != "coco":
+        seg = ex.str.json_path_match("$.coco_seg")
+        checks["iscrowd"] = (ex.str.json_path_match("$.iscrowd") == "1").fill_null(False)
+        checks["segmentation"] = (seg.is_not_null() & (seg != "[]")).fill_null(False)
+    if not checks or boxes.height == 0:
+        return {}
+    counts = boxes.select(*[e.sum().alias(k) for k, e in checks.items()]).row(0, named=True)
+    return {k: int(n) for k, n in counts.items() if n}
 
 
 _DEPTH = {

@@ -194,23 +194,14 @@ def not_carried(boxes: pl.DataFrame, fmt: str) -> tuple[dict[str, int], list[dic
     """
     import polars as pl
 
-    from tuiops.formats.voc import flag_text, plain_object
+    from tuiops.formats.voc import uncarried
 
     if fmt == "voc" or boxes.height == 0:
         return {}, []
-    ex = pl.col("extra")
-    checks: dict[str, pl.Expr] = {}
-    if fmt == "yolo":
-        checks = {
-            "difficult": flag_text(ex, "difficult").fill_null("0") != "0",
-            "truncated": flag_text(ex, "truncated").fill_null("0") != "0",
-            "occluded": flag_text(ex, "occluded").fill_null("0") != "0",
-            "pose": flag_text(ex, "pose").fill_null("Unspecified") != "Unspecified",
-        }
-    checks["other_tags"] = ~plain_object(ex)
-    flagged = boxes.select(
-        "project", "stem", "ord", *[e.fill_null(False).alias(k) for k, e in checks.items()]
-    ).filter(pl.any_horizontal(*checks))
+    checks = uncarried(pl.col("extra"), flags_held=fmt == "coco")
+    flagged = boxes.select("project", "stem", "ord", *[e.alias(k) for k, e in checks.items()]).filter(
+        pl.any_horizontal(*checks)
+    )
     counts = {k: int(flagged[k].sum()) for k in checks if flagged[k].sum()}
     objects = [
         {
