@@ -338,3 +338,28 @@ def test_exclude_warnings_name_only_keys_that_change_nothing_and_say_why(gt, tmp
     # keys that all take effect: no warning about keys
     res = build_dataset(ws, "GT", tmp_path / "ds", exclude=["danbooru_3"])
     assert not any("key(s) given" in w for w in res.warnings), res.warnings
+
+
+def test_build_counts_the_voc_flags_yolo_cannot_hold(gt, tmp_path):
+    ws, _pool, _boxes = gt
+    from tuiops.ops.labels import import_labels
+
+    obj = (
+        "<object><name>{name}</name><pose>Unspecified</pose><truncated>{t}</truncated>"
+        "<difficult>{d}</difficult><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>40</xmax><ymax>40</ymax>"
+        "</bndbox></object>"
+    )
+    xml = (
+        "<annotation><filename>danbooru_1.png</filename><size><width>96</width><height>80</height>"
+        "<depth>3</depth></size>"
+        + obj.format(name=CLASSES[0], t=1, d=1)
+        + obj.format(name=CLASSES[1], t=0, d=1)
+        + "</annotation>"
+    )
+    src = tmp_path / "voc"
+    src.mkdir()
+    (src / "danbooru_1.xml").write_text(xml)
+    import_labels(ws, src, "V", "voc")
+    res = build_dataset(ws, "V", tmp_path / "ds", val=0.0, seed=1)
+    assert res.not_carried == {"difficult": 2, "truncated": 1}
+    assert any("not written: difficult 2, truncated 1" in w for w in res.warnings)

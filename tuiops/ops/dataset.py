@@ -190,6 +190,9 @@ class DatasetResult:
     skipped_examples: list[dict[str, Any]] = field(default_factory=list)
     checks: dict[str, CheckReport] = field(default_factory=dict)
     per_class: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: boxes per attribute of their source (VOC flags and tags, COCO crowds and segmentations)
+    #: that YOLO label files cannot hold
+    not_carried: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -731,8 +734,18 @@ def build_dataset(
         reporter.check()
         # -- box checks ------------------------------------------------------------------------
         sizes = imgs.filter(active).select("item_id", "key", "w", "h")
-        labels = store.read_labels(label_set).join(sizes.select("item_id"), on="item_id", how="semi")
-        boxes, box_reports = check_boxes(labels, sizes, fix=fix, dup_iou=dup_iou, tol=tol)
+        labels = store.read_labels(label_set, with_extra=True).join(
+            sizes.select("item_id"), on="item_id", how="semi"
+        )
+        from tuiops.ops.labels import not_carried
+
+        result.not_carried = not_carried(labels, "yolo")
+        if result.not_carried:
+            lost = ", ".join(f"{k} {n}" for k, n in result.not_carried.items())
+            result.warnings.append(
+                f"YOLO label files cannot hold what some boxes' source states; not written: {lost} (box counts)"
+            )
+        boxes, box_reports = check_boxes(labels.drop("extra"), sizes, fix=fix, dup_iou=dup_iou, tol=tol)
         result.checks.update(box_reports)
         reporter.check()
         # -- leaks: val images that are near-duplicates of train images ------------------------
