@@ -1,13 +1,13 @@
 """The SQLite store: connections, migrations, transactions and Arrow/polars bulk I/O.
 
-Small reads and writes go through :mod:`sqlite3` (and :mod:`sqlite_utils` for
-table introspection); bulk reads and writes go through the ADBC SQLite driver as
-Arrow record batches straight into and out of polars frames.
+Small reads and writes go through :mod:`sqlite3`; bulk reads and writes go through
+the ADBC SQLite driver as Arrow record batches straight into and out of polars frames.
+The connections of both, and the rules that keep two SQLite libraries safe on one
+file, live in :mod:`tuiops.store.connections`.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import datetime as _dt
 import json
@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, DiskError, NotFoundError, StoreError, TuiopsError
+from tuiops.store.connections import ADBC, BUSY_TIMEOUT_MS, POOL, SQLITE3, Rows, open_adbc, open_sqlite3
 from tuiops.store.schema import all_migrations
 
 if TYPE_CHECKING:
     import polars as pl
-    import sqlite_utils
 
-BUSY_TIMEOUT_MS = 30_000
+__all__ = ["BUSY_TIMEOUT_MS", "BulkTx", "Store"]
 
 #: Columns of a box frame, in store order (detections add ``score``).
 BOX_COLUMNS = ("item_id", "class_id", "x1", "y1", "x2", "y2")
@@ -64,50 +64,6 @@ ONE_BATCH_ROWS = 1 << 30
 READ_BATCH_ROWS = 1 << 16
 
 
-class _Pool:
-    """Open connections of each store file, kept until the process exits.
-
-    The store talks to one file through two SQLite libraries (Python's ``sqlite3`` and the
-    copy inside the ADBC driver). SQLite coordinates connections of one library within a
-    process, but two libraries do not see each other's POSIX locks: one library closing a
-    file drops the other's locks, and one opening its first connection may reset the
-    shared WAL index. So no connection is ever closed before exit: a closed store hands its
-    connections back here, the next store of that file reuses them, and the first store of
-    a file opens one connection of each library before any transaction starts.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.free: dict[tuple[str, str, bool], list[Any]] = {}
-        self.primed: set[str] = set()
-        self.all: list[Any] = []
-        atexit.register(self.close_all)
-
-    def take(self, path: Path, kind: str, readonly: bool) -> Any:
-        with self.lock:
-            conns = self.free.get((str(path), kind, readonly))
-            return conns.pop() if conns else None
-
-    def give(self, path: Path, kind: str, readonly: bool, conn: Any) -> None:
-        with self.lock:
-            self.free.setdefault((str(path), kind, readonly), []).append(conn)
-
-    def track(self, conn: Any) -> None:
-        with self.lock:
-            self.all.append(conn)
-
-    def close_all(self) -> None:
-        with self.lock:
-            conns, self.all = self.all, []
-            self.free.clear()
-        for conn in reversed(conns):
-            with contextlib.suppress(Exception):
-                conn.close()
-
-
-_POOL = _Pool()
-
-
 def _is_adbc_type_mismatch(exc: Exception) -> bool:
     return "Type mismatch" in str(exc) or "type mismatch" in str(exc)
 
@@ -126,6 +82,7 @@ class Store:
         self._conn: sqlite3.Connection | None = None
         self._adbc: Any = None
         self._lock = threading.RLock()
+        self._gate = POOL.gate(self.path)
         if readonly and not self.path.exists():
             raise StoreError(f"store {self.path} does not exist", hint="run `tuiops init` first")
         self.conn  # noqa: B018 - open and migrate now, so errors surface early
@@ -133,12 +90,8 @@ class Store:
 
     def _prime(self) -> None:
         """Open one connection of each SQLite library to this file, once per process."""
-        key = str(self.path)
-        with _POOL.lock:
-            if key in _POOL.primed:
-                return
-            _POOL.primed.add(key)
-        self.adbc  # noqa: B018
+        if POOL.prime(self.path):
+            self.adbc  # noqa: B018
 
     # -- connections -------------------------------------------------------------------------
     @property
@@ -152,80 +105,40 @@ class Store:
         return self._conn
 
     def _open_sqlite3(self) -> sqlite3.Connection:
-        pooled = _POOL.take(self.path, "sqlite3", self.readonly)
-        if pooled is not None:
-            return pooled
-        step = "open"
         try:
-            if self.readonly:
-                uri = f"file:{self.path}?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA query_only=ON")
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                step = "wal"
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if mode.lower() != "wal":
-                    raise StoreError(f"store {self.path}: cannot switch to WAL mode (got {mode})")
-                step = "open"
-                conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA cache_size=-65536")
-            conn.execute("PRAGMA temp_store=MEMORY")
-            conn.execute("PRAGMA mmap_size=268435456")
-            _POOL.track(conn)
+            return open_sqlite3(self.path, self.readonly)
         except OSError as exc:
             from tuiops.fsutil import disk_error
 
             raise disk_error(self.path.parent, exc, "create the store's folder") from exc
         except sqlite3.DatabaseError as exc:
-            raise _open_error(self.path, exc, step) from exc
-        return conn
+            raise _open_error(self.path, exc, getattr(exc, "step", "open")) from exc
 
     @property
     def adbc(self) -> Any:
         """The ADBC connection used for Arrow bulk I/O (autocommit; explicit BEGIN/COMMIT)."""
         if self._adbc is None:
             self.conn  # noqa: B018 - make sure the schema exists first
-            pooled = _POOL.take(self.path, "adbc", self.readonly)
-            if pooled is not None:
-                self._adbc = pooled
-                return pooled
-            import adbc_driver_sqlite.dbapi as adbc_sqlite
-
-            uri = f"file:{self.path}?mode=ro" if self.readonly else str(self.path)
-            self._adbc = adbc_sqlite.connect(uri, autocommit=True)
-            _POOL.track(self._adbc)
-            with contextlib.closing(self._adbc.cursor()) as cur:
-                cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                if not self.readonly:
-                    cur.execute("PRAGMA synchronous=NORMAL")
-                cur.execute("PRAGMA cache_size=-262144")
-                cur.execute("PRAGMA temp_store=MEMORY")
+            self._adbc = open_adbc(self.path, self.readonly)
         return self._adbc
 
-    @property
-    def db(self) -> sqlite_utils.Database:
-        """A sqlite-utils view of the same connection (introspection, small upserts)."""
-        import sqlite_utils
-
-        return sqlite_utils.Database(self.conn)
-
     def close(self) -> None:
-        """Hand this store's connections back to the process pool (see :class:`_Pool`)."""
+        """Hand this store's connections back to the process pool (never closed before exit)."""
         with self._lock:
             if self._adbc is not None:
-                with contextlib.suppress(Exception), contextlib.closing(self._adbc.cursor()) as cur:
+                with (
+                    self._gate.use(ADBC),
+                    contextlib.suppress(Exception),
+                    contextlib.closing(self._adbc.cursor()) as cur,
+                ):
                     cur.execute("ROLLBACK")
-                _POOL.give(self.path, "adbc", self.readonly, self._adbc)
+                POOL.give(self.path, ADBC, self.readonly, self._adbc)
                 self._adbc = None
             if self._conn is not None:
-                with contextlib.suppress(Exception):
-                    if self._conn.in_transaction:
+                if self._conn.in_transaction:
+                    with self._gate.use(SQLITE3), contextlib.suppress(Exception):
                         self._conn.execute("ROLLBACK")
-                _POOL.give(self.path, "sqlite3", self.readonly, self._conn)
+                POOL.give(self.path, SQLITE3, self.readonly, self._conn)
                 self._conn = None
 
     def __enter__(self) -> Store:
@@ -237,7 +150,8 @@ class Store:
     # -- migrations ---------------------------------------------------------------------------
     def _check_version(self, conn: sqlite3.Connection) -> list[str]:
         try:
-            rows = conn.execute("SELECT name FROM migrations ORDER BY name").fetchall()
+            with self._gate.use(SQLITE3):
+                rows = conn.execute("SELECT name FROM migrations ORDER BY name").fetchall()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return []
@@ -256,6 +170,10 @@ class Store:
         """Apply pending migrations, each in its own transaction; returns the names applied."""
         conn = self._conn
         assert conn is not None
+        with self._gate.use(SQLITE3, write=True):
+            return self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> list[str]:
         try:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
@@ -292,7 +210,7 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction on the sqlite3 connection (nested calls become savepoints)."""
         conn = self.conn
-        with self._lock:
+        with self._lock, self._gate.use(SQLITE3, write=True):
             if conn.in_transaction:
                 name = f"sp_{id(conn)}_{threading.get_ident()}"
                 conn.execute(f"SAVEPOINT {name}")
@@ -328,8 +246,9 @@ class Store:
 
         Everything done through the yielded :class:`BulkTx` commits together or not at all.
         """
-        with self._lock:
-            cur = self.adbc.cursor()
+        adbc = self.adbc
+        with self._lock, self._gate.use(ADBC, write=True):
+            cur = adbc.cursor()
             try:
                 _wrap(self, cur.execute, "BEGIN IMMEDIATE")
                 try:
@@ -350,8 +269,13 @@ class Store:
 
     # -- reads -----------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+        """Run one statement through ``sqlite3``; a statement that returns rows is read to
+        the end at once (its cursor holds no transaction open afterwards)."""
+        conn = self.conn
         try:
-            return self.conn.execute(sql, params)
+            with self._gate.use(SQLITE3):
+                cur = conn.execute(sql, params)
+                return cur if cur.description is None else Rows(conn, cur)
         except sqlite3.IntegrityError as exc:
             raise ConflictError(f"store constraint failed: {exc}") from exc
         except sqlite3.DatabaseError as exc:
@@ -378,9 +302,10 @@ class Store:
         import polars as pl
 
         frame = None
-        with self._lock:
+        adbc = self.adbc
+        with self._lock, self._gate.use(ADBC):
             for one_batch in (False, True):
-                cur = self.adbc.cursor()
+                cur = adbc.cursor()
                 try:
                     # large batches: fewer Arrow chunks; on a type clash (a column whose first
                     # rows are null), one batch typed from all of its rows
