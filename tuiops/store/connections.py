@@ -31,7 +31,6 @@ import contextlib
 import itertools
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +68,11 @@ class Gate:
             held = self._local.held = {SQLITE3: 0, ADBC: 0, "write_" + SQLITE3: 0, "write_" + ADBC: 0}
         return held
 
-    @contextlib.contextmanager
-    def use(self, lib: str, *, write: bool = False) -> Iterator[None]:
-        """Hold the gate for ``lib`` (``write``: for a write transaction) while the block runs."""
+    def use(self, lib: str, *, write: bool = False) -> _Entry:
+        """Hold the gate for ``lib`` (``write``: for a write transaction) while a ``with`` block runs."""
+        return _Entry(self, lib, write)
+
+    def _enter(self, lib: str, write: bool) -> None:
         held = self._held()
         other = _OTHER[lib]
         if write and held["write_" + other]:
@@ -81,7 +82,8 @@ class Gate:
                 hint="do the whole change in one `Store.transaction()` or one `Store.bulk()`",
             )
         with self.cond:
-            if not (held[SQLITE3] or held[ADBC]):
+            nested = held[SQLITE3] or held[ADBC]
+            if not nested and (self.active[other] or self.waiting[other]):
                 ticket = next(self._tickets)
                 self.waiting[lib].add(ticket)
                 self.cond.notify_all()  # a waiter is news too (for whoever watches the gate)
@@ -98,15 +100,31 @@ class Gate:
         held[lib] += 1
         if write:
             held["write_" + lib] += 1
-        try:
-            yield
-        finally:
-            held[lib] -= 1
-            if write:
-                held["write_" + lib] -= 1
-            with self.cond:
-                self.active[lib] -= 1
+
+    def _exit(self, lib: str, write: bool) -> None:
+        held = self._held()
+        held[lib] -= 1
+        if write:
+            held["write_" + lib] -= 1
+        with self.cond:
+            self.active[lib] -= 1
+            if self.waiting[SQLITE3] or self.waiting[ADBC]:
                 self.cond.notify_all()
+
+
+class _Entry:
+    """One ``with`` block holding a :class:`Gate`."""
+
+    __slots__ = ("gate", "lib", "write")
+
+    def __init__(self, gate: Gate, lib: str, write: bool) -> None:
+        self.gate, self.lib, self.write = gate, lib, write
+
+    def __enter__(self) -> None:
+        self.gate._enter(self.lib, self.write)
+
+    def __exit__(self, *exc: object) -> None:
+        self.gate._exit(self.lib, self.write)
 
 
 class Pool:

@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, DiskError, NotFoundError, StoreError, TuiopsError
-from tuiops.store.connections import ADBC, BUSY_TIMEOUT_MS, POOL, SQLITE3, Rows, open_adbc, open_sqlite3
+from tuiops.store.connections import ADBC, POOL, SQLITE3, Rows, open_adbc, open_sqlite3
+from tuiops.store.connections import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
 from tuiops.store.schema import all_migrations
 
 if TYPE_CHECKING:
     import polars as pl
-
-__all__ = ["BUSY_TIMEOUT_MS", "BulkTx", "Store"]
 
 #: Columns of a box frame, in store order (detections add ``score``).
 BOX_COLUMNS = ("item_id", "class_id", "x1", "y1", "x2", "y2")
@@ -323,8 +322,8 @@ class Store:
         if frame is None:  # mixed-type columns: the row path
             c = self.execute(sql, params)
             names = [d[0] for d in c.description]
-            rows = c.fetchall()
-            frame = pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+            data = c.fetchall()
+            frame = pl.DataFrame(data, schema=names, orient="row", infer_schema_length=None)
         assert isinstance(frame, pl.DataFrame)
         if schema:
             if frame.height == 0:
