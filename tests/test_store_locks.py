@@ -263,6 +263,34 @@ def test_a_closing_second_process_never_resets_the_log_under_this_one(db: Path, 
         main.close()
 
 
+def test_sql_on_the_connection_holds_the_adbc_side_off(db: Path) -> None:
+    """``Store.connection()`` keeps ADBC work of other threads waiting until the block ends."""
+    main = Store(db)
+    reader = Store(db, readonly=True)
+    gate = POOL.gate(main.path)
+    read: list[int] = []
+
+    def read_through_adbc() -> None:
+        n = reader.read_frame("SELECT count(*) AS n FROM jobs")["n"][0]
+        with gate.cond:
+            read.append(int(n))
+            gate.cond.notify_all()
+
+    try:
+        with main.connection() as conn:
+            conn.execute(*_job("raw"))
+            thread = threading.Thread(target=read_through_adbc)
+            thread.start()
+            with gate.cond:
+                gate.cond.wait_for(lambda: read or gate.waiting["adbc"])
+            assert not read, "ADBC read while the sqlite3 connection was in use"
+        thread.join()
+        assert read == [1]
+    finally:
+        reader.close()
+        main.close()
+
+
 def test_only_the_store_opens_sqlite_connections() -> None:
     """Every connection to a store file comes from ``tuiops.store``, which never closes one early."""
     root = Path(__file__).resolve().parents[1] / "tuiops"

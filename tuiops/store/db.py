@@ -121,6 +121,18 @@ class Store:
             self._adbc = open_adbc(self.path, self.readonly)
         return self._adbc
 
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """The ``sqlite3`` connection for statements the store has no method for (user SQL
+        under an authorizer, ``EXPLAIN``), held for ``sqlite3`` while the block runs.
+
+        Use it only inside the block and read every result to the end there: the ADBC side
+        of the store waits meanwhile (see :mod:`tuiops.store.connections`).
+        """
+        conn = self.conn
+        with self._lock, self._gate.use(SQLITE3):
+            yield conn
+
     def close(self) -> None:
         """Hand this store's connections back to the process pool (never closed before exit)."""
         with self._lock:
