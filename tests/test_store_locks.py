@@ -313,3 +313,23 @@ def test_only_the_store_opens_sqlite_connections() -> None:
                 found.append(f"{rel}:{node.lineno}: {name}")
     assert not found, found
     assert os.path.exists(root / "store" / "connections.py")
+
+
+def test_sql_outside_the_store_goes_through_its_gate() -> None:
+    """Code outside ``tuiops.store`` reaches the sqlite3 connection only through
+    ``Store.connection()`` (held for sqlite3 while it runs), never through ``store.conn``."""
+    root = Path(__file__).resolve().parents[1] / "tuiops"
+    found = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith("store/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "conn"
+                and isinstance(node.value, (ast.Name, ast.Attribute))
+                and (node.value.id if isinstance(node.value, ast.Name) else node.value.attr).endswith("store")
+            ):
+                found.append(f"{rel}:{node.lineno}")
+    assert not found, found

@@ -1334,7 +1334,8 @@ def query_frame(store: Store, sql: str, *, limits: Limits | None = None) -> pl.D
     limits = limits or Limits(timeout=APP_TIMEOUT_S)
     if limits.timeout_hint == Limits.timeout_hint:
         limits.timeout_hint = "narrow the query (Esc cancels a running one)"
-    return read_frame(store.conn, text, limits=limits, what="the query")
+    with store.connection() as conn:
+        return read_frame(conn, text, limits=limits, what="the query")
 
 
 def describe_fields(source: Source) -> str:

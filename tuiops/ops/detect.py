@@ -299,7 +299,8 @@ def count_selection(
     if pool is not None:
         params.append(pool)
     try:
-        row = store.conn.execute(sql, params).fetchone()
+        with store.connection() as conn:
+            row = conn.execute(sql, params).fetchone()
     except Exception as exc:
         raise _where_error(where or "", exc) from exc
     return int(row[0]), int(row[1])

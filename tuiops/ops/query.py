@@ -27,7 +27,8 @@ def run_query(ws: Workspace, sql: str, *, limits: Limits | None = None) -> pl.Da
 
     store = Store(ws.db_path, readonly=True)
     try:
-        return read_frame(store.conn, sql, limits=limits, what="`tuiops query`")
+        with store.connection() as conn:
+            return read_frame(conn, sql, limits=limits, what="`tuiops query`")
     finally:
         store.close()
 

@@ -503,7 +503,8 @@ def _check_sql(ws: Workspace, sql: str, params: Sequence[Any], spec: SelectionSp
 def _authorize(store: Store, sql: str, params: Sequence[Any], spec: SelectionSpec) -> None:
     hint = "columns: " + ", ".join(view_columns(spec))
     try:
-        authorize(store.conn, sql, params, what=f"the selection --where {spec.where!r}", hint=hint)
+        with store.connection() as conn:
+            authorize(conn, sql, params, what=f"the selection --where {spec.where!r}", hint=hint)
     except (sqlite3.Error, sqlite3.Warning) as exc:
         msg = str(exc)
         if "no such column" in msg and not (spec.label_set and spec.run and spec.match):
@@ -527,9 +528,10 @@ def run_selection_sql(
 
     if spec.where and has_subquery(spec.where):
         hint = "columns: " + ", ".join(view_columns(spec))
-        return read_frame(
-            store.conn, sql, params, limits=limits, what=f"the selection --where {spec.where!r}", hint=hint
-        )
+        with store.connection() as conn:
+            return read_frame(
+                conn, sql, params, limits=limits, what=f"the selection --where {spec.where!r}", hint=hint
+            )
     if not authorized:
         _authorize(store, sql, params, spec)
     return store.read_frame(sql, params)
