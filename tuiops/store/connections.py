@@ -251,15 +251,15 @@ class Rows(sqlite3.Cursor):
         self._lastrowid = cur.lastrowid
         self._rowcount = cur.rowcount
 
-    @property  # type: ignore[override]
+    @property
     def description(self) -> Any:
         return self._description
 
-    @property  # type: ignore[override]
+    @property
     def lastrowid(self) -> int | None:
         return self._lastrowid
 
-    @property  # type: ignore[override]
+    @property
     def rowcount(self) -> int:
         return self._rowcount
 
