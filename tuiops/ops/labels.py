@@ -40,6 +40,7 @@ from tuiops.errors import ConflictError, InputError, UsageError
 from tuiops.formats import FORMATS, ReadResult, check_relpath, concat_problems
 from tuiops.frames import num_max
 from tuiops.fsutil import atomic_writer, display_path
+from tuiops.keys import parse_keys
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 
 if TYPE_CHECKING:
@@ -593,11 +594,8 @@ def _prepare(
     import polars as pl
 
     files = rr.files
-    parsed = [ws.parse_key(p) for p in files["path"].to_list()]
-    files = files.with_columns(
-        pl.Series("key", [k.key for k in parsed], dtype=pl.String),
-        pl.Series("keyed", [k.keyed for k in parsed], dtype=pl.Boolean),
-    )
+    keys = parse_keys(files["path"].to_list(), ws.key_rx)
+    files = files.with_columns(keys["key"], keys["keyed"])
     items = lookup_items(ws.store, files["key"].unique().to_list())
     files = files.join(items, on="key", how="left", maintain_order="left")
     if "size_w" not in files.columns:
