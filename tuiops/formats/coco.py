@@ -183,8 +183,11 @@ def _bbox_columns(bbs: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | 
     """(valid, xywh, is_int): which values are ``[x, y, w, h]`` numbers, their (n, 4) floats
     (NaN where not valid), and which of the valid values were written as integers (None: none)."""
     n = len(bbs)
-    ok = np.fromiter((type(b) is list and len(b) == 4 for b in bbs), bool, n)
-    picked = list(itertools.compress(bbs, ok))
+    if set(map(type, bbs)) <= {list} and set(map(len, bbs)) <= {4}:
+        ok, picked = np.ones(n, bool), bbs
+    else:
+        ok = np.fromiter((type(b) is list and len(b) == 4 for b in bbs), bool, n)
+        picked = list(itertools.compress(bbs, ok))
     flat = list(itertools.chain.from_iterable(picked))
     types = set(map(type, flat))
     if not types <= {int, float}:
@@ -337,12 +340,12 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
     with _no_gc():
         cat_name, names = _categories(cats, head_label)
         files = _read_images(images, head_label, bad)
-        boxes, bad_boxes, bad_files = _read_annotations(
+        boxes, bad_boxes, bad_files, ann_ids = _read_annotations(
             anns, ann_key, label, files, cat_name, with_score, bad
         )
     source = {k: head[k] for k in ("info", "licenses") if k in head}
     source_meta = _dumps({"coco": {"categories": cats, **source}})
-    warnings = _repeated_ids(anns, ann_key, label)
+    warnings = _repeated_ids(ann_ids, ann_key, label)
     return ReadResult(
         files=files.drop("key"),
         boxes=boxes,
@@ -357,10 +360,11 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
     )
 
 
-def _repeated_ids(anns: list[Any], ann_key: str, label: str) -> list[str]:
-    """A warning for annotation ids that repeat: every such annotation is kept, and an export
-    with the source's ids gives each repeat after the first a new id (ids must be unique)."""
-    ids = pl.Series("id", _json_texts([a.get("id", _MISS) if isinstance(a, dict) else _MISS for a in anns]))
+def _repeated_ids(id_texts: pl.Series, ann_key: str, label: str) -> list[str]:
+    """A warning for annotation ids that repeat (``id_texts``: the JSON text of every entry's
+    id, null where it has none): every such annotation is kept, and an export with the
+    source's ids gives each repeat after the first a new id (ids must be unique)."""
+    ids = id_texts.alias("id")
     frame = ids.to_frame().with_row_index("i").filter(pl.col("id").is_not_null())
     repeats = frame.filter(pl.col("id").is_duplicated())
     if not repeats.height:
@@ -381,12 +385,13 @@ def _loc_and_extra(
     xywh: np.ndarray,
     bb_int: np.ndarray | None,
     with_score: bool,
+    ids: list[Any],
+    id_text: pl.Series,
 ) -> pl.DataFrame:
     """``loc`` (``annotations[i] (id X)``) and ``extra`` (the box's JSON: ``coco_id``, and for
     labels ``iscrowd``, ``area``, ``coco_bbox``, ``coco_seg``; ``coco`` with every other key)
-    of the annotations ``kept`` (their indices ``keep``), column-wise."""
-    ids = [r.get("id", _MISS) for r in kept]
-    id_text = _json_texts(ids)
+    of the annotations ``kept`` (their indices ``keep``; ``ids`` and ``id_text``: their ids
+    and the ids' JSON texts), column-wise."""
     has_id = id_text.is_not_null()
     id_repr = (
         id_text
@@ -448,13 +453,16 @@ def _read_annotations(
     cat_name: dict[str, str],
     with_score: bool,
     bad: list[tuple[str, int | None, str]],
-) -> tuple[pl.DataFrame, int, list[int]]:
+) -> tuple[pl.DataFrame, int, list[int], pl.Series]:
     """The annotations (or results) as box columns, checked column-wise; bad ones go to ``bad``.
 
-    Also returns the file_idx of the images that had a bad annotation (of a known image).
+    Also returns the file_idx of the images that had a bad annotation (of a known image),
+    and the JSON text of every entry's id (null where it has none).
     """
     n = len(anns)
     rows = [a if type(a) is dict else {} for a in anns]
+    ids = [r.get("id", _MISS) for r in rows]
+    id_texts = _json_texts(ids)
     is_obj = np.fromiter((type(a) is dict for a in anns), bool, n)
     bb_ok, xywh, bb_int = _bbox_columns([r.get("bbox") for r in rows])
     img_key = _id_keys([r.get("image_id") for r in rows])
@@ -498,7 +506,13 @@ def _read_annotations(
         bad.append((label, None, f"{where}: {msg}"))
     keep = np.flatnonzero(good)
     idx = pl.Series(keep, dtype=pl.Int64)
-    meta_cols = _loc_and_extra([rows[i] for i in keep.tolist()], keep, ann_key, xywh, bb_int, with_score)
+    if len(keep) == n:  # the texts of the same values: what _json_texts gives depends on them all
+        kept, kept_ids, kept_texts = rows, ids, id_texts
+    else:
+        kept = [rows[i] for i in keep.tolist()]
+        kept_ids = [ids[i] for i in keep.tolist()]
+        kept_texts = _json_texts(kept_ids)
+    meta_cols = _loc_and_extra(kept, keep, ann_key, xywh, bb_int, with_score, kept_ids, kept_texts)
     boxes = pl.DataFrame(
         {
             "file_idx": pl.Series(fi[keep], dtype=pl.Int64),
@@ -516,7 +530,7 @@ def _read_annotations(
     )
     if not with_score:
         boxes = boxes.drop("score")
-    return boxes, int(n - len(keep)), bad_files
+    return boxes, int(n - len(keep)), bad_files, id_texts
 
 
 # -- writing ----------------------------------------------------------------------------------------
