@@ -303,6 +303,12 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
     Every check runs column-wise over the parsed lists; a bad entry is reported with its
     index and id and skipped.
     """
+    # the parsed documents live (and are freed) inside: a collection would walk them all
+    with _no_gc():
+        return _read_coco(path, with_score, images_path)
+
+
+def _read_coco(path: Path, with_score: bool, images_path: Path | None) -> ReadResult:
     label = display_path(path)
     doc = load_json(path)
     if isinstance(doc, list):
@@ -337,12 +343,11 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
         raise InputError(f"{head_label}: no `categories` list")
 
     bad: list[tuple[str, int | None, str]] = []
-    with _no_gc():
-        cat_name, names = _categories(cats, head_label)
-        files = _read_images(images, head_label, bad)
-        boxes, bad_boxes, bad_files, ann_ids = _read_annotations(
-            anns, ann_key, label, files, cat_name, with_score, bad
-        )
+    cat_name, names = _categories(cats, head_label)
+    files = _read_images(images, head_label, bad)
+    boxes, bad_boxes, bad_files, ann_ids = _read_annotations(
+        anns, ann_key, label, files, cat_name, with_score, bad
+    )
     source = {k: head[k] for k in ("info", "licenses") if k in head}
     source_meta = _dumps({"coco": {"categories": cats, **source}})
     warnings = _repeated_ids(ann_ids, ann_key, label)
