@@ -209,12 +209,15 @@ def _bbox_columns(bbs: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | 
     return ok, xywh, is_int
 
 
-def _number_text(values: np.ndarray, is_int: np.ndarray | None) -> pl.Expr:
-    s = pl.lit(pl.Series(values, dtype=pl.Float64)).cast(pl.String)
+def _number_text(values: np.ndarray, is_int: np.ndarray | None) -> pl.Series:
+    """The JSON text of each number: as an integer where ``is_int`` says it was written so."""
+    frame = pl.DataFrame({"v": pl.Series(values, dtype=pl.Float64)})
+    s = pl.col("v").cast(pl.String)
     if is_int is None:
-        return s
-    as_int = pl.lit(pl.Series(values, dtype=pl.Float64)).cast(pl.Int64, strict=False).cast(pl.String)
-    return pl.when(pl.lit(pl.Series(is_int, dtype=pl.Boolean))).then(as_int).otherwise(s)
+        return frame.select(s).to_series()
+    as_int = pl.col("v").cast(pl.Int64, strict=False).cast(pl.String)
+    frame = frame.with_columns(pl.Series("i", is_int, dtype=pl.Boolean))
+    return frame.select(pl.when(pl.col("i")).then(as_int).otherwise(s)).to_series()
 
 
 def _categories(cats: list[Any], head_label: str) -> tuple[dict[str, str], list[str]]:
@@ -415,15 +418,8 @@ def _loc_and_extra(
     if with_score:
         parts = [pl.lit('"coco_id":') + pl.col("id_text")]
     else:
-        sel = keep
-        b_int = bb_int[sel] if bb_int is not None else None
         bbox_text = pl.concat_str(
-            [pl.lit('"coco_bbox":[')]
-            + [
-                _number_text(xywh[sel, j], b_int[:, j] if b_int is not None else None).alias(f"b{j}")
-                + pl.lit("," if j < 3 else "]")
-                for j in range(4)
-            ]
+            [pl.lit('"coco_bbox":[')] + [pl.col(f"b{j}") + pl.lit("," if j < 3 else "]") for j in range(4)]
         )
         parts = [
             pl.lit('"iscrowd":') + pl.col("iscrowd"),
@@ -442,12 +438,17 @@ def _loc_and_extra(
         "rest": rest if rest is not None else pl.Series([None] * len(kept), dtype=pl.String),
     }
     if not with_score:
+        for j in range(4):
+            cols[f"b{j}"] = _number_text(xywh[keep, j], bb_int[keep, j] if bb_int is not None else None)
         cols["iscrowd"] = _json_texts([r.get("iscrowd", _MISS) for r in kept])
         cols["area"] = _json_texts([r.get("area", _MISS) for r in kept])
         cols["seg"] = _json_texts([r.get("segmentation", _MISS) for r in kept])
-    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
+    body = pl.col("body")
     extra = pl.when(body != "").then(pl.lit("{") + body + pl.lit("}"))
-    return pl.DataFrame(cols).select(loc.alias("loc"), extra.alias("extra"))
+    frame = pl.DataFrame(cols).with_columns(
+        pl.concat_str(parts, separator=",", ignore_nulls=True).alias("body")
+    )
+    return frame.select(loc.alias("loc"), extra.alias("extra"))
 
 
 def _read_annotations(
