@@ -1,4 +1,5 @@
-"""Analysis commands: `tuiops nms`, `quality`, `join`, `similar`, `dupes`."""
+"""Analysis commands: `tuiops nms`, `quality`, `join`, `similar`, `dupes` (nms and dupes built from
+:mod:`tuiops.commands.analysis`)."""
 
 from __future__ import annotations
 
@@ -7,128 +8,10 @@ from typing import Any
 import click
 
 from tuiops.cli import cli, emit, get_workspace, json_option, progress_reporter
-from tuiops.errors import UsageError
+from tuiops.cli.build import add
+from tuiops.commands.analysis import text_table
 
-
-def _table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
-    """A plain aligned text table of dict rows."""
-    if not rows:
-        return "(none)"
-    cols = columns or list(rows[0])
-
-    def fmt(v: Any) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return str(v)
-
-    cells = [[fmt(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[k]) for row in cells)) for k, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
-    for row in cells:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
-
-
-@cli.command("nms")
-@click.option(
-    "--run", "runs", multiple=True, help="Detection run to suppress in; repeat to merge several runs."
-)
-@click.option("--set", "label_set", help="Label set to check for boxes labelled twice (with --dedupe).")
-@click.option("--dedupe", is_flag=True, help="Flag near-identical labels of --set (the set is not changed).")
-@click.option(
-    "--into", help="Name of the new run (required with --run); with --set, a cleaned copy of the set."
-)
-@click.option(
-    "--iou",
-    type=click.FloatRange(0.0, 1.0),
-    default=None,
-    help="Suppress when IoU is greater than this (default 0.5 for runs, 0.9 for --dedupe).",
-)
-@click.option("--agnostic", is_flag=True, help="Suppress across classes (default: only within a class).")
-@click.option("--replace", is_flag=True, help="Replace an existing run or set named by --into.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-@json_option
-def nms_cmd(
-    runs: tuple[str, ...],
-    label_set: str | None,
-    dedupe: bool,
-    into: str | None,
-    iou: float | None,
-    agnostic: bool,
-    replace: bool,
-    quiet: bool,
-    as_json: bool,
-) -> None:
-    """Greedy non-maximum suppression, as torchvision's batched_nms, over whole runs at once.
-
-    With one --run the kept detections become the run --into; with several runs
-    their detections are merged first (equal scores prefer the run given first). With
-    --set and --dedupe, labels overlapping an earlier label of the same image with
-    IoU above the threshold are flagged in label_flags (see the view v_label_flags).
-
-    \b
-    Examples:
-      tuiops nms --run v41 --into v41-nms --iou 0.6
-      tuiops nms --run v41 --run v42 --into v41+v42 --agnostic
-      tuiops nms --set master --dedupe --iou 0.9
-    """
-    ws = get_workspace()
-    if label_set is not None:
-        if runs:
-            raise UsageError("give either --run or --set, not both")
-        if not dedupe:
-            raise UsageError("--set checks a label set for duplicates: add --dedupe")
-        from tuiops.ops.nms import dedupe_labels
-
-        with progress_reporter("dedupe", quiet=quiet or as_json) as progress:
-            res = dedupe_labels(
-                ws,
-                label_set,
-                iou=0.9 if iou is None else iou,
-                class_agnostic=agnostic,
-                into=into,
-                replace=replace,
-                progress=progress,
-            )
-        d = res.to_dict()
-        text = (
-            f"{res.label_set}: {res.flagged} of {res.labels} labels flagged at IoU > {res.iou}"
-            + (f" ({', '.join(f'{k} {v}' for k, v in sorted(res.by_flag.items()))})" if res.by_flag else "")
-            + (f"\ncleaned copy written as label set {res.into!r}" if res.into else "")
-        )
-        if res.examples:
-            text += "\n" + _table(res.examples)
-        emit(d, as_json, text)
-        return
-    if dedupe:
-        raise UsageError("--dedupe needs --set")
-    if not runs:
-        raise UsageError("give --run (one or more) or --set with --dedupe")
-    if not into:
-        raise UsageError("give --into NAME for the new run")
-    from tuiops.ops.nms import merge_runs
-
-    with progress_reporter("nms", quiet=quiet or as_json) as progress:
-        result = merge_runs(
-            ws,
-            list(runs),
-            into=into,
-            iou=0.5 if iou is None else iou,
-            class_agnostic=agnostic,
-            replace=replace,
-            progress=progress,
-        )
-    text = (
-        f"{result.into}: kept {result.kept} of {result.boxes_in} detections "
-        f"({result.suppressed} suppressed at IoU > {result.iou}"
-        + (", class-agnostic" if result.class_agnostic else "")
-        + ")"
-    )
-    if len(result.sources) > 1:
-        text += "\n" + "\n".join(f"  from {k}: {v}" for k, v in result.by_source.items())
-    emit(result.to_dict(), as_json, text)
+add(cli, "nms")
 
 
 @cli.command("quality")
@@ -219,9 +102,9 @@ def quality_cmd(
             if k != "class":
                 total[k] = sum(int(r[k]) for r in rows)
         rows.append(total)
-    text = f"{res.run}: {res.flagged} of {res.detections} detections flagged\n" + _table(rows)
+    text = f"{res.run}: {res.flagged} of {res.detections} detections flagged\n" + text_table(rows)
     if res.ranges:
-        text += "\n\naspect ranges (width / height):\n" + _table(res.ranges)
+        text += "\n\naspect ranges (width / height):\n" + text_table(res.ranges)
     if res.warnings:
         text += "\n\n" + "\n".join(f"warning: {w}" for w in res.warnings)
     emit(res.to_dict(), as_json, text)
@@ -268,7 +151,9 @@ def join_cmd(
     text = (
         f"{res.name}: {res.objects} objects from {res.detections} part detections of {res.run} "
         f"({res.joined} with two or more parts)\n"
-        + _table([{"parts": k, "objects": v} for k, v in sorted(res.by_parts.items(), key=lambda kv: -kv[1])])
+        + text_table(
+            [{"parts": k, "objects": v} for k, v in sorted(res.by_parts.items(), key=lambda kv: -kv[1])]
+        )
     )
     emit(res.to_dict(), as_json, text)
 
@@ -302,78 +187,10 @@ def similar_cmd(
 
     ws = get_workspace()
     res = similar_images(ws, key, label_set=label_set, run=run, top=top, min_score=min_score)
-    text = f"{res.key} ({res.boxes} boxes) vs {res.candidates} images of {res.source}\n" + _table(
+    text = f"{res.key} ({res.boxes} boxes) vs {res.candidates} images of {res.source}\n" + text_table(
         res.results.to_dicts()
     )
     emit(res.to_dict(), as_json, text)
 
 
-@cli.command("dupes")
-@click.option(
-    "--max-distance",
-    type=click.IntRange(0, 32),
-    default=4,
-    show_default=True,
-    help="Largest Hamming distance of the perceptual hashes that counts as a duplicate.",
-)
-@click.option("--pool", help="Only this pool (default: every pool).")
-@click.option(
-    "--distinct-keys", is_flag=True, help="Only groups spanning two or more image keys (leak check)."
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=0),
-    default=50,
-    show_default=True,
-    help="Print at most this many groups (0: all); --json always has all.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-@json_option
-def dupes_cmd(
-    max_distance: int, pool: str | None, distinct_keys: bool, limit: int, quiet: bool, as_json: bool
-) -> None:
-    """Find near-duplicate images by perceptual hash, reported as groups.
-
-    Pairs are found by splitting the 64-bit hash into chunks and joining on them (no
-    comparison of all pairs), verified by popcount, then grouped so that every two files
-    of a group are within --max-distance and each file is in one group at most: the hash
-    with the most near-duplicates (ties: the file indexed first) is a group's
-    representative, listed first, and takes its near-duplicates not yet grouped, nearest
-    first, each only if it is within the distance of every file taken before; then the
-    next such hash. `distance` is the Hamming distance to the representative. A file
-    whose near-duplicates all went to groups it does not fit is counted as left out and
-    listed with its nearest group (--json: left_out_files).
-
-    \b
-    Examples:
-      tuiops dupes --max-distance 4
-      tuiops dupes --pool incoming --distinct-keys --json
-    """
-    from tuiops.ops.similar import find_dupes
-
-    ws = get_workspace()
-    with progress_reporter("dupes", quiet=quiet or as_json) as progress:
-        res = find_dupes(
-            ws, max_distance=max_distance, pool=pool, distinct_keys=distinct_keys, progress=progress
-        )
-    if as_json:
-        emit(res.to_dict(), True)
-        return
-    lines = [
-        f"{res.groups} groups, {res.files_in_groups} files (of {res.files} hashed) within {res.max_distance} bits"
-    ]
-    summary = res.summary()
-    shown = summary if limit == 0 else summary.head(limit)
-    for g in shown.iter_rows(named=True):
-        lines.append(
-            f"\ngroup {g['group']}: {g['size']} files, {g['keys']} keys, max distance {g['max_distance']}"
-        )
-        lines.append(_table(g["files"], ["distance", "pool", "relpath", "key", "phash"]))
-    if shown.height < summary.height:
-        lines.append(f"\n… {summary.height - shown.height} more groups (--limit 0 or --json shows all)")
-    if res.left_out.height:
-        lines.append(
-            f"\n{res.left_out.height} files left out: each is within {res.max_distance} bits of a file in a "
-            "group but not of all its files (--json lists them with the nearest group)"
-        )
-    emit(None, False, "\n".join(lines))
+add(cli, "dupes")

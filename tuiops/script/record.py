@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
-
+from tuiops.commands import BadValue, Command, lookup
 from tuiops.errors import InputError, UsageError
-from tuiops.script.validate import FORBIDDEN_OPS, _param_label, root_command, root_settings
+from tuiops.script.validate import FORBIDDEN_OPS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,37 +48,100 @@ def _plain(value: Any) -> Any:
 
 def command_params(argv: Sequence[str]) -> RecordedStep:
     """The op and the explicitly given parameters of ``tuiops ARGV`` (parsed, not run)."""
-    from click.core import ParameterSource
-
     args = list(argv)
     if args and args[0] == "tuiops":
         args = args[1:]
     while args and args[0] in ("-w", "--workspace"):
         args = args[2:]
-    node: click.Command = root_command()
-    path: list[str] = []
-    while isinstance(node, click.Group) and args and args[0] in node.commands:
-        path.append(args[0])
-        node = node.commands[args.pop(0)]
-    if not path or isinstance(node, click.Group):
-        raise UsageError(f"`tuiops {' '.join(argv)}` is not a command that can be a script step")
-    if path[0] in FORBIDDEN_OPS:
-        raise UsageError(f"`tuiops {path[0]}` cannot be a script step")
-    try:
-        ctx = node.make_context(path[-1], args, resilient_parsing=True, **root_settings())
-    except click.ClickException as exc:
-        raise UsageError(f"cannot read `tuiops {' '.join(argv)}`: {exc.format_message()}") from exc
-    params: dict[str, Any] = {}
-    for p in node.params:
-        if p.name in (None, "as_json", "help"):
-            continue
-        if ctx.get_parameter_source(p.name) != ParameterSource.COMMANDLINE:
-            continue
-        value = ctx.params.get(p.name)
-        if value is None or value == ():
-            continue
-        params[_param_label(p)] = _plain(value)
+    command = None
+    for n in (3, 2, 1):
+        command = lookup(tuple(args[:n])) if len(args) >= n else None
+        if command is not None:
+            args = args[n:]
+            break
+    if command is not None:
+        path = command.path
+        given = parse_args(command, args, argv)
+        params = {p.label: _plain(given[p.name]) for p in command.params if p.name in given}
+    else:
+        # Not in the registry yet: read through the click tree.
+        from tuiops.script import clickpath
+
+        path, leaf, args = clickpath.split_path(args)
+        if not path or not leaf:
+            raise UsageError(f"`tuiops {' '.join(argv)}` is not a command that can be a script step")
+        if path[0] in FORBIDDEN_OPS:
+            raise UsageError(f"`tuiops {path[0]}` cannot be a step")
+        node = clickpath.command_at(path)
+        given = clickpath.parse_argv(path, node, args)
+        labels, _ = clickpath.describe(path, node)
+        params = {p.label: _plain(given[p.name]) for p in labels if p.name in given}
+    params = {k: v for k, v in params.items() if v is not None and v != []}
     return RecordedStep(tuple(path), params)
+
+
+def parse_args(command: Command, args: list[str], argv: Sequence[str]) -> dict[str, Any]:
+    """The parameters given in ``args`` by parameter name, converted to their types (a path
+    need not exist); ``--json`` and ``--help`` are left out."""
+
+    def fail(why: str) -> UsageError:
+        return UsageError(f"cannot read `tuiops {' '.join(argv)}`: {why}")
+
+    by_opt = {o: p for p in command.params for o in p.opts}
+    negative = {o: p for p in command.params for o in p.secondary}
+    out: dict[str, Any] = {}
+    positional: list[str] = []
+    i, only_positional = 0, False
+    while i < len(args):
+        word = args[i]
+        i += 1
+        if only_positional or word == "-" or not word.startswith("-"):
+            positional.append(word)
+            continue
+        if word == "--":
+            only_positional = True
+            continue
+        name, eq, inline = word.partition("=") if word.startswith("--") else (word, "", "")
+        if name in ("-h", "--help"):
+            continue
+        if name in negative:
+            out[negative[name].name] = False
+            continue
+        p = by_opt.get(name)
+        if p is None:
+            raise fail(f"No such option: {name}")
+        if p.is_flag:
+            out[p.name] = True
+            continue
+        values = [inline] if eq else []
+        while len(values) < p.nargs:
+            if i >= len(args):
+                raise fail(f"Option {name!r} requires an argument.")
+            values.append(args[i])
+            i += 1
+        try:
+            got = [p.type.convert(v, check_exists=False) for v in values]
+        except BadValue as exc:
+            raise fail(f"Invalid value for {p.error_hint}: {exc}") from exc
+        value: Any = got[0] if p.nargs == 1 else got
+        if p.multiple:
+            out.setdefault(p.name, []).append(value)
+        else:
+            out[p.name] = value
+    for p in command.params:
+        if not p.is_argument or not positional:
+            continue
+        if p.nargs == -1:
+            out[p.name], positional = positional, []
+        else:
+            out[p.name], positional = (
+                positional[: p.nargs] if p.nargs > 1 else positional[0],
+                positional[max(p.nargs, 1) :],
+            )
+    if positional:
+        raise fail(f"Got unexpected extra argument ({' '.join(positional)})")
+    out.pop("as_json", None)
+    return out
 
 
 class Recorder:

@@ -1,7 +1,8 @@
 """Running a validated script as one recorded run: steps in order, outputs, resume.
 
-Each step runs its tuiops command in this process (``--json`` added where the command has
-it; the JSON it prints becomes the step's outputs). The run and every step's status,
+Each step runs its tuiops command in this process: the registry's function of the command
+with the step's values (as with ``--json`` where the command has it: its data become the
+step's outputs). The run and every step's status,
 outputs, error and log tail are written to ``script_runs``/``script_steps`` as they
 change, so a run killed at any point can be continued: ``--resume RUNID`` re-runs the
 first step that is not done (the commands are resumable or idempotent: scan is
@@ -29,11 +30,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import Cancelled, ConflictError, InputError, NotFoundError, TuiopsError
+from tuiops.commands import BadValue, Command, CommandContext
+from tuiops.errors import Cancelled, ConflictError, InputError, NotFoundError, TuiopsError, UsageError
 from tuiops.ops.base import pid_alive
 from tuiops.script.expr import find_refs, interpolate, to_text
 from tuiops.script.parse import Script, load_script
-from tuiops.script.validate import Checked, Scope, build_argv, json_args, script_variables, validate
+from tuiops.script.validate import (
+    Checked,
+    Scope,
+    build_argv,
+    convert_value,
+    flag_value,
+    json_args,
+    script_variables,
+    validate,
+)
 
 if TYPE_CHECKING:
     from tuiops.store import Store
@@ -202,24 +213,78 @@ class _Tee(io.TextIOBase):
         return "\n".join(lines)[-self.keep :]
 
 
-def invoke(root: Path, path: tuple[str, ...], args: list[str], *, json_args: list[str] | None) -> StepOutcome:
-    """Run ``tuiops -w ROOT PATH ARGS [--json]`` in this process and capture its outcome."""
-    import click
-
-    from tuiops.cli import cli
-
-    json_output = json_args is not None
-    argv = ["-w", str(root), *path, *args]
-    if json_args:
-        i = args.index("--") if "--" in args else len(args)
-        argv = ["-w", str(root), *path, *args[:i], *json_args, *args[i:]]
-    out = io.StringIO()
+def invoke(
+    root: Path, checked: Checked, values: Mapping[str, Any], args: list[str], *, json_args: list[str] | None
+) -> StepOutcome:
+    """Run a step's command in this process (its function when the registry describes it)
+    and capture its outcome: its status, the JSON it gives as outputs and its log tail."""
     tee = _Tee(sys.stderr)
+    command = checked.info.command
+    if command is None:
+        # Not in the registry yet: through the click tree, as `tuiops -w ROOT PATH ARGS [--json]`.
+        from tuiops.script import clickpath
+
+        outcome, text = clickpath.invoke(root, checked.info.path, args, json_args, tee)
+    else:
+        outcome, text = call(root, command, checked, values, tee, json_format=json_args is not None)
+    outcome.log = tee.tail()
+    if outcome.status == "done":
+        outcome.outputs = _outputs(text, json_args is not None)
+    return outcome
+
+
+def call(
+    root: Path,
+    command: Command,
+    checked: Checked,
+    values: Mapping[str, Any],
+    tee: _Tee,
+    *,
+    json_format: bool = False,
+) -> tuple[StepOutcome, str]:
+    """Call a registered command's function with a step's values in the workspace at ``root``;
+    returns the outcome and its data as the command's ``--json`` prints it."""
+    from tuiops.reporting import event_writer, progress_reporter
+    from tuiops.workspace import Workspace
+
+    opened: list[Workspace] = []
+
+    def find_workspace() -> Workspace:
+        ws = Workspace.find(str(root))
+        opened.append(ws)
+        return ws
+
+    ctx = CommandContext(find_workspace=find_workspace, progress=progress_reporter)
+    out = io.StringIO()
+    text = ""
     outcome: StepOutcome
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(tee):
         try:
-            rv = cli.main(args=argv, prog_name="tuiops", standalone_mode=False)
-            code = rv if isinstance(rv, int) else 0
+            kwargs: dict[str, Any] = {}
+            for p, param in checked.params:
+                value = values[param.key]
+                if p.is_flag:
+                    kwargs[p.name] = flag_value(p, value, param.loc, checked.step, command.op)
+                elif value is not None:
+                    try:
+                        kwargs[p.name] = convert_value(p, value)
+                    except BadValue as exc:
+                        raise UsageError(f"Invalid value for {p.error_hint}: {exc}") from exc
+            if command.has_json:
+                kwargs["as_json"] = True
+            elif json_format:
+                fmt = command.param("format")
+                if fmt is not None:
+                    kwargs[fmt.name] = "json"
+            result = command.call(ctx, kwargs)
+            events = event_writer()
+            if events is not None and not result.raw:
+                events.write("result", result=result.data)
+            if command.has_json:
+                text = json.dumps(result.data, indent=2, default=str, ensure_ascii=False) + "\n"
+            else:
+                text = result.render() or ""
+            code = result.exit_code
             outcome = StepOutcome("done" if code == 0 else "failed", code)
             if code:
                 outcome.error = f"exit code {code}"
@@ -227,24 +292,14 @@ def invoke(root: Path, path: tuple[str, ...], args: list[str], *, json_args: lis
             outcome = StepOutcome("cancelled", 130, error=exc.message, hint=exc.hint)
         except TuiopsError as exc:
             outcome = StepOutcome("failed", exc.exit_code, error=exc.message, hint=exc.hint)
-        except click.exceptions.Abort:
-            outcome = StepOutcome("cancelled", 130, error="interrupted")
         except KeyboardInterrupt:
             outcome = StepOutcome("cancelled", 130, error="interrupted")
-        except click.exceptions.Exit as exc:
-            code = int(exc.exit_code or 0)
-            outcome = StepOutcome("done" if code == 0 else "failed", code)
-            if code:
-                outcome.error = f"exit code {code}"
-        except click.ClickException as exc:
-            outcome = StepOutcome("failed", 2, error=exc.format_message())
         except Exception as exc:
             outcome = StepOutcome("failed", 1, error=f"{type(exc).__name__}: {exc}")
-    outcome.log = tee.tail()
-    text = out.getvalue()
-    if outcome.status == "done":
-        outcome.outputs = _outputs(text, json_output)
-    return outcome
+        finally:
+            for ws in opened:
+                ws.close()
+    return outcome, text
 
 
 def _outputs(text: str, json_output: bool) -> dict[str, Any]:
@@ -388,8 +443,6 @@ def _check_overrides(script: Script, overrides: Mapping[str, str]) -> None:
         used.update(r.name for r in find_refs(value, where) if r.kind == "var")
     unknown = [k for k in overrides if k not in used]
     if unknown:
-        from tuiops.errors import UsageError
-
         known = ", ".join(sorted(script.vars)) or "none"
         raise UsageError(
             f"--var {unknown[0]}: {script.path.name} has no variable {unknown[0]!r}",
@@ -531,6 +584,7 @@ class Runner:
         try:
             go = c.when is None or c.when.evaluate(self.scope.resolve)
             args: list[str] = []
+            values: dict[str, Any] = {}
             if go:
                 values = {p.key: interpolate(p.value, self.scope.resolve, str(p.loc)) for _, p in c.params}
                 args = build_argv(c, values)
@@ -580,7 +634,7 @@ class Runner:
         self.display.begin(i, n, step.name, f"tuiops {shown}")
         t0 = time.monotonic()
         try:
-            outcome = invoke(self.ws.root, c.info.path, args, json_args=json_args(c.info, step))
+            outcome = invoke(self.ws.root, c, values, args, json_args=json_args(c.info, step))
         except KeyboardInterrupt:
             outcome = StepOutcome("cancelled", 130, error="interrupted")
         _set_step(

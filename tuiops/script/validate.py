@@ -1,24 +1,23 @@
-"""Checking a script against the command tree before anything runs.
+"""Checking a script against the commands before anything runs.
 
 Each step's ``op`` must be a tuiops command (``dataset build``, ``match`` …) and its params
 that command's option or argument names (hyphen or underscore); required params must be
 there, and every value already known (not an earlier step's output) must pass the
-command's own click parameter type (a Path is not required to exist yet: an earlier step
-may make it). Every ``${…}`` must be defined, ``${steps.X.…}`` must name an earlier step
-whose command prints JSON, and every ``when:`` must parse. Mistakes raise
+parameter's type as the registry describes it (a Path is not required to exist yet: an
+earlier step may make it). Every ``${…}`` must be defined, ``${steps.X.…}`` must name an
+earlier step whose command prints JSON, and every ``when:`` must parse. Mistakes raise
 :class:`InputError` with the file and line.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import click
-
+from tuiops.commands import BadValue, Choice, Command, lookup
+from tuiops.commands import Param as CmdParam
 from tuiops.errors import InputError
 from tuiops.script.expr import (
     BUILTINS,
@@ -39,68 +38,54 @@ FORBIDDEN_OPS = ("run", "runs", "tui")
 
 @dataclass
 class CommandInfo:
-    """A leaf command of the click tree and its parameters by script key."""
+    """A command a step can run and its parameters, in the order its ``--help`` lists them."""
 
     path: tuple[str, ...]
-    command: click.Command
-    params: dict[str, click.Parameter]
-    has_json: bool
+    params: tuple[CmdParam, ...]
+    #: The registry's description; None for a command that exists only in the click tree
+    #: (its step runs through :mod:`tuiops.script.clickpath`).
+    command: Command | None = None
     #: The command prints JSON with ``--format json`` (``query``) rather than ``--json``.
     json_format: bool = False
+    by_key: dict[str, CmdParam] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for p in self.params:
+            for k in sorted(p.keys):
+                self.by_key.setdefault(k, p)
+        if self.has_json:
+            self.json_format = False
 
     @property
     def op(self) -> str:
         return " ".join(self.path)
 
+    @property
+    def has_json(self) -> bool:
+        return any(p.name == "as_json" or "--json" in p.opts for p in self.params)
+
 
 @dataclass
 class Checked:
-    """A validated step: its command and its parameters by click parameter."""
+    """A validated step: its command and its parameters."""
 
     step: Step
     info: CommandInfo
-    params: list[tuple[click.Parameter, Param]] = field(default_factory=list)
+    params: list[tuple[CmdParam, Param]] = field(default_factory=list)
     when: Condition | None = None
-
-
-def root_command() -> click.Group:
-    from tuiops.cli import cli
-
-    return cli
 
 
 def _key(name: str) -> str:
     return name.strip().replace("-", "_")
 
 
-def root_settings() -> dict[str, Any]:
-    """The root command's context settings (its help option names among them), for a context
-    made for a leaf command alone.
-
-    click keeps the help option a command first builds, so a context without these settings
-    would change that command's help for the rest of the process.
-    """
-    return dict(root_command().context_settings)
-
-
-def command_info(path: tuple[str, ...], command: click.Command) -> CommandInfo:
-    params: dict[str, click.Parameter] = {}
-    has_json = json_format = False
-    for p in command.params:
-        if isinstance(p, click.Option) and "--help" in p.opts:
-            continue
-        names = {p.name or ""}
-        for opt in [*p.opts, *p.secondary_opts]:
-            if opt.startswith("--"):
-                names.add(opt[2:])
-        if p.name == "as_json" or "--json" in p.opts:
-            has_json = True
-        if "--format" in p.opts and isinstance(p.type, click.Choice) and "json" in p.type.choices:
-            json_format = True
-        for n in names:
-            if n:
-                params.setdefault(_key(n), p)
-    return CommandInfo(path, command, params, has_json, json_format and not has_json)
+def registry_info(command: Command) -> CommandInfo:
+    """The step view of a registered command."""
+    json_format = any(
+        "--format" in p.opts and isinstance(p.type, Choice) and "json" in p.type.choices
+        for p in command.params
+    )
+    return CommandInfo(command.path, command.params, command, json_format)
 
 
 def json_args(info: CommandInfo, step: Step) -> list[str] | None:
@@ -114,43 +99,25 @@ def json_args(info: CommandInfo, step: Step) -> list[str] | None:
 
 def resolve_op(op: str, loc: Loc) -> CommandInfo:
     """The command an op names; an error with the line when there is none."""
-    node: click.Command = root_command()
-    path: list[str] = []
-    for part in op.split():
-        if not isinstance(node, click.Group):
-            raise InputError(
-                f"{loc}: unknown op {op!r}: `tuiops {' '.join(path)}` has no subcommands",
-                hint="`tuiops --help` and docs/commands.md list the commands",
-            )
-        sub = node.commands.get(part)
-        if sub is None:
-            known = ", ".join(sorted(node.commands))
-            where = f"tuiops {' '.join(path)}" if path else "tuiops"
-            raise InputError(
-                f"{loc}: unknown op {op!r}: {where} has no command {part!r}", hint=f"known: {known}"
-            )
-        path.append(part)
-        node = sub
-    if isinstance(node, click.Group):
-        subs = ", ".join(f"{op} {name}" for name in node.commands)
-        raise InputError(f"{loc}: op {op!r} is a group of commands", hint=f"name one of them: {subs}")
+    path = tuple(op.split())
+    command = lookup(path) if path and path[0] not in FORBIDDEN_OPS else None
+    if command is not None:
+        return registry_info(command)
+    # A command not in the registry yet: the click tree knows it (and every unknown name).
+    from tuiops.script import clickpath
+
+    path, node = clickpath.resolve(op, loc)
     if path[0] in FORBIDDEN_OPS:
         raise InputError(
             f"{loc}: op {op!r} cannot be a step",
             hint="scripts do not run other scripts or the terminal app; use include: to reuse steps",
         )
-    return command_info(tuple(path), node)
+    params, json_format = clickpath.describe(path, node)
+    return CommandInfo(path, params, None, json_format)
 
 
-def _primary_opt(p: click.Parameter) -> str:
-    longs = [o for o in p.opts if o.startswith("--")]
-    return longs[0] if longs else p.opts[0]
-
-
-def _param_label(p: click.Parameter) -> str:
-    if isinstance(p, click.Argument):
-        return (p.name or "").lower()
-    return _primary_opt(p)[2:] if _primary_opt(p).startswith("--") else _primary_opt(p)
+def _param_label(p: CmdParam) -> str:
+    return p.label
 
 
 class Scope:
@@ -217,36 +184,39 @@ class Scope:
         return value
 
 
-def _convert(info: CommandInfo, p: click.Parameter, texts: list[str], loc: Loc, step: Step) -> None:
-    ptype = p.type
-    if isinstance(ptype, click.File):
-        return
-    if isinstance(ptype, click.Path) and ptype.exists:
-        lenient = copy.copy(ptype)
-        lenient.exists = False
-        ptype = lenient
-    ctx = click.Context(info.command, info_name=info.path[-1], resilient_parsing=True, **root_settings())
+def _convert(info: CommandInfo, p: CmdParam, texts: list[str], loc: Loc, step: Step) -> None:
     for text in texts:
         try:
-            ptype.convert(text, p, ctx)
-        except click.BadParameter as exc:
+            p.type.convert(text, check_exists=False)
+        except BadValue as exc:
             raise InputError(
-                f"{loc}: step {step.name!r} ({info.op}): {_param_label(p)}: {exc.format_message()}",
+                f"{loc}: step {step.name!r} ({info.op}): {p.label}: Invalid value for {p.error_hint}: {exc}",
                 hint=f"see `tuiops {info.op} --help`",
             ) from exc
-        except click.ClickException as exc:
-            raise InputError(
-                f"{loc}: step {step.name!r} ({info.op}): {_param_label(p)}: {exc.format_message()}"
-            ) from exc
 
 
-def param_texts(p: click.Parameter, value: Any, loc: Loc, step: Step, op: str) -> list[str]:
+def convert_value(p: CmdParam, value: Any) -> Any:
+    """A resolved step value as the command's function takes it (a path must exist now if
+    the command says so); :class:`BadValue` when its type refuses it."""
+    if p.is_flag:
+        return bool(value)
+    if p.many:
+        vals = value if isinstance(value, list) else [value]
+        if p.multiple and p.nargs > 1:
+            return tuple(
+                tuple(p.type.convert(to_text(x)) for x in (g if isinstance(g, list) else [g])) for g in vals
+            )
+        return tuple(p.type.convert(to_text(v)) for v in vals)
+    return p.type.convert(to_text(value))
+
+
+def param_texts(p: CmdParam, value: Any, loc: Loc, step: Step, op: str) -> list[str]:
     """The command-line words of one parameter's value (without the option name)."""
     label = _param_label(p)
     values = value if isinstance(value, list) else [value]
-    if isinstance(value, list) and not (p.multiple or p.nargs != 1):
+    if isinstance(value, list) and not p.many:
         raise InputError(f"{loc}: step {step.name!r} ({op}): {label} takes one value, not a list")
-    if isinstance(p, click.Option) and p.nargs > 1 and not p.multiple and len(values) != p.nargs:
+    if not p.is_argument and p.nargs > 1 and not p.multiple and len(values) != p.nargs:
         raise InputError(f"{loc}: step {step.name!r} ({op}): {label} takes {p.nargs} values (a list)")
     for v in values:
         if isinstance(v, dict):
@@ -254,12 +224,8 @@ def param_texts(p: click.Parameter, value: Any, loc: Loc, step: Step, op: str) -
     return [to_text(v) for v in values]
 
 
-def flag_value(p: click.Option, value: Any, loc: Loc, step: Step, op: str) -> bool | int:
-    """A flag's value: true/false (or a count for -v style options)."""
-    if p.count:
-        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-            raise InputError(f"{loc}: step {step.name!r} ({op}): {_param_label(p)} is a count: give a number")
-        return int(value)
+def flag_value(p: CmdParam, value: Any, loc: Loc, step: Step, op: str) -> bool:
+    """A flag's value: true or false."""
     if isinstance(value, bool):
         return value
     text = to_text(value).strip().lower()
@@ -279,31 +245,29 @@ def build_argv(checked: Checked, values: Mapping[str, Any]) -> list[str]:
     args: list[str] = []
     for p, param in checked.params:
         value = values[param.key]
-        if isinstance(p, click.Option) and (p.is_flag or p.count):
+        if p.is_flag:
             v = flag_value(p, value, param.loc, step, info.op)
-            if p.count:
-                opts.extend([_primary_opt(p)] * int(v))
-            elif v:
-                opts.append(_primary_opt(p))
-            elif p.secondary_opts:
-                opts.append(p.secondary_opts[0])
+            if v:
+                opts.append(p.primary)
+            elif p.secondary:
+                opts.append(p.secondary[0])
             continue
         if value is None:
             continue
         texts = param_texts(p, value, param.loc, step, info.op)
-        if isinstance(p, click.Argument):
+        if p.is_argument:
             args.extend(texts)
         elif p.nargs > 1 and not p.multiple:
-            opts.append(_primary_opt(p))
+            opts.append(p.primary)
             opts.extend(texts)
         elif p.multiple and p.nargs > 1:
             vals = value if isinstance(value, list) else [value]
             for group in vals:
-                opts.append(_primary_opt(p))
+                opts.append(p.primary)
                 opts.extend(to_text(x) for x in (group if isinstance(group, list) else [group]))
         else:
             for t in texts:
-                opts.append(_primary_opt(p))
+                opts.append(p.primary)
                 opts.append(t)
     if any(a.startswith("-") for a in args):
         return [*opts, "--", *args]
@@ -311,14 +275,14 @@ def build_argv(checked: Checked, values: Mapping[str, Any]) -> list[str]:
 
 
 def check_step(step: Step, scope: Scope) -> Checked:
-    """Check one step's op, params and condition against the command tree and the scope."""
+    """Check one step's op, params and condition against its command and the scope."""
     info = resolve_op(step.op, step.op_loc)
     checked = Checked(step, info)
     seen: dict[int, Param] = {}
     for key, param in step.params.items():
-        p = info.params.get(_key(key))
+        p = info.by_key.get(_key(key))
         if p is None:
-            known = ", ".join(sorted({_param_label(q) for q in info.params.values()}))
+            known = ", ".join(sorted({q.label for q in info.params}))
             raise InputError(
                 f"{param.loc}: step {step.name!r} ({info.op}) has no parameter {key!r}",
                 hint=f"`tuiops {info.op}` takes: {known}",
@@ -332,7 +296,7 @@ def check_step(step: Step, scope: Scope) -> Checked:
         for ref in find_refs(param.value, str(param.loc)):
             interpolate(ref.text, scope.resolve, str(param.loc))
         value = interpolate(param.value, scope.resolve, str(param.loc))
-        if isinstance(p, click.Option) and (p.is_flag or p.count):
+        if p.is_flag:
             if not is_deferred(value):
                 flag_value(p, value, param.loc, step, info.op)
             continue
@@ -345,16 +309,16 @@ def check_step(step: Step, scope: Scope) -> Checked:
             texts = []
         else:
             texts = param_texts(p, value, param.loc, step, info.op)
-        if isinstance(p, click.Option) and p.nargs > 1:
+        if not p.is_argument and p.nargs > 1:
             continue
         _convert(info, p, texts, param.loc, step)
-    for p in info.command.params:
+    for p in info.params:
         if p.required and id(p) not in seen:
             raise InputError(
                 f"{step.loc}: step {step.name!r} ({info.op}) needs {_param_label(p)}",
                 hint=f"add it under params: (see `tuiops {info.op} --help`)",
             )
-    order = {id(p): i for i, p in enumerate(info.command.params)}
+    order = {id(p): i for i, p in enumerate(info.params)}
     checked.params.sort(key=lambda pp: order.get(id(pp[0]), 0))
     if step.when is not None:
         loc = step.when_loc or step.loc

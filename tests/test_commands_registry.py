@@ -1,0 +1,171 @@
+"""The registry describes each converted command once: the click command is built from it,
+and a script step calls its function directly, without click."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+
+from tuiops.cli import cli, run
+from tuiops.cli.build import click_type
+from tuiops.commands import Command, all_commands
+from tuiops.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tuiops.ops.demo import make_demo
+
+    root = tmp_path_factory.mktemp("registry") / "demo"
+    make_demo(root, images=12, seed=7)
+    return root
+
+
+def _click_command(path: tuple[str, ...]) -> click.Command:
+    node: click.Command = cli
+    for part in path:
+        assert isinstance(node, click.Group), path
+        node = node.commands[part]
+    return node
+
+
+@pytest.mark.parametrize("cmd", all_commands(), ids=lambda c: c.op)
+def test_the_click_command_has_the_registered_params(cmd: Command) -> None:
+    clicked = _click_command(cmd.path)
+    params = [p for p in clicked.params if not (isinstance(p, click.Option) and "--help" in p.opts)]
+    assert [p.name for p in params] == [p.name for p in cmd.params]
+    assert clicked.help == cmd.help
+    for cp, rp in zip(params, cmd.params, strict=True):
+        assert isinstance(cp, click.Argument) == rp.is_argument, rp.name
+        assert tuple(cp.opts) == (rp.opts if rp.opts else (rp.name,)), rp.name
+        assert tuple(cp.secondary_opts) == rp.secondary, rp.name
+        assert cp.required == rp.required, rp.name
+        assert cp.multiple == rp.multiple and cp.nargs == rp.nargs, rp.name
+        if isinstance(cp, click.Option):
+            assert cp.is_flag == rp.is_flag, rp.name
+            assert cp.help == rp.help and cp.show_default == rp.show_default, rp.name
+            if not rp.is_flag:
+                assert cp.type.to_info_dict() == click_type(rp.type).to_info_dict(), rp.name
+        assert cp.default == (bool(rp.default) if rp.is_flag else rp.default), rp.name
+
+
+def test_every_registered_type_converts_as_click_does() -> None:
+    for cmd in all_commands():
+        clicked = {p.name: p for p in _click_command(cmd.path).params}
+        for rp in cmd.params:
+            if rp.is_flag:
+                continue
+            cp = clicked[rp.name]
+            for text in ("7", "0.5", "-1", "40", "abc", "processed", "all", "", "1e3"):
+                try:
+                    want = cp.type.convert(text, cp, None)
+                except click.BadParameter as exc:
+                    with pytest.raises(ValueError) as got:
+                        rp.type.convert(text, check_exists=False)
+                    assert str(got.value) == exc.message, (cmd.op, rp.name, text)
+                else:
+                    assert rp.type.convert(text, check_exists=False) == want, (cmd.op, rp.name, text)
+
+
+def _script(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monkeypatch) -> None:
+    from tuiops.script.runner import prepare, start_run
+    from tuiops.workspace import Workspace
+
+    script = _script(
+        tmp_path,
+        "steps:\n"
+        "  - name: nms\n    op: nms\n    params: {run: v1, into: v1-reg, iou: 0.6, replace: true}\n"
+        "  - name: match\n    op: match\n    params: {set: master, run: '${steps.nms.into}', top: 3}\n"
+        "  - name: eval\n    op: eval\n    params: {set: master, run: v1}\n"
+        "  - name: dupes\n    op: dupes\n    params: {max-distance: 4}\n"
+        "  - name: q\n    op: query\n    params: {sql: 'SELECT count(*) AS n FROM v_labels'}\n",
+    )
+    ws = Workspace.find(str(demo))
+    try:
+        _, variables, checked = prepare(script, {}, root=demo)
+
+        def no_click(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a registered command's step went through click")
+
+        monkeypatch.setattr(click.Command, "main", no_click)
+        monkeypatch.setattr(click.Command, "make_context", no_click)
+        monkeypatch.setattr(click.Context, "invoke", no_click)
+        res = start_run(ws, *prepare(script, {}, root=demo), echo=None)
+    finally:
+        ws.close()
+    assert res.status == "done", res.to_dict()
+    steps = {s["name"]: s for s in res.steps}
+    assert steps["nms"]["outputs"]["into"] == "v1-reg"
+    assert steps["match"]["outputs"]["run"] == "v1-reg"
+    assert "map" in steps["eval"]["outputs"]
+    assert "groups" in steps["dupes"]["outputs"]
+    assert steps["q"]["outputs"]["items"][0]["n"] > 0
+    assert variables["workspace"] == str(demo) and len(checked) == 5
+
+
+def test_a_steps_outputs_are_the_commands_json(demo, tmp_path, capsys) -> None:
+    script = _script(tmp_path, "steps:\n  - name: m\n    op: match\n    params: {set: master, run: v1}\n")
+    assert run(["-w", str(demo), "run", str(script), "--json"]) == 0
+    outputs = json.loads(capsys.readouterr().out)["steps"][0]["outputs"]
+    assert run(["-w", str(demo), "match", "--set", "master", "--run", "v1", "--json"]) == 0
+    direct = json.loads(capsys.readouterr().out)
+    assert outputs.pop("seconds").keys() == direct.pop("seconds").keys()
+    assert outputs == direct
+
+
+@pytest.mark.parametrize(
+    ("params", "line", "message"),
+    [
+        (
+            "      max-distance: 40\n",
+            5,
+            "max-distance: Invalid value for '--max-distance': 40 is not in the range 0<=x<=32.",
+        ),
+        ("      limit: many\n", 5, "'many' is not a valid integer range."),
+        ("      pool: [a, b]\n", 5, "pool takes one value, not a list"),
+        ("      distinct-keys: sometimes\n", 5, "distinct-keys is a flag"),
+    ],
+)
+def test_a_bad_value_for_a_registered_command_names_its_line(demo, tmp_path, capsys, params, line, message):
+    script = _script(tmp_path, "steps:\n  - name: d\n    op: dupes\n    params:\n" + params)
+    assert run(["-w", str(demo), "run", str(script)]) == InputError.exit_code
+    err = capsys.readouterr().err
+    assert f"s.yaml:{line}: step 'd' (dupes): " in err, err
+    assert message in err, err
+
+
+def test_a_value_known_only_when_the_step_runs_is_checked_then(demo, tmp_path, capsys) -> None:
+    script = _script(
+        tmp_path,
+        "steps:\n"
+        "  - name: q\n    op: query\n    params: {sql: \"SELECT 'x' AS d\"}\n"
+        "  - name: d\n    op: dupes\n    params: {max-distance: '${steps.q.items.0.d}'}\n",
+    )
+    assert run(["-w", str(demo), "run", str(script)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "s.yaml:5, tuiops dupes) failed: Invalid value for '--max-distance': 'x' is not a valid integer range."
+        in err
+    ), err
+
+
+def test_the_recorder_reads_a_registered_command_without_click(monkeypatch) -> None:
+    from tuiops.script.record import command_params
+
+    monkeypatch.setattr(click.Command, "make_context", lambda *a, **k: pytest.fail("went through click"))
+    step = command_params(
+        ["nms", "--run", "a", "--run=b", "--into", "c", "--iou", "0.5", "--agnostic", "--json"]
+    )
+    assert step.op == ("nms",)
+    assert step.params == {"run": ["a", "b"], "into": "c", "iou": 0.5, "agnostic": True}
+    with pytest.raises(Exception, match="No such option: --nope"):
+        command_params(["dupes", "--nope"])

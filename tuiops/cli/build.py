@@ -1,0 +1,120 @@
+"""Click commands built from the registry's descriptions (:mod:`tuiops.commands`).
+
+Each registered command becomes a click command with the same options, in the same order,
+with the same types, defaults and help; its callback calls the command's function with the
+workspace and progress of the command line and prints the result (``--json`` or the text).
+Errors go through the one error boundary of :func:`tuiops.cli.run`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from tuiops.commands import (
+    Choice,
+    Command,
+    CommandContext,
+    Float,
+    FloatRange,
+    Int,
+    IntRange,
+    Param,
+    ParamType,
+    PathType,
+    Text,
+)
+
+
+def click_type(t: ParamType) -> click.ParamType:
+    """The click type of a registry parameter type."""
+    if isinstance(t, Text):
+        return click.STRING
+    if isinstance(t, Int):
+        return click.INT
+    if isinstance(t, Float):
+        return click.FLOAT
+    if isinstance(t, IntRange):
+        return click.IntRange(t.min, t.max)
+    if isinstance(t, FloatRange):
+        return click.FloatRange(t.min, t.max, min_open=t.min_open, max_open=t.max_open)
+    if isinstance(t, Choice):
+        return click.Choice(list(t.choices))
+    if isinstance(t, PathType):
+        return click.Path(exists=t.exists, file_okay=t.file_okay, dir_okay=t.dir_okay)
+    raise TypeError(f"no click type for {t!r}")
+
+
+def click_param(p: Param) -> click.Parameter:
+    """The click option or argument of a registry parameter."""
+    extra: dict[str, Any] = {}
+    if p.metavar is not None:
+        extra["metavar"] = p.metavar
+    if p.is_argument:
+        return click.Argument(
+            [p.name], type=click_type(p.type), required=p.required, nargs=p.nargs, default=p.default, **extra
+        )
+    decls = list(p.opts)
+    if p.secondary:
+        decls = [f"{'/'.join(p.opts)}/{'/'.join(p.secondary)}"]
+    if p.is_flag:
+        return click.Option(
+            [*decls, p.name],
+            is_flag=True,
+            default=bool(p.default),
+            help=p.help,
+            show_default=p.show_default,
+            envvar=p.envvar,
+            hidden=p.hidden,
+            **extra,
+        )
+    return click.Option(
+        [*decls, p.name],
+        type=click_type(p.type),
+        default=p.default,
+        required=p.required,
+        multiple=p.multiple,
+        nargs=p.nargs,
+        help=p.help,
+        show_default=p.show_default,
+        envvar=p.envvar,
+        hidden=p.hidden,
+        **extra,
+    )
+
+
+def click_command(cmd: Command) -> click.Command:
+    """The click command that parses ``cmd``'s options, runs it and prints its result."""
+
+    def callback(**values: Any) -> int:
+        from tuiops.cli import emit, get_workspace, progress_reporter
+
+        ctx = CommandContext(find_workspace=get_workspace, progress=progress_reporter)
+        result = cmd.fn(ctx, **values)
+        if result.raw:
+            text = result.render()
+            if text is not None:
+                click.echo(text, nl=not text.endswith("\n"))
+            return result.exit_code
+        as_json = bool(values.get("as_json"))
+        emit(result.data, as_json, None if as_json else result.render())
+        return result.exit_code
+
+    callback.__wrapped__ = cmd.fn  # type: ignore[attr-defined]  # what the command runs, for inspect
+    return click.Command(
+        cmd.path[-1], callback=callback, params=[click_param(p) for p in cmd.params], help=cmd.help
+    )
+
+
+def add(group: click.Group, path: tuple[str, ...] | str) -> click.Command:
+    """Add the registered command at ``path`` to ``group`` (in the order the calls come)."""
+    from tuiops.commands import lookup
+
+    key = tuple(path.split()) if isinstance(path, str) else path
+    cmd = lookup(key)
+    if cmd is None:
+        raise KeyError(f"no registered command {' '.join(key)!r}")
+    command = click_command(cmd)
+    group.add_command(command, key[-1])
+    return command
