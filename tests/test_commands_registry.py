@@ -87,7 +87,8 @@ def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monke
         "  - name: match\n    op: match\n    params: {set: master, run: '${steps.nms.into}', top: 3}\n"
         "  - name: eval\n    op: eval\n    params: {set: master, run: v1}\n"
         "  - name: dupes\n    op: dupes\n    params: {max-distance: 4}\n"
-        "  - name: q\n    op: query\n    params: {sql: 'SELECT count(*) AS n FROM v_labels'}\n",
+        "  - name: q\n    op: query\n    params: {sql: 'SELECT count(*) AS n FROM v_labels'}\n"
+        "  - name: ds\n    op: dataset build\n    params: {set: master, to: datasets/reg, val: 0.25, seed: 7, quiet: true}\n",
     )
     ws = Workspace.find(str(demo))
     try:
@@ -109,7 +110,8 @@ def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monke
     assert "map" in steps["eval"]["outputs"]
     assert "groups" in steps["dupes"]["outputs"]
     assert steps["q"]["outputs"]["items"][0]["n"] > 0
-    assert variables["workspace"] == str(demo) and len(checked) == 5
+    assert steps["ds"]["outputs"]["name"] == "reg" and (demo / "datasets" / "reg" / "data.yaml").is_file()
+    assert variables["workspace"] == str(demo) and len(checked) == 6
 
 
 def test_a_steps_outputs_are_the_commands_json(demo, tmp_path, capsys) -> None:

@@ -312,7 +312,7 @@ def all_commands() -> list[Command]:
 
 
 def _load() -> None:
-    from tuiops.commands import analysis, engine, query  # noqa: F401
+    from tuiops.commands import analysis, engine, query, training  # noqa: F401
 
 
 __all__ = [
