@@ -171,3 +171,40 @@ def test_the_recorder_reads_a_registered_command_without_click(monkeypatch) -> N
     assert step.params == {"run": ["a", "b"], "into": "c", "iou": 0.5, "agnostic": True}
     with pytest.raises(Exception, match="No such option: --nope"):
         command_params(["dupes", "--nope"])
+
+
+def test_project_steps_run_without_click(tmp_path, monkeypatch) -> None:
+    from tuiops.ops.project import copy_examples
+    from tuiops.script.runner import prepare, start_run
+    from tuiops.workspace import Workspace
+
+    w = Workspace.init(tmp_path / "ws", classes=["head"])
+    copy_examples(w)
+    w.close()
+    root = w.root
+    script = _script(
+        tmp_path,
+        "steps:\n"
+        "  - name: new\n    op: project new\n    params: {name: p1, classes: 'a,b', count: 4}\n"
+        "  - name: build\n    op: project build\n    params: {name: close_button, count: 4, quiet: true}\n"
+        "  - name: mix\n    op: project mix\n"
+        "    params: {projects: [close_button], out: mixes/m, format: yolo, quiet: true}\n"
+        "  - name: show\n    op: project show\n    params: {name: close_button}\n",
+    )
+
+    def no_click(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a registered command's step went through click")
+
+    monkeypatch.setattr(click.Command, "main", no_click)
+    monkeypatch.setattr(click.Command, "make_context", no_click)
+    ws = Workspace.find(str(root))
+    try:
+        res = start_run(ws, *prepare(script, {}, root=root), echo=None)
+    finally:
+        ws.close()
+    assert res.status == "done", res.to_dict()
+    steps = {s["name"]: s for s in res.steps}
+    assert (root / "projects" / "p1" / "project.toml").is_file()
+    assert steps["build"]["outputs"]["images"] == 4
+    assert steps["mix"]["outputs"]["images"] == 4 and (root / "mixes" / "m" / "data.yaml").is_file()
+    assert steps["show"]["outputs"]["last_build"]["images"] == 4

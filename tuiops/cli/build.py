@@ -92,6 +92,8 @@ def click_command(cmd: Command) -> click.Command:
 
         ctx = CommandContext(find_workspace=get_workspace, progress=progress_reporter)
         result = cmd.fn(ctx, **values)
+        for w in result.warnings:
+            click.secho(f"tuiops: warning: {w}", err=True, fg="yellow")
         if result.raw:
             text = result.render()
             if text is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tuiops.progress import ProgressFn
@@ -226,6 +226,8 @@ class Result:
     #: The text is the command's output as it is (``query``): printed without a result event,
     #: with no newline added after one it ends with, and nothing printed for None.
     raw: bool = False
+    #: Warnings for the person running it (stderr), printed before the result.
+    warnings: list[str] = field(default_factory=list)
 
     def render(self) -> str | None:
         return self.text() if callable(self.text) else self.text
@@ -312,7 +314,7 @@ def all_commands() -> list[Command]:
 
 
 def _load() -> None:
-    from tuiops.commands import analysis, engine, query, training  # noqa: F401
+    from tuiops.commands import analysis, engine, projects, query, training  # noqa: F401
 
 
 __all__ = [

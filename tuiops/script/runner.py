@@ -277,6 +277,8 @@ def call(
                 if fmt is not None:
                     kwargs[fmt.name] = "json"
             result = command.call(ctx, kwargs)
+            for w in result.warnings:
+                print(f"tuiops: warning: {w}", file=sys.stderr)
             events = event_writer()
             if events is not None and not result.raw:
                 events.write("result", result=result.data)

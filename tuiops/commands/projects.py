@@ -1,0 +1,380 @@
+"""Dataset projects: `tuiops project new|build|list|show|mix`."""
+
+from __future__ import annotations
+
+from tuiops.commands import (
+    Choice,
+    CommandContext,
+    Float,
+    Int,
+    IntRange,
+    Param,
+    PathType,
+    Result,
+    command,
+    json_param,
+    quiet_param,
+)
+
+
+def _split(value: str) -> list[str]:
+    return [c.strip() for c in value.split(",") if c.strip()]
+
+
+@command(
+    "project new",
+    Param("name", required=True),
+    Param(
+        "classes",
+        ("--classes",),
+        required=True,
+        help="The project's class names, comma-separated (VOC <name> values).",
+    ),
+    Param(
+        "count",
+        ("--count",),
+        type=Int(),
+        default=200,
+        show_default=True,
+        help="Default number of images a build makes.",
+    ),
+    Param(
+        "seed", ("--seed",), type=Int(), default=0, show_default=True, help="Default random seed of a build."
+    ),
+    Param(
+        "augment",
+        ("--augment",),
+        help="The augmentation command instead of the generated augment.py "
+        "({out}, {count} and {seed} are substituted, shell-quoted).",
+    ),
+    json_param(),
+)
+def project_new(
+    ctx: CommandContext, name: str, classes: str, count: int, seed: int, augment: str | None, as_json: bool
+) -> Result:
+    """Create projects/NAME/: master/images, master/annotations, project.toml, augment.py, .gitignore.
+
+    The generated augment.py pastes the annotated master objects onto drawn
+    backgrounds (projects/common/paste.py, copied into the workspace when missing).
+    Put source images into master/images and their VOC annotations (same stem) into
+    master/annotations, then build.
+
+    \b
+    Examples:
+      tuiops project new close_button --classes close_button
+      tuiops project new ui --classes ok,cancel --augment "python gen.py -o {out} -n {count}"
+    """
+    from tuiops.ops.project import new_project
+
+    p = new_project(ctx.workspace, name, classes=_split(classes), count=count, seed=seed, augment=augment)
+    return Result(p.to_dict(), f"created project {p.name} in {p.root}")
+
+
+@command(
+    "project build",
+    Param("name", required=True),
+    Param("host", ("--on",), help="Run the augmentation on this host ([hosts.NAME]) over SSH."),
+    Param("count", ("--count",), type=Int(), help="Number of images to generate (default: project.toml)."),
+    Param("seed", ("--seed",), type=Int(), help="Random seed (default: project.toml)."),
+    Param("force", ("--force",), is_flag=True, help="Build even when the last build is up to date."),
+    Param(
+        "timeout",
+        ("--timeout",),
+        type=Float(),
+        default=3600.0,
+        show_default=True,
+        help="Stop the augmentation after this many seconds (0: no limit).",
+    ),
+    quiet_param(),
+    json_param(),
+)
+def project_build(
+    ctx: CommandContext,
+    name: str,
+    host: str | None,
+    count: int | None,
+    seed: int | None,
+    force: bool,
+    timeout: float,
+    quiet: bool,
+    as_json: bool,
+) -> Result:
+    """Build projects/NAME/build/: run the augmentation, validate, name and annotate the outputs.
+
+    Generated images become build/JPEGImages/NAME_000001.jpg … with VOC annotations
+    in build/Annotations/ and build.json (hashes of the inputs, count, seed, host).
+    Every output is checked (the image opens fully, boxes inside it within 1 px,
+    classes from project.toml); a bad one fails the build and the previous build
+    stays. An unchanged project (same inputs, count and seed) is not built again.
+    With --on HOST the project is sent to the host, run there and fetched back; a
+    build cut off by a lost connection resumes its transfers when run again. There,
+    `python` in the command is the interpreter named by python = "…" in
+    [hosts.HOST] of tuiops.toml when set (else python, else python3 on the host).
+
+    \b
+    Examples:
+      tuiops project build close_button --count 50
+      tuiops project build kanji --on gpu1 --timeout 600
+    """
+    from tuiops.ops.project import build_project
+
+    ws = ctx.workspace
+    with ctx.progress(f"build {name}", quiet=quiet or as_json) as prog:
+        res = build_project(
+            ws, name, host=host, count=count, seed=seed, force=force, timeout=timeout or None, progress=prog
+        )
+    if res.status == "up to date":
+        text = (
+            f"{name}: up to date ({res.images} images, built {res.created} on {res.host}); --force rebuilds"
+        )
+    else:
+        per = ", ".join(f"{k} {v}" for k, v in res.class_counts.items())
+        text = (
+            f"{name}: built {res.images} images with {res.objects} objects ({per}) on {res.host} "
+            f"in {res.elapsed:.1f} s → {res.path}"
+        )
+    return Result(res.to_dict(), text)
+
+
+@command("project list", json_param())
+def project_list(ctx: CommandContext, as_json: bool) -> Result:
+    """List the workspace's projects with their classes, masters and build state."""
+    from tuiops.ops.project import list_projects
+
+    rows = list_projects(ctx.workspace)
+
+    def text() -> str:
+        if not rows:
+            return "no projects (create one with `tuiops project new NAME --classes …`)"
+        lines = []
+        for r in rows:
+            if "error" in r:
+                lines.append(f"{r['name']:<20} error: {r['error']}")
+                continue
+            built = f"{r['images']} images on {r['host']} at {r['built']}" if r["built"] else "-"
+            lines.append(
+                f"{r['name']:<20} {r['build']:<10} masters {r['masters']:<4} classes {','.join(r['classes'])}  "
+                f"build: {built}"
+            )
+        return "\n".join(lines)
+
+    return Result(rows, text)
+
+
+@command("project show", Param("name", required=True), json_param())
+def project_show(ctx: CommandContext, name: str, as_json: bool) -> Result:
+    """Show one project: settings, inputs hash, build state and the recorded builds."""
+    from tuiops.ops.project import show_project
+
+    info = show_project(ctx.workspace, name)
+
+    def text() -> str:
+        lines = []
+        for k in ("name", "root", "classes", "augment", "count", "seed", "masters", "build", "inputs_sha256"):
+            v = info[k]
+            lines.append(f"{k:<14} {', '.join(v) if isinstance(v, list) else v}")
+        last = info["last_build"]
+        if last:
+            lines.append(
+                f"{'last build':<14} {last['images']} images, {last['objects']} objects on {last['host']} at {last['created']}"
+            )
+        for b in info["builds"]:
+            lines.append(
+                f"  #{b['id']:<4} {b['created']}  {b['host']:<12} count {b['count']} seed {b['seed']}  {b['images']} images"
+            )
+        return "\n".join(lines)
+
+    return Result(info, text)
+
+
+@command(
+    "project mix",
+    Param("projects", required=True, nargs=-1),
+    Param(
+        "out",
+        ("--out", "-o"),
+        required=True,
+        type=PathType(file_okay=False),
+        help="Output folder (built beside it, then renamed into place).",
+    ),
+    Param(
+        "fmt",
+        ("--format",),
+        type=Choice(("voc", "yolo", "coco")),
+        default="voc",
+        show_default=True,
+        help="Dataset layout to write.",
+    ),
+    Param(
+        "val",
+        ("--val",),
+        type=Float(),
+        default=0.2,
+        show_default=True,
+        help="Share of each project's images drawn into val.",
+    ),
+    Param(
+        "seed",
+        ("--seed",),
+        type=Int(),
+        default=0,
+        show_default=True,
+        help="Seed of the stable split (same seed, same split).",
+    ),
+    Param(
+        "maps",
+        ("--map",),
+        multiple=True,
+        metavar="[PROJECT:]OLD=NEW",
+        help="Rename a class (of one project, or of all); repeatable, e.g. --map kanji:ka=hiragana_ka.",
+    ),
+    Param(
+        "classes_file",
+        ("--classes",),
+        type=PathType(dir_okay=False),
+        help="Class names in order (classes.txt or data.yaml); every class of the mix must be in it.",
+    ),
+    Param(
+        "merge", ("--merge",), is_flag=True, help="Allow --map to send two different classes onto one name."
+    ),
+    Param(
+        "max_distance",
+        ("--max-distance",),
+        type=IntRange(0, 32),
+        default=4,
+        show_default=True,
+        help="Perceptual-hash Hamming distance up to which two images are near-duplicates.",
+    ),
+    Param(
+        "dupes",
+        ("--dupes",),
+        type=Choice(("drop", "group")),
+        default="drop",
+        show_default=True,
+        help="Near-duplicates: keep one of each group (drop), or keep all in one split (group).",
+    ),
+    Param(
+        "strict",
+        ("--strict",),
+        is_flag=True,
+        help="Fail when near-duplicates straddle train and val instead of fixing.",
+    ),
+    Param(
+        "voc_year",
+        ("--voc-year",),
+        type=Choice(("2007", "2008", "2009", "2010", "2011", "2012")),
+        help="VOC only: write the VOCdevkit/VOC<year>/ layout torchvision's VOCDetection reads.",
+    ),
+    Param(
+        "yaml_path",
+        ("--yaml-path",),
+        help="YOLO only: the `path` written into data.yaml (default: none, the yaml's own folder).",
+    ),
+    Param("overwrite", ("--overwrite",), is_flag=True, help="Replace an output folder that is not a mix."),
+    Param(
+        "tar",
+        ("--tar",),
+        type=PathType(dir_okay=False),
+        help="Also write the output as FILE.tar.gz (reproducible, written under a temporary name).",
+    ),
+    Param(
+        "push",
+        ("--push",),
+        metavar="HOST:PATH",
+        help="Send the tarball into folder PATH on HOST (resumable) and check its SHA-256 there.",
+    ),
+    Param(
+        "replace_remote",
+        ("--replace-remote",),
+        is_flag=True,
+        help="With --push: replace a different tarball of that name.",
+    ),
+    quiet_param(),
+    json_param(),
+)
+def mix_cmd(
+    ctx: CommandContext,
+    projects: tuple[str, ...],
+    out: str,
+    fmt: str,
+    val: float,
+    seed: int,
+    maps: tuple[str, ...],
+    classes_file: str | None,
+    merge: bool,
+    max_distance: int,
+    dupes: str,
+    strict: bool,
+    voc_year: str | None,
+    yaml_path: str | None,
+    overwrite: bool,
+    tar: str | None,
+    push: str | None,
+    replace_remote: bool,
+    quiet: bool,
+    as_json: bool,
+) -> Result:
+    """Mix the builds of PROJECTS into one VOC, YOLO or COCO dataset.
+
+    One class map across projects (same name, same class; a name that looks like
+    another, or a --map merge without --merge, is an error), a stable split per image,
+    near-duplicates dropped and train/val leaks fixed by perceptual hash, and a
+    manifest.json with every file's SHA-256.
+
+    \b
+    Examples:
+      tuiops project mix close_button kanji --out mixes/ui --val 0.2 --seed 1
+      tuiops project mix close_button kanji --out mixes/ui --format yolo --tar mixes/ui.tar.gz
+      tuiops project mix a b --out mixes/ab --voc-year 2012 --map b:Button=button --merge
+      tuiops project mix a b --out mixes/ab --format yolo --push gpu1:datasets
+    """
+    from tuiops.ops.project_mix import mix_projects
+
+    ws = ctx.workspace
+    with ctx.progress("mix", quiet=quiet or as_json) as prog:
+        res = mix_projects(
+            ws,
+            list(projects),
+            out,
+            fmt=fmt,
+            val=val,
+            seed=seed,
+            maps=list(maps),
+            classes_file=classes_file,
+            merge=merge,
+            max_distance=max_distance,
+            dupes=dupes,
+            strict=strict,
+            voc_year=voc_year,
+            yaml_path=yaml_path,
+            overwrite=overwrite,
+            tar=tar,
+            push=push,
+            replace_remote=replace_remote,
+            progress=prog,
+        )
+    lines = [
+        f"mixed {', '.join(res.projects)} into {res.out} ({res.format})",
+        f"images    {res.images} (train {res.train}, val {res.val}), {res.boxes} boxes, "
+        f"{len(res.classes)} classes",
+        f"dupes     {res.dropped} dropped in {res.duplicate_groups} group(s); {res.leaks} train/val leak(s), "
+        f"{res.moved} image(s) moved",
+        f"manifest  sha256 {res.manifest_sha256}",
+    ]
+    for g in res.duplicates[:5]:
+        what = "dropped" if res.dropped else "kept with it"
+        lines.append(f"  {g['kept']}: {what} {', '.join(g['others'])} (distance ≤ {g['max_distance']})")
+    if len(res.duplicates) > 5:
+        lines.append(f"  … and {res.duplicate_groups - 5} more group(s) (--json lists them)")
+    if res.clipped:
+        lines.append(f"clipped   {res.clipped} box(es) to their image")
+    if res.not_carried:
+        what = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in res.not_carried.items())
+        lines.append(f"not kept  VOC object flags/tags that {res.format.upper()} cannot hold: {what} box(es)")
+    if res.tar:
+        lines.append(f"tarball   {res.tar}{' (unchanged)' if res.tar_reused else ''}")
+        lines.append(f"sha256    {res.tar_sha256}")
+    if res.push:
+        how = "resumed" if res.push.resumed else ("already there" if res.push.skipped else "sent")
+        lines.append(f"pushed    {res.push.host}:{res.push.path} ({how}), sha256 verified on the host")
+    return Result(res.to_dict(), "\n".join(lines), warnings=list(res.warnings))
