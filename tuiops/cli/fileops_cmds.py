@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from tuiops.cli import cli, emit, get_workspace, json_option, progress_reporter
+from tuiops.cli.build import add
+from tuiops.commands.review import render_plan, render_run
 from tuiops.ops.select import COLUMNS, LAYOUTS, MATCH_COLUMNS, RUN_COLUMNS, SET_COLUMNS
 
 
@@ -317,56 +319,6 @@ def _run(op: str, kw: dict[str, Any], **plan_kw: Any) -> int:
     return 0
 
 
-def render_plan(p: dict[str, Any]) -> str:
-    """The readable form of a plan (``PlanResult.to_dict()``)."""
-    head = f"job {p['job_id']}: {p['op']} {p['images']} file(s)"
-    if p["labels"]:
-        head += f" with {p['labels']} label file(s)"
-    head += f"  [{p['status']}{', dry run' if p['dry_run'] else ''}]"
-    lines = [head]
-    lines.append("  actions:   " + ", ".join(f"{k} {v}" for k, v in p["by_action"].items()))
-    lines.append(f"  to do:     {p['to_do']} action(s), {p['bytes'] / 1e6:.1f} MB; skipped {p['skipped']}")
-    if p["conflicts"]:
-        lines.append(
-            f"  conflicts ({p['policy']}): "
-            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in p["conflicts"].items())
-        )
-        for c in p["conflict_examples"][:5]:
-            arrow = f"{c['src']} → {c['dst']}" if c["src"] and c["dst"] else c["src"] or c["dst"]
-            lines.append(f"    {c['conflict'].replace('_', ' ')} ({c['resolution']}): {arrow}")
-    for w in p["warnings"]:
-        lines.append(f"  warning: {w}")
-    if p["sample"]:
-        lines.append("  plan:")
-        for s in p["sample"]:
-            arrow = f"{s['src']} → {s['dst']}" if s["src"] else s["dst"]
-            lines.append(f"    {s['action']:<7} {s['state']:<8} {arrow}")
-        if p["actions"] > len(p["sample"]):
-            lines.append(
-                f"    … {p['actions'] - len(p['sample'])} more: `tuiops ops show {p['job_id']} --actions all`"
-            )
-    if p["dry_run"] and p["status"] == "planned":
-        lines.append(f"  run it with `tuiops ops resume {p['job_id']}`")
-    return "\n".join(lines)
-
-
-def render_run(r: dict[str, Any]) -> str:
-    """The readable form of a run, resume or undo (``RunResult.to_dict()``)."""
-    text = (
-        f"job {r['job_id']} {r['status']}: {r['done']} done, {r['skipped']} skipped, {r['failed']} failed"
-        + (f", {r['undone']} undone" if r["undone"] else "")
-        + f" in {r['elapsed']:.2f} s"
-    )
-    if r["done"] and r["elapsed"] > 0 and not r["undone"]:
-        text += f" ({r['files_per_s']:.0f} files/s, {r['bytes'] / 1e6:.1f} MB)"
-    lines = [text]
-    if r["message"]:
-        lines.append(f"  {r['message']}")
-    for e in r["errors"][:10]:
-        lines.append(f"  {e['action']} {e['src'] or e['dst']}: {e['error']}")
-    return "\n".join(lines)
-
-
 def _label_layout_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--label-layout",
@@ -645,157 +597,8 @@ def review_group() -> None:
     """Review subsets for labelImg: export the worst cases of a match, import the edits back."""
 
 
-@review_group.command("export")
-@click.option("--set", "label_set", required=True, help="The label set (ground truth) to review.")
-@click.option("--run", "run", required=True, help="The detection run it is compared with.")
-@click.option(
-    "--kind",
-    type=click.Choice(["fp", "fn", "cls", "loc", "dup", "worst-images"]),
-    required=True,
-    help="Which differences: images of the costliest fp/fn/cls/loc/dup objects, or the worst images (F1).",
-)
-@click.option("--top", type=click.IntRange(min=1), default=50, show_default=True, help="Images to export.")
-@click.option(
-    "--to", "to", required=True, type=click.Path(file_okay=False), help="The review folder to write."
-)
-@click.option(
-    "--format", "fmt", type=click.Choice(["yolo", "voc"]), default="yolo", show_default=True,
-    help="Label file format (YOLO writes classes.txt from the workspace class map).",
-)  # fmt: skip
-@click.option(
-    "--dets",
-    type=click.Choice(["files", "overlays", "both", "none"]),
-    default="both",
-    show_default=True,
-    help="The run's detections: YOLO files with scores in detections/, drawn overlays in overlays/, both, none.",
-)
-@click.option("--match", "match", help="Use this stored match (default SET__RUN, made when missing).")
-@click.option("--split", help="Only images of this split of the match.")
-@click.option(
-    "--conf", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Leave out detections below."
-)
-@click.option(
-    "--on-conflict",
-    type=click.Choice(["fail", "skip", "rename", "overwrite"]),
-    default="fail",
-    show_default=True,
-    help="What to do when files exist in the folder already.",
-)
-@click.option("--dry-run", is_flag=True, help="Plan and show; write nothing.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
-@json_option
-def review_export_cmd(
-    label_set: str,
-    run: str,
-    kind: str,
-    top: int,
-    to: str,
-    fmt: str,
-    dets: str,
-    match: str | None,
-    split: str | None,
-    conf: float,
-    on_conflict: str,
-    dry_run: bool,
-    quiet: bool,
-    as_json: bool,
-) -> int:
-    """Write a folder labelImg opens directly with the worst images of a set × run match.
-
-    Images are named KEY.ext, with the set's labels beside them; the manifest
-    tuiops-review.json lets `tuiops review import` tell what was edited. The export is a
-    journaled job (`tuiops ops undo JOB` removes it).
-
-    \b
-    Examples:
-      tuiops review export --set master --run v41 --kind fn --top 100 --to review/fn
-      tuiops review export --set master --run v41 --kind worst-images --format voc --to review/worst
-    """
-    from tuiops.ops.review import review_export
-
-    ws = get_workspace()
-    with progress_reporter("review export", quiet=quiet or as_json) as on_progress:
-        res = review_export(
-            ws, label_set, run, kind=kind, to=to, top=top, fmt=fmt, dets=dets, match=match, split=split,
-            conf=conf, on_conflict=on_conflict, dry_run=dry_run, progress=on_progress,
-        )  # fmt: skip
-    d = res.to_dict()
-    if as_json:
-        emit(d, True)
-    else:
-        click.echo(f"{res.images} image(s) of {kind} from match {res.match} → {res.to}")
-        click.echo(render_plan(d["plan"]))
-        if d["run"]:
-            click.echo(render_run(d["run"]))
-    return 0 if (d["run"] is None or d["run"]["status"] == "done") else 1
-
-
-@review_group.command("import")
-@click.argument("folder", type=click.Path(file_okay=False, exists=True))
-@click.option(
-    "--set", "label_set", help="The label set to update (default: the one the folder was exported from)."
-)
-@click.option(
-    "--format", "fmt", type=click.Choice(["yolo", "voc"]), help="Label format (default: from the manifest)."
-)
-@click.option(
-    "--add-classes", is_flag=True, help="Accept new classes appended to classes.txt (or new VOC names)."
-)
-@click.option("--force", is_flag=True, help="Apply even where the set changed in the store since the export.")
-@click.option("--dry-run", is_flag=True, help="Show the diff only; change nothing.")
-@click.option("--note", help="A note for the revision record.")
-@json_option
-def review_import_cmd(
-    folder: str,
-    label_set: str | None,
-    fmt: str | None,
-    add_classes: bool,
-    force: bool,
-    dry_run: bool,
-    note: str | None,
-    as_json: bool,
-) -> int:
-    """Read back an edited review folder: show the diff per image and apply it to the set.
-
-    Boxes added, removed, moved and re-classed are counted per image; the changes go into
-    the label set in one transaction with a revision record (`tuiops labels undo` takes
-    it back). A classes.txt that re-orders or renames classes is refused. A label file
-    with an error (a line that does not parse, a class id outside the class map, a class
-    the map lacks) is listed with its line and left out: its image keeps its boxes, and
-    the command exits with 4 after applying the other files. The summary's files add
-    up: unchanged + changed + left out = label files.
-    """
-    from tuiops.ops.review import review_import
-
-    res = review_import(
-        get_workspace(), folder, label_set=label_set, fmt=fmt, add_classes=add_classes, force=force,
-        dry_run=dry_run, note=note,
-    )  # fmt: skip
-    d = res.to_dict()
-    if as_json:
-        emit(d, True)
-        return 4 if res.error_files else 0
-    click.echo(
-        f"{res.folder}: {res.files} label file(s): {res.unchanged_files} unchanged, "
-        f"{res.changed_images} changed, {res.error_files} left out with errors; boxes: "
-        f"+{res.added} added, -{res.removed} removed, {res.moved} moved, {res.recls} re-classed"
-    )
-    for r in res.per_image[:50]:
-        click.echo(
-            f"  {r['key']:<30} +{r['added']} -{r['removed']} ~{r['moved']} moved, {r['recls']} re-classed"
-        )
-    for p in res.problems[:20]:
-        click.echo(f"  problem: {p}")
-    if len(res.problems) > 20:
-        click.echo(f"  … and {len(res.problems) - 20} more problem(s) (--json lists them all)")
-    if res.applied:
-        click.echo(
-            f"applied to {res.label_set!r} as revision {res.revision} "
-            f"(`tuiops labels undo --set {res.label_set} {res.revision}` takes it back)"
-        )
-    elif res.changed_images:
-        click.echo("dry run: nothing applied" if dry_run else "nothing applied")
-    return 4 if res.error_files else 0
+add(review_group, "review export")
+add(review_group, "review import")
 
 
 @review_group.command("open")

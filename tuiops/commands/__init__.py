@@ -314,7 +314,7 @@ def all_commands() -> list[Command]:
 
 
 def _load() -> None:
-    from tuiops.commands import analysis, engine, projects, query, training  # noqa: F401
+    from tuiops.commands import analysis, engine, projects, query, review, training  # noqa: F401
 
 
 __all__ = [
