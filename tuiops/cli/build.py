@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from tuiops.commands import (
+    BadValue,
     Choice,
     Command,
     CommandContext,
@@ -91,7 +92,10 @@ def click_command(cmd: Command) -> click.Command:
         from tuiops.cli import emit, get_workspace, progress_reporter
 
         ctx = CommandContext(find_workspace=get_workspace, progress=progress_reporter)
-        result = cmd.fn(ctx, **values)
+        try:
+            result = cmd.fn(ctx, **values)
+        except BadValue as exc:
+            raise click.BadParameter(str(exc)) from exc
         for w in result.warnings:
             click.secho(f"tuiops: warning: {w}", err=True, fg="yellow")
         if result.raw:

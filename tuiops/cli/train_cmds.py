@@ -2,53 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from tuiops.cli import TuiopsGroup, cli, emit, get_workspace, json_option, progress_reporter
 from tuiops.cli.build import add
-
-
-def _floats(text: str | None) -> list[float]:
-    if not text:
-        return []
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise click.BadParameter(f"{text!r}: give comma-separated numbers, e.g. 0.4,0.7") from exc
-
-
-@contextlib.contextmanager
-def _sigint_cancels() -> Iterator[Any]:
-    """A cancel token that Ctrl+C (SIGINT, as `jobs cancel` and the jobs pane send) sets.
-
-    Training then stops within the current epoch and keeps the last finished epoch's
-    checkpoint; a second Ctrl+C interrupts at once.
-    """
-    import signal
-    import threading
-
-    from tuiops.ops.base import CancelToken
-
-    token = CancelToken()
-    if threading.current_thread() is not threading.main_thread():
-        yield token
-        return
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if token.cancelled:
-            raise KeyboardInterrupt
-        token.cancel()
-        click.echo("tuiops: stopping within the current epoch (Ctrl+C again stops at once)", err=True)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield token
-    finally:
-        signal.signal(signal.SIGINT, previous)
+from tuiops.commands.training import render_train
 
 
 # -- dataset -----------------------------------------------------------------------------------------
@@ -87,201 +47,8 @@ def train_group() -> None:
     """
 
 
-def _render_train(d: dict[str, Any]) -> str:
-    lines = [
-        f"training {d['name']}: {d['status']} at epoch {d['epoch']}/{d['epochs']} "
-        f"({d['seconds']:.0f}s, from epoch {d['started_epoch'] + 1})",
-        f"  folder      {d['save_dir']}",
-    ]
-    if d.get("checkpoint"):
-        lines.append(f"  checkpoint  {d['checkpoint']}")
-    if d.get("best_weights"):
-        lines.append(f"  best        {d['best_weights']}")
-    if d.get("dataset"):
-        ds = d["dataset"]
-        lines.append(
-            f"  dataset     rebuilt: {ds['images']} images (train {ds['train']}, val {ds['val']}, "
-            f"excluded {ds['excluded']}), {ds['boxes']} boxes"
-        )
-    if d.get("caches_removed"):
-        lines.append(f"  caches      {len(d['caches_removed'])} label cache(s) deleted")
-    p = d.get("pitstop")
-    if p:
-        lines.append(
-            f"  pitstop {p['idx']}   epoch {p['epoch']}, best epoch {p['best_epoch']}, run {p['run']}"
-        )
-        for w in p.get("warnings") or []:
-            lines.append(f"    WARNING: {w}")
-        for split, t in (p.get("totals") or {}).items():
-            if t:
-                lines.append(
-                    f"    {split:<5} {t['images']} images: tp {t['tp']}, fp {t['fp']}, fn {t['fn']}, "
-                    f"wrong class {t['wrong_class']}, precision {t['precision']}, recall {t['recall']}"
-                )
-        lines.append(f"    report  {p['report']}")
-        for split, path in (p.get("worst_lists") or {}).items():
-            lines.append(f"    worst {split}: {path}")
-        for n in p.get("notes") or []:
-            lines.append(f"    note: {n}")
-    if d.get("next_pitstop"):
-        lines.append(f"  next pitstop at epoch {d['next_pitstop']}")
-    if d.get("message"):
-        lines.append(d["message"])
-    return "\n".join(lines)
-
-
-@train_group.command("start")
-@click.argument("data")
-@click.argument("overrides", nargs=-1)
-@click.option(
-    "--model", default="yolov8n.yaml", show_default=True, help="Model yaml (from scratch) or .pt weights."
-)
-@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True, help="Epochs to train.")
-@click.option("--pitstops", help="Where to stop and report: fractions (0.4,0.7) or epoch numbers (40,70).")
-@click.option("--name", help="Training run name (default: the dataset's name).")
-@click.option(
-    "--imgsz", type=click.IntRange(min=32), default=None, help="Training image size (ultralytics imgsz)."
-)
-@click.option("--batch", type=int, default=None, help="Batch size (ultralytics batch).")
-@click.option("--device", help="Device: cpu, 0, 0,1 … (default: ultralytics' choice).")
-@click.option(
-    "--pitstop-conf",
-    type=float,
-    default=0.25,
-    show_default=True,
-    help="Confidence at which a pitstop compares its detections with the labels (its detection run is "
-    "stored from conf 0.001, so it is never empty because of this threshold; a split with no detection "
-    "at it is reported as a warning and gets no worst list).",
-)
-@click.option(
-    "--match-iou", type=float, default=0.5, show_default=True, help="IoU at which a detection matches."
-)
-@click.option("--replace", is_flag=True, help="Replace a run of the same name (its folder is deleted).")
-@click.option(
-    "--on",
-    "on",
-    metavar="HOST",
-    help="Train on this [hosts.NAME] machine over SSH (it needs python with tuiops and ultralytics).",
-)
-@click.option(
-    "-v", "--verbose", is_flag=True, help="Show ultralytics' output on stderr (default: the run's log)."
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
-@json_option
-def train_start_cmd(
-    data: str,
-    overrides: tuple[str, ...],
-    model: str,
-    epochs: int,
-    pitstops: str | None,
-    name: str | None,
-    imgsz: int | None,
-    batch: int | None,
-    device: str | None,
-    pitstop_conf: float,
-    match_iou: float,
-    replace: bool,
-    on: str | None,
-    verbose: bool,
-    quiet: bool,
-    as_json: bool,
-) -> None:
-    """Train on DATA (dataset folder, data.yaml or dataset name), stopping at each pitstop.
-
-    Further ultralytics train arguments go after DATA as key=value (lr0=0.005 mosaic=0).
-    At a pitstop the run stops cleanly with a resumable checkpoint, runs its best
-    weights over train and val into the detection run NAME.pitstopN, compares them with
-    the labels and writes a report. Continue with `tuiops train resume NAME`.
-    With --on HOST the dataset is uploaded and the run trains there; its weights come
-    back at each pitstop and at the end, and the pitstop's report is made here.
-    Ctrl+C stops within the current epoch, keeping a resumable checkpoint.
-
-    \b
-    Examples:
-      tuiops train datasets/gt --model yolov8n.yaml --epochs 100 --pitstops 0.4,0.7
-      tuiops train gt --model runs/v0/best.pt --epochs 30 --imgsz 640 lr0=0.002
-      tuiops train gt --epochs 100 --pitstops 0.4,0.7 --on gpu1 --name v2
-    """
-    from tuiops.ops.train import parse_overrides, train
-
-    ws = get_workspace()
-    extra = parse_overrides(overrides)
-    with _sigint_cancels() as token, progress_reporter("train", quiet=quiet) as on_progress:
-        res = train(
-            ws,
-            data,
-            model=model,
-            epochs=epochs,
-            name=name,
-            pitstops=_floats(pitstops),
-            imgsz=imgsz,
-            batch=batch,
-            device=device,
-            overrides=extra,
-            pitstop_conf=pitstop_conf,
-            match_iou=match_iou,
-            replace=replace,
-            verbose=verbose,
-            on=on,
-            progress=on_progress,
-            cancel=token,
-        )
-    d = res.to_dict()
-    emit(d, as_json, text=None if as_json else _render_train(d))
-
-
-@train_group.command("resume")
-@click.argument("run")
-@click.option("--exclude", multiple=True, help="Leave an image key, or @FILE of keys, out of the dataset.")
-@click.option("--include", multiple=True, help="Take back an excluded image key, or @FILE of keys.")
-@click.option(
-    "--no-rebuild",
-    is_flag=True,
-    help="Keep the dataset's files as they are (labels edited in place) instead of rebuilding from the store.",
-)
-@click.option(
-    "-v", "--verbose", is_flag=True, help="Show ultralytics' output on stderr (default: the run's log)."
-)
-@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
-@json_option
-def train_resume_cmd(
-    run: str,
-    exclude: tuple[str, ...],
-    include: tuple[str, ...],
-    no_rebuild: bool,
-    verbose: bool,
-    quiet: bool,
-    as_json: bool,
-) -> None:
-    """Continue RUN from its checkpoint, with the labels as they are now.
-
-    The dataset is rebuilt from the store (fixed labels, excluded images; every other
-    image keeps its split), ultralytics' label caches are deleted, and training goes on
-    to the next pitstop or the end. A dataset with another class count is refused.
-    A run started with --on HOST resumes on that host (the dataset is sent again).
-    Ctrl+C stops within the current epoch, keeping a resumable checkpoint.
-
-    \b
-    Examples:
-      tuiops train resume v1
-      tuiops train resume v1 --exclude @training/v1/tuiops/pitstop-1-worst-train.txt
-    """
-    from tuiops.ops.train import resume
-
-    ws = get_workspace()
-    with _sigint_cancels() as token, progress_reporter("train", quiet=quiet) as on_progress:
-        res = resume(
-            ws,
-            run,
-            rebuild=not no_rebuild,
-            exclude=exclude,
-            include=include,
-            verbose=verbose,
-            progress=on_progress,
-            cancel=token,
-        )
-    d = res.to_dict()
-    emit(d, as_json, text=None if as_json else _render_train(d))
+add(train_group, "train start")
+add(train_group, "train resume")
 
 
 @train_group.command("status")
@@ -462,7 +229,7 @@ def train_report_cmd(run: str, conf: float | None, quiet: bool, as_json: bool) -
         as_json,
         text=None
         if as_json
-        else _render_train(
+        else render_train(
             {
                 "name": run,
                 "status": r.status,

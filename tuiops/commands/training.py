@@ -1,10 +1,14 @@
-"""`tuiops dataset build|list` and `tuiops detect`."""
+"""`tuiops dataset build|list`, `tuiops train start|resume` and `tuiops detect`."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from tuiops.commands import (
+    BadValue,
     Choice,
     CommandContext,
     Float,
@@ -179,6 +183,285 @@ def dataset_list_cmd(ctx: CommandContext, as_json: bool) -> Result:
         for r in rows
     )
     return Result(rows, text or "(no datasets)")
+
+
+def floats(text: str | None) -> list[float]:
+    if not text:
+        return []
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise BadValue(f"{text!r}: give comma-separated numbers, e.g. 0.4,0.7") from exc
+
+
+@contextlib.contextmanager
+def sigint_cancels() -> Iterator[Any]:
+    """A cancel token that Ctrl+C (SIGINT, as `jobs cancel` and the jobs pane send) sets.
+
+    Training then stops within the current epoch and keeps the last finished epoch's
+    checkpoint; a second Ctrl+C interrupts at once.
+    """
+    import signal
+    import threading
+
+    from tuiops.ops.base import CancelToken
+
+    token = CancelToken()
+    if threading.current_thread() is not threading.main_thread():
+        yield token
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+        print(
+            "tuiops: stopping within the current epoch (Ctrl+C again stops at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield token
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def render_train(d: dict[str, Any]) -> str:
+    lines = [
+        f"training {d['name']}: {d['status']} at epoch {d['epoch']}/{d['epochs']} "
+        f"({d['seconds']:.0f}s, from epoch {d['started_epoch'] + 1})",
+        f"  folder      {d['save_dir']}",
+    ]
+    if d.get("checkpoint"):
+        lines.append(f"  checkpoint  {d['checkpoint']}")
+    if d.get("best_weights"):
+        lines.append(f"  best        {d['best_weights']}")
+    if d.get("dataset"):
+        ds = d["dataset"]
+        lines.append(
+            f"  dataset     rebuilt: {ds['images']} images (train {ds['train']}, val {ds['val']}, "
+            f"excluded {ds['excluded']}), {ds['boxes']} boxes"
+        )
+    if d.get("caches_removed"):
+        lines.append(f"  caches      {len(d['caches_removed'])} label cache(s) deleted")
+    p = d.get("pitstop")
+    if p:
+        lines.append(
+            f"  pitstop {p['idx']}   epoch {p['epoch']}, best epoch {p['best_epoch']}, run {p['run']}"
+        )
+        for w in p.get("warnings") or []:
+            lines.append(f"    WARNING: {w}")
+        for split, t in (p.get("totals") or {}).items():
+            if t:
+                lines.append(
+                    f"    {split:<5} {t['images']} images: tp {t['tp']}, fp {t['fp']}, fn {t['fn']}, "
+                    f"wrong class {t['wrong_class']}, precision {t['precision']}, recall {t['recall']}"
+                )
+        lines.append(f"    report  {p['report']}")
+        for split, path in (p.get("worst_lists") or {}).items():
+            lines.append(f"    worst {split}: {path}")
+        for n in p.get("notes") or []:
+            lines.append(f"    note: {n}")
+    if d.get("next_pitstop"):
+        lines.append(f"  next pitstop at epoch {d['next_pitstop']}")
+    if d.get("message"):
+        lines.append(d["message"])
+    return "\n".join(lines)
+
+
+@command(
+    "train start",
+    Param("data", required=True),
+    Param("overrides", nargs=-1),
+    Param(
+        "model",
+        ("--model",),
+        default="yolov8n.yaml",
+        show_default=True,
+        help="Model yaml (from scratch) or .pt weights.",
+    ),
+    Param(
+        "epochs", ("--epochs",), type=IntRange(min=1), default=100, show_default=True, help="Epochs to train."
+    ),
+    Param(
+        "pitstops",
+        ("--pitstops",),
+        help="Where to stop and report: fractions (0.4,0.7) or epoch numbers (40,70).",
+    ),
+    Param("name", ("--name",), help="Training run name (default: the dataset's name)."),
+    Param("imgsz", ("--imgsz",), type=IntRange(min=32), help="Training image size (ultralytics imgsz)."),
+    Param("batch", ("--batch",), type=Int(), help="Batch size (ultralytics batch)."),
+    Param("device", ("--device",), help="Device: cpu, 0, 0,1 … (default: ultralytics' choice)."),
+    Param(
+        "pitstop_conf",
+        ("--pitstop-conf",),
+        type=Float(),
+        default=0.25,
+        show_default=True,
+        help="Confidence at which a pitstop compares its detections with the labels (its detection run is "
+        "stored from conf 0.001, so it is never empty because of this threshold; a split with no detection "
+        "at it is reported as a warning and gets no worst list).",
+    ),
+    Param(
+        "match_iou",
+        ("--match-iou",),
+        type=Float(),
+        default=0.5,
+        show_default=True,
+        help="IoU at which a detection matches.",
+    ),
+    Param(
+        "replace",
+        ("--replace",),
+        is_flag=True,
+        help="Replace a run of the same name (its folder is deleted).",
+    ),
+    Param(
+        "on",
+        ("--on",),
+        metavar="HOST",
+        help="Train on this [hosts.NAME] machine over SSH (it needs python with tuiops and ultralytics).",
+    ),
+    Param(
+        "verbose",
+        ("-v", "--verbose"),
+        is_flag=True,
+        help="Show ultralytics' output on stderr (default: the run's log).",
+    ),
+    _quiet(),
+    json_param(),
+)
+def train_start_cmd(
+    ctx: CommandContext,
+    data: str,
+    overrides: tuple[str, ...],
+    model: str,
+    epochs: int,
+    pitstops: str | None,
+    name: str | None,
+    imgsz: int | None,
+    batch: int | None,
+    device: str | None,
+    pitstop_conf: float,
+    match_iou: float,
+    replace: bool,
+    on: str | None,
+    verbose: bool,
+    quiet: bool,
+    as_json: bool,
+) -> Result:
+    """Train on DATA (dataset folder, data.yaml or dataset name), stopping at each pitstop.
+
+    Further ultralytics train arguments go after DATA as key=value (lr0=0.005 mosaic=0).
+    At a pitstop the run stops cleanly with a resumable checkpoint, runs its best
+    weights over train and val into the detection run NAME.pitstopN, compares them with
+    the labels and writes a report. Continue with `tuiops train resume NAME`.
+    With --on HOST the dataset is uploaded and the run trains there; its weights come
+    back at each pitstop and at the end, and the pitstop's report is made here.
+    Ctrl+C stops within the current epoch, keeping a resumable checkpoint.
+
+    \b
+    Examples:
+      tuiops train datasets/gt --model yolov8n.yaml --epochs 100 --pitstops 0.4,0.7
+      tuiops train gt --model runs/v0/best.pt --epochs 30 --imgsz 640 lr0=0.002
+      tuiops train gt --epochs 100 --pitstops 0.4,0.7 --on gpu1 --name v2
+    """
+    from tuiops.ops.train import parse_overrides, train
+
+    ws = ctx.workspace
+    extra = parse_overrides(overrides)
+    with sigint_cancels() as token, ctx.progress("train", quiet=quiet) as on_progress:
+        res = train(
+            ws,
+            data,
+            model=model,
+            epochs=epochs,
+            name=name,
+            pitstops=floats(pitstops),
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            overrides=extra,
+            pitstop_conf=pitstop_conf,
+            match_iou=match_iou,
+            replace=replace,
+            verbose=verbose,
+            on=on,
+            progress=on_progress,
+            cancel=token,
+        )
+    d = res.to_dict()
+    return Result(d, lambda: render_train(d))
+
+
+@command(
+    "train resume",
+    Param("run", required=True),
+    Param(
+        "exclude",
+        ("--exclude",),
+        multiple=True,
+        help="Leave an image key, or @FILE of keys, out of the dataset.",
+    ),
+    Param(
+        "include", ("--include",), multiple=True, help="Take back an excluded image key, or @FILE of keys."
+    ),
+    Param(
+        "no_rebuild",
+        ("--no-rebuild",),
+        is_flag=True,
+        help="Keep the dataset's files as they are (labels edited in place) instead of rebuilding from the store.",
+    ),
+    Param(
+        "verbose",
+        ("-v", "--verbose"),
+        is_flag=True,
+        help="Show ultralytics' output on stderr (default: the run's log).",
+    ),
+    _quiet(),
+    json_param(),
+)
+def train_resume_cmd(
+    ctx: CommandContext,
+    run: str,
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    no_rebuild: bool,
+    verbose: bool,
+    quiet: bool,
+    as_json: bool,
+) -> Result:
+    """Continue RUN from its checkpoint, with the labels as they are now.
+
+    The dataset is rebuilt from the store (fixed labels, excluded images; every other
+    image keeps its split), ultralytics' label caches are deleted, and training goes on
+    to the next pitstop or the end. A dataset with another class count is refused.
+    A run started with --on HOST resumes on that host (the dataset is sent again).
+    Ctrl+C stops within the current epoch, keeping a resumable checkpoint.
+
+    \b
+    Examples:
+      tuiops train resume v1
+      tuiops train resume v1 --exclude @training/v1/tuiops/pitstop-1-worst-train.txt
+    """
+    from tuiops.ops.train import resume
+
+    ws = ctx.workspace
+    with sigint_cancels() as token, ctx.progress("train", quiet=quiet) as on_progress:
+        res = resume(
+            ws,
+            run,
+            rebuild=not no_rebuild,
+            exclude=exclude,
+            include=include,
+            verbose=verbose,
+            progress=on_progress,
+            cancel=token,
+        )
+    d = res.to_dict()
+    return Result(d, lambda: render_train(d))
 
 
 @command(

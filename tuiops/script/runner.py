@@ -296,6 +296,8 @@ def call(
             outcome = StepOutcome("failed", exc.exit_code, error=exc.message, hint=exc.hint)
         except KeyboardInterrupt:
             outcome = StepOutcome("cancelled", 130, error="interrupted")
+        except BadValue as exc:
+            outcome = StepOutcome("failed", 2, error=f"Invalid value: {exc}")
         except Exception as exc:
             outcome = StepOutcome("failed", 1, error=f"{type(exc).__name__}: {exc}")
         finally:
