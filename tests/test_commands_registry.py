@@ -86,6 +86,7 @@ def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monke
         "  - name: nms\n    op: nms\n    params: {run: v1, into: v1-reg, iou: 0.6, replace: true}\n"
         "  - name: match\n    op: match\n    params: {set: master, run: '${steps.nms.into}', top: 3}\n"
         "  - name: eval\n    op: eval\n    params: {set: master, run: v1}\n"
+        "  - name: quality\n    op: quality\n    params: {run: v1, from-set: master, quantiles: [0.05, 0.95]}\n"
         "  - name: review\n    op: review export\n"
         "    params: {set: master, run: v1, kind: fn, top: 3, to: review/fn, dets: files, quiet: true}\n"
         "  - name: dupes\n    op: dupes\n    params: {max-distance: 4}\n"
@@ -110,11 +111,12 @@ def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monke
     assert steps["nms"]["outputs"]["into"] == "v1-reg"
     assert steps["match"]["outputs"]["run"] == "v1-reg"
     assert "map" in steps["eval"]["outputs"]
+    assert steps["quality"]["outputs"]["run"] == "v1"
     assert steps["review"]["outputs"]["run"]["status"] == "done" and (demo / "review" / "fn").is_dir()
     assert "groups" in steps["dupes"]["outputs"]
     assert steps["q"]["outputs"]["items"][0]["n"] > 0
     assert steps["ds"]["outputs"]["name"] == "reg" and (demo / "datasets" / "reg" / "data.yaml").is_file()
-    assert variables["workspace"] == str(demo) and len(checked) == 7
+    assert variables["workspace"] == str(demo) and len(checked) == 8
 
 
 def test_a_steps_outputs_are_the_commands_json(demo, tmp_path, capsys) -> None:

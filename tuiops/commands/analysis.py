@@ -1,4 +1,4 @@
-"""Analysis commands: `tuiops nms` and `dupes`."""
+"""Analysis commands: `tuiops nms`, `quality`, `join`, `similar`, `dupes`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from typing import Any
 
 from tuiops.commands import (
     CommandContext,
+    Float,
     FloatRange,
+    Int,
     IntRange,
     Param,
     Result,
@@ -235,4 +237,218 @@ def dupes_cmd(
             )
         return "\n".join(lines)
 
+    return Result(res.to_dict(), text)
+
+
+@command(
+    "quality",
+    Param("run", ("--run",), required=True, help="Detection run to flag."),
+    Param(
+        "from_set", ("--from-set",), help="Learn each class's aspect range from this label set's quantiles."
+    ),
+    Param(
+        "min_score", ("--min-score",), type=Float(), help="Flag scores below this (default 0.3 or [quality])."
+    ),
+    Param(
+        "min_pct",
+        ("--min-pct",),
+        type=Float(),
+        help="Flag boxes under this % of the image area (default 0.05).",
+    ),
+    Param(
+        "max_pct", ("--max-pct",), type=Float(), help="Flag boxes over this % of the image area (default 90)."
+    ),
+    Param(
+        "border",
+        ("--border",),
+        type=Float(),
+        help="Pixels from an image edge counted as at the border (default 2).",
+    ),
+    Param(
+        "quantiles",
+        ("--quantiles",),
+        nargs=2,
+        type=Float(),
+        help="Low and high quantile of the learned aspect range (default 0.01 0.99).",
+    ),
+    Param(
+        "min_support",
+        ("--min-support",),
+        type=Int(),
+        help="Labels a class needs to learn its range (default 20).",
+    ),
+    Param(
+        "min_ratio",
+        ("--min-ratio",),
+        type=Float(),
+        help="Narrowest learned range, as high / low aspect (default 2.0): a narrower one is widened evenly.",
+    ),
+    quiet_param(),
+    json_param(),
+)
+def quality_cmd(
+    ctx: CommandContext,
+    run: str,
+    from_set: str | None,
+    min_score: float | None,
+    min_pct: float | None,
+    max_pct: float | None,
+    border: float | None,
+    quantiles: tuple[float, float] | None,
+    min_support: int | None,
+    min_ratio: float | None,
+    quiet: bool,
+    as_json: bool,
+) -> Result:
+    """Flag doubtful detections: disproportional, at the border, low score, too small/large, degenerate.
+
+    Flags are stored per detection in det_quality (view v_det_quality) and counted
+    here per class. Aspect ranges come from --from-set and/or [quality.aspect] in
+    tuiops.toml; thresholds default to [quality] in tuiops.toml. A learned range is the
+    --quantiles of the class's label aspects, widened to at least --min-ratio (high /
+    low) so that labels of one fixed shape do not flag every detection; a class with
+    fewer than --min-support labels learns none, with a warning.
+
+    \b
+    Examples:
+      tuiops quality --run v41 --from-set master
+      tuiops quality --run v41 --min-score 0.5 --max-pct 80 --json
+      tuiops query "SELECT key, class, score FROM v_det_quality WHERE disproportional"
+    """
+    from tuiops.ops.quality import quality_run
+
+    ws = ctx.workspace
+    with ctx.progress("quality", quiet=quiet or as_json) as progress:
+        res = quality_run(
+            ws,
+            run,
+            from_set=from_set,
+            min_score=min_score,
+            min_pct=min_pct,
+            max_pct=max_pct,
+            border=border,
+            quantiles=quantiles or None,
+            min_support=min_support,
+            min_ratio=min_ratio,
+            progress=progress,
+        )
+    rows = list(res.counts)
+    if rows:
+        total: dict[str, Any] = {"class": "total"}
+        for k in rows[0]:
+            if k != "class":
+                total[k] = sum(int(r[k]) for r in rows)
+        rows.append(total)
+    text = f"{res.run}: {res.flagged} of {res.detections} detections flagged\n" + text_table(rows)
+    if res.ranges:
+        text += "\n\naspect ranges (width / height):\n" + text_table(res.ranges)
+    if res.warnings:
+        text += "\n\n" + "\n".join(f"warning: {w}" for w in res.warnings)
+    return Result(res.to_dict(), text)
+
+
+@command(
+    "join",
+    Param("run", ("--run",), required=True, help="Detection run holding the part detections."),
+    Param(
+        "parts",
+        ("--parts",),
+        required=True,
+        help="Part classes, top to bottom, comma-separated (head,upper_body,lower_body).",
+    ),
+    Param("into", ("--into",), required=True, help="Name of the join (the table of joined objects)."),
+    Param(
+        "margin",
+        ("--margin",),
+        type=Float(),
+        default=0.05,
+        show_default=True,
+        help="Grow each box by this fraction of its height before testing contact.",
+    ),
+    Param("replace", ("--replace",), is_flag=True, help="Replace an existing join of that name."),
+    quiet_param(),
+    json_param(),
+)
+def join_cmd(
+    ctx: CommandContext,
+    run: str,
+    parts: str,
+    into: str,
+    margin: float,
+    replace: bool,
+    quiet: bool,
+    as_json: bool,
+) -> Result:
+    """Join part detections of one character (head, upper body, lower body…) into one object.
+
+    Parts that touch or overlap after the margin and are vertically ordered (the upper
+    part's centre above the lower's) form connected components; each becomes an object
+    with the union box, its members and score = mean of the members' scores (view
+    v_joined_objects).
+
+    \b
+    Examples:
+      tuiops join --run v41 --parts head,upper_body,lower_body --into torso-v41
+      tuiops join --run v41 --parts head,upper_body --into heads --margin 0.1 --replace
+    """
+    from tuiops.ops.join import join_parts
+
+    ws = ctx.workspace
+    with ctx.progress("join", quiet=quiet or as_json) as progress:
+        res = join_parts(ws, run, parts, into, margin=margin, replace=replace, progress=progress)
+    text = (
+        f"{res.name}: {res.objects} objects from {res.detections} part detections of {res.run} "
+        f"({res.joined} with two or more parts)\n"
+        + text_table(
+            [{"parts": k, "objects": v} for k, v in sorted(res.by_parts.items(), key=lambda kv: -kv[1])]
+        )
+    )
+    return Result(res.to_dict(), text)
+
+
+@command(
+    "similar",
+    Param("key", required=True),
+    Param("label_set", ("--set",), help="Compare the layouts of this label set."),
+    Param("run", ("--run",), help="Compare the layouts of this detection run."),
+    Param(
+        "top",
+        ("--top",),
+        type=IntRange(min=1),
+        default=10,
+        show_default=True,
+        help="How many images to list.",
+    ),
+    Param(
+        "min_score", ("--min-score",), type=Float(), help="With --run, ignore detections scored below this."
+    ),
+    json_param(),
+)
+def similar_cmd(
+    ctx: CommandContext,
+    key: str,
+    label_set: str | None,
+    run: str | None,
+    top: int,
+    min_score: float | None,
+    as_json: bool,
+) -> Result:
+    """List the images whose box layout is most like image KEY's.
+
+    distance = class_term + box_term: the normalised L1 distance of the class
+    multisets plus the mean distance of every box to the nearest box of its class in
+    the other image (centre and size in image units); 0 means the same layout.
+
+    \b
+    Examples:
+      tuiops similar danbooru_4512345 --set master --top 20
+      tuiops similar danbooru_4512345 --run v41 --min-score 0.4 --json
+    """
+    from tuiops.ops.similar import similar_images
+
+    ws = ctx.workspace
+    res = similar_images(ws, key, label_set=label_set, run=run, top=top, min_score=min_score)
+    text = f"{res.key} ({res.boxes} boxes) vs {res.candidates} images of {res.source}\n" + text_table(
+        res.results.to_dicts()
+    )
     return Result(res.to_dict(), text)
