@@ -86,6 +86,9 @@ def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monke
         "  - name: nms\n    op: nms\n    params: {run: v1, into: v1-reg, iou: 0.6, replace: true}\n"
         "  - name: match\n    op: match\n    params: {set: master, run: '${steps.nms.into}', top: 3}\n"
         "  - name: eval\n    op: eval\n    params: {set: master, run: v1}\n"
+        "  - name: export\n    op: labels export\n    params: {set: master, format: yolo, to: out/master, quiet: true}\n"
+        "  - name: reimport\n    op: labels import\n"
+        "    params: {src: out/master, set: copy, format: yolo, replace: true, quiet: true}\n"
         "  - name: quality\n    op: quality\n    params: {run: v1, from-set: master, quantiles: [0.05, 0.95]}\n"
         "  - name: review\n    op: review export\n"
         "    params: {set: master, run: v1, kind: fn, top: 3, to: review/fn, dets: files, quiet: true}\n"
@@ -111,12 +114,13 @@ def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monke
     assert steps["nms"]["outputs"]["into"] == "v1-reg"
     assert steps["match"]["outputs"]["run"] == "v1-reg"
     assert "map" in steps["eval"]["outputs"]
+    assert steps["reimport"]["outputs"]["boxes"] == steps["export"]["outputs"]["boxes"] > 0
     assert steps["quality"]["outputs"]["run"] == "v1"
     assert steps["review"]["outputs"]["run"]["status"] == "done" and (demo / "review" / "fn").is_dir()
     assert "groups" in steps["dupes"]["outputs"]
     assert steps["q"]["outputs"]["items"][0]["n"] > 0
     assert steps["ds"]["outputs"]["name"] == "reg" and (demo / "datasets" / "reg" / "data.yaml").is_file()
-    assert variables["workspace"] == str(demo) and len(checked) == 8
+    assert variables["workspace"] == str(demo) and len(checked) == 10
 
 
 def test_a_steps_outputs_are_the_commands_json(demo, tmp_path, capsys) -> None:
@@ -213,3 +217,36 @@ def test_project_steps_run_without_click(tmp_path, monkeypatch) -> None:
     assert steps["build"]["outputs"]["images"] == 4
     assert steps["mix"]["outputs"]["images"] == 4 and (root / "mixes" / "m" / "data.yaml").is_file()
     assert steps["show"]["outputs"]["last_build"]["images"] == 4
+
+
+def test_an_import_that_stores_nothing_fails_its_step(demo, tmp_path, capsys) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "danbooru_2816506.txt").write_text("0 0.5 0.5 nan 0.2\n", encoding="utf-8")
+    script = _script(
+        tmp_path,
+        f"steps:\n  - name: imp\n    op: labels import\n    params: {{src: {bad}, set: bad, format: yolo, strict: true}}\n",
+    )
+    assert run(["-w", str(demo), "run", str(script)]) == InputError.exit_code
+    err = capsys.readouterr().err
+    assert "step 'imp'" in err and "nothing imported" in err, err
+    assert (
+        run(
+            [
+                "-w",
+                str(demo),
+                "labels",
+                "import",
+                str(bad),
+                "--set",
+                "bad",
+                "--format",
+                "yolo",
+                "--strict",
+                "--json",
+            ]
+        )
+        == 4
+    )
+    out = capsys.readouterr()
+    assert json.loads(out.out)["problem_count"] >= 1 and "nothing imported" in out.err

@@ -102,9 +102,11 @@ def click_command(cmd: Command) -> click.Command:
             text = result.render()
             if text is not None:
                 click.echo(text, nl=not text.endswith("\n"))
-            return result.exit_code
-        as_json = bool(values.get("as_json"))
-        emit(result.data, as_json, None if as_json else result.render())
+        else:
+            as_json = bool(values.get("as_json"))
+            emit(result.data, as_json, None if as_json else result.render())
+        if result.error is not None:
+            raise result.error
         return result.exit_code
 
     callback.__wrapped__ = cmd.fn  # type: ignore[attr-defined]  # what the command runs, for inspect

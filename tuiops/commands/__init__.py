@@ -228,6 +228,9 @@ class Result:
     raw: bool = False
     #: Warnings for the person running it (stderr), printed before the result.
     warnings: list[str] = field(default_factory=list)
+    #: An error the command ends with after its result is printed (an import that stored nothing
+    #: prints its problems, then fails).
+    error: Exception | None = None
 
     def render(self) -> str | None:
         return self.text() if callable(self.text) else self.text
@@ -314,7 +317,7 @@ def all_commands() -> list[Command]:
 
 
 def _load() -> None:
-    from tuiops.commands import analysis, engine, projects, query, review, training  # noqa: F401
+    from tuiops.commands import analysis, engine, labels, projects, query, review, training  # noqa: F401
 
 
 __all__ = [

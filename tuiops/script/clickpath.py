@@ -51,12 +51,13 @@ class ClickType:
     def convert(self, text: str, *, check_exists: bool = True) -> Any:
         import copy
 
-        ptype = self.param.type
+        ptype: click.ParamType = self.param.type
         if isinstance(ptype, click.File):
             return text
         if isinstance(ptype, click.Path) and ptype.exists and not check_exists:
-            ptype = copy.copy(ptype)
-            ptype.exists = False
+            unchecked = copy.copy(ptype)
+            unchecked.exists = False
+            ptype = unchecked
         ctx = click.Context(self.command, info_name=self.name, resilient_parsing=True, **root_settings())
         try:
             return ptype.convert(text, self.param, ctx)
@@ -84,7 +85,7 @@ def describe(path: tuple[str, ...], command: click.Command) -> tuple[tuple[Param
                 type=ClickType(command, p, path[-1]),  # type: ignore[arg-type]
                 default=p.default,
                 required=p.required,
-                is_flag=bool(is_option and p.is_flag),  # type: ignore[union-attr]
+                is_flag=isinstance(p, click.Option) and p.is_flag,
                 secondary=tuple(p.secondary_opts),
                 multiple=p.multiple,
                 nargs=p.nargs,

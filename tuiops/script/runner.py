@@ -279,6 +279,8 @@ def call(
             result = command.call(ctx, kwargs)
             for w in result.warnings:
                 print(f"tuiops: warning: {w}", file=sys.stderr)
+            if result.error is not None:
+                raise result.error
             events = event_writer()
             if events is not None and not result.raw:
                 events.write("result", result=result.data)
