@@ -49,7 +49,7 @@ def test_the_click_command_has_the_registered_params(cmd: Command) -> None:
             assert cp.help == rp.help and cp.show_default == rp.show_default, rp.name
             if not rp.is_flag:
                 assert cp.type.to_info_dict() == click_type(rp.type).to_info_dict(), rp.name
-        assert cp.default == (bool(rp.default) if rp.is_flag else rp.default), rp.name
+        assert cp.default == (rp.empty() if rp.is_flag else rp.default), rp.name
 
 
 def test_every_registered_type_converts_as_click_does() -> None:
@@ -86,6 +86,8 @@ def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monke
         "  - name: nms\n    op: nms\n    params: {run: v1, into: v1-reg, iou: 0.6, replace: true}\n"
         "  - name: match\n    op: match\n    params: {set: master, run: '${steps.nms.into}', top: 3}\n"
         "  - name: eval\n    op: eval\n    params: {set: master, run: v1}\n"
+        "  - name: pools\n    op: pools\n"
+        "  - name: rescan\n    op: scan\n    params: {name: '${steps.pools.items.0.name}', hash: false, quiet: true}\n"
         "  - name: export\n    op: labels export\n    params: {set: master, format: yolo, to: out/master, quiet: true}\n"
         "  - name: reimport\n    op: labels import\n"
         "    params: {src: out/master, set: copy, format: yolo, replace: true, quiet: true}\n"
@@ -114,13 +116,14 @@ def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monke
     assert steps["nms"]["outputs"]["into"] == "v1-reg"
     assert steps["match"]["outputs"]["run"] == "v1-reg"
     assert "map" in steps["eval"]["outputs"]
+    assert steps["rescan"]["outputs"]["pool"] == steps["pools"]["outputs"]["items"][0]["name"]
     assert steps["reimport"]["outputs"]["boxes"] == steps["export"]["outputs"]["boxes"] > 0
     assert steps["quality"]["outputs"]["run"] == "v1"
     assert steps["review"]["outputs"]["run"]["status"] == "done" and (demo / "review" / "fn").is_dir()
     assert "groups" in steps["dupes"]["outputs"]
     assert steps["q"]["outputs"]["items"][0]["n"] > 0
     assert steps["ds"]["outputs"]["name"] == "reg" and (demo / "datasets" / "reg" / "data.yaml").is_file()
-    assert variables["workspace"] == str(demo) and len(checked) == 10
+    assert variables["workspace"] == str(demo) and len(checked) == 12
 
 
 def test_a_steps_outputs_are_the_commands_json(demo, tmp_path, capsys) -> None:

@@ -63,7 +63,7 @@ def click_param(p: Param) -> click.Parameter:
         return click.Option(
             [*decls, p.name],
             is_flag=True,
-            default=bool(p.default),
+            default=p.empty(),
             help=p.help,
             show_default=p.show_default,
             envvar=p.envvar,

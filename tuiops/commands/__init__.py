@@ -199,7 +199,8 @@ class Param:
     def empty(self) -> Any:
         """Its value when not given."""
         if self.is_flag:
-            return bool(self.default)
+            # An on/off pair without a default (--hash/--no-hash) is None when not given.
+            return None if self.secondary and self.default is None else bool(self.default)
         if self.many:
             return tuple(self.default or ())
         return self.default
@@ -317,7 +318,7 @@ def all_commands() -> list[Command]:
 
 
 def _load() -> None:
-    from tuiops.commands import analysis, engine, labels, projects, query, review, training  # noqa: F401
+    from tuiops.commands import analysis, engine, labels, projects, query, review, scan, training  # noqa: F401
 
 
 __all__ = [
