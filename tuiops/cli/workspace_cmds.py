@@ -1,39 +1,13 @@
-"""Workspace commands: init, classes, demo."""
+"""Workspace commands: init, classes (built from :mod:`tuiops.commands.workspace`), demo."""
 
 from __future__ import annotations
 
 import click
 
-from tuiops.cli import cli, emit, get_workspace, json_option
+from tuiops.cli import cli, emit, json_option
+from tuiops.cli.build import add
 
-
-@cli.command("init")
-@click.argument("directory", default=".", type=click.Path(file_okay=False))
-@click.option("--name", help="Workspace name (default: the folder's name).")
-@click.option("--classes", "classes", help="Comma-separated class names, in class-id order.")
-@click.option("--key-pattern", help="Regex with (?P<booru>…) and (?P<fid>…) applied to file stems.")
-@json_option
-def init_cmd(
-    directory: str, name: str | None, classes: str | None, key_pattern: str | None, as_json: bool
-) -> None:
-    """Create a workspace: tuiops.toml (pools, image-key pattern, class map, hosts) and tuiops.db."""
-    from tuiops.workspace import Workspace
-
-    names = [c.strip() for c in classes.split(",") if c.strip()] if classes else []
-    ws = Workspace.init(directory, name=name, classes=names, key_pattern=key_pattern)
-    try:
-        emit(
-            {
-                "workspace": str(ws.root),
-                "config": str(ws.config_path),
-                "store": str(ws.db_path),
-                "classes": ws.classes,
-            },
-            as_json,
-            text=f"workspace ready: {ws.root}\n  config {ws.config_path}\n  store  {ws.db_path}",
-        )
-    finally:
-        ws.close()
+add(cli, "init")
 
 
 @cli.group("classes")
@@ -41,31 +15,8 @@ def classes_group() -> None:
     """Show or extend the workspace's class map (append-only: ids never change)."""
 
 
-@classes_group.command("list")
-@json_option
-def classes_list(as_json: bool) -> None:
-    """List the class map: id and name."""
-    ws = get_workspace()
-    rows = [{"id": i, "name": n} for i, n in enumerate(ws.classes)]
-    emit(rows, as_json, text="\n".join(f"{r['id']:>4}  {r['name']}" for r in rows) or "(no classes)")
-
-
-@classes_group.command("add")
-@click.argument("names", nargs=-1, required=True)
-@json_option
-def classes_add(names: tuple[str, ...], as_json: bool) -> None:
-    """Append class names to the class map (existing names are left where they are)."""
-    ws = get_workspace()
-    from tuiops.workspace import Config
-
-    trial = [*ws.classes, *[n for n in names if n not in ws.classes]]
-    Config.from_toml({"classes": {"names": trial}}, ws.config_path)  # validate names
-    added = ws.add_classes(list(names))
-    emit(
-        {"added": added, "classes": ws.classes},
-        as_json,
-        text=f"added {len(added)}: {', '.join(added) or '-'}",
-    )
+add(classes_group, "classes list")
+add(classes_group, "classes add")
 
 
 @cli.command("demo")

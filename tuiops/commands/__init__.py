@@ -318,7 +318,17 @@ def all_commands() -> list[Command]:
 
 
 def _load() -> None:
-    from tuiops.commands import analysis, engine, labels, projects, query, review, scan, training  # noqa: F401
+    from tuiops.commands import (  # noqa: F401
+        analysis,
+        engine,
+        labels,
+        projects,
+        query,
+        review,
+        scan,
+        training,
+        workspace,
+    )
 
 
 __all__ = [
