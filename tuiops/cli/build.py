@@ -43,7 +43,9 @@ def click_type(t: ParamType) -> click.ParamType:
     if isinstance(t, Choice):
         return click.Choice(list(t.choices))
     if isinstance(t, PathType):
-        return click.Path(exists=t.exists, file_okay=t.file_okay, dir_okay=t.dir_okay)
+        return click.Path(
+            exists=t.exists, file_okay=t.file_okay, dir_okay=t.dir_okay, allow_dash=t.allow_dash
+        )
     raise TypeError(f"no click type for {t!r}")
 
 

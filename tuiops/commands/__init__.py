@@ -110,9 +110,10 @@ class PathType:
     exists: bool = False
     file_okay: bool = True
     dir_okay: bool = True
+    allow_dash: bool = False
 
     def convert(self, text: str, *, check_exists: bool = True) -> Any:
-        if not check_exists:
+        if not check_exists or (self.allow_dash and text == "-"):
             return text
         what = (
             "File"
@@ -321,6 +322,7 @@ def _load() -> None:
     from tuiops.commands import (  # noqa: F401
         analysis,
         engine,
+        fileops,
         labels,
         projects,
         query,

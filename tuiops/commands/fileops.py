@@ -1,0 +1,432 @@
+"""Batch file operations: `tuiops ops copy|move|rename|delete|convert|resume|undo|list|purge|forget`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuiops.commands import (
+    Choice,
+    CommandContext,
+    Int,
+    IntRange,
+    Param,
+    PathType,
+    Result,
+    command,
+    json_param,
+)
+from tuiops.commands.review import render_plan, render_run
+
+FILES_AT_ONCE = (
+    "Files handled at once: threads for a small job, worker processes (one per core, at most "
+    "this many) from 1,000 file actions on."
+)
+#: The options that say which files a command works on.
+SELECTION_PARAMS = (
+    Param("where", ("--where",), help="SQL condition over the selection view (see `tuiops select --help`)."),
+    Param(
+        "keys_file",
+        ("--keys",),
+        type=PathType(dir_okay=False, allow_dash=True),
+        help="File of image keys or file names, one per line ('-' reads stdin).",
+    ),
+    Param("selection_name", ("--selection",), help="A saved selection (`tuiops select --save`)."),
+    Param("label_set", ("--set",), help="Label set: adds its per-image columns (and labels to write)."),
+    Param("run", ("--run",), help="Detection run: adds its per-image columns."),
+    Param("match", ("--match",), help="Stored match: adds its per-image columns (f1, fp, fn, …)."),
+    Param("pools", ("--pool",), multiple=True, help="Only files of this pool (repeatable)."),
+    Param(
+        "all_statuses",
+        ("--all-statuses",),
+        is_flag=True,
+        help="Also files that are missing, moved, trashed or not images (left out by default).",
+    ),
+)
+#: Options every file operation has (after --json and the selection).
+OP_PARAMS = (
+    json_param(),
+    *SELECTION_PARAMS,
+    Param(
+        "labels",
+        ("--labels",),
+        type=Choice(("carry", "none", "yolo", "voc", "both")),
+        default="carry",
+        show_default=True,
+        help="Label files: carry them from disk, none, or write them from --set as yolo, voc or both.",
+    ),
+    Param(
+        "on_conflict",
+        ("--on-conflict",),
+        type=Choice(("fail", "skip", "rename", "overwrite")),
+        default="fail",
+        show_default=True,
+        help="Conflicts (target exists, two sources to one target, source missing, read-only "
+        "folder): fail before anything is touched, skip them, rename (NAME_1.ext) or overwrite "
+        "(the old file goes to the trash).",
+    ),
+    Param(
+        "dry_run",
+        ("--dry-run",),
+        is_flag=True,
+        help="Plan and show the plan and its conflicts; touch nothing.",
+    ),
+    Param(
+        "follow_symlinks",
+        ("--follow-symlinks",),
+        is_flag=True,
+        help="Copy files that are symlinks out of their pool, too.",
+    ),
+    Param("workers", ("--workers",), type=IntRange(min=1), default=4, show_default=True, help=FILES_AT_ONCE),
+    Param(
+        "durable",
+        ("--durable",),
+        is_flag=True,
+        help="Sync every file (and its folder) before the journal records it: resume is exact "
+        "after a power loss too, not only after a kill. Slower.",
+    ),
+    Param(
+        "show", ("--show",), type=IntRange(min=0), default=10, show_default=True, help="Plan rows to print."
+    ),
+    Param("quiet", ("-q", "--quiet"), is_flag=True, help="No progress output on stderr."),
+)
+
+
+def _layout_help() -> str:
+    from tuiops.ops.select import LAYOUTS
+
+    return (
+        "Target folder layout: "
+        + ", ".join(f"{k} ({v or 'one folder'})" for k, v in LAYOUTS.items())
+        + ", or a template like '{booru}/{fid:08d}'."
+    )
+
+
+LAYOUT_HELP = _layout_help()
+LABEL_LAYOUT_HELP = (
+    "Where label files go: beside their image, or sibling (ultralytics): images under TO/images/…, "
+    "label files and classes.txt under TO/labels/… with the same relative path."
+)
+NAME_HELP = (
+    "File-name template, e.g. '{booru}_{fid}{ext}' (default: the name as it is). Fields: name, stem, ext, "
+    "dir, relpath, n (1, 2, …) and every selection column ({class} with --set, {category} with --match)."
+)
+LABEL_LAYOUT = Param(
+    "label_layout",
+    ("--label-layout",),
+    type=Choice(("beside", "sibling")),
+    default="beside",
+    show_default=True,
+    help=LABEL_LAYOUT_HELP,
+)
+PLACE_PARAMS = (
+    Param("to", ("--to",), required=True, type=PathType(file_okay=False), help="Target folder."),
+    Param("layout", ("--layout",), default="flat", show_default=True, help=LAYOUT_HELP),
+    Param("name", ("--name",), help=NAME_HELP),
+    LABEL_LAYOUT,
+)
+
+
+def selection_spec(ws: Any, kw: dict[str, Any]) -> Any:
+    """The selection the selection options describe."""
+    from tuiops.ops.select import SelectionSpec, read_keys
+
+    keys = None
+    if kw.get("keys_file"):
+        keys = read_keys(kw["keys_file"], ws)
+    return SelectionSpec(
+        where=kw.get("where"),
+        keys=keys,
+        name=kw.get("selection_name"),
+        label_set=kw.get("label_set"),
+        run=kw.get("run"),
+        match=kw.get("match"),
+        pools=list(kw.get("pools") or []) or None,
+        all_statuses=bool(kw.get("all_statuses")),
+    )
+
+
+def _run(ctx: CommandContext, op: str, kw: dict[str, Any], **plan_kw: Any) -> Result:
+    from tuiops.ops.fileops import run_op
+
+    ws = ctx.workspace
+    spec = selection_spec(ws, kw)
+    as_json, quiet, show = kw["as_json"], kw["quiet"], kw["show"]
+    with ctx.progress(f"ops {op}", quiet=quiet or as_json) as on_progress:
+        plan, result = run_op(
+            ws,
+            op,
+            spec,
+            dry_run=kw["dry_run"],
+            workers=kw["workers"],
+            progress=on_progress,
+            labels=kw["labels"],
+            label_set=kw.get("label_set"),
+            on_conflict=kw["on_conflict"],
+            follow_symlinks=kw["follow_symlinks"],
+            durable=kw["durable"],
+            **plan_kw,
+        )
+    out: dict[str, Any] = {"plan": plan.to_dict()}
+    if not show:
+        out["plan"]["sample"] = []
+    else:
+        out["plan"]["sample"] = out["plan"]["sample"][:show]
+    if result is not None:
+        out["run"] = result.to_dict()
+
+    def text() -> str:
+        lines = [render_plan(out["plan"])]
+        if result is not None:
+            lines.append(render_run(out["run"]))
+        return "\n".join(lines)
+
+    return Result(out, text, exit_code=1 if result is not None and result.status != "done" else 0)
+
+
+@command("ops copy", *PLACE_PARAMS, *OP_PARAMS)
+def ops_copy(
+    ctx: CommandContext, to: str, layout: str, name: str | None, label_layout: str, **kw: Any
+) -> Result:
+    """Copy the files of a selection (with their label files) into a folder.
+
+    \b
+    Examples:
+      tuiops ops copy --where "n_labels = 0" --set master --to review/empty
+      tuiops ops copy --match v41 --where "f1 < 0.5" --layout by-match --to review/worst
+      tuiops ops copy --keys list.txt --to train/images --labels yolo --set master
+      tuiops ops copy --selection train --to datasets/v41 --label-layout sibling --labels yolo --set master
+    """
+    return _run(ctx, "copy", kw, to=to, layout=layout, name=name, label_layout=label_layout)
+
+
+@command("ops move", *PLACE_PARAMS, *OP_PARAMS)
+def ops_move(
+    ctx: CommandContext, to: str, layout: str, name: str | None, label_layout: str, **kw: Any
+) -> Result:
+    """Move the files of a selection (with their label files); the store's records follow.
+
+    \b
+    Examples:
+      tuiops ops move --where "status = 'corrupt'" --to /data/quarantine --layout by-pool
+    """
+    return _run(ctx, "move", kw, to=to, layout=layout, name=name, label_layout=label_layout)
+
+
+@command("ops rename", Param("name", ("--name",), required=True, help=NAME_HELP), *OP_PARAMS)
+def ops_rename(ctx: CommandContext, name: str, **kw: Any) -> Result:
+    """Rename the files of a selection in place (label files alongside); the store follows.
+
+    \b
+    Examples:
+      tuiops ops rename --where "booru = 'gelbooru'" --name '{booru}_{fid:08d}{ext}'
+    """
+    return _run(ctx, "rename", kw, name=name)
+
+
+@command("ops delete", *OP_PARAMS)
+def ops_delete(ctx: CommandContext, **kw: Any) -> Result:
+    """Move the files of a selection (with their label files) to the workspace trash.
+
+    Nothing is unlinked: the files go to .trash/job-N/POOL/… inside the workspace, and
+    `tuiops ops undo N` puts them back.
+
+    \b
+    Examples:
+      tuiops ops delete --where "status IN ('corrupt', 'empty')" --dry-run
+    """
+    return _run(ctx, "delete", kw)
+
+
+@command(
+    "ops convert",
+    Param("to", ("--to",), type=PathType(file_okay=False), help="Target folder (or --in-place)."),
+    Param(
+        "in_place",
+        ("--in-place",),
+        is_flag=True,
+        help="Re-encode each file at its path (or beside it under the new extension); the originals go "
+        "to the workspace trash until `ops purge`, the store's records follow, label files are left alone.",
+    ),
+    Param(
+        "fmt",
+        ("--format",),
+        type=Choice(("jpeg", "png", "webp")),
+        default="jpeg",
+        show_default=True,
+        help="Output format.",
+    ),
+    Param(
+        "quality",
+        ("--quality",),
+        type=IntRange(1, 100),
+        default=90,
+        show_default=True,
+        help="JPEG/WebP quality.",
+    ),
+    Param(
+        "max_side",
+        ("--max-side",),
+        type=IntRange(min=1),
+        help="Shrink so the longer side is at most this (px).",
+    ),
+    Param(
+        "strip_metadata",
+        ("--strip-metadata",),
+        secondary=("--keep-metadata",),
+        is_flag=True,
+        default=True,
+        show_default=True,
+        help="Drop or keep EXIF and ICC profile.",
+    ),
+    Param("layout", ("--layout",), default="flat", show_default=True, help=LAYOUT_HELP),
+    Param(
+        "name",
+        ("--name",),
+        help=NAME_HELP + " For convert the default is '{stem}{ext}' with the new extension.",
+    ),
+    LABEL_LAYOUT,
+    *OP_PARAMS,
+)
+def ops_convert(
+    ctx: CommandContext,
+    to: str | None,
+    in_place: bool,
+    fmt: str,
+    quality: int,
+    max_side: int | None,
+    strip_metadata: bool,
+    layout: str,
+    name: str | None,
+    label_layout: str,
+    **kw: Any,
+) -> Result:
+    """Re-encode the files of a selection with Pillow into a folder, or in place (format, quality, size).
+
+    Labels go along into a folder: YOLO files unchanged (they are relative); with
+    --max-side, VOC files must be written from the store (--labels voc --set NAME), which
+    scales their boxes. --in-place keeps each file where it is (a new extension when the
+    format changes), keeps the original in the workspace trash for `ops undo` until
+    `ops purge`, and leaves label files alone.
+
+    \b
+    Examples:
+      tuiops ops convert --where "format = 'PNG'" --to out/jpg --format jpeg --quality 92
+      tuiops ops convert --selection train --to out/small --max-side 1024 --labels yolo --set master
+      tuiops ops convert --where "format = 'PNG' AND size > 2000000" --in-place --format webp
+    """
+    from tuiops.ops.fileops import ConvertOptions
+
+    conv = ConvertOptions(format=fmt, quality=quality, max_side=max_side, strip_metadata=strip_metadata)
+    return _run(
+        ctx,
+        "convert",
+        kw,
+        to=to,
+        layout=layout,
+        name=name,
+        convert=conv,
+        in_place=in_place,
+        label_layout=label_layout,
+    )
+
+
+@command(
+    "ops resume",
+    Param("job", type=Int(), required=True),
+    Param("workers", ("--workers",), type=IntRange(min=1), default=4, show_default=True, help=FILES_AT_ONCE),
+    Param(
+        "durable",
+        ("--durable",),
+        is_flag=True,
+        help="Sync every file before it is journaled (default: as planned).",
+    ),
+    Param("quiet", ("-q", "--quiet"), is_flag=True, help="No progress output on stderr."),
+    json_param(),
+)
+def ops_resume(
+    ctx: CommandContext, job: int, workers: int, durable: bool, quiet: bool, as_json: bool
+) -> Result:
+    """Run a planned (dry-run) job, or finish one that was killed, cancelled or failed.
+
+    Each action left half-done is decided from the journal and the disk: nothing is lost
+    and nothing done twice. Failed actions are tried again.
+    """
+    from tuiops.ops.fileops import run_job
+
+    ws = ctx.workspace
+    with ctx.progress(f"job {job}", quiet=quiet or as_json) as on_progress:
+        r = run_job(ws, job, workers=workers, durable=True if durable else None, progress=on_progress)
+    d = r.to_dict()
+    return Result(d, lambda: render_run(d), exit_code=0 if r.status == "done" else 1)
+
+
+@command(
+    "ops undo",
+    Param("job", type=Int(), required=True),
+    Param("dry_run", ("--dry-run",), is_flag=True, help="Only count what would be undone."),
+    Param("workers", ("--workers",), type=IntRange(min=1), default=4, show_default=True, help=FILES_AT_ONCE),
+    Param("quiet", ("-q", "--quiet"), is_flag=True, help="No progress output on stderr."),
+    json_param(),
+)
+def ops_undo(
+    ctx: CommandContext, job: int, dry_run: bool, workers: int, quiet: bool, as_json: bool
+) -> Result:
+    """Reverse a finished or partial job: moves go back, copies are removed, renames restored.
+
+    Overwritten files come back from the trash; copies changed since the job are left in
+    place and reported. A killed undo is finished by running it again.
+    """
+    from tuiops.ops.fileops import undo_job
+
+    ws = ctx.workspace
+    with ctx.progress(f"undo {job}", quiet=quiet or as_json) as on_progress:
+        r = undo_job(ws, job, workers=workers, dry_run=dry_run, progress=on_progress)
+    d = r.to_dict()
+    return Result(d, lambda: render_run(d), exit_code=0 if r.status in ("undone", "dry run") else 1)
+
+
+@command(
+    "ops list",
+    Param("limit", ("--limit",), type=IntRange(min=1), default=20, show_default=True, help="Jobs to show."),
+    Param("all_kinds", ("--all",), is_flag=True, help="Every kind of job, not only file operations."),
+    json_param(),
+)
+def ops_list(ctx: CommandContext, limit: int, all_kinds: bool, as_json: bool) -> Result:
+    """List the latest jobs with their status and progress (newest first)."""
+    from tuiops.ops.fileops import list_jobs
+
+    rows = list_jobs(ctx.workspace, limit=limit, all_kinds=all_kinds)
+
+    def text() -> str:
+        if not rows:
+            return "(no jobs)"
+        lines = []
+        for r in rows:
+            prog = f"{r['done']}/{r['total']}" if r["total"] is not None else str(r["done"])
+            err = f"  {r['error']}" if r["error"] else ""
+            lines.append(f"{r['id']:>5}  {r['kind']:<16} {r['status']:<18} {prog:>13}  {r['created']}{err}")
+        return "\n".join(lines)
+
+    return Result(rows, text)
+
+
+@command("ops purge", Param("job", type=Int(), required=True), json_param())
+def ops_purge(ctx: CommandContext, job: int, as_json: bool) -> Result:
+    """Delete what a job keeps in the workspace trash; the job can no longer be undone.
+
+    The trash folder .trash/job-N holds the originals of an in-place conversion, files an
+    overwrite replaced and files a delete moved there.
+    """
+    from tuiops.ops.fileops import purge_job
+
+    d = purge_job(ctx.workspace, job)
+    return Result(d, f"purged job {job}: {d['files']} file(s), {d['bytes'] / 1e6:.1f} MB freed")
+
+
+@command("ops forget", Param("job", type=Int(), required=True), json_param())
+def ops_forget(ctx: CommandContext, job: int, as_json: bool) -> Result:
+    """Delete the record of a planned, refused or undone job (its files are not touched)."""
+    from tuiops.ops.fileops import forget_job
+
+    forget_job(ctx.workspace, job)
+    return Result({"forgotten": job}, f"forgot job {job}")
