@@ -86,6 +86,8 @@ def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monke
         "  - name: nms\n    op: nms\n    params: {run: v1, into: v1-reg, iou: 0.6, replace: true}\n"
         "  - name: match\n    op: match\n    params: {set: master, run: '${steps.nms.into}', top: 3}\n"
         "  - name: eval\n    op: eval\n    params: {set: master, run: v1}\n"
+        "  - name: sel\n    op: select\n    params: {where: 'file_id <= 3', save: firsts, replace: true}\n"
+        "  - name: copy\n    op: ops copy\n    params: {selection: firsts, to: out/copy, quiet: true}\n"
         "  - name: pools\n    op: pools\n"
         "  - name: rescan\n    op: scan\n    params: {name: '${steps.pools.items.0.name}', hash: false, quiet: true}\n"
         "  - name: export\n    op: labels export\n    params: {set: master, format: yolo, to: out/master, quiet: true}\n"
@@ -116,6 +118,8 @@ def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monke
     assert steps["nms"]["outputs"]["into"] == "v1-reg"
     assert steps["match"]["outputs"]["run"] == "v1-reg"
     assert "map" in steps["eval"]["outputs"]
+    assert steps["sel"]["outputs"]["saved"] == "firsts" and steps["sel"]["outputs"]["files"] == 3
+    assert steps["copy"]["outputs"]["run"]["done"] >= 3 and len(list((demo / "out" / "copy").iterdir())) >= 3
     assert steps["rescan"]["outputs"]["pool"] == steps["pools"]["outputs"]["items"][0]["name"]
     assert steps["reimport"]["outputs"]["boxes"] == steps["export"]["outputs"]["boxes"] > 0
     assert steps["quality"]["outputs"]["run"] == "v1"
@@ -123,7 +127,7 @@ def test_a_step_of_a_registered_command_runs_without_click(demo, tmp_path, monke
     assert "groups" in steps["dupes"]["outputs"]
     assert steps["q"]["outputs"]["items"][0]["n"] > 0
     assert steps["ds"]["outputs"]["name"] == "reg" and (demo / "datasets" / "reg" / "data.yaml").is_file()
-    assert variables["workspace"] == str(demo) and len(checked) == 12
+    assert variables["workspace"] == str(demo) and len(checked) == 14
 
 
 def test_a_steps_outputs_are_the_commands_json(demo, tmp_path, capsys) -> None:

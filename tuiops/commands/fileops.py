@@ -1,12 +1,14 @@
-"""Batch file operations: `tuiops ops copy|move|rename|delete|convert|resume|undo|list|purge|forget`."""
+"""`tuiops select` and batch file operations: `tuiops ops copy|move|rename|delete|convert|resume|undo|list|purge|forget`."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from tuiops.commands import (
     Choice,
     CommandContext,
+    FloatRange,
     Int,
     IntRange,
     Param,
@@ -143,6 +145,150 @@ def selection_spec(ws: Any, kw: dict[str, Any]) -> Any:
         pools=list(kw.get("pools") or []) or None,
         all_statuses=bool(kw.get("all_statuses")),
     )
+
+
+def _columns_block() -> str:
+    from tuiops.ops.select import COLUMNS, MATCH_COLUMNS, RUN_COLUMNS, SET_COLUMNS
+
+    lines = []
+    for title, cols in (
+        ("Columns (always):", COLUMNS),
+        ("With --set NAME:", SET_COLUMNS),
+        ("With --run NAME:", RUN_COLUMNS),
+        ("With --match NAME:", MATCH_COLUMNS),
+    ):
+        lines.append("\b")
+        lines.append(title)
+        width = max(len(k) for k in cols)
+        lines.extend(f"  {k:<{width}}  {v}" for k, v in cols.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _sample_table(rows: list[dict[str, Any]]) -> str:
+    cols = list(rows[0])
+    texts = [[("" if r.get(c) is None else str(r.get(c))) for c in cols] for r in rows]
+    widths = [min(60, max(len(c), *(len(t[i]) for t in texts))) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    for t in texts:
+        lines.append("  ".join(v[:w].ljust(w) for v, w in zip(t, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def _slow_selection() -> None:
+    import sys
+
+    print("tuiops: selection running… (Ctrl+C cancels)", file=sys.stderr, flush=True)
+
+
+SELECT_HELP = (
+    inspect.cleandoc(
+        """Count and show the files of a selection; save it under a name.
+
+    A selection is a SQL condition (--where) over the selection view below (one row per
+    indexed file), a saved selection (--selection), a list of image keys (--keys), or
+    several of these together (all must hold). Missing, moved, trashed and non-image
+    files are left out unless --all-statuses.
+
+    \b
+    Examples:
+      tuiops select --where "booru = 'danbooru' AND width < 512"
+      tuiops select --set master --where "n_labels = 0" --save unlabelled
+      tuiops select --match v41 --where "f1 < 0.5 AND split = 'val'"
+      tuiops select --keys review.txt --pool main
+      tuiops select --list
+    """
+    )
+    + "\n\n"
+    + _columns_block()
+)
+
+
+@command(
+    "select",
+    *SELECTION_PARAMS,
+    Param("save_name", ("--save",), help="Save the selection under this name."),
+    Param(
+        "replace", ("--replace",), is_flag=True, help="With --save: replace a saved selection of that name."
+    ),
+    Param("note", ("--note",), help="With --save: a note kept with the saved selection."),
+    Param("sample", ("--sample",), type=IntRange(min=0), default=10, show_default=True, help="Rows to show."),
+    Param("list_saved", ("--list",), is_flag=True, help="List the saved selections and stop."),
+    Param("drop_name", ("--drop",), help="Delete the saved selection of this name and stop."),
+    Param(
+        "timeout",
+        ("--timeout",),
+        type=FloatRange(min=0, min_open=True),
+        default=300.0,
+        show_default=True,
+        help="Stop a --where with a sub-select after this many seconds (Ctrl+C cancels it any time).",
+    ),
+    json_param(),
+    help=SELECT_HELP,
+)
+def select_cmd(
+    ctx: CommandContext,
+    save_name: str | None,
+    replace: bool,
+    note: str | None,
+    sample: int,
+    list_saved: bool,
+    drop_name: str | None,
+    timeout: float,
+    as_json: bool,
+    **kw: Any,
+) -> Result:
+    from tuiops.ops.select import drop_selection, list_selections, save_selection, summarize
+    from tuiops.ops.usersql import Limits
+
+    ws = ctx.workspace
+    if list_saved:
+        rows = list_selections(ws)
+
+        def saved() -> str:
+            if not rows:
+                return "(no saved selections; save one with `tuiops select --where … --save NAME`)"
+            return "\n".join(
+                f"{r['name']:<20} {r['created']}  "
+                + ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("name", "created"))
+                for r in rows
+            )
+
+        return Result(rows, saved)
+    if drop_name:
+        drop_selection(ws, drop_name)
+        return Result({"dropped": drop_name}, f"dropped selection {drop_name!r}")
+    spec = selection_spec(ws, kw)
+    limits = Limits(
+        timeout=timeout,
+        sigint=True,
+        on_slow=_slow_selection,
+        timeout_hint="give it more time with --timeout SECONDS, or narrow the --where",
+    )
+    out = summarize(ws, spec, sample=sample, limits=limits)
+    if save_name:
+        out["saved"] = save_selection(ws, save_name, spec, replace=replace, note=note)["name"]
+
+    def text() -> str:
+        lines = [
+            f"{out['files']} file(s) of {out['images']} image(s), {out['bytes'] / 1e6:.1f} MB"
+            + (f"  ({', '.join(f'{k} {v}' for k, v in out['by_pool'].items())})" if out["by_pool"] else "")
+        ]
+        if out.get("statuses") and set(out["statuses"]) != {"ok"}:
+            lines.append("  status: " + ", ".join(f"{k} {v}" for k, v in out["statuses"].items()))
+        if out["unknown_keys"]:
+            lines.append(
+                f"  {out['unknown_keys']} key(s) not in the store, e.g. {', '.join(out['unknown_key_examples'][:3])}"
+            )
+        if out["keys_without_files"]:
+            lines.append(f"  {out['keys_without_files']} known key(s) without a selected file")
+        if out["sample"]:
+            lines.append(_sample_table(out["sample"]))
+        if save_name:
+            lines.append(f"saved as {save_name!r}")
+        return "\n".join(lines)
+
+    return Result(out, text)
 
 
 def _run(ctx: CommandContext, op: str, kw: dict[str, Any], **plan_kw: Any) -> Result:
