@@ -2,44 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import click
 
-from tuiops.cli import cli, emit, get_workspace, json_option, progress_reporter
+from tuiops.cli import cli, emit, get_workspace, json_option
 from tuiops.cli.build import add
-from tuiops.commands.fileops import LAYOUT_HELP, NAME_HELP, selection_spec
-from tuiops.commands.review import render_plan, render_run
-
-
-def selection_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that say which files a command works on."""
-    opts = [
-        click.option("--where", help="SQL condition over the selection view (see `tuiops select --help`)."),
-        click.option(
-            "--keys",
-            "keys_file",
-            type=click.Path(dir_okay=False, allow_dash=True),
-            help="File of image keys or file names, one per line ('-' reads stdin).",
-        ),
-        click.option("--selection", "selection_name", help="A saved selection (`tuiops select --save`)."),
-        click.option(
-            "--set", "label_set", help="Label set: adds its per-image columns (and labels to write)."
-        ),
-        click.option("--run", "run", help="Detection run: adds its per-image columns."),
-        click.option("--match", "match", help="Stored match: adds its per-image columns (f1, fp, fn, …)."),
-        click.option("--pool", "pools", multiple=True, help="Only files of this pool (repeatable)."),
-        click.option(
-            "--all-statuses",
-            is_flag=True,
-            help="Also files that are missing, moved, trashed or not images (left out by default).",
-        ),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
 
 # -- select --------------------------------------------------------------------------------------
 add(cli, "select")
@@ -131,70 +97,4 @@ def review_open_cmd(folder: str, no_wait: bool) -> int:
 
 
 # -- paint -------------------------------------------------------------------------------------------
-@cli.command("paint")
-@selection_options
-@click.option("--to", "to", required=True, type=click.Path(file_okay=False), help="Folder for the pictures.")
-@click.option(
-    "--conf", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Leave out detections below."
-)
-@click.option("--layout", default="flat", show_default=True, help=LAYOUT_HELP)
-@click.option("--name", "name", help=NAME_HELP + " Default '{stem}.jpg'.")
-@click.option(
-    "--on-conflict",
-    type=click.Choice(["fail", "skip", "rename", "overwrite"]),
-    default="fail",
-    show_default=True,
-    help="What to do when a picture exists already.",
-)
-@click.option("--dry-run", is_flag=True, help="Plan and show; draw nothing.")
-@click.option(
-    "--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Pictures drawn at once."
-)
-@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True, help="Plan rows to print.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output on stderr.")
-@json_option
-def paint_cmd(
-    to: str,
-    conf: float,
-    layout: str,
-    name: str | None,
-    on_conflict: str,
-    dry_run: bool,
-    workers: int,
-    show: int,
-    quiet: bool,
-    as_json: bool,
-    **kw: Any,
-) -> int:
-    """Draw label boxes (solid, class tag) and detection boxes (dashed, class and score) on images.
-
-    Give --set and/or --run for what to draw; the selection options choose the images.
-    One JPEG per image, for review in any image viewer; a journaled, undoable job.
-
-    \b
-    Examples:
-      tuiops paint --set master --run v41 --match m41 --where "f1 < 0.5" --to review/painted
-      tuiops paint --run v41 --keys list.txt --conf 0.3 --to painted
-    """
-    from tuiops.ops.paint import paint
-
-    ws = get_workspace()
-    spec = selection_spec(get_workspace(), kw)
-    if not kw.get("where") and not kw.get("keys_file") and not kw.get("selection_name"):
-        from tuiops.errors import UsageError
-
-        raise UsageError("which images? give --where, --keys or --selection", hint="all of them: --where 1")
-    with progress_reporter("paint", quiet=quiet or as_json) as on_progress:
-        p, r = paint(
-            ws, spec, to, label_set=kw.get("label_set"), run=kw.get("run"), conf=conf, layout=layout, name=name,
-            on_conflict=on_conflict, dry_run=dry_run, workers=workers, progress=on_progress,
-        )  # fmt: skip
-    out: dict[str, Any] = {"plan": p.to_dict(), "run": r.to_dict() if r else None}
-    out["plan"]["sample"] = out["plan"]["sample"][:show]
-    if as_json:
-        emit(out, True)
-    else:
-        click.echo(render_plan(out["plan"]))
-        if r is not None:
-            click.echo(render_run(out["run"]))
-    return 0 if r is None or r.status == "done" else 1
+add(cli, "paint")

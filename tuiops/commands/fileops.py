@@ -1,4 +1,4 @@
-"""`tuiops select` and batch file operations: `tuiops ops copy|move|rename|delete|convert|resume|undo|list|purge|forget`."""
+"""`tuiops select`, `tuiops paint` and batch file operations: `tuiops ops copy|move|rename|delete|convert|resume|undo|list|purge|forget`."""
 
 from __future__ import annotations
 
@@ -576,3 +576,89 @@ def ops_forget(ctx: CommandContext, job: int, as_json: bool) -> Result:
 
     forget_job(ctx.workspace, job)
     return Result({"forgotten": job}, f"forgot job {job}")
+
+
+@command(
+    "paint",
+    *SELECTION_PARAMS,
+    Param("to", ("--to",), required=True, type=PathType(file_okay=False), help="Folder for the pictures."),
+    Param(
+        "conf",
+        ("--conf",),
+        type=FloatRange(0, 1),
+        default=0.0,
+        show_default=True,
+        help="Leave out detections below.",
+    ),
+    Param("layout", ("--layout",), default="flat", show_default=True, help=LAYOUT_HELP),
+    Param("name", ("--name",), help=NAME_HELP + " Default '{stem}.jpg'."),
+    Param(
+        "on_conflict",
+        ("--on-conflict",),
+        type=Choice(("fail", "skip", "rename", "overwrite")),
+        default="fail",
+        show_default=True,
+        help="What to do when a picture exists already.",
+    ),
+    Param("dry_run", ("--dry-run",), is_flag=True, help="Plan and show; draw nothing."),
+    Param(
+        "workers",
+        ("--workers",),
+        type=IntRange(min=1),
+        default=4,
+        show_default=True,
+        help="Pictures drawn at once.",
+    ),
+    Param(
+        "show", ("--show",), type=IntRange(min=0), default=10, show_default=True, help="Plan rows to print."
+    ),
+    Param("quiet", ("-q", "--quiet"), is_flag=True, help="No progress output on stderr."),
+    json_param(),
+)
+def paint_cmd(
+    ctx: CommandContext,
+    to: str,
+    conf: float,
+    layout: str,
+    name: str | None,
+    on_conflict: str,
+    dry_run: bool,
+    workers: int,
+    show: int,
+    quiet: bool,
+    as_json: bool,
+    **kw: Any,
+) -> Result:
+    """Draw label boxes (solid, class tag) and detection boxes (dashed, class and score) on images.
+
+    Give --set and/or --run for what to draw; the selection options choose the images.
+    One JPEG per image, for review in any image viewer; a journaled, undoable job.
+
+    \b
+    Examples:
+      tuiops paint --set master --run v41 --match m41 --where "f1 < 0.5" --to review/painted
+      tuiops paint --run v41 --keys list.txt --conf 0.3 --to painted
+    """
+    from tuiops.ops.paint import paint
+
+    ws = ctx.workspace
+    spec = selection_spec(ws, kw)
+    if not kw.get("where") and not kw.get("keys_file") and not kw.get("selection_name"):
+        from tuiops.errors import UsageError
+
+        raise UsageError("which images? give --where, --keys or --selection", hint="all of them: --where 1")
+    with ctx.progress("paint", quiet=quiet or as_json) as on_progress:
+        p, r = paint(
+            ws, spec, to, label_set=kw.get("label_set"), run=kw.get("run"), conf=conf, layout=layout, name=name,
+            on_conflict=on_conflict, dry_run=dry_run, workers=workers, progress=on_progress,
+        )  # fmt: skip
+    out: dict[str, Any] = {"plan": p.to_dict(), "run": r.to_dict() if r else None}
+    out["plan"]["sample"] = out["plan"]["sample"][:show]
+
+    def text() -> str:
+        lines = [render_plan(out["plan"])]
+        if r is not None:
+            lines.append(render_run(out["run"]))
+        return "\n".join(lines)
+
+    return Result(out, text, exit_code=0 if r is None or r.status == "done" else 1)
