@@ -262,7 +262,9 @@ def labels_export(
     )
     if result.not_carried:
         lost = ", ".join(f"{k} {n}" for k, n in result.not_carried.items())
-        text += f"\n  warning: {fmt} cannot hold what some boxes' source states; not written: {lost} (box counts)"
+        text += (
+            f"\n  warning: {fmt} cannot hold what some boxes' source states; not written: {lost} (box counts)"
+        )
     return Result(result.to_dict(), text)
 
 
