@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import polars as pl
 
+
 _TAG = {"x1": "xmin", "y1": "ymin", "x2": "xmax", "y2": "ymax"}
 
 

@@ -1,0 +1,342 @@
+"""Dataset projects: create, load, build (here or on a host over SSH), list and show.
+
+A project is ``projects/NAME/`` of the workspace::
+
+    project.toml            [project] name, classes, augment (a command), count, seed
+    master/images/*         the source images
+    master/annotations/*    their VOC annotations (same stem as the image)
+    augment.py              the augmentation script (or whatever ``augment`` runs)
+    .gitignore              build/
+    build/                  the last finished build (never in version control)
+
+Shared augmentation code lives in ``projects/common/``; the build puts ``projects/``
+on ``PYTHONPATH``. A build runs the ``augment`` command in the project folder with
+``{out}`` (an empty output folder), ``{count}`` and ``{seed}`` substituted (shell-quoted),
+then takes the boxes the script reports (``boxes.json``, else VOC XMLs beside the
+images, else the master's boxes for images named ``MASTERSTEM__….ext`` of the
+master's size), validates every image and box, and writes ``build/``::
+
+    JPEGImages/NAME_000001.jpg …   Annotations/NAME_000001.xml …   build.json (last)
+
+Each box keeps its VOC object's flags and tags (``<pose>``, ``<truncated>``,
+``<difficult>``, ``<occluded>`` and any other tag, as written): a box of a VOC file
+the script wrote keeps that object's, a box of an image named after a master keeps
+the master object's, and a ``boxes.json`` object keeps those of the master object it
+names with ``"master": STEM, "object": N`` (1-based), and may set ``difficult``,
+``truncated``, ``pose`` or ``occluded`` itself.
+
+into ``build.tmp-…`` first and then swaps it into place, so a failed build leaves the
+previous one untouched. ``build.json`` records the hashes of the inputs (masters,
+project.toml, the script, ``projects/common``); a build with the same inputs, count
+and seed is "up to date" and not run again unless forced.
+
+On a host (``--on HOST``) the project and ``projects/common`` are sent to
+``.tuiops-builds/NAME-KEY/`` under the host's home, the command runs there with a
+time limit (``python`` there is the interpreter named by ``python = "…"`` in the
+host's table of tuiops.toml when set, else ``python``, else ``python3``), the output
+folder comes back and is validated here; the remote folder is removed afterwards. A build cut off by a lost connection keeps both the remote
+folder and the local staging folder, so running it again resumes the transfers
+instead of starting over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuiops.errors import (
+    ConflictError,
+    InputError,
+    UsageError,
+)
+from tuiops.fsutil import atomic_write_text, disk_error, replace_folder, sha256_file
+from tuiops.ops.base import CancelToken, JobProgress, ProgressFn, Reporter, job
+from tuiops.ops.projects.build_local import _run_local
+from tuiops.ops.projects.build_remote import _remote_build, _resumable
+from tuiops.ops.projects.model import (
+    _LOCK,
+    BUILD,
+    BUILD_JSON,
+    DEFAULT_TIMEOUT,
+    LOCAL,
+    REMOTE_BUILDS,
+    BuildResult,
+    Project,
+    _complete,
+    input_hashes,
+    load_project,
+    read_build,
+)
+from tuiops.ops.projects.outputs import (
+    _Checked,
+    _fail,
+    _open_all,
+    _Output,
+    box_frame,
+    collect_outputs,
+    validate_boxes,
+)
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from tuiops.remote.hosts import RetryPolicy
+    from tuiops.workspace import Workspace
+
+
+def _write_build(
+    ws: Workspace,
+    project: Project,
+    dest: Path,
+    outputs: list[_Output],
+    checked: list[_Checked],
+    boxes: pl.DataFrame,
+    info: dict[str, Any],
+    rep: Reporter,
+) -> dict[str, Any]:
+    import polars as pl
+    from PIL import Image
+
+    from tuiops.formats.voc import VocBox, VocHeader, voc_document
+
+    (dest / "JPEGImages").mkdir(parents=True)
+    (dest / "Annotations").mkdir()
+    per_img: dict[int, list[VocBox]] = {}
+    cols = ("img", "name", "cx1", "cy1", "cx2", "cy2", "extra")
+    for r in boxes.sort("img", "obj").select(cols).iter_rows():
+        per_img.setdefault(r[0], []).append(VocBox(r[1], r[2], r[3], r[4], r[5], r[6]))
+    files = []
+    for i, c in enumerate(checked):
+        stem = f"{project.name}_{i + 1:06d}"
+        img_rel, ann_rel = f"JPEGImages/{stem}.jpg", f"Annotations/{stem}.xml"
+        target = dest / img_rel
+        if c.jpeg:
+            os.replace(c.path, target)
+        else:
+            with Image.open(c.path) as im:
+                rgb = im.convert("L" if im.mode in ("L", "I", "I;16", "1") else "RGB")
+                rgb.save(target, "JPEG", quality=95)
+                c.depth = len(rgb.getbands())
+        objs = per_img.get(i, [])
+        header = VocHeader("JPEGImages", f"{stem}.jpg", f"{stem}.jpg", c.width, c.height, c.depth)
+        (dest / ann_rel).write_bytes(voc_document(None, objs, header))
+        files.append(
+            {
+                "image": img_rel,
+                "annotation": ann_rel,
+                "sha256": sha256_file(target),
+                "width": c.width,
+                "height": c.height,
+                "objects": len(objs),
+                "source": outputs[i].rel,
+            }
+        )
+        rep.advance(message=stem)
+    counts = boxes.group_by("name").agg(pl.len().alias("n")).sort("name")
+    class_counts = {n: int(k) for n, k in counts.iter_rows()}
+    doc = {
+        **info,
+        "images": len(files),
+        "objects": int(boxes.height),
+        "class_counts": class_counts,
+        "files": files,
+    }
+    atomic_write_text(dest / BUILD_JSON, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    return doc
+
+
+def _lock(project: Project) -> Any:
+    import fcntl
+
+    path = project.root / _LOCK
+    try:
+        fh = open(path, "a")  # noqa: SIM115 - held for the whole build
+    except OSError as exc:
+        raise disk_error(path, exc, "create") from exc
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        fh.close()
+        raise ConflictError(
+            f"another build of {project.name} is running", hint="wait for it to finish, then build again"
+        ) from exc
+    return fh
+
+
+def build_project(
+    ws: Workspace,
+    name: str,
+    *,
+    host: str | None = None,
+    count: int | None = None,
+    seed: int | None = None,
+    force: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    retry: RetryPolicy | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> BuildResult:
+    """Build ``projects/NAME/build/`` by running its augmentation here or on ``host``.
+
+    Skipped ("up to date") when the last build has the same inputs, count and seed,
+    unless ``force``. Any failure (the script fails or hangs past ``timeout`` s, a bad
+    image or box, a lost connection) leaves the previous build as it was.
+    """
+    import polars as pl
+
+    from tuiops.store.db import utcnow
+
+    project = load_project(ws, name)
+    count = project.count if count is None else count
+    seed = project.seed if seed is None else seed
+    if count < 1:
+        raise UsageError(f"count must be at least 1, not {count}")
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"timeout must be positive, not {timeout:g}")
+    where = host or LOCAL
+    hosts = None
+    if host is not None:
+        from tuiops.ops.remote import open_hosts
+
+        hosts = open_hosts(ws, retry=retry)
+        hosts.get(host)
+    if not project.master.is_dir():
+        raise InputError(f"project {name} has no master folder {project.master}")
+    lock = _lock(project)
+    stage: Path | None = None
+    try:
+        t0 = time.monotonic()
+        inputs, script = input_hashes(ws, project)
+        prev = read_build(project)
+        if (
+            not force
+            and prev is not None
+            and prev.get("inputs_sha256") == inputs
+            and prev.get("count") == count
+            and prev.get("seed") == seed
+            and _complete(project, prev)
+        ):
+            return BuildResult(
+                project=name,
+                status="up to date",
+                host=str(prev.get("host", where)),
+                count=count,
+                seed=seed,
+                images=len(prev.get("files", [])),
+                objects=int(prev.get("objects", 0) or 0),
+                class_counts=dict(prev.get("class_counts", {}) or {}),
+                path=str(project.build_dir),
+                inputs_sha256=inputs,
+                script_sha256=script,
+                created=str(prev.get("created", "")),
+            )
+        key = f"{inputs[:12]}-{count}-{seed}"
+        stage = project.root / f"build.tmp-{key}"
+        for old in project.root.glob("build.*-*"):
+            if old.is_dir() and old != stage:
+                shutil.rmtree(old, ignore_errors=True)
+        if host is None:
+            shutil.rmtree(stage, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(stage / BUILD)
+        try:
+            (stage / "out").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise disk_error(stage, exc, "create") from exc
+        params = {"project": name, "host": where, "count": count, "seed": seed, "force": force}
+        with job(ws.store, "project.build", params) as j:
+            rep = Reporter(
+                "project.build", JobProgress(ws, j.id, progress, with_op=True), cancel, job_id=j.id
+            )
+            rep.update(0, f"augment on {where}", force=True)
+            transfers: dict[str, Any] = {}
+            remote_dir = f"{REMOTE_BUILDS}/{name}-{key}"
+            if host is None:
+                _run_local(ws, project, stage / "out", count, seed, timeout, cancel)
+            else:
+                transfers = _remote_build(
+                    ws, hosts, host, project, remote_dir, stage, count, seed, timeout, j.id, progress, cancel
+                )
+            rep.check()
+            outputs = collect_outputs(stage / "out", project)
+            rep.update(0, "validate", force=True, total=len(outputs))
+            checked, problems = _open_all(outputs, rep)
+            frame = validate_boxes(box_frame(outputs, checked), project.classes)
+            problems += frame.filter(pl.col("problem").is_not_null())["problem"].to_list()
+            if problems:
+                raise _fail(project, problems)
+            rep.update(0, "write", force=True, total=len(outputs))
+            created = utcnow()
+            info = {
+                "project": name,
+                "classes": list(project.classes),
+                "count": count,
+                "seed": seed,
+                "host": where,
+                "script_sha256": script,
+                "inputs_sha256": inputs,
+                "created": created,
+                "augment": project.augment,
+            }
+            try:
+                doc = _write_build(ws, project, stage / BUILD, outputs, checked, frame, info, rep)
+                replace_folder(stage / BUILD, project.build_dir)
+            except OSError as exc:
+                raise disk_error(project.build_dir, exc, "write") from exc
+            shutil.rmtree(stage, ignore_errors=True)
+            elapsed = round(time.monotonic() - t0, 3)
+            build_sha = sha256_file(project.build_dir / BUILD_JSON)
+            with ws.store.transaction() as conn:
+                cur = conn.execute(
+                    "INSERT INTO project_builds(project, host, count, seed, classes, images, objects, "
+                    "class_counts, script_sha256, inputs_sha256, build_sha256, path, created, elapsed, job_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        name,
+                        where,
+                        count,
+                        seed,
+                        json.dumps(project.classes),
+                        doc["images"],
+                        doc["objects"],
+                        json.dumps(doc["class_counts"]),
+                        script,
+                        inputs,
+                        build_sha,
+                        str(project.build_dir),
+                        created,
+                        elapsed,
+                        j.id,
+                    ),
+                )
+                build_id = int(cur.lastrowid or 0)
+            result = BuildResult(
+                project=name,
+                status="built",
+                host=where,
+                count=count,
+                seed=seed,
+                images=doc["images"],
+                objects=doc["objects"],
+                class_counts=doc["class_counts"],
+                path=str(project.build_dir),
+                inputs_sha256=inputs,
+                script_sha256=script,
+                created=created,
+                elapsed=elapsed,
+                build_id=build_id,
+                transfers=transfers,
+            )
+            j.result = result.to_dict()
+        return result
+    except BaseException as exc:
+        if stage is not None and (host is None or not _resumable(exc)):
+            shutil.rmtree(stage, ignore_errors=True)
+        raise
+    finally:
+        lock.close()

@@ -1,0 +1,98 @@
+"""Running a project's augmentation command here, in its own process group, with a time limit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tuiops.errors import (
+    ExternalToolError,
+)
+from tuiops.ops.base import CancelToken
+from tuiops.ops.projects.model import Project, projects_dir
+
+if TYPE_CHECKING:
+    from tuiops.workspace import Workspace
+
+
+def format_command(template: str, out: str, count: int, seed: int) -> str:
+    """The augment command with ``{out}``, ``{count}`` and ``{seed}`` substituted, shell-quoted."""
+    return template.format(out=shlex.quote(out), count=shlex.quote(str(count)), seed=shlex.quote(str(seed)))
+
+
+def _tail(text: str, lines: int = 12) -> str:
+    kept = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
+    return "\n    ".join(kept)
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _run_local(
+    ws: Workspace,
+    project: Project,
+    out: Path,
+    count: int,
+    seed: int,
+    timeout: float | None,
+    cancel: CancelToken | None,
+) -> None:
+    cmd = format_command(project.augment, str(out), count, seed)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(projects_dir(ws)), env.get("PYTHONPATH", "")) if p)
+    env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), env.get("PATH", "")) if p)
+    log_path = out.parent / "augment.log"
+    try:
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                cmd,
+                shell=True,
+                cwd=project.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+    except OSError as exc:
+        raise ExternalToolError(f"cannot start the augmentation of {project.name} (`{cmd}`): {exc}") from exc
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        try:
+            rc = proc.wait(timeout=0.2)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if cancel is not None and cancel.cancelled:
+            _kill_group(proc)
+            cancel.check()
+        if deadline is not None and time.monotonic() > deadline:
+            _kill_group(proc)
+            raise ExternalToolError(
+                f"the augmentation of {project.name} (`{cmd}`) did not finish within {timeout:g} s "
+                "and was stopped; the previous build is untouched",
+                hint="raise the limit with --timeout SECONDS, or check why the script hangs "
+                "(does it wait for input or a lock?)",
+            )
+    if rc != 0:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+        raise ExternalToolError(
+            f"the augmentation of {project.name} (`{cmd}`) failed with exit status {rc}; "
+            f"the previous build is untouched. Its last output:\n    {_tail(text) or '(none)'}",
+            hint=f"run it by hand in {project.root} with PYTHONPATH={projects_dir(ws)} to see the whole story",
+        )

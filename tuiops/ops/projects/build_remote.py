@@ -1,0 +1,201 @@
+"""Running a project's augmentation on a host over SSH: inputs up, command, outputs back, cleanup."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuiops.errors import (
+    ExternalToolError,
+    TuiopsError,
+)
+from tuiops.ops.base import CancelToken, JobProgress, ProgressFn
+from tuiops.ops.projects.build_local import _tail, format_command
+from tuiops.ops.projects.model import COMMON, PROJECTS, REMOTE_BUILDS, Project, input_files, projects_dir
+
+if TYPE_CHECKING:
+    from tuiops.remote.hosts import Hosts
+    from tuiops.workspace import Workspace
+
+
+def _remote_python(host_extra: dict[str, Any]) -> str:
+    py = host_extra.get("python")
+    if isinstance(py, str) and py:
+        q = shlex.quote(py)
+        return f'python() {{ {q} "$@"; }}; python3() {{ {q} "$@"; }}; '
+    return 'command -v python >/dev/null 2>&1 || python() { python3 "$@"; }; '
+
+
+async def _remote_augment(
+    hosts: Hosts,
+    host_name: str,
+    ws: Workspace,
+    project: Project,
+    remote_dir: str,
+    stage: Path,
+    count: int,
+    seed: int,
+    timeout: float | None,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> dict[str, Any]:
+    """Send the project, run its augmentation on the host, fetch ``out/`` into ``stage/out``."""
+    import posixpath
+
+    import asyncssh
+
+    from tuiops.remote import commands, transfer
+    from tuiops.remote.errors import CommandTimeout
+    from tuiops.remote.paths import confine, resolve_home
+
+    tops = sorted({rel.split("/", 1)[0] for rel, _ in input_files(project.root)})
+    sent = await transfer.put(
+        hosts,
+        host_name,
+        [project.root / t for t in tops],
+        f"{remote_dir}/{PROJECTS}/{project.name}",
+        existing="overwrite",
+        progress=progress,
+        cancel=cancel,
+    )
+    common = projects_dir(ws) / COMMON
+    files_sent = sent.files
+    if common.is_dir():
+        common_sent = await transfer.put(
+            hosts,
+            host_name,
+            [common],
+            f"{remote_dir}/{PROJECTS}",
+            existing="overwrite",
+            progress=progress,
+            cancel=cancel,
+        )
+        files_sent += common_sent.files
+    host = hosts.get(host_name)
+    conn = await hosts.connect(host_name)
+    ran: dict[str, Any] = {"ran": False}
+    try:
+        async with await conn.sftp() as sftp:
+            home = await resolve_home(sftp, host)
+            rdir = await confine(sftp, host_name, home, remote_dir)
+            done = posixpath.join(rdir, "done")
+            finished = await sftp.exists(done)
+        if files_sent or not finished:
+            q = shlex.quote
+            out = posixpath.join(rdir, "out")
+            cmd = format_command(project.augment, out, count, seed)
+            script = (
+                f"cd {q(posixpath.join(rdir, PROJECTS, project.name))} && "
+                f"rm -rf {q(out)} {q(done)} && mkdir -p {q(out)} && "
+                f"PYTHONPATH={q(posixpath.join(rdir, PROJECTS))}${{PYTHONPATH:+:$PYTHONPATH}} && "
+                "export PYTHONPATH && "
+                f"{_remote_python(host.extra)}"
+                f"{cmd} && : > {q(done)}"
+            )
+            try:
+                res = await commands.run_on(conn, ["sh", "-c", script], timeout=timeout)
+            except CommandTimeout as exc:
+                how = exc.message.rsplit("; ", 1)[-1]
+                raise CommandTimeout(
+                    f"the augmentation of {project.name} (`{project.augment}`) did not finish within "
+                    f"{timeout:g} s on host {host_name}; {how}; the previous build is untouched",
+                    hint=exc.hint,
+                ) from None
+            ran = {"ran": True, "elapsed": res.elapsed}
+            if res.rc != 0:
+                raise ExternalToolError(
+                    f"the augmentation of {project.name} (`{cmd}`) failed on host {host_name} with exit "
+                    f"status {res.rc}; the previous build is untouched. Its last output:\n    "
+                    f"{_tail(res.stdout + chr(10) + res.stderr) or '(none)'}",
+                    hint=f"look at it on the host: {posixpath.join(rdir, PROJECTS, project.name)}",
+                )
+    except (asyncssh.DisconnectError, asyncssh.ConnectionLost, ConnectionError) as exc:
+        from tuiops.remote.errors import ConnectionDropped
+
+        raise ConnectionDropped(
+            f"the connection to {host_name} was lost while the augmentation of {project.name} ran: {exc}",
+            hint="run the same build again when the host is back",
+        ) from exc
+    finally:
+        await conn.close()
+    if ran["ran"]:
+        shutil.rmtree(stage / "out", ignore_errors=True)
+    got = await transfer.get(
+        hosts,
+        host_name,
+        [f"{remote_dir}/out"],
+        stage,
+        existing="overwrite",
+        progress=progress,
+        cancel=cancel,
+    )
+    return {"sent_files": files_sent, "sent_bytes": sent.sent, "got_files": got.files, **ran}
+
+
+async def _remote_cleanup(hosts: Hosts, host_name: str, remote_dir: str) -> None:
+    import asyncssh
+
+    from tuiops.remote.paths import confine, resolve_home
+
+    conn = await hosts.connect(host_name)
+    try:
+        async with await conn.sftp() as sftp:
+            home = await resolve_home(sftp, hosts.get(host_name))
+            rdir = await confine(sftp, host_name, home, remote_dir)
+            with contextlib.suppress(asyncssh.SFTPError, OSError):
+                await sftp.rmtree(rdir, ignore_errors=True)
+            with contextlib.suppress(asyncssh.SFTPError, OSError):
+                await sftp.rmdir(rdir.rsplit("/", 1)[0])
+    finally:
+        await conn.close()
+
+
+def _resumable(exc: BaseException) -> bool:
+    from tuiops.remote.errors import ConnectionDropped, HostUnreachable
+
+    return isinstance(exc, (ConnectionDropped, HostUnreachable))
+
+
+def _remote_build(
+    ws: Workspace,
+    hosts: Any,
+    host: str,
+    project: Project,
+    remote_dir: str,
+    stage: Path,
+    count: int,
+    seed: int,
+    timeout: float | None,
+    job_id: int,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> dict[str, Any]:
+    """The remote half of a build: augment on the host, fetch, clean up (kept for a resume when cut off)."""
+    from tuiops.remote import run_sync
+    from tuiops.remote.errors import RemoteDiskError
+
+    forward = JobProgress(ws, job_id, progress, with_op=True)
+    try:
+        res = run_sync(
+            _remote_augment(
+                hosts, host, ws, project, remote_dir, stage, count, seed, timeout, forward, cancel
+            ),
+            cancel,
+        )
+    except TuiopsError as exc:
+        if not _resumable(exc):
+            with contextlib.suppress(TuiopsError, OSError):
+                run_sync(_remote_cleanup(hosts, host, remote_dir))
+        if isinstance(exc, RemoteDiskError):
+            raise RemoteDiskError(
+                f"{exc.message}; the project could not be sent to {host} for the build",
+                hint=f"the build works in {REMOTE_BUILDS}/ under the home of host {host}: free space there, "
+                f"or set home = a writable folder in [hosts.{host}] of tuiops.toml",
+            ) from exc
+        raise
+    with contextlib.suppress(TuiopsError, OSError):
+        run_sync(_remote_cleanup(hosts, host, remote_dir))
+    return res
