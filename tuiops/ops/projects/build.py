@@ -56,29 +56,29 @@ from tuiops.errors import (
 )
 from tuiops.fsutil import atomic_write_text, disk_error, replace_folder, sha256_file
 from tuiops.ops.base import CancelToken, JobProgress, ProgressFn, Reporter, job
-from tuiops.ops.projects.build_local import _run_local
-from tuiops.ops.projects.build_remote import _remote_build, _resumable
+from tuiops.ops.projects.build_local import run_local
+from tuiops.ops.projects.build_remote import remote_build, resumable
 from tuiops.ops.projects.model import (
-    _LOCK,
     BUILD,
     BUILD_JSON,
     DEFAULT_TIMEOUT,
     LOCAL,
+    LOCK_NAME,
     REMOTE_BUILDS,
     BuildResult,
     Project,
-    _complete,
+    build_complete,
     input_hashes,
     load_project,
     read_build,
 )
 from tuiops.ops.projects.outputs import (
-    _Checked,
-    _fail,
-    _open_all,
-    _Output,
+    CheckedImage,
+    Output,
+    bad_outputs_error,
     box_frame,
     collect_outputs,
+    open_outputs,
     validate_boxes,
 )
 
@@ -93,8 +93,8 @@ def _write_build(
     ws: Workspace,
     project: Project,
     dest: Path,
-    outputs: list[_Output],
-    checked: list[_Checked],
+    outputs: list[Output],
+    checked: list[CheckedImage],
     boxes: pl.DataFrame,
     info: dict[str, Any],
     rep: Reporter,
@@ -153,7 +153,7 @@ def _write_build(
 def _lock(project: Project) -> Any:
     import fcntl
 
-    path = project.root / _LOCK
+    path = project.root / LOCK_NAME
     try:
         fh = open(path, "a")  # noqa: SIM115 - held for the whole build
     except OSError as exc:
@@ -219,7 +219,7 @@ def build_project(
             and prev.get("inputs_sha256") == inputs
             and prev.get("count") == count
             and prev.get("seed") == seed
-            and _complete(project, prev)
+            and build_complete(project, prev)
         ):
             return BuildResult(
                 project=name,
@@ -257,19 +257,19 @@ def build_project(
             transfers: dict[str, Any] = {}
             remote_dir = f"{REMOTE_BUILDS}/{name}-{key}"
             if host is None:
-                _run_local(ws, project, stage / "out", count, seed, timeout, cancel)
+                run_local(ws, project, stage / "out", count, seed, timeout, cancel)
             else:
-                transfers = _remote_build(
+                transfers = remote_build(
                     ws, hosts, host, project, remote_dir, stage, count, seed, timeout, j.id, progress, cancel
                 )
             rep.check()
             outputs = collect_outputs(stage / "out", project)
             rep.update(0, "validate", force=True, total=len(outputs))
-            checked, problems = _open_all(outputs, rep)
+            checked, problems = open_outputs(outputs, rep)
             frame = validate_boxes(box_frame(outputs, checked), project.classes)
             problems += frame.filter(pl.col("problem").is_not_null())["problem"].to_list()
             if problems:
-                raise _fail(project, problems)
+                raise bad_outputs_error(project, problems)
             rep.update(0, "write", force=True, total=len(outputs))
             created = utcnow()
             info = {
@@ -335,7 +335,7 @@ def build_project(
             j.result = result.to_dict()
         return result
     except BaseException as exc:
-        if stage is not None and (host is None or not _resumable(exc)):
+        if stage is not None and (host is None or not resumable(exc)):
             shutil.rmtree(stage, ignore_errors=True)
         raise
     finally:

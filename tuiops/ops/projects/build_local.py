@@ -27,7 +27,7 @@ def format_command(template: str, out: str, count: int, seed: int) -> str:
     return template.format(out=shlex.quote(out), count=shlex.quote(str(count)), seed=shlex.quote(str(seed)))
 
 
-def _tail(text: str, lines: int = 12) -> str:
+def output_tail(text: str, lines: int = 12) -> str:
     kept = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
     return "\n    ".join(kept)
 
@@ -43,7 +43,7 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
             continue
 
 
-def _run_local(
+def run_local(
     ws: Workspace,
     project: Project,
     out: Path,
@@ -93,6 +93,6 @@ def _run_local(
         text = log_path.read_text(encoding="utf-8", errors="replace")
         raise ExternalToolError(
             f"the augmentation of {project.name} (`{cmd}`) failed with exit status {rc}; "
-            f"the previous build is untouched. Its last output:\n    {_tail(text) or '(none)'}",
+            f"the previous build is untouched. Its last output:\n    {output_tail(text) or '(none)'}",
             hint=f"run it by hand in {project.root} with PYTHONPATH={projects_dir(ws)} to see the whole story",
         )

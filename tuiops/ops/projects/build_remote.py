@@ -13,7 +13,7 @@ from tuiops.errors import (
     TuiopsError,
 )
 from tuiops.ops.base import CancelToken, JobProgress, ProgressFn
-from tuiops.ops.projects.build_local import _tail, format_command
+from tuiops.ops.projects.build_local import format_command, output_tail
 from tuiops.ops.projects.model import COMMON, PROJECTS, REMOTE_BUILDS, Project, input_files, projects_dir
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ async def _remote_augment(
                 raise ExternalToolError(
                     f"the augmentation of {project.name} (`{cmd}`) failed on host {host_name} with exit "
                     f"status {res.rc}; the previous build is untouched. Its last output:\n    "
-                    f"{_tail(res.stdout + chr(10) + res.stderr) or '(none)'}",
+                    f"{output_tail(res.stdout + chr(10) + res.stderr) or '(none)'}",
                     hint=f"look at it on the host: {posixpath.join(rdir, PROJECTS, project.name)}",
                 )
     except (asyncssh.DisconnectError, asyncssh.ConnectionLost, ConnectionError) as exc:
@@ -153,13 +153,13 @@ async def _remote_cleanup(hosts: Hosts, host_name: str, remote_dir: str) -> None
         await conn.close()
 
 
-def _resumable(exc: BaseException) -> bool:
+def resumable(exc: BaseException) -> bool:
     from tuiops.remote.errors import ConnectionDropped, HostUnreachable
 
     return isinstance(exc, (ConnectionDropped, HostUnreachable))
 
 
-def _remote_build(
+def remote_build(
     ws: Workspace,
     hosts: Any,
     host: str,
@@ -186,7 +186,7 @@ def _remote_build(
             cancel,
         )
     except TuiopsError as exc:
-        if not _resumable(exc):
+        if not resumable(exc):
             with contextlib.suppress(TuiopsError, OSError):
                 run_sync(_remote_cleanup(hosts, host, remote_dir))
         if isinstance(exc, RemoteDiskError):

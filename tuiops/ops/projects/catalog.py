@@ -10,10 +10,10 @@ from tuiops.errors import (
 )
 from tuiops.fsutil import disk_error
 from tuiops.ops.projects.model import (
-    _LOCK,
     BUILD,
     COMMON,
     IMAGE_SUFFIXES,
+    LOCK_NAME,
     RESERVED,
     Project,
     build_state,
@@ -111,7 +111,9 @@ def copy_examples(ws: Workspace, names: list[str] | None = None) -> list[str]:
             continue
         if names is not None and d.name not in names and d.name != COMMON:
             continue
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", BUILD, "build.tmp-*", "build.old-*", _LOCK)
+        ignore = shutil.ignore_patterns(
+            "__pycache__", "*.pyc", BUILD, "build.tmp-*", "build.old-*", LOCK_NAME
+        )
         try:
             shutil.copytree(d, dst / d.name, ignore=ignore)
         except OSError as exc:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tuiops.errors import ConflictError, UsageError
-from tuiops.ops.projects.mixmodel import _MAP_RX, ProjectBuild
+from tuiops.ops.projects.mixmodel import MAP_RX, ProjectBuild
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def parse_map(items: Sequence[str]) -> list[MapRule]:
     """Parse ``--map`` values (``OLD=NEW`` or ``PROJECT:OLD=NEW``)."""
     rules = []
     for item in items:
-        m = _MAP_RX.match(item.strip())
+        m = MAP_RX.match(item.strip())
         if not m or not m.group("old").strip() or not m.group("new").strip():
             raise UsageError(
                 f"--map {item!r}: expected OLD=NEW or PROJECT:OLD=NEW (e.g. kanji:ka=hiragana_ka)"

@@ -75,11 +75,11 @@ from tuiops.ops.projects.mixmodel import (
     MixResult,
     ProjectBuild,
 )
-from tuiops.ops.projects.mixout import _write_output
-from tuiops.ops.projects.push import _no_host, push_tarball
-from tuiops.ops.projects.sources import _read_build, load_build, projects_dir
-from tuiops.ops.projects.split import _dupes_and_split, split_draws
-from tuiops.ops.projects.tarball import _epoch, write_tarball
+from tuiops.ops.projects.mixout import write_output
+from tuiops.ops.projects.push import push_tarball, raise_unknown_host
+from tuiops.ops.projects.sources import load_build, projects_dir, read_project_build
+from tuiops.ops.projects.split import dupes_and_split, split_draws
+from tuiops.ops.projects.tarball import tar_epoch, write_tarball
 
 if TYPE_CHECKING:
     from tuiops.remote.hosts import RetryPolicy
@@ -216,7 +216,7 @@ def mix_projects(
             )
         push_dir = push_dir or "."
         if push_host not in ws.config.hosts:
-            _no_host(ws, push_host)
+            raise_unknown_host(ws, push_host)
     target = Path(out).expanduser().absolute()
     tar_path = Path(tar).expanduser().absolute() if tar is not None else None
     if tar_path is None and push is not None:
@@ -261,7 +261,7 @@ def mix_projects(
         rep = Reporter("project.mix", progress, cancel, total=2 * total, job_id=j.id)
         img_parts, box_parts = [], []
         for pi, b in enumerate(builds):
-            im, bx = _read_build(b, rep)
+            im, bx = read_project_build(b, rep)
             img_parts.append(im.with_columns(pl.lit(pi, pl.Int64).alias("proj_idx")))
             box_parts.append(bx)
         imgs = (
@@ -309,7 +309,7 @@ def mix_projects(
         imgs = (
             imgs.join(objects, on="idx", how="left").with_columns(pl.col("objects").fill_null(0)).sort("idx")
         )
-        imgs, leaks, moved, groups = _dupes_and_split(imgs, max_distance, dupes, strict, val)
+        imgs, leaks, moved, groups = dupes_and_split(imgs, max_distance, dupes, strict, val)
         # output names
         out_ext = pl.col("ext")
         if fmt == "voc":
@@ -348,7 +348,7 @@ def mix_projects(
         staged_in_place = False
         try:
             try:
-                kept, others, root_rel = _write_output(
+                kept, others, root_rel = write_output(
                     staging,
                     fmt,
                     kept,
@@ -440,7 +440,7 @@ def mix_projects(
         tar_sha = tar_size = None
         tar_reused = False
         if tar_path is not None:
-            mtime = max((_epoch(b.info.get("created")) for b in builds), default=0)
+            mtime = max((tar_epoch(b.info.get("created")) for b in builds), default=0)
             tar_sha, tar_size, tar_reused = write_tarball(target, tar_path, arcroot=target.name, mtime=mtime)
         images_rows = imgs.select(
             "project",

@@ -32,10 +32,10 @@ SPLITS = ("train", "val")
 YOLO_EXTS = frozenset({".bmp", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp"})
 
 
-_PROJECT_RX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+PROJECT_RX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-_MAP_RX = re.compile(r"^(?:(?P<project>[^:=]+):)?(?P<old>[^=]+)=(?P<new>.+)$")
+MAP_RX = re.compile(r"^(?:(?P<project>[^:=]+):)?(?P<old>[^=]+)=(?P<new>.+)$")
 
 
 @dataclass

@@ -40,7 +40,7 @@ def _place_image(src: Path, dst: Path, reencode: bool) -> str | None:
     return None
 
 
-def _write_output(
+def write_output(
     staging: Path,
     fmt: str,
     kept: pl.DataFrame,

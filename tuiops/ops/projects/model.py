@@ -66,7 +66,7 @@ NAME_RX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 RESERVED = {COMMON, BUILD}
 
 
-_LOCK = ".build.lock"
+LOCK_NAME = ".build.lock"
 
 
 _PLACEHOLDERS = {"out", "count", "seed"}
@@ -293,7 +293,7 @@ def new_project(
         (tmp / "project.toml").write_text(tomli_w.dumps(doc), encoding="utf-8")
         if augment is None:
             (tmp / "augment.py").write_text(_TEMPLATE.format(name=name, classes=classes), encoding="utf-8")
-        (tmp / ".gitignore").write_text(f"{BUILD}/\n{_LOCK}\n", encoding="utf-8")
+        (tmp / ".gitignore").write_text(f"{BUILD}/\n{LOCK_NAME}\n", encoding="utf-8")
         os.rename(tmp, root)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -394,7 +394,7 @@ def read_build(project: Project) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _complete(project: Project, info: dict[str, Any]) -> bool:
+def build_complete(project: Project, info: dict[str, Any]) -> bool:
     files = info.get("files")
     if not isinstance(files, list):
         return False
@@ -418,4 +418,4 @@ def build_state(ws: Workspace, project: Project, count: int | None = None, seed:
         and (count is None or info.get("count") == count)
         and (seed is None or info.get("seed") == seed)
     )
-    return "up to date" if same and _complete(project, info) else "stale"
+    return "up to date" if same and build_complete(project, info) else "stale"

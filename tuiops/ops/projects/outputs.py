@@ -22,7 +22,7 @@ _Box = tuple[str | None, float | None, float | None, float | None, float | None,
 
 
 @dataclass
-class _Output:
+class Output:
     rel: str
     path: Path
     boxes: list[_Box]
@@ -92,7 +92,7 @@ def _inside(out: Path, rel: str, where: str) -> Path:
     return p
 
 
-def _from_boxes_json(out: Path, path: Path, project: Project) -> list[_Output]:
+def _from_boxes_json(out: Path, path: Path, project: Project) -> list[Output]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -121,7 +121,7 @@ def _from_boxes_json(out: Path, path: Path, project: Project) -> list[_Output]:
             extra = _object_extra(o, f"{where} ({rec['file']}) object {k + 1}", masters or {})
             x1, y1, x2, y2 = (_num(o.get(c)) for c in ("xmin", "ymin", "xmax", "ymax"))
             boxes.append((name if isinstance(name, str) else None, x1, y1, x2, y2, extra))
-        outputs.append(_Output(rec["file"], _inside(out, rec["file"], where), boxes))
+        outputs.append(Output(rec["file"], _inside(out, rec["file"], where), boxes))
     listed = {o.path for o in outputs}
     unlisted = [p.relative_to(out).as_posix() for p in _images_in(out) if p.resolve() not in listed]
     if unlisted:
@@ -137,7 +137,7 @@ def _images_in(out: Path) -> list[Path]:
     return sorted(p for p in out.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _from_voc(out: Path, xmls: list[Path]) -> list[_Output]:
+def _from_voc(out: Path, xmls: list[Path]) -> list[Output]:
     from tuiops.formats.voc import parse_voc
 
     by_stem: dict[str, Path] = {}
@@ -164,11 +164,11 @@ def _from_voc(out: Path, xmls: list[Path]) -> list[_Output]:
         boxes: list[_Box] = [
             (n, _num(a), _num(b), _num(c), _num(d), e) for _, n, a, b, c, d, e in doc.objects
         ]
-        outputs.append(_Output(rel, img, boxes))
+        outputs.append(Output(rel, img, boxes))
     return outputs
 
 
-def _from_masters(out: Path, project: Project) -> list[_Output]:
+def _from_masters(out: Path, project: Project) -> list[Output]:
     masters = _master_objects(project)
     outputs = []
     for img in _images_in(out):
@@ -180,11 +180,11 @@ def _from_masters(out: Path, project: Project) -> list[_Output]:
                 f"is not named after a master (MASTERSTEM{MASTER_SEP}….ext)",
                 hint="let the script report the boxes it placed in {out}/boxes.json",
             )
-        outputs.append(_Output(rel, img, masters[stem]))
+        outputs.append(Output(rel, img, masters[stem]))
     return outputs
 
 
-def collect_outputs(out: Path, project: Project) -> list[_Output]:
+def collect_outputs(out: Path, project: Project) -> list[Output]:
     """The images the augmentation wrote into ``out`` with their boxes (boxes.json, VOC XMLs or masters)."""
     boxes_json = out / "boxes.json"
     if boxes_json.is_file():
@@ -200,7 +200,7 @@ def collect_outputs(out: Path, project: Project) -> list[_Output]:
 
 
 @dataclass
-class _Checked:
+class CheckedImage:
     rel: str
     path: Path
     width: int
@@ -209,7 +209,7 @@ class _Checked:
     jpeg: bool
 
 
-def _open_all(outputs: list[_Output], rep: Reporter) -> tuple[list[_Checked], list[str]]:
+def open_outputs(outputs: list[Output], rep: Reporter) -> tuple[list[CheckedImage], list[str]]:
     from PIL import Image
 
     checked, problems = [], []
@@ -218,19 +218,19 @@ def _open_all(outputs: list[_Output], rep: Reporter) -> tuple[list[_Checked], li
             with Image.open(o.path) as im:
                 im.load()
                 checked.append(
-                    _Checked(o.rel, o.path, im.width, im.height, len(im.getbands()), im.format == "JPEG")
+                    CheckedImage(o.rel, o.path, im.width, im.height, len(im.getbands()), im.format == "JPEG")
                 )
         except FileNotFoundError:
             problems.append(f"{o.rel}: listed, but no such file was written")
-            checked.append(_Checked(o.rel, o.path, 0, 0, 0, False))
+            checked.append(CheckedImage(o.rel, o.path, 0, 0, 0, False))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             problems.append(f"{o.rel}: the image does not open fully: {exc}")
-            checked.append(_Checked(o.rel, o.path, 0, 0, 0, False))
+            checked.append(CheckedImage(o.rel, o.path, 0, 0, 0, False))
         rep.advance(message=o.rel)
     return checked, problems
 
 
-def box_frame(outputs: list[_Output], checked: list[_Checked]) -> pl.DataFrame:
+def box_frame(outputs: list[Output], checked: list[CheckedImage]) -> pl.DataFrame:
     """One row per reported box: image index, object number, name, coordinates, image size."""
     import polars as pl
 
@@ -330,7 +330,7 @@ def validate_boxes(frame: pl.DataFrame, classes: list[str], tol: float = BOX_TOL
     )
 
 
-def _fail(project: Project, problems: list[str]) -> InputError:
+def bad_outputs_error(project: Project, problems: list[str]) -> InputError:
     shown = "\n    ".join(problems[:10])
     more = f"\n    … and {len(problems) - 10} more" if len(problems) > 10 else ""
     return InputError(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
 
-def _no_host(ws: Workspace, name: str) -> None:
+def raise_unknown_host(ws: Workspace, name: str) -> None:
     known = ", ".join(sorted(ws.config.hosts)) or "none"
     raise NotFoundError(
         f"no host {name!r} in tuiops.toml (hosts: {known})", hint="add it with `tuiops hosts add`"
@@ -57,7 +57,7 @@ def push_tarball(
     if not local.is_file():
         raise NotFoundError(f"tarball {display_path(local)} does not exist", hint="mix with --tar first")
     if host not in ws.config.hosts:
-        _no_host(ws, host)
+        raise_unknown_host(ws, host)
     sha = sha256_file(local)
     size = local.stat().st_size
     hosts = open_hosts(ws, retry=retry)

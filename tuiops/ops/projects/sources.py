@@ -14,7 +14,7 @@ from tuiops.fsutil import (
     display_path,
 )
 from tuiops.ops.base import Reporter
-from tuiops.ops.projects.mixmodel import _PROJECT_RX, BUILD_JSON, ProjectBuild
+from tuiops.ops.projects.mixmodel import BUILD_JSON, PROJECT_RX, ProjectBuild
 
 if TYPE_CHECKING:
     import polars as pl
@@ -36,7 +36,7 @@ def _available(ws: Workspace) -> list[str]:
 
 def load_build(ws: Workspace, name: str) -> ProjectBuild:
     """Read and check project ``name``'s ``build/build.json`` (NotFoundError when there is none)."""
-    if not _PROJECT_RX.match(name):
+    if not PROJECT_RX.match(name):
         raise UsageError(f"{name!r} is not a project name (letters, digits, '.', '_', '-')")
     folder = projects_dir(ws) / name
     toml = folder / "project.toml"
@@ -107,7 +107,7 @@ def load_build(ws: Workspace, name: str) -> ProjectBuild:
     )
 
 
-def _read_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl.DataFrame]:
+def read_project_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The images (one row each, checked and hashed) and boxes of one build."""
     import polars as pl
     from PIL import Image, UnidentifiedImageError

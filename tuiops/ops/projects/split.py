@@ -20,7 +20,7 @@ def split_draws(projects: pl.Series, stems: pl.Series, seed: int) -> pl.Series:
     return split_draw(keys.to_series(), seed)
 
 
-def _dupes_and_split(
+def dupes_and_split(
     imgs: pl.DataFrame, max_distance: int, dupes: str, strict: bool, val: float
 ) -> tuple[pl.DataFrame, int, int, list[dict[str, Any]]]:
     """Final splits: duplicates dropped or grouped, leaks fixed (or refused with ``strict``).

@@ -19,7 +19,7 @@ from tuiops.fsutil import (
 )
 
 
-def _epoch(created: Any) -> int:
+def tar_epoch(created: Any) -> int:
     try:
         return int(_dt.datetime.fromisoformat(str(created).replace("Z", "+00:00")).timestamp())
     except ValueError:
