@@ -168,6 +168,108 @@ def _lock(project: Project) -> Any:
     return fh
 
 
+def _up_to_date(
+    project: Project, inputs: str, script: str, count: int, seed: int, where: str
+) -> BuildResult | None:
+    """The last build's result when it has the same inputs, count and seed and all its files; else None."""
+    prev = read_build(project)
+    if (
+        prev is None
+        or prev.get("inputs_sha256") != inputs
+        or prev.get("count") != count
+        or prev.get("seed") != seed
+        or not build_complete(project, prev)
+    ):
+        return None
+    return BuildResult(
+        project=project.name,
+        status="up to date",
+        host=str(prev.get("host", where)),
+        count=count,
+        seed=seed,
+        images=len(prev.get("files", [])),
+        objects=int(prev.get("objects", 0) or 0),
+        class_counts=dict(prev.get("class_counts", {}) or {}),
+        path=str(project.build_dir),
+        inputs_sha256=inputs,
+        script_sha256=script,
+        created=str(prev.get("created", "")),
+    )
+
+
+def _make_stage(project: Project, key: str, *, fresh: bool) -> Path:
+    """The build's staging folder ``build.tmp-KEY`` with an empty ``out/``; stale stages of other keys removed.
+
+    ``fresh``: empty it first (a local build; a remote build keeps what an interrupted run left).
+    """
+    stage = project.root / f"build.tmp-{key}"
+    for old in project.root.glob("build.*-*"):
+        if old.is_dir() and old != stage:
+            shutil.rmtree(old, ignore_errors=True)
+    if fresh:
+        shutil.rmtree(stage, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(stage / BUILD)
+    try:
+        (stage / "out").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(stage, exc, "create") from exc
+    return stage
+
+
+def _checked_outputs(
+    project: Project, out: Path, rep: Reporter
+) -> tuple[list[Output], list[CheckedImage], pl.DataFrame]:
+    """The augmentation's outputs, their images opened and their boxes validated; any problem refuses them all."""
+    import polars as pl
+
+    outputs = collect_outputs(out, project)
+    rep.update(0, "validate", force=True, total=len(outputs))
+    checked, problems = open_outputs(outputs, rep)
+    frame = validate_boxes(box_frame(outputs, checked), project.classes)
+    problems += frame.filter(pl.col("problem").is_not_null())["problem"].to_list()
+    if problems:
+        raise bad_outputs_error(project, problems)
+    return outputs, checked, frame
+
+
+def _record_build(
+    ws: Workspace,
+    project: Project,
+    where: str,
+    info: dict[str, Any],
+    doc: dict[str, Any],
+    build_sha: str,
+    elapsed: float,
+    job_id: int,
+) -> int:
+    """The build's row in ``project_builds``; its id."""
+    with ws.store.transaction() as conn:
+        cur = conn.execute(
+            "INSERT INTO project_builds(project, host, count, seed, classes, images, objects, "
+            "class_counts, script_sha256, inputs_sha256, build_sha256, path, created, elapsed, job_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                project.name,
+                where,
+                info["count"],
+                info["seed"],
+                json.dumps(project.classes),
+                doc["images"],
+                doc["objects"],
+                json.dumps(doc["class_counts"]),
+                info["script_sha256"],
+                info["inputs_sha256"],
+                build_sha,
+                str(project.build_dir),
+                info["created"],
+                elapsed,
+                job_id,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+
 def build_project(
     ws: Workspace,
     name: str,
@@ -187,7 +289,6 @@ def build_project(
     unless ``force``. Any failure (the script fails or hangs past ``timeout`` s, a bad
     image or box, a lost connection) leaves the previous build as it was.
     """
-    import polars as pl
 
     from tuiops.store.db import utcnow
 
@@ -212,42 +313,12 @@ def build_project(
     try:
         t0 = time.monotonic()
         inputs, script = input_hashes(ws, project)
-        prev = read_build(project)
-        if (
-            not force
-            and prev is not None
-            and prev.get("inputs_sha256") == inputs
-            and prev.get("count") == count
-            and prev.get("seed") == seed
-            and build_complete(project, prev)
-        ):
-            return BuildResult(
-                project=name,
-                status="up to date",
-                host=str(prev.get("host", where)),
-                count=count,
-                seed=seed,
-                images=len(prev.get("files", [])),
-                objects=int(prev.get("objects", 0) or 0),
-                class_counts=dict(prev.get("class_counts", {}) or {}),
-                path=str(project.build_dir),
-                inputs_sha256=inputs,
-                script_sha256=script,
-                created=str(prev.get("created", "")),
-            )
+        if not force:
+            done = _up_to_date(project, inputs, script, count, seed, where)
+            if done is not None:
+                return done
         key = f"{inputs[:12]}-{count}-{seed}"
-        stage = project.root / f"build.tmp-{key}"
-        for old in project.root.glob("build.*-*"):
-            if old.is_dir() and old != stage:
-                shutil.rmtree(old, ignore_errors=True)
-        if host is None:
-            shutil.rmtree(stage, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(stage / BUILD)
-        try:
-            (stage / "out").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise disk_error(stage, exc, "create") from exc
+        stage = _make_stage(project, key, fresh=host is None)
         params = {"project": name, "host": where, "count": count, "seed": seed, "force": force}
         with job(ws.store, "project.build", params) as j:
             rep = Reporter(
@@ -263,13 +334,7 @@ def build_project(
                     ws, hosts, host, project, remote_dir, stage, count, seed, timeout, j.id, progress, cancel
                 )
             rep.check()
-            outputs = collect_outputs(stage / "out", project)
-            rep.update(0, "validate", force=True, total=len(outputs))
-            checked, problems = open_outputs(outputs, rep)
-            frame = validate_boxes(box_frame(outputs, checked), project.classes)
-            problems += frame.filter(pl.col("problem").is_not_null())["problem"].to_list()
-            if problems:
-                raise bad_outputs_error(project, problems)
+            outputs, checked, frame = _checked_outputs(project, stage / "out", rep)
             rep.update(0, "write", force=True, total=len(outputs))
             created = utcnow()
             info = {
@@ -291,30 +356,7 @@ def build_project(
             shutil.rmtree(stage, ignore_errors=True)
             elapsed = round(time.monotonic() - t0, 3)
             build_sha = sha256_file(project.build_dir / BUILD_JSON)
-            with ws.store.transaction() as conn:
-                cur = conn.execute(
-                    "INSERT INTO project_builds(project, host, count, seed, classes, images, objects, "
-                    "class_counts, script_sha256, inputs_sha256, build_sha256, path, created, elapsed, job_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        name,
-                        where,
-                        count,
-                        seed,
-                        json.dumps(project.classes),
-                        doc["images"],
-                        doc["objects"],
-                        json.dumps(doc["class_counts"]),
-                        script,
-                        inputs,
-                        build_sha,
-                        str(project.build_dir),
-                        created,
-                        elapsed,
-                        j.id,
-                    ),
-                )
-                build_id = int(cur.lastrowid or 0)
+            build_id = _record_build(ws, project, where, info, doc, build_sha, elapsed, j.id)
             result = BuildResult(
                 project=name,
                 status="built",
