@@ -19,6 +19,7 @@ from tuiops.ops.projects.mixmodel import BUILD_JSON, PROJECT_RX, ProjectBuild
 if TYPE_CHECKING:
     import polars as pl
 
+    from tuiops.formats import ReadResult
     from tuiops.workspace import Workspace
 
 
@@ -107,71 +108,78 @@ def load_build(ws: Workspace, name: str) -> ProjectBuild:
     )
 
 
-def read_project_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The images (one row each, checked and hashed) and boxes of one build."""
-    import polars as pl
+def _checked_image(b: ProjectBuild, f: dict[str, Any], seen: set[str]) -> dict[str, Any]:
+    """One image listed in ``build.json``, read and checked against its SHA-256 and size: its row."""
     from PIL import Image, UnidentifiedImageError
 
-    from tuiops.formats.voc import read_voc
     from tuiops.ops.probe import phash_int
+
+    rel = f["image"]
+    path = b.build_dir / rel
+    stem = Path(rel).stem
+    if stem in seen:
+        raise InputError(f"{display_path(b.build_dir / BUILD_JSON)} lists image {stem!r} twice")
+    seen.add(stem)
+    if Path(f["annotation"]).stem != stem:
+        raise InputError(
+            f"{display_path(b.build_dir / BUILD_JSON)}: image {rel} has annotation {f['annotation']}; "
+            "an annotation has the image's stem"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"project {b.name}: cannot read {display_path(path)} listed in build.json: {exc.strerror}",
+            hint=f"rebuild it with `tuiops project build {b.name}`",
+        ) from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != f["sha256"]:
+        raise InputError(
+            f"project {b.name}: {display_path(path)} changed since the build (SHA-256 {digest[:12]}…, "
+            f"build.json says {str(f['sha256'])[:12]}…)",
+            hint=f"rebuild it with `tuiops project build {b.name}`",
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            size = im.size
+            depth = len(im.getbands())
+            ph = phash_int(im)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"project {b.name}: {display_path(path)} is not a readable image: {exc}") from exc
+    if size != (f["width"], f["height"]):
+        raise InputError(
+            f"project {b.name}: {display_path(path)} is {size[0]}×{size[1]}, build.json says "
+            f"{f['width']}×{f['height']}",
+            hint=f"rebuild it with `tuiops project build {b.name}`",
+        )
+    return {
+        "stem": stem,
+        "image": rel,
+        "annotation": f["annotation"],
+        "ext": Path(rel).suffix.lower(),
+        "width": size[0],
+        "height": size[1],
+        "depth": depth,
+        "sha256": digest,
+        "phash": ph,
+    }
+
+
+def _build_images(b: ProjectBuild, rep: Reporter) -> pl.DataFrame:
+    """The images of one build, one row each, checked and hashed."""
+    import polars as pl
 
     rows: dict[str, list[Any]] = {
         k: [] for k in ("stem", "image", "annotation", "ext", "width", "height", "depth", "sha256", "phash")
     }
     seen: set[str] = set()
     for f in b.files:
-        rel = f["image"]
-        path = b.build_dir / rel
-        stem = Path(rel).stem
-        if stem in seen:
-            raise InputError(f"{display_path(b.build_dir / BUILD_JSON)} lists image {stem!r} twice")
-        seen.add(stem)
-        if Path(f["annotation"]).stem != stem:
-            raise InputError(
-                f"{display_path(b.build_dir / BUILD_JSON)}: image {rel} has annotation {f['annotation']}; "
-                "an annotation has the image's stem"
-            )
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(
-                f"project {b.name}: cannot read {display_path(path)} listed in build.json: {exc.strerror}",
-                hint=f"rebuild it with `tuiops project build {b.name}`",
-            ) from exc
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != f["sha256"]:
-            raise InputError(
-                f"project {b.name}: {display_path(path)} changed since the build (SHA-256 {digest[:12]}…, "
-                f"build.json says {str(f['sha256'])[:12]}…)",
-                hint=f"rebuild it with `tuiops project build {b.name}`",
-            )
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
-                size = im.size
-                depth = len(im.getbands())
-                ph = phash_int(im)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise InputError(
-                f"project {b.name}: {display_path(path)} is not a readable image: {exc}"
-            ) from exc
-        if size != (f["width"], f["height"]):
-            raise InputError(
-                f"project {b.name}: {display_path(path)} is {size[0]}×{size[1]}, build.json says "
-                f"{f['width']}×{f['height']}",
-                hint=f"rebuild it with `tuiops project build {b.name}`",
-            )
-        rows["stem"].append(stem)
-        rows["image"].append(rel)
-        rows["annotation"].append(f["annotation"])
-        rows["ext"].append(Path(rel).suffix.lower())
-        rows["width"].append(size[0])
-        rows["height"].append(size[1])
-        rows["depth"].append(depth)
-        rows["sha256"].append(digest)
-        rows["phash"].append(ph)
-        rep.advance(1, f"{b.name}: {stem}")
-    imgs = pl.DataFrame(
+        row = _checked_image(b, f, seen)
+        for k, v in row.items():
+            rows[k].append(v)
+        rep.advance(1, f"{b.name}: {row['stem']}")
+    return pl.DataFrame(
         rows,
         schema={
             "stem": pl.String,
@@ -184,23 +192,15 @@ def read_project_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl
             "sha256": pl.String,
             "phash": pl.Int64,
         },
-    ).with_columns(pl.lit(b.name).alias("project"))
-    box_schema = pl.Schema(
-        {
-            "project": pl.String,
-            "stem": pl.String,
-            "ord": pl.Int64,
-            "name": pl.String,
-            "x1": pl.Float64,
-            "y1": pl.Float64,
-            "x2": pl.Float64,
-            "y2": pl.Float64,
-            "extra": pl.String,
-            **{f"t{c}": pl.String for c in ("xmin", "ymin", "xmax", "ymax")},
-        }
     )
-    if imgs.height == 0:
-        return imgs, pl.DataFrame(schema=box_schema)
+
+
+def _build_annotations(b: ProjectBuild, imgs: pl.DataFrame) -> tuple[ReadResult, pl.DataFrame]:
+    """The build's VOC annotations read, and each image's annotation file (``file_idx``), checked against it."""
+    import polars as pl
+
+    from tuiops.formats.voc import read_voc
+
     ann_dir = b.build_dir / "Annotations"
     wanted = imgs.select("stem", "annotation", "width", "height")
     res = read_voc(ann_dir) if ann_dir.is_dir() else None
@@ -245,6 +245,13 @@ def read_project_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl
             hint=f"rebuild it with `tuiops project build {b.name}`",
         )
     assert res is not None
+    return res, found
+
+
+def _build_boxes(b: ProjectBuild, res: ReadResult, found: pl.DataFrame) -> pl.DataFrame:
+    """The boxes of one build's annotations, with numeric coordinates and the build's classes."""
+    import polars as pl
+
     boxes = (
         res.boxes.join(found.select("file_idx", "stem", "annotation"), on="file_idx", how="inner")
         .with_columns(pl.int_range(pl.len()).over("file_idx").alias("ord"))
@@ -283,4 +290,29 @@ def read_project_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl
         "extra",
         *[pl.col(c).str.strip_chars().alias(f"t{c}") for c in ("xmin", "ymin", "xmax", "ymax")],
     )
-    return imgs, boxes.cast(box_schema)
+    return boxes
+
+
+def read_project_build(b: ProjectBuild, rep: Reporter) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The images (one row each, checked and hashed) and boxes of one build."""
+    import polars as pl
+
+    imgs = _build_images(b, rep).with_columns(pl.lit(b.name).alias("project"))
+    box_schema = pl.Schema(
+        {
+            "project": pl.String,
+            "stem": pl.String,
+            "ord": pl.Int64,
+            "name": pl.String,
+            "x1": pl.Float64,
+            "y1": pl.Float64,
+            "x2": pl.Float64,
+            "y2": pl.Float64,
+            "extra": pl.String,
+            **{f"t{c}": pl.String for c in ("xmin", "ymin", "xmax", "ymax")},
+        }
+    )
+    if imgs.height == 0:
+        return imgs, pl.DataFrame(schema=box_schema)
+    res, found = _build_annotations(b, imgs)
+    return imgs, _build_boxes(b, res, found).cast(box_schema)
