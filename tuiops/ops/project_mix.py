@@ -3,7 +3,6 @@
 from tuiops.ops.projects.classmap import ClassMap, MapRule, build_class_map, parse_map
 from tuiops.ops.projects.mix import mix_projects
 from tuiops.ops.projects.mixmodel import (
-    BUILD_JSON,
     DUPES,
     FORMATS,
     MANIFEST,
@@ -16,8 +15,9 @@ from tuiops.ops.projects.mixmodel import (
     PushResult,
 )
 from tuiops.ops.projects.mixout import verify_output
+from tuiops.ops.projects.model import BUILD_JSON, projects_dir
 from tuiops.ops.projects.push import push_tarball
-from tuiops.ops.projects.sources import load_build, projects_dir
+from tuiops.ops.projects.sources import load_build
 from tuiops.ops.projects.split import split_draws
 from tuiops.ops.projects.tarball import write_tarball
 

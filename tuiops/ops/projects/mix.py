@@ -67,8 +67,9 @@ from tuiops.ops.projects.mixmodel import (
     ProjectBuild,
 )
 from tuiops.ops.projects.mixout import check_out, record_mix, stage_output
+from tuiops.ops.projects.model import projects_dir
 from tuiops.ops.projects.push import push_tarball, raise_unknown_host
-from tuiops.ops.projects.sources import load_build, projects_dir, read_project_build
+from tuiops.ops.projects.sources import load_build, read_project_build
 from tuiops.ops.projects.split import dupes_and_split, split_draws
 from tuiops.ops.projects.tarball import tar_epoch, write_tarball
 

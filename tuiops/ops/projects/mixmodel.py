@@ -13,9 +13,6 @@ MIX_KIND = "tuiops-project-mix"
 MANIFEST = "manifest.json"
 
 
-BUILD_JSON = "build.json"
-
-
 FORMATS = ("voc", "yolo", "coco")
 
 

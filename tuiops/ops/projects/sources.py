@@ -14,18 +14,14 @@ from tuiops.fsutil import (
     display_path,
 )
 from tuiops.ops.base import Reporter
-from tuiops.ops.projects.mixmodel import BUILD_JSON, PROJECT_RX, ProjectBuild
+from tuiops.ops.projects.mixmodel import PROJECT_RX, ProjectBuild
+from tuiops.ops.projects.model import BUILD_JSON, projects_dir
 
 if TYPE_CHECKING:
     import polars as pl
 
     from tuiops.formats import ReadResult
     from tuiops.workspace import Workspace
-
-
-def projects_dir(ws: Workspace) -> Path:
-    """The workspace's ``projects/`` folder."""
-    return ws.root / "projects"
 
 
 def _available(ws: Workspace) -> list[str]:
