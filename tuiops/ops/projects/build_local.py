@@ -28,6 +28,7 @@ def format_command(template: str, out: str, count: int, seed: int) -> str:
 
 
 def output_tail(text: str, lines: int = 12) -> str:
+    """The last ``lines`` non-blank lines of a command's output, indented for an error message."""
     kept = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
     return "\n    ".join(kept)
 
@@ -52,6 +53,7 @@ def run_local(
     timeout: float | None,
     cancel: CancelToken | None,
 ) -> None:
+    """Run the augmentation here in ``out``; its output goes to ``augment.log`` beside ``out``."""
     cmd = format_command(project.augment, str(out), count, seed)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(projects_dir(ws)), env.get("PYTHONPATH", "")) if p)

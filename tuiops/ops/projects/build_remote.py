@@ -154,6 +154,7 @@ async def _remote_cleanup(hosts: Hosts, host_name: str, remote_dir: str) -> None
 
 
 def resumable(exc: BaseException) -> bool:
+    """Whether a remote build failed by a lost connection, so its staging folder is kept for the next try."""
     from tuiops.remote.errors import ConnectionDropped, HostUnreachable
 
     return isinstance(exc, (ConnectionDropped, HostUnreachable))

@@ -217,6 +217,7 @@ def not_carried(boxes: pl.DataFrame, fmt: str) -> tuple[dict[str, int], list[dic
 
 
 def data_yaml(names: Sequence[str], has_val: bool, yaml_path: str | None) -> bytes:
+    """The YOLO dataset's ``data.yaml``: its path, splits and class names."""
     import yaml
 
     doc: dict[str, Any] = {}

@@ -395,6 +395,7 @@ def read_build(project: Project) -> dict[str, Any] | None:
 
 
 def build_complete(project: Project, info: dict[str, Any]) -> bool:
+    """Whether every image and annotation that ``build.json`` lists is in the build folder."""
     files = info.get("files")
     if not isinstance(files, list):
         return False

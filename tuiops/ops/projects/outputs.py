@@ -23,6 +23,8 @@ _Box = tuple[str | None, float | None, float | None, float | None, float | None,
 
 @dataclass
 class Output:
+    """One image the augmentation wrote, with its boxes."""
+
     rel: str
     path: Path
     boxes: list[_Box]
@@ -201,6 +203,8 @@ def collect_outputs(out: Path, project: Project) -> list[Output]:
 
 @dataclass
 class CheckedImage:
+    """An output image as opened: its size, bands and whether it is a JPEG (zero size: it did not open)."""
+
     rel: str
     path: Path
     width: int
@@ -210,6 +214,7 @@ class CheckedImage:
 
 
 def open_outputs(outputs: list[Output], rep: Reporter) -> tuple[list[CheckedImage], list[str]]:
+    """Open every output image fully; the images as checked and the problems found."""
     from PIL import Image
 
     checked, problems = [], []
@@ -331,6 +336,7 @@ def validate_boxes(frame: pl.DataFrame, classes: list[str], tol: float = BOX_TOL
 
 
 def bad_outputs_error(project: Project, problems: list[str]) -> InputError:
+    """The error refusing a build's outputs, with the first ten problems."""
     shown = "\n    ".join(problems[:10])
     more = f"\n    … and {len(problems) - 10} more" if len(problems) > 10 else ""
     return InputError(

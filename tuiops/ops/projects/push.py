@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 
 def raise_unknown_host(ws: Workspace, name: str) -> None:
+    """Refuse a host that tuiops.toml does not name."""
     known = ", ".join(sorted(ws.config.hosts)) or "none"
     raise NotFoundError(
         f"no host {name!r} in tuiops.toml (hosts: {known})", hint="add it with `tuiops hosts add`"

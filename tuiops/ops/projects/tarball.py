@@ -20,6 +20,7 @@ from tuiops.fsutil import (
 
 
 def tar_epoch(created: Any) -> int:
+    """A build's creation time (ISO 8601) as seconds since the epoch; 0 when it is not one."""
     try:
         return int(_dt.datetime.fromisoformat(str(created).replace("Z", "+00:00")).timestamp())
     except ValueError:
