@@ -1,0 +1,352 @@
+"""One image: its boxes, its metadata and its preview with the boxes drawn."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuiops.errors import NotFoundError
+from tuiops.ops.browse.spec import Context, table_exists
+from tuiops.store.db import id_range
+
+if TYPE_CHECKING:
+    import polars as pl
+    from PIL import Image
+
+    from tuiops.store import Store
+
+
+_LABEL_COLOR = (60, 230, 90)
+
+
+_DET_COLOR = (255, 70, 200)
+
+
+def image_boxes(store: Store, item_id: int) -> pl.DataFrame:
+    """Every box of one image: source (set or run name), kind (label/det), class, score, x1…y2."""
+    import polars as pl
+
+    rows: list[tuple[Any, ...]] = []
+    classes = store.class_names()
+    for sid, name in store.execute("SELECT id, name FROM label_sets ORDER BY name").fetchall():
+        lo, hi = id_range(sid, item_id)
+        for cid, x1, y1, x2, y2 in store.execute(
+            "SELECT class_id, x1, y1, x2, y2 FROM labels WHERE id BETWEEN ? AND ? ORDER BY id", (lo, hi)
+        ):
+            rows.append(
+                (
+                    name,
+                    "label",
+                    cid,
+                    classes[cid] if 0 <= cid < len(classes) else str(cid),
+                    None,
+                    x1,
+                    y1,
+                    x2,
+                    y2,
+                )
+            )
+    for rid, name in store.execute("SELECT id, name FROM runs ORDER BY name").fetchall():
+        lo, hi = id_range(rid, item_id)
+        for cid, x1, y1, x2, y2, score in store.execute(
+            "SELECT class_id, x1, y1, x2, y2, score FROM detections WHERE id BETWEEN ? AND ? ORDER BY id",
+            (lo, hi),
+        ):
+            rows.append(
+                (
+                    name,
+                    "det",
+                    cid,
+                    classes[cid] if 0 <= cid < len(classes) else str(cid),
+                    score,
+                    x1,
+                    y1,
+                    x2,
+                    y2,
+                )
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "source": pl.String,
+            "kind": pl.String,
+            "class_id": pl.Int64,
+            "class": pl.String,
+            "score": pl.Float64,
+            "x1": pl.Float64,
+            "y1": pl.Float64,
+            "x2": pl.Float64,
+            "y2": pl.Float64,
+        },
+        orient="row",
+    )
+
+
+@dataclass
+class ImageInfo:
+    """What the quick view and the viewer show of one image."""
+
+    key: str | None
+    item_id: int | None
+    file_id: int | None = None
+    pool: str | None = None
+    relpath: str | None = None
+    path: Path | None = None
+    size: int | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    mode: str | None = None
+    status: str | None = None
+    error: str | None = None
+    phash: str | None = None
+    exif: dict[str, Any] = field(default_factory=dict)
+    boxes: pl.DataFrame | None = None
+    match: dict[str, Any] = field(default_factory=dict)
+    overlap: dict[str, Any] = field(default_factory=dict)
+
+    def meta_lines(self) -> list[tuple[str, str]]:
+        """(label, value) pairs for display, in a fixed order."""
+        out: list[tuple[str, str]] = [("key", self.key or "—")]
+        if self.pool is not None:
+            out.append(("file", f"{self.pool}:/{self.relpath}"))
+        if self.size is not None:
+            out.append(("size", f"{human_size(self.size)} ({self.size:,} B)"))
+        if self.width and self.height:
+            out.append(("dims", f"{self.width}×{self.height}"))
+        if self.format:
+            out.append(("format", f"{self.format} {self.mode or ''}".strip()))
+        if self.status and self.status != "ok":
+            out.append(("status", f"{self.status}{': ' + self.error if self.error else ''}"))
+        if self.phash:
+            out.append(("phash", self.phash))
+        for k, v in list(self.exif.items())[:8]:
+            out.append((f"exif {k}", str(v)[:40]))
+        if self.boxes is not None:
+            counts = self.boxes.group_by(["kind", "source"]).len().rows()
+            for kind, src, n in sorted(counts, key=lambda r: (r[0] != "label", r[1])):
+                out.append((f"{'labels' if kind == 'label' else 'dets'} {src}", str(n)))
+        for k, v in self.overlap.items():
+            out.append((k, str(v)))
+        for k, v in self.match.items():
+            out.append((f"match {k}", f"{v:.3f}" if isinstance(v, float) else str(v)))
+        return out
+
+
+def human_size(n: int | float | None) -> str:
+    """1536 → '1.5K' (binary units, FAR-style short form)."""
+    if n is None:
+        return ""
+    n = float(n)
+    for unit in ("", "K", "M", "G", "T"):
+        if abs(n) < 1024 or unit == "T":
+            return f"{int(n)}" if unit == "" else f"{n:.1f}{unit}" if n < 100 else f"{n:.0f}{unit}"
+        n /= 1024
+    return f"{n:.0f}T"
+
+
+def image_info(
+    store: Store,
+    *,
+    file_id: int | None = None,
+    item_id: int | None = None,
+    key: str | None = None,
+    ctx: Context | None = None,
+) -> ImageInfo:
+    """Metadata, boxes and match figures of one image (by file id, item id or key)."""
+    row = None
+    cols = (
+        "f.id, p.name, f.relpath, p.root, f.size, f.width, f.height, f.format, f.mode, f.status, "
+        "f.error, f.phash, f.exif, f.item_id, i.key"
+    )
+    base = (
+        f"SELECT {cols} FROM files f JOIN pools p ON p.id = f.pool_id LEFT JOIN items i ON i.id = f.item_id"
+    )
+    if file_id is not None:
+        row = store.execute(f"{base} WHERE f.id = ?", (file_id,)).fetchone()
+    else:
+        if item_id is None and key is not None:
+            item_id = store.one("SELECT id FROM items WHERE key = ?", (key,))
+            if item_id is None:
+                raise NotFoundError(f"no image with key {key!r} in the store")
+        if item_id is not None:
+            row = store.execute(
+                f"{base} WHERE f.item_id = ? ORDER BY (f.status = 'ok') DESC, f.id LIMIT 1", (item_id,)
+            ).fetchone()
+    if row is None:
+        if item_id is None:
+            raise NotFoundError("no such image in the store")
+        irow = store.execute("SELECT key, width, height FROM items WHERE id = ?", (item_id,)).fetchone()
+        if irow is None:
+            raise NotFoundError(f"no image with item id {item_id} in the store")
+        info = ImageInfo(irow[0], int(item_id), width=irow[1], height=irow[2])
+    else:
+        fid, pool, relpath, root, size, w, h, fmt, mode, status, error, phash, exif, iid, k = row
+        exif_d: dict[str, Any] = {}
+        if exif:
+            with contextlib.suppress(ValueError, TypeError):
+                loaded = json.loads(exif)
+                if isinstance(loaded, dict):
+                    exif_d = loaded
+        info = ImageInfo(
+            k,
+            iid,
+            fid,
+            pool,
+            relpath,
+            Path(root) / relpath,
+            size,
+            w,
+            h,
+            fmt,
+            mode,
+            status,
+            error,
+            f"{phash & 0xFFFF_FFFF_FFFF_FFFF:016x}" if phash is not None else None,
+            exif_d,
+        )
+        if info.width is None and iid is not None:
+            dims = store.execute("SELECT width, height FROM items WHERE id = ?", (iid,)).fetchone()
+            if dims:
+                info.width, info.height = dims
+    if info.item_id is not None:
+        info.boxes = image_boxes(store, info.item_id)
+        if ctx is not None and ctx.label_set and ctx.run:
+            info.overlap = overlap_summary(info.boxes, ctx.label_set, ctx.run)
+        if ctx is not None and ctx.match and table_exists(store, "match_images"):
+            with contextlib.suppress(Exception):
+                cur = store.execute(
+                    "SELECT mi.* FROM match_images mi JOIN matches m ON m.id = mi.match_id "
+                    "WHERE m.name = ? AND mi.item_id = ?",
+                    (ctx.match, info.item_id),
+                )
+                mrow = cur.fetchone()
+                if mrow is not None:
+                    names = [d[0] for d in cur.description]
+                    info.match = {
+                        n: v
+                        for n, v in zip(names, mrow, strict=True)
+                        if n not in ("match_id", "item_id") and v is not None
+                    }
+    return info
+
+
+def overlap_summary(boxes: pl.DataFrame, label_set: str, run: str, iou: float = 0.5) -> dict[str, Any]:
+    """How well a run's boxes cover a set's on one image: labels with a same-class detection
+    of IoU ≥ ``iou``, detections with such a label, and the mean best IoU of the labels."""
+    import polars as pl
+
+    from tuiops.geometry import pairs
+
+    labels = boxes.filter((pl.col("kind") == "label") & (pl.col("source") == label_set)).with_row_index("li")
+    dets = boxes.filter((pl.col("kind") == "det") & (pl.col("source") == run)).with_row_index("di")
+    if labels.height == 0 and dets.height == 0:
+        return {}
+    both = pairs(
+        labels.select("li", "class_id", "x1", "y1", "x2", "y2").lazy(),
+        dets.select("di", "class_id", "x1", "y1", "x2", "y2").lazy(),
+        on="class_id",
+    ).collect()
+    hit = both.filter(pl.col("iou") >= iou)
+    best = both.group_by("li").agg(pl.col("iou").max())
+    found = hit["li"].n_unique()
+    right = hit["di"].n_unique()
+    mean_iou = float(best["iou"].sum() / labels.height) if labels.height else 0.0
+    return {
+        f"labels found@{iou:g}": f"{found}/{labels.height}",
+        f"dets right@{iou:g}": f"{right}/{dets.height}",
+        "mean best IoU": f"{mean_iou:.2f}",
+    }
+
+
+@dataclass(frozen=True)
+class BoxMark:
+    """Where a drawn box's caption goes in the preview (pixel coordinates of the preview)."""
+
+    x: int
+    y: int
+    text: str
+    kind: str
+    color: tuple[int, int, int]
+
+
+LABEL_COLOR = _LABEL_COLOR
+
+
+DET_COLOR = _DET_COLOR
+
+
+def render_preview(
+    info: ImageInfo,
+    max_w: int,
+    max_h: int,
+    *,
+    label_set: str | None = None,
+    run: str | None = None,
+    show_labels: bool = True,
+    show_dets: bool = True,
+    min_score: float = 0.0,
+) -> tuple[Image.Image, list[BoxMark]]:
+    """The image fitted into ``max_w``×``max_h`` pixels with label and detection boxes drawn.
+
+    Boxes are drawn after scaling, one pixel wide, labels in green and detections in
+    magenta; ``label_set``/``run`` choose which (default: every set and run). A missing or
+    unreadable file gives a dark placeholder with the boxes on it. Returns the image and the
+    captions (class name, and score for detections) with their anchor points.
+    """
+    from PIL import Image, ImageDraw, ImageOps
+
+    W = max(2, int(info.width or 0)) if info.width else None
+    H = max(2, int(info.height or 0)) if info.height else None
+    img = None
+    if info.path is not None and info.status in (None, "ok"):
+        try:
+            with Image.open(info.path) as im:
+                im.draft("RGB", (max_w * 2, max_h * 2))
+                img = ImageOps.exif_transpose(im).convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError):
+            img = None
+    src_w = W or (img.width if img is not None else max_w)
+    src_h = H or (img.height if img is not None else max_h)
+    scale = min(max_w / src_w, max_h / src_h)
+    tw, th = max(1, round(src_w * scale)), max(1, round(src_h * scale))
+    if img is None:
+        out = Image.new("RGB", (tw, th), (28, 28, 36))
+        d = ImageDraw.Draw(out)
+        d.line([(0, 0), (tw - 1, th - 1)], fill=(70, 70, 80))
+        d.line([(0, th - 1), (tw - 1, 0)], fill=(70, 70, 80))
+    else:
+        out = img.resize((tw, th), Image.Resampling.BILINEAR)
+    marks: list[BoxMark] = []
+    if info.boxes is not None and info.boxes.height:
+        import polars as pl
+
+        boxes = info.boxes
+        keep = pl.lit(False)
+        if show_labels:
+            keep = keep | (
+                (pl.col("kind") == "label") & (pl.col("source") == label_set if label_set else pl.lit(True))
+            )
+        if show_dets:
+            keep = keep | (
+                (pl.col("kind") == "det")
+                & (pl.col("source") == run if run else pl.lit(True))
+                & (pl.col("score").fill_null(1.0) >= min_score)
+            )
+        boxes = boxes.filter(keep)
+        d = ImageDraw.Draw(out)
+        sx, sy = tw / src_w, th / src_h
+        for kind, cls, score, x1, y1, x2, y2 in boxes.select(
+            "kind", "class", "score", "x1", "y1", "x2", "y2"
+        ).iter_rows():
+            color = _LABEL_COLOR if kind == "label" else _DET_COLOR
+            a = (max(0, min(tw - 1, math.floor(x1 * sx))), max(0, min(th - 1, math.floor(y1 * sy))))
+            b = (max(0, min(tw - 1, math.ceil(x2 * sx) - 1)), max(0, min(th - 1, math.ceil(y2 * sy) - 1)))
+            d.rectangle([a, (max(a[0], b[0]), max(a[1], b[1]))], outline=color)
+            text = cls if score is None else f"{cls} {score:.2f}"
+            marks.append(BoxMark(a[0], a[1] if kind == "label" else max(a[1], b[1]), text, kind, color))
+    return out, marks

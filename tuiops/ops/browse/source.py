@@ -1,0 +1,186 @@
+"""The source interface every panel reads through, and the frame helpers its implementations share."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from tuiops.errors import UsageError
+from tuiops.ops.browse.spec import ROW_ID, ROW_ITEM, ROW_KEY, ROW_KIND, ROW_ORDER, ROW_TARGET, Column, Spec
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from tuiops.store import Store
+
+
+_MAX_SQL_VARS = 900
+
+
+@dataclass
+class Opened:
+    """What ``Source.open`` returns: fixed rows, the first page and (when cheap) the count."""
+
+    fixed: pl.DataFrame
+    head: pl.DataFrame
+    count: int | None
+
+
+class Source:
+    """Base class of everything a panel can show."""
+
+    kind: ClassVar[str] = ""
+    #: True when every row is in memory after ``open`` (catalog, query, image).
+    in_memory: ClassVar[bool] = False
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.columns: list[Column] = []
+        self.fields: dict[str, str] = {}
+        self.default_sort: list[tuple[str, bool]] = []
+        self._lock = threading.Lock()
+        self._ids_lock = threading.Lock()
+        self._ids: np.ndarray | None = None
+        self._cache: dict[str, pl.Series] = {}
+        self._cache_ids: np.ndarray | None = None
+
+    # -- what subclasses provide ------------------------------------------------------------
+    @property
+    def title(self) -> str:
+        return str(self.spec)
+
+    def open(self, store: Store, n: int) -> Opened:
+        raise NotImplementedError
+
+    def count(self, store: Store) -> int:
+        raise NotImplementedError
+
+    def ids_page(
+        self,
+        store: Store,
+        limit: int,
+        *,
+        offset: int = 0,
+        after: Any = None,
+        before: Any = None,
+        from_end: bool = False,
+    ) -> np.ndarray:
+        """Ids of ``limit`` rows in base order: from ``offset`` (from the end with
+        ``from_end``), or right after / right before the row whose order key is given."""
+        raise NotImplementedError
+
+    def load_ids(self, store: Store) -> np.ndarray:
+        raise NotImplementedError
+
+    def _load_fields(self, store: Store, names: list[str], ids: np.ndarray) -> dict[str, pl.Series]:
+        raise NotImplementedError
+
+    def fetch(self, store: Store, ids: np.ndarray) -> pl.DataFrame:
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------------------
+    def base_ids(self, store: Store) -> np.ndarray:
+        """Every row id in base order, loaded once (threads asking meanwhile wait for it)."""
+        with self._ids_lock:
+            if self._ids is None:
+                self._ids = self.load_ids(store)
+            return self._ids
+
+    @property
+    def ids_loaded(self) -> bool:
+        return self._ids is not None
+
+    def fields_for(self, store: Store, names: Sequence[str], ids: np.ndarray) -> pl.DataFrame:
+        """The named fields of every base row (aligned with ``ids``), loaded once and cached."""
+        import polars as pl
+
+        unknown = [n for n in names if n not in self.fields]
+        if unknown:
+            raise UsageError(
+                f"unknown field(s) {', '.join(unknown)} for {self.title}",
+                hint=f"fields: {', '.join(self.fields)}",
+            )
+        with self._lock:
+            if self._cache_ids is not ids:
+                self._cache = {}
+                self._cache_ids = ids
+            missing = [n for n in dict.fromkeys(names) if n not in self._cache]
+            if missing:
+                loaded = self._load_fields(store, missing, ids)
+                for n, s in loaded.items():
+                    if len(s) != len(ids):
+                        raise AssertionError(f"field {n} has {len(s)} values for {len(ids)} rows")
+                    self._cache[n] = s.alias(n)
+            return pl.DataFrame([self._cache[n] for n in dict.fromkeys(names)])
+
+    def lowered(self, store: Store, name: str, ids: np.ndarray) -> pl.Series:
+        """Field ``name`` as lower-case strings (for masks), computed once."""
+        import polars as pl
+
+        key = f"\x00lower:{name}"
+        col = self.fields_for(store, [name], ids)[name]
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is None or len(cached) != len(col):
+                cached = col.cast(pl.String).str.to_lowercase().alias("v")
+                self._cache[key] = cached
+            return cached
+
+    def cached_fields(self) -> list[str]:
+        with self._lock:
+            return list(self._cache)
+
+    def preload_fields(self) -> list[str]:
+        """Fields worth loading in the background right after the ids (cheap, often sorted on)."""
+        return [
+            c.field for c in self.columns if c.field and c.field in self.fields and c.field != self.name_field
+        ]
+
+    #: The field whose ascending order is the base order (sorting on it needs no load).
+    name_field: ClassVar[str | None] = None
+
+
+def _empty_display(extra: Mapping[str, Any]) -> pl.DataFrame:
+    import polars as pl
+
+    schema = {
+        ROW_ID: pl.Int64,
+        ROW_KIND: pl.String,
+        ROW_KEY: pl.String,
+        ROW_ITEM: pl.Int64,
+        ROW_ORDER: pl.String,
+        ROW_TARGET: pl.String,
+        **extra,
+    }
+    return pl.DataFrame(schema=schema)
+
+
+def _no_fixed() -> pl.DataFrame:
+    return _empty_display({})
+
+
+def _in_chunks(ids: np.ndarray, size: int = _MAX_SQL_VARS) -> list[list[int]]:
+    return [ids[i : i + size].tolist() for i in range(0, len(ids), size)]
+
+
+def _order_by_ids(frame: pl.DataFrame, ids: np.ndarray) -> pl.DataFrame:
+    """``frame`` (with ``_id``) in the order of ``ids`` (ids missing from it are dropped)."""
+    import polars as pl
+
+    want = pl.DataFrame({ROW_ID: pl.Series(ids, dtype=pl.Int64)})
+    return want.join(frame, on=ROW_ID, how="inner", maintain_order="left")
+
+
+def _align(ids: np.ndarray, loaded: pl.DataFrame, id_col: str, names: Sequence[str]) -> dict[str, pl.Series]:
+    """Columns of ``loaded`` re-ordered to follow ``ids`` (missing ids give nulls)."""
+    import polars as pl
+
+    base = pl.DataFrame({id_col: pl.Series(ids, dtype=pl.Int64)})
+    joined = base.join(
+        loaded.with_columns(pl.col(id_col).cast(pl.Int64)), on=id_col, how="left", maintain_order="left"
+    )
+    return {n: joined[n] for n in names}
