@@ -9,11 +9,11 @@ import numpy as np
 from tuiops.ops.browse.source import (
     Opened,
     Source,
-    _align,
-    _empty_display,
-    _in_chunks,
-    _no_fixed,
-    _order_by_ids,
+    align,
+    empty_display,
+    in_chunks,
+    no_fixed,
+    order_by_ids,
 )
 from tuiops.ops.browse.spec import (
     KIND_ROW,
@@ -24,8 +24,8 @@ from tuiops.ops.browse.spec import (
     ROW_ORDER,
     ROW_TARGET,
     Column,
+    Owner,
     Spec,
-    _Owner,
 )
 from tuiops.store.db import ITEM_SHIFT, OWNER_SHIFT
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from tuiops.store import Store
 
 
-def _box_counts(store: Store, table: str, owner: _Owner, items: pl.Series) -> pl.Series:
+def box_counts(store: Store, table: str, owner: Owner, items: pl.Series) -> pl.Series:
     """Boxes per image of a set or run, for every row of ``items`` (0 where none).
 
     The set's box ids come in id order, so their item ids are sorted: the counts are the
@@ -70,7 +70,7 @@ class BoxSource(Source):
         self.is_run = spec.kind == "run"
         self.table = "detections" if self.is_run else "labels"
         oid = store.run_id(spec.name) if self.is_run else store.label_set_id(spec.name)
-        self.owner = _Owner(spec.name, oid)
+        self.owner = Owner(spec.name, oid)
         self.class_names = store.class_names()
         self.columns = [
             Column("key", "Key", "name", None, "key"),
@@ -107,7 +107,7 @@ class BoxSource(Source):
     def open(self, store: Store, n: int) -> Opened:
         head = self.fetch(store, self.ids_page(store, n))
         count = head.height if head.height < n else None
-        return Opened(_no_fixed(), head, count)
+        return Opened(no_fixed(), head, count)
 
     def count(self, store: Store) -> int:
         return int(
@@ -217,7 +217,7 @@ class BoxSource(Source):
                     (self.owner.id,),
                     {"item_id": pl.Int64, "key": pl.String},
                 )
-                out[n] = _align(items.to_numpy(), keys, "item_id", ["key"])["key"]
+                out[n] = align(items.to_numpy(), keys, "item_id", ["key"])["key"]
         return out
 
     def fetch(self, store: Store, ids: np.ndarray) -> pl.DataFrame:
@@ -237,11 +237,11 @@ class BoxSource(Source):
         if self.is_run:
             schema["score"] = pl.Float64
         if len(ids) == 0:
-            return _empty_display(schema)
+            return empty_display(schema)
         frames = []
         score = ", b.score" if self.is_run else ""
         mask = (1 << (OWNER_SHIFT - ITEM_SHIFT)) - 1
-        for chunk in _in_chunks(ids):
+        for chunk in in_chunks(ids):
             sql = (
                 f"SELECT b.id, i.key, i.id, c.name, b.class_id, b.x1, b.y1, b.x2, b.y2{score} "
                 f"FROM {self.table} b LEFT JOIN items i ON i.id = ((b.id >> {ITEM_SHIFT}) & {mask}) "
@@ -271,4 +271,4 @@ class BoxSource(Source):
             (pl.col("x2") - pl.col("x1")).alias("w"),
             (pl.col("y2") - pl.col("y1")).alias("h"),
         )
-        return _order_by_ids(frame, ids)
+        return order_by_ids(frame, ids)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from tuiops.ops.browse.boxes import _box_counts
-from tuiops.ops.browse.source import Opened, Source, _align, _empty_display, _in_chunks, _order_by_ids
+from tuiops.ops.browse.boxes import box_counts
+from tuiops.ops.browse.source import Opened, Source, align, empty_display, in_chunks, order_by_ids
 from tuiops.ops.browse.spec import (
     KIND_DIR,
     KIND_FILE,
@@ -25,7 +25,7 @@ from tuiops.ops.browse.spec import (
     Column,
     Context,
     Spec,
-    _resolve_context,
+    resolve_context,
 )
 from tuiops.store.db import ITEM_SHIFT
 from tuiops.store.schema import FOLDER_SQL, LISTED_SQL
@@ -69,7 +69,7 @@ class PoolSource(Source):
         self.pool_id = store.pool_id(spec.name)
         self.root = Path(store.one("SELECT root FROM pools WHERE id = ?", (self.pool_id,)))
         self.folder = spec.folder
-        self.lab, self.run, self.match_id = _resolve_context(store, ctx)
+        self.lab, self.run, self.match_id = resolve_context(store, ctx)
         self.columns = [
             Column("name", "Name", "name", None, "name"),
             Column("size", "Size", "size", 7, "size"),
@@ -277,7 +277,7 @@ class PoolSource(Source):
         )
         if frame.height == len(ids) and np.array_equal(frame["id"].to_numpy(), ids):
             return frame["relpath"]
-        return _align(ids, frame, "id", ["relpath"])["relpath"]
+        return align(ids, frame, "id", ["relpath"])["relpath"]
 
     def _load_fields(self, store: Store, names: list[str], ids: np.ndarray) -> dict[str, pl.Series]:
         import polars as pl
@@ -321,7 +321,7 @@ class PoolSource(Source):
                 params,
                 {"item_id": pl.Int64, "key": pl.String, "booru": pl.String, "fid": pl.Int64},
             )
-            aligned = _align(items.fill_null(-1).to_numpy(), keys, "item_id", ["key", "booru", "fid"])
+            aligned = align(items.fill_null(-1).to_numpy(), keys, "item_id", ["key", "booru", "fid"])
             out.update(aligned)
         for name, owner, table in (("labels", self.lab, "labels"), ("dets", self.run, "detections")):
             if name not in want:
@@ -329,7 +329,7 @@ class PoolSource(Source):
             if owner is None:
                 out[name] = pl.Series(name, np.zeros(len(ids), dtype=np.int64))
                 continue
-            out[name] = _box_counts(store, table, owner, need("item_id")).alias(name)
+            out[name] = box_counts(store, table, owner, need("item_id")).alias(name)
         match_want = [n for n in self._MATCH_FIELDS if n in want]
         if match_want:
             items = need("item_id")
@@ -337,7 +337,7 @@ class PoolSource(Source):
                 f"SELECT item_id, {', '.join(match_want)} FROM match_images WHERE match_id = ?",
                 (self.match_id,),
             )
-            out.update(_align(items.fill_null(-1).to_numpy(), frame, "item_id", match_want))
+            out.update(align(items.fill_null(-1).to_numpy(), frame, "item_id", match_want))
         return out
 
     def fetch(self, store: Store, ids: np.ndarray) -> pl.DataFrame:
@@ -356,7 +356,7 @@ class PoolSource(Source):
             "f1": pl.Float64,
         }
         if len(ids) == 0:
-            return _empty_display(schema)
+            return empty_display(schema)
         counts = []
         params_head: list[Any] = []
         for owner, table, alias in ((self.lab, "labels", "labels"), (self.run, "detections", "dets")):
@@ -375,7 +375,7 @@ class PoolSource(Source):
             match_col = "m.f1 AS f1"
             params_head.append(self.match_id)
         frames = []
-        for chunk in _in_chunks(ids):
+        for chunk in in_chunks(ids):
             sql = (
                 f"SELECT f.id AS {ROW_ID}, f.relpath AS {ROW_ORDER}, i.key AS {ROW_KEY}, f.item_id AS {ROW_ITEM}, "
                 f"f.relpath, f.size, f.width, f.height, f.format, f.status, {', '.join(counts)}, {match_col} "
@@ -402,4 +402,4 @@ class PoolSource(Source):
             pl.col(ROW_KEY).cast(pl.String),
             pl.col(ROW_ORDER).cast(pl.String),
         )
-        return _order_by_ids(frame, ids)
+        return order_by_ids(frame, ids)

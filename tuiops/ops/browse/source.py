@@ -144,7 +144,7 @@ class Source:
     name_field: ClassVar[str | None] = None
 
 
-def _empty_display(extra: Mapping[str, Any]) -> pl.DataFrame:
+def empty_display(extra: Mapping[str, Any]) -> pl.DataFrame:
     import polars as pl
 
     schema = {
@@ -159,15 +159,15 @@ def _empty_display(extra: Mapping[str, Any]) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
-def _no_fixed() -> pl.DataFrame:
-    return _empty_display({})
+def no_fixed() -> pl.DataFrame:
+    return empty_display({})
 
 
-def _in_chunks(ids: np.ndarray, size: int = _MAX_SQL_VARS) -> list[list[int]]:
+def in_chunks(ids: np.ndarray, size: int = _MAX_SQL_VARS) -> list[list[int]]:
     return [ids[i : i + size].tolist() for i in range(0, len(ids), size)]
 
 
-def _order_by_ids(frame: pl.DataFrame, ids: np.ndarray) -> pl.DataFrame:
+def order_by_ids(frame: pl.DataFrame, ids: np.ndarray) -> pl.DataFrame:
     """``frame`` (with ``_id``) in the order of ``ids`` (ids missing from it are dropped)."""
     import polars as pl
 
@@ -175,7 +175,7 @@ def _order_by_ids(frame: pl.DataFrame, ids: np.ndarray) -> pl.DataFrame:
     return want.join(frame, on=ROW_ID, how="inner", maintain_order="left")
 
 
-def _align(ids: np.ndarray, loaded: pl.DataFrame, id_col: str, names: Sequence[str]) -> dict[str, pl.Series]:
+def align(ids: np.ndarray, loaded: pl.DataFrame, id_col: str, names: Sequence[str]) -> dict[str, pl.Series]:
     """Columns of ``loaded`` re-ordered to follow ``ids`` (missing ids give nulls)."""
     import polars as pl
 

@@ -152,7 +152,7 @@ def default_context(store: Store) -> Context:
 
 
 @dataclass(frozen=True)
-class _Owner:
+class Owner:
     """A resolved label set or run: its id and the id range of its boxes."""
 
     name: str
@@ -167,9 +167,9 @@ class _Owner:
         return id_range(self.id)[1]
 
 
-def _resolve_context(store: Store, ctx: Context) -> tuple[_Owner | None, _Owner | None, int | None]:
-    lab = _Owner(ctx.label_set, store.label_set_id(ctx.label_set)) if ctx.label_set else None
-    run = _Owner(ctx.run, store.run_id(ctx.run)) if ctx.run else None
+def resolve_context(store: Store, ctx: Context) -> tuple[Owner | None, Owner | None, int | None]:
+    lab = Owner(ctx.label_set, store.label_set_id(ctx.label_set)) if ctx.label_set else None
+    run = Owner(ctx.run, store.run_id(ctx.run)) if ctx.run else None
     mid = None
     if ctx.match and table_exists(store, "matches") and table_exists(store, "match_images"):
         mid = store.one("SELECT id FROM matches WHERE name = ?", (ctx.match,))
