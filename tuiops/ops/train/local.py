@@ -37,6 +37,7 @@ from tuiops.ops.train.records import (
     _update_run,
     get_run,
 )
+from tuiops.ops.train.remote import resume_remote, train_remote
 
 if TYPE_CHECKING:
     from tuiops.workspace import Workspace
@@ -455,8 +456,6 @@ def train(
         shutil.rmtree(save_dir, ignore_errors=True)
     pitstop_opts = {"conf": pitstop_conf, "max_det": pitstop_max_det, "match_iou": match_iou}
     if on is not None:
-        from tuiops.ops.train_remote import train_remote
-
         return train_remote(
             ws,
             data_yaml,
@@ -645,8 +644,6 @@ def resume(
             f"{run.save_dir / 'weights' / 'best.pt'}`",
         )
     if run.host is not None:
-        from tuiops.ops.train_remote import resume_remote
-
         result = resume_remote(
             ws, run, dataset_summary=ds_summary, verbose=verbose, progress=progress, cancel=cancel
         )

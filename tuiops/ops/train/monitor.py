@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.frames import num_max, num_mean
+from tuiops.ops.train.records import get_run
 
 if TYPE_CHECKING:
     import polars as pl
@@ -394,7 +395,6 @@ def run_follower(ws: Workspace, name: str, *, store: Any = None) -> ResultsFollo
     """A follower of training run ``name``'s results.csv: the local file, or over SSH for a
     run training on a ``[hosts.NAME]`` machine (once it stopped, the copy fetched back;
     ``store``: the store to read the run from, by default the workspace's)."""
-    from tuiops.ops.train import get_run
 
     run = get_run(store if store is not None else ws.store, name)
     remote = (run.args.get("_remote") or {}).get("results")

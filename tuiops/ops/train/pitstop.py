@@ -21,7 +21,7 @@ from tuiops.errors import (
 from tuiops.fsutil import atomic_write_text, display_path
 from tuiops.ops.base import CancelToken, ProgressFn
 from tuiops.ops.train.records import _copy_atomic, get_run
-from tuiops.ops.train.report import _report_markdown
+from tuiops.ops.train.report import _report_markdown, compare_boxes, pitstop_report
 
 if TYPE_CHECKING:
     import polars as pl
@@ -77,7 +77,6 @@ def pitstop_compare(
     import polars as pl
 
     from tuiops.ops.dataset import dataset_info, effective_labels
-    from tuiops.ops.train import compare_boxes, pitstop_report
 
     store = ws.store
     label_set = dataset_info(store, dataset).label_set

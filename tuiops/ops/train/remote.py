@@ -39,9 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import Cancelled, ExternalToolError, RemoteError, TuiopsError, UsageError
 from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, job
+from tuiops.ops.train.monitor import summarize
+from tuiops.ops.train.pitstop import run_pitstop
+from tuiops.ops.train.records import TRAIN_DIR, TrainResult, TrainRun, _record_session, _update_run, get_run
 
 if TYPE_CHECKING:
-    from tuiops.ops.train import TrainResult, TrainRun
     from tuiops.remote.hosts import Hosts
     from tuiops.workspace import Workspace
 
@@ -195,7 +197,6 @@ async def _train_there(
     a cancel is sent on as SIGINT to the training process."""
     import asyncssh
 
-    from tuiops.ops.monitor import summarize
     from tuiops.remote.commands import run_on
 
     wrapped = ["sh", "-c", 'echo $$ > "$1"; shift; exec "$@"', "sh", remote["pidfile"], *argv]
@@ -287,7 +288,6 @@ def _run_remote(
 ) -> TrainResult:
     """Run ``tuiops ARGV_TAIL`` in the host's workspace as this run's job, then fetch and record."""
     from tuiops.ops.remote import open_hosts
-    from tuiops.ops.train import TrainResult, _record_session, _update_run, get_run, run_pitstop
     from tuiops.remote import run_sync
 
     store = ws.store
@@ -419,7 +419,6 @@ def train_remote(
     cancel: CancelToken | None,
 ) -> TrainResult:
     """Start a training run on ``host`` (called by :func:`tuiops.ops.train.train` with ``on=HOST``)."""
-    from tuiops.ops.train import TRAIN_DIR, get_run
     from tuiops.store.db import utcnow
 
     store = ws.store
@@ -500,7 +499,6 @@ def resume_remote(
     cancel: CancelToken | None,
 ) -> TrainResult:
     """Continue a run on its host (the dataset, rebuilt here, is uploaded again first)."""
-    from tuiops.ops.train import _update_run, get_run
 
     del verbose
     probe_host(ws, run.host or "")

@@ -7,6 +7,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from tuiops.ops.base import pid_alive
+from tuiops.ops.train.monitor import ResultsFollower
 from tuiops.ops.train.records import _RUN_COLS, ACTIVE, _run_from_row, _update_run, get_run
 
 if TYPE_CHECKING:
@@ -72,7 +73,6 @@ def list_runs(ws: Workspace, *, store: Store | None = None) -> list[dict[str, An
 
 def train_status(ws: Workspace, name: str) -> dict[str, Any]:
     """Where a run is: its record, its pitstops with their reports, and its results.csv state."""
-    from tuiops.ops.monitor import ResultsFollower
 
     store = ws.store
     run = get_run(store, name)
