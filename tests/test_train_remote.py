@@ -23,7 +23,7 @@ from tuiops.cli import run
 from tuiops.errors import Cancelled
 from tuiops.ops.base import CancelToken
 from tuiops.ops.monitor import run_follower
-from tuiops.ops.train import _update_run, get_run, monitor_plan, resume
+from tuiops.ops.train import get_run, monitor_plan, resume, update_run
 
 _why = sshd_unavailable()
 pytestmark = [pytest.mark.skipif(_why is not None, reason=_why or ""), pytest.mark.slow]
@@ -91,12 +91,12 @@ def test_train_on_a_host_to_a_pitstop_and_resume_there(host_ws, tmp_path, capsys
     assert "# Pitstop 1 of training run r1" in Path(p["report"]).read_text(encoding="utf-8")
 
     # -- while it trains, the monitor reads the host's file over SSH -------------------------------
-    _update_run(ws.store, r.id, status="running")
+    update_run(ws.store, r.id, status="running")
     follower = run_follower(ws, "r1")
     (r.save_dir / "results.csv").unlink()  # not the local copy
     assert follower.poll() is True
     assert follower.state(**monitor_plan(ws.store, "r1")).epochs["epoch"].to_list() == [1]
-    _update_run(ws.store, r.id, status="pitstop")
+    update_run(ws.store, r.id, status="pitstop")
 
     # -- a resume cancelled here stops the host's training (SIGINT there) -------------------------
     token = CancelToken()

@@ -186,7 +186,7 @@ def test_a_pitstop_with_no_detection_at_its_conf_warns_and_lists_no_worst_images
     from tuiops.ops.dataset import dataset_images
     from tuiops.ops.monitor import format_footer, summarize
     from tuiops.ops.pitstop import STORE_CONF, pitstop_compare, write_worst_lists
-    from tuiops.ops.train import _report_markdown
+    from tuiops.ops.train import report_markdown
 
     ws, _ = small_ds
     images = dataset_images(ws.store, "ds")
@@ -232,7 +232,7 @@ def test_a_pitstop_with_no_detection_at_its_conf_warns_and_lists_no_worst_images
         "dataset": "ds",
         "warnings": ["NO DETECTIONS at conf >= 0.25 in val (2 images, 3 labels): …"],
     }
-    md = _report_markdown(head, {"splits": {}})
+    md = report_markdown(head, {"splits": {}})
     assert "> **WARNING** NO DETECTIONS at conf >= 0.25 in val" in md
     assert "stored at conf ≥ 0.001, compared at conf ≥ 0.25" in md
     footer = format_footer(summarize("", warnings=["pitstop 1: NO DETECTIONS at conf >= 0.25 in val"]))

@@ -45,11 +45,11 @@ from tuiops.ops.train.records import (
     TRAIN_DIR,
     TrainResult,
     TrainRun,
-    _record_session,
-    _update_run,
     get_run,
+    record_session,
+    update_run,
 )
-from tuiops.ops.train.report import _report_markdown, compare_boxes, pitstop_report
+from tuiops.ops.train.report import compare_boxes, pitstop_report, report_markdown
 from tuiops.ops.train.status import list_runs, monitor_plan, train_status
 
 __all__ = [
@@ -60,10 +60,7 @@ __all__ = [
     "TRAIN_DIR",
     "TrainResult",
     "TrainRun",
-    "_record_session",
-    "_report_markdown",
     "_trim_results",
-    "_update_run",
     "compare_boxes",
     "get_run",
     "list_runs",
@@ -72,9 +69,12 @@ __all__ = [
     "pitstop_compare",
     "pitstop_epochs",
     "pitstop_report",
+    "record_session",
+    "report_markdown",
     "resume",
     "run_pitstop",
     "train",
     "train_status",
+    "update_run",
     "write_worst_lists",
 ]

@@ -31,11 +31,11 @@ from tuiops.ops.train.records import (
     TRAIN_DIR,
     TrainResult,
     TrainRun,
-    _copy_atomic,
-    _default_name,
-    _record_session,
-    _update_run,
+    copy_atomic,
+    default_run_name,
     get_run,
+    record_session,
+    update_run,
 )
 from tuiops.ops.train.remote import resume_remote, train_remote
 
@@ -193,11 +193,11 @@ def _fit(
 
     def on_model_save(trainer: Any) -> None:
         e = int(trainer.epoch) + 1
-        _copy_atomic(Path(trainer.last), resume_pt)
+        copy_atomic(Path(trainer.last), resume_pt)
         state.last_saved = e
         stopper = getattr(trainer, "stopper", None)
         state.best_epoch = int(getattr(stopper, "best_epoch", 0) or 0) or None
-        _update_run(store, run.id, epoch=e, checkpoint=str(resume_pt))
+        update_run(store, run.id, epoch=e, checkpoint=str(resume_pt))
         metrics = getattr(trainer, "metrics", None) or {}
         m = metrics.get("metrics/mAP50-95(B)")
         msg = f"epoch {e}/{run.epochs}" + (f" mAP50-95 {m:.3f}" if isinstance(m, float) else "")
@@ -284,7 +284,7 @@ def _finish(
         started_epoch=started_epoch,
     )
     if state.cancelled and state.pitstop is None:
-        _update_run(store, run.id, status="paused", pid=None)
+        update_run(store, run.id, status="paused", pid=None)
         where = ""
         if state.stopped_in is not None:
             e, done, nb = state.stopped_in
@@ -294,7 +294,7 @@ def _finish(
             hint=f"`tuiops train resume {run.name}` continues from there",
         )
     if state.pitstop is not None:
-        _update_run(store, run.id, status="pitstop", pid=None)
+        update_run(store, run.id, status="pitstop", pid=None)
         idx = len([p for p in run.pitstops if p <= state.pitstop])
         report = run_pitstop(
             ws,
@@ -315,7 +315,7 @@ def _finish(
             f"`tuiops train resume {run.name}`"
         )
     else:
-        _update_run(store, run.id, status="done", pid=None)
+        update_run(store, run.id, status="done", pid=None)
         result.status = "done"
         early = run.epoch < run.epochs
         result.message = (
@@ -345,8 +345,8 @@ def _guarded_fit(
     started = time.monotonic()
     started_epoch = run.epoch if resume_from is not None else 0
     with job(store, "train", job_params, total=run.epochs) as j:
-        _update_run(store, run.id, status="running", pid=os.getpid(), job_id=j.id, error=None)
-        _record_session(store, run.id, started_epoch)
+        update_run(store, run.id, status="running", pid=os.getpid(), job_id=j.id, error=None)
+        record_session(store, run.id, started_epoch)
 
         def on_progress(ev: ProgressEvent) -> None:
             with contextlib.suppress(Exception):
@@ -359,10 +359,10 @@ def _guarded_fit(
                 ws, run, resume_from=resume_from, verbose=verbose, progress=on_progress, cancel=cancel
             )
         except KeyboardInterrupt:
-            _update_run(store, run.id, status="interrupted", pid=None, error="interrupted")
+            update_run(store, run.id, status="interrupted", pid=None, error="interrupted")
             raise
         except BaseException as exc:
-            _update_run(store, run.id, status="failed", pid=None, error=str(exc)[:2000])
+            update_run(store, run.id, status="failed", pid=None, error=str(exc)[:2000])
             raise
         result = _finish(
             ws,
@@ -412,7 +412,7 @@ def train(
     if epochs < 1:
         raise UsageError(f"--epochs must be at least 1 (got {epochs})")
     data_yaml, dataset = _resolve_data(ws, data)
-    name = name or _default_name(store, dataset or data_yaml.parent.name)
+    name = name or default_run_name(store, dataset or data_yaml.parent.name)
     if not NAME_RX.match(name):
         raise UsageError(
             f"training run name {name!r} is not valid",
@@ -652,10 +652,10 @@ def resume(
     assert ckpt is not None
     epoch = _checkpoint_epoch(ckpt)
     if epoch >= run.epochs:
-        _update_run(store, run.id, status="done", epoch=epoch)
+        update_run(store, run.id, status="done", epoch=epoch)
         raise UsageError(f"training run {name!r} has finished all {run.epochs} epochs; nothing to resume")
     _trim_results(run.results_csv, epoch)
-    _update_run(store, run.id, epoch=epoch)
+    update_run(store, run.id, epoch=epoch)
     run = get_run(store, name)
     pitstop_opts = dict(run.args.pop("_pitstop", {}) or {})
     params = {

@@ -20,8 +20,8 @@ from tuiops.errors import (
 )
 from tuiops.fsutil import atomic_write_text, display_path
 from tuiops.ops.base import CancelToken, ProgressFn
-from tuiops.ops.train.records import _copy_atomic, get_run
-from tuiops.ops.train.report import _report_markdown, compare_boxes, pitstop_report
+from tuiops.ops.train.records import copy_atomic, get_run
+from tuiops.ops.train.report import compare_boxes, pitstop_report, report_markdown
 
 if TYPE_CHECKING:
     import polars as pl
@@ -189,7 +189,7 @@ def run_pitstop(
     run.tuiops_dir.mkdir(parents=True, exist_ok=True)
     weights = run.tuiops_dir / f"pitstop-{idx}-best.pt"
     if not weights.is_file() or run.status == "pitstop":
-        _copy_atomic(best, weights)
+        copy_atomic(best, weights)
     sha = sha256_file(weights)
     det_run = f"{name}.pitstop{idx}"
     head: dict[str, Any] = {
@@ -257,7 +257,7 @@ def run_pitstop(
     atomic_write_text(
         json_path, json.dumps({"head": head, "body": body}, indent=2, ensure_ascii=False) + "\n"
     )
-    text = _report_markdown(head, body)
+    text = report_markdown(head, body)
     if notes:
         text += "\n" + "\n".join(f"> {n}" for n in notes) + "\n"
     atomic_write_text(md_path, text)

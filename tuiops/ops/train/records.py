@@ -80,13 +80,15 @@ class TrainRun:
         return self.tuiops_dir / LOG_NAME
 
 
-_RUN_COLS = (
+#: The columns of ``train_runs`` that :func:`run_from_row` reads, in its order.
+RUN_COLS = (
     "id, name, status, data, dataset, model, epochs, epoch, pitstops, save_dir, checkpoint, nc, args, "
     "created, updated, error, pid, host"
 )
 
 
-def _run_from_row(r: Sequence[Any]) -> TrainRun:
+def run_from_row(r: Sequence[Any]) -> TrainRun:
+    """The run of a ``train_runs`` row selected with :data:`RUN_COLS`."""
     return TrainRun(
         id=int(r[0]),
         name=r[1],
@@ -111,17 +113,18 @@ def _run_from_row(r: Sequence[Any]) -> TrainRun:
 
 def get_run(store: Store, name: str) -> TrainRun:
     """The training run ``name``; NotFoundError naming the known ones otherwise."""
-    row = store.execute(f"SELECT {_RUN_COLS} FROM train_runs WHERE name = ?", (name,)).fetchone()
+    row = store.execute(f"SELECT {RUN_COLS} FROM train_runs WHERE name = ?", (name,)).fetchone()
     if row is None:
         known = [r[0] for r in store.execute("SELECT name FROM train_runs ORDER BY id")]
         raise NotFoundError(
             f"no training run named {name!r}",
             hint=f"known runs: {', '.join(known) or 'none'}; start one with `tuiops train DATA`",
         )
-    return _run_from_row(row)
+    return run_from_row(row)
 
 
-def _update_run(store: Store, run_id: int, **values: Any) -> None:
+def update_run(store: Store, run_id: int, **values: Any) -> None:
+    """Set columns of a run's record (and its ``updated`` time) in one transaction."""
     from tuiops.store.db import utcnow
 
     values["updated"] = utcnow()
@@ -130,7 +133,7 @@ def _update_run(store: Store, run_id: int, **values: Any) -> None:
         conn.execute(f"UPDATE train_runs SET {cols} WHERE id = ?", (*values.values(), run_id))
 
 
-def _record_session(store: Store, run_id: int, start_epoch: int) -> None:
+def record_session(store: Store, run_id: int, start_epoch: int) -> None:
     """Add a training session's starting point (finished epochs) to the run's ``_sessions``."""
     row = store.execute("SELECT args FROM train_runs WHERE id = ?", (run_id,)).fetchone()
     args = json.loads((row[0] if row else None) or "{}")
@@ -139,7 +142,7 @@ def _record_session(store: Store, run_id: int, start_epoch: int) -> None:
         sessions = []
     sessions.append(int(start_epoch))
     args["_sessions"] = sessions
-    _update_run(store, run_id, args=json.dumps(args, default=str))
+    update_run(store, run_id, args=json.dumps(args, default=str))
 
 
 @dataclass
@@ -167,7 +170,8 @@ class TrainResult:
         return d
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
+def copy_atomic(src: Path, dst: Path) -> None:
+    """Copy a file under a temporary name and rename it, so ``dst`` is whole or absent."""
     tmp = dst.with_name(f".{dst.name}.part")
     try:
         shutil.copyfile(src, tmp)
@@ -178,7 +182,8 @@ def _copy_atomic(src: Path, dst: Path) -> None:
         raise disk_error(dst, exc) from exc
 
 
-def _default_name(store: Store, base: str) -> str:
+def default_run_name(store: Store, base: str) -> str:
+    """A run name made of ``base`` that no run has yet (``BASE``, ``BASE-2``, ...)."""
     base = re.sub(r"[^A-Za-z0-9_.-]", "_", base)[:56].lstrip("._-") or "run"
     taken = {r[0] for r in store.execute("SELECT name FROM train_runs")}
     if base not in taken:

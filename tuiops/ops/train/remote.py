@@ -41,7 +41,7 @@ from tuiops.errors import Cancelled, ExternalToolError, RemoteError, TuiopsError
 from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, job
 from tuiops.ops.train.monitor import summarize
 from tuiops.ops.train.pitstop import run_pitstop
-from tuiops.ops.train.records import TRAIN_DIR, TrainResult, TrainRun, _record_session, _update_run, get_run
+from tuiops.ops.train.records import TRAIN_DIR, TrainResult, TrainRun, get_run, record_session, update_run
 
 if TYPE_CHECKING:
     from tuiops.remote.hosts import Hosts
@@ -297,8 +297,8 @@ def _run_remote(
     hosts = open_hosts(ws)
     argv = [remote["python"], "-c", _CLI, "-w", remote["ws"], *argv_tail, "--json", "-q"]
     with job(store, "train", job_params, total=run.epochs) as j:
-        _update_run(store, run.id, status="running", pid=os.getpid(), job_id=j.id, error=None)
-        _record_session(store, run.id, started_epoch)
+        update_run(store, run.id, status="running", pid=os.getpid(), job_id=j.id, error=None)
+        record_session(store, run.id, started_epoch)
         starts = get_run(store, run.name).starts
 
         def on_progress(ev: ProgressEvent) -> None:
@@ -323,7 +323,7 @@ def _run_remote(
                 )
             )
         except BaseException as exc:
-            _update_run(store, run.id, status="interrupted", pid=None, error=str(exc)[:2000])
+            update_run(store, run.id, status="interrupted", pid=None, error=str(exc)[:2000])
             raise
         fetched: list[str] = []
         with contextlib.suppress(TuiopsError):
@@ -337,25 +337,25 @@ def _run_remote(
         if res.rc == 130 or status is None:
             m = re.search(r"paused after epoch (\d+)", res.stderr)
             if res.rc == 130 and m:
-                _update_run(store, run.id, status="paused", pid=None, epoch=int(m.group(1)))
+                update_run(store, run.id, status="paused", pid=None, epoch=int(m.group(1)))
                 raise Cancelled(
                     f"training {run.name!r} on {host} paused after epoch {m.group(1)}",
                     hint=f"`tuiops train resume {run.name}` continues from there (on {host})",
                 )
             if res.rc == 130:
-                _update_run(store, run.id, status="interrupted", pid=None, error="interrupted on the host")
+                update_run(store, run.id, status="interrupted", pid=None, error="interrupted on the host")
                 raise Cancelled(
                     f"training {run.name!r} on {host} was interrupted before it trained",
                     hint=f"`tuiops train resume {run.name}` continues from the last checkpoint (on {host})",
                 )
             err = [ln for ln in res.stderr.splitlines() if ln.strip()]
             detail = next((ln for ln in err if "error:" in ln), err[-1] if err else f"exit code {res.rc}")
-            _update_run(store, run.id, status="failed", pid=None, error=detail[:2000])
+            update_run(store, run.id, status="failed", pid=None, error=detail[:2000])
             raise ExternalToolError(
                 f"training {run.name!r} on {host} failed: {detail.strip()[:400]}",
                 hint=f"once fixed, `tuiops train resume {run.name}` continues from the host's last checkpoint",
             )
-        _update_run(
+        update_run(
             store,
             run.id,
             status=status,
@@ -505,7 +505,7 @@ def resume_remote(
     remote = _prepare_host(ws, run.name, run.host or "", run.data, progress=progress, cancel=cancel)
     args = dict(run.args)
     args["_remote"] = {**(args.get("_remote") or {}), **remote}
-    _update_run(ws.store, run.id, args=json.dumps(args, default=str))
+    update_run(ws.store, run.id, args=json.dumps(args, default=str))
     run = get_run(ws.store, run.name)
     pitstop_opts = dict(run.args.get("_pitstop") or {})
     params = {"op": "train resume", "name": run.name, "host": run.host, "from_epoch": run.epoch}

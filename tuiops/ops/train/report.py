@@ -321,7 +321,7 @@ def pitstop_report(
     return out
 
 
-def _report_markdown(head: Mapping[str, Any], body: Mapping[str, Any]) -> str:
+def report_markdown(head: Mapping[str, Any], body: Mapping[str, Any]) -> str:
     """The report as Markdown, for reading in a terminal or an editor."""
     lines = [
         f"# Pitstop {head['idx']} of training run {head['train']} (epoch {head['epoch']}/{head['epochs']})",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuiops.ops.base import pid_alive
 from tuiops.ops.train.monitor import ResultsFollower
-from tuiops.ops.train.records import _RUN_COLS, ACTIVE, _run_from_row, _update_run, get_run
+from tuiops.ops.train.records import ACTIVE, RUN_COLS, get_run, run_from_row, update_run
 
 if TYPE_CHECKING:
     from tuiops.store import Store
@@ -44,10 +44,10 @@ def list_runs(ws: Workspace, *, store: Store | None = None) -> list[dict[str, An
     ``store``: read through this store instead of the workspace's (e.g. a read-only one).
     """
     store = store if store is not None else ws.store
-    rows = store.execute(f"SELECT {_RUN_COLS} FROM train_runs ORDER BY id").fetchall()
+    rows = store.execute(f"SELECT {RUN_COLS} FROM train_runs ORDER BY id").fetchall()
     out = []
     for r in rows:
-        run = _run_from_row(r)
+        run = run_from_row(r)
         done = [
             int(x[0])
             for x in store.execute(
@@ -79,7 +79,7 @@ def train_status(ws: Workspace, name: str) -> dict[str, Any]:
     status = run.status
     if status in ACTIVE and run.pid is not None and not pid_alive(run.pid):
         status = "interrupted"
-        _update_run(store, run.id, status=status, pid=None, error="the training process is gone")
+        update_run(store, run.id, status=status, pid=None, error="the training process is gone")
     pits = []
     for idx, epoch, report, summary in store.execute(
         "SELECT idx, epoch, report, summary FROM train_pitstops WHERE train_id = ? ORDER BY idx", (run.id,)
