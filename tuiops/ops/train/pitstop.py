@@ -26,6 +26,8 @@ from tuiops.ops.train.report import compare_boxes, pitstop_report, report_markdo
 if TYPE_CHECKING:
     import polars as pl
 
+    from tuiops.ops.train.records import TrainRun
+    from tuiops.store import Store
     from tuiops.workspace import Workspace
 
 
@@ -148,6 +150,121 @@ def _store_match(
     )
 
 
+def _pitstop_point(
+    store: Store, run: TrainRun, idx: int | None, epoch: int | None, best_epoch: int | None
+) -> tuple[int, int, int | None]:
+    """The pitstop to work on: the one given, or the run's last recorded one."""
+    if idx is not None and epoch is not None:
+        return idx, epoch, best_epoch
+    prior = store.execute(
+        "SELECT idx, epoch, best_epoch FROM train_pitstops WHERE train_id = ? ORDER BY idx DESC LIMIT 1",
+        (run.id,),
+    ).fetchone()
+    if prior is None:
+        raise NotFoundError(f"training run {run.name!r} has not stopped at a pitstop yet")
+    return int(prior[0]), int(prior[1]), prior[2]
+
+
+def _detect_and_compare(
+    ws: Workspace,
+    run: TrainRun,
+    head: dict[str, Any],
+    *,
+    dataset: str,
+    max_det: int,
+    batch: int | None,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Detect with the pitstop's weights over the dataset's images, then compare with its labels."""
+    import polars as pl
+
+    from tuiops.ops.dataset import dataset_images, dataset_info
+    from tuiops.ops.detect import detect
+
+    store = ws.store
+    name, idx, conf = run.name, head["idx"], head["conf"]
+    info = dataset_info(store, dataset)
+    head["label_set"] = info.label_set
+    images = dataset_images(store, dataset)
+    imgsz = int(run.args.get("imgsz", 640))
+    detect(
+        ws,
+        Path(head["weights"]),
+        head["run"],
+        images=images.select(
+            "item_id", "path", pl.col("width").alias("item_w"), pl.col("height").alias("item_h")
+        ),
+        conf=min(conf, STORE_CONF),
+        imgsz=imgsz,
+        batch=batch or int(run.args.get("batch", 16) or 16),
+        max_det=max_det,
+        device=run.args.get("device"),
+        epoch=head["best_epoch"],
+        replace=True,
+        source=f"train:{name}",
+        note=f"pitstop {idx} of training run {name} after epoch {head['epoch']}",
+        progress=progress,
+        cancel=cancel,
+    )
+    prev_row = store.execute(
+        "SELECT summary FROM train_pitstops WHERE train_id = ? AND idx < ? ORDER BY idx DESC LIMIT 1",
+        (run.id, idx),
+    ).fetchone()
+    previous = json.loads(prev_row[0]).get("body") if prev_row and prev_row[0] else None
+    return pitstop_compare(
+        ws, dataset, head["run"], images, conf=conf, match_iou=head["match_iou"], previous=previous
+    )
+
+
+def _write_report(
+    run: TrainRun, head: dict[str, Any], body: dict[str, Any], notes: list[str]
+) -> dict[str, Any]:
+    """Write the pitstop's report (JSON, Markdown) and worst lists; the summary the store keeps."""
+    idx = head["idx"]
+    run.tuiops_dir.mkdir(parents=True, exist_ok=True)
+    md_path = run.tuiops_dir / f"pitstop-{idx}.md"
+    json_path = run.tuiops_dir / f"pitstop-{idx}.json"
+    atomic_write_text(
+        json_path, json.dumps({"head": head, "body": body}, indent=2, ensure_ascii=False) + "\n"
+    )
+    text = report_markdown(head, body)
+    if notes:
+        text += "\n" + "\n".join(f"> {n}" for n in notes) + "\n"
+    atomic_write_text(md_path, text)
+    worst_files = write_worst_lists(run.tuiops_dir, run.name, idx, body, head["conf"])
+    return {
+        "head": head,
+        "body": body,
+        "report": str(md_path),
+        "report_json": str(json_path),
+        "worst_lists": worst_files,
+    }
+
+
+def _record_pitstop(store: Store, run: TrainRun, head: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Record the pitstop in ``train_pitstops``, replacing an earlier record of it."""
+    idx = head["idx"]
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM train_pitstops WHERE train_id = ? AND idx = ?", (run.id, idx))
+        conn.execute(
+            "INSERT INTO train_pitstops(train_id, idx, epoch, created, weights, weights_sha256, best_epoch, "
+            "run_name, report, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run.id,
+                idx,
+                head["epoch"],
+                head["created"],
+                head["weights"],
+                head["weights_sha256"],
+                head["best_epoch"],
+                head["run"] if run.dataset else None,
+                summary["report"],
+                json.dumps(summary, default=str),
+            ),
+        )
+
+
 def run_pitstop(
     ws: Workspace,
     name: str,
@@ -167,22 +284,12 @@ def run_pitstop(
     Called by training at each pitstop; calling it again redoes the last pitstop's
     report (the detection run is replaced). Returns the stored summary.
     """
-    import polars as pl
-
-    from tuiops.ops.dataset import dataset_images, dataset_info
-    from tuiops.ops.detect import detect, sha256_file
+    from tuiops.ops.detect import sha256_file
     from tuiops.store.db import utcnow
 
     store = ws.store
     run = get_run(store, name)
-    if idx is None or epoch is None:
-        prior = store.execute(
-            "SELECT idx, epoch, best_epoch FROM train_pitstops WHERE train_id = ? ORDER BY idx DESC LIMIT 1",
-            (run.id,),
-        ).fetchone()
-        if prior is None:
-            raise NotFoundError(f"training run {name!r} has not stopped at a pitstop yet")
-        idx, epoch, best_epoch = int(prior[0]), int(prior[1]), prior[2]
+    idx, epoch, best_epoch = _pitstop_point(store, run, idx, epoch, best_epoch)
     best = run.save_dir / "weights" / "best.pt"
     if not best.is_file():
         raise NotFoundError(f"training run {name!r} has no best weights ({display_path(best)})")
@@ -217,76 +324,14 @@ def run_pitstop(
             "build the dataset with `tuiops dataset build` to get reports"
         )
     else:
-        info = dataset_info(store, run.dataset)
-        head["label_set"] = info.label_set
-        images = dataset_images(store, run.dataset)
-        imgsz = int(run.args.get("imgsz", 640))
-        detect(
-            ws,
-            weights,
-            det_run,
-            images=images.select(
-                "item_id", "path", pl.col("width").alias("item_w"), pl.col("height").alias("item_h")
-            ),
-            conf=min(conf, STORE_CONF),
-            imgsz=imgsz,
-            batch=batch or int(run.args.get("batch", 16) or 16),
-            max_det=max_det,
-            device=run.args.get("device"),
-            epoch=best_epoch,
-            replace=True,
-            source=f"train:{name}",
-            note=f"pitstop {idx} of training run {name} after epoch {epoch}",
-            progress=progress,
-            cancel=cancel,
-        )
-        prev_row = store.execute(
-            "SELECT summary FROM train_pitstops WHERE train_id = ? AND idx < ? ORDER BY idx DESC LIMIT 1",
-            (run.id, idx),
-        ).fetchone()
-        previous = json.loads(prev_row[0]).get("body") if prev_row and prev_row[0] else None
-        body, more, warnings = pitstop_compare(
-            ws, run.dataset, det_run, images, conf=conf, match_iou=match_iou, previous=previous
+        body, more, warnings = _detect_and_compare(
+            ws, run, head, dataset=run.dataset, max_det=max_det, batch=batch, progress=progress, cancel=cancel
         )
         notes += more
     head["notes"] = notes
     head["warnings"] = warnings
-    run.tuiops_dir.mkdir(parents=True, exist_ok=True)
-    md_path = run.tuiops_dir / f"pitstop-{idx}.md"
-    json_path = run.tuiops_dir / f"pitstop-{idx}.json"
-    atomic_write_text(
-        json_path, json.dumps({"head": head, "body": body}, indent=2, ensure_ascii=False) + "\n"
-    )
-    text = report_markdown(head, body)
-    if notes:
-        text += "\n" + "\n".join(f"> {n}" for n in notes) + "\n"
-    atomic_write_text(md_path, text)
-    worst_files = write_worst_lists(run.tuiops_dir, name, idx, body, conf)
-    summary = {
-        "head": head,
-        "body": body,
-        "report": str(md_path),
-        "report_json": str(json_path),
-        "worst_lists": worst_files,
-    }
-    with store.transaction() as conn:
-        conn.execute("DELETE FROM train_pitstops WHERE train_id = ? AND idx = ?", (run.id, idx))
-        conn.execute(
-            "INSERT INTO train_pitstops(train_id, idx, epoch, created, weights, weights_sha256, best_epoch, "
-            "run_name, report, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run.id,
-                idx,
-                epoch,
-                head["created"],
-                str(weights),
-                sha,
-                best_epoch,
-                det_run if run.dataset else None,
-                str(md_path),
-                json.dumps(summary, default=str),
-            ),
-        )
+    summary = _write_report(run, head, body, notes)
+    _record_pitstop(store, run, head, summary)
     return {
         "idx": idx,
         "epoch": epoch,
@@ -294,9 +339,9 @@ def run_pitstop(
         "weights": str(weights),
         "weights_sha256": sha,
         "run": det_run if run.dataset else None,
-        "report": str(md_path),
-        "report_json": str(json_path),
-        "worst_lists": worst_files,
+        "report": summary["report"],
+        "report_json": summary["report_json"],
+        "worst_lists": summary["worst_lists"],
         "totals": {s: v["totals"] for s, v in body.get("splits", {}).items()},
         "notes": notes,
         "warnings": warnings,
