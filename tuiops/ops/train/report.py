@@ -47,122 +47,11 @@ def _greedy_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(taken)
 
 
-def compare_boxes(labels: pl.DataFrame, dets: pl.DataFrame, *, iou: float = 0.5) -> pl.DataFrame:
-    """Every label and detection as an object row: matched, missed, extra or wrong class.
-
-    ``labels``: id, item_id, class_id, x1…y2; ``dets``: the same plus score. Returns
-    ``item_id``, ``kind`` (``tp``, ``fn``, ``fp``, ``class`` — a label and a detection of
-    another class at IoU ≥ ``iou``), ``class_id`` (the label's, else the detection's),
-    ``det_class``, ``label_id``, ``det_id``, ``iou``, ``score``, ``area`` (of the label,
-    else of the detection) and the box (``x1…y2``, the label's where there is one).
-    """
+def _object_schema() -> pl.Schema:
+    """The columns of :func:`compare_boxes`' object rows, in their order."""
     import polars as pl
 
-    from tuiops import geometry as geo
-
-    L = labels.select(
-        pl.col("id").alias("lid"), "item_id", pl.col("class_id").cast(pl.Int64), "x1", "y1", "x2", "y2"
-    )
-    D = dets.select(
-        pl.col("id").alias("did"),
-        "item_id",
-        pl.col("class_id").cast(pl.Int64).alias("dcls"),
-        pl.col("x1").alias("x1_d"),
-        pl.col("y1").alias("y1_d"),
-        pl.col("x2").alias("x2_d"),
-        pl.col("y2").alias("y2_d"),
-        "score",
-    )
-
-    def candidates(left: pl.DataFrame, right: pl.DataFrame, same_class: bool) -> pl.DataFrame:
-        if same_class:
-            j = left.join(right, left_on=["item_id", "class_id"], right_on=["item_id", "dcls"], how="inner")
-            j = j.with_columns(pl.col("class_id").alias("dcls"))
-        else:
-            j = left.join(right, on="item_id", how="inner").filter(pl.col("class_id") != pl.col("dcls"))
-        return j.with_columns(geo.iou("", "_d").alias("iou")).filter(pl.col("iou") >= iou)
-
-    tp = _greedy_pairs(candidates(L, D, True).select("lid", "did", "iou"))
-    L2 = L.join(tp.select("lid"), on="lid", how="anti")
-    D2 = D.join(tp.select("did"), on="did", how="anti")
-    wrong = _greedy_pairs(candidates(L2, D2, False).select("lid", "did", "iou"))
-    fn = L2.join(wrong.select("lid"), on="lid", how="anti")
-    fp = D2.join(wrong.select("did"), on="did", how="anti")
-    lab_area = geo.area()
-    det_area = geo.area("_d")
-    out_cols = [
-        "item_id",
-        "kind",
-        "class_id",
-        "det_class",
-        "label_id",
-        "det_id",
-        "iou",
-        "score",
-        "area",
-        "x1",
-        "y1",
-        "x2",
-        "y2",
-    ]
-
-    def paired(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
-        return (
-            frame.join(L, on="lid")
-            .join(D.drop("item_id"), on="did")
-            .with_columns(pl.lit(kind).alias("kind"), lab_area.alias("area"))
-            .select(
-                "item_id",
-                "kind",
-                "class_id",
-                pl.col("dcls").alias("det_class"),
-                pl.col("lid").alias("label_id"),
-                pl.col("did").alias("det_id"),
-                "iou",
-                "score",
-                "area",
-                "x1",
-                "y1",
-                "x2",
-                "y2",
-            )
-        )
-
-    parts = [
-        paired(tp, "tp"),
-        paired(wrong, "class"),
-        fn.select(
-            "item_id",
-            pl.lit("fn").alias("kind"),
-            "class_id",
-            pl.lit(None, pl.Int64).alias("det_class"),
-            pl.col("lid").alias("label_id"),
-            pl.lit(None, pl.Int64).alias("det_id"),
-            pl.lit(None, pl.Float64).alias("iou"),
-            pl.lit(None, pl.Float64).alias("score"),
-            lab_area.alias("area"),
-            "x1",
-            "y1",
-            "x2",
-            "y2",
-        ),
-        fp.select(
-            "item_id",
-            pl.lit("fp").alias("kind"),
-            pl.col("dcls").alias("class_id"),
-            pl.col("dcls").alias("det_class"),
-            pl.lit(None, pl.Int64).alias("label_id"),
-            pl.col("did").alias("det_id"),
-            pl.lit(None, pl.Float64).alias("iou"),
-            "score",
-            det_area.alias("area"),
-            pl.col("x1_d").alias("x1"),
-            pl.col("y1_d").alias("y1"),
-            pl.col("x2_d").alias("x2"),
-            pl.col("y2_d").alias("y2"),
-        ),
-    ]
-    schema = pl.Schema(
+    return pl.Schema(
         {
             "item_id": pl.Int64,
             "kind": pl.String,
@@ -179,7 +68,123 @@ def compare_boxes(labels: pl.DataFrame, dets: pl.DataFrame, *, iou: float = 0.5)
             "y2": pl.Float64,
         }
     )
-    return pl.concat([p.select(out_cols).cast(schema) for p in parts])
+
+
+def _candidates(left: pl.DataFrame, right: pl.DataFrame, same_class: bool, iou: float) -> pl.DataFrame:
+    """Label × detection pairs of an image (of one class, or of different classes) at IoU ≥ ``iou``."""
+    import polars as pl
+
+    from tuiops import geometry as geo
+
+    if same_class:
+        j = left.join(right, left_on=["item_id", "class_id"], right_on=["item_id", "dcls"], how="inner")
+        j = j.with_columns(pl.col("class_id").alias("dcls"))
+    else:
+        j = left.join(right, on="item_id", how="inner").filter(pl.col("class_id") != pl.col("dcls"))
+    return j.with_columns(geo.iou("", "_d").alias("iou")).filter(pl.col("iou") >= iou)
+
+
+def _paired(frame: pl.DataFrame, kind: str, L: pl.DataFrame, D: pl.DataFrame) -> pl.DataFrame:
+    """Object rows of matched pairs (``lid``, ``did``, ``iou``): the label's box and class, the detection's score."""
+    import polars as pl
+
+    from tuiops import geometry as geo
+
+    return (
+        frame.join(L, on="lid")
+        .join(D.drop("item_id"), on="did")
+        .with_columns(pl.lit(kind).alias("kind"), geo.area().alias("area"))
+        .select(
+            "item_id",
+            "kind",
+            "class_id",
+            pl.col("dcls").alias("det_class"),
+            pl.col("lid").alias("label_id"),
+            pl.col("did").alias("det_id"),
+            "iou",
+            "score",
+            "area",
+            "x1",
+            "y1",
+            "x2",
+            "y2",
+        )
+    )
+
+
+def _unmatched(fn: pl.DataFrame, fp: pl.DataFrame) -> list[pl.DataFrame]:
+    """Object rows of the labels no detection matched and of the detections no label matched."""
+    import polars as pl
+
+    from tuiops import geometry as geo
+
+    return [
+        fn.select(
+            "item_id",
+            pl.lit("fn").alias("kind"),
+            "class_id",
+            pl.lit(None, pl.Int64).alias("det_class"),
+            pl.col("lid").alias("label_id"),
+            pl.lit(None, pl.Int64).alias("det_id"),
+            pl.lit(None, pl.Float64).alias("iou"),
+            pl.lit(None, pl.Float64).alias("score"),
+            geo.area().alias("area"),
+            "x1",
+            "y1",
+            "x2",
+            "y2",
+        ),
+        fp.select(
+            "item_id",
+            pl.lit("fp").alias("kind"),
+            pl.col("dcls").alias("class_id"),
+            pl.col("dcls").alias("det_class"),
+            pl.lit(None, pl.Int64).alias("label_id"),
+            pl.col("did").alias("det_id"),
+            pl.lit(None, pl.Float64).alias("iou"),
+            "score",
+            geo.area("_d").alias("area"),
+            pl.col("x1_d").alias("x1"),
+            pl.col("y1_d").alias("y1"),
+            pl.col("x2_d").alias("x2"),
+            pl.col("y2_d").alias("y2"),
+        ),
+    ]
+
+
+def compare_boxes(labels: pl.DataFrame, dets: pl.DataFrame, *, iou: float = 0.5) -> pl.DataFrame:
+    """Every label and detection as an object row: matched, missed, extra or wrong class.
+
+    ``labels``: id, item_id, class_id, x1…y2; ``dets``: the same plus score. Returns
+    ``item_id``, ``kind`` (``tp``, ``fn``, ``fp``, ``class`` — a label and a detection of
+    another class at IoU ≥ ``iou``), ``class_id`` (the label's, else the detection's),
+    ``det_class``, ``label_id``, ``det_id``, ``iou``, ``score``, ``area`` (of the label,
+    else of the detection) and the box (``x1…y2``, the label's where there is one).
+    """
+    import polars as pl
+
+    L = labels.select(
+        pl.col("id").alias("lid"), "item_id", pl.col("class_id").cast(pl.Int64), "x1", "y1", "x2", "y2"
+    )
+    D = dets.select(
+        pl.col("id").alias("did"),
+        "item_id",
+        pl.col("class_id").cast(pl.Int64).alias("dcls"),
+        pl.col("x1").alias("x1_d"),
+        pl.col("y1").alias("y1_d"),
+        pl.col("x2").alias("x2_d"),
+        pl.col("y2").alias("y2_d"),
+        "score",
+    )
+    tp = _greedy_pairs(_candidates(L, D, True, iou).select("lid", "did", "iou"))
+    L2 = L.join(tp.select("lid"), on="lid", how="anti")
+    D2 = D.join(tp.select("did"), on="did", how="anti")
+    wrong = _greedy_pairs(_candidates(L2, D2, False, iou).select("lid", "did", "iou"))
+    fn = L2.join(wrong.select("lid"), on="lid", how="anti")
+    fp = D2.join(wrong.select("did"), on="did", how="anti")
+    parts = [_paired(tp, "tp", L, D), _paired(wrong, "class", L, D), *_unmatched(fn, fp)]
+    schema = _object_schema()
+    return pl.concat([p.select(list(schema.names())).cast(schema) for p in parts])
 
 
 def _counts(objs: pl.DataFrame) -> dict[str, Any]:
