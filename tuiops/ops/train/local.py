@@ -40,6 +40,7 @@ from tuiops.ops.train.records import (
 from tuiops.ops.train.remote import resume_remote, train_remote
 
 if TYPE_CHECKING:
+    from tuiops.store import Store
     from tuiops.workspace import Workspace
 
 
@@ -378,6 +379,41 @@ def _guarded_fit(
     return result
 
 
+def _model_spec(model: str) -> str:
+    """The model as ultralytics gets it: a weights file's resolved path, else the name (a yaml)."""
+    model_spec = str(model)
+    mp = Path(model_spec).expanduser()
+    if mp.suffix == ".pt" or mp.exists():
+        if not mp.is_file():
+            raise NotFoundError(f"model file {display_path(mp)} does not exist")
+        model_spec = str(mp.resolve())
+    return model_spec
+
+
+def _clear_name(store: Store, name: str, save_dir: Path, *, replace: bool) -> None:
+    """Refuse a run name that is taken (record or folder); with ``replace``, delete what has it."""
+    existing = store.execute("SELECT id, status FROM train_runs WHERE name = ?", (name,)).fetchone()
+    if existing is not None:
+        if existing[1] in ACTIVE and not replace:
+            raise ConflictError(
+                f"training run {name!r} is running", hint="watch it with `tuiops train watch`"
+            )
+        if not replace:
+            raise ConflictError(
+                f"a training run named {name!r} exists already",
+                hint=f"continue it with `tuiops train resume {name}`, choose another --name, or pass --replace",
+            )
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM train_runs WHERE id = ?", (existing[0],))
+        shutil.rmtree(save_dir, ignore_errors=True)
+    elif save_dir.exists() and any(save_dir.iterdir()):
+        if not replace:
+            raise ConflictError(
+                f"{display_path(save_dir)} exists already", hint="choose another --name, or pass --replace"
+            )
+        shutil.rmtree(save_dir, ignore_errors=True)
+
+
 def train(
     ws: Workspace,
     data: str | os.PathLike[str],
@@ -419,12 +455,7 @@ def train(
             hint="use letters, digits, '.', '_' and '-' (at most 64), starting with a letter or digit",
         )
     plan = pitstop_epochs(pitstops, epochs)
-    model_spec = str(model)
-    mp = Path(model_spec).expanduser()
-    if mp.suffix == ".pt" or mp.exists():
-        if not mp.is_file():
-            raise NotFoundError(f"model file {display_path(mp)} does not exist")
-        model_spec = str(mp.resolve())
+    model_spec = _model_spec(model)
     args: dict[str, Any] = dict(overrides or {})
     bad = sorted(set(args) & RESERVED_ARGS)
     if bad:
@@ -434,26 +465,7 @@ def train(
             args[k] = v
     nc = _yaml_class_count(data_yaml)
     save_dir = ws.root / TRAIN_DIR / name
-    existing = store.execute("SELECT id, status FROM train_runs WHERE name = ?", (name,)).fetchone()
-    if existing is not None:
-        if existing[1] in ACTIVE and not replace:
-            raise ConflictError(
-                f"training run {name!r} is running", hint="watch it with `tuiops train watch`"
-            )
-        if not replace:
-            raise ConflictError(
-                f"a training run named {name!r} exists already",
-                hint=f"continue it with `tuiops train resume {name}`, choose another --name, or pass --replace",
-            )
-        with store.transaction() as conn:
-            conn.execute("DELETE FROM train_runs WHERE id = ?", (existing[0],))
-        shutil.rmtree(save_dir, ignore_errors=True)
-    elif save_dir.exists() and any(save_dir.iterdir()):
-        if not replace:
-            raise ConflictError(
-                f"{display_path(save_dir)} exists already", hint="choose another --name, or pass --replace"
-            )
-        shutil.rmtree(save_dir, ignore_errors=True)
+    _clear_name(store, name, save_dir, replace=replace)
     pitstop_opts = {"conf": pitstop_conf, "max_det": pitstop_max_det, "match_iou": match_iou}
     if on is not None:
         return train_remote(
