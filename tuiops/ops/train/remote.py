@@ -45,6 +45,7 @@ from tuiops.ops.train.records import TRAIN_DIR, TrainResult, TrainRun, get_run, 
 
 if TYPE_CHECKING:
     from tuiops.remote.hosts import Hosts
+    from tuiops.store import Store
     from tuiops.workspace import Workspace
 
 #: The host's folder for tuiops training, inside its home.
@@ -275,6 +276,37 @@ def fetch_results(ws: Workspace, run: TrainRun, *, cancel: CancelToken | None = 
 
 
 # -- train / resume -----------------------------------------------------------------------------
+def _host_outcome(store: Store, run: TrainRun, host: str, res: Any) -> dict[str, Any]:
+    """The JSON result of the host's ``tuiops train``; a pause, an interruption or a failure is
+    recorded on the run and raised."""
+    out: dict[str, Any] = {}
+    if res.rc == 0:
+        with contextlib.suppress(ValueError):
+            out = json.loads(res.stdout)
+    if res.rc == 130 or out.get("status") is None:
+        m = re.search(r"paused after epoch (\d+)", res.stderr)
+        if res.rc == 130 and m:
+            update_run(store, run.id, status="paused", pid=None, epoch=int(m.group(1)))
+            raise Cancelled(
+                f"training {run.name!r} on {host} paused after epoch {m.group(1)}",
+                hint=f"`tuiops train resume {run.name}` continues from there (on {host})",
+            )
+        if res.rc == 130:
+            update_run(store, run.id, status="interrupted", pid=None, error="interrupted on the host")
+            raise Cancelled(
+                f"training {run.name!r} on {host} was interrupted before it trained",
+                hint=f"`tuiops train resume {run.name}` continues from the last checkpoint (on {host})",
+            )
+        err = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        detail = next((ln for ln in err if "error:" in ln), err[-1] if err else f"exit code {res.rc}")
+        update_run(store, run.id, status="failed", pid=None, error=detail[:2000])
+        raise ExternalToolError(
+            f"training {run.name!r} on {host} failed: {detail.strip()[:400]}",
+            hint=f"once fixed, `tuiops train resume {run.name}` continues from the host's last checkpoint",
+        )
+    return out
+
+
 def _run_remote(
     ws: Workspace,
     run: TrainRun,
@@ -328,33 +360,9 @@ def _run_remote(
         fetched: list[str] = []
         with contextlib.suppress(TuiopsError):
             fetched = fetch_results(ws, run)
-        out: dict[str, Any] = {}
-        if res.rc == 0:
-            with contextlib.suppress(ValueError):
-                out = json.loads(res.stdout)
-        status = out.get("status")
+        out = _host_outcome(store, run, host, res)
+        status = out["status"]
         epoch = int(out.get("epoch") or 0)
-        if res.rc == 130 or status is None:
-            m = re.search(r"paused after epoch (\d+)", res.stderr)
-            if res.rc == 130 and m:
-                update_run(store, run.id, status="paused", pid=None, epoch=int(m.group(1)))
-                raise Cancelled(
-                    f"training {run.name!r} on {host} paused after epoch {m.group(1)}",
-                    hint=f"`tuiops train resume {run.name}` continues from there (on {host})",
-                )
-            if res.rc == 130:
-                update_run(store, run.id, status="interrupted", pid=None, error="interrupted on the host")
-                raise Cancelled(
-                    f"training {run.name!r} on {host} was interrupted before it trained",
-                    hint=f"`tuiops train resume {run.name}` continues from the last checkpoint (on {host})",
-                )
-            err = [ln for ln in res.stderr.splitlines() if ln.strip()]
-            detail = next((ln for ln in err if "error:" in ln), err[-1] if err else f"exit code {res.rc}")
-            update_run(store, run.id, status="failed", pid=None, error=detail[:2000])
-            raise ExternalToolError(
-                f"training {run.name!r} on {host} failed: {detail.strip()[:400]}",
-                hint=f"once fixed, `tuiops train resume {run.name}` continues from the host's last checkpoint",
-            )
         update_run(
             store,
             run.id,
