@@ -28,6 +28,19 @@ cleanly after that epoch, then:
 exclusions are in), deletes ultralytics' label caches (keyed by file sizes and times,
 they would hide the fixes), trims ``results.csv`` to the checkpoint's epoch (so every
 epoch is in it once) and refuses a dataset whose class count differs from the run's.
+
+The modules, each importing only those above it:
+
+- :mod:`~tuiops.ops.train.records`: a run's record in the store, its sessions, its result;
+- :mod:`~tuiops.ops.train.report`: a pitstop's comparison of boxes and its report;
+- :mod:`~tuiops.ops.train.monitor`: following ``results.csv`` while a run trains;
+- :mod:`~tuiops.ops.train.pitstop`: a pitstop's detection, comparison, report and record;
+- :mod:`~tuiops.ops.train.status`: the list of runs, a run's status, the monitor's plan;
+- :mod:`~tuiops.ops.train.remote`: training on a ``[hosts.NAME]`` machine over SSH;
+- :mod:`~tuiops.ops.train.local`: training here (ultralytics and its callbacks) and resume.
+
+``tuiops.ops.monitor``, ``tuiops.ops.pitstop`` and ``tuiops.ops.train_remote`` still
+import, re-exporting their modules here.
 """
 
 from tuiops.ops.train.local import (

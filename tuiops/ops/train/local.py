@@ -440,7 +440,7 @@ def train(
     ``data`` is a dataset folder, its data.yaml, or the name of a tuiops dataset.
     ``model`` is a model yaml (``yolov8n.yaml``: trained from scratch) or a ``.pt``
     weights file. ``overrides`` are further ultralytics train arguments. ``on``: train
-    on this ``[hosts.NAME]`` machine over SSH (:mod:`tuiops.ops.train_remote`).
+    on this ``[hosts.NAME]`` machine over SSH (:mod:`tuiops.ops.train.remote`).
     """
     from tuiops.store.db import utcnow
 

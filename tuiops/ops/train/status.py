@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def monitor_plan(store: Store, name: str) -> dict[str, Any]:
     """What the monitor needs of run ``name`` besides its results.csv, as keywords of
-    :func:`tuiops.ops.monitor.summarize`: epochs, pitstops planned and done, status and
+    :func:`tuiops.ops.train.monitor.summarize`: epochs, pitstops planned and done, status and
     the epochs its sessions started from."""
     run = get_run(store, name)
     done, warnings = [], []
