@@ -12,7 +12,6 @@ from tuiops.cli import run
 from tuiops.errors import ConflictError, NotFoundError, UsageError
 from tuiops.ops.dataset import build_dataset
 from tuiops.ops.train import (
-    _trim_results,
     compare_boxes,
     parse_overrides,
     pitstop_epochs,
@@ -20,6 +19,7 @@ from tuiops.ops.train import (
     resume,
     train,
 )
+from tuiops.ops.train.local import _trim_results
 
 
 def test_pitstop_plan():

@@ -45,7 +45,6 @@ import, re-exporting their modules here.
 
 from tuiops.ops.train.local import (
     RESERVED_ARGS,
-    _trim_results,
     parse_overrides,
     pitstop_epochs,
     resume,
@@ -73,7 +72,6 @@ __all__ = [
     "TRAIN_DIR",
     "TrainResult",
     "TrainRun",
-    "_trim_results",
     "compare_boxes",
     "get_run",
     "list_runs",
