@@ -156,7 +156,7 @@ def test_resume_refuses_while_a_worker_of_a_dead_run_lives(ws, pool, tmp_path, m
 
 
 def test_the_workers_help_names_the_threshold():
-    from tuiops.cli.fileops_cmds import FILES_AT_ONCE
+    from tuiops.commands.fileops import FILES_AT_ONCE
 
     assert f"{fo.PROCESS_MIN:,} file actions" in FILES_AT_ONCE
 
