@@ -248,38 +248,9 @@ def _lib_adbc(path: Path, rows: pl.DataFrame, other: pl.DataFrame, span: tuple[i
     return t_in, t_out, back
 
 
-def _lib_sqlite3(path: Path, rows: pl.DataFrame, other: pl.DataFrame, span: tuple[int, int], repeat: int):
-    conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in LIB_PRAGMAS:
-        conn.execute(f"PRAGMA {pragma}")
-    conn.execute("BEGIN IMMEDIATE")
-    conn.executemany(LIB_INSERT, _columns(other))
-    conn.execute("COMMIT")
-    t_in = t_out = float("inf")
-    for r in range(repeat):
-        if r:
-            conn.execute("DELETE FROM labels WHERE id BETWEEN ? AND ?", span)
-        t0 = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(
-            LIB_INSERT,
-            zip(*(rows[c].to_list() for c in ("id", "class_id", "x1", "y1", "x2", "y2")), strict=True),
-        )
-        conn.execute("COMMIT")
-        t_in = min(t_in, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        data = conn.execute(LIB_SELECT, span).fetchall()
-        back = pl.DataFrame(data, schema=LIB_SCHEMA, orient="row")
-        t_out = min(t_out, time.perf_counter() - t0)
-    conn.close()
-    return t_in, t_out, back
-
-
-def _lib_apsw(path: Path, rows: pl.DataFrame, other: pl.DataFrame, span: tuple[int, int], repeat: int):
-    import apsw
-
-    conn = apsw.Connection(str(path))
-    cur = conn.cursor()
+def _lib_rows(cur, rows: pl.DataFrame, other: pl.DataFrame, span: tuple[int, int], repeat: int):
+    """Row-wise ingest (executemany) and read (fetchall) through ``cur``: a sqlite3 connection
+    or an apsw cursor, both of which execute statements themselves."""
     for pragma in LIB_PRAGMAS:
         cur.execute(f"PRAGMA {pragma}")
     cur.execute("BEGIN IMMEDIATE")
@@ -301,8 +272,25 @@ def _lib_apsw(path: Path, rows: pl.DataFrame, other: pl.DataFrame, span: tuple[i
         data = cur.execute(LIB_SELECT, span).fetchall()
         back = pl.DataFrame(data, schema=LIB_SCHEMA, orient="row")
         t_out = min(t_out, time.perf_counter() - t0)
-    conn.close()
     return t_in, t_out, back
+
+
+def _lib_sqlite3(path: Path, rows: pl.DataFrame, other: pl.DataFrame, span: tuple[int, int], repeat: int):
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        return _lib_rows(conn, rows, other, span, repeat)
+    finally:
+        conn.close()
+
+
+def _lib_apsw(path: Path, rows: pl.DataFrame, other: pl.DataFrame, span: tuple[int, int], repeat: int):
+    import apsw
+
+    conn = apsw.Connection(str(path))
+    try:
+        return _lib_rows(conn.cursor(), rows, other, span, repeat)
+    finally:
+        conn.close()
 
 
 def bench_libraries(root: Path, boxes: pl.DataFrame, repeat: int) -> None:
