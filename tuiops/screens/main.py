@@ -205,7 +205,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
             self.active.table.focus()
 
     def action_output(self) -> None:
-        self.app.show_output()  # type: ignore[attr-defined]
+        tuiops_app(self).show_output()
 
     def action_monitor(self) -> None:
         from tuiops.screens.monitor import open_monitor
