@@ -390,9 +390,9 @@ def _images_of_set(store: Store, set_id: int, where: str | None) -> pl.DataFrame
         frame = store.read_frame(sql + " ORDER BY s.item_id", (set_id,), schema)
     except Exception as exc:
         if where:
-            from tuiops.ops.detect import _where_error
+            from tuiops.ops.usersql import where_error
 
-            raise _where_error(where, exc) from exc
+            raise where_error(where, exc) from exc
         raise
     root = pl.col("root").cast(pl.Binary)
     rel = pl.coalesce(pl.col("relpath_raw"), pl.col("relpath").cast(pl.Binary))

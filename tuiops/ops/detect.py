@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from tuiops.errors import ConflictError, ExternalToolError, InputError, NotFoundError, UsageError
 from tuiops.fsutil import display_path, sha256_file
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
+from tuiops.ops.usersql import where_error
 
 if TYPE_CHECKING:
     import numpy as np
@@ -275,14 +276,6 @@ def _sel_schema() -> dict[str, Any]:
     }
 
 
-def _where_error(where: str, exc: Exception) -> InputError:
-    return InputError(
-        f"the selection --where {where!r} is not valid SQL here: {exc}",
-        hint="write a condition on the columns of v_images (pool, relpath, key, booru, fid, width, "
-        "height, format, mode, phash, status), e.g. \"booru = 'danbooru' AND width >= 512\"",
-    )
-
-
 def _todo_sql(skip_errors: bool) -> str:
     return f"{_NOT_DONE} AND {_NOT_FAILED}" if skip_errors else _NOT_DONE
 
@@ -302,7 +295,7 @@ def count_selection(
         with store.connection() as conn:
             row = conn.execute(sql, params).fetchone()
     except Exception as exc:
-        raise _where_error(where or "", exc) from exc
+        raise where_error(where or "", exc) from exc
     return int(row[0]), int(row[1])
 
 
@@ -338,7 +331,7 @@ def iter_selection(
             frame = store.read_frame(sql, params, _sel_schema())
         except Exception as exc:
             if where:
-                raise _where_error(where, exc) from exc
+                raise where_error(where, exc) from exc
             raise
         if frame.height == 0:
             return

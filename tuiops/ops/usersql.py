@@ -181,6 +181,15 @@ def check_where(text: str, *, what: str = "--where") -> None:
         )
 
 
+def where_error(where: str, exc: Exception) -> InputError:
+    """The error of a ``--where`` on ``v_images`` that SQLite refused, with the columns to use."""
+    return InputError(
+        f"the selection --where {where!r} is not valid SQL here: {exc}",
+        hint="write a condition on the columns of v_images (pool, relpath, key, booru, fid, width, "
+        "height, format, mode, phash, status), e.g. \"booru = 'danbooru' AND width >= 512\"",
+    )
+
+
 def has_subquery(text: str) -> bool:
     """Whether a condition holds a sub-select (the only way a condition runs unbounded work)."""
     outside = "".join(ch for _, ch in _outside_literals(text))
