@@ -210,6 +210,8 @@ def test_cli_detect(pool_ws, model_path, capsys):
     text = capsys.readouterr().out
     assert "0 images" in text and f"{N + 2} of {N + 2} were done before" in text
     assert run([*args[:-1], "--where", "nonsense ("]) == 4
+    assert "leaves 1 parenthesis(es) open" in capsys.readouterr().err
+    assert run([*args[:-1], "--where", "nonsense"]) == 4
     assert "not valid SQL" in capsys.readouterr().err
     assert run(["-w", str(ws.root), "detect", "--weights", str(ws.root / "none.pt"), "--run", "x"]) == 5
 

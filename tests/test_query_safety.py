@@ -85,6 +85,27 @@ def test_where_refuses_what_is_not_reading(ws, pool, capsys):
         select_files(ws, SelectionSpec(where="load_extension('x') IS NULL"))
 
 
+@pytest.mark.parametrize(
+    "where, said",
+    [
+        ("1=1) --", "closes a parenthesis"),
+        ("1 /* hidden", "holds a comment"),
+        ("load_extension('x') IS NULL", "not allowed"),
+    ],
+)
+def test_detect_and_dataset_where_are_checked_as_select_is(ws, pool, tmp_path, where, said):
+    from tuiops.ops.dataset import build_dataset
+    from tuiops.ops.detect import count_selection
+    from tuiops.ops.labels import import_labels
+
+    with pytest.raises(InputError, match=said):
+        count_selection(ws.store, where, pool=None, run_id=0, skip_errors=True)
+    import_labels(ws, pool, "GT", "yolo")
+    with pytest.raises(InputError, match=said):
+        build_dataset(ws, "GT", tmp_path / "ds", where=where)
+    assert not (tmp_path / "ds").exists()
+
+
 def test_query_stops_at_its_time_limit(ws, capsys):
     rc, err = _run(ws, capsys, "query", "--timeout", "0.3", FOREVER)
     assert rc == 4, err

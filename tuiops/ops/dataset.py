@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import ConflictError, InputError, NotFoundError, UsageError
+from tuiops.errors import ConflictError, InputError, NotFoundError, TuiopsError, UsageError
 from tuiops.fsutil import atomic_write_text, create_temp_dir, disk_error, display_path, replace_folder
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 
@@ -387,7 +387,15 @@ def _images_of_set(store: Store, set_id: int, where: str | None) -> pl.DataFrame
         "relpath_raw": pl.Binary,
     }
     try:
+        if where:
+            from tuiops.ops.usersql import authorize, check_where
+
+            check_where(where)
+            with store.connection() as conn:
+                authorize(conn, sql, (set_id,), what=f"--where {where!r}")
         frame = store.read_frame(sql + " ORDER BY s.item_id", (set_id,), schema)
+    except TuiopsError:
+        raise
     except Exception as exc:
         if where:
             from tuiops.ops.usersql import where_error

@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import ConflictError, ExternalToolError, InputError, NotFoundError, UsageError
+from tuiops.errors import ConflictError, ExternalToolError, InputError, NotFoundError, TuiopsError, UsageError
 from tuiops.fsutil import display_path, sha256_file
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
-from tuiops.ops.usersql import where_error
+from tuiops.ops.usersql import authorize, check_where, where_error
 
 if TYPE_CHECKING:
     import numpy as np
@@ -293,7 +293,12 @@ def count_selection(
         params.append(pool)
     try:
         with store.connection() as conn:
+            if where:  # the chunks that follow read the same condition
+                check_where(where)
+                authorize(conn, sql, params, what=f"--where {where!r}")
             row = conn.execute(sql, params).fetchone()
+    except TuiopsError:
+        raise
     except Exception as exc:
         raise where_error(where or "", exc) from exc
     return int(row[0]), int(row[1])
