@@ -27,11 +27,10 @@ pycocotools) and annotation ids run 1..N.
 from __future__ import annotations
 
 import contextlib
-import gc
 import itertools
 import json
 import json.encoder
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ import polars as pl
 
 from tuiops.errors import InputError, UsageError
 from tuiops.formats import ReadResult, problems_frame
-from tuiops.frames import num_max
+from tuiops.frames import gc_paused, num_max
 from tuiops.fsutil import display_path
 
 _RESULT_CORE = ("id", "image_id", "category_id", "bbox", "score")
@@ -53,22 +52,6 @@ class _Missing:
 
 _MISS = _Missing()
 _enc = json.encoder.encode_basestring
-
-
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while millions of small containers are built.
-
-    Parsed JSON holds no reference cycles; collecting while it grows only costs time
-    (about half of ``json.loads`` on a large COCO file).
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _loads(data: bytes | str) -> Any:
@@ -92,7 +75,7 @@ def load_json(path: Path) -> Any:
     except OSError as exc:
         raise InputError(f"cannot read {display_path(path)}: {exc.strerror}") from exc
     try:
-        with _no_gc():
+        with gc_paused():
             return _loads(data)
     except UnicodeDecodeError as exc:
         raise InputError(
@@ -307,7 +290,7 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
     index and id and skipped.
     """
     # the parsed documents live (and are freed) inside: a collection would walk them all
-    with _no_gc():
+    with gc_paused():
         return _read_coco(path, with_score, images_path)
 
 

@@ -7,11 +7,12 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import TuiopsError
+from tuiops.frames import gc_paused
 from tuiops.fsutil import display_path
 from tuiops.ops.base import Reporter
 from tuiops.ops.fileops.actions import do_action, run_groups, undo_action
 from tuiops.ops.fileops.acts import Action, JobContext, Outcome
-from tuiops.ops.fileops.journal import Journal, gc_paused, group_actions
+from tuiops.ops.fileops.journal import Journal, group_actions
 from tuiops.ops.fileops.model import FLUSH_SECONDS, WINDOW
 from tuiops.ops.fileops.workers import make_executor, process_count, run_range
 

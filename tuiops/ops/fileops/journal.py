@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from tuiops.frames import gc_paused
 from tuiops.ops.fileops.acts import ACT_COLS, ACT_NAMES, Action, JobContext, Outcome
 from tuiops.ops.fileops.model import FLUSH_ROWS, FLUSH_SECONDS
 from tuiops.ops.fileops.records import store_backward, store_forward
@@ -18,20 +16,6 @@ if TYPE_CHECKING:
     import polars as pl
 
     from tuiops.store import Store
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No garbage collection while a burst of objects that live on is made: each collection
-    it would set off walks every object of the process (a whole terminal app's), and none
-    of these objects are garbage."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def load_actions(store: Store, job_id: int) -> list[Action]:
