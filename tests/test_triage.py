@@ -104,7 +104,8 @@ def test_queue_pages_past_the_ranked_rows(ws, monkeypatch):
     for kind in ("fn", "worst"):
         q = t.open_queue(store, "master", "v1", kind, page=2)
         want[kind] = [t_ident(q.entry(store, i)) for i in range(len(q))]
-    monkeypatch.setattr(m, "TOP_RANKED", 2)
+    for mod in (m, m.tables, m.queries):  # the package and the modules that rank
+        monkeypatch.setattr(mod, "TOP_RANKED", 2)
     monkeypatch.setattr(t, "FAR_PAGES", 1)
     for kind in ("fn", "worst"):
         q = t.open_queue(store, "master", "v1", kind, page=2)
