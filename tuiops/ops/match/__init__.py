@@ -73,18 +73,18 @@ from tuiops.ops.match.model import (
     TOP_RANKED,
     TP,
     MatchSummary,
-    _check_params,
     check_images_choice,
+    check_params,
 )
 from tuiops.ops.match.queries import (
-    _image_schema,
     image_objects,
+    image_schema,
     list_matches,
     match_id,
     worst_images,
     worst_objects,
 )
-from tuiops.ops.match.run import _only, match
+from tuiops.ops.match.run import match, rows_of_items
 from tuiops.ops.match.splits import splits_from_dir, splits_from_file
 from tuiops.ops.match.tables import drop_match
 
@@ -103,12 +103,11 @@ __all__ = [
     "TOP_RANKED",
     "TP",
     "MatchSummary",
-    "_check_params",
-    "_image_schema",
-    "_only",
     "check_images_choice",
+    "check_params",
     "drop_match",
     "image_objects",
+    "image_schema",
     "image_stats",
     "item_ids",
     "list_matches",
@@ -118,6 +117,7 @@ __all__ = [
     "read_boxes",
     "read_dets",
     "read_labels",
+    "rows_of_items",
     "splits_from_dir",
     "splits_from_file",
     "worst_images",

@@ -19,7 +19,7 @@ from tuiops.ops.match.model import (
     LOC,
     OBJ_ITEM_SHIFT,
     TP,
-    _check_params,
+    check_params,
 )
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def match_frames(
     from tuiops.ops.matching import Boxes, descending_score_order, greedy_assign, group_pairs
     from tuiops.store.db import MAX_ORD
 
-    _check_params(iou, low, conf)
+    check_params(iou, low, conf)
     lid = labels["id"].cast(pl.Int64).to_numpy()
     l_item = labels["item_id"].cast(pl.Int64).to_numpy()
     l_cls = labels["class_id"].cast(pl.Int64).to_numpy()

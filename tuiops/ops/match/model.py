@@ -67,7 +67,7 @@ class MatchSummary:
         }
 
 
-def _check_params(iou: float, low: float, conf: float) -> None:
+def check_params(iou: float, low: float, conf: float) -> None:
     if not (0.0 < iou <= 1.0):
         raise UsageError(f"--iou must be in (0, 1], got {iou}")
     if not (0.0 < low <= iou):

@@ -65,7 +65,7 @@ def worst_images(store: Store, name: str, *, n: int = 10, split: str | None = No
             f"WHERE mi.match_id = ?{where}) WHERE rank <= ? ORDER BY split, rank"
         )
         args = (mid, *params, n)
-    return store.read_frame(sql, args, _image_schema())
+    return store.read_frame(sql, args, image_schema())
 
 
 def worst_objects(
@@ -131,7 +131,7 @@ def _split_where(split: str | None) -> tuple[str, tuple[Any, ...]]:
     return " AND mi.split = ?", (split,)
 
 
-def _image_schema() -> dict[str, Any]:
+def image_schema() -> dict[str, Any]:
     import polars as pl
 
     return {

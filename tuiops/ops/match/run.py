@@ -14,18 +14,18 @@ import numpy as np
 from tuiops.errors import InputError, UsageError
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 from tuiops.ops.match.compare import image_stats, item_ids, match_frames, read_dets, read_labels
-from tuiops.ops.match.model import CATEGORIES, CHUNK_ITEMS, MatchSummary, _check_params, check_images_choice
+from tuiops.ops.match.model import CATEGORIES, CHUNK_ITEMS, MatchSummary, check_images_choice, check_params
 from tuiops.ops.match.queries import worst_images
-from tuiops.ops.match.splits import _resolve_splits
+from tuiops.ops.match.splits import resolve_splits
 from tuiops.ops.match.tables import (
-    _add_totals,
-    _counts_json,
-    _image_rows,
-    _object_rows,
-    _replace_match,
-    _store_ranks,
-    _top_images,
-    _top_objects,
+    add_totals,
+    counts_json,
+    image_rows,
+    object_rows,
+    replace_match,
+    store_ranks,
+    top_images,
+    top_objects,
 )
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def match(
     match in one transaction. Returns the counts per split and the ``worst`` worst images.
     """
 
-    _check_params(iou, low, conf)
+    check_params(iou, low, conf)
     if chunk_items < 1:
         raise UsageError("chunk_items must be at least 1")
     store = ws.store
@@ -83,7 +83,7 @@ def match(
             f"label set {set_name!r} and run {run_name!r} have no image in common",
             hint="run the detection on the set's images, or pick the run made for this set",
         )
-    split_codes, split_names, overlap = _resolve_splits(ws, items, splits)
+    split_codes, split_names, overlap = resolve_splits(ws, items, splits)
     times["read"] += time.perf_counter() - t0
     params = {
         "set": set_name,
@@ -178,7 +178,7 @@ class _Chunks:
                 try:
                     pending = fetch(0)
                     t = time.perf_counter()
-                    mid = _replace_match(tx, *names, set_id, run_id, self.iou, self.low, self.conf)
+                    mid = replace_match(tx, *names, set_id, run_id, self.iou, self.low, self.conf)
                     times["write"] += time.perf_counter() - t
                     writing = None
                     for k, (a, b) in enumerate(self.bounds):
@@ -204,8 +204,8 @@ class _Chunks:
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise
                 t = time.perf_counter()
-                _store_ranks(tx, mid, self.obj_cands, self.img_cands)
-                self.counts = _counts_json(self.totals, self.split_names)
+                store_ranks(tx, mid, self.obj_cands, self.img_cands)
+                self.counts = counts_json(self.totals, self.split_names)
                 tx.execute("UPDATE matches SET counts = ? WHERE id = ?", (json.dumps(self.counts), mid))
                 times["write"] += time.perf_counter() - t
                 t = time.perf_counter()
@@ -222,17 +222,17 @@ class _Chunks:
         import polars as pl
 
         ids = self.items[a:b]
-        lab, det = _only(lab, ids), _only(det, ids)
+        lab, det = rows_of_items(lab, ids), rows_of_items(det, ids)
         objects = match_frames(lab, det, iou=self.iou, low=self.low, conf=self.conf, check=self.rep.check)
         codes = self.split_codes[a:b]
         images = image_stats(objects, lab, det, ids, conf=self.conf).with_columns(
             pl.Series("split", self.split_lookup[codes], dtype=pl.String)
         )
-        _add_totals(self.totals, images, codes)
-        obj_rows = _object_rows(mid, objects)
-        self.obj_cands.append(_top_objects(obj_rows, objects, codes, ids))
-        self.img_cands.append(_top_images(images, codes))
-        return obj_rows, _image_rows(mid, images)
+        add_totals(self.totals, images, codes)
+        obj_rows = object_rows(mid, objects)
+        self.obj_cands.append(top_objects(obj_rows, objects, codes, ids))
+        self.img_cands.append(top_images(images, codes))
+        return obj_rows, image_rows(mid, images)
 
 
 def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
@@ -241,7 +241,7 @@ def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     return out, time.perf_counter() - t
 
 
-def _only(frame: pl.DataFrame, ids: np.ndarray) -> pl.DataFrame:
+def rows_of_items(frame: pl.DataFrame, ids: np.ndarray) -> pl.DataFrame:
     """The rows of ``frame`` whose item is in ``ids`` (sorted)."""
     import polars as pl
 

@@ -109,7 +109,7 @@ def _walk_files(folder: Path) -> Iterator[str]:
             continue
 
 
-def _resolve_splits(
+def resolve_splits(
     ws: Workspace, items: np.ndarray, splits: pl.DataFrame | Mapping[Any, str] | None
 ) -> tuple[np.ndarray, list[str], int]:
     """Split code per item (−1 = none), the split names, and how many images were in two splits."""

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 # -- writing ------------------------------------------------------------------------------------
-def _replace_match(
+def replace_match(
     tx: BulkTx,
     name: str,
     set_name: str,
@@ -60,7 +60,7 @@ def drop_match(ws: Workspace, name: str) -> None:
         _delete_match(tx, mid)
 
 
-def _object_rows(match_id: int, objects: pl.DataFrame) -> pl.DataFrame:
+def object_rows(match_id: int, objects: pl.DataFrame) -> pl.DataFrame:
     import polars as pl
 
     oid = (
@@ -72,7 +72,7 @@ def _object_rows(match_id: int, objects: pl.DataFrame) -> pl.DataFrame:
     return objects.select(oid, "label_id", "det_id", "class_id", "det_class_id", code, "iou", "score", "cost")
 
 
-def _image_rows(match_id: int, images: pl.DataFrame) -> pl.DataFrame:
+def image_rows(match_id: int, images: pl.DataFrame) -> pl.DataFrame:
     import polars as pl
 
     return images.select(
@@ -90,7 +90,7 @@ def _image_rows(match_id: int, images: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _top_objects(
+def top_objects(
     rows: pl.DataFrame, objects: pl.DataFrame, codes: np.ndarray, items: np.ndarray
 ) -> pl.DataFrame:
     """The candidates for the worst ranks of this chunk: per split and category, the top rows."""
@@ -104,7 +104,7 @@ def _top_objects(
     )
 
 
-def _top_images(images: pl.DataFrame, codes: np.ndarray) -> pl.DataFrame:
+def top_images(images: pl.DataFrame, codes: np.ndarray) -> pl.DataFrame:
     import polars as pl
 
     f1 = images["f1"].to_numpy()
@@ -128,7 +128,7 @@ def _top_by_group(group: np.ndarray, *keys: np.ndarray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-def _store_ranks(
+def store_ranks(
     tx: BulkTx, match_id: int, obj_cands: list[pl.DataFrame], img_cands: list[pl.DataFrame]
 ) -> None:
     import polars as pl
@@ -167,7 +167,7 @@ def _store_ranks(
         tx.execute("DROP TABLE temp._tuiops_img_rank")
 
 
-def _add_totals(totals: np.ndarray, images: pl.DataFrame, codes: np.ndarray) -> None:
+def add_totals(totals: np.ndarray, images: pl.DataFrame, codes: np.ndarray) -> None:
     """Add a chunk's per-split sums: images, labels, confident detections and each category."""
     idx = np.where(codes < 0, totals.shape[0] - 1, codes)
     n = totals.shape[0]
@@ -176,7 +176,7 @@ def _add_totals(totals: np.ndarray, images: pl.DataFrame, codes: np.ndarray) -> 
         totals[:, j] += np.bincount(idx, weights=images[col].to_numpy(), minlength=n).astype(np.int64)
 
 
-def _counts_json(totals: np.ndarray, names: list[str]) -> dict[str, dict[str, Any]]:
+def counts_json(totals: np.ndarray, names: list[str]) -> dict[str, dict[str, Any]]:
     labels = [*names, "none"]
     out: dict[str, dict[str, Any]] = {}
     order = [len(names), *range(len(names))] if names else [0]

@@ -40,9 +40,9 @@ def report_data(
     not given).
     """
     from tuiops.ops.evaluate import IOU_THRS, REC_THRS, evaluate
-    from tuiops.ops.match import _check_params
+    from tuiops.ops.match import check_params
 
-    _check_params(iou, low, conf)
+    check_params(iou, low, conf)
     if top < 0:
         raise UsageError(f"--top must be 0 or more, got {top}")
     view = _view(ws, store)
@@ -340,12 +340,12 @@ def _fresh(
 
     from tuiops.ops.match import (
         CHUNK_ITEMS,
-        _only,
         image_stats,
         item_ids,
         match_frames,
         read_dets,
         read_labels,
+        rows_of_items,
     )
     from tuiops.ops.matching import member
 
@@ -357,8 +357,8 @@ def _fresh(
     for chunk in _chunks(items, CHUNK_ITEMS):
         rep.check()
         lo, hi = int(chunk[0]), int(chunk[-1])
-        lab = _only(read_labels(st, set_id, lo, hi), chunk)
-        det = _only(read_dets(st, run_id, lo, hi), chunk)
+        lab = rows_of_items(read_labels(st, set_id, lo, hi), chunk)
+        det = rows_of_items(read_dets(st, run_id, lo, hi), chunk)
         objects = match_frames(lab, det, iou=iou, low=low, conf=conf, check=rep.check)
         tally.add(*_object_arrays(objects))
         if top:
@@ -387,9 +387,9 @@ def _fresh(
 def _empty_worst() -> pl.DataFrame:
     import polars as pl
 
-    from tuiops.ops.match import _image_schema
+    from tuiops.ops.match import image_schema
 
-    return pl.DataFrame(schema=_image_schema())
+    return pl.DataFrame(schema=image_schema())
 
 
 def _per_class_frame(
