@@ -13,7 +13,7 @@ from tuiops.formats import FORMATS, ReadResult
 from tuiops.fsutil import display_path
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 from tuiops.ops.labels.model import DET_FORMATS, OUTSIDE, ImportRejected, ImportResult, Tolerance
-from tuiops.ops.labels.prepare import _prepare
+from tuiops.ops.labels.prepare import prepare_import
 
 if TYPE_CHECKING:
     from tuiops.store import Store
@@ -244,7 +244,7 @@ def _import(
             warnings=warnings + rr.warnings,
             outside=outside if kind == "dets" else "drop",
         )
-        prepared = _prepare(ws, rr, fmt, kind == "dets", tolerance, add_classes, result)
+        prepared = prepare_import(ws, rr, fmt, kind == "dets", tolerance, add_classes, result)
         rep.check()
         if strict and result.problem_count:
             jh.result = result.to_dict(max_problems=20)

@@ -48,7 +48,7 @@ def lookup_items(store: Store, keys: list[str]) -> pl.DataFrame:
     return found.select([pl.col(k).cast(v) for k, v in schema.items()])
 
 
-def _prepare(
+def prepare_import(
     ws: Workspace,
     rr: ReadResult,
     fmt: str,
