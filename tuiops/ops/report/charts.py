@@ -200,4 +200,4 @@ def chart_iou(data: ReportData) -> bytes:
         return _png(fig)
 
 
-_CHART_FUNCS = (chart_ap, chart_pr, chart_confusion, chart_scores, chart_iou)
+CHART_FUNCS = (chart_ap, chart_pr, chart_confusion, chart_scores, chart_iou)

@@ -10,7 +10,7 @@ import numpy as np
 
 from tuiops.errors import UsageError
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
-from tuiops.ops.report.model import _CATS, BINS, ReportData
+from tuiops.ops.report.model import BINS, CATEGORIES, ReportData
 
 if TYPE_CHECKING:
     import polars as pl
@@ -122,7 +122,7 @@ def report_data(
         score_fp=tally.score_fp,
         iou_edges=tally.edges,
         iou_counts=tally.iou,
-        totals={c: int(v) for c, v in zip(_CATS, tally.totals(), strict=True)},
+        totals={c: int(v) for c, v in zip(CATEGORIES, tally.totals(), strict=True)},
         splits=splits,
         worst=worst,
         seconds={"eval": t1 - t0, "match": t2 - t1},
@@ -210,7 +210,7 @@ class _Tally:
     def add(
         self, cat: np.ndarray, cls: np.ndarray, dcls: np.ndarray, iou: np.ndarray, score: np.ndarray
     ) -> None:
-        """Add objects: category codes (into ``_CATS``), label class, detected class (−1: none), IoU, score."""
+        """Add objects: category codes (into ``CATEGORIES``), label class, detected class (−1: none), IoU, score."""
         if len(cat) == 0:
             return
         self.grow(int(max(cls.max(initial=-1), dcls.max(initial=-1))) + 1)
@@ -228,7 +228,7 @@ class _Tally:
             self.iou[name] += _hist(iou[cat == code], self.edges)
 
     def totals(self) -> np.ndarray:
-        """Objects per category (``_CATS`` order), from the confusion matrix."""
+        """Objects per category (``CATEGORIES`` order), from the confusion matrix."""
         m, k = self.confusion, self.k
         diag = np.trace(m[:k, :k])
         return np.array(
@@ -254,7 +254,7 @@ def _object_arrays(objects: pl.DataFrame) -> tuple[np.ndarray, ...]:
 
     cat = objects["category"]
     if cat.dtype == pl.String:
-        cat = cat.replace_strict(list(_CATS), list(range(len(_CATS))), return_dtype=pl.Int64)
+        cat = cat.replace_strict(list(CATEGORIES), list(range(len(CATEGORIES))), return_dtype=pl.Int64)
     return (
         cat.cast(pl.Int64).to_numpy(),
         objects["class_id"].fill_null(-1).cast(pl.Int64).to_numpy(),

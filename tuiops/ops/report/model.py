@@ -19,12 +19,12 @@ CHARTS = ("ap_per_class.png", "pr_curves.png", "confusion.png", "scores.png", "i
 #: Names a report folder may hold besides the charts.
 REPORT_NAMES = frozenset({*CHARTS, "index.html", "report.json", "worst"})
 GENERATOR = "tuiops report"
-_STAGING_PREFIX = ".tuiops-report-"
+STAGING_PREFIX = ".tuiops-report-"
 #: Histogram bins over [0, 1].
 BINS = 20
 #: Worst images are drawn at most this many pixels on their long side.
 WORST_SIDE = 1024
-_CATS = ("tp", "loc", "cls", "dup", "fp", "fn")
+CATEGORIES = ("tp", "loc", "cls", "dup", "fp", "fn")
 
 
 # -- data -----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tuiops.ops.report.model import _CATS, CHARTS, GENERATOR, ReportData
+from tuiops.ops.report.model import CATEGORIES, CHARTS, GENERATOR, ReportData
 
 if TYPE_CHECKING:
     pass
@@ -95,7 +95,7 @@ def render_html(data: ReportData, worst: list[dict[str, Any]]) -> str:
     )
     out += [f"<p>{n if n.startswith('Confusion') else e(n)}</p>" for n in notes]
     if data.splits:
-        cols = ("images", "labels", "dets", *_CATS, "precision", "recall", "f1")
+        cols = ("images", "labels", "dets", *CATEGORIES, "precision", "recall", "f1")
         out.append(
             '<h2 id="splits">Per split (stored match)</h2><table id="split-table"><tr><th class="name">split</th>'
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.ops.base import Reporter
-from tuiops.ops.report.model import _CATS, WORST_SIDE, ReportData
+from tuiops.ops.report.model import CATEGORIES, WORST_SIDE, ReportData
 
 if TYPE_CHECKING:
     from tuiops.store import Store
@@ -22,7 +22,7 @@ def _safe_name(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", key)[:120] or "image"
 
 
-def _paint_worst(ws: Workspace, data: ReportData, out: Path, rep: Reporter) -> list[dict[str, Any]]:
+def paint_worst(ws: Workspace, data: ReportData, out: Path, rep: Reporter) -> list[dict[str, Any]]:
     """Paint the worst images (labels solid, confident detections dashed) into ``out``."""
     import polars as pl
 
@@ -71,7 +71,10 @@ def _paint_worst(ws: Workspace, data: ReportData, out: Path, rep: Reporter) -> l
                 "key": row["key"],
                 "split": row["split"],
                 "note": note,
-                **{c: row[c] for c in ("n_labels", "n_dets", *_CATS, "precision", "recall", "f1", "cost")},
+                **{
+                    c: row[c]
+                    for c in ("n_labels", "n_dets", *CATEGORIES, "precision", "recall", "f1", "cost")
+                },
             }
         )
         rep.advance(message=str(row["key"]))

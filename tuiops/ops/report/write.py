@@ -15,11 +15,11 @@ import numpy as np
 
 from tuiops.errors import ConflictError
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
-from tuiops.ops.report.charts import _CHART_FUNCS
+from tuiops.ops.report.charts import CHART_FUNCS
 from tuiops.ops.report.data import report_data
-from tuiops.ops.report.model import _STAGING_PREFIX, CHARTS, GENERATOR, ReportData, ReportResult
+from tuiops.ops.report.model import CHARTS, GENERATOR, STAGING_PREFIX, ReportData, ReportResult
 from tuiops.ops.report.page import render_html
-from tuiops.ops.report.worst import _paint_worst
+from tuiops.ops.report.worst import paint_worst
 
 if TYPE_CHECKING:
     from tuiops.workspace import Workspace
@@ -72,7 +72,7 @@ def check_target(to: str | os.PathLike[str], *, force: bool = False) -> Path:
     if not folder.is_dir() or force:
         return folder
     try:
-        names = [n for n in os.listdir(folder) if not n.startswith(_STAGING_PREFIX)]
+        names = [n for n in os.listdir(folder) if not n.startswith(STAGING_PREFIX)]
     except OSError as exc:
         from tuiops.fsutil import disk_error
 
@@ -121,19 +121,19 @@ def write_report(
     rep = Reporter("report", progress, cancel, total=len(CHARTS) + data.worst.height + 1)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob(f"{_STAGING_PREFIX}*"):
+        for old in folder.glob(f"{STAGING_PREFIX}*"):
             shutil.rmtree(old, ignore_errors=True)
-        staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=folder))
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
     except OSError as exc:
         raise disk_error(folder, exc, "write into") from exc
     try:
         try:
-            for name, draw in zip(CHARTS, _CHART_FUNCS, strict=True):
+            for name, draw in zip(CHARTS, CHART_FUNCS, strict=True):
                 rep.check()
                 (staging / name).write_bytes(draw(data))
                 rep.advance(message=name)
             (staging / "worst").mkdir()
-            worst = _paint_worst(ws, data, staging / "worst", rep)
+            worst = paint_worst(ws, data, staging / "worst", rep)
             meta = {"generator": GENERATOR, **data.to_dict(), "files": list(CHARTS), "worst": worst}
             (staging / "report.json").write_text(
                 json.dumps(meta, indent=2, default=_json_default), encoding="utf-8"
