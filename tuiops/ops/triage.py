@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -54,10 +53,8 @@ from tuiops.errors import ConflictError, InputError, NotFoundError, StoreError, 
 
 if TYPE_CHECKING:
     import polars as pl
-    from PIL import Image
 
     from tuiops.ops.base import ProgressFn
-    from tuiops.ops.browse import BoxMark, ImageInfo
     from tuiops.store import Store
     from tuiops.workspace import Workspace
 
@@ -74,8 +71,6 @@ FAR_PAGES = 20
 
 #: A label row as stored in a revision: id, class_id, x1, y1, x2, y2, extra.
 LabelRow = tuple[int, int, float, float, float, float, "str | None"]
-
-CURRENT_COLOR = (255, 220, 0)
 
 
 # -- the queue ----------------------------------------------------------------------------------------
@@ -493,51 +488,6 @@ def _label_rows(store_or_conn: Any, sid: int, item_id: int) -> list[LabelRow]:
             id_range(sid, item_id),
         ).fetchall()
     ]
-
-
-def render_view(
-    info: ImageInfo,
-    view: ImageView,
-    current: TriageObject | None,
-    classes: list[str],
-    max_w: int,
-    max_h: int,
-) -> tuple[Image.Image, list[BoxMark]]:
-    """The image fitted into ``max_w``×``max_h`` with the labels (green), the detections
-    (magenta) and the current object's boxes (yellow) drawn, and their captions."""
-    from dataclasses import replace
-
-    from PIL import ImageDraw
-
-    from tuiops.ops.browse import DET_COLOR, LABEL_COLOR, BoxMark, render_preview
-
-    bare = replace(info, boxes=None, width=info.width or view.width, height=info.height or view.height)
-    img, _ = render_preview(bare, max_w, max_h, show_labels=False, show_dets=False)
-    src_w = max(2, int(bare.width)) if bare.width else img.width
-    src_h = max(2, int(bare.height)) if bare.height else img.height
-    sx, sy = img.width / src_w, img.height / src_h
-    tw, th = img.width, img.height
-    draw = ImageDraw.Draw(img)
-    marks: list[BoxMark] = []
-    cur_label = current.label_id if current else None
-    cur_det = current.det_id if current else None
-
-    def name(cid: int) -> str:
-        return classes[cid] if 0 <= cid < len(classes) else str(cid)
-
-    boxes: list[tuple[str, int, int, float | None, tuple[float, float, float, float]]] = []
-    boxes += [("label", r[0], r[1], None, (r[2], r[3], r[4], r[5])) for r in view.labels]
-    boxes += [("det", d[0], d[1], d[6], (d[2], d[3], d[4], d[5])) for d in view.dets]
-    boxes.sort(key=lambda b: b[1] == cur_label or b[1] == cur_det)
-    for kind, bid, cid, score, (x1, y1, x2, y2) in boxes:
-        is_current = bid == (cur_label if kind == "label" else cur_det)
-        color = CURRENT_COLOR if is_current else (LABEL_COLOR if kind == "label" else DET_COLOR)
-        a = (max(0, min(tw - 1, math.floor(x1 * sx))), max(0, min(th - 1, math.floor(y1 * sy))))
-        b = (max(0, min(tw - 1, math.ceil(x2 * sx) - 1)), max(0, min(th - 1, math.ceil(y2 * sy) - 1)))
-        draw.rectangle([a, (max(a[0], b[0]), max(a[1], b[1]))], outline=color)
-        text = name(cid) if score is None else f"{name(cid)} {score:.2f}"
-        marks.append(BoxMark(a[0], a[1] if kind == "label" else max(a[1], b[1]), text, kind, color))
-    return img, marks
 
 
 # -- decisions --------------------------------------------------------------------------------------

@@ -275,8 +275,9 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
 
     @work(thread=True, exclusive=True, group="triage-load", exit_on_error=False)
     def _load_worker(self, seq: int, position: int, index: int, w: int, h: int) -> None:
+        from tuiops.imaging import render_view
         from tuiops.ops.browse import image_info
-        from tuiops.ops.triage import image_view, render_view
+        from tuiops.ops.triage import image_view
 
         app: Any = self.app
         assert self.queue is not None
@@ -339,8 +340,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
         return names[cid] if 0 <= cid < len(names) else str(cid)
 
     def _show_info(self) -> None:
-        from tuiops.ops.browse import DET_COLOR, LABEL_COLOR
-        from tuiops.ops.triage import CURRENT_COLOR
+        from tuiops.imaging import CURRENT_COLOR, DET_COLOR, LABEL_COLOR
 
         text = Text(no_wrap=True, overflow="ellipsis")
         if self.problem:

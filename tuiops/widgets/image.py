@@ -20,6 +20,8 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
+from tuiops.imaging import place_captions
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -85,7 +87,7 @@ class ImagePreview(Widget):
             lines.append(Strip(segs, w).simplify())
         self._lines = lines
         self._img_size = (w, h // 2)
-        self._captions = _place_captions(captions, w, h // 2)
+        self._captions = place_captions(captions, w, h // 2)
         self._message = ""
         self.refresh()
 
@@ -114,29 +116,3 @@ class ImagePreview(Widget):
             )
         pad_left = Strip.blank(left, base)
         return Strip.join([pad_left, strip]).extend_cell_length(width, base).crop(0, width)
-
-
-def _place_captions(
-    captions: Sequence[Any], width: int, rows: int
-) -> list[tuple[int, int, str, tuple[int, int, int]]]:
-    """Cell positions for captions (given in pixels) so that none overlaps another: a caption
-    that would overlap moves a row down or up, and is left out when no row near it is free."""
-    taken: dict[int, list[tuple[int, int]]] = {}
-    out = []
-    for c in captions:
-        raw = str(c.text)
-        x = max(0, min(int(c.x), width - len(raw) - 2))
-        raw = raw[: max(0, width - x - 2)]
-        if not raw:
-            continue
-        end = x + len(raw) + 2
-        y0 = int(c.y) // 2
-        for y in (y0, y0 + 1, y0 - 1, y0 + 2, y0 - 2):
-            if not 0 <= y < rows:
-                continue
-            spans = taken.setdefault(y, [])
-            if all(end <= a or x >= b for a, b in spans):
-                spans.append((x, end))
-                out.append((x, y, raw, tuple(c.color)))
-                break
-    return out

@@ -27,6 +27,7 @@ the source (:attr:`Source.fields`, listed by :func:`describe_fields`), evaluated
 over the loaded columns, so filtering 4M rows does not scan the store again.
 """
 
+from tuiops.imaging import DET_COLOR, LABEL_COLOR, BoxMark, render_preview
 from tuiops.ops.browse.editor import edit_files, editor_command, launch_editor, make_folder, where_for_ids
 from tuiops.ops.browse.jobs import JobRow, cancel_job, list_jobs
 from tuiops.ops.browse.order import (
@@ -43,15 +44,7 @@ from tuiops.ops.browse.order import (
 )
 from tuiops.ops.browse.pager import Pager
 from tuiops.ops.browse.pools import PoolSource
-from tuiops.ops.browse.preview import (
-    DET_COLOR,
-    LABEL_COLOR,
-    BoxMark,
-    ImageInfo,
-    human_size,
-    image_info,
-    render_preview,
-)
+from tuiops.ops.browse.preview import ImageInfo, human_size, image_info
 from tuiops.ops.browse.source import Opened, Source
 from tuiops.ops.browse.spec import Context, Spec, default_context, first_pool, normalise_folder
 from tuiops.ops.browse.tables import MemorySource, SelectionSource, describe_fields, make_source, query_frame

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,15 +14,8 @@ from tuiops.store.db import id_range
 
 if TYPE_CHECKING:
     import polars as pl
-    from PIL import Image
 
     from tuiops.store import Store
-
-
-_LABEL_COLOR = (60, 230, 90)
-
-
-_DET_COLOR = (255, 70, 200)
 
 
 def image_boxes(store: Store, item_id: int) -> pl.DataFrame:
@@ -261,92 +253,3 @@ def overlap_summary(boxes: pl.DataFrame, label_set: str, run: str, iou: float = 
         f"dets right@{iou:g}": f"{right}/{dets.height}",
         "mean best IoU": f"{mean_iou:.2f}",
     }
-
-
-@dataclass(frozen=True)
-class BoxMark:
-    """Where a drawn box's caption goes in the preview (pixel coordinates of the preview)."""
-
-    x: int
-    y: int
-    text: str
-    kind: str
-    color: tuple[int, int, int]
-
-
-LABEL_COLOR = _LABEL_COLOR
-
-
-DET_COLOR = _DET_COLOR
-
-
-def render_preview(
-    info: ImageInfo,
-    max_w: int,
-    max_h: int,
-    *,
-    label_set: str | None = None,
-    run: str | None = None,
-    show_labels: bool = True,
-    show_dets: bool = True,
-    min_score: float = 0.0,
-) -> tuple[Image.Image, list[BoxMark]]:
-    """The image fitted into ``max_w``×``max_h`` pixels with label and detection boxes drawn.
-
-    Boxes are drawn after scaling, one pixel wide, labels in green and detections in
-    magenta; ``label_set``/``run`` choose which (default: every set and run). A missing or
-    unreadable file gives a dark placeholder with the boxes on it. Returns the image and the
-    captions (class name, and score for detections) with their anchor points.
-    """
-    from PIL import Image, ImageDraw, ImageOps
-
-    W = max(2, int(info.width or 0)) if info.width else None
-    H = max(2, int(info.height or 0)) if info.height else None
-    img = None
-    if info.path is not None and info.status in (None, "ok"):
-        try:
-            with Image.open(info.path) as im:
-                im.draft("RGB", (max_w * 2, max_h * 2))
-                img = ImageOps.exif_transpose(im).convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError):
-            img = None
-    src_w = W or (img.width if img is not None else max_w)
-    src_h = H or (img.height if img is not None else max_h)
-    scale = min(max_w / src_w, max_h / src_h)
-    tw, th = max(1, round(src_w * scale)), max(1, round(src_h * scale))
-    if img is None:
-        out = Image.new("RGB", (tw, th), (28, 28, 36))
-        d = ImageDraw.Draw(out)
-        d.line([(0, 0), (tw - 1, th - 1)], fill=(70, 70, 80))
-        d.line([(0, th - 1), (tw - 1, 0)], fill=(70, 70, 80))
-    else:
-        out = img.resize((tw, th), Image.Resampling.BILINEAR)
-    marks: list[BoxMark] = []
-    if info.boxes is not None and info.boxes.height:
-        import polars as pl
-
-        boxes = info.boxes
-        keep = pl.lit(False)
-        if show_labels:
-            keep = keep | (
-                (pl.col("kind") == "label") & (pl.col("source") == label_set if label_set else pl.lit(True))
-            )
-        if show_dets:
-            keep = keep | (
-                (pl.col("kind") == "det")
-                & (pl.col("source") == run if run else pl.lit(True))
-                & (pl.col("score").fill_null(1.0) >= min_score)
-            )
-        boxes = boxes.filter(keep)
-        d = ImageDraw.Draw(out)
-        sx, sy = tw / src_w, th / src_h
-        for kind, cls, score, x1, y1, x2, y2 in boxes.select(
-            "kind", "class", "score", "x1", "y1", "x2", "y2"
-        ).iter_rows():
-            color = _LABEL_COLOR if kind == "label" else _DET_COLOR
-            a = (max(0, min(tw - 1, math.floor(x1 * sx))), max(0, min(th - 1, math.floor(y1 * sy))))
-            b = (max(0, min(tw - 1, math.ceil(x2 * sx) - 1)), max(0, min(th - 1, math.ceil(y2 * sy) - 1)))
-            d.rectangle([a, (max(a[0], b[0]), max(a[1], b[1]))], outline=color)
-            text = cls if score is None else f"{cls} {score:.2f}"
-            marks.append(BoxMark(a[0], a[1] if kind == "label" else max(a[1], b[1]), text, kind, color))
-    return out, marks
