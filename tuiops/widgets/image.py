@@ -2,11 +2,12 @@
 
 Each cell's foreground is the upper pixel and its background the lower one, so an image
 of W×2H pixels fills W×H cells with true colour. No terminal graphics protocol is needed:
-it works over SSH, in tmux and in screenshots. Captions (class names, scores) are drawn
-as text over the picture at their anchor cells.
+it works over SSH, in tmux and in screenshots. Captions (class names, scores) are text
+cells placed by :func:`tuiops.imaging.place_captions`: beside their boxes where there is
+room, never over another caption; they can be hidden.
 
 The widget does not decode images itself: it is given a Pillow image already fitted to
-:meth:`ImagePreview.pixel_size` (see :func:`tuiops.ops.browse.render_preview`).
+:meth:`ImagePreview.pixel_size` (see :func:`tuiops.imaging.render_preview`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.style import Style
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tuiops.imaging import place_captions
+from tuiops.imaging import Caption, place_captions
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -42,7 +43,10 @@ class ImagePreview(Widget):
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._lines: list[Strip] = []
-        self._captions: list[tuple[int, int, str, tuple[int, int, int]]] = []
+        self._captions: list[Caption] = []
+        self._marks: list[Any] = []
+        #: Whether captions are shown (the boxes are drawn in the image either way).
+        self.show_captions = True
         self._message = ""
         self._img_size = (0, 0)
 
@@ -87,9 +91,27 @@ class ImagePreview(Widget):
             lines.append(Strip(segs, w).simplify())
         self._lines = lines
         self._img_size = (w, h // 2)
-        self._captions = place_captions(captions, w, h // 2)
+        self._marks = list(captions)
+        self._captions = place_captions(self._marks, w, h // 2) if self.show_captions else []
         self._message = ""
         self.refresh()
+
+    def set_captions(self, shown: bool) -> None:
+        """Show or hide the captions of the image shown."""
+        self.show_captions = shown
+        w, h = self._img_size
+        self._captions = place_captions(self._marks, w, h) if shown else []
+        self.refresh()
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """The cells (columns, rows) the image shown takes; (0, 0) when none."""
+        return self._img_size if self._lines else (0, 0)
+
+    @property
+    def captions(self) -> list[Caption]:
+        """The captions shown, placed (cells of the image)."""
+        return list(self._captions)
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
@@ -106,13 +128,12 @@ class ImagePreview(Widget):
         if row < 0 or row >= h:
             return Strip.blank(width, base)
         strip = self._lines[row]
-        for cx, cy, text, color in self._captions:
-            if cy != row:
+        for c in self._captions:
+            if c.y != row:
                 continue
-            label = f" {text} "
-            style = Style(color="black", bgcolor=Color.from_rgb(*color), bold=True)
+            style = Style(color="black", bgcolor=Color.from_rgb(*c.color), bold=True)
             strip = Strip.join(
-                [strip.crop(0, cx), Strip([Segment(label, style)]), strip.crop(cx + len(label), w)]
+                [strip.crop(0, c.x), Strip([Segment(c.text, style)]), strip.crop(c.x + len(c.text), w)]
             )
         pad_left = Strip.blank(left, base)
         return Strip.join([pad_left, strip]).extend_cell_length(width, base).crop(0, width)
