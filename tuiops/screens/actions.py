@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual.binding import Binding, BindingType
 
 
@@ -282,6 +283,42 @@ ACTIONS: tuple[Action, ...] = (
     Action(
         "viewer-dets", ("d",), "Dets", "Show or hide detection boxes", "Viewer", scope="viewer", menu=False
     ),
+    Action(
+        "viewer-layers",
+        ("v",),
+        "Layers",
+        "Show both box layers, labels only, detections only or none",
+        "Viewer",
+        scope="viewer",
+        menu=False,
+    ),
+    Action(
+        "viewer-captions",
+        ("t",),
+        "Captions",
+        "Show or hide the captions",
+        "Viewer",
+        scope="viewer",
+        menu=False,
+    ),
+    Action(
+        "viewer-zoom",
+        ("z",),
+        "Zoom",
+        "Fit the next box (after the last one: the whole image)",
+        "Viewer",
+        scope="viewer",
+        menu=False,
+    ),
+    Action(
+        "viewer-info",
+        ("i",),
+        "Info",
+        "Show or hide the image's metadata (the image takes its room)",
+        "Viewer",
+        scope="viewer",
+        menu=False,
+    ),
     # -- the triage screen (t) ------------------------------------------------------------
     Action(
         "triage-accept",
@@ -356,6 +393,42 @@ ACTIONS: tuple[Action, ...] = (
         menu=False,
     ),
     Action(
+        "triage-layers",
+        ("v",),
+        "Layers",
+        "Show both box layers, labels only, detections only or none (the object's boxes stay)",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
+        "triage-captions",
+        ("t",),
+        "Captions",
+        "Show or hide the captions",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
+        "triage-zoom",
+        ("z",),
+        "Zoom",
+        "Fit the object's boxes, or the whole image again",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
+        "triage-info",
+        ("i",),
+        "Info",
+        "Show or hide the object's figures (the image takes their room)",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
+    Action(
         "triage-back",
         ("escape", "f10", "q"),
         "Back",
@@ -395,6 +468,17 @@ def bindings(scope: str) -> list[BindingType]:
             )
         )
     return out
+
+
+def key_bar_text(scope: str) -> Text:
+    """The keys of a screen, from the action table: the first key of each action and its label."""
+    text = Text(no_wrap=True, overflow="crop")
+    for a in ACTIONS:
+        if a.scope != scope:
+            continue
+        text.append(f" {key_display(a.keys[0])}", "bold")
+        text.append(f" {a.label} ")
+    return text
 
 
 def key_display(key: str) -> str:

@@ -2,7 +2,9 @@
 
 Used by the quick view (Ctrl+Q: the other panel follows the cursor) and by the F3
 viewer. Decoding the image and reading its boxes run in a worker; only the newest
-request's result is shown.
+request's result is shown. In the viewer the card gives the picture the room: the
+metadata goes beside the image or below it, whichever leaves the image larger (or is
+hidden), and the image can be zoomed onto one box at a time.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Container, Vertical
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
@@ -38,10 +40,44 @@ def row_target(row: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-class ImageCard(ReportsWorkerFailures, Vertical):
-    """Preview (half blocks) above a metadata list."""
+#: Layers of boxes shown, in the order the layer key steps through them.
+LAYERS = ("both", "labels", "dets", "none")
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None, meta_lines: int = 14) -> None:
+
+def layer_name(labels: bool, dets: bool) -> str:
+    """The name in :data:`LAYERS` of the layers shown."""
+    return {(True, True): "both", (True, False): "labels", (False, True): "dets"}.get((labels, dets), "none")
+
+
+#: Columns of the metadata beside the image (its border included).
+SIDE_META = 42
+
+
+def layout_side(cols: int, rows: int, meta_rows: int, width: int | None, height: int | None) -> bool:
+    """Whether the metadata beside the image (``SIDE_META`` columns) leaves it larger than
+    below it (``meta_rows`` rows): ``cols``×``rows`` cells for both, the image ``width``×``height``."""
+    w, h = max(1, width or 4), max(1, height or 3)
+
+    def area(c: int, r: int) -> float:
+        if c < 1 or r < 1:
+            return 0.0
+        k = min(c / w, 2 * r / h)
+        return (w * k) * (h * k)
+
+    return area(cols - SIDE_META, rows) > area(cols, rows - meta_rows)
+
+
+class ImageCard(ReportsWorkerFailures, Vertical):
+    """Preview (half blocks) with a metadata list below it, or beside it (``adaptive``)."""
+
+    def __init__(
+        self,
+        *,
+        id: str | None = None,
+        classes: str | None = None,
+        meta_lines: int = 14,
+        adaptive: bool = False,
+    ) -> None:
         super().__init__(id=id, classes=classes)
         self._seq = 0
         self.target: dict[str, Any] | None = None
@@ -50,11 +86,89 @@ class ImageCard(ReportsWorkerFailures, Vertical):
         self.show_dets = True
         self.meta_lines = meta_lines
         self.card_title = ""
+        #: Lay the metadata out beside or below the image, whichever leaves the image larger.
+        self.adaptive = adaptive
+        #: Whether the metadata is shown.
+        self.show_meta = True
+        #: The box the image is zoomed onto (its index among the boxes shown), or None.
+        self.zoom: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="card--title")
-        yield ImagePreview(classes="card--image")
-        yield Static("", classes="card--meta")
+        with Container(classes="card--body"):
+            yield ImagePreview(classes="card--image")
+            yield Static("", classes="card--meta")
+
+    @property
+    def layer(self) -> str:
+        """The layers shown: both, labels, dets or none."""
+        return layer_name(self.show_labels, self.show_dets)
+
+    def next_layer(self) -> str:
+        """Step to the next layer of :data:`LAYERS` and draw again; returns it."""
+        new = LAYERS[(LAYERS.index(self.layer) + 1) % len(LAYERS)]
+        self.show_labels = new in ("both", "labels")
+        self.show_dets = new in ("both", "dets")
+        self.redraw()
+        return new
+
+    def toggle_captions(self) -> bool:
+        """Show or hide the captions; returns whether they are shown now."""
+        self.preview.set_captions(not self.preview.show_captions)
+        return self.preview.show_captions
+
+    def toggle_meta(self) -> bool:
+        """Show or hide the metadata (the image takes its room); returns whether it is shown."""
+        self.show_meta = not self.show_meta
+        self.query_one(".card--meta", Static).display = self.show_meta
+        self._arrange()
+        self.call_after_refresh(self.redraw)
+        return self.show_meta
+
+    def next_zoom(self) -> str:
+        """Zoom onto the next box shown (after the last one: the whole image again) and draw
+        again; returns what is shown (``whole image`` or ``box 2/7 head``)."""
+        boxes = self._shown_boxes()
+        if self.zoom is None:
+            self.zoom = 0 if boxes else None
+        else:
+            self.zoom = self.zoom + 1 if self.zoom + 1 < len(boxes) else None
+        self.redraw()
+        if self.zoom is None:
+            return "whole image"
+        return f"box {self.zoom + 1}/{len(boxes)} {boxes[self.zoom][0]}"
+
+    def _shown_boxes(self) -> list[tuple[str, tuple[float, float, float, float]]]:
+        if self.info is None or self.info.boxes is None:
+            return []
+        app: Any = self.app
+        out = []
+        for kind, source, cls, x1, y1, x2, y2 in self.info.boxes.select(
+            "kind", "source", "class", "x1", "y1", "x2", "y2"
+        ).iter_rows():
+            if kind == "label" and (
+                not self.show_labels or (app.ctx.label_set and source != app.ctx.label_set)
+            ):
+                continue
+            if kind == "det" and (not self.show_dets or (app.ctx.run and source != app.ctx.run)):
+                continue
+            out.append((str(cls), (x1, y1, x2, y2)))
+        return out
+
+    def _arrange(self) -> None:
+        """Put the metadata beside the image where that leaves the image larger."""
+        if not self.adaptive:
+            return
+        meta = self.query_one(".card--meta", Static)
+        cols, rows = self.size.width, self.size.height - 1
+        lines = (
+            min(self.meta_lines, len(self.info.meta_lines())) if self.info is not None else self.meta_lines
+        )
+        width = self.info.width if self.info is not None else None
+        height = self.info.height if self.info is not None else None
+        side = self.show_meta and layout_side(cols, rows, min(lines + 1, 20), width, height)
+        self.set_class(side, "card--side")
+        meta.display = self.show_meta
 
     @property
     def preview(self) -> ImagePreview:
@@ -63,6 +177,8 @@ class ImageCard(ReportsWorkerFailures, Vertical):
     def show(self, target: dict[str, Any] | None, title: str = "") -> None:
         """Show the image that ``target`` names (see :func:`row_target`); None clears."""
         self._seq += 1
+        if target != self.target:
+            self.zoom = None
         self.target = target
         self.card_title = title
         self.query_one(".card--title", Static).update(f" {title} " if title else "")
@@ -76,20 +192,38 @@ class ImageCard(ReportsWorkerFailures, Vertical):
             self.call_after_refresh(self._load_later, self._seq)
             return
         w, h = self.preview.pixel_size()
-        self._load(self._seq, target, w, h, self.show_labels, self.show_dets)
+        self._load(self._seq, target, w, h, self.show_labels, self.show_dets, self._zoom_region())
 
     def _load_later(self, seq: int) -> None:
         if seq == self._seq and self.target is not None:
             w, h = self.preview.pixel_size()
-            self._load(self._seq, self.target, w, h, self.show_labels, self.show_dets)
+            self._load(self._seq, self.target, w, h, self.show_labels, self.show_dets, self._zoom_region())
+
+    def _zoom_region(self) -> tuple[float, float, float, float] | None:
+        from tuiops.imaging import zoom_region
+
+        boxes = self._shown_boxes()
+        if self.zoom is None or self.info is None or not 0 <= self.zoom < len(boxes):
+            return None
+        return zoom_region([boxes[self.zoom][1]], self.info.width, self.info.height)
 
     def redraw(self) -> None:
         if self.target is not None:
             self.show(self.target, self.card_title)
 
     @work(thread=True, exclusive=True, group="card", exit_on_error=False)
-    def _load(self, seq: int, target: dict[str, Any], w: int, h: int, labels: bool, dets: bool) -> None:
-        from tuiops.ops.browse import image_info, render_preview
+    def _load(
+        self,
+        seq: int,
+        target: dict[str, Any],
+        w: int,
+        h: int,
+        labels: bool,
+        dets: bool,
+        region: tuple[float, float, float, float] | None = None,
+    ) -> None:
+        from tuiops.imaging import render_preview
+        from tuiops.ops.browse import image_info
 
         worker = get_current_worker()
         app: Any = self.app
@@ -106,6 +240,7 @@ class ImageCard(ReportsWorkerFailures, Vertical):
                 run=app.ctx.run,
                 show_labels=labels,
                 show_dets=dets,
+                region=region,
             )
             self.post_message(InfoReady(seq, info, image, marks))
         except TuiopsError as exc:
@@ -123,7 +258,15 @@ class ImageCard(ReportsWorkerFailures, Vertical):
             self.preview.show_message(msg.error.message if msg.error else "no image")
             meta.update("")
             return
+        new_image = self.info is None or self.info.item_id != msg.info.item_id
         self.info = msg.info
+        if new_image and self.adaptive:
+            before = self.has_class("card--side")
+            self._arrange()
+            if before != self.has_class("card--side"):
+                meta.update(meta_text(msg.info, self.meta_lines))
+                self.call_after_refresh(self.redraw)
+                return
         if msg.image is not None:
             self.preview.show_image(msg.image, msg.marks)
         if msg.info.path is not None and not msg.info.path.exists():
@@ -131,13 +274,14 @@ class ImageCard(ReportsWorkerFailures, Vertical):
         meta.update(meta_text(msg.info, self.meta_lines))
 
     def on_resize(self) -> None:
+        self._arrange()
         if self.info is not None:
             self.redraw()
 
 
 def meta_text(info: ImageInfo, limit: int) -> Text:
     """The metadata lines, with the label and detection colours as a legend."""
-    from tuiops.ops.browse import DET_COLOR, LABEL_COLOR
+    from tuiops.imaging import DET_COLOR, LABEL_COLOR
 
     text = Text(no_wrap=True, overflow="ellipsis")
     lines = info.meta_lines()[:limit]

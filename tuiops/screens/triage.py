@@ -27,8 +27,10 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tuiops.errors import TuiopsError, UsageError
-from tuiops.screens.actions import ACTIONS, bindings, key_display
+from tuiops.screens.actions import bindings
+from tuiops.screens.actions import key_bar_text as scope_keys
 from tuiops.screens.host import tuiops_app
+from tuiops.screens.quickview import LAYERS, layer_name
 from tuiops.screens.workers import ReportsWorkerFailures
 from tuiops.widgets.image import ImagePreview
 
@@ -156,13 +158,7 @@ class ClassPicker(ModalScreen[int | None]):
 # -- the screen ------------------------------------------------------------------------------------
 def key_bar_text() -> Text:
     """The triage keys, from the action table: the first key of each action and its label."""
-    text = Text(no_wrap=True, overflow="crop")
-    for a in ACTIONS:
-        if a.scope != "triage":
-            continue
-        text.append(f" {key_display(a.keys[0])}", "bold")
-        text.append(f" {a.label} ")
-    return text
+    return scope_keys("triage")
 
 
 class TriageScreen(ReportsWorkerFailures, Screen[None]):
@@ -197,6 +193,11 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
         self.last = ""
         self.problem = ""
         self._seq = 0
+        #: Which box layers are shown besides the object's own boxes, and whether the image
+        #: is zoomed onto the object.
+        self.show_labels = True
+        self.show_dets = True
+        self.zoom = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="triage-title")
@@ -290,7 +291,17 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
             )
             view = image_view(store, self.queue.label_set, self.queue.run, entry.item_id)
             info = image_info(store, item_id=entry.item_id)
-            image, marks = render_view(info, view, current, store.class_names(), w, h)
+            image, marks = render_view(
+                info,
+                view,
+                current,
+                store.class_names(),
+                w,
+                h,
+                show_labels=self.show_labels,
+                show_dets=self.show_dets,
+                zoom=self.zoom,
+            )
             self.post_message(EntryReady(seq, position, entry, view, image, marks))
         except TuiopsError as exc:
             self.post_message(EntryReady(seq, position, None, None, None, [], exc))
@@ -418,6 +429,25 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
             self.entry = None
         self._load()
         return True
+
+    def action_triage_layers(self) -> None:
+        now = layer_name(self.show_labels, self.show_dets)
+        new = LAYERS[(LAYERS.index(now) + 1) % len(LAYERS)]
+        self.show_labels, self.show_dets = new in ("both", "labels"), new in ("both", "dets")
+        self.notify(f"boxes: {new} (and the object's)", timeout=2)
+        self._load()
+
+    def action_triage_captions(self) -> None:
+        self.preview.set_captions(not self.preview.show_captions)
+
+    def action_triage_zoom(self) -> None:
+        self.zoom = not self.zoom
+        self._load()
+
+    def action_triage_info(self) -> None:
+        info = self.query_one("#triage-info", Static)
+        info.display = not info.display
+        self.call_after_refresh(self._load)
 
     def action_triage_next(self) -> None:
         self._step(1)

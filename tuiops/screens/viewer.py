@@ -1,7 +1,10 @@
 """F3: the image under the cursor, full screen, with its boxes and metadata.
 
 PgDn/PgUp (or Space, ←/→) step through the panel's rows; the panel's cursor follows, so
-closing the viewer leaves the panel on the last image viewed.
+closing the viewer leaves the panel on the last image viewed. The image takes the largest
+area the terminal allows (the metadata beside it or below it, or hidden with ``i``);
+``l``, ``d`` and ``v`` choose the box layers, ``t`` hides the captions and ``z`` fits one
+box after another.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
-from tuiops.screens.actions import bindings
+from tuiops.screens.actions import bindings, key_bar_text
 from tuiops.screens.quickview import ImageCard, row_target
 
 if TYPE_CHECKING:
@@ -30,11 +33,8 @@ class ViewerScreen(Screen[None]):
         self.panel = panel
 
     def compose(self) -> ComposeResult:
-        yield ImageCard(id="viewer-card", meta_lines=30)
-        yield Static(
-            " Esc close  PgDn/Space next  PgUp previous  l labels  d detections ",
-            classes="viewer--keys",
-        )
+        yield ImageCard(id="viewer-card", meta_lines=30, adaptive=True)
+        yield Static(key_bar_text("viewer"), classes="viewer--keys")
 
     @property
     def card(self) -> ImageCard:
@@ -76,6 +76,20 @@ class ViewerScreen(Screen[None]):
     def action_viewer_dets(self) -> None:
         self.card.show_dets = not self.card.show_dets
         self.card.redraw()
+
+    def action_viewer_layers(self) -> None:
+        layer = self.card.next_layer()
+        self.notify(f"boxes: {layer}", timeout=2)
+
+    def action_viewer_captions(self) -> None:
+        shown = self.card.toggle_captions()
+        self.notify(f"captions {'shown' if shown else 'hidden'}", timeout=2)
+
+    def action_viewer_zoom(self) -> None:
+        self.notify(self.card.next_zoom(), timeout=2)
+
+    def action_viewer_info(self) -> None:
+        self.card.toggle_meta()
 
     def action_viewer_close(self) -> None:
         self.dismiss(None)
