@@ -100,13 +100,13 @@ class ImageCard(ReportsWorkerFailures, Vertical):
             yield Static("", classes="card--meta")
 
     @property
-    def layer(self) -> str:
+    def box_layers(self) -> str:
         """The layers shown: both, labels, dets or none."""
         return layer_name(self.show_labels, self.show_dets)
 
     def next_layer(self) -> str:
         """Step to the next layer of :data:`LAYERS` and draw again; returns it."""
-        new = LAYERS[(LAYERS.index(self.layer) + 1) % len(LAYERS)]
+        new = LAYERS[(LAYERS.index(self.box_layers) + 1) % len(LAYERS)]
         self.show_labels = new in ("both", "labels")
         self.show_dets = new in ("both", "dets")
         self.redraw()
