@@ -58,7 +58,10 @@ def largest(cols: int, rows: int, width: int, height: int) -> int:
 
 
 def shown(app: Any) -> tuple[int, int]:
-    return app.screen.query(ImagePreview).first().image_size
+    """The cells of the image that show: the image drawn, cut to its widget."""
+    preview = app.screen.query(ImagePreview).first()
+    w, h = preview.image_size
+    return min(w, preview.size.width), min(h, preview.size.height)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 45), (200, 50)])
