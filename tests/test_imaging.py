@@ -97,3 +97,21 @@ def test_cell_strokes_fall_on_the_pixel_nearest_each_edge():
     ys = {y for _, y in drawn}
     assert (min(xs), max(xs), min(ys), max(ys)) == (11, 19, 4, 12)
     assert (marks[0].x, marks[0].y) == (11, 4)
+
+
+def test_paint_tags_move_off_each_other():
+    """Five labels with one top-left corner: their tags would all go above it; each finds
+    its own place (below the box, inside its edges, at either end), none on another."""
+    from PIL import Image
+
+    from tuiops.imaging import PALETTE, Box, Frame, draw_boxes
+
+    canvas = Image.new("RGB", (400, 300), (128, 128, 128))
+    boxes = [Box("label", f"class_{i}", None, 40, 60, 200 + 30 * i, 220, PALETTE[i]) for i in range(5)]
+    tags = draw_boxes(canvas, boxes, Frame(1.0, 1.0), cells=False)
+    assert len(tags) == 5
+    assert (tags[0].x, tags[0].bottom) == (40, 60)  # the first where a label's tag always goes
+    for i, a in enumerate(tags):
+        for b in tags[i + 1 :]:
+            apart = a.right < b.x or b.right < a.x or a.bottom < b.y or b.bottom < a.y
+            assert apart, f"tag {a.text!r} {a} is on tag {b.text!r} {b}"

@@ -121,7 +121,8 @@ def draw_boxes(canvas: Image.Image, boxes: Sequence[Box], frame: Frame, *, cells
 
     ``cells=False`` (paint, full resolution): labels solid, detections dashed and thinner,
     each with its caption on a filled tag (labels above the box, detections inside its
-    bottom edge). ``cells=True`` (the terminal's half-block view, one pixel per cell
+    bottom edge; moved or shortened where another tag is there); returns the tags.
+    ``cells=True`` (the terminal's half-block view, one pixel per cell
     column and half a cell row): one-pixel outlines on the pixels nearest each edge, so
     an edge shows where it is to half a cell; captions are not drawn but returned, for
     :func:`place_captions`.
@@ -131,8 +132,7 @@ def draw_boxes(canvas: Image.Image, boxes: Sequence[Box], frame: Frame, *, cells
     draw = ImageDraw.Draw(canvas)
     if cells:
         return _outline_boxes(draw, canvas.size, boxes, frame)
-    _paint_boxes(draw, canvas.size, boxes, frame)
-    return []
+    return _paint_boxes(draw, canvas.size, boxes, frame)
 
 
 def _outline_boxes(draw: Any, size: tuple[int, int], boxes: Sequence[Box], frame: Frame) -> list[BoxMark]:
@@ -154,22 +154,43 @@ def _outline_boxes(draw: Any, size: tuple[int, int], boxes: Sequence[Box], frame
     return marks
 
 
-def _paint_boxes(draw: Any, size: tuple[int, int], boxes: Sequence[Box], frame: Frame) -> None:
+def _paint_boxes(draw: Any, size: tuple[int, int], boxes: Sequence[Box], frame: Frame) -> list[BoxMark]:
     from PIL import ImageFont
 
     w, h = size
     side = min(w, h)
     thick = max(3, round(side / 200))
     font = ImageFont.load_default(size=max(10, round(side / 40)))
+    tags: list[BoxMark] = []
 
-    def tag(x: float, y: float, text: str, color: tuple[int, int, int]) -> None:
+    def spot(box: Box, x1: float, y1: float, x2: float, y2: float) -> tuple[str, float, float]:
+        """Where a caption's tag goes: where it always went (labels above the box, detections
+        inside its bottom edge) unless another tag is there; else below or above the box, or
+        inside its top or bottom edge, at its left or right end; the short caption where the
+        full one finds no room; the full one where it always went when neither does."""
+        for text in (box.caption, box.short):
+            tw, th = size_of(text)
+            ys = (y1 - th, y2, y1, y2 - th) if box.kind == "label" else (y2 - th, y2, y1 - th, y1)
+            for ty in ys:
+                for tx in (x1, x2 - tw):
+                    tx, ty = min(max(0, tx), max(0, w - tw)), min(max(0, ty), h - th)
+                    if all(tx > t.right or tx + tw < t.x or ty > t.bottom or ty + th < t.y for t in tags):
+                        return text, tx, ty
+        tw, th = size_of(box.caption)
+        y = y1 - th if box.kind == "label" else y2 - th
+        return box.caption, min(max(0, x1), max(0, w - tw)), min(max(0, y), h - th)
+
+    def size_of(text: str) -> tuple[int, int]:
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        tw, th = right - left + 4, bottom - top + 4
-        ty = y - th
-        ty = min(max(0, ty), h - th)
-        tx = min(max(0, x), max(0, w - tw))
-        draw.rectangle([tx, ty, tx + tw, ty + th], fill=color)
+        return right - left + 4, bottom - top + 4
+
+    def tag(box: Box, x1: float, y1: float, x2: float, y2: float) -> None:
+        text, tx, ty = spot(box, x1, y1, x2, y2)
+        left, top, _right, _bottom = draw.textbbox((0, 0), text, font=font)
+        tw, th = size_of(text)
+        draw.rectangle([tx, ty, tx + tw, ty + th], fill=box.color)
         draw.text((tx + 2 - left, ty + 2 - top), text, font=font, fill=(0, 0, 0))
+        tags.append(BoxMark(round(tx), round(ty), text, box.kind, box.color, round(tx + tw), round(ty + th)))
 
     dash = max(4, thick * 3)
     for box in boxes:
@@ -177,7 +198,7 @@ def _paint_boxes(draw: Any, size: tuple[int, int], boxes: Sequence[Box], frame: 
         bx2, by2 = (box.x2 - frame.ox) * frame.sx, (box.y2 - frame.oy) * frame.sy
         if box.kind == "label":
             draw.rectangle([bx1, by1, bx2, by2], outline=box.color, width=thick)
-            tag(bx1, by1, box.caption, box.color)
+            tag(box, bx1, by1, bx2, by2)
             continue
         width = max(2, thick - 1)
         for a, b, horizontal, fixed in (
@@ -192,7 +213,8 @@ def _paint_boxes(draw: Any, size: tuple[int, int], boxes: Sequence[Box], frame: 
                 seg = [pos, fixed, end, fixed] if horizontal else [fixed, pos, fixed, end]
                 draw.line(seg, fill=box.color, width=width)
                 pos += dash * 2
-        tag(bx1, by2, box.caption, box.color)
+        tag(box, bx1, by1, bx2, by2)
+    return tags
 
 
 # -- paint ------------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ Label boxes (the label set) are drawn solid, with the class name on a filled tag
 the box; detection boxes (the run) are drawn dashed and thinner, with the class name and
 the score on a tag inside the box's bottom edge. Each class has its own colour, the same
 in both styles, so a detection that agrees with its label looks like a dashed line
-inside a solid one of the same colour.
+inside a solid one of the same colour. A tag that would cover another one moves below
+or above its box, or inside its other edge, and is shortened (class initials and score)
+where the full caption finds no room.
 
 Painting is a file operation (:mod:`tuiops.ops.fileops`): planned as a job, one
 ``paint`` action per image whose ``data`` is the image's drawing (JSON: the item's
