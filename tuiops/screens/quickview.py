@@ -258,7 +258,10 @@ class ImageCard(ReportsWorkerFailures, Vertical):
             self.preview.show_message(msg.error.message if msg.error else "no image")
             meta.update("")
             return
-        new_image = self.info is None or self.info.item_id != msg.info.item_id
+        new_image = self.info is None or (self.info.item_id, self.info.file_id) != (
+            msg.info.item_id,
+            msg.info.file_id,
+        )
         self.info = msg.info
         if new_image and self.adaptive:
             before = self.has_class("card--side")
