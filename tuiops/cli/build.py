@@ -54,14 +54,17 @@ def click_param(p: Param) -> click.Parameter:
     extra: dict[str, Any] = {}
     if p.metavar is not None:
         extra["metavar"] = p.metavar
+    if p.default is not None:
+        # Only a real default is given: click takes an explicit None for a value, and then
+        # asks no more for a required option or argument.
+        extra["default"] = p.default
     if p.is_argument:
-        return click.Argument(
-            [p.name], type=click_type(p.type), required=p.required, nargs=p.nargs, default=p.default, **extra
-        )
+        return click.Argument([p.name], type=click_type(p.type), required=p.required, nargs=p.nargs, **extra)
     decls = list(p.opts)
     if p.secondary:
         decls = [f"{'/'.join(p.opts)}/{'/'.join(p.secondary)}"]
     if p.is_flag:
+        extra.pop("default", None)
         return click.Option(
             [*decls, p.name],
             is_flag=True,
@@ -75,7 +78,6 @@ def click_param(p: Param) -> click.Parameter:
     return click.Option(
         [*decls, p.name],
         type=click_type(p.type),
-        default=p.default,
         required=p.required,
         multiple=p.multiple,
         nargs=p.nargs,
