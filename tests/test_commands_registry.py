@@ -276,3 +276,92 @@ def test_a_missing_required_option_or_argument_is_a_usage_error(demo, capsys, ar
     assert run(["-w", str(demo), *argv]) == 2
     err = capsys.readouterr().err
     assert missing in err and "Traceback" not in err, err
+
+
+def test_steps_of_the_hosts_training_jobs_report_and_demo_commands_run_without_click(
+    demo, tmp_path, monkeypatch
+) -> None:
+    from tuiops.script.runner import prepare, start_run
+    from tuiops.workspace import Workspace
+
+    script = _script(
+        tmp_path,
+        "steps:\n"
+        "  - name: add\n    op: hosts add\n    params: {name: h1, address: 127.0.0.1, port: 2222}\n"
+        "  - name: hosts\n    op: hosts list\n"
+        "  - name: gone\n    op: hosts remove\n    params: {name: h1}\n"
+        "  - name: runs\n    op: train status\n"
+        "  - name: copy\n    op: ops copy\n    params: {where: 'file_id <= 2', to: out/shown, quiet: true}\n"
+        "  - name: show\n    op: ops show\n    params: {job: '${steps.copy.run.job_id}', actions: all, limit: 1}\n"
+        "  - name: conflicts\n    op: ops show\n    params: {job: '${steps.copy.run.job_id}', conflicts: true}\n"
+        "  - name: report\n    op: report\n    params: {set: master, run: v1, to: out/report, top: 2, quiet: true}\n"
+        "  - name: demo\n    op: demo\n    params: {directory: out/demo2, images: 3, open: false}\n",
+    )
+
+    def no_click(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a registered command's step went through click")
+
+    monkeypatch.setattr(click.Command, "main", no_click)
+    monkeypatch.setattr(click.Command, "make_context", no_click)
+    monkeypatch.setattr(click.Context, "invoke", no_click)
+    ws = Workspace.find(str(demo))
+    try:
+        res = start_run(ws, *prepare(script, {}, root=demo), echo=None)
+    finally:
+        ws.close()
+    assert res.status == "done", res.to_dict()
+    out = {s["name"]: s["outputs"] for s in res.steps}
+    assert out["add"] == {"name": "h1", "address": "127.0.0.1", "port": 2222, "user": None, "home": None}
+    assert [h["name"] for h in out["hosts"]["items"]] == ["h1"]
+    assert out["runs"] == {"items": [], "count": 0}
+    assert out["show"]["id"] == out["conflicts"]["id"] == res.steps[4]["outputs"]["run"]["job_id"]
+    assert len(out["show"]["actions"]) == 1  # --actions all --limit 1
+    assert out["conflicts"]["actions"] == []  # --conflicts: the actions with a conflict, none
+    assert (
+        out["report"]["index"].endswith("index.html") and (demo / "out" / "report" / "index.html").is_file()
+    )
+    assert out["demo"]["images"] == 3 and (demo / "out" / "demo2" / "tuiops.toml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("op", "message", "hint"),
+    [
+        (
+            "hosts frob",
+            "unknown op 'hosts frob': tuiops hosts has no command 'frob'",
+            "known: add, check, list, remove, trust",
+        ),
+        (
+            "remote run ls",
+            "unknown op 'remote run ls': `tuiops remote run` has no subcommands",
+            "`tuiops --help`",
+        ),
+        ("runs", "op 'runs' is a group of commands", "name one of them: runs list, runs show"),
+        ("tui", "op 'tui' cannot be a step", "scripts do not run other scripts or the terminal app"),
+        ("runs show", "op 'runs show' cannot be a step", "use include: to reuse steps"),
+    ],
+)
+def test_a_step_is_checked_against_the_registry(demo, tmp_path, capsys, op, message, hint) -> None:
+    script = _script(tmp_path, f"steps:\n  - name: s\n    op: {op}\n")
+    assert run(["-w", str(demo), "run", str(script), "--dry-run"]) == InputError.exit_code
+    err = capsys.readouterr().err
+    assert f"s.yaml:3: {message}" in err and hint in err, err
+
+
+def test_the_recorder_reads_every_kind_of_parameter_from_the_registry(monkeypatch) -> None:
+    from tuiops.errors import UsageError
+    from tuiops.script.record import command_params
+
+    monkeypatch.setattr(click.Command, "make_context", lambda *a, **k: pytest.fail("went through click"))
+    step = command_params(["ops", "show", "3", "--errors", "--limit", "5"])
+    assert (step.op, step.params) == (("ops", "show"), {"job": 3, "errors": True, "limit": 5})
+    step = command_params(["ops", "show", "3", "--actions", "failed"])
+    assert step.params == {"job": 3, "actions": "failed"}
+    # the words of a remote command are passed on as they are, options included
+    step = command_params(["remote", "run", "gpu1", "--timeout", "5", "ls", "-la"])
+    assert step.params == {"hosts": "gpu1", "command": ["ls", "-la"], "timeout": 5.0}
+    step = command_params(["demo", "d", "--no-open", "--images", "3"])
+    assert step.params == {"directory": "d", "images": 3, "open": False}
+    for argv in (["run", "x.yaml"], ["runs", "list"], ["tui"], ["hosts"], ["frob"]):
+        with pytest.raises(UsageError):
+            command_params(argv)

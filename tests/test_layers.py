@@ -88,3 +88,51 @@ def test_layers_below_the_operations_take_no_private_name_from_another_module():
     assert len(files) > 20
     found = [line for f in files for line in _private_imports(f)]
     assert not found, "\n".join(found)
+
+
+def _imported_names(path: Path) -> list[tuple[int, str]]:
+    """Every module an import statement of ``path`` names (inside functions too), with its line."""
+    out: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out += [(node.lineno, node.module)] + [
+                (node.lineno, f"{node.module}.{a.name}") for a in node.names
+            ]
+    return out
+
+
+def test_scripts_and_screens_never_import_the_command_line_or_click():
+    """Script steps are validated against and run through the registry, and the app runs the
+    registry's commands: neither goes through click (not even inside a function)."""
+    files = sorted((ROOT / "tuiops" / "script").rglob("*.py")) + sorted(
+        (ROOT / "tuiops" / "screens").rglob("*.py")
+    )
+    assert len(files) > 10
+    found = [
+        f"{f.relative_to(ROOT)}:{line} imports {name}"
+        for f in files
+        for line, name in _imported_names(f)
+        if name.split(".")[0] == "click" or name == "tuiops.cli" or name.startswith("tuiops.cli.")
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_every_command_of_the_command_line_is_described_in_the_registry():
+    import click
+
+    from tuiops.cli import cli  # (registers run, runs list|show: tuiops.script.commands)
+    from tuiops.commands import lookup
+
+    def leaves(group: click.Group, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        out: list[tuple[str, ...]] = []
+        for name, sub in group.commands.items():
+            here = (*path, name)
+            out += leaves(sub, here) if isinstance(sub, click.Group) else [here]
+        return out
+
+    paths = leaves(cli, ())
+    assert len(paths) > 60
+    missing = [" ".join(p) for p in paths if lookup(p) is None]
+    assert not missing, f"hand-written click commands: {', '.join(missing)}"

@@ -8,11 +8,13 @@ Errors go through the one error boundary of :func:`tuiops.cli.run`.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
 from tuiops.commands import (
+    BadUsage,
     BadValue,
     Choice,
     Command,
@@ -24,6 +26,7 @@ from tuiops.commands import (
     Param,
     ParamType,
     PathType,
+    Raw,
     Text,
 )
 
@@ -32,6 +35,8 @@ def click_type(t: ParamType) -> click.ParamType:
     """The click type of a registry parameter type."""
     if isinstance(t, Text):
         return click.STRING
+    if isinstance(t, Raw):
+        return click.UNPROCESSED
     if isinstance(t, Int):
         return click.INT
     if isinstance(t, Float):
@@ -61,6 +66,16 @@ def click_param(p: Param) -> click.Parameter:
     if p.is_argument:
         return click.Argument([p.name], type=click_type(p.type), required=p.required, nargs=p.nargs, **extra)
     decls = list(p.opts)
+    if p.flag_value is not None:
+        return click.Option(
+            [*decls, p.name],
+            flag_value=p.flag_value,
+            help=p.help,
+            show_default=p.show_default,
+            envvar=p.envvar,
+            hidden=p.hidden,
+            **extra,
+        )
     if p.secondary:
         decls = [f"{'/'.join(p.opts)}/{'/'.join(p.secondary)}"]
     if p.is_flag:
@@ -89,17 +104,56 @@ def click_param(p: Param) -> click.Parameter:
     )
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _ask(question: str) -> bool:
+    return click.confirm(question, default=False, err=True)
+
+
+def _prompt(question: str) -> str | None:
+    return click.prompt(question, hide_input=True, default="", show_default=False, err=True) or None
+
+
+def _open_app(ws: Any, left: str | None = None, right: str | None = None) -> None:
+    from tuiops.app import run_app
+
+    run_app(ws, left=left, right=right)
+
+
+def context() -> CommandContext:
+    """What the command line gives a command: its workspace, progress on stderr, click's
+    echo, and on a terminal the questions to the person and the terminal app.
+
+    Questions are asked only on a terminal: elsewhere unknown host keys are refused and no
+    password is asked.
+    """
+    from tuiops.cli import get_workspace, progress_reporter
+
+    asking = _interactive()
+    return CommandContext(
+        find_workspace=get_workspace,
+        progress=progress_reporter,
+        echo=click.echo,
+        ask=_ask if asking else None,
+        prompt=_prompt if asking else None,
+        open_app=_open_app,
+    )
+
+
 def click_command(cmd: Command) -> click.Command:
     """The click command that parses ``cmd``'s options, runs it and prints its result."""
 
     def callback(**values: Any) -> int:
-        from tuiops.cli import emit, get_workspace, progress_reporter
+        from tuiops.cli import emit
 
-        ctx = CommandContext(find_workspace=get_workspace, progress=progress_reporter)
         try:
-            result = cmd.fn(ctx, **values)
+            result = cmd.fn(context(), **values)
         except BadValue as exc:
-            raise click.BadParameter(str(exc)) from exc
+            raise click.BadParameter(str(exc), param_hint=exc.param) from exc
+        except BadUsage as exc:
+            raise click.UsageError(str(exc)) from exc
         for w in result.warnings:
             click.secho(f"tuiops: warning: {w}", err=True, fg="yellow")
         if result.raw:
@@ -109,13 +163,20 @@ def click_command(cmd: Command) -> click.Command:
         else:
             as_json = bool(values.get("as_json"))
             emit(result.data, as_json, None if as_json else result.render())
+        if result.after is not None:
+            result.after()
         if result.error is not None:
             raise result.error
         return result.exit_code
 
     callback.__wrapped__ = cmd.fn  # type: ignore[attr-defined]  # what the command runs, for inspect
+    settings = {"ignore_unknown_options": True, "allow_interspersed_args": True} if cmd.passthrough else None
     return click.Command(
-        cmd.path[-1], callback=callback, params=[click_param(p) for p in cmd.params], help=cmd.help
+        cmd.path[-1],
+        callback=callback,
+        params=[click_param(p) for p in cmd.params],
+        help=cmd.help,
+        context_settings=settings,
     )
 
 

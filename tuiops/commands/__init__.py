@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,20 @@ from tuiops.progress import ProgressFn
 
 
 class BadValue(ValueError):
-    """A value a parameter's type refuses; the message reads as click's ``Invalid value`` does."""
+    """A value a parameter's type refuses; the message reads as click's ``Invalid value`` does.
+
+    ``param`` names the parameter where the command, not its type, refuses the value
+    (``Invalid value for HOSTS: …``).
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class BadUsage(ValueError):
+    """A command called the wrong way (its values agree with their types, not with each
+    other); the command line reports it as its usage error, with the usage line."""
 
 
 # -- parameter types -------------------------------------------------------------------------------
@@ -42,6 +56,15 @@ class Int:
             return int(str(text).strip())
         except ValueError:
             raise BadValue(f"{text!r} is not a valid {kind}.") from None
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Text passed on as it is, however it looks (the words of a remote command, options
+    included: click's UNPROCESSED)."""
+
+    def convert(self, text: str, *, check_exists: bool = True) -> Any:
+        return text
 
 
 @dataclass(frozen=True)
@@ -133,7 +156,7 @@ class PathType:
         return text
 
 
-ParamType = Text | Int | Float | IntRange | FloatRange | Choice | PathType
+ParamType = Text | Raw | Int | Float | IntRange | FloatRange | Choice | PathType
 
 
 # -- parameters, commands, results -----------------------------------------------------------------
@@ -143,7 +166,8 @@ class Param:
 
     ``name`` is the function's keyword; a flag (``is_flag``) is true or false and may have
     ``secondary`` names that set it false (``--no-x``); ``multiple`` options and ``nargs=-1``
-    arguments give a tuple.
+    arguments give a tuple. A flag with a ``flag_value`` gives that value when set (several
+    such flags may share one ``name``: ``--conflicts``, ``--errors`` of ``ops show``).
     """
 
     name: str
@@ -160,6 +184,7 @@ class Param:
     metavar: str | None = None
     envvar: str | None = None
     hidden: bool = False
+    flag_value: Any = None
 
     @property
     def is_argument(self) -> bool:
@@ -199,6 +224,8 @@ class Param:
 
     def empty(self) -> Any:
         """Its value when not given."""
+        if self.is_flag and self.flag_value is not None:
+            return self.default
         if self.is_flag:
             # An on/off pair without a default (--hash/--no-hash) is None when not given.
             return None if self.secondary and self.default is None else bool(self.default)
@@ -233,6 +260,8 @@ class Result:
     #: An error the command ends with after its result is printed (an import that stored nothing
     #: prints its problems, then fails).
     error: Exception | None = None
+    #: What the face does once the result is printed (the demo opens the app on its workspace).
+    after: Callable[[], None] | None = None
 
     def render(self) -> str | None:
         return self.text() if callable(self.text) else self.text
@@ -246,12 +275,30 @@ def _no_progress(label: str, *, quiet: bool = False) -> Iterator[ProgressFn]:
     yield lambda ev: None
 
 
+def print_text(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """Write text on stdout (stderr with ``err``) as the command goes."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + ("\n" if nl else ""))
+    stream.flush()
+
+
+Echo = Callable[..., None]
+
+
 @dataclass
 class CommandContext:
-    """What a face gives a command: its workspace (found when first asked) and progress."""
+    """What a face gives a command: its workspace (found when first asked), progress, a way
+    to print as it goes (``echo(text, err=False, nl=True)``: what a follower prints line by
+    line), and what only a terminal has: questions to the person (``ask`` a yes/no,
+    ``prompt`` for a secret; None where nobody can answer) and ``open_app(workspace,
+    left=…, right=…)``, which runs the terminal app (None where the face cannot)."""
 
     find_workspace: Callable[[], Any]
     progress: ProgressFactory = _no_progress
+    echo: Echo = print_text
+    ask: Callable[[str], bool] | None = None
+    prompt: Callable[[str], str | None] | None = None
+    open_app: Callable[..., None] | None = None
     _ws: Any = None
 
     @property
@@ -270,6 +317,9 @@ class Command:
     params: tuple[Param, ...]
     fn: Callable[..., Result]
     help: str | None = None
+    #: Its last argument takes the words after it as they are, options included
+    #: (``remote run HOSTS -- COMMAND …``).
+    passthrough: bool = False
 
     @property
     def op(self) -> str:
@@ -296,11 +346,15 @@ class Command:
 REGISTRY: dict[tuple[str, ...], Command] = {}
 
 
-def command(path: str, *params: Param, help: str | None = None) -> Callable[[Callable[..., Result]], Command]:
+def command(
+    path: str, *params: Param, help: str | None = None, passthrough: bool = False
+) -> Callable[[Callable[..., Result]], Command]:
     """Register the decorated function as the command ``path`` (words separated by spaces)."""
 
     def deco(fn: Callable[..., Result]) -> Command:
-        cmd = Command(tuple(path.split()), tuple(params), fn, help if help is not None else fn.__doc__)
+        cmd = Command(
+            tuple(path.split()), tuple(params), fn, help if help is not None else fn.__doc__, passthrough
+        )
         REGISTRY[cmd.path] = cmd
         return cmd
 
@@ -326,14 +380,18 @@ def _load() -> None:
         labels,
         projects,
         query,
+        remote,
+        report,
         review,
         scan,
+        train_runs,
         training,
         workspace,
     )
 
 
 __all__ = [
+    "BadUsage",
     "BadValue",
     "Choice",
     "Command",
@@ -344,11 +402,13 @@ __all__ = [
     "IntRange",
     "Param",
     "PathType",
+    "Raw",
     "Result",
     "Text",
     "all_commands",
     "command",
     "json_param",
     "lookup",
+    "print_text",
     "quiet_param",
 ]

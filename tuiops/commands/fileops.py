@@ -556,6 +556,58 @@ def ops_list(ctx: CommandContext, limit: int, all_kinds: bool, as_json: bool) ->
     return Result(rows, text)
 
 
+@command(
+    "ops show",
+    Param("job", type=Int(), required=True),
+    Param(
+        "what",
+        ("--conflicts",),
+        is_flag=True,
+        flag_value="conflicts",
+        help="List the actions with a conflict.",
+    ),
+    Param("what", ("--errors",), is_flag=True, flag_value="errors", help="List the actions that failed."),
+    Param(
+        "what",
+        ("--actions",),
+        help="List the actions: all, or those in a state (planned, done, failed, skipped, …).",
+    ),
+    Param(
+        "limit", ("--limit",), type=IntRange(min=1), default=50, show_default=True, help="Actions to list."
+    ),
+    json_param(),
+)
+def ops_show(ctx: CommandContext, job: int, what: str | None, limit: int, as_json: bool) -> Result:
+    """Show a job: status, parameters, counts per state, action and conflict, and its actions."""
+    from tuiops.ops.fileops import show_job
+
+    d = show_job(ctx.workspace, job, actions=what, limit=limit)
+
+    def text() -> str:
+        lines = [
+            f"job {d['id']}  {d['kind']}  {d['status']}  ({d['done']}/{d['total']})",
+            f"  created {d['created']}  started {d['started'] or '-'}  finished {d['finished'] or '-'}",
+        ]
+        if d["error"]:
+            lines.append(f"  error: {d['error']}")
+        shown = {k: v for k, v in d["params"].items() if v not in (None, False, "", {})}
+        lines.append("  params: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+        lines.append("  states: " + ", ".join(f"{k} {v}" for k, v in sorted(d["states"].items())))
+        lines.append("  actions: " + ", ".join(f"{k} {v}" for k, v in sorted(d["by_action"].items())))
+        if d["conflicts"]:
+            lines.append(
+                "  conflicts: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d["conflicts"].items())
+            )
+        for a in d.get("actions", []):
+            arrow = f"{a['src']} → {a['dst']}" if a["src"] else a["dst"]
+            extra = f"  [{a['conflict']}]" if a["conflict"] else ""
+            err = f"  {a['error']}" if a["error"] else ""
+            lines.append(f"  {a['seq']:>6} {a['action']:<7} {a['state']:<8} {arrow}{extra}{err}")
+        return "\n".join(lines)
+
+    return Result(d, text)
+
+
 @command("ops purge", Param("job", type=Int(), required=True), json_param())
 def ops_purge(ctx: CommandContext, job: int, as_json: bool) -> Result:
     """Delete what a job keeps in the workspace trash; the job can no longer be undone.

@@ -1,4 +1,4 @@
-"""`tuiops review export|import`: review subsets for labelImg, and the readable forms of a file
+"""`tuiops review export|import|open`: review subsets for labelImg, and the readable forms of a file
 operation's plan and run."""
 
 from __future__ import annotations
@@ -246,3 +246,20 @@ def review_import_cmd(
         return "\n".join(lines)
 
     return Result(d, text, exit_code=4 if res.error_files else 0)
+
+
+@command(
+    "review open",
+    Param("folder", required=True, type=PathType(file_okay=False, exists=True)),
+    Param("no_wait", ("--no-wait",), is_flag=True, help="Start the editor and return at once."),
+)
+def review_open_cmd(ctx: CommandContext, folder: str, no_wait: bool) -> Result:
+    """Open a review folder in the label editor ([editor] command in tuiops.toml; labelImg by default).
+
+    The command may use {dir} (the folder), {classes} (its classes.txt) and {image}
+    (its first image).
+    """
+    from tuiops.ops.review import review_open
+
+    rc = review_open(ctx.workspace, folder, wait=not no_wait)
+    return Result({"folder": folder, "exit_code": rc}, None, exit_code=rc, raw=True)

@@ -1,8 +1,9 @@
-"""Workspace commands: `tuiops init` and `tuiops classes list|add`."""
+"""Workspace commands: `tuiops init`, `tuiops classes list|add`, `tuiops demo` and `tuiops tui`
+(the terminal app over the workspace, opened by the face that can: the command line)."""
 
 from __future__ import annotations
 
-from tuiops.commands import CommandContext, Param, PathType, Result, command, json_param
+from tuiops.commands import CommandContext, Int, IntRange, Param, PathType, Result, command, json_param
 
 
 @command(
@@ -62,3 +63,112 @@ def classes_add(ctx: CommandContext, names: tuple[str, ...], as_json: bool) -> R
     Config.from_toml({"classes": {"names": trial}}, ws.config_path)  # validate names
     added = ws.add_classes(list(names))
     return Result({"added": added, "classes": ws.classes}, f"added {len(added)}: {', '.join(added) or '-'}")
+
+
+@command(
+    "demo",
+    Param("directory", required=True, type=PathType(file_okay=False)),
+    Param(
+        "n_images",
+        ("--images",),
+        type=IntRange(1, 100_000),
+        default=200,
+        show_default=True,
+        help="How many images to draw.",
+    ),
+    Param(
+        "seed",
+        ("--seed",),
+        type=Int(),
+        default=7,
+        show_default=True,
+        help="Random seed (the same seed draws the same demo).",
+    ),
+    Param(
+        "open_app",
+        ("--open",),
+        is_flag=True,
+        secondary=("--no-open",),
+        help="Open the terminal app when done (default: when on a terminal).",
+    ),
+    json_param(),
+)
+def demo_cmd(
+    ctx: CommandContext, directory: str, n_images: int, seed: int, open_app: bool | None, as_json: bool
+) -> Result:
+    """Make a ready demo workspace in DIRECTORY: a drawn booru-like pool, a label set `master`
+    and a detection run `v1` with realistic errors (missed, extra, wrong class, badly placed boxes).
+
+    Nothing is downloaded. Then try `tuiops -w DIRECTORY query "SELECT * FROM v_labels LIMIT 5"`.
+    """
+    import sys
+
+    from tuiops.ops.demo import make_demo
+
+    with ctx.progress("demo", quiet=as_json) as progress:
+        summary = make_demo(directory, images=n_images, seed=seed, progress=progress)
+    data = summary.to_dict()
+    steps = data["steps"]
+    scan, labels, dets = steps.get("scan", {}), steps.get("labels", {}), steps.get("detections", {})
+    bad = ", ".join(f"{k} {v}" for k, v in scan.get("bad", {}).items()) or "none"
+    text = (
+        f"demo workspace ready: {summary.workspace}\n"
+        f"  pool 'pool'       {scan.get('total', 0)} files indexed: {scan.get('status', {}).get('ok', 0)} ok, "
+        f"bad {bad}, {scan.get('unkeyed', 0)} without an image key\n"
+        f"  label set 'master' {labels.get('boxes', 0)} boxes in {labels.get('images', 0)} images\n"
+        f"  run 'v1'           {dets.get('boxes', 0)} detections in {dets.get('images', 0)} images; injected errors: "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.errors.items())
+        + f"\nnext: cd {summary.workspace} && tuiops"
+    )
+    if open_app is None:
+        open_app = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
+    app = ctx.open_app if open_app else None
+
+    def open_it() -> None:
+        from tuiops.workspace import Workspace
+
+        assert app is not None
+        ws = Workspace.find(str(summary.workspace))
+        try:
+            app(ws)
+        finally:
+            ws.close()
+
+    return Result(data, text, after=open_it if app is not None else None)
+
+
+@command(
+    "tui",
+    Param(
+        "left",
+        ("--left",),
+        metavar="SOURCE",
+        help="What the left panel shows: catalog, pool:NAME[/FOLDER], labels:SET, run:RUN, match:NAME "
+        "or query:SQL (default: the first pool).",
+    ),
+    Param("right", ("--right",), metavar="SOURCE", help="What the right panel shows (default: the catalog)."),
+)
+def tui_cmd(ctx: CommandContext, left: str | None, right: str | None) -> Result:
+    """Open the terminal app: two FAR-style panels over the workspace.
+
+    Browse pools, label sets, runs and matches; F3 views an image with its boxes, Ctrl+Q
+    opens the quick view, + selects by mask, / filters with SQL, F1 lists every key.
+
+    \b
+    Examples:
+      tuiops
+      tuiops tui --left pool:pool/review --right labels:master
+    """
+    from tuiops.errors import UsageError
+    from tuiops.ops.browse import Spec
+
+    for value in (left, right):
+        if value:
+            Spec.parse(value)
+    ws = ctx.workspace
+    if ctx.open_app is None:
+        raise UsageError(
+            "the terminal app opens from the command line only", hint="run `tuiops tui` in a terminal"
+        )
+    ctx.open_app(ws, left=left, right=right)
+    return Result(None, None, raw=True)

@@ -59,30 +59,21 @@ def command_params(argv: Sequence[str]) -> RecordedStep:
         if command is not None:
             args = args[n:]
             break
-    if command is not None:
-        path = command.path
-        given = parse_args(command, args, argv)
-        params = {p.label: _plain(given[p.name]) for p in command.params if p.name in given}
-    else:
-        # Not in the registry yet: read through the click tree.
-        from tuiops.script import clickpath
-
-        path, leaf, args = clickpath.split_path(args)
-        if not path or not leaf:
-            raise UsageError(f"`tuiops {' '.join(argv)}` is not a command that can be a script step")
-        if path[0] in FORBIDDEN_OPS:
-            raise UsageError(f"`tuiops {path[0]}` cannot be a step")
-        node = clickpath.command_at(path)
-        given = clickpath.parse_argv(path, node, args)
-        labels, _ = clickpath.describe(path, node)
-        params = {p.label: _plain(given[p.name]) for p in labels if p.name in given}
+    if command is None:
+        raise UsageError(f"`tuiops {' '.join(argv)}` is not a command that can be a step")
+    if command.path[0] in FORBIDDEN_OPS:
+        raise UsageError(f"`tuiops {command.path[0]}` cannot be a step")
+    given = parse_args(command, args, argv)
+    order = dict.fromkeys(p.label for p in command.params)  # as `--help` lists them
+    params = {label: _plain(given[label]) for label in order if label in given}
     params = {k: v for k, v in params.items() if v is not None and v != []}
-    return RecordedStep(tuple(path), params)
+    return RecordedStep(command.path, params)
 
 
 def parse_args(command: Command, args: list[str], argv: Sequence[str]) -> dict[str, Any]:
-    """The parameters given in ``args`` by parameter name, converted to their types (a path
-    need not exist); ``--json`` and ``--help`` are left out."""
+    """The parameters given in ``args`` by their script key (``iou``, ``errors`` for the flag
+    ``--errors``), converted to their types (a path need not exist); ``--json`` and ``--help``
+    are left out."""
 
     def fail(why: str) -> UsageError:
         return UsageError(f"cannot read `tuiops {' '.join(argv)}`: {why}")
@@ -105,13 +96,16 @@ def parse_args(command: Command, args: list[str], argv: Sequence[str]) -> dict[s
         if name in ("-h", "--help"):
             continue
         if name in negative:
-            out[negative[name].name] = False
+            out[negative[name].label] = False
             continue
         p = by_opt.get(name)
+        if p is None and command.passthrough:
+            positional.append(word)  # a word of the command it passes on (remote run … ls -la)
+            continue
         if p is None:
             raise fail(f"No such option: {name}")
         if p.is_flag:
-            out[p.name] = True
+            out[p.label] = True
             continue
         values = [inline] if eq else []
         while len(values) < p.nargs:
@@ -125,22 +119,22 @@ def parse_args(command: Command, args: list[str], argv: Sequence[str]) -> dict[s
             raise fail(f"Invalid value for {p.error_hint}: {exc}") from exc
         value: Any = got[0] if p.nargs == 1 else got
         if p.multiple:
-            out.setdefault(p.name, []).append(value)
+            out.setdefault(p.label, []).append(value)
         else:
-            out[p.name] = value
+            out[p.label] = value
     for p in command.params:
         if not p.is_argument or not positional:
             continue
-        if p.nargs == -1:
-            out[p.name], positional = positional, []
-        else:
-            out[p.name], positional = (
-                positional[: p.nargs] if p.nargs > 1 else positional[0],
-                positional[max(p.nargs, 1) :],
-            )
+        n = len(positional) if p.nargs == -1 else max(p.nargs, 1)
+        words, positional = positional[:n], positional[n:]
+        try:
+            got = [p.type.convert(w, check_exists=False) for w in words]
+        except BadValue as exc:
+            raise fail(f"Invalid value for {p.error_hint}: {exc}") from exc
+        out[p.label] = got if p.nargs != 1 else got[0]
     if positional:
         raise fail(f"Got unexpected extra argument ({' '.join(positional)})")
-    out.pop("as_json", None)
+    out.pop("json", None)
     return out
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuiops.commands import BadValue, Command, CommandContext
+from tuiops.commands import BadUsage, BadValue, Command, CommandContext
 from tuiops.errors import Cancelled, ConflictError, InputError, NotFoundError, TuiopsError, UsageError
 from tuiops.ops.base import pid_alive
 from tuiops.script.expr import find_refs, interpolate, to_text
@@ -101,7 +101,8 @@ class RunResult:
 Echo = Callable[[str], None]
 
 
-def _stderr_echo(text: str) -> None:
+def echo_stderr(text: str) -> None:
+    """A run's step lines as `tuiops run` shows them: one line on stderr, flushed."""
     print(text, file=sys.stderr, flush=True)
 
 
@@ -213,23 +214,14 @@ class _Tee(io.TextIOBase):
         return "\n".join(lines)[-self.keep :]
 
 
-def invoke(
-    root: Path, checked: Checked, values: Mapping[str, Any], args: list[str], *, json_args: list[str] | None
-) -> StepOutcome:
-    """Run a step's command in this process (its function when the registry describes it)
-    and capture its outcome: its status, the JSON it gives as outputs and its log tail."""
+def invoke(root: Path, checked: Checked, values: Mapping[str, Any], *, json_output: bool) -> StepOutcome:
+    """Run a step's command in this process (the registry's function of it) and capture its
+    outcome: its status, the JSON it gives as outputs and its log tail."""
     tee = _Tee(sys.stderr)
-    command = checked.info.command
-    if command is None:
-        # Not in the registry yet: through the click tree, as `tuiops -w ROOT PATH ARGS [--json]`.
-        from tuiops.script import clickpath
-
-        outcome, text = clickpath.invoke(root, checked.info.path, args, json_args, tee)
-    else:
-        outcome, text = call(root, command, checked, values, tee, json_format=json_args is not None)
+    outcome, text = call(root, checked.info.command, checked, values, tee, json_format=json_output)
     outcome.log = tee.tail()
     if outcome.status == "done":
-        outcome.outputs = _outputs(text, json_args is not None)
+        outcome.outputs = _outputs(text, json_output)
     return outcome
 
 
@@ -263,7 +255,10 @@ def call(
             kwargs: dict[str, Any] = {}
             for p, param in checked.params:
                 value = values[param.key]
-                if p.is_flag:
+                if p.is_flag and p.flag_value is not None:
+                    if flag_value(p, value, param.loc, checked.step, command.op):
+                        kwargs[p.name] = p.flag_value
+                elif p.is_flag:
                     kwargs[p.name] = flag_value(p, value, param.loc, checked.step, command.op)
                 elif value is not None:
                     try:
@@ -279,6 +274,8 @@ def call(
             result = command.call(ctx, kwargs)
             for w in result.warnings:
                 print(f"tuiops: warning: {w}", file=sys.stderr)
+            if result.after is not None:
+                result.after()
             if result.error is not None:
                 raise result.error
             events = event_writer()
@@ -299,7 +296,10 @@ def call(
         except KeyboardInterrupt:
             outcome = StepOutcome("cancelled", 130, error="interrupted")
         except BadValue as exc:
-            outcome = StepOutcome("failed", 2, error=f"Invalid value: {exc}")
+            what = f"Invalid value for {exc.param}" if exc.param else "Invalid value"
+            outcome = StepOutcome("failed", 2, error=f"{what}: {exc}")
+        except BadUsage as exc:
+            outcome = StepOutcome("failed", 2, error=str(exc))
         except Exception as exc:
             outcome = StepOutcome("failed", 1, error=f"{type(exc).__name__}: {exc}")
         finally:
@@ -507,7 +507,7 @@ class Runner:
         checked: list[Checked],
         run_id: int,
         *,
-        echo: Echo | None = _stderr_echo,
+        echo: Echo | None = echo_stderr,
     ) -> None:
         self.ws = ws
         self.script = script
@@ -640,7 +640,7 @@ class Runner:
         self.display.begin(i, n, step.name, f"tuiops {shown}")
         t0 = time.monotonic()
         try:
-            outcome = invoke(self.ws.root, c, values, args, json_args=json_args(c.info, step))
+            outcome = invoke(self.ws.root, c, values, json_output=json_args(c.info, step) is not None)
         except KeyboardInterrupt:
             outcome = StepOutcome("cancelled", 130, error="interrupted")
         _set_step(
@@ -756,7 +756,7 @@ def start_run(
     checked: list[Checked],
     *,
     from_step: str | None = None,
-    echo: Echo | None = _stderr_echo,
+    echo: Echo | None = echo_stderr,
 ) -> RunResult:
     """Record a new run of ``script`` and run it (from ``from_step`` on, when given).
 
@@ -804,7 +804,7 @@ def resume_run(
     *,
     force: bool = False,
     overrides: Mapping[str, str] | None = None,
-    echo: Echo | None = _stderr_echo,
+    echo: Echo | None = echo_stderr,
 ) -> RunResult:
     """Continue a failed, cancelled or killed run with its first step that is not done."""
     store = ws.store

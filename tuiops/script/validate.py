@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuiops.commands import BadValue, Choice, Command, lookup
+import tuiops.script.commands  # noqa: F401  (registers run and runs …: known to scripts, refused as steps)
+from tuiops.commands import BadValue, Choice, Command, all_commands, lookup
 from tuiops.commands import Param as CmdParam
 from tuiops.errors import InputError
 from tuiops.script.expr import (
@@ -42,9 +43,8 @@ class CommandInfo:
 
     path: tuple[str, ...]
     params: tuple[CmdParam, ...]
-    #: The registry's description; None for a command that exists only in the click tree
-    #: (its step runs through :mod:`tuiops.script.clickpath`).
-    command: Command | None = None
+    #: The registry's description: a step calls its function.
+    command: Command
     #: The command prints JSON with ``--format json`` (``query``) rather than ``--json``.
     json_format: bool = False
     by_key: dict[str, CmdParam] = field(default_factory=dict)
@@ -97,23 +97,40 @@ def json_args(info: CommandInfo, step: Step) -> list[str] | None:
     return None
 
 
+def subcommands(prefix: tuple[str, ...]) -> list[str]:
+    """The words that can follow ``tuiops PREFIX`` (in the order the commands are described)."""
+    n = len(prefix)
+    words = [c.path[n] for c in all_commands() if len(c.path) > n and c.path[:n] == prefix]
+    return list(dict.fromkeys(words))
+
+
 def resolve_op(op: str, loc: Loc) -> CommandInfo:
     """The command an op names; an error with the line when there is none."""
-    path = tuple(op.split())
-    command = lookup(path) if path and path[0] not in FORBIDDEN_OPS else None
-    if command is not None:
-        return registry_info(command)
-    # A command not in the registry yet: the click tree knows it (and every unknown name).
-    from tuiops.script import clickpath
-
-    path, node = clickpath.resolve(op, loc)
+    path: tuple[str, ...] = ()
+    for part in op.split():
+        if lookup(path) is not None:
+            raise InputError(
+                f"{loc}: unknown op {op!r}: `tuiops {' '.join(path)}` has no subcommands",
+                hint="`tuiops --help` and docs/commands.md list the commands",
+            )
+        known = subcommands(path)
+        if part not in known:
+            where = f"tuiops {' '.join(path)}" if path else "tuiops"
+            raise InputError(
+                f"{loc}: unknown op {op!r}: {where} has no command {part!r}",
+                hint=f"known: {', '.join(sorted(known))}",
+            )
+        path = (*path, part)
+    command = lookup(path)
+    if command is None:
+        subs = ", ".join(f"{op} {name}" for name in subcommands(path))
+        raise InputError(f"{loc}: op {op!r} is a group of commands", hint=f"name one of them: {subs}")
     if path[0] in FORBIDDEN_OPS:
         raise InputError(
             f"{loc}: op {op!r} cannot be a step",
             hint="scripts do not run other scripts or the terminal app; use include: to reuse steps",
         )
-    params, json_format = clickpath.describe(path, node)
-    return CommandInfo(path, params, None, json_format)
+    return registry_info(command)
 
 
 def _param_label(p: CmdParam) -> str:
