@@ -173,6 +173,9 @@ def test_a_commands_output_shows_in_the_output_screen(root):
         await command(pilot, "tuiops project list")
         (task,) = app.jobs_pane.tasks.values()
         assert task.status == "done", (task.error, task.output)
+        # the registry's result of `project list` came as a structured event
+        assert [r["name"] for r in task.result] == ["gadget", "widget"], task.result
+        assert task.result[0]["classes"] == ["head"]
         await pilot.press("ctrl+o")
         await settle(pilot)
         assert isinstance(app.screen, OutputScreen)

@@ -373,6 +373,8 @@ def all_commands() -> list[Command]:
 
 
 def _load() -> None:
+    # `run` and `runs list|show` run scripts of these commands: the script package registers
+    # them (tuiops.script.commands), and the faces that offer them import it.
     from tuiops.commands import (  # noqa: F401
         analysis,
         engine,

@@ -107,10 +107,9 @@ def echo_stderr(text: str) -> None:
 
 
 class StepDisplay:
-    """Progress of a run: a bar per step on a terminal (stderr a TTY), plain lines otherwise.
-
-    The plain lines include ``run N: I/TOTAL (P%) STEP``, the progress line the app's jobs
-    pane reads from a ``tuiops`` subprocess.
+    """Progress of a run: a bar per step on a terminal (stderr a TTY), plain lines otherwise
+    (``run N: I/TOTAL (P%) STEP``, for a person reading a log; programs read the events
+    channel of :mod:`tuiops.events`).
     """
 
     def __init__(self, echo: Echo | None, label: str, *, tty: bool | None = None) -> None:
