@@ -281,7 +281,7 @@ def test_a_missing_required_option_or_argument_is_a_usage_error(demo, capsys, ar
 def test_steps_of_the_hosts_training_jobs_report_and_demo_commands_run_without_click(
     demo, tmp_path, monkeypatch
 ) -> None:
-    from tuiops.script.runner import prepare, start_run
+    from tuiops.script.runner import prepare, run_row, start_run
     from tuiops.workspace import Workspace
 
     script = _script(
@@ -295,7 +295,7 @@ def test_steps_of_the_hosts_training_jobs_report_and_demo_commands_run_without_c
         "  - name: show\n    op: ops show\n    params: {job: '${steps.copy.run.job_id}', actions: all, limit: 1}\n"
         "  - name: conflicts\n    op: ops show\n    params: {job: '${steps.copy.run.job_id}', conflicts: true}\n"
         "  - name: report\n    op: report\n    params: {set: master, run: v1, to: out/report, top: 2, quiet: true}\n"
-        "  - name: demo\n    op: demo\n    params: {directory: out/demo2, images: 3, open: false}\n",
+        "  - name: demo\n    op: demo\n    params: {directory: out/demo2, images: 3, open: true}\n",
     )
 
     def no_click(*args: object, **kwargs: object) -> None:
@@ -307,6 +307,7 @@ def test_steps_of_the_hosts_training_jobs_report_and_demo_commands_run_without_c
     ws = Workspace.find(str(demo))
     try:
         res = start_run(ws, *prepare(script, {}, root=demo), echo=None)
+        demo_log = run_row(ws.store, res.run_id)["steps"][-1]["log"]
     finally:
         ws.close()
     assert res.status == "done", res.to_dict()
@@ -321,6 +322,8 @@ def test_steps_of_the_hosts_training_jobs_report_and_demo_commands_run_without_c
         out["report"]["index"].endswith("index.html") and (demo / "out" / "report" / "index.html").is_file()
     )
     assert out["demo"]["images"] == 3 and (demo / "out" / "demo2" / "tuiops.toml").is_file()
+    # a script cannot open the terminal app, and says so
+    assert "--open: the terminal app opens from the command line only" in demo_log
 
 
 @pytest.mark.parametrize(

@@ -120,6 +120,9 @@ def demo_cmd(
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.errors.items())
         + f"\nnext: cd {summary.workspace} && tuiops"
     )
+    warnings = []
+    if open_app and ctx.open_app is None:
+        warnings.append("--open: the terminal app opens from the command line only; it was not opened")
     if open_app is None:
         open_app = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     app = ctx.open_app if open_app else None
@@ -134,7 +137,7 @@ def demo_cmd(
         finally:
             ws.close()
 
-    return Result(data, text, after=open_it if app is not None else None)
+    return Result(data, text, warnings=warnings, after=open_it if app is not None else None)
 
 
 @command(
