@@ -228,3 +228,84 @@ def test_boxes_from_another_format_are_written_in_whole_pixels():
     ]
     assert written == [10, 20, 100, 200]
     assert all(abs(w - v) <= 0.5 for w, v in zip(written, values, strict=True))
+
+
+def _bulk_frame(doc, coords):
+    import polars as pl
+
+    _line, name, *texts, extra = doc.objects[0]
+    return pl.DataFrame(
+        {
+            "name": [name],
+            **{k: [float(v)] for k, v in zip(("x1", "y1", "x2", "y2"), coords, strict=True)},
+            **{k: [t] for k, t in zip(("xmin", "ymin", "xmax", "ymax"), texts, strict=True)},
+            "extra": [extra],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "coords",
+    [
+        (10, 20, 100, 200),  # unchanged: the texts as read
+        (10, 20, 100.4, 201),  # moved within the image
+        (2.5e-7, 20, 1e20, 200),  # moved to values a float's shortest text writes with an exponent
+        (0.1 + 0.2, 1e-5, 1234.5, 310.123456789),
+    ],
+)
+def test_the_bulk_writer_writes_an_object_as_the_lossless_writer_does(coords):
+    """A labelImg object laid out from frames is the element the lossless path writes, moved
+    coordinates included: exactly, with no exponent."""
+    from tuiops.formats.voc import object_xml, template_objects
+
+    doc, _ = parse_voc(LABELIMG.encode())
+    _line, name, *_texts, extra = doc.objects[0]
+    bulk = template_objects(_bulk_frame(doc, coords))[0]
+    lossless = "\t" + object_xml(VocBox(name, *coords, extra)) + "\n"
+    assert bulk == lossless
+    written = [ET.fromstring(bulk).findtext(f"bndbox/{k}") for k in ("xmin", "ymin", "xmax", "ymax")]
+    assert [float(w) for w in written] == [float(c) for c in coords]
+    assert not any("e" in w.lower() for w in written)
+
+
+def test_bulk_documents_hold_every_object_in_order():
+    """Objects go into their image's document in ``ord`` order, plain ones laid out and others
+    (here RICH's, with attributes and parts) as written; an image without boxes has none."""
+    import polars as pl
+
+    from tuiops.formats.voc import template_documents
+
+    objects = [*parse_voc(LABELIMG.encode())[0].objects, *parse_voc(RICH.encode())[0].objects]
+    rows = [
+        {
+            "idx": 0,
+            "ord": 2 - k,
+            "name": name,
+            "x1": float(a),
+            "y1": float(b),
+            "x2": float(c),
+            "y2": float(d),
+            "xmin": a,
+            "ymin": b,
+            "xmax": c,
+            "ymax": d,
+            "extra": extra,
+        }
+        for k, (_l, name, a, b, c, d, extra) in enumerate(objects)
+    ]
+    images = pl.DataFrame(
+        {
+            "idx": [1, 0],
+            "file": ["b&1.jpg", "a.jpg"],
+            "database": ["p", "p"],
+            "width": [64, 640],
+            "height": [48, 480],
+            "depth": [1, 3],
+        }
+    )
+    out = template_documents(images, pl.DataFrame(rows), "VOC2012")
+    assert out["idx"].to_list() == [0, 1]
+    first, second = (ET.fromstring(t) for t in out["text"].to_list())
+    assert [o.findtext("name") for o in first.iter("object")] == ["upper_body", "hand", "head"]
+    assert first.find("object/part/name").text == "hand" and first.findtext("size/depth") == "3"
+    assert second.findtext("filename") == "b&1.jpg" and second.find("object") is None

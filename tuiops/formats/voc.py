@@ -396,6 +396,64 @@ def voc_document(meta: str | None, boxes: Sequence[VocBox], header: VocHeader) -
     return (b"\xef\xbb\xbf" + data) if bom else data
 
 
+#: The ``<size><depth>`` of an image of each PIL mode (3 for a mode not listed).
+MODE_DEPTH = {
+    "1": 1,
+    "L": 1,
+    "P": 3,
+    "RGB": 3,
+    "RGBA": 4,
+    "CMYK": 4,
+    "LA": 2,
+    "I;16": 1,
+    "I": 1,
+    "F": 1,
+    "YCbCr": 3,
+}
+
+
+def mode_depth(mode: str | None) -> int:
+    """The ``<size><depth>`` of an image of PIL mode ``mode`` (3 when unknown)."""
+    return MODE_DEPTH.get(mode or "RGB", 3)
+
+
+def voc_documents(
+    images: pl.DataFrame,
+    boxes: pl.DataFrame,
+    *,
+    check: Callable[[], None] | None = None,
+    every: int = 256,
+) -> list[bytes]:
+    """The bytes of the VOC file of every line of ``images``, in its order (the lossless path).
+
+    ``images``: ``item_id``, ``meta`` (the stored skeleton, or null for a labelImg one),
+    ``folder``, ``filename``, ``path``, ``width``, ``height``, ``depth`` and optionally
+    ``scale_x``, ``scale_y`` (the factors an image's boxes are multiplied by, for a resized
+    image). ``boxes``: ``item_id``, ``name``, ``x1``, ``y1``, ``x2``, ``y2``, ``extra``, in
+    each document's object order. ``check`` is called after every ``every``-th document (a
+    cancel check).
+    """
+    by_item: dict[int, list[VocBox]] = {}
+    for item, name, x1, y1, x2, y2, extra in boxes.select(
+        "item_id", "name", "x1", "y1", "x2", "y2", "extra"
+    ).iter_rows():
+        by_item.setdefault(item, []).append(VocBox(name, x1, y1, x2, y2, extra))
+    out: list[bytes] = []
+    scaled = "scale_x" in images.columns
+    cols = ["item_id", "meta", "folder", "filename", "path", "width", "height", "depth"]
+    rows = images.select(*cols, *(("scale_x", "scale_y") if scaled else ()))
+    for n, (item, meta, folder, filename, path, w, h, depth, *scale) in enumerate(rows.iter_rows()):
+        header = VocHeader(folder, filename, path, int(w or 0), int(h or 0), int(depth))
+        objs = by_item.get(item, [])
+        if scale:
+            sx, sy = scale
+            objs = [VocBox(b.name, b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy, b.extra) for b in objs]
+        out.append(voc_document(meta, objs, header))
+        if check is not None and n % every == 0:
+            check()
+    return out
+
+
 # -- objects for writers that lay out their own documents ------------------------------------------------
 #: The tags of an ``<object>`` that its flat fields and coordinates describe completely.
 PLAIN_TAGS = frozenset({"object", "name", "bndbox", *FLAT_FIELDS, *COORDS})
@@ -455,6 +513,126 @@ def object_flags(extra: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return {k: fields[k] for k in FLAT_FIELDS if isinstance(fields, dict) and k in fields}
+
+
+# -- the vectorised path: documents laid out from frames --------------------------------------------
+_TAG = {"x1": "xmin", "y1": "ymin", "x2": "xmax", "y2": "ymax"}
+
+
+def xml_escape(expr: pl.Expr) -> pl.Expr:
+    """The text of ``expr`` escaped for XML character data (``&``, ``<``, ``>``)."""
+    return (
+        expr.str.replace_all("&", "&amp;", literal=True)
+        .str.replace_all("<", "&lt;", literal=True)
+        .str.replace_all(">", "&gt;", literal=True)
+    )
+
+
+def _coord_texts(frame: pl.DataFrame, c: str) -> pl.Series:
+    """The text of coordinate ``c`` of each box: the text as read where it reads as the value,
+    else the value exactly (:func:`exact_text`: no exponent, ``100`` for a whole number)."""
+    text = pl.col(_TAG[c])
+    fast = pl.col(c).cast(pl.String).str.replace(r"\.0$", "")
+    col = frame.select(
+        pl.when(text.cast(pl.Float64, strict=False) == pl.col(c)).then(text).otherwise(fast).alias(c)
+    ).to_series()
+    slow = (
+        col.str.contains("e", literal=True) & (frame[_TAG[c]].is_null() | (col != frame[_TAG[c]]))
+    ).arg_true()
+    if slow.len():
+        values = frame[c].gather(slow).to_list()
+        col = col.scatter(slow, [exact_text(v) for v in values])
+    return col
+
+
+def template_objects(boxes: pl.DataFrame) -> pl.Series:
+    """The ``<object>`` text of every box (1 per line of ``boxes``, at depth 1, each ending in a newline).
+
+    ``boxes``: ``name``, ``x1``, ``y1``, ``x2``, ``y2``, the coordinates' texts as read
+    ``xmin``, ``ymin``, ``xmax``, ``ymax`` (null for none) and ``extra``. An object of
+    nothing but the flat fields and coordinates (:func:`plain_object`) is laid out here in
+    labelImg's layout with its stated ``pose``/``truncated``/``difficult``/``occluded``;
+    any other is written from its stored element (other tags, attributes and comments kept).
+    A coordinate keeps its text where that reads as its value, else is written exactly.
+    """
+    if boxes.height == 0:
+        return pl.Series("o", [], pl.String)
+
+    def field(k: str) -> pl.Expr:
+        return xml_escape(flag_text(pl.col("extra"), k).fill_null(FLAG_DEFAULTS[k]))
+
+    nums = boxes.select(_coord_texts(boxes, c) for c in ("x1", "y1", "x2", "y2"))
+    occl = flag_text(pl.col("extra"), "occluded")
+    laid_out = pl.concat_str(
+        [
+            pl.lit("\t<object>\n\t\t<name>"),
+            xml_escape(pl.col("name")),
+            pl.lit("</name>\n\t\t<pose>"),
+            field("pose"),
+            pl.lit("</pose>\n\t\t<truncated>"),
+            field("truncated"),
+            pl.lit("</truncated>\n\t\t<difficult>"),
+            field("difficult"),
+            pl.lit("</difficult>\n"),
+            pl.when(occl.is_not_null())
+            .then(pl.lit("\t\t<occluded>") + xml_escape(occl) + pl.lit("</occluded>\n"))
+            .otherwise(pl.lit("")),
+            pl.lit("\t\t<bndbox>\n\t\t\t<xmin>"),
+            pl.col("_x1"),
+            pl.lit("</xmin>\n\t\t\t<ymin>"),
+            pl.col("_y1"),
+            pl.lit("</ymin>\n\t\t\t<xmax>"),
+            pl.col("_x2"),
+            pl.lit("</xmax>\n\t\t\t<ymax>"),
+            pl.col("_y2"),
+            pl.lit("</ymax>\n\t\t</bndbox>\n\t</object>\n"),
+        ]
+    )
+    frame = (
+        boxes.select("name", "x1", "y1", "x2", "y2", "extra")
+        .hstack(nums.rename(lambda c: f"_{c}"))
+        .with_row_index("_row")
+        .with_columns(plain_object(pl.col("extra")).alias("_plain"))
+    )
+    texts = frame.select(laid_out.alias("o"))["o"].to_list()
+    other = frame.filter(~pl.col("_plain")).select("_row", "name", "x1", "y1", "x2", "y2", "extra")
+    for row, name, x1, y1, x2, y2, extra in other.iter_rows():
+        texts[row] = "\t" + object_xml(VocBox(name, x1, y1, x2, y2, extra)) + "\n"
+    return pl.Series("o", texts, pl.String)
+
+
+def template_documents(images: pl.DataFrame, boxes: pl.DataFrame, folder: str) -> pl.DataFrame:
+    """``idx``, ``text``: the VOC XML of every image (labelImg's layout, 1 object per box; the
+    vectorised path, for a dataset written in bulk).
+
+    ``images``: ``idx``, ``file``, ``database`` (the ``<source>`` named), ``width``,
+    ``height``, ``depth``. ``boxes``: ``idx``, ``ord`` (the object order) and the columns of
+    :func:`template_objects`. ``folder``: the ``<folder>`` of every document.
+    """
+    boxes = boxes.sort("idx", "ord")
+    objs = (
+        boxes.select("idx", template_objects(boxes))
+        .group_by("idx", maintain_order=True)
+        .agg(pl.col("o").str.join("").alias("_objs"))
+    )
+    head = pl.concat_str(
+        [
+            pl.lit(f"<annotation>\n\t<folder>{escape(folder)}</folder>\n\t<filename>"),
+            xml_escape(pl.col("file")),
+            pl.lit("</filename>\n\t<source>\n\t\t<database>"),
+            xml_escape(pl.col("database")),
+            pl.lit("</database>\n\t</source>\n\t<size>\n\t\t<width>"),
+            pl.col("width").cast(pl.String),
+            pl.lit("</width>\n\t\t<height>"),
+            pl.col("height").cast(pl.String),
+            pl.lit("</height>\n\t\t<depth>"),
+            pl.col("depth").cast(pl.String),
+            pl.lit("</depth>\n\t</size>\n\t<segmented>0</segmented>\n"),
+            pl.col("_objs").fill_null(""),
+            pl.lit("</annotation>\n"),
+        ]
+    )
+    return images.join(objs, on="idx", how="left").sort("idx").select("idx", head.alias("text"))
 
 
 def labelmap_text(names: Sequence[str]) -> str:

@@ -306,9 +306,6 @@ def _store_labels(
     return frame.with_columns(pl.col("data").bin.size().alias("size"), pl.lit("file").alias("_kind"))
 
 
-_DEPTH = {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 4, "CMYK": 4, "LA": 2, "I;16": 1, "I": 1, "F": 1}
-
-
 def _voc_docs(
     members: pl.DataFrame,
     boxes: pl.DataFrame,
@@ -318,45 +315,43 @@ def _voc_docs(
 ) -> pl.DataFrame:
     import polars as pl
 
-    from tuiops.formats.voc import VocBox, VocHeader, voc_document
+    from tuiops.formats.voc import mode_depth, voc_documents
 
-    by_item: dict[int, list[tuple[Any, ...]]] = {}
-    for row in boxes.select("item_id", "class_id", "x1", "y1", "x2", "y2", "extra").iter_rows():
-        by_item.setdefault(row[0], []).append(row[1:])
     resized = convert is not None and bool(convert.max_side)
-    datas: list[bytes] = []
-    for n, (item, dd, _, meta, nw, nh, iw, ih, mode, dname) in enumerate(
-        members.select(
-            "item_id",
-            "dst_dir",
-            "dst_stem",
-            "meta",
-            "_nw",
-            "_nh",
-            "img_w",
-            "img_h",
-            "mode",
-            "dst_name",
-        ).iter_rows()
-    ):
-        sx = nw / iw if resized and iw else 1.0
-        sy = nh / ih if resized and ih else 1.0
-        vb = [
-            VocBox(classes[c], x1 * sx, y1 * sy, x2 * sx, y2 * sy, extra)
-            for c, x1, y1, x2, y2, extra in by_item.get(item, [])
-        ]
+    heads: list[tuple[str, str, str, int, float, float]] = []
+    for dd, nw, nh, iw, ih, mode, dname in members.select(
+        "dst_dir", "_nw", "_nh", "img_w", "img_h", "mode", "dst_name"
+    ).iter_rows():
         folder = dd.rsplit("/", 1)[-1]
-        header = VocHeader(
-            display_path(unesc(folder)),
-            display_path(unesc(dname)),
-            display_path(unesc(dd + "/" + dname)),
-            int(nw or 0),
-            int(nh or 0),
-            _DEPTH.get(mode or "RGB", 3),
+        heads.append(
+            (
+                display_path(unesc(folder)),
+                display_path(unesc(dname)),
+                display_path(unesc(dd + "/" + dname)),
+                mode_depth(mode),
+                nw / iw if resized and iw else 1.0,
+                nh / ih if resized and ih else 1.0,
+            )
         )
-        datas.append(voc_document(None if resized else meta, vb, header))
-        if n % 512 == 0:
-            rep.check()
+    schema = {"folder": pl.String, "filename": pl.String, "path": pl.String, "depth": pl.Int64}
+    docs = members.select(
+        "item_id",
+        pl.lit(None, pl.String).alias("meta") if resized else pl.col("meta"),
+        pl.col("_nw").alias("width"),
+        pl.col("_nh").alias("height"),
+    ).hstack(
+        pl.DataFrame(heads, schema={**schema, "scale_x": pl.Float64, "scale_y": pl.Float64}, orient="row")
+    )
+    objects = boxes.select(
+        "item_id",
+        pl.col("class_id").replace_strict(dict(enumerate(classes)), return_dtype=pl.String).alias("name"),
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "extra",
+    )
+    datas = voc_documents(docs, objects, check=rep.check, every=512)
     return members.with_columns(
         pl.lit(2).alias("ord"),
         (pl.col("ldst_dir") + "/" + pl.col("dst_stem") + ".xml").alias("dst"),

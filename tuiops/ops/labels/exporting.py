@@ -213,46 +213,41 @@ def not_carried(boxes: pl.DataFrame, fmt: str) -> dict[str, int]:
     return {k: int(n) for k, n in counts.items() if n}
 
 
-_DEPTH = {
-    "1": 1,
-    "L": 1,
-    "P": 3,
-    "RGB": 3,
-    "RGBA": 4,
-    "CMYK": 4,
-    "LA": 2,
-    "I;16": 1,
-    "I": 1,
-    "F": 1,
-    "YCbCr": 3,
-}
-
-
 def _voc_payload(
     images: pl.DataFrame, boxes: pl.DataFrame, classes: list[str], names: str, rep: Reporter
 ) -> list[tuple[str, bytes]]:
-    from tuiops.formats.voc import VocBox, VocHeader, voc_document
+    import polars as pl
 
-    by_item: dict[int, list[VocBox]] = {}
-    cols = boxes.select("item_id", "class_id", "x1", "y1", "x2", "y2", "extra")
-    for item, cid, x1, y1, x2, y2, extra in cols.iter_rows():
-        by_item.setdefault(item, []).append(VocBox(classes[cid], x1, y1, x2, y2, extra))
+    from tuiops.formats.voc import mode_depth, voc_documents
+
     rels = _target_names(images, ".xml", names)
-    out: list[tuple[str, bytes]] = []
-    rows = images.select("item_id", "key", "width", "height", "meta", "relpath", "root", "mode").iter_rows()
-    for n, (rel, (item, key, w, h, meta, relpath, root, mode)) in enumerate(zip(rels, rows, strict=True)):
+    heads: list[tuple[str, str, str, int]] = []
+    for key, relpath, root, mode in images.select("key", "relpath", "root", "mode").iter_rows():
         if relpath:
             img = PurePosixPath(relpath)
             folder = img.parent.name or (Path(root).name if root else "")
-            fname = img.name
             full = str(Path(root) / relpath) if root else relpath
+            heads.append((folder, img.name, full, mode_depth(mode)))
         else:
-            folder, fname, full = "", f"{key}.jpg", f"{key}.jpg"
-        header = VocHeader(folder, fname, full, int(w or 0), int(h or 0), _DEPTH.get(mode or "RGB", 3))
-        out.append((rel, voc_document(meta, by_item.get(item, []), header)))
-        if n % 256 == 0:
-            rep.check()
-    return out
+            heads.append(("", f"{key}.jpg", f"{key}.jpg", mode_depth(mode)))
+    docs = images.select("item_id", "meta", "width", "height").hstack(
+        pl.DataFrame(
+            heads,
+            schema={"folder": pl.String, "filename": pl.String, "path": pl.String, "depth": pl.Int64},
+            orient="row",
+        )
+    )
+    objects = boxes.select(
+        "item_id",
+        pl.col("class_id").replace_strict(dict(enumerate(classes)), return_dtype=pl.String).alias("name"),
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "extra",
+    )
+    datas = voc_documents(docs, objects, check=rep.check, every=256)
+    return list(zip(rels, datas, strict=True))
 
 
 def _export_coco(

@@ -102,19 +102,13 @@ def _write_build(
     import polars as pl
     from PIL import Image
 
-    from tuiops.formats.voc import VocBox, VocHeader, voc_document
+    from tuiops.formats.voc import voc_documents
 
     (dest / "JPEGImages").mkdir(parents=True)
     (dest / "Annotations").mkdir()
-    per_img: dict[int, list[VocBox]] = {}
-    cols = ("img", "name", "cx1", "cy1", "cx2", "cy2", "extra")
-    for r in boxes.sort("img", "obj").select(cols).iter_rows():
-        per_img.setdefault(r[0], []).append(VocBox(r[1], r[2], r[3], r[4], r[5], r[6]))
-    files = []
-    for i, c in enumerate(checked):
-        stem = f"{project.name}_{i + 1:06d}"
-        img_rel, ann_rel = f"JPEGImages/{stem}.jpg", f"Annotations/{stem}.xml"
-        target = dest / img_rel
+    stems = [f"{project.name}_{i + 1:06d}" for i in range(len(checked))]
+    for c, stem in zip(checked, stems, strict=True):
+        target = dest / f"JPEGImages/{stem}.jpg"
         if c.jpeg:
             os.replace(c.path, target)
         else:
@@ -122,17 +116,39 @@ def _write_build(
                 rgb = im.convert("L" if im.mode in ("L", "I", "I;16", "1") else "RGB")
                 rgb.save(target, "JPEG", quality=95)
                 c.depth = len(rgb.getbands())
-        objs = per_img.get(i, [])
-        header = VocHeader("JPEGImages", f"{stem}.jpg", f"{stem}.jpg", c.width, c.height, c.depth)
-        (dest / ann_rel).write_bytes(voc_document(None, objs, header))
+        rep.check()
+    docs = pl.DataFrame(
+        {
+            "item_id": range(len(checked)),
+            "meta": [None] * len(checked),
+            "folder": ["JPEGImages"] * len(checked),
+            "filename": [f"{stem}.jpg" for stem in stems],
+            "path": [f"{stem}.jpg" for stem in stems],
+            "width": [c.width for c in checked],
+            "height": [c.height for c in checked],
+            "depth": [c.depth for c in checked],
+        },
+        schema_overrides={"item_id": pl.Int64, "meta": pl.String},
+    )
+    objects = boxes.sort("img", "obj").select(
+        pl.col("img").cast(pl.Int64).alias("item_id"),
+        "name",
+        *[pl.col(f"c{k}").alias(k) for k in ("x1", "y1", "x2", "y2")],
+        pl.col("extra").cast(pl.String),
+    )
+    n_objects = dict(objects.group_by("item_id").len().iter_rows())
+    files = []
+    for i, (stem, data) in enumerate(zip(stems, voc_documents(docs, objects), strict=True)):
+        img_rel, ann_rel = f"JPEGImages/{stem}.jpg", f"Annotations/{stem}.xml"
+        (dest / ann_rel).write_bytes(data)
         files.append(
             {
                 "image": img_rel,
                 "annotation": ann_rel,
-                "sha256": sha256_file(target),
-                "width": c.width,
-                "height": c.height,
-                "objects": len(objs),
+                "sha256": sha256_file(dest / img_rel),
+                "width": checked[i].width,
+                "height": checked[i].height,
+                "objects": int(n_objects.get(i, 0)),
                 "source": outputs[i].rel,
             }
         )

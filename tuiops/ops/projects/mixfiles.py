@@ -14,98 +14,24 @@ if TYPE_CHECKING:
     import polars as pl
 
 
-_TAG = {"x1": "xmin", "y1": "ymin", "x2": "xmax", "y2": "ymax"}
-
-
-def _xml_escape(expr: pl.Expr) -> pl.Expr:
-    return (
-        expr.str.replace_all("&", "&amp;", literal=True)
-        .str.replace_all("<", "&lt;", literal=True)
-        .str.replace_all(">", "&gt;", literal=True)
-    )
-
-
-def voc_objects(boxes: pl.DataFrame) -> pl.Series:
-    """The ``<object>`` text of every box (1 per line of ``boxes``), flags and tags as the build wrote them.
-
-    An object of nothing but the flat fields and coordinates is laid out here (labelImg's
-    layout, its stated ``pose``/``truncated``/``difficult``/``occluded``); any other is
-    written from its stored element (other tags, attributes and comments kept).
-    """
-    import polars as pl
-
-    from tuiops.formats.voc import FLAG_DEFAULTS, VocBox, flag_text, object_xml, plain_object
-
-    def num(c: str) -> pl.Expr:  # the build's text, or the clipped value exactly
-        text = pl.col(f"t{_TAG[c]}")
-        exact = pl.col(c).cast(pl.String).str.replace(r"\.0$", "")
-        return pl.when(text.cast(pl.Float64, strict=False) == pl.col(c)).then(text).otherwise(exact)
-
-    def field(k: str) -> pl.Expr:
-        return _xml_escape(flag_text(pl.col("extra"), k).fill_null(FLAG_DEFAULTS[k]))
-
-    occl = flag_text(pl.col("extra"), "occluded")
-    laid_out = pl.concat_str(
-        [
-            pl.lit("\t<object>\n\t\t<name>"),
-            _xml_escape(pl.col("class")),
-            pl.lit("</name>\n\t\t<pose>"),
-            field("pose"),
-            pl.lit("</pose>\n\t\t<truncated>"),
-            field("truncated"),
-            pl.lit("</truncated>\n\t\t<difficult>"),
-            field("difficult"),
-            pl.lit("</difficult>\n"),
-            pl.when(occl.is_not_null())
-            .then(pl.lit("\t\t<occluded>") + _xml_escape(occl) + pl.lit("</occluded>\n"))
-            .otherwise(pl.lit("")),
-            pl.lit("\t\t<bndbox>\n\t\t\t<xmin>"),
-            num("x1"),
-            pl.lit("</xmin>\n\t\t\t<ymin>"),
-            num("y1"),
-            pl.lit("</ymin>\n\t\t\t<xmax>"),
-            num("x2"),
-            pl.lit("</xmax>\n\t\t\t<ymax>"),
-            num("y2"),
-            pl.lit("</ymax>\n\t\t</bndbox>\n\t</object>\n"),
-        ]
-    )
-    frame = boxes.with_row_index("_row").with_columns(plain_object(pl.col("extra")).alias("_plain"))
-    texts = frame.select("_row", laid_out.alias("o"))["o"].to_list()
-    other = frame.filter(~pl.col("_plain")).select("_row", "class", "x1", "y1", "x2", "y2", "extra")
-    for row, name, x1, y1, x2, y2, extra in other.iter_rows():
-        texts[row] = "\t" + object_xml(VocBox(name, x1, y1, x2, y2, extra)) + "\n"
-    return pl.Series("o", texts, pl.String)
-
-
 def voc_docs(kept: pl.DataFrame, boxes: pl.DataFrame, folder: str) -> pl.DataFrame:
-    """``file``, ``text``: the VOC XML of every kept image (labelImg layout, 1 object per box)."""
-    import polars as pl
+    """``idx``, ``text``: the VOC XML of every kept image (labelImg layout, 1 object per box, the
+    project named as the source), written by :func:`tuiops.formats.voc.template_documents`."""
+    from tuiops.formats.voc import template_documents
 
-    boxes = boxes.sort("idx", "ord")
-    objs = (
-        boxes.select("idx", voc_objects(boxes))
-        .group_by("idx", maintain_order=True)
-        .agg(pl.col("o").str.join("").alias("_objs"))
+    images = kept.select("idx", "file", kept["project"].alias("database"), "width", "height", "depth")
+    objects = boxes.select(
+        "idx",
+        "ord",
+        boxes["class"].alias("name"),
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        *[boxes[f"t{t}"].alias(t) for t in ("xmin", "ymin", "xmax", "ymax")],
+        "extra",
     )
-    head = pl.concat_str(
-        [
-            pl.lit(f"<annotation>\n\t<folder>{folder}</folder>\n\t<filename>"),
-            _xml_escape(pl.col("file")),
-            pl.lit("</filename>\n\t<source>\n\t\t<database>"),
-            _xml_escape(pl.col("project")),
-            pl.lit("</database>\n\t</source>\n\t<size>\n\t\t<width>"),
-            pl.col("width").cast(pl.String),
-            pl.lit("</width>\n\t\t<height>"),
-            pl.col("height").cast(pl.String),
-            pl.lit("</height>\n\t\t<depth>"),
-            pl.col("depth").cast(pl.String),
-            pl.lit("</depth>\n\t</size>\n\t<segmented>0</segmented>\n"),
-            pl.col("_objs").fill_null(""),
-            pl.lit("</annotation>\n"),
-        ]
-    )
-    return kept.join(objs, on="idx", how="left").sort("idx").select("idx", head.alias("text"))
+    return template_documents(images, objects, folder)
 
 
 def yolo_texts(kept: pl.DataFrame, boxes: pl.DataFrame) -> pl.DataFrame:
