@@ -580,6 +580,390 @@ def _check_target(target: Path, name: str, overwrite: bool) -> None:
         )
 
 
+def _settings(
+    store: Store,
+    label_set: str,
+    to: str | os.PathLike[str] | None,
+    name: str | None,
+    resplit: bool,
+    given: dict[str, Any],
+) -> tuple[DatasetInfo | None, Path, str, dict[str, Any]]:
+    """The previous build (if any), the folder, the name and the settings of a build: each setting
+    as ``given`` (None: as the previous build had it, else its default), checked."""
+    if to is None and name is None:
+        raise UsageError("give the dataset folder (--to DIR) or the name of a built dataset (--name)")
+    prior = None
+    if name is not None:
+        with contextlib.suppress(NotFoundError):
+            prior = dataset_info(store, name)
+    target = Path(to).expanduser().resolve() if to is not None else (prior.root if prior else None)
+    assert target is not None
+    name = name or target.name
+    if prior is None:
+        with contextlib.suppress(NotFoundError):
+            prior = dataset_info(store, name)
+    old = prior.params if prior is not None else {}
+    if prior is not None and prior.label_set != label_set and not resplit:
+        raise ConflictError(
+            f"dataset {name!r} was built from label set {prior.label_set!r}, not {label_set!r}",
+            hint="pass --name to build another dataset, or --resplit to rebuild it from the new set",
+        )
+    g = given
+    val = float(old.get("val", 0.2)) if g["val"] is None else float(g["val"])
+    seed = int(old.get("seed", 0)) if g["seed"] is None else int(g["seed"])
+    link = str(old.get("link", "symlink")) if g["link"] is None else g["link"]
+    fix = list(old.get("fix", [])) if g["fix"] is None else list(g["fix"])
+    dup_iou = float(old.get("dup_iou", 0.9)) if g["dup_iou"] is None else float(g["dup_iou"])
+    phash_distance = (
+        int(old.get("phash_distance", 4)) if g["phash_distance"] is None else int(g["phash_distance"])
+    )
+    if phash_distance > 32:
+        raise UsageError(
+            f"--phash-distance must be at most 32 bits (got {phash_distance}); -1 turns the check off"
+        )
+    tol = float(old.get("tol", 1.0)) if g["tol"] is None else float(g["tol"])
+    where = old.get("where") if g["where"] is None else (g["where"] or None)
+    if not 0.0 <= val < 1.0:
+        raise UsageError(f"--val must be a fraction in [0, 1) (got {val})")
+    if link not in LINK_MODES:
+        raise UsageError(f"--link must be one of {', '.join(LINK_MODES)} (got {link!r})")
+    if "all" in fix:
+        fix = list(FIXES)
+    bad_fix = [f for f in fix if f not in FIXES]
+    if bad_fix:
+        raise UsageError(f"unknown fix {bad_fix[0]!r}: choose from {', '.join(FIXES)} or all")
+    if not 0.0 < dup_iou <= 1.0:
+        raise UsageError(f"--dup-iou must lie in (0, 1] (got {dup_iou})")
+    params = {
+        "label_set": label_set,
+        "where": where,
+        "val": val,
+        "seed": seed,
+        "link": link,
+        "fix": sorted(fix),
+        "dup_iou": dup_iou,
+        "phash_distance": phash_distance,
+        "tol": tol,
+    }
+    return prior, target, name, params
+
+
+def _drawn(val: float) -> pl.Expr:
+    """The split an image's stable draw gives it."""
+    import polars as pl
+
+    return pl.when(pl.col("draw") < val).then(pl.lit("val")).otherwise(pl.lit("train"))
+
+
+def _active() -> pl.Expr:
+    """True for an image that goes into the dataset unless a check's fix leaves it out."""
+    import polars as pl
+
+    return pl.col("skip").is_null() & (pl.col("split") != "excluded")
+
+
+def _with_split(imgs: pl.DataFrame, where: pl.Expr, split: pl.Expr) -> pl.DataFrame:
+    import polars as pl
+
+    return imgs.with_columns(pl.when(where).then(split).otherwise(pl.col("split")).alias("split"))
+
+
+def _split(
+    store: Store, imgs: pl.DataFrame, prior: DatasetInfo | None, params: dict[str, Any], resplit: bool
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every image's split (the previous build's, else its stable draw) and the previous build's splits."""
+    import polars as pl
+
+    prev = (
+        store.read_frame(
+            "SELECT item_id, split AS prev FROM dataset_images WHERE dataset_id = ?",
+            (prior.id,),
+            {"item_id": pl.Int64, "prev": pl.String},
+        )
+        if prior is not None
+        else pl.DataFrame(schema={"item_id": pl.Int64, "prev": pl.String})
+    )
+    imgs = imgs.join(prev, on="item_id", how="left").with_columns(split_draw(imgs["key"], params["seed"]))
+    drawn = _drawn(params["val"])
+    split = drawn if resplit else pl.coalesce("prev", drawn)
+    return imgs.with_columns(split.alias("split")), prev
+
+
+def _exclusions(
+    store: Store,
+    set_id: int,
+    imgs: pl.DataFrame,
+    params: dict[str, Any],
+    exclude: Sequence[str],
+    include: Sequence[str],
+    result: DatasetResult,
+) -> pl.DataFrame:
+    """The split ``excluded`` for the images excluded (by key, or marked bad in the label set),
+    and a drawn split again for an excluded image that is included."""
+    import polars as pl
+
+    ex_keys = _read_keys(exclude)
+    in_keys = _read_keys(include)
+    both = set(ex_keys) & set(in_keys)
+    if both:
+        raise UsageError(f"image {sorted(both)[0]!r} is both excluded and included")
+    label_set, where = params["label_set"], params["where"]
+    result.warnings += _key_warnings(store, set_id, label_set, imgs, ex_keys, in_keys, where)
+    if in_keys:
+        back = pl.col("key").is_in(in_keys) & (pl.col("split") == "excluded")
+        imgs = _with_split(imgs, back, _drawn(params["val"]))
+    if ex_keys:
+        imgs = _with_split(imgs, pl.col("key").is_in(ex_keys), pl.lit("excluded"))
+    marked_bad = store.read_frame(
+        "SELECT item_id FROM set_exclusions WHERE set_id = ?", (set_id,), {"item_id": pl.Int64}
+    )
+    if marked_bad.height:
+        imgs = _with_split(imgs, pl.col("item_id").is_in(marked_bad["item_id"].implode()), pl.lit("excluded"))
+    return imgs
+
+
+def _skip_unusable(imgs: pl.DataFrame, result: DatasetResult) -> pl.DataFrame:
+    """``skip``: why an image cannot go in (no readable file, size unknown, a format ultralytics
+    cannot train on), counted with examples in ``result``."""
+    import polars as pl
+
+    reason = (
+        pl.when(pl.col("file_id").is_null())
+        .then(pl.lit("no readable pool file"))
+        .when(pl.col("w").is_null() | pl.col("h").is_null() | (pl.col("w") <= 0) | (pl.col("h") <= 0))
+        .then(pl.lit("size unknown"))
+        .when(~pl.col("ext").is_in(list(TRAIN_FORMATS)) | pl.col("ext").is_null())
+        .then(pl.lit("format ultralytics cannot train on"))
+        .otherwise(None)
+    )
+    imgs = imgs.with_columns(reason.alias("skip"))
+    skipped = imgs.filter(pl.col("skip").is_not_null() & (pl.col("split") != "excluded"))
+    result.skipped = {str(k): int(v) for k, v in skipped.group_by("skip").len().iter_rows()}
+    result.skipped_examples = [
+        {"key": r["key"], "reason": r["skip"]} for r in skipped.head(_EXAMPLES).iter_rows(named=True)
+    ]
+    result.excluded = int((imgs["split"] == "excluded").sum())
+    return imgs
+
+
+def _checked_boxes(
+    store: Store, imgs: pl.DataFrame, params: dict[str, Any], result: DatasetResult
+) -> pl.DataFrame:
+    """The label set's boxes of the images that go in, after the box checks (and their fixes);
+    what YOLO files cannot hold of them is counted in ``result``."""
+
+    from tuiops.ops.labels import not_carried
+
+    sizes = imgs.filter(_active()).select("item_id", "key", "w", "h")
+    labels = store.read_labels(params["label_set"], with_extra=True).join(
+        sizes.select("item_id"), on="item_id", how="semi"
+    )
+    result.not_carried = not_carried(labels, "yolo")
+    if result.not_carried:
+        lost = ", ".join(f"{k} {n}" for k, n in result.not_carried.items())
+        result.warnings.append(
+            f"YOLO label files cannot hold what some boxes' source states; not written: {lost} (box counts)"
+        )
+    boxes, box_reports = check_boxes(
+        labels.drop("extra"), sizes, fix=params["fix"], dup_iou=params["dup_iou"], tol=params["tol"]
+    )
+    result.checks.update(box_reports)
+    return boxes
+
+
+def _check_leaks(
+    imgs: pl.DataFrame, params: dict[str, Any], reporter: Reporter, result: DatasetResult
+) -> pl.DataFrame:
+    """The leaks check: val images that are near-duplicates of train images (moved to train
+    when ``fix`` says ``leaks``)."""
+    import polars as pl
+
+    leak_rep = CheckReport()
+    moved = pl.DataFrame(schema={"item_id": pl.Int64})
+    phash_distance = params["phash_distance"]
+    if phash_distance >= 0:
+        cand = imgs.filter(_active())
+        need = cand.filter(pl.col("phash").is_null())
+        if need.height:
+            computed = _compute_phashes(need, reporter)
+            cand = (
+                cand.join(computed, on="item_id", how="left", suffix="_c")
+                .with_columns(pl.coalesce("phash", "phash_c").alias("phash"))
+                .drop("phash_c")
+            )
+            result.warnings.append(
+                f"{need.height} image(s) had no stored perceptual hash and were hashed now; "
+                "`tuiops scan --hash` stores them"
+            )
+        hashed = cand.filter(pl.col("phash").is_not_null())
+        pairs = near_duplicate_pairs(
+            hashed.filter(pl.col("split") == "val").select("item_id", "phash"),
+            hashed.filter(pl.col("split") == "train").select("item_id", "phash"),
+            phash_distance,
+        )
+        keys = imgs.select("item_id", "key")
+        leak_rep.found = pairs.height
+        leak_rep.images = pairs["item_id"].n_unique() if pairs.height else 0
+        leak_rep.examples = [
+            {"val": r["key"], "train": r["key_right"], "distance": r["distance"]}
+            for r in pairs.join(keys, on="item_id")
+            .join(keys.rename({"item_id": "item_id_right", "key": "key_right"}), on="item_id_right")
+            .head(_EXAMPLES)
+            .iter_rows(named=True)
+        ]
+        if "leaks" in params["fix"] and pairs.height:
+            leak_rep.fixed = True
+            moved = pairs.select("item_id").unique()
+            imgs = _with_split(imgs, pl.col("item_id").is_in(moved["item_id"].implode()), pl.lit("train"))
+    result.checks["leaks"] = leak_rep
+    result.moved_to_train = moved.height
+    return imgs
+
+
+def _written_images(
+    imgs: pl.DataFrame, boxes: pl.DataFrame, params: dict[str, Any], strict: bool, result: DatasetResult
+) -> pl.DataFrame:
+    """The images that go in after the empty-images check; refuses when ``strict`` and a check
+    found a problem that is not fixed, or when no image is left."""
+    import polars as pl
+
+    fix, label_set = params["fix"], params["label_set"]
+    with_boxes = boxes.select("item_id").unique()
+    empty = imgs.filter(_active()).join(with_boxes, on="item_id", how="anti")
+    emp_rep = CheckReport(found=empty.height, images=empty.height, fixed="empty" in fix and empty.height > 0)
+    emp_rep.examples = [{"key": k} for k in empty["key"].head(_EXAMPLES).to_list()]
+    result.checks["empty"] = emp_rep
+    written = imgs.filter(_active())
+    if "empty" in fix:
+        written = written.join(with_boxes, on="item_id", how="semi")
+    unfixed = [k for k, r in result.checks.items() if r.found and not r.fixed and k != "empty"]
+    if strict and unfixed:
+        raise InputError(
+            f"dataset checks found problems in {label_set!r}: "
+            + ", ".join(f"{result.checks[k].found} {k}" for k in unfixed),
+            hint=f"fix them in the label set, or pass --fix {','.join(unfixed)}",
+        )
+    if result.checks["outside"].found and "outside" not in fix:
+        result.warnings.append(
+            f"{result.checks['outside'].images} image(s) have boxes outside the image; ultralytics "
+            "ignores such images: pass --fix outside to clip the boxes"
+        )
+    if written.height == 0:
+        raise InputError(
+            f"no image of label set {label_set!r} can go into the dataset"
+            + (f" (skipped: {result.skipped})" if result.skipped else ""),
+            hint="scan the pool that holds the images (`tuiops scan`), or check --where",
+        )
+    return written.with_columns(
+        (pl.lit("images/") + pl.col("split") + "/" + pl.col("key") + "." + pl.col("ext")).alias("name"),
+        (pl.lit("labels/") + pl.col("split") + "/" + pl.col("key") + ".txt").alias("label_name"),
+    )
+
+
+def _count(ws: Workspace, written: pl.DataFrame, boxes: pl.DataFrame, result: DatasetResult) -> None:
+    """The counts of images, splits and boxes (per class and split) written."""
+    per_class = (
+        boxes.join(written.select("item_id", "split"), on="item_id").group_by("class_id", "split").len()
+    )
+    result.per_class = {}
+    for cid, split, n in per_class.sort("class_id", "split").iter_rows():
+        cname = ws.classes[cid] if 0 <= cid < len(ws.classes) else str(cid)
+        result.per_class.setdefault(cname, {"train": 0, "val": 0})[split] = int(n)
+    result.images = written.height
+    result.train = int((written["split"] == "train").sum())
+    result.val = int((written["split"] == "val").sum())
+    result.boxes = boxes.height
+
+
+def _write_staging(
+    ws: Workspace,
+    target: Path,
+    name: str,
+    params: dict[str, Any],
+    texts: pl.DataFrame,
+    has_val: bool,
+    reporter: Reporter,
+    result: DatasetResult,
+) -> tuple[Path, str]:
+    """The dataset written into a new folder beside ``target`` (images, labels, data.yaml and
+    the manifest); returns that folder and the time of the build. Nothing is left behind on
+    failure."""
+    from tuiops.store.db import utcnow
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        staging = Path(create_temp_dir(target.parent, f".{target.name}.build-"))
+    except OSError as exc:
+        raise disk_error(target.parent, exc, "write into") from exc
+    try:
+        for sub in ("images/train", "images/val", "labels/train", "labels/val"):
+            (staging / sub).mkdir(parents=True, exist_ok=True)
+        rows_iter = texts.select("name", "label_name", "src", "text").iter_rows()
+        for done, (name_, label_name, src, text) in enumerate(rows_iter, 1):
+            _place(src, staging / name_, params["link"])
+            with open(staging / label_name, "w", encoding="utf-8", newline="\n") as fh:
+                fh.write(text)
+            if done % 256 == 0:
+                reporter.update(done)
+        atomic_write_text(staging / DATA_YAML, _data_yaml(target, ws.classes, has_val))
+        built = utcnow()
+        manifest = {
+            "dataset": name,
+            "workspace": str(ws.root),
+            "label_set": params["label_set"],
+            "built": built,
+            "params": params,
+            "classes": list(ws.classes),
+            "counts": {
+                "images": result.images,
+                "train": result.train,
+                "val": result.val,
+                "boxes": result.boxes,
+            },
+        }
+        atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise disk_error(getattr(exc, "filename", None) or staging, exc) from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging, built
+
+
+def _record(
+    store: Store,
+    prior: DatasetInfo | None,
+    name: str,
+    target: Path,
+    built: str,
+    params: dict[str, Any],
+    summary: dict[str, Any],
+    rows: pl.DataFrame,
+) -> None:
+    """The build in the store: the dataset's row and every image's split (``rows``)."""
+    import polars as pl
+
+    label_set = params["label_set"]
+    with store.bulk() as tx:
+        if prior is None:
+            did = int(
+                tx.one(
+                    "INSERT INTO datasets(name, root, label_set, created, built, params, summary) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (name, str(target), label_set, built, built, json.dumps(params), json.dumps(summary)),
+                )
+            )
+        else:
+            did = prior.id
+            tx.execute(
+                "UPDATE datasets SET root = ?, label_set = ?, built = ?, params = ?, summary = ? WHERE id = ?",
+                (str(target), label_set, built, json.dumps(params), json.dumps(summary), did),
+            )
+            tx.execute("DELETE FROM dataset_images WHERE dataset_id = ?", (did,))
+        tx.ingest("dataset_images", rows.with_columns(pl.lit(did, pl.Int64).alias("dataset_id")))
+
+
 def build_dataset(
     ws: Workspace,
     label_set: str,
@@ -613,227 +997,35 @@ def build_dataset(
 
     store = ws.store
     set_id = store.label_set_id(label_set)
-    if to is None and name is None:
-        raise UsageError("give the dataset folder (--to DIR) or the name of a built dataset (--name)")
-    prior = None
-    if name is not None:
-        with contextlib.suppress(NotFoundError):
-            prior = dataset_info(store, name)
-    target = Path(to).expanduser().resolve() if to is not None else (prior.root if prior else None)
-    assert target is not None
-    name = name or target.name
-    if prior is None:
-        with contextlib.suppress(NotFoundError):
-            prior = dataset_info(store, name)
-    old = prior.params if prior is not None else {}
-    if prior is not None and prior.label_set != label_set and not resplit:
-        raise ConflictError(
-            f"dataset {name!r} was built from label set {prior.label_set!r}, not {label_set!r}",
-            hint="pass --name to build another dataset, or --resplit to rebuild it from the new set",
-        )
-    val = float(old.get("val", 0.2)) if val is None else float(val)
-    seed = int(old.get("seed", 0)) if seed is None else int(seed)
-    link = str(old.get("link", "symlink")) if link is None else link
-    fix = list(old.get("fix", [])) if fix is None else list(fix)
-    dup_iou = float(old.get("dup_iou", 0.9)) if dup_iou is None else float(dup_iou)
-    phash_distance = int(old.get("phash_distance", 4)) if phash_distance is None else int(phash_distance)
-    if phash_distance > 32:
-        raise UsageError(
-            f"--phash-distance must be at most 32 bits (got {phash_distance}); -1 turns the check off"
-        )
-    tol = float(old.get("tol", 1.0)) if tol is None else float(tol)
-    where = old.get("where") if where is None else (where or None)
-    if not 0.0 <= val < 1.0:
-        raise UsageError(f"--val must be a fraction in [0, 1) (got {val})")
-    if link not in LINK_MODES:
-        raise UsageError(f"--link must be one of {', '.join(LINK_MODES)} (got {link!r})")
-    if "all" in fix:
-        fix = list(FIXES)
-    bad_fix = [f for f in fix if f not in FIXES]
-    if bad_fix:
-        raise UsageError(f"unknown fix {bad_fix[0]!r}: choose from {', '.join(FIXES)} or all")
-    if not 0.0 < dup_iou <= 1.0:
-        raise UsageError(f"--dup-iou must lie in (0, 1] (got {dup_iou})")
-    _check_target(target, name, overwrite)
-    params = {
-        "label_set": label_set,
+    given = {
         "where": where,
         "val": val,
         "seed": seed,
         "link": link,
-        "fix": sorted(fix),
+        "fix": fix,
         "dup_iou": dup_iou,
         "phash_distance": phash_distance,
         "tol": tol,
     }
+    prior, target, name, params = _settings(store, label_set, to, name, resplit, given)
+    _check_target(target, name, overwrite)
     result = DatasetResult(
         name=name, root=str(target), label_set=label_set, data_yaml=str(target / DATA_YAML)
     )
     reporter = Reporter("dataset", progress, cancel)
     with job(store, "dataset", {"op": "dataset build", "name": name, **params}) as j:
-        imgs = _images_of_set(store, set_id, where)
+        imgs = _images_of_set(store, set_id, params["where"])
         reporter.update(0, f"{imgs.height} images in {label_set}", force=True)
-        # -- split: previous build, then stable draws ------------------------------------------
-        prev = (
-            store.read_frame(
-                "SELECT item_id, split AS prev FROM dataset_images WHERE dataset_id = ?",
-                (prior.id,),
-                {"item_id": pl.Int64, "prev": pl.String},
-            )
-            if prior is not None
-            else pl.DataFrame(schema={"item_id": pl.Int64, "prev": pl.String})
-        )
-        imgs = imgs.join(prev, on="item_id", how="left").with_columns(split_draw(imgs["key"], seed))
-        drawn = pl.when(pl.col("draw") < val).then(pl.lit("val")).otherwise(pl.lit("train"))
-        if resplit:
-            imgs = imgs.with_columns(drawn.alias("split"))
-        else:
-            imgs = imgs.with_columns(pl.coalesce("prev", drawn).alias("split"))
+        imgs, prev = _split(store, imgs, prior, params, resplit)
         result.new_images = int(imgs["prev"].is_null().sum())
         result.kept_split = imgs.height - result.new_images
-        ex_keys = _read_keys(exclude)
-        in_keys = _read_keys(include)
-        both = set(ex_keys) & set(in_keys)
-        if both:
-            raise UsageError(f"image {sorted(both)[0]!r} is both excluded and included")
-        result.warnings += _key_warnings(store, set_id, label_set, imgs, ex_keys, in_keys, where)
-        if in_keys:
-            imgs = imgs.with_columns(
-                pl.when(pl.col("key").is_in(in_keys) & (pl.col("split") == "excluded"))
-                .then(drawn)
-                .otherwise(pl.col("split"))
-                .alias("split")
-            )
-        if ex_keys:
-            imgs = imgs.with_columns(
-                pl.when(pl.col("key").is_in(ex_keys))
-                .then(pl.lit("excluded"))
-                .otherwise(pl.col("split"))
-                .alias("split")
-            )
-        marked_bad = store.read_frame(
-            "SELECT item_id FROM set_exclusions WHERE set_id = ?", (set_id,), {"item_id": pl.Int64}
-        )
-        if marked_bad.height:
-            imgs = imgs.with_columns(
-                pl.when(pl.col("item_id").is_in(marked_bad["item_id"].implode()))
-                .then(pl.lit("excluded"))
-                .otherwise(pl.col("split"))
-                .alias("split")
-            )
-        # -- images that cannot go in ----------------------------------------------------------
-        reason = (
-            pl.when(pl.col("file_id").is_null())
-            .then(pl.lit("no readable pool file"))
-            .when(pl.col("w").is_null() | pl.col("h").is_null() | (pl.col("w") <= 0) | (pl.col("h") <= 0))
-            .then(pl.lit("size unknown"))
-            .when(~pl.col("ext").is_in(list(TRAIN_FORMATS)) | pl.col("ext").is_null())
-            .then(pl.lit("format ultralytics cannot train on"))
-            .otherwise(None)
-        )
-        imgs = imgs.with_columns(reason.alias("skip"))
-        active = pl.col("skip").is_null() & (pl.col("split") != "excluded")
-        skipped = imgs.filter(pl.col("skip").is_not_null() & (pl.col("split") != "excluded"))
-        result.skipped = {str(k): int(v) for k, v in skipped.group_by("skip").len().iter_rows()}
-        result.skipped_examples = [
-            {"key": r["key"], "reason": r["skip"]} for r in skipped.head(_EXAMPLES).iter_rows(named=True)
-        ]
-        result.excluded = int((imgs["split"] == "excluded").sum())
+        imgs = _exclusions(store, set_id, imgs, params, exclude, include, result)
+        imgs = _skip_unusable(imgs, result)
         reporter.check()
-        # -- box checks ------------------------------------------------------------------------
-        sizes = imgs.filter(active).select("item_id", "key", "w", "h")
-        labels = store.read_labels(label_set, with_extra=True).join(
-            sizes.select("item_id"), on="item_id", how="semi"
-        )
-        from tuiops.ops.labels import not_carried
-
-        result.not_carried = not_carried(labels, "yolo")
-        if result.not_carried:
-            lost = ", ".join(f"{k} {n}" for k, n in result.not_carried.items())
-            result.warnings.append(
-                f"YOLO label files cannot hold what some boxes' source states; not written: {lost} (box counts)"
-            )
-        boxes, box_reports = check_boxes(labels.drop("extra"), sizes, fix=fix, dup_iou=dup_iou, tol=tol)
-        result.checks.update(box_reports)
+        boxes = _checked_boxes(store, imgs, params, result)
         reporter.check()
-        # -- leaks: val images that are near-duplicates of train images ------------------------
-        leak_rep = CheckReport()
-        moved = pl.DataFrame(schema={"item_id": pl.Int64})
-        if phash_distance >= 0:
-            cand = imgs.filter(active)
-            need = cand.filter(pl.col("phash").is_null())
-            if need.height:
-                computed = _compute_phashes(need, reporter)
-                cand = (
-                    cand.join(computed, on="item_id", how="left", suffix="_c")
-                    .with_columns(pl.coalesce("phash", "phash_c").alias("phash"))
-                    .drop("phash_c")
-                )
-                result.warnings.append(
-                    f"{need.height} image(s) had no stored perceptual hash and were hashed now; "
-                    "`tuiops scan --hash` stores them"
-                )
-            hashed = cand.filter(pl.col("phash").is_not_null())
-            pairs = near_duplicate_pairs(
-                hashed.filter(pl.col("split") == "val").select("item_id", "phash"),
-                hashed.filter(pl.col("split") == "train").select("item_id", "phash"),
-                phash_distance,
-            )
-            keys = imgs.select("item_id", "key")
-            leak_rep.found = pairs.height
-            leak_rep.images = pairs["item_id"].n_unique() if pairs.height else 0
-            leak_rep.examples = [
-                {"val": r["key"], "train": r["key_right"], "distance": r["distance"]}
-                for r in pairs.join(keys, on="item_id")
-                .join(keys.rename({"item_id": "item_id_right", "key": "key_right"}), on="item_id_right")
-                .head(_EXAMPLES)
-                .iter_rows(named=True)
-            ]
-            if "leaks" in fix and pairs.height:
-                leak_rep.fixed = True
-                moved = pairs.select("item_id").unique()
-                imgs = imgs.with_columns(
-                    pl.when(pl.col("item_id").is_in(moved["item_id"].implode()))
-                    .then(pl.lit("train"))
-                    .otherwise(pl.col("split"))
-                    .alias("split")
-                )
-        result.checks["leaks"] = leak_rep
-        result.moved_to_train = moved.height
-        # -- empty images ----------------------------------------------------------------------
-        with_boxes = boxes.select("item_id").unique()
-        empty = imgs.filter(active).join(with_boxes, on="item_id", how="anti")
-        emp_rep = CheckReport(
-            found=empty.height, images=empty.height, fixed="empty" in fix and empty.height > 0
-        )
-        emp_rep.examples = [{"key": k} for k in empty["key"].head(_EXAMPLES).to_list()]
-        result.checks["empty"] = emp_rep
-        written = imgs.filter(active)
-        if "empty" in fix:
-            written = written.join(with_boxes, on="item_id", how="semi")
-        unfixed = [k for k, r in result.checks.items() if r.found and not r.fixed and k != "empty"]
-        if strict and unfixed:
-            raise InputError(
-                f"dataset checks found problems in {label_set!r}: "
-                + ", ".join(f"{result.checks[k].found} {k}" for k in unfixed),
-                hint=f"fix them in the label set, or pass --fix {','.join(unfixed)}",
-            )
-        if result.checks["outside"].found and "outside" not in fix:
-            result.warnings.append(
-                f"{result.checks['outside'].images} image(s) have boxes outside the image; ultralytics "
-                "ignores such images: pass --fix outside to clip the boxes"
-            )
-        if written.height == 0:
-            raise InputError(
-                f"no image of label set {label_set!r} can go into the dataset"
-                + (f" (skipped: {result.skipped})" if result.skipped else ""),
-                hint="scan the pool that holds the images (`tuiops scan`), or check --where",
-            )
-        # -- write -----------------------------------------------------------------------------
-        written = written.with_columns(
-            (pl.lit("images/") + pl.col("split") + "/" + pl.col("key") + "." + pl.col("ext")).alias("name"),
-            (pl.lit("labels/") + pl.col("split") + "/" + pl.col("key") + ".txt").alias("label_name"),
-        )
+        imgs = _check_leaks(imgs, params, reporter, result)
+        written = _written_images(imgs, boxes, params, strict, result)
         boxes = boxes.join(written.select("item_id"), on="item_id", how="semi")
         texts = (
             written.select("item_id", "name", "label_name", "src")
@@ -841,62 +1033,11 @@ def build_dataset(
             .with_columns(pl.col("text").fill_null(""))
         )
         reporter.update(0, "writing", total=texts.height, force=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            staging = Path(create_temp_dir(target.parent, f".{target.name}.build-"))
-        except OSError as exc:
-            raise disk_error(target.parent, exc, "write into") from exc
-        try:
-            for sub in ("images/train", "images/val", "labels/train", "labels/val"):
-                (staging / sub).mkdir(parents=True, exist_ok=True)
-            rows_iter = texts.select("name", "label_name", "src", "text").iter_rows()
-            for done, (name_, label_name, src, text) in enumerate(rows_iter, 1):
-                _place(src, staging / name_, link)
-                with open(staging / label_name, "w", encoding="utf-8", newline="\n") as fh:
-                    fh.write(text)
-                if done % 256 == 0:
-                    reporter.update(done)
-            has_val = bool((written["split"] == "val").any())
-            if not has_val and val > 0:
-                result.warnings.append("the val split is empty; data.yaml validates on the train images")
-            atomic_write_text(staging / DATA_YAML, _data_yaml(target, ws.classes, has_val))
-            per_class = (
-                boxes.join(written.select("item_id", "split"), on="item_id")
-                .group_by("class_id", "split")
-                .len()
-            )
-            result.per_class = {}
-            for cid, split, n in per_class.sort("class_id", "split").iter_rows():
-                cname = ws.classes[cid] if 0 <= cid < len(ws.classes) else str(cid)
-                result.per_class.setdefault(cname, {"train": 0, "val": 0})[split] = int(n)
-            result.images = written.height
-            result.train = int((written["split"] == "train").sum())
-            result.val = int((written["split"] == "val").sum())
-            result.boxes = boxes.height
-            from tuiops.store.db import utcnow
-
-            built = utcnow()
-            manifest = {
-                "dataset": name,
-                "workspace": str(ws.root),
-                "label_set": label_set,
-                "built": built,
-                "params": params,
-                "classes": list(ws.classes),
-                "counts": {
-                    "images": result.images,
-                    "train": result.train,
-                    "val": result.val,
-                    "boxes": result.boxes,
-                },
-            }
-            atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise disk_error(getattr(exc, "filename", None) or staging, exc) from exc
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        has_val = bool((written["split"] == "val").any())
+        if not has_val and params["val"] > 0:
+            result.warnings.append("the val split is empty; data.yaml validates on the train images")
+        _count(ws, written, boxes, result)
+        staging, built = _write_staging(ws, target, name, params, texts, has_val, reporter, result)
         reporter.check()
         replace_folder(staging, target)
         rows = imgs.join(written.select("item_id", "name"), on="item_id", how="left").select(
@@ -909,26 +1050,9 @@ def build_dataset(
             pl.lit(None, pl.Int64).alias("file_id"),
             pl.lit(None, pl.String).alias("name"),
         )
-        rows = pl.concat([rows, kept])
         summary = {k: v for k, v in result.to_dict().items() if k not in ("checks", "skipped_examples")}
         summary["checks"] = {k: {"found": r.found, "fixed": r.fixed} for k, r in result.checks.items()}
-        with store.bulk() as tx:
-            if prior is None:
-                did = int(
-                    tx.one(
-                        "INSERT INTO datasets(name, root, label_set, created, built, params, summary) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                        (name, str(target), label_set, built, built, json.dumps(params), json.dumps(summary)),
-                    )
-                )
-            else:
-                did = prior.id
-                tx.execute(
-                    "UPDATE datasets SET root = ?, label_set = ?, built = ?, params = ?, summary = ? WHERE id = ?",
-                    (str(target), label_set, built, json.dumps(params), json.dumps(summary), did),
-                )
-                tx.execute("DELETE FROM dataset_images WHERE dataset_id = ?", (did,))
-            tx.ingest("dataset_images", rows.with_columns(pl.lit(did, pl.Int64).alias("dataset_id")))
+        _record(store, prior, name, target, built, params, summary, pl.concat([rows, kept]))
         reporter.update(texts.height, "done", force=True)
         j.result = summary
     return result
