@@ -1,40 +1,4 @@
-"""Ultralytics datasets built from a label set: images linked or copied, YOLO labels from
-the store, ``data.yaml`` with the workspace class map, and a split that stays put.
-
-Layout of a dataset folder::
-
-    DIR/data.yaml                      path, train, val, nc, names (the workspace class map)
-    DIR/images/{train,val}/KEY.ext     links to (or copies of) the pool files
-    DIR/labels/{train,val}/KEY.txt     "class cx cy w h", normalised, 6 decimals
-    DIR/tuiops_dataset.json            what was built, from what, with which checks
-
-Stable split: an image keeps the split it had in the previous build of the dataset
-(``dataset_images`` in the store); a new image gets one from a stable hash of its key
-and the seed (``val`` is the chance of landing in val), so rebuilding never shuffles
-images between train and val unless ``resplit`` asks for it. Excluded images keep the
-split ``excluded`` until they are included again; images marked bad in the label set
-(triage, table ``set_exclusions``) are always excluded.
-
-Checks run before anything is written, each reported with counts and examples and
-fixed only when asked (``fix``):
-
-``duplicates``
-    boxes repeated within an image (same class, IoU above ``dup_iou``; NMS in file
-    order, the earlier box wins) — the fix drops the repeats.
-``outside``
-    boxes reaching more than ``tol`` pixels outside the image, or with no area — the
-    fix clips them to the image and drops those left with no area. (Boxes within
-    ``tol`` are always clipped: ultralytics rejects a whole image for one coordinate
-    above 1.)
-``leaks``
-    val images that are near-duplicates (perceptual hash within ``phash_distance``
-    bits) of a train image — the fix moves them to train, which the store remembers.
-``empty``
-    images without boxes (kept as background images) — the fix leaves them out.
-
-Images without a readable pool file, without a known size, or in a format ultralytics
-cannot train on are always left out and reported.
-"""
+"""Building a dataset: settings, split, exclusions, checks, the folder written and the record in the store."""
 
 from __future__ import annotations
 
@@ -43,262 +7,35 @@ import json
 import os
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, InputError, NotFoundError, TuiopsError, UsageError
 from tuiops.fsutil import atomic_write_text, create_temp_dir, disk_error, display_path, replace_folder
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
+from tuiops.ops.dataset.catalog import dataset_info
+from tuiops.ops.dataset.checks import check_boxes, yolo_lines
+from tuiops.ops.dataset.draws import near_duplicate_pairs, split_draw
+from tuiops.ops.dataset.model import (
+    DATA_YAML,
+    EXAMPLES,
+    FIXES,
+    LINK_MODES,
+    MANIFEST,
+    TRAIN_FORMATS,
+    CheckReport,
+    DatasetInfo,
+    DatasetResult,
+)
 
 if TYPE_CHECKING:
-    import numpy as np
     import polars as pl
 
     from tuiops.store import Store
     from tuiops.workspace import Workspace
 
-MANIFEST = "tuiops_dataset.json"
-DATA_YAML = "data.yaml"
-FIXES = ("duplicates", "outside", "leaks", "empty")
-LINK_MODES = ("symlink", "hardlink", "copy")
-SPLITS = ("train", "val")
-
-#: Image formats (by file extension) ultralytics trains on without extra packages.
-TRAIN_FORMATS = frozenset({"bmp", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"})
-
-_EXAMPLES = 10
-
-
-# -- stable split --------------------------------------------------------------------------------
-def _fnv1a(keys: pl.Series) -> np.ndarray:
-    """64-bit FNV-1a of every string's UTF-8 bytes, vectorised over the strings."""
-    import numpy as np
-    import pyarrow as pa
-
-    arr = keys.cast(str).to_arrow()
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = arr.cast(pa.large_binary())
-    n = len(arr)
-    h = np.full(n, 0xCBF29CE484222325, dtype=np.uint64)
-    if n == 0:
-        return h
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    starts = offsets[:-1]
-    lengths = offsets[1:] - starts
-    prime = np.uint64(0x100000001B3)
-    for j in range(int(lengths.max()) if n else 0):
-        live = lengths > j
-        idx = np.nonzero(live)[0]
-        byte = data[starts[idx] + j].astype(np.uint64)
-        h[idx] = (h[idx] ^ byte) * prime
-    return h
-
-
-def _splitmix(x: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    z = x + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def split_draw(keys: pl.Series, seed: int) -> pl.Series:
-    """A number in [0, 1) per image key, stable across runs, machines and versions."""
-    import numpy as np
-    import polars as pl
-
-    with np.errstate(over="ignore"):
-        h = _fnv1a(keys) ^ _splitmix(np.array([seed & 0xFFFF_FFFF_FFFF_FFFF], dtype=np.uint64))[0]
-        u = (_splitmix(h) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-    return pl.Series("draw", u, dtype=pl.Float64)
-
-
-# -- near-duplicate images -----------------------------------------------------------------------
-def near_duplicate_pairs(left: pl.DataFrame, right: pl.DataFrame, max_distance: int) -> pl.DataFrame:
-    """Pairs of ``left`` × ``right`` images whose 64-bit perceptual hashes differ in at most
-    ``max_distance`` bits (:func:`tuiops.ops.similar.hash_pairs` over both, kept across).
-
-    Both frames have ``item_id`` and ``phash`` (signed Int64). Returns ``item_id``,
-    ``item_id_right``, ``distance``.
-    """
-    import polars as pl
-
-    from tuiops.ops.similar import hash_pairs
-
-    out_schema = pl.Schema({"item_id": pl.Int64, "item_id_right": pl.Int64, "distance": pl.Int64})
-    if max_distance < 0 or left.height == 0 or right.height == 0:
-        return pl.DataFrame(schema=out_schema)
-    side = pl.concat(
-        [
-            left.select("item_id", "phash", pl.lit(0, pl.Int8).alias("side")),
-            right.select("item_id", "phash", pl.lit(1, pl.Int8).alias("side")),
-        ]
-    ).with_row_index("node")
-    nodes = side.select(
-        pl.col("node").cast(pl.Int64), pl.col("phash").cast(pl.Int64).reinterpret(signed=False).alias("h")
-    )
-    pairs = hash_pairs(nodes, max_distance)
-    ends = side.select(pl.col("node").cast(pl.Int64), "item_id", "side")
-    joined = pairs.join(ends.rename({"node": "u", "item_id": "iu", "side": "su"}), on="u").join(
-        ends.rename({"node": "v", "item_id": "iv", "side": "sv"}), on="v"
-    )
-    cross = joined.filter(pl.col("su") != pl.col("sv"))
-    return (
-        cross.select(
-            pl.when(pl.col("su") == 0).then(pl.col("iu")).otherwise(pl.col("iv")).alias("item_id"),
-            pl.when(pl.col("su") == 0).then(pl.col("iv")).otherwise(pl.col("iu")).alias("item_id_right"),
-            pl.col("distance").cast(pl.Int64),
-        )
-        .sort("item_id", "distance", "item_id_right")
-        .cast(out_schema)
-    )
-
-
-# -- results ---------------------------------------------------------------------------------------
-@dataclass
-class CheckReport:
-    """One check: how many it found, whether it was fixed, a few examples."""
-
-    found: int = 0
-    images: int = 0
-    fixed: bool = False
-    examples: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class DatasetResult:
-    """What a dataset build wrote and found."""
-
-    name: str
-    root: str
-    label_set: str
-    data_yaml: str
-    images: int = 0
-    train: int = 0
-    val: int = 0
-    boxes: int = 0
-    excluded: int = 0
-    new_images: int = 0
-    kept_split: int = 0
-    moved_to_train: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    skipped_examples: list[dict[str, Any]] = field(default_factory=list)
-    checks: dict[str, CheckReport] = field(default_factory=dict)
-    per_class: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: boxes per attribute of their source (VOC flags and tags, COCO crowds and segmentations)
-    #: that YOLO label files cannot hold
-    not_carried: dict[str, int] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class DatasetInfo:
-    """A built dataset as the store knows it."""
-
-    id: int
-    name: str
-    root: Path
-    label_set: str
-    params: dict[str, Any]
-    built: str | None
-
-    @property
-    def data_yaml(self) -> Path:
-        return self.root / DATA_YAML
-
 
 # -- reading ---------------------------------------------------------------------------------------
-def dataset_info(store: Store, name: str) -> DatasetInfo:
-    """The dataset called ``name``; NotFoundError naming the known ones otherwise."""
-    row = store.execute(
-        "SELECT id, name, root, label_set, params, built FROM datasets WHERE name = ?", (name,)
-    ).fetchone()
-    if row is None:
-        known = [r[0] for r in store.execute("SELECT name FROM datasets ORDER BY name")]
-        raise NotFoundError(
-            f"no dataset named {name!r}",
-            hint=f"known datasets: {', '.join(known) or 'none'}; build one with `tuiops dataset build`",
-        )
-    return DatasetInfo(int(row[0]), row[1], Path(row[2]), row[3], json.loads(row[4] or "{}"), row[5])
-
-
-def find_dataset(store: Store, data: str | os.PathLike[str]) -> DatasetInfo | None:
-    """The tuiops dataset a data.yaml (or its folder) belongs to, or None for a foreign one."""
-    p = Path(data).expanduser().resolve()
-    folder = p if p.is_dir() else p.parent
-    manifest = folder / MANIFEST
-    if not manifest.is_file():
-        return None
-    try:
-        name = json.loads(manifest.read_text(encoding="utf-8"))["dataset"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        info = dataset_info(store, name)
-    except NotFoundError:
-        return None
-    return info if info.root.resolve() == folder else None
-
-
-def list_datasets(ws: Workspace) -> list[dict[str, Any]]:
-    """Every dataset with its label set, folder, build time and split counts."""
-    rows = ws.store.execute(
-        "SELECT d.name, d.label_set, d.root, d.built, "
-        "SUM(di.split = 'train' AND di.name IS NOT NULL), SUM(di.split = 'val' AND di.name IS NOT NULL), "
-        "SUM(di.split = 'excluded') "
-        "FROM datasets d LEFT JOIN dataset_images di ON di.dataset_id = d.id GROUP BY d.id ORDER BY d.name"
-    ).fetchall()
-    return [
-        {
-            "name": r[0],
-            "label_set": r[1],
-            "root": r[2],
-            "built": r[3],
-            "train": int(r[4] or 0),
-            "val": int(r[5] or 0),
-            "excluded": int(r[6] or 0),
-        }
-        for r in rows
-    ]
-
-
-def dataset_images(store: Store, name: str, splits: Sequence[str] = SPLITS) -> pl.DataFrame:
-    """The images written into a dataset: item_id, key, split, path (absolute), width, height."""
-    import polars as pl
-
-    info = dataset_info(store, name)
-    frame = store.read_frame(
-        "SELECT di.item_id, i.key, di.split, di.name, i.width, i.height FROM dataset_images di "
-        "JOIN items i ON i.id = di.item_id WHERE di.dataset_id = ? AND di.name IS NOT NULL ORDER BY di.item_id",
-        (info.id,),
-        {
-            "item_id": pl.Int64,
-            "key": pl.String,
-            "split": pl.String,
-            "name": pl.String,
-            "width": pl.Int64,
-            "height": pl.Int64,
-        },
-    )
-    root = str(info.root)
-    return frame.filter(pl.col("split").is_in(list(splits))).select(
-        "item_id",
-        "key",
-        "split",
-        (pl.lit(root + os.sep) + pl.col("name")).alias("path"),
-        "width",
-        "height",
-    )
-
-
 def _read_keys(values: Iterable[str]) -> list[str]:
     """Image keys from values that are keys or ``@FILE`` (one key per line, ``#`` comments)."""
     keys: list[str] = []
@@ -412,121 +149,6 @@ def _images_of_set(store: Store, set_id: int, where: str | None) -> pl.DataFrame
         pl.coalesce("item_h", "file_h").alias("h"),
         pl.col("relpath").str.extract(r"\.([^./]+)$").str.to_lowercase().alias("ext"),
     )
-
-
-# -- box checks -------------------------------------------------------------------------------------
-def check_boxes(
-    labels: pl.DataFrame,
-    sizes: pl.DataFrame,
-    *,
-    fix: Sequence[str],
-    dup_iou: float = 0.9,
-    tol: float = 1.0,
-) -> tuple[pl.DataFrame, dict[str, CheckReport]]:
-    """Find duplicate and outside boxes; returns the boxes to write and the two reports.
-
-    ``labels``: id, item_id, class_id, x1, y1, x2, y2. ``sizes``: item_id, w, h, key.
-    Boxes within ``tol`` pixels of the image are clipped silently.
-    """
-    import polars as pl
-
-    from tuiops import geometry as geo
-    from tuiops.ops.nms import nms_frame
-
-    reports: dict[str, CheckReport] = {}
-    boxes = labels.join(sizes.select("item_id", "key", "w", "h"), on="item_id", how="inner")
-    if boxes.height:
-        res = nms_frame(boxes.with_columns(pl.lit(0.0).alias("_score")), dup_iou, score="_score")
-        dup = res.filter(~pl.col("keep"))
-    else:
-        res = boxes.with_columns(pl.lit(True).alias("keep"))
-        dup = res.head(0)
-    rep = CheckReport(
-        found=dup.height,
-        images=dup["item_id"].n_unique() if dup.height else 0,
-        fixed="duplicates" in fix and dup.height > 0,
-    )
-    rep.examples = [
-        {
-            "key": r["key"],
-            "label_id": r["id"],
-            "repeats": r["suppressed_by"],
-            "iou": round(r["suppressed_iou"], 3),
-        }
-        for r in dup.head(_EXAMPLES).iter_rows(named=True)
-    ]
-    reports["duplicates"] = rep
-    if "duplicates" in fix:
-        boxes = res.filter(pl.col("keep"))
-    boxes = boxes.select("id", "item_id", "key", "class_id", "x1", "y1", "x2", "y2", "w", "h").with_columns(
-        pl.col("w").cast(pl.Float64).alias("img_w"), pl.col("h").cast(pl.Float64).alias("img_h")
-    )
-    boxes = boxes.with_columns(geo.inside_image(tol, img_w="img_w", img_h="img_h").alias("_in"))
-    bad = boxes.filter(~pl.col("_in"))
-    rep = CheckReport(
-        found=bad.height,
-        images=bad["item_id"].n_unique() if bad.height else 0,
-        fixed="outside" in fix and bad.height > 0,
-    )
-    rep.examples = [
-        {
-            "key": r["key"],
-            "label_id": r["id"],
-            "box": [r["x1"], r["y1"], r["x2"], r["y2"]],
-            "image": [r["w"], r["h"]],
-        }
-        for r in bad.head(_EXAMPLES).iter_rows(named=True)
-    ]
-    reports["outside"] = rep
-    clip_to = pl.col("_in") | pl.lit("outside" in fix)
-    boxes = boxes.with_columns(
-        pl.when(clip_to).then(pl.col(c).clip(0.0, pl.col(lim))).otherwise(pl.col(c)).alias(c)
-        for c, lim in (("x1", "img_w"), ("y1", "img_h"), ("x2", "img_w"), ("y2", "img_h"))
-    )
-    if "outside" in fix:
-        boxes = boxes.filter((pl.col("x2") - pl.col("x1") >= 0.5) & (pl.col("y2") - pl.col("y1") >= 0.5))
-    boxes = boxes.drop("_in")
-    return boxes.drop("img_w", "img_h"), reports
-
-
-def yolo_lines(boxes: pl.DataFrame) -> pl.DataFrame:
-    """``item_id`` → the text of its YOLO label file (normalised cx cy w h, 6 decimals)."""
-    import polars as pl
-
-    from tuiops.formats.yolo import xyxy_line
-
-    line = xyxy_line(pl.col("w"), pl.col("h"))
-    return (
-        boxes.sort("item_id", "id")
-        .with_columns(line.alias("line"))
-        .group_by("item_id", maintain_order=True)
-        .agg(pl.col("line").str.join("\n").alias("text"))
-        .with_columns(pl.col("text") + "\n")
-    )
-
-
-def effective_labels(ws: Workspace, name: str) -> pl.DataFrame:
-    """The boxes a dataset's label files hold now, recomputed from the store with its fixes.
-
-    Columns: id, item_id, class_id, x1, y1, x2, y2 (pixels in the item's frame), for the
-    dataset's written images.
-    """
-    import polars as pl
-
-    info = dataset_info(ws.store, name)
-    imgs = dataset_images(ws.store, name).select(
-        "item_id", "key", pl.col("width").alias("w"), pl.col("height").alias("h")
-    )
-    labels = ws.store.read_labels(info.label_set).join(imgs.select("item_id"), on="item_id", how="semi")
-    params = info.params
-    boxes, _ = check_boxes(
-        labels,
-        imgs,
-        fix=params.get("fix", []),
-        dup_iou=params.get("dup_iou", 0.9),
-        tol=params.get("tol", 1.0),
-    )
-    return boxes.select("id", "item_id", "class_id", "x1", "y1", "x2", "y2")
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -740,7 +362,7 @@ def _skip_unusable(imgs: pl.DataFrame, result: DatasetResult) -> pl.DataFrame:
     skipped = imgs.filter(pl.col("skip").is_not_null() & (pl.col("split") != "excluded"))
     result.skipped = {str(k): int(v) for k, v in skipped.group_by("skip").len().iter_rows()}
     result.skipped_examples = [
-        {"key": r["key"], "reason": r["skip"]} for r in skipped.head(_EXAMPLES).iter_rows(named=True)
+        {"key": r["key"], "reason": r["skip"]} for r in skipped.head(EXAMPLES).iter_rows(named=True)
     ]
     result.excluded = int((imgs["split"] == "excluded").sum())
     return imgs
@@ -808,7 +430,7 @@ def _check_leaks(
             {"val": r["key"], "train": r["key_right"], "distance": r["distance"]}
             for r in pairs.join(keys, on="item_id")
             .join(keys.rename({"item_id": "item_id_right", "key": "key_right"}), on="item_id_right")
-            .head(_EXAMPLES)
+            .head(EXAMPLES)
             .iter_rows(named=True)
         ]
         if "leaks" in params["fix"] and pairs.height:
@@ -831,7 +453,7 @@ def _written_images(
     with_boxes = boxes.select("item_id").unique()
     empty = imgs.filter(_active()).join(with_boxes, on="item_id", how="anti")
     emp_rep = CheckReport(found=empty.height, images=empty.height, fixed="empty" in fix and empty.height > 0)
-    emp_rep.examples = [{"key": k} for k in empty["key"].head(_EXAMPLES).to_list()]
+    emp_rep.examples = [{"key": k} for k in empty["key"].head(EXAMPLES).to_list()]
     result.checks["empty"] = emp_rep
     written = imgs.filter(_active())
     if "empty" in fix:
@@ -1078,16 +700,3 @@ def _compute_phashes(frame: pl.DataFrame, reporter: Reporter) -> pl.DataFrame:
     return pl.DataFrame(
         {"item_id": ids, "phash_c": hashes}, schema={"item_id": pl.Int64, "phash_c": pl.Int64}
     )
-
-
-def delete_label_caches(root: str | os.PathLike[str]) -> list[Path]:
-    """Delete ultralytics' label caches (``*.cache``) under a dataset folder; returns those removed."""
-    removed = []
-    for p in Path(root).rglob("*.cache"):
-        if p.is_file():
-            try:
-                p.unlink()
-            except OSError as exc:
-                raise disk_error(p, exc, "delete") from exc
-            removed.append(p)
-    return removed
