@@ -243,7 +243,98 @@ def review_export(
     )
 
 
-def _extra_actions(
+def _file_action(g: int, role: str, dst_dir: str, name: str, data: bytes) -> pl.DataFrame:
+    """One file of the export job written whole (``dst_dir/name``), ordered by ``g``."""
+    import polars as pl
+
+    stem, dot, ext = name.rpartition(".")
+    return pl.DataFrame(
+        {
+            "g": [g],
+            "ord": [9],
+            "action": ["write"],
+            "role": [role],
+            "dst": [dst_dir + "/" + name],
+            "dst_dir": [dst_dir],
+            "dst_stem": [stem],
+            "dst_ext": [dot + ext],
+            "data": [data],
+            "_esc": [False],
+        },
+        schema_overrides={"g": pl.Int64, "data": pl.Binary},
+    )
+
+
+def _detection_files(
+    ws: Workspace, img: pl.DataFrame, base: pl.DataFrame, root: str, run: str, conf: float
+) -> list[pl.DataFrame]:
+    """The run's detections of every image as a YOLO file (with scores) in ``DET_DIR``, and its classes.txt."""
+    import polars as pl
+
+    from tuiops.formats.classes import classes_txt_bytes
+    from tuiops.formats.yolo import yolo_texts
+
+    store = ws.store
+    boxes = store.read_detections(run, with_extra=True).filter(pl.col("score") >= conf)
+    boxes = boxes.join(img.select("item_id"), on="item_id", how="semi")
+    meta = store.read_frame(
+        "SELECT r.item_id, r.meta FROM run_images r WHERE r.run_id = ?",
+        (store.run_id(run),),
+        {"item_id": pl.Int64, "meta": pl.String},
+    )
+    imgs = (
+        img.select("item_id", pl.col("img_w").fill_null(pl.col("width")).alias("width"),
+                   pl.col("img_h").fill_null(pl.col("height")).alias("height"))
+        .unique("item_id")
+        .join(meta, on="item_id", how="left")
+    )  # fmt: skip
+    texts = yolo_texts(boxes.drop("id"), imgs, with_score=True)
+    d = base.join(texts, on="item_id", how="left").select(
+        "g",
+        pl.lit(10).alias("ord"),
+        pl.lit("write").alias("action"),
+        pl.lit("detections").alias("role"),
+        "item_id",
+        (pl.lit(root + "/" + DET_DIR + "/") + pl.col("dst_stem") + ".txt").alias("dst"),
+        pl.lit(root + "/" + DET_DIR).alias("dst_dir"),
+        "dst_stem",
+        pl.lit(".txt").alias("dst_ext"),
+        pl.col("text").fill_null("").cast(pl.Binary).alias("data"),
+        "_esc",
+    )
+    classes = _file_action(
+        2**62 + 1_000_000, "classes", root + "/" + DET_DIR, "classes.txt", classes_txt_bytes(ws.classes)
+    )
+    return [d, classes]
+
+
+def _overlays(
+    ws: Workspace, img: pl.DataFrame, base: pl.DataFrame, root: str, label_set: str, run: str, conf: float
+) -> pl.DataFrame:
+    """Every image painted with its boxes and detections, in ``OVERLAY_DIR``."""
+    import polars as pl
+
+    from tuiops.ops.paint import drawings
+
+    return base.select(
+        "g",
+        pl.lit(11).alias("ord"),
+        pl.lit("paint").alias("action"),
+        pl.lit("overlay").alias("role"),
+        "item_id",
+        "src",
+        "src_dir",
+        (pl.lit(root + "/" + OVERLAY_DIR + "/") + pl.col("dst_stem") + ".jpg").alias("dst"),
+        pl.lit(root + "/" + OVERLAY_DIR).alias("dst_dir"),
+        "dst_stem",
+        pl.lit(".jpg").alias("dst_ext"),
+        drawings(ws, img, label_set=label_set, run=run, conf=conf),
+        "_kind",
+        "_esc",
+    )
+
+
+def _manifest(
     ws: Workspace,
     img: pl.DataFrame,
     lab: pl.DataFrame,
@@ -253,103 +344,10 @@ def _extra_actions(
     match: str,
     kind: str,
     fmt: str,
-    dets: str,
-    conf: float,
-) -> pl.DataFrame:
-    """Detection files, overlays and the manifest, as actions of the export job."""
+) -> bytes:
+    """The export's manifest: what it was made from, and each image's label file with its SHA-256."""
     import polars as pl
 
-    from tuiops.formats.classes import classes_txt_bytes
-    from tuiops.ops.paint import drawings
-
-    store = ws.store
-    out: list[pl.DataFrame] = []
-    root = img["dst_dir"][0] if img.height else ""
-    base = img.select("g", "item_id", "key", "src", "src_dir", "dst_stem", "_esc", "_kind")
-    if dets in ("files", "both"):
-        from tuiops.formats.yolo import yolo_texts
-
-        boxes = store.read_detections(run, with_extra=True).filter(pl.col("score") >= conf)
-        boxes = boxes.join(img.select("item_id"), on="item_id", how="semi")
-        meta = store.read_frame(
-            "SELECT r.item_id, r.meta FROM run_images r WHERE r.run_id = ?",
-            (store.run_id(run),),
-            {"item_id": pl.Int64, "meta": pl.String},
-        )
-        imgs = (
-            img.select("item_id", pl.col("img_w").fill_null(pl.col("width")).alias("width"),
-                       pl.col("img_h").fill_null(pl.col("height")).alias("height"))
-            .unique("item_id")
-            .join(meta, on="item_id", how="left")
-        )  # fmt: skip
-        texts = yolo_texts(boxes.drop("id"), imgs, with_score=True)
-        d = base.join(texts, on="item_id", how="left").select(
-            "g",
-            pl.lit(10).alias("ord"),
-            pl.lit("write").alias("action"),
-            pl.lit("detections").alias("role"),
-            "item_id",
-            (pl.lit(root + "/" + DET_DIR + "/") + pl.col("dst_stem") + ".txt").alias("dst"),
-            pl.lit(root + "/" + DET_DIR).alias("dst_dir"),
-            "dst_stem",
-            pl.lit(".txt").alias("dst_ext"),
-            pl.col("text").fill_null("").cast(pl.Binary).alias("data"),
-            "_esc",
-        )
-        out.append(d)
-        out.append(
-            pl.DataFrame(
-                {
-                    "g": [2**62 + 1_000_000],
-                    "ord": [9],
-                    "action": ["write"],
-                    "role": ["classes"],
-                    "dst": [root + "/" + DET_DIR + "/classes.txt"],
-                    "dst_dir": [root + "/" + DET_DIR],
-                    "dst_stem": ["classes"],
-                    "dst_ext": [".txt"],
-                    "data": [classes_txt_bytes(ws.classes)],
-                    "_esc": [False],
-                },
-                schema_overrides={"g": pl.Int64, "data": pl.Binary},
-            )
-        )
-    if dets in ("overlays", "both"):
-        o = base.select(
-            "g",
-            pl.lit(11).alias("ord"),
-            pl.lit("paint").alias("action"),
-            pl.lit("overlay").alias("role"),
-            "item_id",
-            "src",
-            "src_dir",
-            (pl.lit(root + "/" + OVERLAY_DIR + "/") + pl.col("dst_stem") + ".jpg").alias("dst"),
-            pl.lit(root + "/" + OVERLAY_DIR).alias("dst_dir"),
-            "dst_stem",
-            pl.lit(".jpg").alias("dst_ext"),
-            drawings(ws, img, label_set=label_set, run=run, conf=conf),
-            "_kind",
-            "_esc",
-        )
-        out.append(o)
-    if fmt == "voc":  # labelImg's list of classes to pick from (YOLO exports write it already)
-        out.append(
-            pl.DataFrame(
-                {
-                    "g": [2**62 + 1_000_002],
-                    "ord": [9],
-                    "action": ["write"],
-                    "role": ["classes"],
-                    "dst": [root + "/classes.txt"],
-                    "dst_dir": [root],
-                    "dst_stem": ["classes"],
-                    "dst_ext": [".txt"],
-                    "data": [classes_txt_bytes(ws.classes)],
-                    "_esc": [False],
-                },
-                schema_overrides={"g": pl.Int64, "data": pl.Binary},
-            )
-        )
     files: dict[str, Any] = {}
     ext = ".txt" if fmt == "yolo" else ".xml"
     label_rows = lab.filter(pl.col("role") == "label") if lab.height else lab
@@ -370,23 +368,40 @@ def _extra_actions(
         "classes": list(ws.classes),
         "images": files,
     }
-    out.append(
-        pl.DataFrame(
-            {
-                "g": [2**62 + 1_000_001],
-                "ord": [9],
-                "action": ["write"],
-                "role": ["manifest"],
-                "dst": [root + "/" + MANIFEST],
-                "dst_dir": [root],
-                "dst_stem": [MANIFEST.rsplit(".", 1)[0]],
-                "dst_ext": [".json"],
-                "data": [json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")],
-                "_esc": [False],
-            },
-            schema_overrides={"g": pl.Int64, "data": pl.Binary},
+    return json.dumps(manifest, indent=1, ensure_ascii=False).encode("utf-8")
+
+
+def _extra_actions(
+    ws: Workspace,
+    img: pl.DataFrame,
+    lab: pl.DataFrame,
+    job_id: int,
+    label_set: str,
+    run: str,
+    match: str,
+    kind: str,
+    fmt: str,
+    dets: str,
+    conf: float,
+) -> pl.DataFrame:
+    """Detection files, overlays and the manifest, as actions of the export job."""
+    import polars as pl
+
+    from tuiops.formats.classes import classes_txt_bytes
+
+    out: list[pl.DataFrame] = []
+    root = img["dst_dir"][0] if img.height else ""
+    base = img.select("g", "item_id", "key", "src", "src_dir", "dst_stem", "_esc", "_kind")
+    if dets in ("files", "both"):
+        out += _detection_files(ws, img, base, root, run, conf)
+    if dets in ("overlays", "both"):
+        out.append(_overlays(ws, img, base, root, label_set, run, conf))
+    if fmt == "voc":  # labelImg's list of classes to pick from (YOLO exports write it already)
+        out.append(
+            _file_action(2**62 + 1_000_002, "classes", root, "classes.txt", classes_txt_bytes(ws.classes))
         )
-    )
+    data = _manifest(ws, img, lab, job_id, label_set, run, match, kind, fmt)
+    out.append(_file_action(2**62 + 1_000_001, "manifest", root, MANIFEST, data))
     frame = pl.concat(out, how="diagonal_relaxed")
     return frame.with_columns(
         pl.col("data").bin.size().cast(pl.Int64).alias("size"),
