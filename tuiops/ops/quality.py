@@ -55,6 +55,7 @@ from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 from tuiops.store import utcnow
 
 if TYPE_CHECKING:
+    from tuiops.store import Store
     from tuiops.workspace import Workspace
 
 FLAGS: dict[str, int] = {
@@ -302,6 +303,69 @@ class QualityResult:
         }
 
 
+def _aspect_ranges(ws: Workspace, set_labels: pl.DataFrame | None, params: QualityParams) -> pl.DataFrame:
+    """Each class's aspect range: the workspace's configured one, else one learned from ``set_labels``."""
+    learned = (
+        learn_aspects(set_labels, params)
+        if set_labels is not None
+        else pl.DataFrame(
+            schema={
+                "class_id": pl.Int32,
+                "aspect_lo": pl.Float64,
+                "aspect_hi": pl.Float64,
+                "support": pl.UInt32,
+                "source": pl.String,
+            }
+        )
+    )
+    config = configured_aspects(ws)
+    return pl.concat(
+        [config.with_columns(pl.lit(None, pl.UInt32).alias("support")).select(learned.columns), learned]
+    ).unique("class_id", keep="first", maintain_order=True)
+
+
+def _store_flags(
+    store: Store, rid: int, q: pl.DataFrame, from_set: str | None, params: QualityParams
+) -> None:
+    """The flags of every detection of run ``rid`` in the store, in place of earlier ones, with the parameters."""
+    rows = q.select(
+        pl.lit(rid, pl.Int64).alias("run_id"),
+        pl.col("id").alias("det_id"),
+        "flags",
+        *(pl.col(c).cast(pl.Int64) for c in FLAGS),
+        "aspect",
+        "aspect_lo",
+        "aspect_hi",
+        "area_pct",
+        "border",
+    )
+    with store.bulk() as tx:
+        tx.execute("DELETE FROM det_quality WHERE run_id = ?", (rid,))
+        tx.execute("DELETE FROM quality_params WHERE run_id = ?", (rid,))
+        tx.ingest("det_quality", rows)
+        tx.execute(
+            "INSERT INTO quality_params(run_id, created, params) VALUES (?, ?, ?)",
+            (rid, utcnow(), json.dumps({"from_set": from_set, **asdict(params)})),
+        )
+
+
+def _class_counts(q: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
+    """Per class: detections, those flagged, and the count of each flag."""
+    flag_cols = list(FLAGS)
+    return (
+        q.group_by("class_id")
+        .agg(
+            pl.len().alias("detections"),
+            (pl.col("flags") > 0).sum().alias("flagged"),
+            *(pl.col(c).sum() for c in flag_cols),
+        )
+        .join(names, on="class_id", how="left")
+        .with_columns(pl.col("class").fill_null(pl.format("class {}", pl.col("class_id"))))
+        .sort("class_id")
+        .select("class", "detections", "flagged", *flag_cols)
+    )
+
+
 def quality_run(
     ws: Workspace,
     run: str,
@@ -334,23 +398,7 @@ def quality_run(
     job_params = {"run": run, "from_set": from_set, **asdict(params)}
     with job(store, "quality", job_params) as j:
         set_labels = store.read_labels(from_set) if from_set is not None else None
-        learned = (
-            learn_aspects(set_labels, params)
-            if set_labels is not None
-            else pl.DataFrame(
-                schema={
-                    "class_id": pl.Int32,
-                    "aspect_lo": pl.Float64,
-                    "aspect_hi": pl.Float64,
-                    "support": pl.UInt32,
-                    "source": pl.String,
-                }
-            )
-        )
-        config = configured_aspects(ws)
-        ranges = pl.concat(
-            [config.with_columns(pl.lit(None, pl.UInt32).alias("support")).select(learned.columns), learned]
-        ).unique("class_id", keep="first", maintain_order=True)
+        ranges = _aspect_ranges(ws, set_labels, params)
         reporter.check()
         dets = store.read_detections(run)
         sizes = store.read_frame(
@@ -373,48 +421,17 @@ def quality_run(
         )
         reporter.update(dets.height, "flagging", total=dets.height)
         q = quality_frame(dets.lazy().join(sizes.lazy(), on="item_id", how="left"), ranges, params).collect()
-        flag_cols = list(FLAGS)
-        rows = q.select(
-            pl.lit(rid, pl.Int64).alias("run_id"),
-            pl.col("id").alias("det_id"),
-            "flags",
-            *(pl.col(c).cast(pl.Int64) for c in flag_cols),
-            "aspect",
-            "aspect_lo",
-            "aspect_hi",
-            "area_pct",
-            "border",
-        )
-        with store.bulk() as tx:
-            tx.execute("DELETE FROM det_quality WHERE run_id = ?", (rid,))
-            tx.execute("DELETE FROM quality_params WHERE run_id = ?", (rid,))
-            tx.ingest("det_quality", rows)
-            tx.execute(
-                "INSERT INTO quality_params(run_id, created, params) VALUES (?, ?, ?)",
-                (rid, utcnow(), json.dumps({"from_set": from_set, **asdict(params)})),
-            )
+        _store_flags(store, rid, q, from_set, params)
         names = pl.DataFrame(
             {"class_id": list(range(len(ws.classes))), "class": ws.classes},
             schema={"class_id": pl.Int32, "class": pl.String},
-        )
-        counts = (
-            q.group_by("class_id")
-            .agg(
-                pl.len().alias("detections"),
-                (pl.col("flags") > 0).sum().alias("flagged"),
-                *(pl.col(c).sum() for c in flag_cols),
-            )
-            .join(names, on="class_id", how="left")
-            .with_columns(pl.col("class").fill_null(pl.format("class {}", pl.col("class_id"))))
-            .sort("class_id")
-            .select("class", "detections", "flagged", *flag_cols)
         )
         result = QualityResult(
             run=run,
             detections=q.height,
             flagged=int((q["flags"] > 0).sum()),
             params=params,
-            counts=counts.to_dicts(),
+            counts=_class_counts(q, names).to_dicts(),
             ranges=ranges.join(names, on="class_id", how="left")
             .sort("class_id")
             .select("class", "aspect_lo", "aspect_hi", "support", "source")
