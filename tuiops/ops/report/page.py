@@ -48,12 +48,12 @@ def _num(v: Any, digits: int = 4) -> str:
     return f"{int(v):,}"
 
 
-def render_html(data: ReportData, worst: list[dict[str, Any]]) -> str:
-    """The report page: head numbers, every chart, the per-class table and the worst images."""
+def _head(data: ReportData) -> list[str]:
+    """The page's head and title, and the table of COCO metrics."""
     e = html.escape
     s = data.stats
     title = f"{data.set_name} × {data.run_name}" + (f" [{data.split}]" if data.split else "")
-    out = [
+    return [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta name="generator" content="{GENERATOR}">',
@@ -70,6 +70,11 @@ def render_html(data: ReportData, worst: list[dict[str, Any]]) -> str:
         + "".join(f'<td data-key="{k}">{_num(s[k])}</td>' for k in _HEAD_LABELS)
         + "</tr></table>",
     ]
+
+
+def _notes(data: ReportData) -> list[str]:
+    """What was evaluated and left out, and what the match counted."""
+    e = html.escape
     ev = data.eval
     notes = [
         f"{ev.images:,} image(s), {ev.labels:,} label(s), {ev.dets:,} detection(s) evaluated "
@@ -93,20 +98,32 @@ def render_html(data: ReportData, worst: list[dict[str, Any]]) -> str:
         f"and the run: tp {t['tp']:,}, loc {t['loc']:,}, cls {t['cls']:,}, dup {t['dup']:,}, fp {t['fp']:,}, "
         f"fn {t['fn']:,}."
     )
-    out += [f"<p>{n if n.startswith('Confusion') else e(n)}</p>" for n in notes]
-    if data.splits:
-        cols = ("images", "labels", "dets", *CATEGORIES, "precision", "recall", "f1")
+    return [f"<p>{n if n.startswith('Confusion') else e(n)}</p>" for n in notes]
+
+
+def _splits_table(data: ReportData) -> list[str]:
+    """The stored match's counts per split (nothing without splits)."""
+    e = html.escape
+    if not data.splits:
+        return []
+    cols = ("images", "labels", "dets", *CATEGORIES, "precision", "recall", "f1")
+    out = [
+        '<h2 id="splits">Per split (stored match)</h2><table id="split-table"><tr><th class="name">split</th>'
+    ]
+    out.append("".join(f"<th>{c}</th>" for c in cols) + "</tr>")
+    for name, c in data.splits.items():
         out.append(
-            '<h2 id="splits">Per split (stored match)</h2><table id="split-table"><tr><th class="name">split</th>'
+            f'<tr><td class="name">{e(str(name))}</td>'
+            + "".join(f"<td>{_num(c.get(k))}</td>" for k in cols)
+            + "</tr>"
         )
-        out.append("".join(f"<th>{c}</th>" for c in cols) + "</tr>")
-        for name, c in data.splits.items():
-            out.append(
-                f'<tr><td class="name">{e(str(name))}</td>'
-                + "".join(f"<td>{_num(c.get(k))}</td>" for k in cols)
-                + "</tr>"
-            )
-        out.append("</table>")
+    out.append("</table>")
+    return out
+
+
+def _charts() -> list[str]:
+    """Every chart with its caption."""
+    e = html.escape
     captions = {
         "ap_per_class.png": "AP@[.5:.95] and AP50 per class",
         "pr_curves.png": "Precision–recall curves at IoU 0.5 (COCO's 101-point interpolated precision), "
@@ -115,12 +132,18 @@ def render_html(data: ReportData, worst: list[dict[str, Any]]) -> str:
         "scores.png": "Scores of true-positive and false-positive detections",
         "iou.png": "IoU of matched label–detection pairs",
     }
-    out.append('<h2 id="charts">Charts</h2>')
+    out = ['<h2 id="charts">Charts</h2>']
     for name in CHARTS:
         out.append(
             f'<figure><img class="chart" src="{name}" alt="{e(captions[name])}">'
             f"<figcaption>{e(captions[name])}</figcaption></figure>"
         )
+    return out
+
+
+def _per_class_table(data: ReportData) -> list[str]:
+    """AP, match counts, precision and recall per class."""
+    e = html.escape
     pcols = (
         "labels",
         "dets",
@@ -136,7 +159,7 @@ def render_html(data: ReportData, worst: list[dict[str, Any]]) -> str:
         "precision",
         "recall",
     )
-    out.append('<h2 id="classes">Per class</h2><table id="per-class"><tr><th class="name">class</th>')
+    out = ['<h2 id="classes">Per class</h2><table id="per-class"><tr><th class="name">class</th>']
     out.append("".join(f"<th>{c}</th>" for c in pcols) + "</tr>")
     for r in data.per_class.iter_rows(named=True):
         out.append(
@@ -149,26 +172,44 @@ def render_html(data: ReportData, worst: list[dict[str, Any]]) -> str:
         "<p class=muted>dets: confident detections (score ≥ conf) of the class; cls: labels of the class found "
         "as another class; precision and recall at the match's IoU and conf.</p>"
     )
-    out.append(f'<h2 id="worst">Worst images ({len(worst)})</h2>')
-    if worst:
+    return out
+
+
+def _worst_images(worst: list[dict[str, Any]]) -> list[str]:
+    """The worst images painted, each with its counts."""
+    e = html.escape
+    out = [f'<h2 id="worst">Worst images ({len(worst)})</h2>']
+    if not worst:
+        return [*out, "<p>None.</p>"]
+    out.append(
+        "<p class=muted>f1 ascending, then cost descending. Labels solid with the class on top; "
+        "confident detections dashed with class and score.</p><div class=worst>"
+    )
+    for w in worst:
+        split = f" · {e(str(w['split']))}" if w.get("split") else ""
+        note = f'<br><span class="muted">{e(w["note"])}</span>' if w.get("note") else ""
         out.append(
-            "<p class=muted>f1 ascending, then cost descending. Labels solid with the class on top; "
-            "confident detections dashed with class and score.</p><div class=worst>"
+            f'<figure><a href="{e(w["file"])}"><img src="{e(w["file"])}" alt="{e(str(w["key"]))}" '
+            'loading="lazy"></a>'
+            f"<figcaption><b>#{w['rank']} {e(str(w['key']))}</b>{split}<br>"
+            f"f1 {w['f1']:.3f} · precision {w['precision']:.3f} · recall {w['recall']:.3f} · "
+            f"cost {w['cost']:.3f}<br>labels {w['n_labels']} · dets {w['n_dets']} · tp {w['tp']} · "
+            f"loc {w['loc']} · cls {w['cls']} · dup {w['dup']} · fp {w['fp']} · fn {w['fn']}{note}"
+            "</figcaption></figure>"
         )
-        for w in worst:
-            split = f" · {e(str(w['split']))}" if w.get("split") else ""
-            note = f'<br><span class="muted">{e(w["note"])}</span>' if w.get("note") else ""
-            out.append(
-                f'<figure><a href="{e(w["file"])}"><img src="{e(w["file"])}" alt="{e(str(w["key"]))}" '
-                'loading="lazy"></a>'
-                f"<figcaption><b>#{w['rank']} {e(str(w['key']))}</b>{split}<br>"
-                f"f1 {w['f1']:.3f} · precision {w['precision']:.3f} · recall {w['recall']:.3f} · "
-                f"cost {w['cost']:.3f}<br>labels {w['n_labels']} · dets {w['n_dets']} · tp {w['tp']} · "
-                f"loc {w['loc']} · cls {w['cls']} · dup {w['dup']} · fp {w['fp']} · fn {w['fn']}{note}"
-                "</figcaption></figure>"
-            )
-        out.append("</div>")
-    else:
-        out.append("<p>None.</p>")
-    out.append("</body></html>\n")
+    out.append("</div>")
+    return out
+
+
+def render_html(data: ReportData, worst: list[dict[str, Any]]) -> str:
+    """The report page: head numbers, every chart, the per-class table and the worst images."""
+    out = [
+        *_head(data),
+        *_notes(data),
+        *_splits_table(data),
+        *_charts(),
+        *_per_class_table(data),
+        *_worst_images(worst),
+        "</body></html>\n",
+    ]
     return "\n".join(out)
