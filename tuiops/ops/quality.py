@@ -53,6 +53,7 @@ from tuiops import geometry as geo
 from tuiops.errors import UsageError, WorkspaceError
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 from tuiops.store import utcnow
+from tuiops.store.frames import BOX
 
 if TYPE_CHECKING:
     from tuiops.store import Store
@@ -242,7 +243,7 @@ def quality_frame(
     border, the six flag columns (bool) and ``flags`` (the bitmask).
     """
     lf = dets.lazy() if isinstance(dets, pl.DataFrame) else dets
-    finite = pl.all_horizontal(pl.col(c).cast(pl.Float64).is_finite() for c in ("x1", "y1", "x2", "y2"))
+    finite = pl.all_horizontal(pl.col(c).cast(pl.Float64).is_finite() for c in BOX)
     known = (pl.col("img_w") > 0) & (pl.col("img_h") > 0)
     lf = (
         lf.join(

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from tuiops.errors import ConflictError, ExternalToolError, InputError, NotFoundError, UsageError
 from tuiops.fsutil import display_path
 from tuiops.ops.base import CancelToken, ProgressFn
+from tuiops.store.frames import BOX
 
 if TYPE_CHECKING:
     import polars as pl
@@ -551,9 +552,7 @@ def _folder_boxes(
                 for s, d in (("xmin", "x1"), ("ymin", "y1"), ("xmax", "x2"), ("ymax", "y2"))
             ],
         )
-        nan = b.filter(
-            pl.any_horizontal(pl.col("x1", "y1", "x2", "y2").is_null()) & pl.col("class_id").is_not_null()
-        )
+        nan = b.filter(pl.any_horizontal(pl.col(*BOX).is_null()) & pl.col("class_id").is_not_null())
         problems += [
             f"{f}:{ln}: a <bndbox> coordinate is missing or not a number; the file is left out"
             for f, ln in nan.select("file", "line").iter_rows()
@@ -588,19 +587,16 @@ def diff_boxes(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
         "item_id",
         pl.col("ord").alias("o"),
         pl.col("class_id").alias("c_o"),
-        *[pl.col(c).alias(f"{c}_o") for c in ("x1", "y1", "x2", "y2")],
+        *[pl.col(c).alias(f"{c}_o") for c in BOX],
     )
     n = new.select(
         "item_id",
         pl.col("ord").alias("n"),
         pl.col("class_id").alias("c_n"),
-        *[pl.col(c).alias(f"{c}_n") for c in ("x1", "y1", "x2", "y2")],
+        *[pl.col(c).alias(f"{c}_n") for c in BOX],
     )
     pairs = o.join(n, on="item_id", how="inner").with_columns(iou("_o", "_n").alias("iou"))
-    near = (
-        pl.max_horizontal(*[(pl.col(f"{c}_o") - pl.col(f"{c}_n")).abs() for c in ("x1", "y1", "x2", "y2")])
-        <= SAME_PX
-    )
+    near = pl.max_horizontal(*[(pl.col(f"{c}_o") - pl.col(f"{c}_n")).abs() for c in BOX]) <= SAME_PX
     pairs = pairs.with_columns(
         pl.when(near & (pl.col("c_o") == pl.col("c_n"))).then(pl.lit(3))
         .when(near).then(pl.lit(2))
@@ -799,11 +795,11 @@ def _apply(
         .select(
             "item_id",
             pl.col("class_id").cast(pl.Int64),
-            *[pl.when(same).then(pl.col(f"{c}_s")).otherwise(pl.col(c)).alias(c) for c in ("x1", "y1", "x2", "y2")],
+            *[pl.when(same).then(pl.col(f"{c}_s")).otherwise(pl.col(c)).alias(c) for c in BOX],
             pl.when(pl.col("old_ord").is_not_null()).then(pl.col("extra_s")).otherwise(pl.col("extra")).alias("extra"),
         )
     )  # fmt: skip
-    rows = box_frame(sid, nb, ["x1", "y1", "x2", "y2"])
+    rows = box_frame(sid, nb, BOX)
     before = old.filter(pl.col("item_id").is_in(ch_ids)).join(keys, on="item_id", how="left")
     changes = {
         "kind": "review",

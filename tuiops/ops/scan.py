@@ -25,9 +25,18 @@ from typing import TYPE_CHECKING, Any
 from tuiops.errors import Cancelled, ConflictError, InputError, NotFoundError, UsageError
 from tuiops.ops.base import CancelToken, ProgressEvent, ProgressFn, Reporter, job
 from tuiops.ops.poollock import scan_lock
-from tuiops.ops.probe import BAD_STATUSES, CHECK_ALL, STATUSES, ProbeOptions, probe_chunk, probe_ping
+from tuiops.ops.probe import (
+    BAD_STATUSES,
+    CHECK_ALL,
+    RESULT_FIELDS,
+    STATUSES,
+    ProbeOptions,
+    probe_chunk,
+    probe_ping,
+)
 from tuiops.ops.procs import die_with_parent, fault
 from tuiops.store.db import utcnow
+from tuiops.store.frames import file_schema, item_schema
 
 if TYPE_CHECKING:
     import polars as pl
@@ -65,22 +74,8 @@ _LABEL_RE = r"\.(" + "|".join(x[1:].decode() for x in LABEL_SUFFIXES) + ")$"
 
 def _result_schema() -> dict[str, Any]:
     """Dtypes of a probe row (:data:`tuiops.ops.probe.RESULT_FIELDS`, then key, booru, fid)."""
-    import polars as pl
-
-    return {
-        "status": pl.String,
-        "width": pl.Int64,
-        "height": pl.Int64,
-        "format": pl.String,
-        "mode": pl.String,
-        "phash": pl.Int64,
-        "exif": pl.String,
-        "error": pl.String,
-        "checks": pl.Int64,
-        "key": pl.String,
-        "booru": pl.String,
-        "fid": pl.Int64,
-    }
+    items = item_schema()
+    return file_schema(*RESULT_FIELDS) | {c: items[c] for c in ("key", "booru", "fid")}
 
 
 @dataclass
@@ -178,12 +173,8 @@ class _Listing:
         import polars as pl
 
         frame = pl.DataFrame(
-            {
-                "relpath": pl.Series(self.relpath, dtype=pl.String),
-                "relpath_raw": pl.Series(self.raw, dtype=pl.Binary),
-                "size": pl.Series(self.size, dtype=pl.Int64),
-                "mtime_ns": pl.Series(self.mtime_ns, dtype=pl.Int64),
-            }
+            {"relpath": self.relpath, "relpath_raw": self.raw, "size": self.size, "mtime_ns": self.mtime_ns},
+            schema=file_schema("relpath", "relpath_raw", "size", "mtime_ns"),
         )
         # A name that is not UTF-8 is shown with \xNN escapes; should that collide with a
         # real name, the escaped one gets its bytes in hex appended, so relpaths stay unique.

@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 from tuiops.errors import ConflictError, DiskError, NotFoundError, StoreError, TuiopsError
 from tuiops.store.connections import ADBC, POOL, SQLITE3, Rows, open_adbc, open_sqlite3
 from tuiops.store.connections import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
+from tuiops.store.frames import BOX_COLUMNS as BOX_COLUMNS
+from tuiops.store.frames import box_schema, image_size_schema, item_schema
 from tuiops.store.schema import all_migrations
 
 if TYPE_CHECKING:
     import polars as pl
-
-#: Columns of a box frame, in store order (detections add ``score``).
-BOX_COLUMNS = ("item_id", "class_id", "x1", "y1", "x2", "y2")
 
 #: Box ids are ``(owner << OWNER_SHIFT) | (item_id << ITEM_SHIFT) | ord`` (see schema.py).
 OWNER_SHIFT = 43
@@ -403,86 +402,50 @@ class Store:
     # -- bulk box I/O ------------------------------------------------------------------------
     def read_labels(self, set_name: str, *, with_extra: bool = False) -> pl.DataFrame:
         """All boxes of a label set: id, item_id, class_id, x1, y1, x2, y2 [, extra]."""
-        import polars as pl
-
         sid = self.label_set_id(set_name)
-        cols = "id, item_id, class_id, x1, y1, x2, y2" + (", extra" if with_extra else "")
-        schema: dict[str, Any] = {
-            "id": pl.Int64,
-            "item_id": pl.Int64,
-            "class_id": pl.Int32,
-            "x1": pl.Float64,
-            "y1": pl.Float64,
-            "x2": pl.Float64,
-            "y2": pl.Float64,
-        }
-        if with_extra:
-            schema["extra"] = pl.String
+        schema = box_schema(extra=with_extra)
         return self.read_frame(
-            f"SELECT {cols} FROM labels WHERE id BETWEEN ? AND ? ORDER BY id", id_range(sid), schema
+            f"SELECT {', '.join(schema)} FROM labels WHERE id BETWEEN ? AND ? ORDER BY id",
+            id_range(sid),
+            schema,
         )
 
     def read_detections(self, run_name: str, *, with_extra: bool = False) -> pl.DataFrame:
         """All boxes of a detection run: id, item_id, class_id, x1, y1, x2, y2, score [, extra]."""
-        import polars as pl
-
         rid = self.run_id(run_name)
-        cols = "id, item_id, class_id, x1, y1, x2, y2, score" + (", extra" if with_extra else "")
-        schema: dict[str, Any] = {
-            "id": pl.Int64,
-            "item_id": pl.Int64,
-            "class_id": pl.Int32,
-            "x1": pl.Float64,
-            "y1": pl.Float64,
-            "x2": pl.Float64,
-            "y2": pl.Float64,
-            "score": pl.Float64,
-        }
-        if with_extra:
-            schema["extra"] = pl.String
+        schema = box_schema(score=True, extra=with_extra)
         return self.read_frame(
-            f"SELECT {cols} FROM detections WHERE id BETWEEN ? AND ? ORDER BY id", id_range(rid), schema
+            f"SELECT {', '.join(schema)} FROM detections WHERE id BETWEEN ? AND ? ORDER BY id",
+            id_range(rid),
+            schema,
         )
 
     def read_set_images(self, set_name: str) -> pl.DataFrame:
         """The images that belong to a label set (also those with no boxes): item_id, key, width, height."""
-        import polars as pl
-
         sid = self.label_set_id(set_name)
         return self.read_frame(
             "SELECT s.item_id, i.key, i.width, i.height FROM set_images s JOIN items i ON i.id = s.item_id "
             "WHERE s.set_id = ? ORDER BY s.item_id",
             (sid,),
-            {"item_id": pl.Int64, "key": pl.String, "width": pl.Int64, "height": pl.Int64},
+            image_size_schema(),
         )
 
     def read_run_images(self, run_name: str) -> pl.DataFrame:
         """The images a detection run processed (also those with no detections)."""
-        import polars as pl
-
         rid = self.run_id(run_name)
         return self.read_frame(
             "SELECT r.item_id, i.key, i.width, i.height FROM run_images r JOIN items i ON i.id = r.item_id "
             "WHERE r.run_id = ? ORDER BY r.item_id",
             (rid,),
-            {"item_id": pl.Int64, "key": pl.String, "width": pl.Int64, "height": pl.Int64},
+            image_size_schema(),
         )
 
     def read_items(self) -> pl.DataFrame:
         """Every item: id, key, booru, fid, width, height."""
-        import polars as pl
-
         return self.read_frame(
             "SELECT id, key, booru, fid, width, height FROM items ORDER BY id",
             (),
-            {
-                "id": pl.Int64,
-                "key": pl.String,
-                "booru": pl.String,
-                "fid": pl.Int64,
-                "width": pl.Int64,
-                "height": pl.Int64,
-            },
+            item_schema(),
         )
 
     # -- bulk box writes ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from tuiops.errors import NotFoundError
 from tuiops.fsutil import disk_error
 from tuiops.ops.dataset.checks import check_boxes
 from tuiops.ops.dataset.model import MANIFEST, SPLITS, DatasetInfo
+from tuiops.store.frames import BOX_COLUMNS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -125,7 +126,7 @@ def effective_labels(ws: Workspace, name: str) -> pl.DataFrame:
         dup_iou=params.get("dup_iou", 0.9),
         tol=params.get("tol", 1.0),
     )
-    return boxes.select("id", "item_id", "class_id", "x1", "y1", "x2", "y2")
+    return boxes.select("id", *BOX_COLUMNS)
 
 
 def delete_label_caches(root: str | os.PathLike[str]) -> list[Path]:
