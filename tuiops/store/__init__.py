@@ -1,5 +1,16 @@
-"""The SQLite store: schema, migrations, Arrow/polars bulk I/O."""
+"""The SQLite store: schema, migrations, Arrow/polars bulk I/O, and the schemas of its frames."""
 
 from tuiops.store.db import BulkTx, Store, utcnow
+from tuiops.store.frames import BOX, BOX_COLUMNS, box_schema, file_schema, image_size_schema, item_schema
 
-__all__ = ["BulkTx", "Store", "utcnow"]
+__all__ = [
+    "BOX",
+    "BOX_COLUMNS",
+    "BulkTx",
+    "Store",
+    "box_schema",
+    "file_schema",
+    "image_size_schema",
+    "item_schema",
+    "utcnow",
+]
