@@ -32,7 +32,7 @@ from tuiops.errors import ConflictError, ExternalToolError, InputError, NotFound
 from tuiops.fsutil import display_path, sha256_file
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 from tuiops.ops.usersql import authorize, check_where, where_error
-from tuiops.store.frames import BOX, box_schema
+from tuiops.store.frames import box_schema
 
 if TYPE_CHECKING:
     import numpy as np
@@ -583,7 +583,7 @@ class _Buffer:
                 )
                 tx.ingest("detect_errors", errors.with_columns(pl.lit(run_id, pl.Int64).alias("run_id")))
             if boxes is not None:
-                tx.ingest("detections", box_frame(run_id, boxes, (*BOX, "score")))
+                tx.ingest("detections", box_frame(run_id, boxes, ("x1", "y1", "x2", "y2", "score")))
             tx.ingest("run_images", images.select(pl.lit(run_id, pl.Int64).alias("run_id"), "item_id"))
         counts = (
             images.height,
@@ -624,7 +624,15 @@ def _batch_boxes(results: list[Any], meta: pl.DataFrame, cls_map: np.ndarray) ->
             "y2": allb[:, 3].astype(np.float64) * fy,
             "score": allb[:, 4].astype(np.float64),
         },
-        schema=box_schema(stored=False, score=True),
+        schema={
+            "item_id": pl.Int64,
+            "class_id": pl.Int64,
+            "x1": pl.Float64,
+            "y1": pl.Float64,
+            "x2": pl.Float64,
+            "y2": pl.Float64,
+            "score": pl.Float64,
+        },
     )
 
 
