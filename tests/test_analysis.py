@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -69,6 +70,7 @@ def hotcoco_eval(
         }
         for r in dets.iter_rows(named=True)
     ]
+    tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "gt.json").write_text(json.dumps(gt))
     (tmp / "dt.json").write_text(json.dumps(res))
     with contextlib.redirect_stdout(io.StringIO()):
@@ -126,3 +128,134 @@ def test_calibration_equals_hotcoco(seed: int, tmp_path: Path) -> None:
         assert set(ours.per_class) == set(ref["per_category"])
         for name, row in ours.per_class.items():
             assert abs(row["ece"] - ref["per_category"][name]) <= TOL
+
+
+# -- from the store: eval's extra answers and `compare` -------------------------------------------
+STAT_TO_HOT = {
+    "map": "AP",
+    "map50": "AP50",
+    "map75": "AP75",
+    "map_small": "APs",
+    "map_medium": "APm",
+    "map_large": "APl",
+    "ar1": "AR1",
+    "ar10": "AR10",
+    "ar100": "AR100",
+    "ar_small": "ARs",
+    "ar_medium": "ARm",
+    "ar_large": "ARl",
+}
+
+
+def two_runs(ws: Any, seed: int = 4) -> dict[str, Any]:
+    """A label set with crowd regions and two runs on all its images (B: A reshuffled, thinned and jittered)."""
+    import json as _json
+
+    from tests.conftest import CLASSES, add_items
+
+    labels, dets, image_ids, _ = scene(seed)
+    rng = np.random.default_rng(seed)
+    n_cls = len(CLASSES)
+    items = add_items(ws, [f"danbooru_{i}" for i in image_ids])
+    ids = dict(zip(image_ids, items["item_id"].to_list(), strict=True))
+    crowd = rng.random(labels.height) < 0.12
+    labels = labels.with_columns(
+        pl.col("item_id").replace_strict(ids),
+        pl.col("class_id") % n_cls,
+        pl.Series("extra", [_json.dumps({"iscrowd": 1}) if c else None for c in crowd]),
+    ).sort("item_id", maintain_order=True)
+    dets_a = dets.with_columns(pl.col("item_id").replace_strict(ids), pl.col("class_id") % n_cls).sort(
+        "item_id", maintain_order=True
+    )
+    keep = rng.random(dets_a.height) < 0.8
+    dets_b = dets_a.filter(pl.Series(keep)).with_columns(
+        (pl.col("score") * pl.Series(rng.uniform(0.7, 1.0, int(keep.sum())))).round(2),
+        pl.col("x1") + pl.Series(rng.normal(0, 3, int(keep.sum()))),
+    )
+    all_items = items.select("item_id")
+    ws.store.create_label_set("gt", labels, all_items)
+    ws.store.create_run("a", dets_a, all_items)
+    ws.store.create_run("b", dets_b, all_items)
+    plain = labels.with_columns(pl.Series("iscrowd", crowd.astype(np.int64))).drop("extra")
+    return {
+        "labels": plain,
+        "a": dets_a,
+        "b": dets_b,
+        "images": items["item_id"].to_list(),
+        "classes": list(range(n_cls)),
+    }
+
+
+def test_compare_equals_hotcoco_compare_and_tide(ws: Any, tmp_path: Path) -> None:
+    import hotcoco
+
+    from tests.conftest import CLASSES
+    from tuiops.ops.analysis import compare_runs
+
+    case = two_runs(ws)
+    # hotcoco names the categories c<id>; the workspace names them by its class map.
+    ev_a = hotcoco_eval(case["labels"], case["a"], case["images"], case["classes"], tmp_path / "a")
+    ev_b = hotcoco_eval(case["labels"], case["b"], case["images"], case["classes"], tmp_path / "b")
+    ref = hotcoco.compare(ev_a, ev_b, n_bootstrap=0, seed=0, confidence=0.95)
+    res = compare_runs(ws, "gt", "a", "b", samples=200, seed=3)
+    for ours, theirs in ((res.stats_a, ref["metrics_a"]), (res.stats_b, ref["metrics_b"])):
+        for k, hk in STAT_TO_HOT.items():
+            assert abs(ours[k] - theirs[hk]) <= TOL, (k, ours[k], theirs[hk])
+    for k, hk in STAT_TO_HOT.items():
+        assert abs(res.deltas[k] - ref["deltas"][hk]) <= TOL
+    hot_cls = {r["cat_name"]: r for r in ref["per_category"]}
+    ours_cls = {r["class"]: r for r in res.per_class}
+    assert {CLASSES.index(n) for n in ours_cls} == {int(n[1:]) for n in hot_cls}
+    for name, row in ours_cls.items():
+        h = hot_cls[f"c{CLASSES.index(name)}"]
+        assert abs(row["ap_a"] - h["ap_a"]) <= TOL and abs(row["ap_b"] - h["ap_b"]) <= TOL
+        assert abs(row["delta"] - h["delta"]) <= TOL
+        lo, hi = row["ci"]["lower"], row["ci"]["upper"]
+        assert lo <= hi
+    for tide, ev in ((res.tide_a, ev_a), (res.tide_b, ev_b)):
+        want = ev.tide_errors(pos_thr=0.5, bg_thr=0.1)
+        for k, hk in HOT_KEYS.items():
+            assert abs(tide.delta_ap[k] - want["delta_ap"][hk]) <= TOL
+    # The bootstrap is seeded: the same seed gives the same intervals, its interval holds the difference.
+    again = compare_runs(ws, "gt", "a", "b", samples=200, seed=3, top=0)
+    assert again.ci == res.ci
+    assert res.ci["map"]["lower"] <= res.deltas["map"] <= res.ci["map"]["upper"]
+    assert res.changed and all(abs(r["d_f1"]) > 0 or r["d_cost"] != 0 for r in res.changed)
+    d = [abs(r["d_f1"]) for r in res.changed]
+    assert d == sorted(d, reverse=True)
+
+
+def test_bootstrap_with_every_image_once_is_the_coco_ap(ws: Any) -> None:
+    """The weighted accumulation of the bootstrap, with each image weighing 1, is COCO's AP of each class."""
+    from tuiops.ops.analysis.compare import IOU_THRESHOLDS, _Weighted
+    from tuiops.ops.evaluate import coco_evaluate
+
+    for seed in range(6):
+        labels, dets, image_ids, class_ids = with_crowds(seed)
+        ref = coco_evaluate(labels, dets, image_ids=image_ids, class_ids=class_ids)
+        aps = [
+            _Weighted(
+                coco_cells(labels, dets, image_ids=image_ids, class_ids=class_ids, threshold=float(t))
+            ).class_ap(np.ones(len(image_ids)))
+            for t in IOU_THRESHOLDS
+        ]
+        per_class = np.where(aps[0] > -1, np.mean(aps, axis=0), -1.0)
+        assert np.abs(per_class - ref.per_class_ap).max() <= TOL, seed
+
+
+def test_slices_equal_hotcoco_slice_by(ws: Any, tmp_path: Path) -> None:
+    from tuiops.ops.analysis import analyse
+
+    case = two_runs(ws, seed=8)
+    res = analyse(ws, "gt", "a", by="fid % 3")
+    ev = hotcoco_eval(case["labels"], case["a"], case["images"], case["classes"], tmp_path)
+    fids = dict(ws.store.execute("SELECT id, fid FROM items").fetchall())
+    groups: dict[str, list[int]] = {}
+    for i in case["images"]:
+        groups.setdefault(str(fids[i] % 3), []).append(i)
+    ref = ev.slice_by(groups)
+    assert [s.name for s in res.slices] == sorted(groups)
+    for s in res.slices:
+        assert s.images == ref[s.name]["num_images"]
+        for k, hk in STAT_TO_HOT.items():
+            assert abs(s.stats[k] - ref[s.name][hk]) <= TOL, (s.name, k)
