@@ -259,3 +259,61 @@ def test_slices_equal_hotcoco_slice_by(ws: Any, tmp_path: Path) -> None:
         assert s.images == ref[s.name]["num_images"]
         for k, hk in STAT_TO_HOT.items():
             assert abs(s.stats[k] - ref[s.name][hk]) <= TOL, (s.name, k)
+
+
+def _cli(ws: Any, *args: str) -> tuple[int, str]:
+    from tuiops.cli import run
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = run(["-w", str(ws.root), *args])
+    return rc, out.getvalue()
+
+
+def test_eval_cli_tide_calibration_and_slices(ws: Any, tmp_path: Path) -> None:
+    case = two_runs(ws, seed=6)
+    rc, out = _cli(
+        ws,
+        "eval",
+        "--set",
+        "gt",
+        "--run",
+        "a",
+        "--tide",
+        "--calibration",
+        "--bins",
+        "5",
+        "--by",
+        "size",
+        "--json",
+        "-q",
+    )
+    assert rc == 0
+    data = json.loads(out)
+    ev = hotcoco_eval(case["labels"], case["a"], case["images"], case["classes"], tmp_path)
+    want = ev.tide_errors(pos_thr=0.5, bg_thr=0.1)
+    for k, hk in HOT_KEYS.items():
+        assert abs(data["tide"]["delta_ap"][k] - want["delta_ap"][hk]) <= TOL
+    cal = ev.calibration(n_bins=5, iou_threshold=0.5)
+    assert abs(data["calibration"]["ece"] - cal["ece"]) <= TOL and len(data["calibration"]["bins"]) == 5
+    assert [s["slice"] for s in data["slices"]] == ["medium"]  # every image is 640 × 480
+    assert abs(data["slices"][0]["map"] - data["map"]) <= TOL
+    rc, text = _cli(ws, "eval", "--set", "gt", "--run", "a", "--tide", "--calibration", "-q")
+    assert rc == 0 and "TIDE" in text and "localisation" in text and "ECE" in text
+    rc, _ = _cli(ws, "eval", "--set", "gt", "--run", "a", "--by", "tag:1girl", "-q")
+    assert rc != 0
+
+
+def test_compare_cli_text_and_json(ws: Any) -> None:
+    two_runs(ws, seed=2)
+    rc, out = _cli(
+        ws, "compare", "--set", "gt", "--run", "a", "--run", "b", "--samples", "50", "--json", "-q"
+    )
+    assert rc == 0
+    data = json.loads(out)
+    assert data["run_a"] == "a" and data["run_b"] == "b" and data["samples"] == 50
+    assert set(data["ci"]) == {"map", "map50"}
+    rc, text = _cli(ws, "compare", "--set", "gt", "--run", "a", "--run", "b", "--samples", "20", "-q")
+    assert rc == 0 and "what got worse first" in text and "TIDE" in text
+    rc, _ = _cli(ws, "compare", "--set", "gt", "--run", "a", "-q")
+    assert rc != 0

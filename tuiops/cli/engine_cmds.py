@@ -1,4 +1,4 @@
-"""`tuiops match` and `tuiops eval`: built from their descriptions in :mod:`tuiops.commands.engine`."""
+"""`tuiops match`, `tuiops eval` and `tuiops compare`: built from their descriptions in :mod:`tuiops.commands.engine`."""
 
 from __future__ import annotations
 
@@ -7,3 +7,4 @@ from tuiops.cli.build import add
 
 add(cli, "match")
 add(cli, "eval")
+add(cli, "compare")

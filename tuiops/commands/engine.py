@@ -1,4 +1,4 @@
-"""`tuiops match` and `tuiops eval`: compare a label set with a detection run."""
+"""`tuiops match`, `tuiops eval` and `tuiops compare`: compare a label set with detection runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from tuiops.commands import (
     Choice,
     CommandContext,
     Float,
+    FloatRange,
     Int,
+    IntRange,
     Param,
     PathType,
     Result,
@@ -253,6 +255,35 @@ _COCO_LINES = (
     *SPLIT_PARAMS,
     Param("only_split", ("--split",), help="Evaluate only the images of this split (e.g. val)."),
     IMAGES_PARAM,
+    Param(
+        "tide",
+        ("--tide",),
+        is_flag=True,
+        help="Add TIDE's error breakdown: the AP50 points each error type costs (classification, "
+        "localisation, both, duplicate, background, missed) and all false positives / negatives.",
+    ),
+    Param(
+        "calibration",
+        ("--calibration",),
+        is_flag=True,
+        help="Add the calibration of the scores: reliability table, ECE and MCE, overall and per class.",
+    ),
+    Param(
+        "bins",
+        ("--bins",),
+        type=IntRange(min=1),
+        default=10,
+        show_default=True,
+        help="Equal score bins of --calibration.",
+    ),
+    Param(
+        "by",
+        ("--by",),
+        metavar="SLICING",
+        help="Add the summary per slice of images: booru, split, size (longer side < 640, < 1280, "
+        "larger), aspect (portrait < 0.8 ≤ square ≤ 1.25 < landscape) or a SQL expression over the "
+        "image's key, booru, fid, width, height. A pitstop's run is sliced by split unless given.",
+    ),
     quiet_param(),
     json_param(),
 )
@@ -264,6 +295,10 @@ def eval_cmd(
     split_dir: str | None,
     only_split: str | None,
     images: str,
+    tide: bool,
+    calibration: bool,
+    bins: int,
+    by: str | None,
     quiet: bool,
     as_json: bool,
 ) -> Result:
@@ -298,10 +333,13 @@ def eval_cmd(
             known = sorted(set(splits["split"].to_list()))
             raise UsageError(f"no image is in split {only_split!r}", hint=f"splits found: {', '.join(known)}")
         items = lookup_items(ws.store, chosen["key"].unique().to_list())["item_id"].to_numpy()
-    elif splits is not None:
-        raise UsageError("--split-file/--split-from need --split NAME to choose the images to evaluate")
+    elif splits is not None and by != "split":
+        raise UsageError(
+            "--split-file/--split-from need --split NAME to choose the images to evaluate (or --by split)"
+        )
     with ctx.progress("eval", quiet=quiet or as_json) as progress:
         res = evaluate(ws, set_name, run_name, items=items, images=images, progress=progress)
+        extra = _analysis(ws, res, items, images, tide, bins if calibration else None, by, splits, progress)
 
     def text() -> str:
         lines = [
@@ -329,6 +367,185 @@ def eval_cmd(
         width = max((len(k) for k in res.per_class), default=0)
         for cls, ap in res.per_class.items():
             lines.append(f"  {cls:<{width}}  {ap:0.3f}" if ap >= 0 else f"  {cls:<{width}}  -  (no labels)")
-        return "\n".join(lines)
+        return "\n".join(lines + _analysis_lines(extra, res.stats["map"]))
 
-    return Result(res.to_dict(), text)
+    return Result({**res.to_dict(), **extra}, text)
+
+
+def _analysis(
+    ws: Any,
+    res: Any,
+    items: Any,
+    images: str,
+    tide: bool,
+    bins: int | None,
+    by: str | None,
+    splits: Any,
+    progress: Any,
+) -> dict[str, Any]:
+    """`eval`'s extra answers (TIDE, calibration, slices) as a dict; empty when none is asked or due."""
+    import polars as pl
+
+    from tuiops.ops.analysis import analyse
+
+    split_items = None
+    if splits is not None:
+        from tuiops.ops.labels import lookup_items
+
+        found = lookup_items(ws.store, splits["key"].unique().to_list())
+        split_items = splits.join(found.select("key", "item_id"), on="key").select(
+            pl.col("item_id").cast(pl.Int64), "split"
+        )
+    return analyse(
+        ws,
+        res.set_name,
+        res.run_name,
+        items=items,
+        images=images,
+        tide=tide,
+        bins=bins,
+        by=by,
+        splits=split_items,
+        progress=progress,
+    ).to_dict()
+
+
+def _analysis_lines(extra: dict[str, Any], coco_map: float) -> list[str]:
+    from tuiops.commands.analysis_text import calibration_lines, slice_lines, tide_lines
+
+    lines: list[str] = []
+    if "tide" in extra:
+        lines += ["", *tide_lines(extra["tide"], coco_map)]
+    if "calibration" in extra:
+        lines += ["", *calibration_lines(extra["calibration"])]
+    if "slices" in extra:
+        lines += ["", *slice_lines(extra["by"], extra["slices"])]
+    return lines
+
+
+@command(
+    "compare",
+    Param("set_name", ("--set",), required=True, help="The label set (ground truth)."),
+    Param(
+        "runs",
+        ("--run",),
+        multiple=True,
+        required=True,
+        help="The two detection runs: --run A (before) --run B (after).",
+    ),
+    *SPLIT_PARAMS,
+    Param("only_split", ("--split",), help="Compare only on the images of this split (e.g. val)."),
+    IMAGES_PARAM,
+    Param(
+        "samples",
+        ("--samples",),
+        type=IntRange(min=0),
+        default=500,
+        show_default=True,
+        help="Bootstrap resamplings of the images for the confidence intervals (0: none).",
+    ),
+    Param("seed", ("--seed",), type=Int(), default=0, show_default=True, help="Seed of the bootstrap."),
+    Param(
+        "confidence",
+        ("--confidence",),
+        type=FloatRange(0.0, 1.0, min_open=True, max_open=True),
+        default=0.95,
+        show_default=True,
+        help="Confidence level of the intervals.",
+    ),
+    Param(
+        "conf",
+        ("--conf",),
+        type=Float(),
+        default=0.25,
+        show_default=True,
+        help="Score from which a detection counts in the per-image match (as `tuiops match --conf`).",
+    ),
+    Param(
+        "top",
+        ("--top",),
+        type=IntRange(min=0),
+        default=20,
+        show_default=True,
+        help="How many of the images whose match changed most to list.",
+    ),
+    quiet_param(),
+    json_param(),
+)
+def compare_cmd(
+    ctx: CommandContext,
+    set_name: str,
+    runs: tuple[str, ...],
+    split_files: tuple[str, ...],
+    split_dir: str | None,
+    only_split: str | None,
+    images: str,
+    samples: int,
+    seed: int,
+    confidence: float,
+    conf: float,
+    top: int,
+    quiet: bool,
+    as_json: bool,
+) -> Result:
+    """What got better and what got worse from run A to run B on one label set.
+
+    Both runs are evaluated on the same images (those of the set that both processed,
+    with --images processed). Prints the COCO numbers of each and their difference with a
+    bootstrap confidence interval over images (seeded: --samples, --seed), the AP of each
+    class before and after (what got worse first), the change of TIDE's error breakdown,
+    and the images whose match changed most (per-image F1 and cost as `tuiops match`
+    computes them). The numbers equal hotcoco's `compare`. --json keys: set, run_a, run_b,
+    images, stats_a, stats_b, deltas, ci, per_class, tide_a, tide_b, tide_deltas,
+    changed_images.
+
+    \b
+    Examples:
+      tuiops compare --set master --run v40 --run v41
+      tuiops compare --set master --run v40 --run v41 --split-from datasets/v41 --split val --json
+    """
+    from tuiops.commands.analysis_text import compare_text
+    from tuiops.errors import UsageError
+    from tuiops.ops.analysis import compare_runs
+
+    if len(runs) != 2:
+        raise UsageError(f"compare takes two runs, got {len(runs)}", hint="give --run A --run B")
+    ws = ctx.workspace
+    items = _split_items(ws, split_files, split_dir, only_split)
+    with ctx.progress("compare", quiet=quiet or as_json) as progress:
+        res = compare_runs(
+            ws,
+            set_name,
+            runs[0],
+            runs[1],
+            items=items,
+            images=images,
+            samples=samples,
+            seed=seed,
+            confidence=confidence,
+            conf=conf,
+            top=top,
+            progress=progress,
+        )
+    data = res.to_dict()
+    return Result(data, lambda: compare_text(data))
+
+
+def _split_items(ws: Any, split_files: tuple[str, ...], split_dir: str | None, only_split: str | None) -> Any:
+    """The item ids of split ``only_split`` (None: every image)."""
+    from tuiops.errors import UsageError
+
+    splits = _read_splits(ws, split_files, split_dir)
+    if only_split is None:
+        if splits is not None:
+            raise UsageError("--split-file/--split-from need --split NAME to choose the images")
+        return None
+    if splits is None:
+        raise UsageError("--split needs --split-file or --split-from to know the splits")
+    from tuiops.ops.labels import lookup_items
+
+    chosen = splits.filter(splits["split"] == only_split)
+    if chosen.height == 0:
+        known = sorted(set(splits["split"].to_list()))
+        raise UsageError(f"no image is in split {only_split!r}", hint=f"splits found: {', '.join(known)}")
+    return lookup_items(ws.store, chosen["key"].unique().to_list())["item_id"].to_numpy()
