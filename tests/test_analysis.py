@@ -317,3 +317,28 @@ def test_compare_cli_text_and_json(ws: Any) -> None:
     assert rc == 0 and "what got worse first" in text and "TIDE" in text
     rc, _ = _cli(ws, "compare", "--set", "gt", "--run", "a", "-q")
     assert rc != 0
+
+
+def test_report_draws_tide_reliability_and_the_comparison(ws: Any, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tuiops.ops.analysis import analyse
+    from tuiops.ops.report import report
+
+    two_runs(ws, seed=10)
+    res = report(ws, "gt", "b", tmp_path / "rep", top=0, compare_with="a")
+    for name in ("tide.png", "reliability.png", "compare.png"):
+        assert name in res.files
+        with Image.open(tmp_path / "rep" / name) as im:
+            assert im.format == "PNG" and im.width > 300
+    page = (tmp_path / "rep" / "index.html").read_text(encoding="utf-8")
+    for anchor in ('id="tide"', 'id="calibration"', 'id="compare"', 'src="tide.png"', 'src="compare.png"'):
+        assert anchor in page
+    meta = json.loads((tmp_path / "rep" / "report.json").read_text(encoding="utf-8"))
+    same = analyse(ws, "gt", "b", tide=True, bins=10)
+    assert meta["tide"]["delta_ap"] == pytest.approx(same.tide.delta_ap, abs=TOL)
+    assert meta["calibration"]["ece"] == pytest.approx(same.calibration.ece, abs=TOL)
+    assert meta["compare"]["run_a"] == "a" and meta["compare"]["run_b"] == "b"
+    # Written again without a comparison, the old comparison chart goes.
+    res = report(ws, "gt", "b", tmp_path / "rep", top=0)
+    assert "compare.png" not in res.files and not (tmp_path / "rep" / "compare.png").exists()

@@ -56,6 +56,12 @@ from tuiops.commands import (
         help="Only this split of the stored match (e.g. val); its images also restrict the COCO numbers.",
     ),
     Param(
+        "compare_with",
+        ("--compare",),
+        metavar="RUN",
+        help="An earlier run to compare with (as `tuiops compare --run RUN --run R`): compare.png and its section.",
+    ),
+    Param(
         "force",
         ("--force",),
         is_flag=True,
@@ -73,6 +79,7 @@ def report_cmd(
     conf: float,
     top: int,
     split: str | None,
+    compare_with: str | None,
     force: bool,
     quiet: bool,
     as_json: bool,
@@ -83,8 +90,11 @@ def report_cmd(
     (precision-recall at IoU 0.5 per class and the all-class mean, from the same
     accumulation as `tuiops eval`), confusion.png (rows: label class, dup, extra;
     columns: detected class, loc, missed), scores.png (scores of tp vs fp detections),
-    iou.png (IoU of matched pairs), worst/NN_KEY.jpg (the worst images with their boxes),
-    report.json and index.html (written last; open it in a browser).
+    iou.png (IoU of matched pairs), tide.png (TIDE's error breakdown: the AP50 points each
+    error type costs), reliability.png (the calibration of the scores), with --compare RUN
+    compare.png (AP per class before and after with bootstrap intervals, and the change
+    of TIDE's errors), worst/NN_KEY.jpg (the worst images with their boxes), report.json
+    and index.html (written last; open it in a browser).
 
     The confusion matrix, histograms and worst images come from the stored match
     SET__RUN when it was made with the same --iou and --conf, else from a fresh match
@@ -96,6 +106,7 @@ def report_cmd(
       tuiops report --set master --run v41 --to reports/v41
       tuiops report --set master --run v41 --to reports/v41-val --split val --top 48
       tuiops report --set master --run v41 --to reports/v41 --conf 0.4 --json
+      tuiops report --set master --run v41 --to reports/v41 --compare v40
     """
     from tuiops.ops.report import report
 
@@ -109,6 +120,7 @@ def report_cmd(
             conf=conf,
             top=top,
             split=split,
+            compare_with=compare_with,
             force=force,
             progress=progress,
         )
@@ -120,6 +132,15 @@ def report_cmd(
         f"  mAP {s['map']:.3f}  mAP50 {s['map50']:.3f}  mAP75 {s['map75']:.3f}  AR@100 {s['ar100']:.3f}",
         f"  {d.match_source}, iou {d.iou:g}, conf {d.conf:g}: tp {t['tp']:,}  loc {t['loc']:,}  "
         f"cls {t['cls']:,}  dup {t['dup']:,}  fp {t['fp']:,}  fn {t['fn']:,}",
+        *(
+            [
+                f"  TIDE: AP50 {d.tide.ap:.3f}; "
+                + ", ".join(f"{k} {100 * v:.2f}" for k, v in d.tide.delta_ap.items())
+            ]
+            if d.tide is not None
+            else []
+        ),
+        *([f"  vs {d.compare.run_a!r}: mAP {d.compare.deltas['map']:+.3f}"] if d.compare is not None else []),
         f"  {len(res.files):,} file(s), {len(res.worst):,} worst image(s)",
         f"  open {res.index}",
     ]

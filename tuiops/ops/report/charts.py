@@ -45,6 +45,21 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def chart_frame(w: float, h: float) -> contextlib.AbstractContextManager[Any]:
+    """A matplotlib figure on the Agg canvas in the report's style (for charts drawn elsewhere)."""
+    return _figure(w, h)
+
+
+def png_of(fig: Any) -> bytes:
+    """The figure as PNG bytes."""
+    return _png(fig)
+
+
+def title_of(data: ReportData, what: str) -> str:
+    """A chart's title: what it shows, for which set and run."""
+    return _title(data, what)
+
+
 def _title(data: ReportData, what: str) -> str:
     split = f" [{data.split}]" if data.split else ""
     return f"{what}: {data.set_name} × {data.run_name}{split}"

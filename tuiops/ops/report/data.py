@@ -30,6 +30,7 @@ def report_data(
     top: int = 24,
     split: str | None = None,
     store: Store | None = None,
+    compare_with: str | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> ReportData:
@@ -37,7 +38,7 @@ def report_data(
 
     ``store`` reads instead of the workspace's own store (a read-only one in a worker
     thread). ``top``: how many worst images (per split of a stored match when ``split`` is
-    not given).
+    not given). ``compare_with``: an earlier run to compare this one with (`tuiops compare`).
     """
     from tuiops.ops.evaluate import IOU_THRS, REC_THRS, evaluate
     from tuiops.ops.match import check_params
@@ -99,6 +100,12 @@ def report_data(
         pr50, pr_mean = (np.vstack((a, -np.ones((extra, a.shape[1])))) for a in (pr50, pr_mean))
         valid = np.concatenate((valid, np.zeros(extra, bool)))
     per_class = _per_class_frame(names, tally.confusion, ap, ap50, ap75)
+    from tuiops.ops.report.analysis import analysis_parts
+
+    tide, cal, cmp, analysis_notes = analysis_parts(
+        view, set_name, run_name, items=split_items, compare_with=compare_with
+    )
+    t3 = time.perf_counter()
     rep.update(3, "done", force=True)
     return ReportData(
         set_name=set_name,
@@ -125,7 +132,11 @@ def report_data(
         totals={c: int(v) for c, v in zip(CATEGORIES, tally.totals(), strict=True)},
         splits=splits,
         worst=worst,
-        seconds={"eval": t1 - t0, "match": t2 - t1},
+        seconds={"eval": t1 - t0, "match": t2 - t1, "analysis": t3 - t2},
+        tide=tide,
+        calibration=cal,
+        compare=cmp,
+        analysis_notes=analysis_notes,
     )
 
 

@@ -15,9 +15,12 @@ if TYPE_CHECKING:
 
 
 #: The chart files of a report, in page order.
-CHARTS = ("ap_per_class.png", "pr_curves.png", "confusion.png", "scores.png", "iou.png")
-#: Names a report folder may hold besides the charts.
-REPORT_NAMES = frozenset({*CHARTS, "index.html", "report.json", "worst"})
+MATCH_CHARTS = ("ap_per_class.png", "pr_curves.png", "confusion.png", "scores.png", "iou.png")
+#: The error-analysis charts: TIDE's bars and the reliability diagram.
+ANALYSIS_CHARTS = ("tide.png", "reliability.png")
+CHARTS = (*MATCH_CHARTS, *ANALYSIS_CHARTS)
+#: Names a report folder may hold besides the charts (compare.png: with a comparison).
+REPORT_NAMES = frozenset({*CHARTS, "compare.png", "index.html", "report.json", "worst"})
 GENERATOR = "tuiops report"
 STAGING_PREFIX = ".tuiops-report-"
 #: Histogram bins over [0, 1].
@@ -57,6 +60,13 @@ class ReportData:
     splits: dict[str, dict[str, Any]]
     worst: pl.DataFrame
     seconds: dict[str, float] = field(default_factory=dict)
+    #: TIDE's breakdown (:class:`tuiops.ops.analysis.TideResult`), None when not computed.
+    tide: Any = None
+    #: The calibration of the scores (:class:`tuiops.ops.analysis.CalibrationResult`), None when not computed.
+    calibration: Any = None
+    #: The comparison with an earlier run (:class:`tuiops.ops.analysis.CompareResult`), None without one.
+    compare: Any = None
+    analysis_notes: list[str] = field(default_factory=list)
 
     @property
     def stats(self) -> dict[str, float]:
@@ -117,6 +127,9 @@ class ReportData:
                 **self.totals,
             },
             "splits": self.splits,
+            "tide": None if self.tide is None else self.tide.to_dict(),
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "compare": None if self.compare is None else self.compare.to_dict(),
         }
 
 

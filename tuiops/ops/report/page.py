@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tuiops.ops.report.model import CATEGORIES, CHARTS, GENERATOR, ReportData
+from tuiops.ops.report.model import CATEGORIES, GENERATOR, MATCH_CHARTS, ReportData
 
 if TYPE_CHECKING:
     pass
@@ -133,7 +133,7 @@ def _charts() -> list[str]:
         "iou.png": "IoU of matched label–detection pairs",
     }
     out = ['<h2 id="charts">Charts</h2>']
-    for name in CHARTS:
+    for name in MATCH_CHARTS:
         out.append(
             f'<figure><img class="chart" src="{name}" alt="{e(captions[name])}">'
             f"<figcaption>{e(captions[name])}</figcaption></figure>"
@@ -202,13 +202,17 @@ def _worst_images(worst: list[dict[str, Any]]) -> list[str]:
 
 
 def render_html(data: ReportData, worst: list[dict[str, Any]]) -> str:
-    """The report page: head numbers, every chart, the per-class table and the worst images."""
+    """The report page: head numbers, every chart, the per-class table, the error analysis and the worst
+    images."""
+    from tuiops.ops.report.analysis import analysis_html
+
     out = [
         *_head(data),
         *_notes(data),
         *_splits_table(data),
         *_charts(),
         *_per_class_table(data),
+        *analysis_html(data),
         *_worst_images(worst),
         "</body></html>\n",
     ]

@@ -15,6 +15,7 @@ import numpy as np
 
 from tuiops.errors import ConflictError
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
+from tuiops.ops.report.analysis import COMPARE_CHART, chart_compare, chart_reliability, chart_tide
 from tuiops.ops.report.charts import CHART_FUNCS
 from tuiops.ops.report.data import report_data
 from tuiops.ops.report.model import CHARTS, GENERATOR, STAGING_PREFIX, ReportData, ReportResult
@@ -36,22 +37,35 @@ def report(
     top: int = 24,
     split: str | None = None,
     force: bool = False,
+    compare_with: str | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> ReportResult:
     """Write the report of run ``run_name`` against label set ``set_name`` into folder ``to``.
 
     ``to`` must be new, empty or a previous report (then it is replaced), unless ``force``
-    (then the report's files are written beside what is there). Recorded as a job.
+    (then the report's files are written beside what is there). ``compare_with``: an
+    earlier run the report compares this one with. Recorded as a job.
     """
     folder = check_target(to, force=force)
     params = {"set": set_name, "run": run_name, "to": str(folder), "iou": iou, "conf": conf, "top": top}
     if split is not None:
         params["split"] = split
+    if compare_with is not None:
+        params["compare"] = compare_with
     t0 = time.perf_counter()
     with job(ws.store, "report", params) as handle:
         data = report_data(
-            ws, set_name, run_name, iou=iou, conf=conf, top=top, split=split, progress=progress, cancel=cancel
+            ws,
+            set_name,
+            run_name,
+            iou=iou,
+            conf=conf,
+            top=top,
+            split=split,
+            compare_with=compare_with,
+            progress=progress,
+            cancel=cancel,
         )
         t1 = time.perf_counter()
         res = write_report(ws, data, folder, force=force, progress=progress, cancel=cancel)
@@ -128,20 +142,26 @@ def write_report(
         raise disk_error(folder, exc, "write into") from exc
     try:
         try:
-            for name, draw in zip(CHARTS, CHART_FUNCS, strict=True):
+            charts = list(CHARTS)
+            for name, draw in zip(CHARTS, (*CHART_FUNCS, chart_tide, chart_reliability), strict=True):
                 rep.check()
                 (staging / name).write_bytes(draw(data))
                 rep.advance(message=name)
+            if data.compare is not None:
+                (staging / COMPARE_CHART).write_bytes(chart_compare(data))
+                charts.append(COMPARE_CHART)
             (staging / "worst").mkdir()
             worst = paint_worst(ws, data, staging / "worst", rep)
-            meta = {"generator": GENERATOR, **data.to_dict(), "files": list(CHARTS), "worst": worst}
+            meta = {"generator": GENERATOR, **data.to_dict(), "files": charts, "worst": worst}
             (staging / "report.json").write_text(
                 json.dumps(meta, indent=2, default=_json_default), encoding="utf-8"
             )
             page = render_html(data, worst)
             rep.check()
-            for name in (*CHARTS, "report.json"):
+            for name in (*charts, "report.json"):
                 os.replace(staging / name, folder / name)
+            if data.compare is None and (folder / COMPARE_CHART).is_file():
+                (folder / COMPARE_CHART).unlink()
             if (folder / "worst").is_dir() and not (folder / "worst").is_symlink():
                 os.replace(folder / "worst", staging / "worst.old")
             os.replace(staging / "worst", folder / "worst")
@@ -151,7 +171,7 @@ def write_report(
         rep.advance(message="index.html", force=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    files = [*CHARTS, *(w["file"] for w in worst), "report.json", "index.html"]
+    files = [*charts, *(w["file"] for w in worst), "report.json", "index.html"]
     return ReportResult(folder=folder, files=files, worst=worst, data=data)
 
 
