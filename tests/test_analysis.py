@@ -342,3 +342,38 @@ def test_report_draws_tide_reliability_and_the_comparison(ws: Any, tmp_path: Pat
     # Written again without a comparison, the old comparison chart goes.
     res = report(ws, "gt", "b", tmp_path / "rep", top=0)
     assert "compare.png" not in res.files and not (tmp_path / "rep" / "compare.png").exists()
+
+
+def test_report_screen_errors_tab(ws: Any) -> None:
+    """The app's report screen shows the same TIDE numbers, reliability table and comparison as the report."""
+    import asyncio
+
+    from textual.widgets import TabbedContent
+
+    from tests.test_tui_app import SIZE, settle
+    from tests.test_tui_report import text_of
+    from tuiops.app import TuiopsApp
+    from tuiops.ops.analysis import analyse
+    from tuiops.screens.report import ReportScreen
+
+    two_runs(ws, seed=10)
+    want = analyse(ws, "gt", "b", tide=True, bins=10)
+    app = TuiopsApp(ws)
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen = ReportScreen(ws, "gt", "b", top=0, compare_with="a")
+            app.push_screen(screen)
+            await settle(pilot)
+            assert screen.data is not None and screen.error is None
+            await pilot.press("6")
+            await settle(pilot)
+            assert screen.query_one(TabbedContent).active == "errors"
+            text = text_of(screen.query_one("#report-errors"), 240)
+            assert want.tide is not None and want.calibration is not None
+            assert f"{100 * want.tide.delta_ap['loc']:.2f}" in text and "localisation" in text
+            assert f"ECE {want.calibration.ece:.4f}" in text
+            assert "a → b" in text and "images that changed most" in text
+
+    asyncio.run(main())

@@ -680,7 +680,10 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
                 )
             )
             return
-        app.push_screen(ReportScreen(app.ws, app.ctx.label_set, app.ctx.run))
+        from tuiops.ops.analysis import previous_pitstop_run
+
+        earlier = previous_pitstop_run(app.ws.store, app.ctx.run)
+        app.push_screen(ReportScreen(app.ws, app.ctx.label_set, app.ctx.run, compare_with=earlier))
 
     def action_save_script(self) -> None:
         app: Any = self.app

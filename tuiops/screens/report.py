@@ -1,9 +1,11 @@
 """The report of a label set against a detection run, as charts that fit in a terminal.
 
-Five tabs: AP per class (bars), the precision–recall curve of one class at IoU 0.5 with
+Six tabs: AP per class (bars), the precision–recall curve of one class at IoU 0.5 with
 the all-class mean (Braille dots; ``[``/``]`` choose the class), the confusion matrix (a
 table coloured by the share of each row), the score and IoU histograms (block
-characters) and the worst images. The numbers come from
+characters), the worst images, and the errors: TIDE's breakdown, the reliability of the
+scores and, given an earlier run (by default the previous pitstop's), what got better and
+worse since. The numbers come from
 :func:`tuiops.ops.report.report_data`, computed in a worker on a read-only store; the
 screen draws only.
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from tuiops.ops.report import ReportData
     from tuiops.workspace import Workspace
 
-TABS = ("ap", "pr", "confusion", "hist", "worst")
+TABS = ("ap", "pr", "confusion", "hist", "worst", "errors")
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
 _LEVELS = " ▁▂▃▄▅▆▇█"
 _PALETTE = ("#ff3838", "#32cd32", "#1e90ff", "#ffb21d", "#cf52ff", "#00d4bb", "#ff69b4", "#92cc17")
@@ -228,6 +230,7 @@ class ReportScreen(ReportsWorkerFailures, Screen[None]):
         Binding("3", "tab('confusion')", "Confusion", id="report-tab-confusion"),
         Binding("4", "tab('hist')", "Histograms", id="report-tab-hist"),
         Binding("5", "tab('worst')", "Worst images", id="report-tab-worst"),
+        Binding("6", "tab('errors')", "Errors and comparison", id="report-tab-errors"),
         Binding("right_square_bracket,n", "pr_class(1)", "Next class", id="report-next-class"),
         Binding("left_square_bracket,p", "pr_class(-1)", "Previous class", id="report-prev-class"),
     ]
@@ -244,8 +247,10 @@ class ReportScreen(ReportsWorkerFailures, Screen[None]):
         conf: float = 0.25,
         top: int = 24,
         split: str | None = None,
+        compare_with: str | None = None,
     ) -> None:
         super().__init__(classes="report-screen")
+        self.compare_with = compare_with
         self.ws = ws
         self.set_name = set_name
         self.run_name = run_name
@@ -259,12 +264,12 @@ class ReportScreen(ReportsWorkerFailures, Screen[None]):
         with TabbedContent(initial="ap", id="report-tabs"):
             for tab, title in zip(
                 TABS,
-                ("1 AP per class", "2 PR curve", "3 Confusion", "4 Histograms", "5 Worst images"),
+                ("1 AP per class", "2 PR curve", "3 Confusion", "4 Histograms", "5 Worst images", "6 Errors"),
                 strict=True,
             ):
                 with TabPane(title, id=tab), VerticalScroll():
                     yield Static("", id=f"report-{tab}")
-        yield Static(" Esc close  1-5 tabs  [ ] class of the PR curve ", id="report-keys")
+        yield Static(" Esc close  1-6 tabs  [ ] class of the PR curve ", id="report-keys")
 
     def on_mount(self) -> None:
         self._load()
@@ -287,6 +292,7 @@ class ReportScreen(ReportsWorkerFailures, Screen[None]):
                 top=self.top,
                 split=self.split,
                 store=store,
+                compare_with=self.compare_with,
             )
             self.post_message(ReportLoaded(data))
         except TuiopsError as exc:
@@ -327,6 +333,9 @@ class ReportScreen(ReportsWorkerFailures, Screen[None]):
             )
         )
         self.query_one("#report-worst", Static).update(worst_table(data))
+        from tuiops.screens.report_errors import errors_view
+
+        self.query_one("#report-errors", Static).update(errors_view(data))
         self._draw_pr()
 
     def _draw_pr(self) -> None:

@@ -3,7 +3,7 @@
 from tuiops.ops.analysis.calibration import CalibrationResult, calibration, reliability
 from tuiops.ops.analysis.cells import Cells, average_precision, coco_cells
 from tuiops.ops.analysis.compare import CompareResult, bootstrap, compare_runs
-from tuiops.ops.analysis.inputs import EvalInputs, load_inputs, pitstop_splits
+from tuiops.ops.analysis.inputs import EvalInputs, load_inputs, pitstop_splits, previous_pitstop_run
 from tuiops.ops.analysis.run import AnalysisResult, analyse
 from tuiops.ops.analysis.slices import SLICE_KINDS, SliceResult, slice_names, sliced_eval
 from tuiops.ops.analysis.tide import ERROR_TYPES, ORACLES, TideResult, tide_errors
@@ -27,6 +27,7 @@ __all__ = [
     "compare_runs",
     "load_inputs",
     "pitstop_splits",
+    "previous_pitstop_run",
     "reliability",
     "slice_names",
     "sliced_eval",

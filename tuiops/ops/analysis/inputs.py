@@ -104,3 +104,15 @@ def pitstop_splits(store: Store, run_name: str) -> pl.DataFrame | None:
         (row[0],),
         {"item_id": pl.Int64, "split": pl.String},
     )
+
+
+def previous_pitstop_run(store: Store, run_name: str) -> str | None:
+    """The run of the pitstop before the one that made ``run_name`` (same training), if both are stored."""
+    row = store.execute(
+        "SELECT prev.run_name FROM train_pitstops cur JOIN train_pitstops prev "
+        "ON prev.train_id = cur.train_id AND prev.idx < cur.idx "
+        "JOIN runs r ON r.name = prev.run_name "
+        "WHERE cur.run_name = ? AND prev.run_name IS NOT NULL ORDER BY prev.idx DESC LIMIT 1",
+        (run_name,),
+    ).fetchone()
+    return None if row is None else str(row[0])
