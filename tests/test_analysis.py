@@ -377,3 +377,76 @@ def test_report_screen_errors_tab(ws: Any) -> None:
             assert "a → b" in text and "images that changed most" in text
 
     asyncio.run(main())
+
+
+@pytest.fixture
+def small_ds(ws: Any, tmp_path: Path) -> tuple[Any, Path]:
+    """Six drawn images, their label set GT and the dataset ds built from it (train and val)."""
+    from tests.test_train_support import draw_scene, index_pool, make_label_set
+    from tuiops.ops.dataset import build_dataset
+
+    pool = tmp_path / "pool"
+    boxes = {f"danbooru_{i}": draw_scene(pool / f"danbooru_{i}.png", i) for i in range(6)}
+    index_pool(ws, pool)
+    make_label_set(ws, "GT", boxes)
+    build_dataset(ws, "GT", tmp_path / "ds", val=0.3)
+    return ws, tmp_path / "ds"
+
+
+def test_a_pitstop_report_says_what_changed_since_the_previous_pitstop(small_ds: Any) -> None:
+    """A pitstop compares its run with the previous pitstop's on each split; eval slices a pitstop's run by split."""
+    from tuiops.ops.analysis import analyse, compare_runs, previous_pitstop_run
+    from tuiops.ops.dataset import dataset_images
+    from tuiops.ops.pitstop import STORE_CONF, pitstop_compare
+    from tuiops.ops.train import report_markdown
+
+    ws, _ = small_ds
+    images = dataset_images(ws.store, "ds")
+    labels = ws.store.read_labels("GT")
+    good = labels.select(
+        "item_id", "class_id", "x1", "y1", "x2", "y2", (0.5 + pl.col("id").rank() / 1000).alias("score")
+    )
+    worse = good.with_columns(pl.col("x2") + 0.6 * (pl.col("x2") - pl.col("x1")), (pl.col("score") * 0.9))
+    ws.store.create_run("v1.pitstop1", worse, images.select("item_id"), conf=STORE_CONF)
+    ws.store.create_run("v1.pitstop2", good, images.select("item_id"), conf=STORE_CONF)
+    with ws.store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO train_runs(id, name, created, status, data, dataset, model, epochs, save_dir) "
+            "VALUES (1, 'v1', '2026-01-01', 'pitstop', 'ds', 'ds', 'yolov8n.yaml', 4, '/nowhere')"
+        )
+        for idx in (1, 2):
+            conn.execute(
+                "INSERT INTO train_pitstops(train_id, idx, epoch, created, run_name) VALUES (1, ?, ?, '2026-01-01', ?)",
+                (idx, idx, f"v1.pitstop{idx}"),
+            )
+    assert previous_pitstop_run(ws.store, "v1.pitstop2") == "v1.pitstop1"
+    assert previous_pitstop_run(ws.store, "v1.pitstop1") is None
+    body, _, _ = pitstop_compare(ws, "ds", "v1.pitstop2", images, conf=0.25, previous_run="v1.pitstop1")
+    cmp = body["compare"]
+    assert cmp["against"] == "v1.pitstop1" and set(cmp["splits"]) == {"train", "val"}
+    for split, d in cmp["splits"].items():
+        items = images.filter(pl.col("split") == split)["item_id"].to_numpy()
+        same = compare_runs(ws, "GT", "v1.pitstop1", "v1.pitstop2", items=items, samples=0, top=0)
+        assert d["stats_b"]["map"] == pytest.approx(same.stats_b["map"], abs=TOL)
+        assert d["deltas"]["map"] > 0 and d["images"] == len(items)
+        assert d["changed_images"]  # the boxes of every image got better
+    head = {
+        "idx": 2,
+        "train": "v1",
+        "epoch": 2,
+        "epochs": 4,
+        "weights": "w.pt",
+        "weights_sha256": "0" * 64,
+        "best_epoch": 2,
+        "run": "v1.pitstop2",
+        "conf": 0.25,
+        "stored_conf": STORE_CONF,
+        "match_iou": 0.5,
+        "label_set": "GT",
+        "dataset": "ds",
+    }
+    md = report_markdown(head, body)
+    assert "since the previous pitstop (run `v1.pitstop1`)" in md and "### val: mAP" in md
+    # eval of a pitstop's run keeps train and val apart by itself
+    res = analyse(ws, "GT", "v1.pitstop2")
+    assert res.by == "split" and [s.name for s in res.slices] == ["train", "val"]

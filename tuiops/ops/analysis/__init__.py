@@ -2,7 +2,13 @@
 
 from tuiops.ops.analysis.calibration import CalibrationResult, calibration, reliability
 from tuiops.ops.analysis.cells import Cells, average_precision, coco_cells
-from tuiops.ops.analysis.compare import CompareResult, bootstrap, compare_runs
+from tuiops.ops.analysis.compare import (
+    CompareResult,
+    bootstrap,
+    compare_markdown,
+    compare_runs,
+    split_comparison,
+)
 from tuiops.ops.analysis.inputs import EvalInputs, load_inputs, pitstop_splits, previous_pitstop_run
 from tuiops.ops.analysis.run import AnalysisResult, analyse
 from tuiops.ops.analysis.slices import SLICE_KINDS, SliceResult, slice_names, sliced_eval
@@ -24,6 +30,7 @@ __all__ = [
     "bootstrap",
     "calibration",
     "coco_cells",
+    "compare_markdown",
     "compare_runs",
     "load_inputs",
     "pitstop_splits",
@@ -31,5 +38,6 @@ __all__ = [
     "reliability",
     "slice_names",
     "sliced_eval",
+    "split_comparison",
     "tide_errors",
 ]

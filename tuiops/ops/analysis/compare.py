@@ -28,6 +28,8 @@ from tuiops.ops.analysis.tide import TideResult, tide_errors
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from tuiops.workspace import Workspace
 
 #: COCO's IoU thresholds .50:.05:.95.
@@ -310,3 +312,64 @@ def compare_runs(
         tide_b=tide_b,
         changed=changed,
     )
+
+
+def split_comparison(
+    ws: Workspace,
+    set_name: str,
+    run_a: str,
+    run_b: str,
+    splits: pl.DataFrame,
+    *,
+    samples: int = 200,
+    top: int = 10,
+    conf: float = 0.25,
+) -> dict[str, Any]:
+    """Run B against run A on each split apart (``splits``: item_id, split), as a pitstop's report shows it.
+
+    Returns ``{"against": run_a, "splits": {split: CompareResult.to_dict()}}``.
+    """
+    out: dict[str, Any] = {"against": run_a, "splits": {}}
+    for split in sorted(set(splits["split"].to_list())):
+        items = splits.filter(splits["split"] == split)["item_id"].to_numpy()
+        res = compare_runs(ws, set_name, run_a, run_b, items=items, samples=samples, top=top, conf=conf)
+        out["splits"][split] = res.to_dict()
+    return out
+
+
+def compare_markdown(comparison: dict[str, Any]) -> list[str]:
+    """A pitstop report's section on what changed since the previous pitstop (Markdown lines)."""
+    lines = [f"## since the previous pitstop (run `{comparison['against']}`)", ""]
+    for split, d in comparison["splits"].items():
+        ci = d["ci"].get("map")
+        interval = (
+            f", {round(100 * d['confidence'])}% interval [{ci['lower']:+.3f}, {ci['upper']:+.3f}]"
+            if ci
+            else ""
+        )
+        lines += [
+            f"### {split}: mAP {d['stats_a']['map']:.3f} → {d['stats_b']['map']:.3f} "
+            f"({d['deltas']['map']:+.3f}{interval}), {d['images']} images",
+            "",
+            "| class | AP before | AP now | change | interval |",
+            "|---|---|---|---|---|",
+        ]
+        for r in sorted(d["per_class"], key=lambda r: r["delta"]):
+            iv = r.get("ci")
+            span = "" if not iv or iv["lower"] != iv["lower"] else f"[{iv['lower']:+.3f}, {iv['upper']:+.3f}]"
+            lines.append(f"| {r['class']} | {r['ap_a']:.3f} | {r['ap_b']:.3f} | {r['delta']:+.3f} | {span} |")
+        if d.get("tide_deltas"):
+            worse = sorted(d["tide_deltas"].items(), key=lambda kv: -kv[1])
+            lines += [
+                "",
+                "TIDE dAP change (AP50 points; > 0: the error costs more now): "
+                + ", ".join(f"{k} {100 * v:+.2f}" for k, v in worse),
+            ]
+        if d["changed_images"]:
+            lines += ["", "| image | f1 before | f1 now | missed | extra |", "|---|---|---|---|---|"]
+            for r in d["changed_images"]:
+                lines.append(
+                    f"| {r['key']} | {r['f1_a']:.3f} | {r['f1_b']:.3f} | {r['fn_a']} → {r['fn_b']} | {r['fp_a']} → {r['fp_b']} |"
+                )
+        lines.append("")
+    return lines

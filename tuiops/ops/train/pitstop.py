@@ -67,6 +67,7 @@ def pitstop_compare(
     conf: float,
     match_iou: float = 0.5,
     previous: Mapping[str, Any] | None = None,
+    previous_run: str | None = None,
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     """A pitstop's comparison of its detection run with the dataset's labels, at ``conf``.
 
@@ -75,6 +76,8 @@ def pitstop_compare(
     dataset's item_id, key and split. Returns the report body, notes, and warnings: a
     split with no detection at ``conf`` (its worst images are then only those with most
     labels), with the conf that would give about as many detections as labels.
+    ``previous_run``: the previous pitstop's run; the body then holds ``compare``, this
+    run against it on each split apart (`tuiops compare`).
     """
     import polars as pl
 
@@ -114,6 +117,10 @@ def pitstop_compare(
             f"its worst images are only the images with most labels, so its worst list is left empty; "
             f"{hint}; redo the pitstop with a lower --conf (`tuiops train report`) or train longer"
         )
+    if previous_run is not None:
+        from tuiops.ops.analysis import split_comparison
+
+        body["compare"] = split_comparison(ws, label_set, previous_run, det_run, splits, conf=conf)
     return body, notes, warnings
 
 
@@ -208,12 +215,24 @@ def _detect_and_compare(
         cancel=cancel,
     )
     prev_row = store.execute(
-        "SELECT summary FROM train_pitstops WHERE train_id = ? AND idx < ? ORDER BY idx DESC LIMIT 1",
+        "SELECT summary, run_name FROM train_pitstops WHERE train_id = ? AND idx < ? ORDER BY idx DESC LIMIT 1",
         (run.id, idx),
     ).fetchone()
     previous = json.loads(prev_row[0]).get("body") if prev_row and prev_row[0] else None
+    previous_run = (
+        prev_row[1]
+        if prev_row and prev_row[1] and store.one("SELECT 1 FROM runs WHERE name = ?", (prev_row[1],))
+        else None
+    )
     return pitstop_compare(
-        ws, dataset, head["run"], images, conf=conf, match_iou=head["match_iou"], previous=previous
+        ws,
+        dataset,
+        head["run"],
+        images,
+        conf=conf,
+        match_iou=head["match_iou"],
+        previous=previous,
+        previous_run=previous_run,
     )
 
 

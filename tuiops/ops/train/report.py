@@ -395,4 +395,8 @@ def report_markdown(head: Mapping[str, Any], body: Mapping[str, Any]) -> str:
             if parts:
                 lines += [f"**{c}**", "", *parts, ""]
         lines.append("")
+    if body.get("compare"):
+        from tuiops.ops.analysis import compare_markdown
+
+        lines += compare_markdown(body["compare"])
     return "\n".join(lines).rstrip() + "\n"
