@@ -166,20 +166,19 @@ def bootstrap(
         d_map[s] = mb.mean() - ma.mean()
         d_50[s] = _mean_defined(ap_b[0]) - _mean_defined(ap_a[0])
         d_cls[s, has] = mb - ma
-    return {"map": _interval(d_map, confidence), "map50": _interval(d_50, confidence)}, {
-        k: _interval(d_cls[:, k], confidence) for k in range(n_cat)
-    }
+    summary = {"map": _interval(d_map, confidence), "map50": _interval(d_50, confidence)}
+    per_class = {k: _interval(d_cls[:, k], confidence) for k in range(n_cat)}
+    return (
+        {k: v for k, v in summary.items() if v is not None},
+        {k: v for k, v in per_class.items() if v is not None},
+    )
 
 
-def _interval(d: np.ndarray, confidence: float) -> dict[str, float]:
+def _interval(d: np.ndarray, confidence: float) -> dict[str, float] | None:
+    """The interval of the differences ``d`` (NaN: a resampling without labels); None without any."""
     d = d[np.isfinite(d)]
     if d.size == 0:
-        return {
-            "lower": float("nan"),
-            "upper": float("nan"),
-            "prob_better": float("nan"),
-            "std_err": float("nan"),
-        }
+        return None
     tail = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(d, [tail, 1.0 - tail])
     return {
