@@ -440,7 +440,7 @@ def _analysis_lines(extra: dict[str, Any], coco_map: float) -> list[str]:
         "samples",
         ("--samples",),
         type=IntRange(min=0),
-        default=500,
+        default=200,
         show_default=True,
         help="Bootstrap resamplings of the images for the confidence intervals (0: none).",
     ),

@@ -87,45 +87,59 @@ class CompareResult:
 
 
 class _Weighted:
-    """Per-class AP of one run's outcomes at one threshold with images weighted (a bootstrap resampling)."""
+    """Per-class AP of one run's outcomes at one threshold with images weighted (a bootstrap resampling).
+
+    Only counted detections (true or false positives) are kept: an ignored one changes no
+    count. The precision envelope peaks at true positives and a recall point is first
+    reached at one, so precision is read at the true positives alone, from the running
+    weighted counts of all counted detections.
+    """
 
     def __init__(self, cells: Cells) -> None:
-        self.n_cat = len(cells.cats)
-        self.d_img = np.searchsorted(cells.imgs, cells.d_item)
-        self.d_cls = cells.d_cls
-        self.tp = cells.d_tp
-        self.fp = cells.d_fp
+        self.n_cat = k = len(cells.cats)
+        keep = np.flatnonzero(cells.d_tp | cells.d_fp)
+        cls = cells.d_cls[keep]
+        self.img = np.searchsorted(cells.imgs, cells.d_item[keep])
+        self.is_tp = cells.d_tp[keep]
+        self.tp_pos = np.flatnonzero(self.is_tp)
+        self.tp_cls = cls[self.tp_pos]
+        starts = np.searchsorted(cls, np.arange(k + 1))
+        self.before = starts[:-1] - 1  # the last counted detection before each class (−1: none)
+        tp_starts = np.searchsorted(self.tp_cls, np.arange(k + 1))
+        self.tp_ends = tp_starts[1:]
+        self.tp_count = np.diff(tp_starts)
         counted = cells.g_counted
         self.g_img = np.searchsorted(cells.imgs, cells.g_item[counted])
         self.g_cls = cells.g_cls[counted]
-        self.starts = np.searchsorted(self.d_cls, np.arange(self.n_cat + 1))
-        self.key = REC_POINTS[None, :] + 2.0 * np.arange(self.n_cat)[:, None]
+        self.key = (REC_POINTS[None, :] + 2.0 * np.arange(k)[:, None]).ravel()
+        self.off = 2.0 * (k - self.tp_cls)
 
     def class_ap(self, w: np.ndarray) -> np.ndarray:
         """AP of each class (−1 without labels) with image weights ``w``."""
         npig = np.bincount(self.g_cls, weights=w[self.g_img], minlength=self.n_cat)
-        out = np.full(self.n_cat, -1.0)
-        n = len(self.d_cls)
-        has = npig > 0
+        out = np.where(npig > 0, 0.0, -1.0)
+        n = len(self.tp_pos)
         if n == 0:
-            out[has] = 0.0
             return out
-        wd = w[self.d_img]
-        tp = np.cumsum(np.where(self.tp, wd, 0.0))
-        fp = np.cumsum(np.where(self.fp, wd, 0.0))
-        first = self.starts[:-1]
-        tp -= np.concatenate(([0.0], tp))[first][self.d_cls]
-        fp -= np.concatenate(([0.0], fp))[first][self.d_cls]
-        npd = npig[self.d_cls]
+        wd = w[self.img]
+        all_cum = np.cumsum(wd)
+        tp_cum = np.cumsum(wd * self.is_tp)
+
+        def base(cum: np.ndarray) -> np.ndarray:
+            at = cum[np.maximum(self.before, 0)]
+            return np.repeat(np.where(self.before >= 0, at, 0.0), self.tp_count)
+
+        tp = tp_cum[self.tp_pos] - base(tp_cum)
+        seen = all_cum[self.tp_pos] - base(all_cum)
+        pr = tp / (seen + np.spacing(1))
+        npd = npig[self.tp_cls]
         rc = np.divide(tp, npd, out=np.zeros(n), where=npd > 0)
-        pr = tp / (tp + fp + np.spacing(1))
-        # The precision envelope inside each class: a running maximum from the right, kept
-        # from leaking across classes by an offset that grows towards the first class.
-        off = 2.0 * (self.n_cat - self.d_cls)
-        env = np.maximum.accumulate((pr + off)[::-1])[::-1] - off
-        at = np.searchsorted(rc + 2.0 * self.d_cls, self.key.ravel(), side="left").reshape(self.key.shape)
-        inside = at < self.starts[1:, None]
-        q = np.where(inside, env[np.minimum(at, n - 1)], 0.0)
+        # The envelope inside each class: a running maximum from the right, kept from leaking
+        # across classes by an offset that grows towards the first class.
+        env = np.maximum.accumulate((pr + self.off)[::-1])[::-1] - self.off
+        at = np.searchsorted(rc + 2.0 * self.tp_cls, self.key, side="left").reshape(self.n_cat, -1)
+        q = np.where(at < self.tp_ends[:, None], env[np.minimum(at, n - 1)], 0.0)
+        has = npig > 0
         out[has] = q[has].mean(axis=1)
         return out
 
@@ -234,7 +248,7 @@ def compare_runs(
     *,
     items: Any = None,
     images: str = "processed",
-    samples: int = 500,
+    samples: int = 200,
     seed: int = 0,
     confidence: float = 0.95,
     conf: float = 0.25,
@@ -248,7 +262,7 @@ def compare_runs(
     if run_a == run_b:
         raise UsageError(f"--run {run_a} is given twice", hint="compare two different runs: --run A --run B")
     if samples < 0:
-        raise UsageError(f"--samples {samples}: must be ≥ 0", hint="e.g. --samples 500 (0: no intervals)")
+        raise UsageError(f"--samples {samples}: must be ≥ 0", hint="e.g. --samples 200 (0: no intervals)")
     if not 0 < confidence < 1:
         raise UsageError(f"--confidence {confidence}: must be in (0, 1)", hint="e.g. --confidence 0.95")
     rep = Reporter("compare", progress, cancel, total=4)
