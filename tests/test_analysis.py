@@ -450,3 +450,37 @@ def test_a_pitstop_report_says_what_changed_since_the_previous_pitstop(small_ds:
     # eval of a pitstop's run keeps train and val apart by itself
     res = analyse(ws, "GT", "v1.pitstop2")
     assert res.by == "split" and [s.name for s in res.slices] == ["train", "val"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tide_and_calibration_on_a_dense_grid_equal_hotcoco(seed: int, tmp_path: Path) -> None:
+    """Boxes on a coarse grid (exact IoU ties), four score levels, crowds and over 100 detections per image and class."""
+    rng = np.random.default_rng(seed)
+    n_lab, n_det = 50, 800
+
+    def grid(n: int) -> pl.DataFrame:
+        x1, y1 = rng.integers(0, 10, n) * 10.0, rng.integers(0, 10, n) * 10.0
+        return pl.DataFrame(
+            {
+                "item_id": rng.integers(1, 3, n),
+                "class_id": 2 * rng.integers(0, 3, n) + 1,
+                "x1": x1,
+                "y1": y1,
+                "x2": x1 + rng.integers(1, 6, n) * 10.0,
+                "y2": y1 + rng.integers(1, 6, n) * 10.0,
+            }
+        )
+
+    labels = grid(n_lab).with_columns(pl.Series("iscrowd", (rng.random(n_lab) < 0.1).astype(np.int64)))
+    labels = labels.sort("item_id", maintain_order=True)
+    dets = grid(n_det).with_columns(pl.Series("score", rng.integers(0, 5, n_det) / 4.0))
+    images, classes = [1, 2, 3], [1, 3, 5]
+    ev = hotcoco_eval(labels, dets, images, classes, tmp_path)
+    ref, ref_cal = ev.tide_errors(pos_thr=0.5, bg_thr=0.1), ev.calibration(n_bins=10, iou_threshold=0.5)
+    cells = coco_cells(labels, dets, image_ids=images, class_ids=classes)
+    ours, cal = tide_errors(cells), calibration(cells, 10)
+    for k, hk in HOT_KEYS.items():
+        assert abs(ours.delta_ap[k] - ref["delta_ap"][hk]) <= TOL, k
+    assert ours.counts == {k: ref["counts"][HOT_KEYS[k]] for k in ours.counts}
+    assert abs(cal.ece - ref_cal["ece"]) <= TOL and abs(cal.mce - ref_cal["mce"]) <= TOL
+    assert cal.n_dets == ref_cal["num_detections"] < n_det  # the top 100 of each image and class
