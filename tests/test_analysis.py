@@ -484,3 +484,31 @@ def test_tide_and_calibration_on_a_dense_grid_equal_hotcoco(seed: int, tmp_path:
     assert ours.counts == {k: ref["counts"][HOT_KEYS[k]] for k in ours.counts}
     assert abs(cal.ece - ref_cal["ece"]) <= TOL and abs(cal.mce - ref_cal["mce"]) <= TOL
     assert cal.n_dets == ref_cal["num_detections"] < n_det  # the top 100 of each image and class
+
+
+def test_eval_by_split_from_a_split_file_and_by_aspect(ws: Any, tmp_path: Path) -> None:
+    case = two_runs(ws, seed=12)
+    keys = [r[0] for r in ws.store.execute("SELECT key FROM items ORDER BY id").fetchall()]
+    (tmp_path / "val.txt").write_text("".join(f"{k}\n" for k in keys[::3]))
+    rc, out = _cli(
+        ws,
+        "eval",
+        "--set",
+        "gt",
+        "--run",
+        "a",
+        "--by",
+        "split",
+        "--split-file",
+        f"val={tmp_path / 'val.txt'}",
+        "--json",
+        "-q",
+    )
+    assert rc == 0
+    data = json.loads(out)
+    assert [s["slice"] for s in data["slices"]] == ["(none)", "val"]
+    assert sum(s["images"] for s in data["slices"]) == data["images"] == len(case["images"])
+    rc, text = _cli(ws, "eval", "--set", "gt", "--run", "a", "--by", "aspect", "-q")
+    assert rc == 0 and "by aspect:" in text and "landscape" in text  # 640 × 480
+    rc, _ = _cli(ws, "eval", "--set", "gt", "--run", "a", "--by", "width >", "-q")
+    assert rc != 0
