@@ -512,3 +512,23 @@ def test_eval_by_split_from_a_split_file_and_by_aspect(ws: Any, tmp_path: Path) 
     assert rc == 0 and "by aspect:" in text and "landscape" in text  # 640 × 480
     rc, _ = _cli(ws, "eval", "--set", "gt", "--run", "a", "--by", "width >", "-q")
     assert rc != 0
+
+
+def test_plain_eval_reads_the_boxes_once(ws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --tide, --calibration or --by (and not a pitstop's run) eval reads and answers as before."""
+    import tuiops.ops.analysis.run as analysis_run
+
+    two_runs(ws, seed=1)
+    calls: list[str] = []
+    real = analysis_run.load_inputs
+
+    def counted(*a: Any, **k: Any) -> Any:
+        calls.append("read")
+        return real(*a, **k)
+
+    monkeypatch.setattr(analysis_run, "load_inputs", counted)
+    rc, out = _cli(ws, "eval", "--set", "gt", "--run", "a", "--json", "-q")
+    assert rc == 0 and calls == []
+    assert not {"tide", "calibration", "slices"} & set(json.loads(out))
+    rc, _ = _cli(ws, "eval", "--set", "gt", "--run", "a", "--tide", "--json", "-q")
+    assert rc == 0 and calls == ["read"]

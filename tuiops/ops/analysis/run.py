@@ -60,15 +60,17 @@ def analyse(
 
     ``items``/``images`` choose the images as `eval` does. ``splits`` (``item_id,
     split``) are the images' splits for ``by="split"``; by default, a pitstop's run is
-    sliced by the splits of its dataset.
+    sliced by the splits of its dataset. Nothing asked (and not a pitstop's run): nothing is read.
     """
-    rep = Reporter("analyse", progress, cancel, total=3)
-    inp = load_inputs(ws, set_name, run_name, items=items, images=images)
-    rep.update(1, "read", force=True)
     if splits is None and by in (None, "split"):
         splits = pitstop_splits(ws.store, run_name)
         if splits is not None and by is None:
             by = "split"
+    if not tide and bins is None and by is None:
+        return AnalysisResult(set_name, run_name, images=0)
+    rep = Reporter("analyse", progress, cancel, total=3)
+    inp = load_inputs(ws, set_name, run_name, items=items, images=images)
+    rep.update(1, "read", force=True)
     res = AnalysisResult(set_name, run_name, images=len(inp.items))
     if tide or bins is not None:
         cells = coco_cells(
