@@ -495,7 +495,8 @@ def compare_cmd(
     bootstrap confidence interval over images (seeded: --samples, --seed), the AP of each
     class before and after (what got worse first), the change of TIDE's error breakdown,
     and the images whose match changed most (per-image F1 and cost as `tuiops match`
-    computes them). The numbers equal hotcoco's `compare`. --json keys: set, run_a, run_b,
+    computes them). The numbers and their differences equal hotcoco's `compare` (the
+    intervals come from tuiops' own seeded resampling). --json keys: set, run_a, run_b,
     images, stats_a, stats_b, deltas, ci, per_class, tide_a, tide_b, tide_deltas,
     changed_images.
 
