@@ -27,10 +27,13 @@ pycocotools) and annotation ids run 1..N.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import json.encoder
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +73,18 @@ def _loads(data: bytes | str) -> Any:
 
 def load_json(path: Path) -> Any:
     """Load a JSON file, turning every failure into an :class:`InputError` naming the file."""
+    return _parse(path, _read_bytes(path))
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {display_path(path)}: {exc.strerror}") from exc
+
+
+def _parse(path: Path, data: bytes) -> Any:
+    """The JSON document ``data`` (the content of ``path``, named in the errors)."""
     try:
         with gc_paused():
             return _loads(data)
@@ -277,7 +288,13 @@ def _read_images(images: list[Any], head_label: str, bad: list[tuple[str, int | 
     )
 
 
-def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None = None) -> ReadResult:
+def read_coco(
+    path: Path,
+    *,
+    with_score: bool = False,
+    images_path: Path | None = None,
+    head_cache: Path | None = None,
+) -> ReadResult:
     """Read a COCO instances file (or, for detections, a results list with ``images_path``).
 
     ``files``: one row per image entry: file_idx (its index in ``images``), path (the
@@ -288,15 +305,114 @@ def read_coco(path: Path, *, with_score: bool = False, images_path: Path | None 
 
     Every check runs column-wise over the parsed lists; a bad entry is reported with its
     index and id and skipped.
+
+    ``head_cache``: a folder where the image table and categories read from a COCO file
+    are kept (:class:`HeadCache`), so that the file named by ``images_path`` is not parsed
+    again when it is the one read before (same size, modification time and SHA-256).
     """
     # the parsed documents live (and are freed) inside: a collection would walk them all
     with gc_paused():
-        return _read_coco(path, with_score, images_path)
+        return _read_coco(path, with_score, images_path, HeadCache(head_cache) if head_cache else None)
 
 
-def _read_coco(path: Path, with_score: bool, images_path: Path | None) -> ReadResult:
+@dataclass
+class CocoHead:
+    """What a COCO file says about its images and categories, checked.
+
+    ``files``: file_idx, key (of the image id), path, size_w, size_h, meta of each kept
+    image entry; ``cats``: the categories as written; ``source``: its ``info`` and
+    ``licenses``; ``found``: the number of image entries; ``bad``: the messages about the
+    image entries that were skipped.
+    """
+
+    files: pl.DataFrame
+    cats: list[Any]
+    source: dict[str, Any]
+    found: int
+    bad: list[str]
+
+
+def _head_of(doc: Any, head_label: str) -> CocoHead:
+    if not isinstance(doc, dict):
+        raise InputError(f"{head_label}: not a COCO dict with images and categories")
+    images = doc.get("images")
+    cats = doc.get("categories")
+    if not isinstance(images, list):
+        raise InputError(f"{head_label}: no `images` list")
+    if not isinstance(cats, list):
+        raise InputError(f"{head_label}: no `categories` list")
+    _categories(cats, head_label)
+    bad: list[tuple[str, int | None, str]] = []
+    files = _read_images(images, head_label, bad)
+    source = {k: doc[k] for k in ("info", "licenses") if k in doc}
+    return CocoHead(files, cats, source, len(images), [m for _, _, m in bad])
+
+
+class HeadCache:
+    """The image tables of COCO files read before, kept in a folder.
+
+    For each file (by its resolved path) ``PATHKEY.json`` records its size, modification
+    time and SHA-256 and the categories; the image table is ``SHA256.arrow``. A file is
+    taken from the cache only when its size and time are the recorded ones and its
+    content hashes to the recorded digest; anything else (no entry, a damaged one, a
+    changed file) reads the file. A cache that cannot be written is skipped.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _entry(self, path: Path) -> Path:
+        key = hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        return self.folder / f"{key}.json"
+
+    def load(self, path: Path) -> CocoHead | None:
+        """The cached head of ``path`` when it is the same file, else None."""
+        try:
+            st = path.stat()
+            entry = _loads(self._entry(path).read_bytes())
+            if entry["size"] != st.st_size or entry["mtime_ns"] != st.st_mtime_ns:
+                return None
+            with open(path, "rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            if digest != entry["sha256"]:
+                return None
+            files = pl.read_ipc(self.folder / f"{digest}.arrow")
+            return CocoHead(files, entry["cats"], entry["source"], int(entry["found"]), list(entry["bad"]))
+        except (OSError, ValueError, KeyError, TypeError, pl.exceptions.PolarsError):
+            return None
+
+    def save(self, path: Path, data: bytes, head: CocoHead) -> None:
+        """Keep ``head`` as the head of ``path`` (whose content is ``data``)."""
+        with contextlib.suppress(OSError, pl.exceptions.PolarsError):
+            st = path.stat()
+            if st.st_size != len(data):
+                return
+            digest = hashlib.sha256(data).hexdigest()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            entry = {
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "sha256": digest,
+                "cats": head.cats,
+                "source": head.source,
+                "found": head.found,
+                "bad": head.bad,
+            }
+            table = self.folder / f"{digest}.arrow"
+            if not table.exists():
+                tmp = table.with_name(f".{table.name}.{os.getpid()}.part")
+                head.files.write_ipc(tmp)
+                os.replace(tmp, table)
+            target = self._entry(path)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+            tmp.write_text(_dumps(entry), encoding="utf-8")
+            os.replace(tmp, target)
+
+
+def _read_coco(path: Path, with_score: bool, images_path: Path | None, cache: HeadCache | None) -> ReadResult:
     label = display_path(path)
-    doc = load_json(path)
+    data = _read_bytes(path)
+    doc = _parse(path, data)
     if isinstance(doc, list):
         if not with_score:
             raise InputError(
@@ -317,33 +433,28 @@ def _read_coco(path: Path, with_score: bool, images_path: Path | None) -> ReadRe
             raise InputError(f"{label}: no `annotations` list", hint="is it a COCO instances file?")
     else:
         raise InputError(f"{label}: not a COCO file (the top level is neither a dict nor a list)")
-    head = load_json(images_path) if images_path is not None else doc
-    head_label = display_path(images_path) if images_path is not None else label
-    if not isinstance(head, dict):
-        raise InputError(f"{head_label}: not a COCO dict with images and categories")
-    images = head.get("images")
-    cats = head.get("categories")
-    if not isinstance(images, list):
-        raise InputError(f"{head_label}: no `images` list")
-    if not isinstance(cats, list):
-        raise InputError(f"{head_label}: no `categories` list")
-
-    bad: list[tuple[str, int | None, str]] = []
-    cat_name, names = _categories(cats, head_label)
-    files = _read_images(images, head_label, bad)
+    head_path = images_path if images_path is not None else path
+    head_label = display_path(head_path)
+    head = cache.load(head_path) if cache is not None and images_path is not None else None
+    if head is None:
+        head_data = _read_bytes(images_path) if images_path is not None else data
+        head = _head_of(_parse(images_path, head_data) if images_path is not None else doc, head_label)
+        if cache is not None:
+            cache.save(head_path, head_data, head)
+    cat_name, names = _categories(head.cats, head_label)
+    bad: list[tuple[str, int | None, str]] = [(head_label, None, m) for m in head.bad]
     boxes, bad_boxes, bad_files, ann_ids = _read_annotations(
-        anns, ann_key, label, files, cat_name, with_score, bad
+        anns, ann_key, label, head.files, cat_name, with_score, bad
     )
-    source = {k: head[k] for k in ("info", "licenses") if k in head}
-    source_meta = _dumps({"coco": {"categories": cats, **source}})
+    source_meta = _dumps({"coco": {"categories": head.cats, **head.source}})
     warnings = _repeated_ids(ann_ids, ann_key, label)
     return ReadResult(
-        files=files.drop("key"),
+        files=head.files.drop("key"),
         boxes=boxes,
         problems=problems_frame(bad),
         names=names,
         names_source=head_label,
-        found=len(images),
+        found=head.found,
         bad_boxes=bad_boxes,
         bad_box_files=bad_files,
         warnings=warnings,

@@ -231,7 +231,7 @@ def _import(
         def on_file(done: int, total: int) -> None:
             rep.update(done, "reading", total=total)
 
-        rr = _read(fmt, src_path, kind == "dets", classes_file, images_file, on_file)
+        rr = _read(fmt, src_path, kind == "dets", classes_file, images_file, on_file, coco_cache(ws))
         rep.check()
         result = ImportResult(
             kind=kind,
@@ -319,6 +319,12 @@ def _import(
     return result
 
 
+def coco_cache(ws: Workspace) -> Path:
+    """The folder where a workspace keeps the image tables of the COCO files it read, so that
+    ``dets import --images FILE`` does not parse a file a labels import read already."""
+    return ws.root / ".cache" / "coco"
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     try:
@@ -337,6 +343,7 @@ def _read(
     classes_file: str | Path | None,
     images_file: str | Path | None,
     on_file: Callable[[int, int], None],
+    head_cache: Path | None = None,
 ) -> ReadResult:
     if fmt == "yolo":
         from tuiops.formats.classes import find_names_file, read_names_file
@@ -356,4 +363,9 @@ def _read(
 
     if src.is_dir():
         raise UsageError(f"{display_path(src)} is a folder; COCO labels are one JSON file")
-    return read_coco(src, with_score=with_score, images_path=Path(images_file) if images_file else None)
+    return read_coco(
+        src,
+        with_score=with_score,
+        images_path=Path(images_file) if images_file else None,
+        head_cache=head_cache,
+    )
