@@ -629,8 +629,27 @@ def _read_annotations(
         }
     )
     if not with_score:
-        boxes = boxes.drop("score")
+        boxes = boxes.drop("score").with_columns(
+            _numbers([r.get("area") for r in kept], pl.Float64).alias("coco_area"),
+            _numbers([r.get("iscrowd") for r in kept], pl.Int64).alias("coco_iscrowd"),
+        )
     return boxes, int(n - len(keep)), bad_files, id_texts
+
+
+def _numbers(values: list[Any], dtype: type[pl.Float64] | type[pl.Int64]) -> pl.Series:
+    """The values that are JSON numbers (integers only, for ``Int64``) as a column: null for
+    any other value, a number out of the type's range or one not finite."""
+    kinds = (int, float) if dtype == pl.Float64 else (int,)
+    picked = [v if type(v) in kinds else None for v in values]
+    try:
+        col = pl.Series(picked, dtype=dtype, strict=False)
+    except (OverflowError, TypeError, ValueError, pl.exceptions.PolarsError):
+        lo, hi = (-(2**1023), 2**1023) if dtype == pl.Float64 else (-(2**63), 2**63 - 1)
+        inside = [v if v is None or type(v) is float or lo <= v <= hi else None for v in picked]
+        col = pl.Series(inside, dtype=dtype, strict=False)
+    if dtype == pl.Float64:
+        col = col.to_frame("v").select(pl.when(pl.col("v").is_finite()).then(pl.col("v"))).to_series()
+    return col
 
 
 # -- writing ----------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from tuiops.errors import ConflictError, DiskError, NotFoundError, StoreError, T
 from tuiops.store.connections import ADBC, POOL, SQLITE3, Rows, open_adbc, open_sqlite3
 from tuiops.store.connections import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
 from tuiops.store.frames import BOX_COLUMNS as BOX_COLUMNS
+from tuiops.store.frames import COCO_LABEL_COLUMNS as COCO_LABEL_COLUMNS
 from tuiops.store.frames import box_schema, image_size_schema, item_schema
 from tuiops.store.schema import all_migrations
 
@@ -721,7 +722,8 @@ def box_frame(
     """The rows to store for ``boxes`` of one set or run: composite ids in file order.
 
     ``boxes`` has ``item_id`` and ``class_id`` and the value columns (``x1…y2``[, ``score``])
-    and optionally ``extra``; the boxes of one image keep their relative order.
+    and optionally ``extra`` and (labels) the :data:`COCO_LABEL_COLUMNS`; the boxes of one
+    image keep their relative order.
     ``describe`` names an image (by item id) in the error for one with too many boxes.
     """
     import polars as pl
@@ -758,6 +760,9 @@ def box_frame(
     ]
     if "extra" in boxes.columns:
         sel.append(pl.col("extra").cast(pl.String))
+    for col, dtype in COCO_LABEL_COLUMNS.items():
+        if col in boxes.columns:
+            sel.append(pl.col(col).cast(getattr(pl, dtype)))
     return frame.select(sel)
 
 

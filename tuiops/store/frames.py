@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 BOX = ("x1", "y1", "x2", "y2")
 #: Columns of a box frame, in store order (detections add ``score``).
 BOX_COLUMNS = ("item_id", "class_id", *BOX)
+#: Optional label columns: a COCO annotation's ``area`` and ``iscrowd`` as numbers (they
+#: are in the label's ``extra`` as written too; null here means: read ``extra``).
+COCO_LABEL_COLUMNS: dict[str, str] = {"coco_area": "Float64", "coco_iscrowd": "Int64"}
 
 
 def box_schema(*, stored: bool = True, score: bool = False, extra: bool = False) -> dict[str, pl.DataType]:

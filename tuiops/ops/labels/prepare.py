@@ -10,6 +10,7 @@ from tuiops.errors import InputError
 from tuiops.formats import ReadResult, concat_problems
 from tuiops.keys import parse_keys
 from tuiops.ops.labels.model import ImportResult, Tolerance
+from tuiops.store import COCO_LABEL_COLUMNS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -332,6 +333,7 @@ def prepare_import(
     if with_score:
         out_cols.append("score")
     out_cols.append("extra")
+    out_cols += [c for c in COCO_LABEL_COLUMNS if c in good.columns]
     out_boxes = good.select(out_cols)
     images = accepted.sort("file_idx").select(
         "item_id", pl.col("path").alias("source"), pl.col("meta").cast(pl.String)

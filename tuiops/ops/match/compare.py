@@ -74,7 +74,8 @@ def read_labels(
     """A label set's boxes (optionally of items ``item_lo..item_hi``) by id range, in id order.
 
     ``id, item_id, class_id, x1, y1, x2, y2``; with ``coco_extra`` also ``area`` (COCO's
-    annotation area from ``extra``, null where absent) and ``iscrowd``.
+    annotation area, null where absent) and ``iscrowd``: the label's numeric columns where
+    its import filled them, else from ``extra``.
     """
     import polars as pl
 
@@ -85,8 +86,8 @@ def read_labels(
         "SELECT 1 FROM labels WHERE id BETWEEN ? AND ? AND extra IS NOT NULL LIMIT 1", (lo, hi)
     ):
         extra_sql = (
-            ", COALESCE(json_extract(extra, '$.area') + 0.0, -1.0) AS area"
-            ", COALESCE(json_extract(extra, '$.iscrowd'), 0) AS iscrowd"
+            ", COALESCE(coco_area, json_extract(extra, '$.area') + 0.0, -1.0) AS area"
+            ", COALESCE(coco_iscrowd, json_extract(extra, '$.iscrowd'), 0) AS iscrowd"
         )
         schema.update({"area": pl.Float64, "iscrowd": pl.Int64})
     try:
