@@ -165,7 +165,6 @@ def match_frames(
     import polars as pl
 
     from tuiops.ops.matching import Boxes, descending_score_order, greedy_assign, group_pairs
-    from tuiops.store.db import MAX_ORD
 
     check_params(iou, low, conf)
     lid = labels["id"].cast(pl.Int64).to_numpy()
@@ -226,6 +225,23 @@ def match_frames(
         _take(a3, LOC, lab_det, lab_iou, lab_cat, det_free, lab_free)
 
     # 4. dup: IoU ≥ t with a label another detection explains; the best such label.
+    dup_lab, dup_iou = _duplicates(xdi, xgi, xv, det_free, lab_free, n_d)
+    is_dup = dup_lab >= 0
+    is_fp = det_free & ~is_dup
+    return _object_rows(
+        (lid, l_item, l_cls),
+        (did, d_item, d_cls, score),
+        (lab_det, lab_iou, lab_cat),
+        (dup_lab, dup_iou, np.flatnonzero(is_dup | is_fp)),
+    )
+
+
+def _duplicates(
+    xdi: np.ndarray, xgi: np.ndarray, xv: np.ndarray, det_free: np.ndarray, lab_free: np.ndarray, n_d: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each detection left over: the label (and the IoU) it duplicates, the best of the
+    labels another detection explains that it overlaps by IoU ≥ t (pairs ``xdi, xgi, xv``);
+    -1 (NaN) for none."""
     dup_lab = np.full(n_d, -1, dtype=np.int64)
     dup_iou = np.full(n_d, np.nan)
     s4 = np.flatnonzero(det_free[xdi] & ~lab_free[xgi])
@@ -236,10 +252,32 @@ def match_frames(
         head[1:] = d_s[1:] != d_s[:-1]
         dup_lab[d_s[head]] = g_s[head]
         dup_iou[d_s[head]] = v_s[head]
-    is_dup = dup_lab >= 0
-    is_fp = det_free & ~is_dup
+    return dup_lab, dup_iou
 
-    # Label rows (tp, loc, cls, fn), then detection-only rows (dup, fp).
+
+def _object_rows(
+    lab: tuple[np.ndarray, np.ndarray, np.ndarray],
+    det: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    lab_match: tuple[np.ndarray, np.ndarray, np.ndarray],
+    det_only: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> pl.DataFrame:
+    """The object rows: one per label (tp, loc, cls, fn), then one per detection-only object
+    (dup, fp), sorted by image then ``ord``.
+
+    ``lab``: the labels' ids, items, classes; ``det``: the detections' ids, items, classes,
+    scores; ``lab_match``: each label's detection (-1: none), IoU and category;
+    ``det_only``: each detection's duplicated label (-1: none) and IoU, and the indices of
+    the detections that are rows of their own.
+    """
+    import polars as pl
+
+    from tuiops.store.db import MAX_ORD
+
+    lid, l_item, l_cls = lab
+    did, d_item, d_cls, score = det
+    lab_det, lab_iou, lab_cat = lab_match
+    dup_lab, dup_iou, d_rows = det_only
+    n_l, n_d = len(lid), len(did)
     has_det = lab_det >= 0
     ld = np.where(has_det, lab_det, 0)
     l_score = np.where(has_det, score[ld], np.nan) if n_d else np.full(n_l, np.nan)
@@ -248,7 +286,6 @@ def match_frames(
         1.0 - lab_iou,
         np.where(lab_cat == CLS, l_score, np.where(has_det, 1.0 - l_score, 1.0)),
     )
-    d_rows = np.flatnonzero(is_dup | is_fp)
     dl = dup_lab[d_rows]
     has_lab = dl >= 0
     dl0 = np.where(has_lab, dl, 0)
