@@ -179,40 +179,12 @@ def _import(
     cancel: CancelToken | None,
 ) -> ImportResult:
     src_path = Path(src)
-    if not name or not name.strip():
-        raise UsageError("the name must not be empty")
-    fmt = (fmt or detect_format(src_path)).lower()
-    allowed = FORMATS if kind == "labels" else DET_FORMATS
-    if fmt not in allowed:
-        raise UsageError(f"format {fmt!r} is not supported here; use one of {', '.join(allowed)}")
-    if outside not in OUTSIDE:
-        raise UsageError(f"outside must be one of {', '.join(OUTSIDE)}, not {outside!r}")
-    if classes_file is not None and fmt != "yolo":
-        raise UsageError(f"--classes is for YOLO files; {fmt.upper()} files name their classes themselves")
-    if images_file is not None and fmt != "coco":
-        raise UsageError("--images is for COCO results files")
-    if not src_path.exists():
-        raise InputError(f"{display_path(src_path)} does not exist", hint="check the path")
+    fmt = _checked_args(
+        ws.store, kind, src_path, name, fmt, classes_file, images_file, outside, replace, covers
+    )
     store = ws.store
-    if _exists(store, kind, name) and not replace:
-        what = "label set" if kind == "labels" else "detection run"
-        raise ConflictError(
-            f"a {what} named {name!r} exists already",
-            hint="choose another name, or pass --replace to replace it",
-        )
-    if covers is not None:
-        store.label_set_id(covers)
-    weights_sha = None
     warnings: list[str] = []
-    weights = lineage.get("weights")
-    if weights is not None:
-        wp = Path(weights)
-        if wp.is_file():
-            weights_sha = _sha256(wp)
-            lineage["weights"] = str(wp.resolve())
-        else:
-            warnings.append(f"weights file {display_path(wp)} not found here: its sha256 is not recorded")
-            lineage["weights"] = str(weights)
+    weights_sha = _weights_lineage(lineage, warnings)
     params = {
         "src": str(src_path),
         "name": name,
@@ -263,60 +235,156 @@ def _import(
             )
         images = prepared.images
         if covers is not None:
-            import polars as pl
-
-            extra_imgs = store.read_set_images(covers).select("item_id")
-            extra_imgs = extra_imgs.join(images.select("item_id"), on="item_id", how="anti").filter(
-                ~pl.col("item_id").is_in(prepared.no_box_items)
-            )
-            images = pl.concat(
-                [
-                    images,
-                    extra_imgs.with_columns(
-                        pl.lit(None, pl.String).alias("source"), pl.lit(None, pl.String).alias("meta")
-                    ),
-                ]
-            )
+            images = _with_covered(store, covers, images, prepared.no_box_items)
         if prepared.new_classes:
             result.added_classes = ws.add_classes(prepared.new_classes)
         rep.update(rep.done, "storing", force=True)
-        if kind == "labels":
-            store.create_label_set(
-                name,
-                prepared.boxes,
-                images,
-                source=str(src_path.resolve()),
-                fmt=fmt,
-                note=note,
-                replace=replace,
-                meta=rr.source_meta,
-            )
-        else:
-            store.create_run(
-                name,
-                prepared.boxes,
-                images,
-                source=str(src_path.resolve()),
-                fmt=fmt,
-                weights=lineage.get("weights"),
-                weights_sha256=weights_sha,
-                epoch=lineage.get("epoch"),
-                conf=lineage.get("conf"),
-                iou=lineage.get("iou"),
-                params={
-                    "tolerance": str(tolerance),
-                    "outside": outside,
-                    **({"covers": covers} if covers else {}),
-                },
-                note=note,
-                replace=replace,
-                meta=rr.source_meta,
-            )
+        run_params = {
+            "tolerance": str(tolerance),
+            "outside": outside,
+            **({"covers": covers} if covers else {}),
+        }
+        _store(
+            store,
+            kind,
+            name,
+            prepared.boxes,
+            images,
+            src_path,
+            fmt,
+            note,
+            replace,
+            rr,
+            lineage,
+            weights_sha,
+            run_params,
+        )
         result.images = images.height
         result.boxes = prepared.boxes.height
         result.imported = True
         jh.result = result.to_dict(max_problems=20)
     return result
+
+
+def _checked_args(
+    store: Store,
+    kind: str,
+    src_path: Path,
+    name: str,
+    fmt: str | None,
+    classes_file: str | Path | None,
+    images_file: str | Path | None,
+    outside: str,
+    replace: bool,
+    covers: str | None,
+) -> str:
+    """The import's format, once its arguments are checked (an error names the one at fault)."""
+    if not name or not name.strip():
+        raise UsageError("the name must not be empty")
+    fmt = (fmt or detect_format(src_path)).lower()
+    allowed = FORMATS if kind == "labels" else DET_FORMATS
+    if fmt not in allowed:
+        raise UsageError(f"format {fmt!r} is not supported here; use one of {', '.join(allowed)}")
+    if outside not in OUTSIDE:
+        raise UsageError(f"outside must be one of {', '.join(OUTSIDE)}, not {outside!r}")
+    if classes_file is not None and fmt != "yolo":
+        raise UsageError(f"--classes is for YOLO files; {fmt.upper()} files name their classes themselves")
+    if images_file is not None and fmt != "coco":
+        raise UsageError("--images is for COCO results files")
+    if not src_path.exists():
+        raise InputError(f"{display_path(src_path)} does not exist", hint="check the path")
+    if _exists(store, kind, name) and not replace:
+        what = "label set" if kind == "labels" else "detection run"
+        raise ConflictError(
+            f"a {what} named {name!r} exists already",
+            hint="choose another name, or pass --replace to replace it",
+        )
+    if covers is not None:
+        store.label_set_id(covers)
+    return fmt
+
+
+def _weights_lineage(lineage: dict[str, Any], warnings: list[str]) -> str | None:
+    """The SHA-256 of the weights file ``lineage`` names (its path made absolute there), or
+    None with a warning when the file is not here."""
+    weights_sha = None
+    weights = lineage.get("weights")
+    if weights is not None:
+        wp = Path(weights)
+        if wp.is_file():
+            weights_sha = _sha256(wp)
+            lineage["weights"] = str(wp.resolve())
+        else:
+            warnings.append(f"weights file {display_path(wp)} not found here: its sha256 is not recorded")
+            lineage["weights"] = str(weights)
+    return weights_sha
+
+
+def _with_covered(store: Store, covers: str, images: Any, no_box_items: list[int]) -> Any:
+    """``images`` and the images of the label set ``covers`` that the run lacks (with no
+    detections), except those left out for want of a valid box."""
+    import polars as pl
+
+    extra_imgs = store.read_set_images(covers).select("item_id")
+    extra_imgs = extra_imgs.join(images.select("item_id"), on="item_id", how="anti").filter(
+        ~pl.col("item_id").is_in(no_box_items)
+    )
+    images = pl.concat(
+        [
+            images,
+            extra_imgs.with_columns(
+                pl.lit(None, pl.String).alias("source"), pl.lit(None, pl.String).alias("meta")
+            ),
+        ]
+    )
+    return images
+
+
+def _store(
+    store: Store,
+    kind: str,
+    name: str,
+    boxes: Any,
+    images: Any,
+    src_path: Path,
+    fmt: str,
+    note: str | None,
+    replace: bool,
+    rr: ReadResult,
+    lineage: dict[str, Any],
+    weights_sha: str | None,
+    run_params: dict[str, Any],
+) -> None:
+    """Store the prepared boxes and images as the label set or run ``name`` (a run with its
+    lineage and ``run_params``)."""
+    if kind == "labels":
+        store.create_label_set(
+            name,
+            boxes,
+            images,
+            source=str(src_path.resolve()),
+            fmt=fmt,
+            note=note,
+            replace=replace,
+            meta=rr.source_meta,
+        )
+    else:
+        store.create_run(
+            name,
+            boxes,
+            images,
+            source=str(src_path.resolve()),
+            fmt=fmt,
+            weights=lineage.get("weights"),
+            weights_sha256=weights_sha,
+            epoch=lineage.get("epoch"),
+            conf=lineage.get("conf"),
+            iou=lineage.get("iou"),
+            params=run_params,
+            note=note,
+            replace=replace,
+            meta=rr.source_meta,
+        )
 
 
 def coco_cache(ws: Workspace) -> Path:

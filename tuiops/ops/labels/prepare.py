@@ -58,6 +58,67 @@ def prepare_import(
     add_classes: bool,
     result: ImportResult,
 ) -> _Prepared:
+    """What an import stores: the files read matched to the store's images, their classes
+    mapped to the workspace's, their boxes in pixels and checked; every file and box left
+    out is in ``result.problems`` and counted in ``result``."""
+    import polars as pl
+
+    accepted, rejected, file_problems = _match_files(ws, rr, fmt, result)
+    read_problems = rr.problems.filter(
+        ~(pl.col("line").is_not_null() & pl.col("file").is_in(rejected["path"].to_list()))
+    )
+    boxes = rr.boxes.join(
+        accepted.select("file_idx", "path", "item_id", "width", "height"),
+        on="file_idx",
+        how="inner",
+        maintain_order="left",
+    )
+    skipped_in_files = rr.boxes.height - boxes.height
+    boxes, new_classes = _class_ids(ws, rr, fmt, boxes, add_classes, result)
+    boxes, checks = _in_pixels(ws, rr, fmt, boxes)
+    checks += _box_checks(with_score, tol, result)
+    boxes, box_problems = _box_problems(boxes, checks, fmt, result)
+    good = boxes.filter(~pl.col("bad"))
+    if with_score and result.outside != "drop":
+        good, clip_problems = _outside_detections(good, tol, result)
+        box_problems = pl.concat([box_problems, clip_problems])
+    crowded = _crowded_files(good, accepted, result.source if fmt == "coco" else None, with_score)
+    if crowded.height:
+        file_problems = concat_problems([file_problems, crowded.drop("file_idx", "n")])
+        accepted = accepted.join(crowded.select("file_idx"), on="file_idx", how="anti")
+        good = good.join(crowded.select("file_idx"), on="file_idx", how="anti")
+    problems = _named_files(concat_problems([read_problems, file_problems, box_problems]), fmt, result)
+    result.files_skipped = rr.found - accepted.height
+    no_box = _files_without_valid_boxes(rr, accepted, read_problems, boxes.filter(pl.col("bad")), good)
+    if no_box.height:
+        problems = concat_problems([problems, _no_box_problems(no_box, fmt, result)])
+        accepted = accepted.join(no_box.select("file_idx"), on="file_idx", how="anti")
+    result.images_without_boxes = no_box.height
+    result.problems = problems
+    result.boxes_skipped = (
+        int(read_problems["line"].is_not_null().sum())
+        + rr.bad_boxes
+        + box_problems.height
+        + skipped_in_files
+        + int(crowded["n"].sum())
+    )
+    out_cols = ["item_id", "class_id", "x1", "y1", "x2", "y2"]
+    if with_score:
+        out_cols.append("score")
+    out_cols.append("extra")
+    out_cols += [c for c in COCO_LABEL_COLUMNS if c in good.columns]
+    out_boxes = good.select(out_cols)
+    images = accepted.sort("file_idx").select(
+        "item_id", pl.col("path").alias("source"), pl.col("meta").cast(pl.String)
+    )
+    return _Prepared(out_boxes, images, new_classes, no_box["item_id"].to_list())
+
+
+def _match_files(
+    ws: Workspace, rr: ReadResult, fmt: str, result: ImportResult
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The files read matched to the store's images by their image key: those accepted
+    (with item_id, width, height), those rejected, and the problems of the rejected."""
     import polars as pl
 
     files = rr.files
@@ -132,18 +193,17 @@ def prepare_import(
             pl.lit(None, pl.Int64).alias("line"),
             pl.col("fmsg").alias("message"),
         )
-    read_problems = rr.problems.filter(
-        ~(pl.col("line").is_not_null() & pl.col("file").is_in(rejected["path"].to_list()))
-    )
-    boxes = rr.boxes.join(
-        accepted.select("file_idx", "path", "item_id", "width", "height"),
-        on="file_idx",
-        how="inner",
-        maintain_order="left",
-    )
-    skipped_in_files = rr.boxes.height - boxes.height
+    return accepted, rejected, file_problems
 
-    # classes
+
+def _class_ids(
+    ws: Workspace, rr: ReadResult, fmt: str, boxes: pl.DataFrame, add_classes: bool, result: ImportResult
+) -> tuple[pl.DataFrame, list[str]]:
+    """``boxes`` with the workspace ``class_id`` of each, and the class names to add to the map.
+
+    A name the map lacks is an error unless ``add_classes`` or the map is empty."""
+    import polars as pl
+
     new_classes: list[str] = []
     ws_classes = list(ws.classes)
     name_col: pl.Expr | None = None
@@ -185,7 +245,17 @@ def prepare_import(
     else:
         boxes = boxes.with_columns(pl.col("cls").alias("class_id"))
 
-    # pixels
+    return boxes, new_classes
+
+
+def _in_pixels(
+    ws: Workspace, rr: ReadResult, fmt: str, boxes: pl.DataFrame
+) -> tuple[pl.DataFrame, list[tuple[pl.Expr, pl.Expr]]]:
+    """``boxes`` with ``x1, y1, x2, y2`` in pixels from the format's own columns, and the
+    format's checks (condition of a bad box, its message)."""
+    import polars as pl
+
+    ws_classes = list(ws.classes)
     Wf, Hf = pl.col("width").cast(pl.Float64), pl.col("height").cast(pl.Float64)
     checks: list[tuple[pl.Expr, pl.Expr]] = []
     if fmt == "yolo":
@@ -244,6 +314,17 @@ def prepare_import(
             (pl.col("x") + pl.col("bw")).alias("x2"),
             (pl.col("y") + pl.col("bh")).alias("y2"),
         )
+    return boxes, checks
+
+
+def _box_checks(with_score: bool, tol: Tolerance, result: ImportResult) -> list[tuple[pl.Expr, pl.Expr]]:
+    """The checks of every box in pixels (condition of a bad box, its message): the score's,
+    finite coordinates, not empty, inside the image within ``tol`` (a detection's only when
+    ``outside`` is ``drop``)."""
+    import polars as pl
+
+    Wf, Hf = pl.col("width").cast(pl.Float64), pl.col("height").cast(pl.Float64)
+    checks: list[tuple[pl.Expr, pl.Expr]] = []
     x1, y1, x2, y2 = (pl.col(c) for c in ("x1", "y1", "x2", "y2"))
     tx = pl.max_horizontal(pl.lit(tol.px), Wf * (tol.pct / 100.0))
     ty = pl.max_horizontal(pl.lit(tol.px), Hf * (tol.pct / 100.0))
@@ -276,6 +357,16 @@ def prepare_import(
             ),
         )
     )
+    return checks
+
+
+def _box_problems(
+    boxes: pl.DataFrame, checks: list[tuple[pl.Expr, pl.Expr]], fmt: str, result: ImportResult
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``boxes`` with ``bad`` (a check failed), and a problem for each bad box naming the
+    first check it failed."""
+    import polars as pl
+
     cond0, msg0 = checks[0]
     chain: Then | ChainedThen = pl.when(cond0).then(msg0)
     for cond, msg in checks[1:]:
@@ -288,57 +379,40 @@ def prepare_import(
         pl.col("line"),
         pl.when(loc.is_not_null()).then(pl.format("{}: {}", loc, cmsg)).otherwise(cmsg).alias("message"),
     )
-    good = boxes.filter(~pl.col("bad"))
-    if with_score and result.outside != "drop":
-        good, clip_problems = _outside_detections(good, tol, result)
-        box_problems = pl.concat([box_problems, clip_problems])
-    crowded = _crowded_files(good, accepted, result.source if fmt == "coco" else None, with_score)
-    if crowded.height:
-        file_problems = concat_problems([file_problems, crowded.drop("file_idx", "n")])
-        accepted = accepted.join(crowded.select("file_idx"), on="file_idx", how="anti")
-        good = good.join(crowded.select("file_idx"), on="file_idx", how="anti")
-    problems = concat_problems([read_problems, file_problems, box_problems])
-    src = Path(result.source)
-    prefix = result.source if result.source.endswith("/") else result.source + "/"
-    if fmt != "coco":
-        # name files as the user can open them: the source folder joined with the relative path
-        if src.is_dir():
-            problems = problems.with_columns((pl.lit(prefix) + pl.col("file")).alias("file"))
-        else:
-            problems = problems.with_columns(pl.lit(result.source).alias("file"))
-    result.files_skipped = rr.found - accepted.height
-    no_box = _files_without_valid_boxes(rr, accepted, read_problems, boxes.filter(pl.col("bad")), good)
-    if no_box.height:
-        if fmt == "coco":
-            where = pl.lit(result.source)
-            what = pl.format("image '{}': {}", pl.col("path"), pl.lit(_NO_VALID_BOX))
-        else:
-            where = pl.lit(prefix) + pl.col("path") if src.is_dir() else pl.lit(result.source)
-            what = pl.lit(_NO_VALID_BOX)
-        no_box_problems = no_box.select(
-            where.alias("file"), pl.lit(None, pl.Int64).alias("line"), what.alias("message")
+    return boxes, box_problems
+
+
+def _named_files(problems: pl.DataFrame, fmt: str, result: ImportResult) -> pl.DataFrame:
+    """``problems`` naming files as the user can open them: for YOLO and VOC the source
+    folder joined with the relative path (or the source file itself)."""
+    import polars as pl
+
+    if fmt == "coco":
+        return problems
+    if Path(result.source).is_dir():
+        return problems.with_columns((pl.lit(_prefix(result)) + pl.col("file")).alias("file"))
+    return problems.with_columns(pl.lit(result.source).alias("file"))
+
+
+def _prefix(result: ImportResult) -> str:
+    return result.source if result.source.endswith("/") else result.source + "/"
+
+
+def _no_box_problems(no_box: pl.DataFrame, fmt: str, result: ImportResult) -> pl.DataFrame:
+    """A problem for each file whose every box had a problem."""
+    import polars as pl
+
+    if fmt == "coco":
+        where = pl.lit(result.source)
+        what = pl.format("image '{}': {}", pl.col("path"), pl.lit(_NO_VALID_BOX))
+    else:
+        where = (
+            pl.lit(_prefix(result)) + pl.col("path")
+            if Path(result.source).is_dir()
+            else pl.lit(result.source)
         )
-        problems = concat_problems([problems, no_box_problems])
-        accepted = accepted.join(no_box.select("file_idx"), on="file_idx", how="anti")
-    result.images_without_boxes = no_box.height
-    result.problems = problems
-    result.boxes_skipped = (
-        int(read_problems["line"].is_not_null().sum())
-        + rr.bad_boxes
-        + box_problems.height
-        + skipped_in_files
-        + int(crowded["n"].sum())
-    )
-    out_cols = ["item_id", "class_id", "x1", "y1", "x2", "y2"]
-    if with_score:
-        out_cols.append("score")
-    out_cols.append("extra")
-    out_cols += [c for c in COCO_LABEL_COLUMNS if c in good.columns]
-    out_boxes = good.select(out_cols)
-    images = accepted.sort("file_idx").select(
-        "item_id", pl.col("path").alias("source"), pl.col("meta").cast(pl.String)
-    )
-    return _Prepared(out_boxes, images, new_classes, no_box["item_id"].to_list())
+        what = pl.lit(_NO_VALID_BOX)
+    return no_box.select(where.alias("file"), pl.lit(None, pl.Int64).alias("line"), what.alias("message"))
 
 
 def _crowded_files(
