@@ -119,3 +119,24 @@ def test_a_changed_images_file_is_read_again(tmp_path, parses):
     assert gt.read_bytes() in parses
     assert '"flickr":"zz"' in _first_meta(ws)
     ws.close()
+
+
+def test_lookup_items_reads_the_same_items_by_index_or_whole_table(tmp_path):
+    """A few keys are looked up through the key index, many through the whole items table:
+    the same items either way, keys not in the store absent, sizes as stored (null too)."""
+    from tuiops.ops.labels import lookup_items
+
+    ws = Workspace.init(tmp_path / "ws", classes=list(CLASSES))
+    add_items(ws, [f"danbooru_{k}" for k in range(1, 41)])
+    add_items(ws, ["gelbooru_5"], width=None, height=None)
+    few = ["danbooru_3", "gelbooru_5", "danbooru_999"]
+    many = [f"danbooru_{k}" for k in range(1, 60)] + ["gelbooru_5", "gelbooru_5"]
+    got_few = lookup_items(ws.store, few).sort("key")
+    got_many = lookup_items(ws.store, many).sort("key")
+    want = ws.store.read_frame("SELECT key, id AS item_id, width, height FROM items ORDER BY key")
+    assert got_few.rows() == want.filter(want["key"].is_in(few)).rows()
+    assert got_many.rows() == want.rows()
+    assert got_few.schema == got_many.schema
+    assert got_many.filter(got_many["key"] == "gelbooru_5").select("width", "height").row(0) == (None, None)
+    assert lookup_items(ws.store, []).height == 0
+    ws.close()

@@ -30,13 +30,21 @@ class _Prepared:
 
 
 def lookup_items(store: Store, keys: list[str]) -> pl.DataFrame:
-    """The items of ``keys``: key, item_id, width, height (keys not in the store are absent)."""
+    """The items of ``keys``: key, item_id, width, height (keys not in the store are absent).
+
+    Keys that are a good part of the store's items (a quarter or more) are joined with the
+    whole items table read at once; fewer are looked up through the key index.
+    """
     import polars as pl
 
     schema = {"key": pl.String, "item_id": pl.Int64, "width": pl.Int64, "height": pl.Int64}
     uniq = pl.DataFrame({"key": keys}, schema={"key": pl.String}).unique()
     if uniq.height == 0:
         return pl.DataFrame(schema=schema)
+    top = store.one("SELECT max(id) FROM items") or 0
+    if uniq.height * 4 >= top:
+        every = store.read_frame("SELECT key, id AS item_id, width, height FROM items", (), schema)
+        return every.join(uniq, on="key", how="semi")
     with store.bulk() as tx:
         tx.ingest("_tuiops_label_keys", uniq, temporary=True, mode="replace")
         found = tx.read_frame(
@@ -130,10 +138,16 @@ def _match_files(
         files = files.with_columns(
             pl.lit(None, pl.Int64).alias("size_w"), pl.lit(None, pl.Int64).alias("size_h")
         )
-    files = files.sort("path", maintain_order=True).with_columns(
-        pl.col("path").first().over("item_id").alias("first_path"),
-        (pl.int_range(pl.len()).over("item_id") == 0).alias("first"),
-    )
+    files = files.sort("path", maintain_order=True)
+    matched = files["item_id"].drop_nulls()
+    if matched.n_unique() == matched.len():
+        # one file per image (the common case): each is its image's first
+        files = files.with_columns(pl.col("path").alias("first_path"), pl.lit(True).alias("first"))
+    else:
+        files = files.with_columns(
+            pl.col("path").first().over("item_id").alias("first_path"),
+            (pl.int_range(pl.len()).over("item_id") == 0).alias("first"),
+        )
     sw, sh = pl.col("size_w"), pl.col("size_h")
     W, H = pl.col("width"), pl.col("height")
     swapped = (sw == H) & (sh == W)
