@@ -25,7 +25,9 @@ of the image. tuiops: ``labels import`` + ``dets import --images`` + ``eval`` th
 ops functions in one process (a fresh workspace whose items a scan would have made,
 untimed); hotcoco and pycocotools: ``COCO(gt)`` + ``loadRes(dt)`` + evaluate +
 accumulate + summarize. Each runs in a child process of its own; parity is the 12
-stats of every one against pycocotools (or hotcoco where pycocotools is skipped).
+stats of every one against pycocotools (or hotcoco where pycocotools is skipped). A
+peer's line gives its wall and CPU time over tuiops' (> 1: tuiops is faster); on a
+loaded machine the CPU ratio is the steadier one.
 
     python benchmarks/bench_map.py --from-files [--sizes 20000] [--import-only 100000]
 """
@@ -410,7 +412,8 @@ def main_from_files(sizes: list[int], peers: list[str], py_max: int, import_only
                 )
                 print(
                     f"{n:>9} images  {peer:<12}  {got['wall']:8.2f} s  cpu {got['cpu']:7.2f} s  "
-                    f"{got['wall'] / ours['wall']:6.1f}x tuiops' time  {note}",
+                    f"{got['wall'] / ours['wall']:6.2f}x tuiops' time  "
+                    f"{got['cpu'] / ours['cpu']:6.2f}x tuiops' cpu  {note}",
                     flush=True,
                 )
             diff = float(np.abs(np.array(ours["stats"]) - ref).max())
