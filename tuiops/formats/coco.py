@@ -348,6 +348,10 @@ def _head_of(doc: Any, head_label: str) -> CocoHead:
     return CocoHead(files, cats, source, len(images), [m for _, _, m in bad])
 
 
+#: The layout of a kept image table; an entry of another layout is not used.
+_HEAD_VERSION = 1
+
+
 class HeadCache:
     """The image tables of COCO files read before, kept in a folder.
 
@@ -370,6 +374,8 @@ class HeadCache:
         try:
             st = path.stat()
             entry = _loads(self._entry(path).read_bytes())
+            if entry["version"] != _HEAD_VERSION:
+                return None
             if entry["size"] != st.st_size or entry["mtime_ns"] != st.st_mtime_ns:
                 return None
             with open(path, "rb") as fh:
@@ -390,6 +396,7 @@ class HeadCache:
             digest = hashlib.sha256(data).hexdigest()
             self.folder.mkdir(parents=True, exist_ok=True)
             entry = {
+                "version": _HEAD_VERSION,
                 "size": st.st_size,
                 "mtime_ns": st.st_mtime_ns,
                 "sha256": digest,
