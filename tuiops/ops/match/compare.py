@@ -82,8 +82,13 @@ def read_labels(
     lo, hi = _owner_range(set_id, item_lo, item_hi)
     extra_sql = ""
     schema: dict[str, Any] = {"id": pl.Int64, "class_id": pl.Int32, **dict.fromkeys(_BOX, pl.Float64)}
-    if coco_extra and store.one(
-        "SELECT 1 FROM labels WHERE id BETWEEN ? AND ? AND extra IS NOT NULL LIMIT 1", (lo, hi)
+    # through the Arrow reader, as the detections are read beside this: a query through the
+    # other SQLite library would wait for that read to end
+    if (
+        coco_extra
+        and store.read_frame(
+            "SELECT 1 AS one FROM labels WHERE id BETWEEN ? AND ? AND extra IS NOT NULL LIMIT 1", (lo, hi)
+        ).height
     ):
         extra_sql = (
             ", COALESCE(coco_area, json_extract(extra, '$.area') + 0.0, -1.0) AS area"
