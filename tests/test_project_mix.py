@@ -303,34 +303,30 @@ def test_yolo_mix_trains_with_ultralytics(mws, tmp_path, capsys):
 
 
 # -- stable split ---------------------------------------------------------------------------------------
-def test_split_is_stable_when_images_are_added(mws, tmp_path, capsys):
+def test_split_is_stable_and_keeps_its_ratio_when_images_are_added(mws, tmp_path, capsys):
     make_build(mws, "a", ["x"], 20)
     make_build(mws, "b", ["x"], 15)
     out = tmp_path / "m"
+
+    def splits(res: dict[str, Any]) -> dict[str, str]:
+        return dict(
+            mws.store.execute(
+                "SELECT stem, split FROM project_mix_images WHERE mix_id = ?", (res["mix_id"],)
+            ).fetchall()
+        )
+
     first = mix_json(mws, capsys, "a", "b", "--out", str(out), "--seed", "7", "--val", "0.3")
-    before = dict(
-        mws.store.execute(
-            "SELECT stem, split FROM project_mix_images WHERE mix_id = ?", (first["mix_id"],)
-        ).fetchall()
-    )
+    again = mix_json(mws, capsys, "a", "b", "--out", str(out), "--seed", "7", "--val", "0.3")
+    assert splits(first) == splits(again)
+    assert (first["val"], again["val"]) == (6 + 5, 6 + 5)  # round(0.3 × 20) + round(0.3 × 15)
     make_build(mws, "a", ["x"], 40)  # the first 20 images are the same, 20 more follow
     second = mix_json(mws, capsys, "a", "b", "--out", str(out), "--seed", "7", "--val", "0.3")
-    after = dict(
-        mws.store.execute(
-            "SELECT stem, split FROM project_mix_images WHERE mix_id = ?", (second["mix_id"],)
-        ).fetchall()
-    )
-    assert len(after) == 55 and all(after[k] == v for k, v in before.items())
-    assert 0.1 < second["val"] / second["images"] < 0.5
+    after = splits(second)
+    assert len(after) == 55 and second["val"] == 12 + 5
     # another seed draws another split
     third = mix_json(mws, capsys, "a", "b", "--out", str(out), "--seed", "8", "--val", "0.3")
-    other = dict(
-        mws.store.execute(
-            "SELECT stem, split FROM project_mix_images WHERE mix_id = ?", (third["mix_id"],)
-        ).fetchall()
-    )
-    assert other != after
-    assert mws.store.one("SELECT count(*) FROM project_mixes") == 3
+    assert splits(third) != after and third["val"] == 17
+    assert mws.store.one("SELECT count(*) FROM project_mixes") == 4
 
 
 # -- duplicates and leaks --------------------------------------------------------------------------------
@@ -376,9 +372,10 @@ def test_near_duplicates_grouped_into_one_split_or_refused(mws, tmp_path, capsys
     for i in range(1, 7):
         assert splits[f"a_{i:06d}"] == splits[f"b_{i:06d}"]
     moved = mws.store.execute(
-        "SELECT count(*) FROM project_mix_images WHERE mix_id = ? AND reason = 'leak'", (res["mix_id"],)
+        "SELECT count(*) FROM project_mix_images WHERE mix_id = ? AND reason = 'near-duplicate'",
+        (res["mix_id"],),
     ).fetchone()[0]
-    assert moved == res["moved"]
+    assert moved == res["moved"] == 6 and res["leaks"] == 6
     capsys.readouterr()
     code = cli(
         mws,

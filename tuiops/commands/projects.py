@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tuiops.commands import (
     Choice,
     CommandContext,
@@ -19,6 +21,22 @@ from tuiops.commands import (
 
 def _split(value: str) -> list[str]:
     return [c.strip() for c in value.split(",") if c.strip()]
+
+
+def split_lines(table: list[dict[str, Any]]) -> list[str]:
+    """The split per project and class as text lines (a project's row, then its classes indented)."""
+    if not table:
+        return []
+    lines = [
+        f"{'split':<9} {'project / class':<28} {'images':>6} {'train':>6} {'val':>5} {'val %':>6} {'groups':>6}"
+    ]
+    for r in table:
+        name = r["project"] if r["class"] is None else f"  {r['class']}"
+        share = f"{100 * r['val_share']:.1f}"
+        lines.append(
+            f"{'':<9} {name:<28} {r['images']:>6} {r['train']:>6} {r['val']:>5} {share:>6} {r['groups']:>6}"
+        )
+    return lines
 
 
 @command(
@@ -211,7 +229,7 @@ def project_show(ctx: CommandContext, name: str, as_json: bool) -> Result:
         type=Float(),
         default=0.2,
         show_default=True,
-        help="Share of each project's images drawn into val.",
+        help="Share of each project's and each class's images drawn into val (by master group).",
     ),
     Param(
         "seed",
@@ -251,13 +269,14 @@ def project_show(ctx: CommandContext, name: str, as_json: bool) -> Result:
         type=Choice(("drop", "group")),
         default="drop",
         show_default=True,
-        help="Near-duplicates: keep one of each group (drop), or keep all in one split (group).",
+        help="Near-duplicates across masters: drop the repeats of an earlier master's images (drop), "
+        "or keep them in that master's split (group). Variants of one master are never dropped.",
     ),
     Param(
         "strict",
         ("--strict",),
         is_flag=True,
-        help="Fail when near-duplicates straddle train and val instead of fixing.",
+        help="With --dupes group: fail on near-duplicates across masters instead of keeping them in one split.",
     ),
     Param(
         "voc_year",
@@ -317,9 +336,13 @@ def mix_cmd(
     """Mix the builds of PROJECTS into one VOC, YOLO or COCO dataset.
 
     One class map across projects (same name, same class; a name that looks like
-    another, or a --map merge without --merge, is an error), a stable split per image,
-    near-duplicates dropped and train/val leaks fixed by perceptual hash, and a
-    manifest.json with every file's SHA-256.
+    another, or a --map merge without --merge, is an error); a split by master group
+    (the variants a build made of one master stay in one split) drawn per project and
+    per class, so each has its share of val (within one image where each master gave
+    one image; at least one val image for a project or class of 4 or more);
+    near-duplicates across masters dropped or kept together by perceptual hash; the
+    split table per project and class printed and stored in manifest.json, with
+    every file's SHA-256.
 
     \b
     Examples:
@@ -360,6 +383,7 @@ def mix_cmd(
         f"dupes     {res.dropped} dropped in {res.duplicate_groups} group(s); {res.leaks} train/val leak(s), "
         f"{res.moved} image(s) moved",
         f"manifest  sha256 {res.manifest_sha256}",
+        *split_lines(res.split_table),
     ]
     for g in res.duplicates[:5]:
         what = "dropped" if res.dropped else "kept with it"

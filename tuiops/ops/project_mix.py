@@ -18,7 +18,7 @@ from tuiops.ops.projects.mixout import verify_output
 from tuiops.ops.projects.model import BUILD_JSON, projects_dir
 from tuiops.ops.projects.push import push_tarball
 from tuiops.ops.projects.sources import load_build
-from tuiops.ops.projects.split import split_draws
+from tuiops.ops.projects.split import dupes_and_split, split_draws, split_table, split_target
 from tuiops.ops.projects.tarball import write_tarball
 
 __all__ = [
@@ -36,12 +36,15 @@ __all__ = [
     "ProjectBuild",
     "PushResult",
     "build_class_map",
+    "dupes_and_split",
     "load_build",
     "mix_projects",
     "parse_map",
     "projects_dir",
     "push_tarball",
     "split_draws",
+    "split_table",
+    "split_target",
     "verify_output",
     "write_tarball",
 ]

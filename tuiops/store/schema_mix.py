@@ -6,7 +6,10 @@
 - ``project_mix_images``: every image of every mixed build, kept or not: its split
   (``train``, ``val`` or ``dropped``), the stable draw that chose it, its perceptual
   hash (signed 64-bit), SHA-256, object count, and why it moved or was dropped
-  (``duplicate`` with ``dup_of`` = the kept image's ``project/stem``, or ``leak``).
+  (``duplicate`` with ``dup_of`` = the kept image's ``project/stem``, or ``leak``);
+  since 0511 its master group (``mgroup``: ``project/m:MASTER`` or ``project/i:STEM``;
+  the unit the split keeps together), and the mix's ``split_table`` (JSON: images
+  per project and per project and class in train and val).
 - ``project_mix_pushes``: a tarball pushed to a host and verified there.
 """
 
@@ -63,5 +66,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             pushed TEXT NOT NULL
         );
         """,
-    )
+    ),
+    (
+        "0511_mix_master_groups",
+        """
+        ALTER TABLE project_mix_images ADD COLUMN mgroup TEXT;
+        ALTER TABLE project_mixes ADD COLUMN split_table TEXT;
+        """,
+    ),
 ]

@@ -150,6 +150,7 @@ def _write_build(
                 "height": checked[i].height,
                 "objects": int(n_objects.get(i, 0)),
                 "source": outputs[i].rel,
+                "master": outputs[i].master,
             }
         )
         rep.advance(message=stem)

@@ -7,15 +7,17 @@ records. The mix then
 - builds one class map across the projects: the union of their classes by name, in
   the order of the projects given (or the order of a ``--classes`` file), after the
   explicit renames of ``--map [PROJECT:]OLD=NEW``;
-- draws a stable split: an image goes to ``val`` when
-  ``draw(project + "/" + stem, seed) < val`` (a 64-bit hash turned into [0, 1)), so its
-  split depends on nothing else and adding images never moves the others;
-- hashes every image (perceptual hash, 64 bits) and groups near-duplicates (Hamming
-  distance ≤ ``max_distance``) with the chunked equi-join of :mod:`tuiops.ops.similar`:
-  ``dupes="drop"`` keeps the first image of each group (projects in the order given,
-  then stems) and drops the others; ``dupes="group"`` keeps them all in the split of
-  the group's first image. A group whose images were drawn into both train and val is
-  a leak: it is fixed that way, or, with ``strict``, an error;
+- splits by master group, per project and per class (:mod:`tuiops.ops.projects.split`):
+  the images a build made from one master never straddle train and val, every
+  project and class gets its share of val (within one image where its groups are
+  single images; never none when it has at least 4 images), and the table of it per
+  project and class is returned, stored and written to the manifest;
+- hashes every image (perceptual hash, 64 bits) and finds near-duplicates across
+  master groups (Hamming distance ≤ ``max_distance``) with the chunked equi-join of
+  :mod:`tuiops.ops.similar`: ``dupes="drop"`` drops the images that repeat an earlier
+  master group's (projects in the order given, then stems); ``dupes="group"`` keeps
+  them in the split of that group (``strict``: an error instead). Variants of one
+  master are never dropped as duplicates of each other;
 - writes the dataset into a temporary sibling of the output folder and renames it
   into place, with ``manifest.json`` (class map, parameters, the builds' hashes, every
   image's split, project and SHA-256, the SHA-256 of every other file);
@@ -70,7 +72,7 @@ from tuiops.ops.projects.mixout import check_out, record_mix, stage_output
 from tuiops.ops.projects.model import projects_dir
 from tuiops.ops.projects.push import push_tarball, raise_unknown_host
 from tuiops.ops.projects.sources import load_build, read_project_build
-from tuiops.ops.projects.split import dupes_and_split, split_draws
+from tuiops.ops.projects.split import dupes_and_split, split_table
 from tuiops.ops.projects.tarball import tar_epoch, write_tarball
 
 if TYPE_CHECKING:
@@ -195,9 +197,9 @@ def _build_warnings(ws: Workspace, builds: Sequence[ProjectBuild]) -> list[str]:
 
 
 def _read_builds(
-    builds: Sequence[ProjectBuild], projects: Sequence[str], cmap: ClassMap, seed: int, rep: Reporter
+    builds: Sequence[ProjectBuild], projects: Sequence[str], cmap: ClassMap, rep: Reporter
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """All images of the builds in mix order (``idx``, ``key``, split ``draw``) and their boxes with classes."""
+    """All images of the builds in mix order (``idx``, ``key``) and their boxes with classes."""
     import polars as pl
 
     img_parts, box_parts = [], []
@@ -218,7 +220,6 @@ def _read_builds(
             f"the builds of {', '.join(projects)} hold no images",
             hint="build the projects with a count > 0",
         )
-    imgs = imgs.with_columns(split_draws(imgs["project"], imgs["stem"], seed).alias("draw"))
     cls = pl.DataFrame(cmap.sources).select(
         "project", "name", pl.col("class"), pl.col("class_id").cast(pl.Int64)
     )
@@ -299,20 +300,23 @@ def _mix_images(
     fmt: str,
     split_options: tuple[int, str, bool, float],
     rep: Reporter,
-) -> tuple[pl.DataFrame, pl.DataFrame, int, int, int, list[dict[str, Any]]]:
-    """The images of the builds split and named, their boxes clipped; the clipped, leak and moved counts and duplicate groups.
+) -> tuple[pl.DataFrame, pl.DataFrame, int, int, int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """The images of the builds split and named, their boxes clipped; the clipped, leak and moved counts,
+    the duplicate groups and the split's table per project and class.
 
     ``split_options``: ``(max_distance, dupes, strict, val)`` of :func:`dupes_and_split`.
     """
     import polars as pl
 
-    imgs, boxes = _read_builds(builds, projects, cmap, seed, rep)
+    imgs, boxes = _read_builds(builds, projects, cmap, rep)
     boxes, clipped = _clip_boxes(boxes, imgs, builds)
     objects = boxes.group_by("idx").agg(pl.len().cast(pl.Int64).alias("objects"))
     imgs = imgs.join(objects, on="idx", how="left").with_columns(pl.col("objects").fill_null(0)).sort("idx")
-    imgs, leaks, moved, groups = dupes_and_split(imgs, *split_options)
+    image_classes = boxes.select("idx", "class").unique().sort("idx", "class")
+    imgs, leaks, moved, groups = dupes_and_split(imgs, image_classes, seed, split_options)
+    table = split_table(imgs, image_classes, split_options[3])
     imgs = _name_outputs(imgs, fmt)
-    return imgs, boxes, clipped, leaks, moved, groups
+    return imgs, boxes, clipped, leaks, moved, groups, table
 
 
 def _mix_params(
@@ -452,7 +456,7 @@ def mix_projects(
     )
     with job(ws.store, "project.mix", params, total=total) as j:
         rep = Reporter("project.mix", progress, cancel, total=2 * total, job_id=j.id)
-        imgs, boxes, clipped, leaks, moved, groups = _mix_images(
+        imgs, boxes, clipped, leaks, moved, groups, table = _mix_images(
             builds, projects, cmap, seed, fmt, (max_distance, dupes, strict, val), rep
         )
         kept = imgs.filter(pl.col("split") != "dropped")
@@ -473,7 +477,7 @@ def mix_projects(
             params,
             voc_year,
             yaml_path,
-            {"leaks": leaks, "moved": moved, "clipped": clipped, "not_carried": lost_counts},
+            {"leaks": leaks, "moved": moved, "clipped": clipped, "not_carried": lost_counts, "split": table},
             lost,
             rep,
         )
@@ -487,6 +491,7 @@ def mix_projects(
         result = _mix_result(
             mix_id, target, root_rel, fmt, projects, cmap, imgs, kept, counts, groups, manifest_sha, warnings
         )
+        result.split_table = table
         result.tar = str(tar_path) if tar_path else None
         result.tar_sha256, result.tar_size, result.tar_reused = tar_sha, tar_size, tar_reused
         j.result = {k: v for k, v in result.to_dict().items() if k not in ("duplicates", "classes")}

@@ -92,6 +92,8 @@ class MixResult:
     tar_reused: bool = False
     push: PushResult | None = None
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    split_table: list[dict[str, Any]] = field(default_factory=list)
+    """Images per project (``class`` None) and per project and class in train and val."""
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -329,6 +329,7 @@ def stage_output(
             "moved": found["moved"],
             "clipped": found["clipped"],
             "per_class": class_counts(kept, kept_boxes, cmap.names),
+            "split": found["split"],
             "not_carried": found["not_carried"],
         }
         manifest = mix_manifest(
@@ -375,6 +376,7 @@ def record_mix(
         "stem",
         "split",
         "draw",
+        "mgroup",
         "phash",
         "sha256",
         "objects",
@@ -389,8 +391,8 @@ def record_mix(
     with ws.store.bulk() as tx:
         mix_id = tx.one(
             "INSERT INTO project_mixes(name, out, format, projects, classes, params, images, train, val, "
-            "dropped, leaks, boxes, manifest_sha256, tar_path, tar_sha256, tar_size, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "dropped, leaks, boxes, manifest_sha256, tar_path, tar_sha256, tar_size, created, split_table) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 target.name,
                 str(target),
@@ -409,6 +411,7 @@ def record_mix(
                 tar_sha,
                 tar_size,
                 utcnow(),
+                json.dumps(counts.get("split", []), ensure_ascii=False),
             ),
         )
         tx.ingest("project_mix_images", images_rows.with_columns(pl.lit(mix_id, pl.Int64).alias("mix_id")))

@@ -29,6 +29,8 @@ class Output:
     path: Path
     boxes: list[_Box]
     """``(name, xmin, ymin, xmax, ymax, extra)``: the extra keeps the VOC object's flags and tags."""
+    master: str | None = None
+    """The stem of the one master this image is a variant of (None: not known, or several)."""
 
 
 #: Keys of a boxes.json object that set a VOC object flag.
@@ -123,7 +125,9 @@ def _from_boxes_json(out: Path, path: Path, project: Project) -> list[Output]:
             extra = _object_extra(o, f"{where} ({rec['file']}) object {k + 1}", masters or {})
             x1, y1, x2, y2 = (_num(o.get(c)) for c in ("xmin", "ymin", "xmax", "ymax"))
             boxes.append((name if isinstance(name, str) else None, x1, y1, x2, y2, extra))
-        outputs.append(Output(rec["file"], _inside(out, rec["file"], where), boxes))
+        outputs.append(
+            Output(rec["file"], _inside(out, rec["file"], where), boxes, _record_master(rec, where))
+        )
     listed = {o.path for o in outputs}
     unlisted = [p.relative_to(out).as_posix() for p in _images_in(out) if p.resolve() not in listed]
     if unlisted:
@@ -133,6 +137,17 @@ def _from_boxes_json(out: Path, path: Path, project: Project) -> list[Output]:
             hint='list every image in boxes.json (an image without objects as "objects": [])',
         )
     return outputs
+
+
+def _record_master(rec: dict[str, Any], where: str) -> str | None:
+    """The master a boxes.json record is a variant of: its ``"master"``, else the one master its objects name."""
+    own = rec.get("master")
+    if own is not None:
+        if not isinstance(own, str) or not own:
+            raise InputError(f'{where} ({rec["file"]}): "master" must be a master\'s stem, not {own!r}')
+        return own
+    named = {o.get("master") for o in rec.get("objects", []) if isinstance(o, dict)}
+    return named.pop() if len(named) == 1 and isinstance(next(iter(named)), str) else None
 
 
 def _images_in(out: Path) -> list[Path]:
@@ -166,7 +181,8 @@ def _from_voc(out: Path, xmls: list[Path]) -> list[Output]:
         boxes: list[_Box] = [
             (n, _num(a), _num(b), _num(c), _num(d), e) for _, n, a, b, c, d, e in doc.objects
         ]
-        outputs.append(Output(rel, img, boxes))
+        named = img.stem.split(MASTER_SEP, 1)[0] if MASTER_SEP in img.stem else None
+        outputs.append(Output(rel, img, boxes, named))
     return outputs
 
 
@@ -182,7 +198,7 @@ def _from_masters(out: Path, project: Project) -> list[Output]:
                 f"is not named after a master (MASTERSTEM{MASTER_SEP}….ext)",
                 hint="let the script report the boxes it placed in {out}/boxes.json",
             )
-        outputs.append(Output(rel, img, masters[stem]))
+        outputs.append(Output(rel, img, masters[stem], stem))
     return outputs
 
 

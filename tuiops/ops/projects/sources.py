@@ -15,7 +15,7 @@ from tuiops.fsutil import (
 )
 from tuiops.ops.base import Reporter
 from tuiops.ops.projects.mixmodel import PROJECT_RX, ProjectBuild
-from tuiops.ops.projects.model import BUILD_JSON, projects_dir
+from tuiops.ops.projects.model import BUILD_JSON, MASTER_SEP, projects_dir
 
 if TYPE_CHECKING:
     import polars as pl
@@ -159,7 +159,19 @@ def _checked_image(b: ProjectBuild, f: dict[str, Any], seen: set[str]) -> dict[s
         "depth": depth,
         "sha256": digest,
         "phash": ph,
+        "master": _master_of(f),
     }
+
+
+def _master_of(f: dict[str, Any]) -> str | None:
+    """The master an image of a build is a variant of: build.json's ``master``, else its source's ``MASTERSTEM__`` name."""
+    master = f.get("master")
+    if isinstance(master, str) and master:
+        return master
+    source = f.get("source")
+    if isinstance(source, str) and MASTER_SEP in Path(source).stem:
+        return Path(source).stem.split(MASTER_SEP, 1)[0]
+    return None
 
 
 def _build_images(b: ProjectBuild, rep: Reporter) -> pl.DataFrame:
@@ -167,7 +179,19 @@ def _build_images(b: ProjectBuild, rep: Reporter) -> pl.DataFrame:
     import polars as pl
 
     rows: dict[str, list[Any]] = {
-        k: [] for k in ("stem", "image", "annotation", "ext", "width", "height", "depth", "sha256", "phash")
+        k: []
+        for k in (
+            "stem",
+            "image",
+            "annotation",
+            "ext",
+            "width",
+            "height",
+            "depth",
+            "sha256",
+            "phash",
+            "master",
+        )
     }
     seen: set[str] = set()
     for f in b.files:
@@ -187,6 +211,7 @@ def _build_images(b: ProjectBuild, rep: Reporter) -> pl.DataFrame:
             "depth": pl.Int64,
             "sha256": pl.String,
             "phash": pl.Int64,
+            "master": pl.String,
         },
     )
 
