@@ -205,7 +205,7 @@ def test_project_steps_run_without_click(tmp_path, monkeypatch) -> None:
         "  - name: new\n    op: project new\n    params: {name: p1, classes: 'a,b', count: 4}\n"
         "  - name: build\n    op: project build\n    params: {name: close_button, count: 4, quiet: true}\n"
         "  - name: mix\n    op: project mix\n"
-        "    params: {projects: [close_button], out: mixes/m, format: yolo, quiet: true}\n"
+        "    params: {projects: [close_button], out: mixes/m, format: yolo, allow_stale: true, quiet: true}\n"
         "  - name: show\n    op: project show\n    params: {name: close_button}\n",
     )
 

@@ -289,10 +289,10 @@ def test_odd_master_file_names_are_hashed_and_built(pws, capsys):
             fh.write((anns / "close_01.xml").read_bytes())
     assert build_state(pws, p) == "none"
     assert build_project(pws, "close_button", count=4).status == "built"
-    assert build_state(pws, p) == "up to date"
+    assert build_state(pws, p, count=4) == "up to date"
     os.unlink(os.path.join(os.fsencode(images), b"bad\xff.png"))
     os.unlink(os.path.join(os.fsencode(anns), b"bad\xff.xml"))
-    assert build_state(pws, p) == "stale"
+    assert build_state(pws, p, count=4) == "stale"
     assert cli(pws, "project", "show", "close_button", "--json") == 0
     assert json.loads(capsys.readouterr().out)["build"] == "stale"
     assert cli(pws, "project", "list") == 0
@@ -500,7 +500,9 @@ def test_a_build_folder_without_build_json_is_replaced(pws):
     assert build_project(pws, "kanji", count=3).status == "built"
     assert not (p.build_dir / "JPEGImages" / "stray.jpg").exists()
     check_build(p.build_dir, "kanji", 3, ["kanji_ichi", "kanji_juu", "kanji_kuchi"])
-    assert build_state(pws, p) == "up to date" and build_state(pws, p, count=4) == "stale"
+    assert build_state(pws, p, count=3) == "up to date" and build_state(pws, p, count=4) == "stale"
+    # the count of project.toml is the one list, build and mix go by
+    assert build_state(pws, p) == "stale"
 
 
 def test_a_second_build_of_one_project_at_once_is_refused(pws):
@@ -517,15 +519,36 @@ def test_a_second_build_of_one_project_at_once_is_refused(pws):
     assert build_project(pws, "kanji", count=2).status == "built"
 
 
-def test_mix_warns_when_a_project_changed_since_its_build(pws, tmp_path):
-    from tuiops.ops.project import build_project
+def test_one_notion_of_current_across_list_build_and_mix(pws, tmp_path, capsys):
+    from tuiops.errors import ConflictError
+    from tuiops.ops.project import build_project, list_projects
     from tuiops.ops.project_mix import mix_projects
 
     for name in ("close_button", "kanji"):
-        assert build_project(pws, name, count=3).status == "built"
+        toml = Path(pws.root) / "projects" / name / "project.toml"
+        toml.write_text(toml.read_text().replace("count = ", "count = 3 #"))
+        assert build_project(pws, name).status == "built"
     res = mix_projects(pws, ["close_button", "kanji"], tmp_path / "m1")
-    assert res.images == 6 and res.warnings == []
+    assert res.images == 6 and res.warnings == [] and res.rebuilt == []
+    # a build with another count is not current: list says so, build rebuilds, mix refuses
+    assert build_project(pws, "close_button", count=2).status == "built"
+    rows = {r["name"]: r for r in list_projects(pws)}
+    assert rows["close_button"]["build"] == "stale" and rows["kanji"]["build"] == "up to date"
+    assert rows["close_button"]["stale_why"] == ["built with count 2, now 3"]
+    with pytest.raises(ConflictError, match="close_button is stale") as err:
+        mix_projects(pws, ["close_button", "kanji"], tmp_path / "m2")
+    assert "--allow-stale" in (err.value.hint or "") and not (tmp_path / "m2").exists()
+    # a changed master: stale too
     ann = Path(pws.root) / "projects" / "kanji" / "master" / "annotations" / "sheet_01.xml"
     ann.write_text(ann.read_text().replace("<segmented>", "<segmented> "))
-    res = mix_projects(pws, ["close_button", "kanji"], tmp_path / "m2")
-    assert len(res.warnings) == 1 and "project kanji changed since its build" in res.warnings[0]
+    assert cli(pws, "project", "list") == 0
+    listed = capsys.readouterr().out
+    assert "masters, project.toml or common changed since the build" in listed
+    res = mix_projects(pws, ["close_button", "kanji"], tmp_path / "m2", allow_stale=True)
+    assert res.images == 5 and len(res.warnings) == 2 and "project kanji is stale" in res.warnings[1]
+    # --build rebuilds what is stale, then mixes current builds
+    assert cli(pws, "project", "mix", "close_button", "kanji", "--out", str(tmp_path / "m3"), "--build") == 0
+    assert "rebuilt   close_button, kanji (stale)" in capsys.readouterr().out
+    rows = {r["name"]: r for r in list_projects(pws)}
+    assert rows["close_button"]["build"] == rows["kanji"]["build"] == "up to date"
+    assert build_project(pws, "kanji").status == "up to date"

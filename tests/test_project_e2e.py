@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,9 @@ def test_build_here_and_there_mix_push_and_load(e2e, tmp_path, capsys):
     ws = e2e
     projects = Path(ws.root) / "projects"
     home = tmp_path / "home"
+    for name, count in (("close_button", 10), ("kanji", 8)):  # the counts a current build has
+        toml = projects / name / "project.toml"
+        toml.write_text(re.sub(r"(?m)^count = .*$", f"count = {count}", toml.read_text()))
     # build: close_button here and on the host (the same bytes), kanji on the host
     assert cli(ws, "project", "build", "close_button", "--count", "10", "-q") == 0
     here = images(projects / "close_button" / "build")

@@ -107,14 +107,17 @@ def make_build(
                 "objects": len(bx),
             }
         )
+    from tuiops.ops.project import input_hashes, load_project
+
+    inputs, script = input_hashes(ws, load_project(ws, name))
     info = {
         "project": name,
         "classes": classes,
         "count": n,
         "seed": 0,
         "host": "local",
-        "script_sha256": hashlib.sha256(name.encode()).hexdigest(),
-        "inputs_sha256": hashlib.sha256(f"in:{name}".encode()).hexdigest(),
+        "script_sha256": script,
+        "inputs_sha256": inputs,
         "created": "2026-11-20T10:00:00Z",
         "files": files,
     }

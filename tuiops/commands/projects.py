@@ -170,9 +170,10 @@ def project_list(ctx: CommandContext, as_json: bool) -> Result:
                 lines.append(f"{r['name']:<20} error: {r['error']}")
                 continue
             built = f"{r['images']} images on {r['host']} at {r['built']}" if r["built"] else "-"
+            why = f" ({'; '.join(r['stale_why'])})" if r.get("stale_why") else ""
             lines.append(
                 f"{r['name']:<20} {r['build']:<10} masters {r['masters']:<4} classes {','.join(r['classes'])}  "
-                f"build: {built}"
+                f"build: {built}{why}"
             )
         return "\n".join(lines)
 
@@ -308,6 +309,18 @@ def project_show(ctx: CommandContext, name: str, as_json: bool) -> Result:
         is_flag=True,
         help="With --push: replace a different tarball of that name.",
     ),
+    Param(
+        "allow_stale",
+        ("--allow-stale",),
+        is_flag=True,
+        help="Mix a stale build (its masters, script, count or seed changed since) instead of refusing it.",
+    ),
+    Param(
+        "build",
+        ("--build",),
+        is_flag=True,
+        help="Build the projects that are stale or were never built (here) before mixing.",
+    ),
     quiet_param(),
     json_param(),
 )
@@ -330,6 +343,8 @@ def mix_cmd(
     tar: str | None,
     push: str | None,
     replace_remote: bool,
+    allow_stale: bool,
+    build: bool,
     quiet: bool,
     as_json: bool,
 ) -> Result:
@@ -342,7 +357,9 @@ def mix_cmd(
     one image; at least one val image for a project or class of 4 or more);
     near-duplicates across masters dropped or kept together by perceptual hash; the
     split table per project and class printed and stored in manifest.json, with
-    every file's SHA-256.
+    every file's SHA-256. A stale build (masters, script, count or seed changed
+    since, as `project list` says) is refused: --build rebuilds it first,
+    --allow-stale mixes it as it is.
 
     \b
     Examples:
@@ -374,9 +391,12 @@ def mix_cmd(
             tar=tar,
             push=push,
             replace_remote=replace_remote,
+            allow_stale=allow_stale,
+            build=build,
             progress=prog,
         )
     lines = [
+        *([f"rebuilt   {', '.join(res.rebuilt)} (stale)"] if res.rebuilt else []),
         f"mixed {', '.join(res.projects)} into {res.out} ({res.format})",
         f"images    {res.images} (train {res.train}, val {res.val}), {res.boxes} boxes, "
         f"{len(res.classes)} classes",

@@ -21,6 +21,7 @@ from tuiops.ops.projects.mixout import verify_output
 from tuiops.ops.projects.model import (
     BuildResult,
     Project,
+    build_staleness,
     build_state,
     ensure_common,
     load_project,
@@ -37,6 +38,7 @@ __all__ = [
     "PushResult",
     "build_class_map",
     "build_project",
+    "build_staleness",
     "build_state",
     "copy_examples",
     "ensure_common",

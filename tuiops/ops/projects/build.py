@@ -67,7 +67,7 @@ from tuiops.ops.projects.model import (
     REMOTE_BUILDS,
     BuildResult,
     Project,
-    build_complete,
+    build_staleness,
     input_hashes,
     load_project,
     read_build,
@@ -186,17 +186,11 @@ def _lock(project: Project) -> Any:
 
 
 def _up_to_date(
-    project: Project, inputs: str, script: str, count: int, seed: int, where: str
+    ws: Workspace, project: Project, inputs: str, script: str, count: int, seed: int, where: str
 ) -> BuildResult | None:
-    """The last build's result when it has the same inputs, count and seed and all its files; else None."""
+    """The last build's result when it is current for this count and seed (:func:`build_staleness`); else None."""
     prev = read_build(project)
-    if (
-        prev is None
-        or prev.get("inputs_sha256") != inputs
-        or prev.get("count") != count
-        or prev.get("seed") != seed
-        or not build_complete(project, prev)
-    ):
+    if prev is None or build_staleness(ws, project, count, seed)[0] != "up to date":
         return None
     return BuildResult(
         project=project.name,
@@ -331,7 +325,7 @@ def build_project(
         t0 = time.monotonic()
         inputs, script = input_hashes(ws, project)
         if not force:
-            done = _up_to_date(project, inputs, script, count, seed, where)
+            done = _up_to_date(ws, project, inputs, script, count, seed, where)
             if done is not None:
                 return done
         key = f"{inputs[:12]}-{count}-{seed}"

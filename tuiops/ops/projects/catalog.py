@@ -16,7 +16,7 @@ from tuiops.ops.projects.model import (
     LOCK_NAME,
     RESERVED,
     Project,
-    build_state,
+    build_staleness,
     example_projects_dir,
     input_hashes,
     load_project,
@@ -42,6 +42,7 @@ def list_projects(ws: Workspace) -> list[dict[str, Any]]:
             rows.append({"name": d.name, "error": exc.message})
             continue
         info = read_build(p)
+        state, why = build_staleness(ws, p)
         rows.append(
             {
                 "name": p.name,
@@ -49,7 +50,8 @@ def list_projects(ws: Workspace) -> list[dict[str, Any]]:
                 "masters": _count_masters(p),
                 "count": p.count,
                 "seed": p.seed,
-                "build": build_state(ws, p),
+                "build": state,
+                "stale_why": why if state == "stale" else [],
                 "built": info.get("created") if info else None,
                 "host": info.get("host") if info else None,
                 "images": len(info.get("files", [])) if info else 0,
@@ -70,6 +72,7 @@ def show_project(ws: Workspace, name: str) -> dict[str, Any]:
     p = load_project(ws, name)
     info = read_build(p)
     inputs, script = input_hashes(ws, p)
+    state, why = build_staleness(ws, p)
     builds = [
         dict(zip(("id", "host", "count", "seed", "images", "objects", "created", "elapsed"), r, strict=True))
         for r in ws.store.execute(
@@ -89,7 +92,8 @@ def show_project(ws: Workspace, name: str) -> dict[str, Any]:
         "script_files": [f.name for f in script_files(p)],
         "inputs_sha256": inputs,
         "script_sha256": script,
-        "build": build_state(ws, p),
+        "build": state,
+        "stale_why": why if state == "stale" else [],
         "last_build": last,
         "builds": builds,
     }

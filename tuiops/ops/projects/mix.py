@@ -54,7 +54,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import ConflictError, InputError, UsageError
+from tuiops.errors import ConflictError, InputError, NotFoundError, UsageError
 from tuiops.fsutil import (
     display_path,
 )
@@ -82,26 +82,51 @@ if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
 
-def _changed_since_build(ws: Workspace, builds: Sequence[ProjectBuild]) -> list[str]:
-    """Warnings for builds whose project (masters, script, project.toml, common) changed since."""
-    from tuiops.errors import TuiopsError
-    from tuiops.ops.projects.model import input_hashes, load_project
+def _stale_builds(ws: Workspace, projects: Sequence[str]) -> list[tuple[str, str, list[str]]]:
+    """``(project, state, why)`` of every project whose build is not current (:func:`build_staleness`)."""
+    from tuiops.ops.projects.model import build_staleness, load_project
 
     out = []
-    for b in builds:
-        recorded = b.info.get("inputs_sha256")
-        if not isinstance(recorded, str):
-            continue
+    for name in projects:
         try:
-            current, _ = input_hashes(ws, load_project(ws, b.name))
-        except (TuiopsError, OSError):
-            continue
-        if current != recorded:
-            out.append(
-                f"project {b.name} changed since its build (masters, script, project.toml or common); "
-                f"this mix uses the old build: rebuild it with `tuiops project build {b.name}`"
-            )
+            project = load_project(ws, name)
+        except NotFoundError:
+            continue  # reading its build names what is there
+        state, why = build_staleness(ws, project, files=False)
+        if state != "up to date":
+            out.append((name, state, why))
     return out
+
+
+def _current_builds(
+    ws: Workspace,
+    projects: Sequence[str],
+    allow_stale: bool,
+    build: bool,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+) -> tuple[list[str], list[str]]:
+    """Make sure the mix reads current builds: rebuild the stale ones (``build``), refuse them, or
+    (``allow_stale``) warn; the warnings and the projects rebuilt."""
+    from tuiops.ops.projects.build import build_project
+
+    stale = _stale_builds(ws, projects)
+    if build:
+        for name, _, _ in stale:
+            build_project(ws, name, progress=progress, cancel=cancel)
+        return [], [name for name, _, _ in stale]
+    old = [(n, why) for n, state, why in stale if state == "stale"]
+    if old and not allow_stale:
+        shown = "; ".join(f"{n}: {', '.join(why)}" for n, why in old)
+        raise ConflictError(
+            f"the build of {', '.join(n for n, _ in old)} is stale ({shown})",
+            hint="add --build to rebuild what is stale first, or --allow-stale to mix the old build",
+        )
+    return [
+        f"project {n} is stale ({', '.join(why)}); this mix uses the old build: rebuild it with "
+        f"`tuiops project build {n}`"
+        for n, why in old
+    ], []
 
 
 def _check_not_inputs(ws: Workspace, target: Path, projects: Sequence[str]) -> None:
@@ -185,15 +210,14 @@ def _tar_path(target: Path, tar: str | os.PathLike[str] | None, push: str | None
     return tar_path
 
 
-def _build_warnings(ws: Workspace, builds: Sequence[ProjectBuild]) -> list[str]:
-    """Builds whose classes differ from their project.toml, or whose project changed since."""
-    warnings = [
+def _build_warnings(builds: Sequence[ProjectBuild]) -> list[str]:
+    """Builds whose classes differ from their project.toml."""
+    return [
         f"project {b.name}: project.toml declares classes {b.declared} but its build has {b.classes}; "
         f"rebuild it with `tuiops project build {b.name}`"
         for b in builds
         if b.declared is not None and b.declared != b.classes
     ]
-    return warnings + _changed_since_build(ws, builds)
 
 
 def _read_builds(
@@ -410,6 +434,8 @@ def mix_projects(
     tar: str | os.PathLike[str] | None = None,
     push: str | None = None,
     replace_remote: bool = False,
+    allow_stale: bool = False,
+    build: bool = False,
     retry: RetryPolicy | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
@@ -419,7 +445,9 @@ def mix_projects(
     ``tar``: also write a ``.tar.gz`` of the output; ``push``: ``HOST:PATH``, send the
     tarball (``OUT.tar.gz`` beside the output when ``tar`` is not given) into folder
     PATH on the host and check its SHA-256 there. Relative local paths are taken from
-    the current folder.
+    the current folder. A stale build (:func:`~tuiops.ops.projects.model.build_staleness`)
+    is refused unless ``allow_stale`` (a warning then); ``build`` rebuilds the stale and
+    unbuilt projects here first.
     """
     import polars as pl
 
@@ -435,9 +463,10 @@ def mix_projects(
     _check_not_inputs(ws, target, projects)
     order = read_names_file(Path(classes_file).expanduser()) if classes_file is not None else None
     rules = parse_map(maps)
+    stale_warnings, rebuilt = _current_builds(ws, projects, allow_stale, build, progress, cancel)
     builds = [load_build(ws, p) for p in projects]
     cmap = build_class_map(builds, rules, order=order, merge=merge)
-    warnings = _build_warnings(ws, builds)
+    warnings = _build_warnings(builds) + stale_warnings
     total = sum(len(b.files) for b in builds)
     params = _mix_params(
         projects,
@@ -492,6 +521,7 @@ def mix_projects(
             mix_id, target, root_rel, fmt, projects, cmap, imgs, kept, counts, groups, manifest_sha, warnings
         )
         result.split_table = table
+        result.rebuilt = rebuilt
         result.tar = str(tar_path) if tar_path else None
         result.tar_sha256, result.tar_size, result.tar_reused = tar_sha, tar_size, tar_reused
         j.result = {k: v for k, v in result.to_dict().items() if k not in ("duplicates", "classes")}

@@ -93,6 +93,8 @@ class MixResult:
     push: PushResult | None = None
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     split_table: list[dict[str, Any]] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)
+    """The projects rebuilt first because their builds were stale (``build=True``)."""
     """Images per project (``class`` None) and per project and class in train and val."""
     warnings: list[str] = field(default_factory=list)
 

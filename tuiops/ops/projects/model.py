@@ -408,15 +408,38 @@ def build_complete(project: Project, info: dict[str, Any]) -> bool:
     return True
 
 
-def build_state(ws: Workspace, project: Project, count: int | None = None, seed: int | None = None) -> str:
-    """``none`` (never built), ``up to date`` or ``stale`` (inputs changed, or ``count``/``seed`` when given)."""
+def build_staleness(
+    ws: Workspace, project: Project, count: int | None = None, seed: int | None = None, *, files: bool = True
+) -> tuple[str, list[str]]:
+    """The state of the project's build and why: ``none`` (never built), ``up to date`` or ``stale``.
+
+    A build is current when its inputs (masters, project.toml, the script, ``projects/common``),
+    its script, its count and its seed are those a build would use now (``count`` and
+    ``seed``, else project.toml's) and all its files are there. ``project list``, ``project
+    build`` and ``project mix`` all judge a build by this (``files=False``: leave the files
+    to the caller, as a mix checks each one itself).
+    """
     info = read_build(project)
     if info is None:
-        return "none"
-    inputs, _ = input_hashes(ws, project)
-    same = (
-        info.get("inputs_sha256") == inputs
-        and (count is None or info.get("count") == count)
-        and (seed is None or info.get("seed") == seed)
-    )
-    return "up to date" if same and build_complete(project, info) else "stale"
+        return "none", ["never built"]
+    inputs, script = input_hashes(ws, project)
+    count = project.count if count is None else count
+    seed = project.seed if seed is None else seed
+    why = []
+    if info.get("inputs_sha256") != inputs:
+        changed = (
+            "the script" if info.get("script_sha256") != script else "the masters, project.toml or common"
+        )
+        why.append(f"{changed} changed since the build")
+    if info.get("count") != count:
+        why.append(f"built with count {info.get('count')}, now {count}")
+    if info.get("seed") != seed:
+        why.append(f"built with seed {info.get('seed')}, now {seed}")
+    if files and not build_complete(project, info):
+        why.append("files of the build are missing")
+    return ("stale", why) if why else ("up to date", [])
+
+
+def build_state(ws: Workspace, project: Project, count: int | None = None, seed: int | None = None) -> str:
+    """``none`` (never built), ``up to date`` or ``stale`` (see :func:`build_staleness`)."""
+    return build_staleness(ws, project, count, seed)[0]
