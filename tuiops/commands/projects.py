@@ -119,6 +119,10 @@ def project_build(
 ) -> Result:
     """Build projects/NAME/build/: run the augmentation, validate, name and annotate the outputs.
 
+    The masters are checked first: every master image has its VOC annotation and
+    every annotation its image, the XML parses, its <size> is the image's, and every
+    box has a project class and lies inside the image; a problem is named with its
+    file and line and nothing runs.
     Generated images become build/JPEGImages/NAME_000001.jpg … with VOC annotations
     in build/Annotations/ and build.json (hashes of the inputs, count, seed, host).
     Every output is checked (the image opens fully, boxes inside it within 1 px,

@@ -58,6 +58,7 @@ from tuiops.fsutil import atomic_write_text, disk_error, replace_folder, sha256_
 from tuiops.ops.base import CancelToken, JobProgress, ProgressFn, Reporter, job
 from tuiops.ops.projects.build_local import run_local
 from tuiops.ops.projects.build_remote import remote_build, resumable
+from tuiops.ops.projects.masters import check_masters
 from tuiops.ops.projects.model import (
     BUILD,
     BUILD_JSON,
@@ -296,8 +297,9 @@ def build_project(
 ) -> BuildResult:
     """Build ``projects/NAME/build/`` by running its augmentation here or on ``host``.
 
-    Skipped ("up to date") when the last build has the same inputs, count and seed,
-    unless ``force``. Any failure (the script fails or hangs past ``timeout`` s, a bad
+    The masters are checked first (:mod:`~tuiops.ops.projects.masters`): a problem in
+    them refuses the build before anything runs. Skipped ("up to date") when the last
+    build is current for this count and seed, unless ``force``. Any failure (the script fails or hangs past ``timeout`` s, a bad
     image or box, a lost connection) leaves the previous build as it was.
     """
 
@@ -319,6 +321,7 @@ def build_project(
         hosts.get(host)
     if not project.master.is_dir():
         raise InputError(f"project {name} has no master folder {project.master}")
+    check_masters(project)
     lock = _lock(project)
     stage: Path | None = None
     try:
