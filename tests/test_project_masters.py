@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tuiops.cli import run
-from tuiops.errors import InputError
+from tuiops.errors import ConflictError, InputError
 
 
 def voc(
@@ -128,3 +128,85 @@ def test_the_shipped_examples_have_good_masters(tmp_path):
             assert master_problems(load_project(ws, name)) == []
     finally:
         ws.close()
+
+
+# -- adopting a folder, the examples, the documented contract ------------------------------------------
+def test_new_takes_an_empty_folder_and_adopts_an_existing_one(tmp_path, capsys):
+    import json
+    import tomllib
+
+    from PIL import Image
+
+    from tuiops.ops.project import build_project, list_projects
+    from tuiops.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws", classes=["head"])
+    try:
+        (Path(ws.root) / "projects" / "empty").mkdir(parents=True)
+        assert run(["-w", str(ws.root), "project", "new", "empty", "--classes", "a"]) == 0
+        assert (Path(ws.root) / "projects" / "empty" / "project.toml").is_file()
+        # a labelling folder elsewhere: masters and annotations, no project.toml, no script
+        src = tmp_path / "labelling" / "shots"
+        (src / "master" / "images").mkdir(parents=True)
+        (src / "master" / "annotations").mkdir()
+        (src / "notes.txt").write_text("kept")
+        for stem, cls in (("s1", "ok"), ("s2", "cancel")):
+            Image.new("RGB", (120, 90), (90, 90, 90)).save(src / "master" / "images" / f"{stem}.png")
+            (src / "master" / "annotations" / f"{stem}.xml").write_text(
+                voc(f"{stem}.png", (120, 90), [(cls, 10, 10, 50, 40)])
+            )
+        capsys.readouterr()
+        assert (
+            run(
+                ["-w", str(ws.root), "project", "new", "shots", "--adopt", str(src), "--count", "3", "--json"]
+            )
+            == 0
+        )
+        res = json.loads(capsys.readouterr().out)
+        root = Path(ws.root) / "projects" / "shots"
+        assert res["classes"] == ["ok", "cancel"] and res["copied_from"] == str(src)
+        assert set(res["added"]) == {".gitignore", "augment.py", "project.toml"}
+        assert (root / "notes.txt").read_text() == "kept" and (src / "notes.txt").is_file()
+        doc = tomllib.loads((root / "project.toml").read_text())["project"]
+        assert doc["name"] == "shots" and doc["count"] == 3
+        assert "docs/augmentation.md" in (root / "augment.py").read_text()
+        assert build_project(ws, "shots").images == 3
+        assert {r["name"]: r["build"] for r in list_projects(ws)}["shots"] == "up to date"
+        # adopting in place keeps project.toml as it is; a non-empty folder is never overwritten
+        capsys.readouterr()
+        assert run(["-w", str(ws.root), "project", "new", "shots", "--adopt", str(root)]) == 0
+        assert "nothing added" in capsys.readouterr().out
+        assert (
+            run(["-w", str(ws.root), "project", "new", "shots", "--adopt", str(src)])
+            == ConflictError.exit_code
+        )
+        assert "--adopt" in capsys.readouterr().err
+        assert (
+            run(["-w", str(ws.root), "project", "new", "shots", "--classes", "a"]) == ConflictError.exit_code
+        )
+    finally:
+        ws.close()
+
+
+def test_examples_go_into_any_workspace(tmp_path, capsys):
+    from tuiops.workspace import Workspace
+
+    ws = Workspace.init(tmp_path / "ws", classes=["head"])
+    try:
+        capsys.readouterr()
+        assert run(["-w", str(ws.root), "project", "examples"]) == 0
+        assert "close_button, common, kanji" in capsys.readouterr().out
+        assert run(["-w", str(ws.root), "project", "examples"]) == 0
+        assert "nothing to copy" in capsys.readouterr().out
+        assert run(["project", "examples", str(tmp_path / "other")]) == 0
+        assert (tmp_path / "other" / "projects" / "kanji" / "master" / "images").is_dir()
+        assert not list((tmp_path / "other").rglob("build"))
+    finally:
+        ws.close()
+
+
+def test_the_augmentation_contract_is_documented():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "augmentation.md").read_text()
+    for words in ("boxes.json", "VOC beside the images", "MASTERSTEM__", "{out}", "{count}", "{seed}",
+                  "PYTHONPATH", "--timeout", "augment.log", "Exit status"):  # fmt: skip
+        assert words in doc, words

@@ -45,8 +45,8 @@ def split_lines(table: list[dict[str, Any]]) -> list[str]:
     Param(
         "classes",
         ("--classes",),
-        required=True,
-        help="The project's class names, comma-separated (VOC <name> values).",
+        help="The project's class names, comma-separated (VOC <name> values); needed unless adopting "
+        "a folder whose master annotations name them.",
     ),
     Param(
         "count",
@@ -65,27 +65,99 @@ def split_lines(table: list[dict[str, Any]]) -> list[str]:
         help="The augmentation command instead of the generated augment.py "
         "({out}, {count} and {seed} are substituted, shell-quoted).",
     ),
+    Param(
+        "adopt",
+        ("--adopt",),
+        type=PathType(file_okay=False),
+        help="Adopt this existing folder as the project (copied into projects/NAME unless it is that "
+        "folder): its files are kept, what the layout lacks is added.",
+    ),
     json_param(),
 )
 def project_new(
-    ctx: CommandContext, name: str, classes: str, count: int, seed: int, augment: str | None, as_json: bool
+    ctx: CommandContext,
+    name: str,
+    classes: str | None,
+    count: int,
+    seed: int,
+    augment: str | None,
+    adopt: str | None,
+    as_json: bool,
 ) -> Result:
     """Create projects/NAME/: master/images, master/annotations, project.toml, augment.py, .gitignore.
 
     The generated augment.py pastes the annotated master objects onto drawn
     backgrounds (projects/common/paste.py, copied into the workspace when missing).
     Put source images into master/images and their VOC annotations (same stem) into
-    master/annotations, then build.
+    master/annotations, then build. The script's contract (arguments, environment,
+    time limit, the three forms of its output) is in its docstring and in
+    docs/augmentation.md. An empty projects/NAME folder is made anew; --adopt DIR
+    takes a folder you already have (project.toml written when missing, with the
+    classes of its master annotations unless --classes names them).
 
     \b
     Examples:
       tuiops project new close_button --classes close_button
       tuiops project new ui --classes ok,cancel --augment "python gen.py -o {out} -n {count}"
+      tuiops project new shots --adopt ~/labelling/shots
     """
-    from tuiops.ops.project import new_project
+    from tuiops.errors import UsageError
+    from tuiops.ops.project import adopt_project, new_project
 
-    p = new_project(ctx.workspace, name, classes=_split(classes), count=count, seed=seed, augment=augment)
+    if adopt is not None:
+        res = adopt_project(
+            ctx.workspace,
+            name,
+            adopt,
+            classes=_split(classes or ""),
+            count=count,
+            seed=seed,
+            augment=augment,
+        )
+        p = res.project
+        where = f" (copied from {res.copied_from})" if res.copied_from else ""
+        added = f"; added {', '.join(res.added)}" if res.added else "; nothing added"
+        return Result(
+            {**p.to_dict(), "copied_from": res.copied_from, "added": res.added},
+            f"adopted project {p.name} in {p.root}{where}{added}; classes {', '.join(p.classes)}",
+        )
+    if not _split(classes or ""):
+        raise UsageError("a project needs at least one class", hint="`tuiops project new NAME --classes a,b`")
+    p = new_project(
+        ctx.workspace, name, classes=_split(classes or ""), count=count, seed=seed, augment=augment
+    )
     return Result(p.to_dict(), f"created project {p.name} in {p.root}")
+
+
+@command(
+    "project examples",
+    Param("folder", type=PathType(file_okay=False)),
+    json_param(),
+)
+def project_examples(ctx: CommandContext, folder: str | None, as_json: bool) -> Result:
+    """Copy the shipped example projects (close_button, kanji and common/) into a workspace.
+
+    FOLDER is the workspace folder (its projects/ gets them; default: this workspace).
+    Projects that exist there already are left alone; builds are not copied.
+
+    \b
+    Examples:
+      tuiops project examples
+      tuiops project examples ~/work/ui-dataset
+    """
+    from pathlib import Path
+
+    from tuiops.ops.project import copy_examples_to
+    from tuiops.ops.projects.model import PROJECTS
+
+    base = Path(folder).expanduser().absolute() if folder else ctx.workspace.root
+    copied = copy_examples_to(base / PROJECTS)
+    text = (
+        f"copied {', '.join(copied)} into {base / PROJECTS}"
+        if copied
+        else f"nothing to copy into {base / PROJECTS}"
+    )
+    return Result({"folder": str(base / PROJECTS), "copied": copied}, text)
 
 
 @command(

@@ -1,8 +1,9 @@
 """Dataset projects: create, load, build (here or on a host over SSH), list and show (:mod:`tuiops.ops.projects`)."""
 
+from tuiops.ops.projects.adopt import Adopted, adopt_project
 from tuiops.ops.projects.build import build_project
 from tuiops.ops.projects.build_local import format_command
-from tuiops.ops.projects.catalog import copy_examples, list_projects, show_project
+from tuiops.ops.projects.catalog import copy_examples, copy_examples_to, list_projects, show_project
 from tuiops.ops.projects.model import (
     BOX_TOLERANCE,
     BUILD,
@@ -48,14 +49,17 @@ __all__ = [
     "PROJECTS",
     "REMOTE_BUILDS",
     "RESERVED",
+    "Adopted",
     "BuildResult",
     "Project",
+    "adopt_project",
     "box_frame",
     "build_project",
     "build_staleness",
     "build_state",
     "collect_outputs",
     "copy_examples",
+    "copy_examples_to",
     "ensure_common",
     "example_projects_dir",
     "format_command",

@@ -12,8 +12,9 @@ and may pack it (:mod:`~tuiops.ops.projects.tarball`) and push it
 (:mod:`~tuiops.ops.projects.push`).
 """
 
+from tuiops.ops.projects.adopt import Adopted, adopt_project
 from tuiops.ops.projects.build import build_project
-from tuiops.ops.projects.catalog import copy_examples, list_projects, show_project
+from tuiops.ops.projects.catalog import copy_examples, copy_examples_to, list_projects, show_project
 from tuiops.ops.projects.classmap import build_class_map, parse_map
 from tuiops.ops.projects.mix import mix_projects
 from tuiops.ops.projects.mixmodel import MixResult, PushResult
@@ -32,15 +33,18 @@ from tuiops.ops.projects.sources import load_build
 from tuiops.ops.projects.tarball import write_tarball
 
 __all__ = [
+    "Adopted",
     "BuildResult",
     "MixResult",
     "Project",
     "PushResult",
+    "adopt_project",
     "build_class_map",
     "build_project",
     "build_staleness",
     "build_state",
     "copy_examples",
+    "copy_examples_to",
     "ensure_common",
     "list_projects",
     "load_build",

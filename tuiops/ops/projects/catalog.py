@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import (
@@ -100,15 +101,22 @@ def show_project(ws: Workspace, name: str) -> dict[str, Any]:
 
 
 def copy_examples(ws: Workspace, names: list[str] | None = None) -> list[str]:
-    """Copy the example projects (and ``common``) into the workspace's ``projects/``; the names copied.
+    """Copy the example projects (and ``common``) into the workspace's ``projects/``; the names copied."""
+    return copy_examples_to(projects_dir(ws), names)
 
-    Projects that exist already in the workspace are left alone; builds are not copied.
+
+def copy_examples_to(dst: Path, names: list[str] | None = None) -> list[str]:
+    """Copy the example projects (and ``common``) into the folder ``dst``; the names copied.
+
+    Projects that exist already there are left alone; builds are not copied.
     """
     src = example_projects_dir()
     if src is None:
         return []
-    dst = projects_dir(ws)
-    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(dst, exc, "create") from exc
     copied = []
     for d in sorted(src.iterdir()):
         if not d.is_dir() or d.name.startswith((".", "__")) or (dst / d.name).exists():

@@ -216,6 +216,23 @@ _TEMPLATE = '''"""Augmentation of the {name} project: master objects pasted onto
 
 ``python augment.py --master master --out OUT --count N --seed S`` writes
 ``OUT/aug_NNNNNN.jpg`` and ``OUT/boxes.json`` (see ``projects/common/paste.py``).
+
+The contract with ``tuiops project build`` (docs/augmentation.md has it in full):
+
+- run in the project folder, with ``projects/`` first on PYTHONPATH (``common`` imports);
+  ``{{out}}`` is an empty folder, ``{{count}}`` and ``{{seed}}`` come from --count/--seed or
+  project.toml; whatever is printed goes to augment.log; exit 0 for success; the build
+  stops the script after --timeout seconds (default 3600);
+- write the images into OUT and their boxes in one of three forms:
+  1. OUT/boxes.json: [{{"file": "aug_000001.jpg", "objects": [{{"name": "CLASS",
+     "xmin": X1, "ymin": Y1, "xmax": X2, "ymax": Y2, "master": "STEM", "object": 1}}]}}]
+     ("master"/"object" name the master object shown; a record's "master" the master
+     the image is a variant of);
+  2. a VOC file NAME.xml beside every image NAME.jpg;
+  3. images named MASTERSTEM__NNNN.jpg of the master's size, which take that master's
+     boxes as they are (photometric variants);
+- every box must lie inside its image and have one of the project's classes:
+  {classes!r}. The variants of one master are kept in one split by ``project mix``.
 """
 
 from __future__ import annotations
@@ -229,6 +246,11 @@ CLASSES = {classes!r}
 if __name__ == "__main__":
     sys.exit(main(size=(640, 480), per_image=(1, 3), scale=(0.6, 1.6), classes=CLASSES))
 '''
+
+
+def augment_template(name: str, classes: list[str]) -> str:
+    """The generated ``augment.py`` of a project (the paste augmentation, with the contract in its docstring)."""
+    return _TEMPLATE.format(name=name, classes=classes)
 
 
 def ensure_common(ws: Workspace) -> Path:
@@ -270,11 +292,16 @@ def new_project(
 
     validate_name(name)
     root = projects_dir(ws) / name
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()  # an empty folder is made anew
     if root.exists():
-        raise ConflictError(f"project {name!r} exists already ({root})", hint="choose another name")
+        raise ConflictError(
+            f"project {name!r} exists already ({root})",
+            hint=f"choose another name, or adopt the folder: `tuiops project new {name} --adopt {root}`",
+        )
     classes = [c.strip() for c in classes if c.strip()]
     if not classes:
-        raise UsageError("a project needs at least one class", hint="pass --classes a,b")
+        raise UsageError("a project needs at least one class", hint="`tuiops project new NAME --classes a,b`")
     if len(set(classes)) != len(classes):
         raise UsageError(f"classes repeat: {', '.join(classes)}")
     if count < 1:
@@ -292,7 +319,7 @@ def new_project(
         }
         (tmp / "project.toml").write_text(tomli_w.dumps(doc), encoding="utf-8")
         if augment is None:
-            (tmp / "augment.py").write_text(_TEMPLATE.format(name=name, classes=classes), encoding="utf-8")
+            (tmp / "augment.py").write_text(augment_template(name, classes), encoding="utf-8")
         (tmp / ".gitignore").write_text(f"{BUILD}/\n{LOCK_NAME}\n", encoding="utf-8")
         os.rename(tmp, root)
     except OSError as exc:
