@@ -231,10 +231,14 @@ def test_bad_output_fails_and_keeps_the_previous_build(pws, gen, capsys, mode, c
     err = capsys.readouterr().err
     assert needle in err, err
     assert "Traceback" not in err
-    if mode == "fail":
-        assert "cannot find the backgrounds" in err
     assert tree(gen / "build") == before
-    assert not list(gen.glob("build.*-*"))
+    if mode == "fail":
+        # the failed build stays, with its log, until the next good build or `project clean`
+        assert "cannot find the backgrounds" in err and "project clean gen" in err
+        (stage,) = gen.glob("build.tmp-*")
+        assert "cannot find the backgrounds" in (stage / "augment.log").read_text() and str(stage) in err
+    else:
+        assert not list(gen.glob("build.*-*"))
     assert pws.store.one("SELECT count(*) FROM project_builds") == 1
     assert pws.store.one("SELECT count(*) FROM jobs WHERE kind = 'project.build' AND status = 'failed'") == 1
 
@@ -321,7 +325,9 @@ def test_hanging_script_is_stopped_at_the_timeout(pws, gen, capsys):
     with pytest.raises(ExternalToolError, match=r"did not finish within 0.5 s"):
         build_project(pws, "gen", timeout=0.5)
     assert not live_processes_with(f"sleep\x00{marker}".encode())
-    assert not (gen / "build").exists() and not list(gen.glob("build.*-*"))
+    assert not (gen / "build").exists() and len(list(gen.glob("build.tmp-*"))) == 1
+    assert cli(pws, "project", "clean", "gen") == 0
+    assert not list(gen.glob("build.*-*"))
 
 
 VOC_GEN = textwrap.dedent(

@@ -89,26 +89,50 @@ def test_remote_build_matches_the_local_one(rws, tmp_path, capsys):
 def test_remote_failure_and_hang(rws, tmp_path, capsys):
     from tuiops.errors import ExternalToolError
     from tuiops.ops.project import build_project, new_project
-    from tuiops.remote.errors import CommandTimeout
 
+    home = tmp_path / "home"
     p = new_project(rws, "gen", classes=["button"], count=2, augment="sh -c 'echo no luck >&2; exit 3' {out}")
     with pytest.raises(ExternalToolError, match="failed on host test with exit status 3") as exc:
         build_project(rws, "gen", host="test")
     assert "no luck" in str(exc.value)
-    assert remote_leftovers(tmp_path) == []
+    # the folder the hint points to is there, with the log of the failed run
+    kept = remote_leftovers(tmp_path)
+    assert len(kept) == 1 and kept[0].startswith("gen-")
+    folder = home / ".tuiops-builds" / kept[0]
+    assert f"{folder}/projects/gen" in (exc.value.hint or "")
+    assert "no luck" in (folder / "augment.log").read_text()
     marker = "876.543"
     toml = p.toml_path.read_text().replace(
         "sh -c 'echo no luck >&2; exit 3' {out}", f"sleep {marker}; true {{out}}"
     )
     p.toml_path.write_text(toml)
-    with pytest.raises(CommandTimeout, match="did not finish within 1 s"):
+    with pytest.raises(ExternalToolError, match="did not finish within 1 s") as exc:
         build_project(rws, "gen", host="test", timeout=1)
     assert not live_processes_with(f"sleep\x00{marker}".encode())
-    assert remote_leftovers(tmp_path) == []
+    assert len(remote_leftovers(tmp_path)) == 2 and "project clean gen --on test" in (exc.value.hint or "")
     assert not (p.root / "build").exists() and not list(p.root.glob("build.*-*"))
-    assert cli(rws, "project", "build", "gen", "--on", "test", "--timeout", "0.5") == 8
+    # a timeout exits with the same code on a host as here
+    assert (
+        cli(rws, "project", "build", "gen", "--on", "test", "--timeout", "0.5") == ExternalToolError.exit_code
+    )
     err = capsys.readouterr().err
     assert "augmentation of gen (`sleep 876.543; true {out}`) did not finish within 0.5 s on host test" in err
+    assert cli(rws, "project", "build", "gen", "--timeout", "0.5") == ExternalToolError.exit_code
+    assert "did not finish within 0.5 s" in capsys.readouterr().err
+    assert [d.name for d in p.root.glob("build.tmp-*")] and (
+        next(p.root.glob("build.tmp-*")) / "augment.log"
+    ).is_file()
+    # project clean removes both sides' leftovers
+    assert cli(rws, "project", "clean", "gen", "--on", "test", "--json") == 0
+    cleaned = json.loads(capsys.readouterr().out)
+    assert len(cleaned["local"]) == 1 and len(cleaned["remote"]) == 2
+    assert remote_leftovers(tmp_path) == [] and not list(p.root.glob("build.*-*"))
+    # a successful build on the host removes the failed folders of the project there
+    with pytest.raises(ExternalToolError, match="did not finish"):
+        build_project(rws, "close_button", host="test", count=2, timeout=0.01)
+    assert len(remote_leftovers(tmp_path)) == 1
+    assert build_project(rws, "close_button", host="test", count=3).status == "built"
+    assert remote_leftovers(tmp_path) == []
 
 
 def test_wrong_key_is_a_clear_error(rws, tmp_path, capsys):

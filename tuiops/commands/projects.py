@@ -230,6 +230,31 @@ def project_build(
     return Result(res.to_dict(), text)
 
 
+@command(
+    "project clean",
+    Param("name", required=True),
+    Param("host", ("--on",), help="Also remove the project's build folders left on this host."),
+    json_param(),
+)
+def project_clean(ctx: CommandContext, name: str, host: str | None, as_json: bool) -> Result:
+    """Remove what failed or interrupted builds of NAME left (kept so their logs can be read).
+
+    Here: projects/NAME/build.tmp-* (with augment.log and the outputs); with --on
+    HOST also .tuiops-builds/NAME-* on the host. A successful build removes them too.
+
+    \b
+    Examples:
+      tuiops project clean kanji
+      tuiops project clean kanji --on gpu1
+    """
+    from tuiops.ops.project import clean_project
+
+    res = clean_project(ctx.workspace, name, host=host)
+    gone = [*res["local"], *(f"{host}:{p}" for p in res["remote"])]
+    text = f"removed {', '.join(gone)}" if gone else f"{name}: nothing to clean"
+    return Result(res, text)
+
+
 @command("project list", json_param())
 def project_list(ctx: CommandContext, as_json: bool) -> Result:
     """List the workspace's projects with their classes, masters and build state."""

@@ -1,7 +1,7 @@
 """Dataset projects: create, load, build (here or on a host over SSH), list and show (:mod:`tuiops.ops.projects`)."""
 
 from tuiops.ops.projects.adopt import Adopted, adopt_project
-from tuiops.ops.projects.build import build_project
+from tuiops.ops.projects.build import build_project, clean_project
 from tuiops.ops.projects.build_local import format_command
 from tuiops.ops.projects.catalog import copy_examples, copy_examples_to, list_projects, show_project
 from tuiops.ops.projects.model import (
@@ -57,6 +57,7 @@ __all__ = [
     "build_project",
     "build_staleness",
     "build_state",
+    "clean_project",
     "collect_outputs",
     "copy_examples",
     "copy_examples_to",

@@ -13,7 +13,7 @@ and may pack it (:mod:`~tuiops.ops.projects.tarball`) and push it
 """
 
 from tuiops.ops.projects.adopt import Adopted, adopt_project
-from tuiops.ops.projects.build import build_project
+from tuiops.ops.projects.build import build_project, clean_project
 from tuiops.ops.projects.catalog import copy_examples, copy_examples_to, list_projects, show_project
 from tuiops.ops.projects.classmap import build_class_map, parse_map
 from tuiops.ops.projects.mix import mix_projects
@@ -43,6 +43,7 @@ __all__ = [
     "build_project",
     "build_staleness",
     "build_state",
+    "clean_project",
     "copy_examples",
     "copy_examples_to",
     "ensure_common",

@@ -36,7 +36,10 @@ time limit (``python`` there is the interpreter named by ``python = "…"`` in t
 host's table of tuiops.toml when set, else ``python``, else ``python3``), the output
 folder comes back and is validated here; the remote folder is removed afterwards. A build cut off by a lost connection keeps both the remote
 folder and the local staging folder, so running it again resumes the transfers
-instead of starting over.
+instead of starting over. A script that fails or runs past its time limit keeps its
+folder, with ``augment.log``, here (``build.tmp-…``) or on the host, until the next
+successful build or ``project clean``; a build cancelled or interrupted otherwise
+removes both sides' folders.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from tuiops.errors import (
 )
 from tuiops.fsutil import atomic_write_text, disk_error, replace_folder, sha256_file
 from tuiops.ops.base import CancelToken, JobProgress, ProgressFn, Reporter, job
-from tuiops.ops.projects.build_local import run_local
+from tuiops.ops.projects.build_local import AugmentFailed, run_local
 from tuiops.ops.projects.build_remote import remote_build, resumable
 from tuiops.ops.projects.masters import check_masters
 from tuiops.ops.projects.model import (
@@ -210,14 +213,11 @@ def _up_to_date(
 
 
 def _make_stage(project: Project, key: str, *, fresh: bool) -> Path:
-    """The build's staging folder ``build.tmp-KEY`` with an empty ``out/``; stale stages of other keys removed.
+    """The build's staging folder ``build.tmp-KEY`` with an empty ``out/`` (other stages stay until a build succeeds).
 
     ``fresh``: empty it first (a local build; a remote build keeps what an interrupted run left).
     """
     stage = project.root / f"build.tmp-{key}"
-    for old in project.root.glob("build.*-*"):
-        if old.is_dir() and old != stage:
-            shutil.rmtree(old, ignore_errors=True)
     if fresh:
         shutil.rmtree(stage, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
@@ -227,6 +227,35 @@ def _make_stage(project: Project, key: str, *, fresh: bool) -> Path:
     except OSError as exc:
         raise disk_error(stage, exc, "create") from exc
     return stage
+
+
+def local_leftovers(project: Project, remove: bool = True) -> list[str]:
+    """The staging folders of failed or interrupted builds of the project (``build.tmp-*``, ``build.old-*``),
+    removed unless ``remove`` is false."""
+    found = []
+    for old in sorted(project.root.glob("build.*-*")):
+        if old.is_dir() and old.name.startswith(("build.tmp-", "build.old-")):
+            found.append(str(old))
+            if remove:
+                shutil.rmtree(old, ignore_errors=True)
+    return found
+
+
+def clean_project(ws: Workspace, name: str, *, host: str | None = None) -> dict[str, Any]:
+    """Remove what failed or interrupted builds of project ``name`` left: here, and on ``host`` when given."""
+    project = load_project(ws, name)
+    lock = _lock(project)
+    try:
+        local = local_leftovers(project)
+        remote: list[str] = []
+        if host is not None:
+            from tuiops.ops.projects.build_remote import clean_remote
+            from tuiops.ops.remote import open_hosts
+
+            remote = clean_remote(open_hosts(ws), host, name)
+    finally:
+        lock.close()
+    return {"project": name, "local": local, "host": host, "remote": remote}
 
 
 def _checked_outputs(
@@ -367,7 +396,7 @@ def build_project(
                 replace_folder(stage / BUILD, project.build_dir)
             except OSError as exc:
                 raise disk_error(project.build_dir, exc, "write") from exc
-            shutil.rmtree(stage, ignore_errors=True)
+            local_leftovers(project)
             elapsed = round(time.monotonic() - t0, 3)
             build_sha = sha256_file(project.build_dir / BUILD_JSON)
             build_id = _record_build(ws, project, where, info, doc, build_sha, elapsed, j.id)
@@ -391,7 +420,8 @@ def build_project(
             j.result = result.to_dict()
         return result
     except BaseException as exc:
-        if stage is not None and (host is None or not resumable(exc)):
+        kept = resumable(exc) if host is not None else isinstance(exc, AugmentFailed)
+        if stage is not None and not kept:
             shutil.rmtree(stage, ignore_errors=True)
         raise
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -16,10 +17,19 @@ from tuiops.errors import (
     ExternalToolError,
 )
 from tuiops.ops.base import CancelToken
-from tuiops.ops.projects.model import Project, projects_dir
+from tuiops.ops.projects.model import LOG_NAME, Project, projects_dir
 
 if TYPE_CHECKING:
     from tuiops.workspace import Workspace
+
+
+class AugmentFailed(ExternalToolError):
+    """The augmentation failed or ran past its time limit; its folder (with its log) is kept."""
+
+
+def is_build_folder(name: str, project: str) -> bool:
+    """Whether ``name`` is a build folder of ``project`` (``PROJECT-INPUTS12-COUNT-SEED``)."""
+    return re.fullmatch(rf"{re.escape(project)}-[0-9a-f]{{12}}-\d+--?\d+", name) is not None
 
 
 def format_command(template: str, out: str, count: int, seed: int) -> str:
@@ -58,7 +68,7 @@ def run_local(
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(projects_dir(ws)), env.get("PYTHONPATH", "")) if p)
     env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), env.get("PATH", "")) if p)
-    log_path = out.parent / "augment.log"
+    log_path = out.parent / LOG_NAME
     try:
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
@@ -85,16 +95,19 @@ def run_local(
             cancel.check()
         if deadline is not None and time.monotonic() > deadline:
             _kill_group(proc)
-            raise ExternalToolError(
+            raise AugmentFailed(
                 f"the augmentation of {project.name} (`{cmd}`) did not finish within {timeout:g} s "
-                "and was stopped; the previous build is untouched",
+                f"and was stopped; the previous build is untouched; the failed build is kept in "
+                f"{out.parent} (its log: {log_path})",
                 hint="raise the limit with --timeout SECONDS, or check why the script hangs "
-                "(does it wait for input or a lock?)",
+                f"(does it wait for input or a lock?); `tuiops project clean {project.name}` removes it",
             )
     if rc != 0:
         text = log_path.read_text(encoding="utf-8", errors="replace")
-        raise ExternalToolError(
+        raise AugmentFailed(
             f"the augmentation of {project.name} (`{cmd}`) failed with exit status {rc}; "
-            f"the previous build is untouched. Its last output:\n    {output_tail(text) or '(none)'}",
-            hint=f"run it by hand in {project.root} with PYTHONPATH={projects_dir(ws)} to see the whole story",
+            f"the previous build is untouched; the failed build is kept in {out.parent} (its log: "
+            f"{log_path}). Its last output:\n    {output_tail(text) or '(none)'}",
+            hint=f"run it by hand in {project.root} with PYTHONPATH={projects_dir(ws)} to see the whole story; "
+            f"`tuiops project clean {project.name}` removes the failed build",
         )

@@ -9,12 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import (
-    ExternalToolError,
     TuiopsError,
 )
 from tuiops.ops.base import CancelToken, JobProgress, ProgressFn
-from tuiops.ops.projects.build_local import format_command, output_tail
-from tuiops.ops.projects.model import COMMON, PROJECTS, REMOTE_BUILDS, Project, input_files, projects_dir
+from tuiops.ops.projects.build_local import AugmentFailed, format_command, is_build_folder, output_tail
+from tuiops.ops.projects.model import (
+    COMMON,
+    LOG_NAME,
+    PROJECTS,
+    REMOTE_BUILDS,
+    Project,
+    input_files,
+    projects_dir,
+)
 
 if TYPE_CHECKING:
     from tuiops.remote.hosts import Hosts
@@ -86,6 +93,7 @@ async def _remote_augment(
         if files_sent or not finished:
             q = shlex.quote
             out = posixpath.join(rdir, "out")
+            log = posixpath.join(rdir, LOG_NAME)
             cmd = format_command(project.augment, out, count, seed)
             script = (
                 f"cd {q(posixpath.join(rdir, PROJECTS, project.name))} && "
@@ -93,24 +101,29 @@ async def _remote_augment(
                 f"PYTHONPATH={q(posixpath.join(rdir, PROJECTS))}${{PYTHONPATH:+:$PYTHONPATH}} && "
                 "export PYTHONPATH && "
                 f"{_remote_python(host.extra)}"
-                f"{cmd} && : > {q(done)}"
+                f"{{ {cmd} ; }} > {q(log)} 2>&1 < /dev/null; rc=$?; tail -n 40 {q(log)}; "
+                f'[ "$rc" -eq 0 ] && : > {q(done)}; exit "$rc"'
+            )
+            kept = f"the failed build is kept on the host in {rdir} (its log: {log})"
+            look = (
+                f"look at it on the host: {posixpath.join(rdir, PROJECTS, project.name)} and {log}; "
+                f"`tuiops project clean {project.name} --on {host_name}` removes it"
             )
             try:
                 res = await commands.run_on(conn, ["sh", "-c", script], timeout=timeout)
             except CommandTimeout as exc:
-                how = exc.message.rsplit("; ", 1)[-1]
-                raise CommandTimeout(
+                raise AugmentFailed(
                     f"the augmentation of {project.name} (`{project.augment}`) did not finish within "
-                    f"{timeout:g} s on host {host_name}; {how}; the previous build is untouched",
-                    hint=exc.hint,
-                ) from None
+                    f"{timeout:g} s on host {host_name} and was stopped; the previous build is untouched; {kept}",
+                    hint="raise the limit with --timeout SECONDS, or check why the script hangs; " + look,
+                ) from exc
             ran = {"ran": True, "elapsed": res.elapsed}
             if res.rc != 0:
-                raise ExternalToolError(
+                raise AugmentFailed(
                     f"the augmentation of {project.name} (`{cmd}`) failed on host {host_name} with exit "
-                    f"status {res.rc}; the previous build is untouched. Its last output:\n    "
+                    f"status {res.rc}; the previous build is untouched; {kept}. Its last output:\n    "
                     f"{output_tail(res.stdout + chr(10) + res.stderr) or '(none)'}",
-                    hint=f"look at it on the host: {posixpath.join(rdir, PROJECTS, project.name)}",
+                    hint=look,
                 )
     except (asyncssh.DisconnectError, asyncssh.ConnectionLost, ConnectionError) as exc:
         from tuiops.remote.errors import ConnectionDropped
@@ -135,22 +148,47 @@ async def _remote_augment(
     return {"sent_files": files_sent, "sent_bytes": sent.sent, "got_files": got.files, **ran}
 
 
-async def _remote_cleanup(hosts: Hosts, host_name: str, remote_dir: str) -> None:
+async def _remote_cleanup(
+    hosts: Hosts, host_name: str, remote_dir: str, others_of: str | None = None
+) -> list[str]:
+    """Remove ``remote_dir`` on the host (and, with ``others_of``, every other build folder of that
+    project there), then ``.tuiops-builds`` when it is empty; the folders removed."""
     import asyncssh
 
     from tuiops.remote.paths import confine, resolve_home
 
+    removed = []
     conn = await hosts.connect(host_name)
     try:
         async with await conn.sftp() as sftp:
             home = await resolve_home(sftp, hosts.get(host_name))
             rdir = await confine(sftp, host_name, home, remote_dir)
+            parent = rdir.rsplit("/", 1)[0]
+            targets = [rdir]
+            if others_of is not None:
+                with contextlib.suppress(asyncssh.SFTPError, OSError):
+                    targets += [
+                        f"{parent}/{n}"
+                        for n in sorted(await sftp.listdir(parent))
+                        if is_build_folder(n, others_of) and f"{parent}/{n}" != rdir
+                    ]
+            for t in targets:
+                with contextlib.suppress(asyncssh.SFTPError, OSError):
+                    if await sftp.exists(t):
+                        await sftp.rmtree(t, ignore_errors=True)
+                        removed.append(t)
             with contextlib.suppress(asyncssh.SFTPError, OSError):
-                await sftp.rmtree(rdir, ignore_errors=True)
-            with contextlib.suppress(asyncssh.SFTPError, OSError):
-                await sftp.rmdir(rdir.rsplit("/", 1)[0])
+                await sftp.rmdir(parent)
     finally:
         await conn.close()
+    return removed
+
+
+def clean_remote(hosts: Hosts, host_name: str, project: str) -> list[str]:
+    """Remove every build folder of ``project`` in ``.tuiops-builds`` on the host; the folders removed."""
+    from tuiops.remote import run_sync
+
+    return run_sync(_remote_cleanup(hosts, host_name, f"{REMOTE_BUILDS}/{project}-", others_of=project))
 
 
 def resumable(exc: BaseException) -> bool:
@@ -186,8 +224,8 @@ def remote_build(
             ),
             cancel,
         )
-    except TuiopsError as exc:
-        if not resumable(exc):
+    except BaseException as exc:
+        if not resumable(exc) and not isinstance(exc, AugmentFailed):
             with contextlib.suppress(TuiopsError, OSError):
                 run_sync(_remote_cleanup(hosts, host, remote_dir))
         if isinstance(exc, RemoteDiskError):
@@ -198,5 +236,5 @@ def remote_build(
             ) from exc
         raise
     with contextlib.suppress(TuiopsError, OSError):
-        run_sync(_remote_cleanup(hosts, host, remote_dir))
+        run_sync(_remote_cleanup(hosts, host, remote_dir, others_of=project.name))
     return res

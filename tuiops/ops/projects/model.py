@@ -69,6 +69,10 @@ RESERVED = {COMMON, BUILD}
 LOCK_NAME = ".build.lock"
 
 
+#: The augmentation's output (stdout and stderr), beside ``out/`` in a build's staging folder.
+LOG_NAME = "augment.log"
+
+
 _PLACEHOLDERS = {"out", "count", "seed"}
 
 
