@@ -17,5 +17,5 @@ def project_group() -> None:
     """
 
 
-for _name in ("new", "build", "list", "show", "examples", "clean"):
+for _name in ("new", "build", "list", "show", "examples", "clean", "label"):
     add(project_group, ("project", _name))

@@ -255,6 +255,101 @@ def project_clean(ctx: CommandContext, name: str, host: str | None, as_json: boo
     return Result(res, text)
 
 
+@command(
+    "project label",
+    Param("name", required=True),
+    Param("host", ("--on",), help="Send the master scenes and annotations to this labelling host."),
+    Param("folder", ("--dir",), help="The folder on the host (default: labelling/NAME under its home)."),
+    Param(
+        "fetch",
+        ("--fetch",),
+        is_flag=True,
+        help="Bring back the VOC files edited on the host and commit them.",
+    ),
+    Param("dry_run", ("--dry-run",), is_flag=True, help="With --fetch: show the diff, commit nothing."),
+    Param(
+        "undo", ("--undo",), is_flag=True, help="Put back the master annotations the last --fetch replaced."
+    ),
+    quiet_param(),
+    json_param(),
+)
+def project_label(
+    ctx: CommandContext,
+    name: str,
+    host: str | None,
+    folder: str | None,
+    fetch: bool,
+    dry_run: bool,
+    undo: bool,
+    quiet: bool,
+    as_json: bool,
+) -> Result:
+    """Label a project's masters on a labelling host and bring the VOC files back.
+
+    --on HOST puts master/images, master/annotations and classes.txt side by side
+    into a folder on the host (open it there with `labelImg DIR DIR/classes.txt`).
+    --fetch brings back the *.xml of that folder, checks each against its master
+    image (size, boxes inside it) and the project's classes, prints what changed per
+    file, and commits the changed files as the project's master annotations in one
+    revision; a file with a problem is left out and named with its line (exit 4).
+    --undo puts back what the last --fetch replaced.
+
+    \b
+    Examples:
+      tuiops project label kanji --on labeller
+      tuiops project label kanji --fetch --dry-run
+      tuiops project label kanji --fetch
+      tuiops project label kanji --undo
+    """
+    from tuiops.errors import UsageError
+    from tuiops.ops.project import fetch_labels, send_for_labelling, undo_labels
+
+    ws = ctx.workspace
+    if sum((host is not None, fetch, undo)) != 1:
+        raise UsageError(
+            "give one of --on HOST, --fetch or --undo", hint="`tuiops project label NAME --on HOST`"
+        )
+    if undo:
+        res = undo_labels(ws, name)
+        return Result(
+            res, f"{name}: revision {res['revision']} undone; restored {', '.join(res['restored'])}"
+        )
+    if host is not None:
+        with ctx.progress(f"label {name}", quiet=quiet or as_json) as prog:
+            sent = send_for_labelling(ws, name, host, folder=folder, progress=prog)
+        return Result(
+            sent,
+            f"{name}: sent {sent['images']} master image(s) and {sent['annotations']} annotation(s) to "
+            f"{host}:{sent['path']}; label there, then `tuiops project label {name} --fetch`",
+        )
+    with ctx.progress(f"fetch {name}", quiet=quiet or as_json) as prog:
+        res = fetch_labels(ws, name, dry_run=dry_run, progress=prog)
+    lines = []
+    for fname, d in res["changed"].items():
+        what = "new file, " if d["new_file"] else ""
+        lines.append(
+            f"  {fname}: {what}{d['objects_before']} → {d['objects_after']} objects "
+            f"(+{len(d['added'])} −{len(d['removed'])})"
+        )
+        lines += [f"    + {b[0]} ({', '.join(map(str, b[1:]))})" for b in d["added"]]
+        lines += [f"    - {b[0]} ({', '.join(map(str, b[1:]))})" for b in d["removed"]]
+    if res["revision"] is not None:
+        head = f"{name}: revision {res['revision']} commits {len(res['changed'])} changed annotation(s)"
+    elif res["changed"]:
+        head = f"{name}: {len(res['changed'])} annotation(s) would change (--dry-run: nothing written)"
+    else:
+        head = f"{name}: nothing changed"
+    lines.insert(0, f"{head}; {res['unchanged']} unchanged, {len(res['left_out'])} left out")
+    from tuiops.errors import InputError
+
+    return Result(
+        res,
+        "\n".join(lines),
+        warnings=list(res["left_out"]),
+        exit_code=InputError.exit_code if res["left_out"] else 0,
+    )
+
+
 @command("project list", json_param())
 def project_list(ctx: CommandContext, as_json: bool) -> Result:
     """List the workspace's projects with their classes, masters and build state."""

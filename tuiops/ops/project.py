@@ -4,6 +4,7 @@ from tuiops.ops.projects.adopt import Adopted, adopt_project
 from tuiops.ops.projects.build import build_project, clean_project
 from tuiops.ops.projects.build_local import format_command
 from tuiops.ops.projects.catalog import copy_examples, copy_examples_to, list_projects, show_project
+from tuiops.ops.projects.label import fetch_labels, send_for_labelling, undo_labels
 from tuiops.ops.projects.model import (
     BOX_TOLERANCE,
     BUILD,
@@ -63,6 +64,7 @@ __all__ = [
     "copy_examples_to",
     "ensure_common",
     "example_projects_dir",
+    "fetch_labels",
     "format_command",
     "input_files",
     "input_hashes",
@@ -72,7 +74,9 @@ __all__ = [
     "projects_dir",
     "read_build",
     "script_files",
+    "send_for_labelling",
     "show_project",
+    "undo_labels",
     "validate_boxes",
     "validate_name",
 ]

@@ -16,6 +16,7 @@ from tuiops.ops.projects.adopt import Adopted, adopt_project
 from tuiops.ops.projects.build import build_project, clean_project
 from tuiops.ops.projects.catalog import copy_examples, copy_examples_to, list_projects, show_project
 from tuiops.ops.projects.classmap import build_class_map, parse_map
+from tuiops.ops.projects.label import fetch_labels, send_for_labelling, undo_labels
 from tuiops.ops.projects.mix import mix_projects
 from tuiops.ops.projects.mixmodel import MixResult, PushResult
 from tuiops.ops.projects.mixout import verify_output
@@ -47,6 +48,7 @@ __all__ = [
     "copy_examples",
     "copy_examples_to",
     "ensure_common",
+    "fetch_labels",
     "list_projects",
     "load_build",
     "load_project",
@@ -54,7 +56,9 @@ __all__ = [
     "new_project",
     "parse_map",
     "push_tarball",
+    "send_for_labelling",
     "show_project",
+    "undo_labels",
     "verify_output",
     "write_tarball",
 ]

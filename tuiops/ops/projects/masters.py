@@ -74,10 +74,23 @@ def _object_problems(
     return out
 
 
-def master_problems(project: Project) -> list[str]:
-    """Every problem of the project's masters (see the module docstring), one line each."""
+def annotation_problems(where: str, data: bytes, img: Path, classes: list[str]) -> list[str]:
+    """The problems of one VOC annotation (``data``, named ``where``) of image ``img``."""
     from tuiops.formats.voc import parse_voc
 
+    size, err = _image_size(img)
+    if size is None:
+        return [str(err)]
+    doc, perr = parse_voc(data)
+    if doc is None:
+        return [f"{where}: {perr}"]
+    if doc.width is not None and doc.height is not None and (doc.width, doc.height) != size:
+        return [f"{where}: <size> says {doc.width}×{doc.height}, but {img.name} is {size[0]}×{size[1]}"]
+    return _object_problems(where, doc.objects, size, classes)
+
+
+def master_problems(project: Project) -> list[str]:
+    """Every problem of the project's masters (see the module docstring), one line each."""
     images_dir, ann_dir = project.master / "images", project.master / "annotations"
     images = {
         p.stem: p
@@ -98,21 +111,7 @@ def master_problems(project: Project) -> list[str]:
                 "(an image with no object needs one without <object>)"
             )
             continue
-        size, err = _image_size(img)
-        if size is None:
-            problems.append(str(err))
-            continue
-        doc, perr = parse_voc(ann.read_bytes())
-        where = display_path(ann)
-        if doc is None:
-            problems.append(f"{where}: {perr}")
-            continue
-        if doc.width is not None and doc.height is not None and (doc.width, doc.height) != size:
-            problems.append(
-                f"{where}: <size> says {doc.width}×{doc.height}, but {img.name} is {size[0]}×{size[1]}"
-            )
-            continue
-        problems += _object_problems(where, doc.objects, size, project.classes)
+        problems += annotation_problems(display_path(ann), ann.read_bytes(), img, project.classes)
     for stem, ann in anns.items():
         if stem not in images:
             problems.append(
