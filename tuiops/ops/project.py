@@ -35,6 +35,7 @@ from tuiops.ops.projects.model import (
     validate_name,
 )
 from tuiops.ops.projects.outputs import box_frame, collect_outputs, validate_boxes
+from tuiops.ops.projects.overview import mix_argv, projects_overview
 
 __all__ = [
     "BOX_TOLERANCE",
@@ -70,8 +71,10 @@ __all__ = [
     "input_hashes",
     "list_projects",
     "load_project",
+    "mix_argv",
     "new_project",
     "projects_dir",
+    "projects_overview",
     "read_build",
     "script_files",
     "send_for_labelling",

@@ -158,6 +158,13 @@ ACTIONS: tuple[Action, ...] = (
         "Watch a training run live: epochs, losses, mAP, P/R charts, pitstops, best epoch, ETA",
         "Training",
     ),
+    Action(
+        "projects",
+        ("alt+p", "P"),
+        "Projects",
+        "Dataset projects, hosts and mixes: build here or on a host, mix, push",
+        "Training",
+    ),
     # -- sorting and filtering -----------------------------------------------------------
     Action("sort-name", ("ctrl+f3",), "Name", "Sort by name (again: reverse)", "Sort and filter"),
     Action("sort-ext", ("ctrl+f4",), "Ext", "Sort by extension", "Sort and filter"),

@@ -20,6 +20,7 @@ COMMANDS = (
     ("cd FOLDER  or  cd SOURCE", "go to a pool folder, or open labels:SET, run:RUN, match:NAME, catalog"),
     ("set labels|run|match NAME", "which label set, run and match the pool columns count"),
     ("triage [--set S --run R --kind K]", "triage a stored match: worst, fp, fn, cls, loc or dup"),
+    ("projects", "the dataset projects, hosts and mixes: build, mix and push"),
     ("tuiops COMMAND …", "run any tuiops command as a job (progress in the jobs pane, output: Ctrl+O)"),
 )
 

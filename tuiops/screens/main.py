@@ -212,6 +212,11 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
 
         open_monitor(self.app)
 
+    def action_projects(self) -> None:
+        from tuiops.screens.projects import open_projects
+
+        open_projects(self.app)
+
     # -- viewing and editing ------------------------------------------------------------------
     def action_view(self) -> None:
         from tuiops.screens.viewer import ViewerScreen
@@ -406,6 +411,9 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
             return
         if first == "set":
             self._set_context(text[3:].strip())
+            return
+        if first == "projects":
+            self.action_projects()
             return
         if first == "monitor":
             from tuiops.screens.monitor import open_monitor

@@ -29,6 +29,7 @@ from tuiops.ops.projects.model import (
     load_project,
     new_project,
 )
+from tuiops.ops.projects.overview import mix_argv, projects_overview
 from tuiops.ops.projects.push import push_tarball
 from tuiops.ops.projects.sources import load_build
 from tuiops.ops.projects.tarball import write_tarball
@@ -52,9 +53,11 @@ __all__ = [
     "list_projects",
     "load_build",
     "load_project",
+    "mix_argv",
     "mix_projects",
     "new_project",
     "parse_map",
+    "projects_overview",
     "push_tarball",
     "send_for_labelling",
     "show_project",
