@@ -320,7 +320,7 @@ def test_split_is_stable_and_keeps_its_ratio_when_images_are_added(mws, tmp_path
 
     first = mix_json(mws, capsys, "a", "b", "--out", str(out), "--seed", "7", "--val", "0.3")
     again = mix_json(mws, capsys, "a", "b", "--out", str(out), "--seed", "7", "--val", "0.3")
-    assert splits(first) == splits(again)
+    assert splits(first) == splits(again) and again["reused"] and not first["reused"]
     assert (first["val"], again["val"]) == (6 + 5, 6 + 5)  # round(0.3 × 20) + round(0.3 × 15)
     make_build(mws, "a", ["x"], 40)  # the first 20 images are the same, 20 more follow
     second = mix_json(mws, capsys, "a", "b", "--out", str(out), "--seed", "7", "--val", "0.3")
@@ -329,7 +329,7 @@ def test_split_is_stable_and_keeps_its_ratio_when_images_are_added(mws, tmp_path
     # another seed draws another split
     third = mix_json(mws, capsys, "a", "b", "--out", str(out), "--seed", "8", "--val", "0.3")
     assert splits(third) != after and third["val"] == 17
-    assert mws.store.one("SELECT count(*) FROM project_mixes") == 4
+    assert mws.store.one("SELECT count(*) FROM project_mixes") == 3  # the unchanged rerun is the first
 
 
 # -- duplicates and leaks --------------------------------------------------------------------------------
@@ -622,6 +622,7 @@ def test_tarball_manifest_and_output_policy(mws, tmp_path, capsys):
     mtime = tar.stat().st_mtime_ns
     again = mix_json(mws, capsys, "a", "b", "--out", str(out), "--format", "yolo", "--tar", str(tar))
     assert again["tar_sha256"] == res["tar_sha256"] and again["tar_reused"] is True
+    assert again["reused"] is True and again["mix_id"] == res["mix_id"]  # nothing was read or written again
     assert tar.stat().st_mtime_ns == mtime
     # a tampered file is found
     victim = next((out / "labels" / "train").glob("*.txt"))
@@ -648,7 +649,8 @@ def test_tarball_manifest_and_output_policy(mws, tmp_path, capsys):
     text = capsys.readouterr().out
     assert res["tar_sha256"] in text and "train" in text
     jobs = mws.store.execute("SELECT status FROM jobs WHERE kind = 'project.mix'").fetchall()
-    assert jobs == [("done",)] * 4  # refusals come before any work, so they record no job
+    # refusals come before any work, so they record no job; nor does a mix run again unchanged
+    assert jobs == [("done",)] * 3
 
 
 def test_cancel_leaves_no_output_and_records_the_job(mws, tmp_path, capsys):

@@ -593,7 +593,8 @@ def mix_cmd(
         )
     lines = [
         *([f"rebuilt   {', '.join(res.rebuilt)} (stale)"] if res.rebuilt else []),
-        f"mixed {', '.join(res.projects)} into {res.out} ({res.format})",
+        f"mixed {', '.join(res.projects)} into {res.out} ({res.format})"
+        + (" — unchanged since the last mix, reused" if res.reused else ""),
         f"images    {res.images} (train {res.train}, val {res.val}), {res.boxes} boxes, "
         f"{len(res.classes)} classes",
         f"dupes     {res.dropped} dropped in {res.duplicate_groups} group(s); {res.leaks} train/val leak(s), "

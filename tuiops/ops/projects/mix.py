@@ -343,6 +343,65 @@ def _mix_images(
     return imgs, boxes, clipped, leaks, moved, groups, table
 
 
+def _previous_mix(
+    ws: Workspace, target: Path, params: dict[str, Any], builds: Sequence[ProjectBuild], cmap: ClassMap
+) -> MixResult | None:
+    """The mix already in ``target`` when it was made with these parameters from these very builds and
+    nothing in it changed since (every file checked against its manifest); else None."""
+    import hashlib
+    import json
+
+    from tuiops.ops.projects.mixmodel import MANIFEST, MIX_KIND
+    from tuiops.ops.projects.mixout import verify_output
+
+    path = target / MANIFEST
+    try:
+        raw = path.read_bytes()
+        manifest = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("kind") != MIX_KIND:
+        return None
+    same = (
+        manifest.get("params") == {k: v for k, v in params.items() if k not in ("out", "projects")}
+        and [(p.get("name"), p.get("build_json_sha256")) for p in manifest.get("projects", [])]
+        == [(b.name, b.build_sha256) for b in builds]
+        and manifest.get("classes") == cmap.names
+    )
+    if not same:
+        return None
+    sha = hashlib.sha256(raw).hexdigest()
+    row = ws.store.execute(
+        "SELECT id FROM project_mixes WHERE out = ? AND manifest_sha256 = ? ORDER BY id DESC LIMIT 1",
+        (str(target), sha),
+    ).fetchone()
+    if row is None or verify_output(target):
+        return None
+    c = manifest["counts"]
+    root_rel = manifest.get("root", ".")
+    return MixResult(
+        mix_id=int(row[0]),
+        out=str(target),
+        root=str(target / root_rel) if root_rel != "." else str(target),
+        format=params["format"],
+        projects=list(params["projects"]),
+        classes=cmap.names,
+        images=c["images"],
+        train=c["train"],
+        val=c["val"],
+        dropped=c["dropped"],
+        boxes=c["boxes"],
+        leaks=c["leaks"],
+        moved=c["moved"],
+        duplicate_groups=c["leaks"],
+        clipped=c["clipped"],
+        not_carried=c.get("not_carried", {}),
+        manifest_sha256=sha,
+        split_table=c.get("split", []),
+        reused=True,
+    )
+
+
 def _mix_params(
     projects: Sequence[str],
     target: Path,
@@ -414,75 +473,30 @@ def _mix_result(
     )
 
 
-def mix_projects(
+def _make_mix(
     ws: Workspace,
-    projects: Sequence[str],
-    out: str | os.PathLike[str],
-    *,
-    fmt: str = "voc",
-    val: float = 0.2,
-    seed: int = 0,
-    maps: Sequence[str] = (),
-    classes_file: str | os.PathLike[str] | None = None,
-    merge: bool = False,
-    max_distance: int = 4,
-    dupes: str = "drop",
-    strict: bool = False,
-    voc_year: str | None = None,
-    yaml_path: str | None = None,
-    overwrite: bool = False,
-    tar: str | os.PathLike[str] | None = None,
-    push: str | None = None,
-    replace_remote: bool = False,
-    allow_stale: bool = False,
-    build: bool = False,
-    retry: RetryPolicy | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelToken | None = None,
+    target: Path,
+    params: dict[str, Any],
+    builds: Sequence[ProjectBuild],
+    cmap: ClassMap,
+    warnings: list[str],
+    tar_path: Path | None,
+    rep_args: tuple[int, ProgressFn | None, CancelToken | None, bool],
 ) -> MixResult:
-    """Mix the builds of ``projects`` into one dataset in ``out`` (see the module docstring).
-
-    ``tar``: also write a ``.tar.gz`` of the output; ``push``: ``HOST:PATH``, send the
-    tarball (``OUT.tar.gz`` beside the output when ``tar`` is not given) into folder
-    PATH on the host and check its SHA-256 there. Relative local paths are taken from
-    the current folder. A stale build (:func:`~tuiops.ops.projects.model.build_staleness`)
-    is refused unless ``allow_stale`` (a warning then); ``build`` rebuilds the stale and
-    unbuilt projects here first.
-    """
+    """Read, split and write the mix (and its tarball) as one job; its result."""
     import polars as pl
 
-    from tuiops.formats.classes import read_names_file
     from tuiops.ops.projects.mixfiles import not_carried
 
-    voc_year, push_host, push_dir = _check_options(
-        ws, projects, fmt, dupes, val, max_distance, voc_year, yaml_path, push
+    total, progress, cancel, overwrite = rep_args
+    projects, fmt, seed = params["projects"], params["format"], params["seed"]
+    max_distance, dupes, strict, val = (
+        params["max_distance"],
+        params["dupes"],
+        params["strict"],
+        params["val"],
     )
-    target = Path(out).expanduser().absolute()
-    tar_path = _tar_path(target, tar, push)
-    check_out(target, overwrite)
-    _check_not_inputs(ws, target, projects)
-    order = read_names_file(Path(classes_file).expanduser()) if classes_file is not None else None
-    rules = parse_map(maps)
-    stale_warnings, rebuilt = _current_builds(ws, projects, allow_stale, build, progress, cancel)
-    builds = [load_build(ws, p) for p in projects]
-    cmap = build_class_map(builds, rules, order=order, merge=merge)
-    warnings = _build_warnings(builds) + stale_warnings
-    total = sum(len(b.files) for b in builds)
-    params = _mix_params(
-        projects,
-        target,
-        fmt,
-        val,
-        seed,
-        rules,
-        classes_file,
-        merge,
-        max_distance,
-        dupes,
-        strict,
-        voc_year,
-        yaml_path,
-    )
+    voc_year, yaml_path = params["voc_year"], params["yaml_path"]
     with job(ws.store, "project.mix", params, total=total) as j:
         rep = Reporter("project.mix", progress, cancel, total=2 * total, job_id=j.id)
         imgs, boxes, clipped, leaks, moved, groups, table = _mix_images(
@@ -521,10 +535,93 @@ def mix_projects(
             mix_id, target, root_rel, fmt, projects, cmap, imgs, kept, counts, groups, manifest_sha, warnings
         )
         result.split_table = table
-        result.rebuilt = rebuilt
         result.tar = str(tar_path) if tar_path else None
         result.tar_sha256, result.tar_size, result.tar_reused = tar_sha, tar_size, tar_reused
         j.result = {k: v for k, v in result.to_dict().items() if k not in ("duplicates", "classes")}
+    return result
+
+
+def mix_projects(
+    ws: Workspace,
+    projects: Sequence[str],
+    out: str | os.PathLike[str],
+    *,
+    fmt: str = "voc",
+    val: float = 0.2,
+    seed: int = 0,
+    maps: Sequence[str] = (),
+    classes_file: str | os.PathLike[str] | None = None,
+    merge: bool = False,
+    max_distance: int = 4,
+    dupes: str = "drop",
+    strict: bool = False,
+    voc_year: str | None = None,
+    yaml_path: str | None = None,
+    overwrite: bool = False,
+    tar: str | os.PathLike[str] | None = None,
+    push: str | None = None,
+    replace_remote: bool = False,
+    allow_stale: bool = False,
+    build: bool = False,
+    retry: RetryPolicy | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> MixResult:
+    """Mix the builds of ``projects`` into one dataset in ``out`` (see the module docstring).
+
+    ``tar``: also write a ``.tar.gz`` of the output; ``push``: ``HOST:PATH``, send the
+    tarball (``OUT.tar.gz`` beside the output when ``tar`` is not given) into folder
+    PATH on the host and check its SHA-256 there. Relative local paths are taken from
+    the current folder. A stale build (:func:`~tuiops.ops.projects.model.build_staleness`)
+    is refused unless ``allow_stale`` (a warning then); ``build`` rebuilds the stale and
+    unbuilt projects here first. A mix made before into ``out`` with the same parameters
+    from the same builds, and unchanged since, is taken as it is (``reused``).
+    """
+    from tuiops.formats.classes import read_names_file
+
+    voc_year, push_host, push_dir = _check_options(
+        ws, projects, fmt, dupes, val, max_distance, voc_year, yaml_path, push
+    )
+    target = Path(out).expanduser().absolute()
+    tar_path = _tar_path(target, tar, push)
+    check_out(target, overwrite)
+    _check_not_inputs(ws, target, projects)
+    order = read_names_file(Path(classes_file).expanduser()) if classes_file is not None else None
+    rules = parse_map(maps)
+    stale_warnings, rebuilt = _current_builds(ws, projects, allow_stale, build, progress, cancel)
+    builds = [load_build(ws, p) for p in projects]
+    cmap = build_class_map(builds, rules, order=order, merge=merge)
+    warnings = _build_warnings(builds) + stale_warnings
+    total = sum(len(b.files) for b in builds)
+    params = _mix_params(
+        projects,
+        target,
+        fmt,
+        val,
+        seed,
+        rules,
+        classes_file,
+        merge,
+        max_distance,
+        dupes,
+        strict,
+        voc_year,
+        yaml_path,
+    )
+    result = _previous_mix(ws, target, params, builds, cmap)
+    if result is not None:
+        result.warnings = warnings
+        result.rebuilt = rebuilt
+        if tar_path is not None:
+            mtime = max((tar_epoch(b.info.get("created")) for b in builds), default=0)
+            result.tar_sha256, result.tar_size, result.tar_reused = write_tarball(
+                target, tar_path, arcroot=target.name, mtime=mtime
+            )
+            result.tar = str(tar_path)
+    else:
+        rep_args = (total, progress, cancel, overwrite)
+        result = _make_mix(ws, target, params, builds, cmap, warnings, tar_path, rep_args)
+        result.rebuilt = rebuilt
     if push is not None:
         assert tar_path is not None and push_host is not None and push_dir is not None
         result.push = push_tarball(

@@ -94,6 +94,8 @@ class MixResult:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     split_table: list[dict[str, Any]] = field(default_factory=list)
     rebuilt: list[str] = field(default_factory=list)
+    reused: bool = False
+    """The output folder held this very mix already (same parameters and builds, unchanged): kept as it was."""
     """The projects rebuilt first because their builds were stale (``build=True``)."""
     """Images per project (``class`` None) and per project and class in train and val."""
     warnings: list[str] = field(default_factory=list)
