@@ -210,3 +210,24 @@ def test_the_augmentation_contract_is_documented():
     for words in ("boxes.json", "VOC beside the images", "MASTERSTEM__", "{out}", "{count}", "{seed}",
                   "PYTHONPATH", "--timeout", "augment.log", "Exit status"):  # fmt: skip
         assert words in doc, words
+
+
+def test_modules_a_project_requires_are_checked_before_the_script_runs(variants):
+    from tuiops.errors import UsageError
+    from tuiops.ops.project import build_project, load_project
+
+    ws = variants
+    root = Path(ws.root) / "projects" / "shots"  # type: ignore[attr-defined]
+    toml = root / "project.toml"
+    toml.write_text(toml.read_text() + 'requires = ["PIL", "numpy.linalg", "tuiops_surely_missing"]\n')
+    assert load_project(ws, "shots").requires == ["PIL", "numpy.linalg", "tuiops_surely_missing"]
+    with pytest.raises(UsageError) as err:
+        build_project(ws, "shots")
+    msg = err.value.message
+    assert "requires tuiops_surely_missing, which" in msg and "PIL" not in msg and "nothing was run" in msg
+    assert not (root / "ran").exists() and not list(root.glob("build.*-*"))
+    toml.write_text(toml.read_text().replace(', "tuiops_surely_missing"', ""))
+    assert build_project(ws, "shots").images == 4
+    toml.write_text(toml.read_text().replace('requires = ["PIL", "numpy.linalg"]', 'requires = "PIL"'))
+    with pytest.raises(InputError, match="requires must be a list of Python module names"):
+        load_project(ws, "shots")

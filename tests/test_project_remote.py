@@ -135,6 +135,21 @@ def test_remote_failure_and_hang(rws, tmp_path, capsys):
     assert remote_leftovers(tmp_path) == []
 
 
+def test_required_modules_are_checked_with_the_hosts_python(rws, tmp_path, capsys):
+    from tuiops.errors import UsageError
+    from tuiops.ops.project import build_project
+
+    toml = Path(rws.root) / "projects" / "close_button" / "project.toml"
+    toml.write_text(toml.read_text() + 'requires = ["PIL", "tuiops_surely_missing"]\n')
+    with pytest.raises(
+        UsageError, match=r"requires tuiops_surely_missing, which \S+ on host test cannot import"
+    ):
+        build_project(rws, "close_button", host="test", count=2)
+    assert remote_leftovers(tmp_path) == []
+    toml.write_text(toml.read_text().replace(', "tuiops_surely_missing"', ""))
+    assert build_project(rws, "close_button", host="test", count=2).status == "built"
+
+
 def test_wrong_key_is_a_clear_error(rws, tmp_path, capsys):
     use_key(rws, generate_key(tmp_path / "stranger" / "id_ed25519"))
     assert cli(rws, "project", "build", "kanji", "--count", "3", "--on", "test") == 8

@@ -59,7 +59,7 @@ from tuiops.errors import (
 )
 from tuiops.fsutil import atomic_write_text, disk_error, replace_folder, sha256_file
 from tuiops.ops.base import CancelToken, JobProgress, ProgressFn, Reporter, job
-from tuiops.ops.projects.build_local import AugmentFailed, run_local
+from tuiops.ops.projects.build_local import AugmentFailed, check_requires_here, run_local
 from tuiops.ops.projects.build_remote import remote_build, resumable
 from tuiops.ops.projects.masters import check_masters
 from tuiops.ops.projects.model import (
@@ -371,6 +371,7 @@ def build_project(
             transfers: dict[str, Any] = {}
             remote_dir = f"{REMOTE_BUILDS}/{name}-{key}"
             if host is None:
+                check_requires_here(project)
                 run_local(ws, project, stage / "out", count, seed, timeout, cancel)
             else:
                 transfers = remote_build(

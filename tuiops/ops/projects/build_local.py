@@ -17,7 +17,13 @@ from tuiops.errors import (
     ExternalToolError,
 )
 from tuiops.ops.base import CancelToken
-from tuiops.ops.projects.model import LOG_NAME, Project, projects_dir
+from tuiops.ops.projects.model import (
+    LOG_NAME,
+    MISSING_MODULES,
+    Project,
+    missing_modules_error,
+    projects_dir,
+)
 
 if TYPE_CHECKING:
     from tuiops.workspace import Workspace
@@ -52,6 +58,22 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = 2.0) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def check_requires_here(project: Project) -> None:
+    """Refuse a build whose ``requires`` modules the interpreter running its script here cannot import."""
+    if not project.requires:
+        return
+    res = subprocess.run(
+        [sys.executable, "-c", MISSING_MODULES, *project.requires],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=project.root,
+    )
+    missing = res.stdout.split()
+    if missing:
+        raise missing_modules_error(project, missing, "here", sys.executable)
 
 
 def run_local(

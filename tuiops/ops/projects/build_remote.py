@@ -16,10 +16,12 @@ from tuiops.ops.projects.build_local import AugmentFailed, format_command, is_bu
 from tuiops.ops.projects.model import (
     COMMON,
     LOG_NAME,
+    MISSING_MODULES,
     PROJECTS,
     REMOTE_BUILDS,
     Project,
     input_files,
+    missing_modules_error,
     projects_dir,
 )
 
@@ -34,6 +36,24 @@ def _remote_python(host_extra: dict[str, Any]) -> str:
         q = shlex.quote(py)
         return f'python() {{ {q} "$@"; }}; python3() {{ {q} "$@"; }}; '
     return 'command -v python >/dev/null 2>&1 || python() { python3 "$@"; }; '
+
+
+async def _check_requires(hosts: Hosts, host_name: str, project: Project) -> None:
+    """Refuse a build whose ``requires`` modules the host's python cannot import (before anything is sent)."""
+    from tuiops.remote import commands
+
+    host = hosts.get(host_name)
+    q = shlex.quote
+    script = f"{_remote_python(host.extra)}python -c {q(MISSING_MODULES)} {' '.join(q(m) for m in project.requires)}"
+    conn = await hosts.connect(host_name)
+    try:
+        res = await commands.run_on(conn, ["sh", "-c", script], timeout=120)
+    finally:
+        await conn.close()
+    missing = res.stdout.split() if res.rc == 0 else list(project.requires)
+    if missing:
+        py = host.extra.get("python") or "python"
+        raise missing_modules_error(project, missing, f"on host {host_name}", str(py))
 
 
 async def _remote_augment(
@@ -58,6 +78,8 @@ async def _remote_augment(
     from tuiops.remote.errors import CommandTimeout
     from tuiops.remote.paths import confine, resolve_home
 
+    if project.requires:
+        await _check_requires(hosts, host_name, project)
     tops = sorted({rel.split("/", 1)[0] for rel, _ in input_files(project.root)})
     sent = await transfer.put(
         hosts,

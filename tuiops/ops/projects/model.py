@@ -86,6 +86,8 @@ class Project:
     augment: str
     count: int
     seed: int
+    requires: list[str] = field(default_factory=list)
+    """Python modules the augmentation imports (``requires = ["PIL"]``), checked before it runs."""
 
     @property
     def toml_path(self) -> Path:
@@ -107,7 +109,29 @@ class Project:
             "augment": self.augment,
             "count": self.count,
             "seed": self.seed,
+            "requires": list(self.requires),
         }
+
+
+#: Prints the modules of argv that the interpreter cannot import (a build's ``requires``).
+MISSING_MODULES = (
+    "import importlib.util, sys\n"
+    "def gone(m):\n"
+    "    try:\n"
+    "        return importlib.util.find_spec(m) is None\n"
+    "    except (ImportError, ValueError):\n"
+    "        return True\n"
+    "print(' '.join(m for m in sys.argv[1:] if gone(m)))\n"
+)
+
+
+def missing_modules_error(project: Project, missing: list[str], where: str, python: str) -> UsageError:
+    """The error for modules a project requires that the interpreter running its script lacks."""
+    return UsageError(
+        f"the augmentation of {project.name} requires {', '.join(missing)}, which {python} {where} cannot "
+        "import; nothing was run",
+        hint=f"install them for that interpreter (pip install …), or change requires in {project.toml_path}",
+    )
 
 
 def projects_dir(ws: Workspace) -> Path:
@@ -213,7 +237,15 @@ def load_project(ws: Workspace, name: str) -> Project:
         raise InputError(f"{path}: count must be a whole number of at least 1, not {count!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise InputError(f"{path}: seed must be a whole number, not {seed!r}")
-    return Project(name, root, list(classes), augment, count, seed)
+    requires = sec.get("requires", [])
+    if not isinstance(requires, list) or not all(
+        isinstance(m, str) and all(part.isidentifier() for part in m.split(".")) for m in requires
+    ):
+        raise InputError(
+            f'{path}: requires must be a list of Python module names (requires = ["PIL", "numpy"]), '
+            f"not {requires!r}"
+        )
+    return Project(name, root, list(classes), augment, count, seed, list(requires))
 
 
 _TEMPLATE = '''"""Augmentation of the {name} project: master objects pasted onto drawn backgrounds.
