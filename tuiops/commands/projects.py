@@ -388,6 +388,8 @@ def project_show(ctx: CommandContext, name: str, as_json: bool) -> Result:
         for k in ("name", "root", "classes", "augment", "count", "seed", "masters", "build", "inputs_sha256"):
             v = info[k]
             lines.append(f"{k:<14} {', '.join(v) if isinstance(v, list) else v}")
+            if k == "build" and info.get("stale_why"):
+                lines[-1] += f" ({'; '.join(info['stale_why'])})"
         last = info["last_build"]
         if last:
             lines.append(
