@@ -554,7 +554,7 @@ def test_one_notion_of_current_across_list_build_and_mix(pws, tmp_path, capsys):
     assert res.images == 5 and len(res.warnings) == 2 and "project kanji is stale" in res.warnings[1]
     # --build rebuilds what is stale, then mixes current builds
     assert cli(pws, "project", "mix", "close_button", "kanji", "--out", str(tmp_path / "m3"), "--build") == 0
-    assert "rebuilt   close_button, kanji (stale)" in capsys.readouterr().out
+    assert "rebuilt   close_button, kanji (stale or never built)" in capsys.readouterr().out
     rows = {r["name"]: r for r in list_projects(pws)}
     assert rows["close_button"]["build"] == rows["kanji"]["build"] == "up to date"
     assert build_project(pws, "kanji").status == "up to date"

@@ -594,7 +594,7 @@ def mix_cmd(
             progress=prog,
         )
     lines = [
-        *([f"rebuilt   {', '.join(res.rebuilt)} (stale)"] if res.rebuilt else []),
+        *([f"rebuilt   {', '.join(res.rebuilt)} (stale or never built)"] if res.rebuilt else []),
         f"mixed {', '.join(res.projects)} into {res.out} ({res.format})"
         + (" — unchanged since the last mix, reused" if res.reused else ""),
         f"images    {res.images} (train {res.train}, val {res.val}), {res.boxes} boxes, "
