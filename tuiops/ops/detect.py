@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
+    from tuiops.ops.cluster import ClusterOptions
     from tuiops.store import Store
     from tuiops.workspace import Workspace
 
@@ -393,14 +394,19 @@ def load_image(path: bytes | str) -> tuple[Any, str | None]:
 
     Returns ``(array, None)`` or ``(None, reason)``; never raises for a bad file.
     """
-    import cv2
-    import numpy as np
-
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
         return None, f"cannot read the file: {exc.strerror or exc}"
+    return decode_image(data)
+
+
+def decode_image(data: bytes) -> tuple[Any, str | None]:
+    """Decode the bytes of one image file as :func:`load_image` does; never raises."""
+    import cv2
+    import numpy as np
+
     if not data:
         return None, "the file is empty"
     from tuiops.ops.probe import sniff
@@ -448,6 +454,8 @@ class DetectResult:
     wait_seconds: float = 0.0
     store_seconds: float = 0.0
     error_examples: list[dict[str, Any]] = field(default_factory=list)
+    cluster: dict[str, Any] | None = None
+    """With ``--cluster``: workers, tasks and where their time went (see ``ClusterStats``)."""
 
     @property
     def images_per_s(self) -> float:
@@ -467,13 +475,13 @@ class DetectResult:
         return d
 
 
-def _model_epoch(model: Any) -> int | None:
+def model_epoch(model: Any) -> int | None:
     ckpt = getattr(model, "ckpt", None) or {}
     epoch = ckpt.get("epoch") if isinstance(ckpt, dict) else None
     return int(epoch) + 1 if isinstance(epoch, int) and epoch >= 0 else None
 
 
-def _open_run(
+def open_run(
     store: Store,
     run: str,
     *,
@@ -538,7 +546,7 @@ def _open_run(
     return rid, False
 
 
-class _Buffer:
+class DetectBuffer:
     """Finished batches waiting to be committed together."""
 
     def __init__(self) -> None:
@@ -636,6 +644,128 @@ def _batch_boxes(results: list[Any], meta: pl.DataFrame, cls_map: np.ndarray) ->
     )
 
 
+@dataclass
+class BatchOutcome:
+    """What one batch of images gave: boxes (in the items' frames), the item ids done, the
+    unreadable ones, and the seconds spent in the model."""
+
+    boxes: pl.DataFrame
+    images: pl.DataFrame
+    errors: pl.DataFrame
+    model_seconds: float = 0.0
+    error_paths: list[bytes] = field(default_factory=list)
+
+
+def predict_batch(
+    model: Any,
+    meta: pl.DataFrame,
+    loaded: Sequence[tuple[Any, str | None]],
+    cls_map: np.ndarray,
+    predict_args: dict[str, Any],
+    threads: int | None = None,
+) -> BatchOutcome:
+    """Run the model over one batch: ``meta`` (the selection's columns) and its decoded images
+    (``(array, None)`` or ``(None, reason)`` each, in ``meta``'s order)."""
+    import numpy as np
+    import polars as pl
+    import torch
+
+    ok_mask = np.fromiter((a is not None for a, _ in loaded), dtype=bool, count=len(loaded))
+    flagged = meta.with_columns(pl.Series("_ok", ok_mask))
+    good = flagged.filter(pl.col("_ok"))
+    bad = flagged.filter(~pl.col("_ok"))
+    arrays = [a for a, _ in loaded if a is not None]
+    seconds = 0.0
+    if arrays:
+        tm = time.perf_counter()
+        if threads is not None:  # ultralytics resets the count when it sets up its predictor
+            torch.set_num_threads(threads)
+        try:
+            preds = model.predict(arrays, **predict_args)
+        except Exception as exc:
+            raise ExternalToolError(
+                f"the model failed on a batch of {len(arrays)} images: {type(exc).__name__}: {exc}",
+                hint="check --device, --imgsz and the weights",
+            ) from exc
+        seconds = time.perf_counter() - tm
+        boxes = _batch_boxes(preds, good, cls_map)
+    else:
+        boxes = _batch_boxes([], good, cls_map)
+    errs = pl.DataFrame(
+        {
+            "item_id": bad["item_id"],
+            "file_id": bad["file_id"],
+            "error": [e for a, e in loaded if a is None],
+            "created": [_now()] * bad.height,
+        },
+        schema={"item_id": pl.Int64, "file_id": pl.Int64, "error": pl.String, "created": pl.String},
+    )
+    return BatchOutcome(boxes, good.select("item_id"), errs, seconds, bad["path"].to_list())
+
+
+@dataclass
+class DetectPlan:
+    """A detection run set up and recorded as a job: what is left to do and how to store it.
+
+    The local loop (:func:`detect`) and the cluster driver (:mod:`tuiops.ops.cluster`) both
+    take their chunks from :meth:`chunks` and commit through :meth:`commit`, so the rows are
+    the same whoever computed them.
+    """
+
+    store: Store
+    run_id: int
+    job_id: int
+    todo: int
+    limit: int | None
+    batch: int
+    threads: int | None
+    cls_map: np.ndarray
+    predict_args: dict[str, Any]
+    result: DetectResult
+    reporter: Reporter
+    source: Iterator[pl.DataFrame]
+    buffer: DetectBuffer = field(default_factory=lambda: DetectBuffer())
+
+    def chunks(self) -> Iterator[pl.DataFrame]:
+        """The selection's chunks still to do, cut at ``limit`` images."""
+        left = self.limit
+        for chunk in self.source:
+            if left is not None:
+                if left <= 0:
+                    return
+                chunk = chunk.head(left)
+                left -= chunk.height
+            if chunk.height:
+                yield chunk
+
+    def add(self, out: BatchOutcome) -> None:
+        """Buffer one batch's outcome; commit when the buffer is due."""
+        result = self.result
+        result.model_seconds += out.model_seconds
+        if out.errors.height and len(result.error_examples) < 10:
+            for p, e in zip(out.error_paths, out.errors["error"].to_list(), strict=False):
+                if len(result.error_examples) < 10:
+                    result.error_examples.append({"path": display_path(p), "error": e})
+        self.buffer.add(out.boxes, out.images, out.errors)
+        if self.buffer.due():
+            self.commit()
+
+    def commit(self) -> None:
+        """Write everything buffered in one transaction and record the job's progress."""
+        ts = time.perf_counter()
+        n_img, n_box, n_err = self.buffer.flush(self.store, self.run_id)
+        self.result.store_seconds += time.perf_counter() - ts
+        self.result.processed += n_img
+        self.result.detections += n_box
+        self.result.errors += n_err
+        self.store.job_progress(self.job_id, self.result.processed, self.todo)
+
+    @property
+    def pending(self) -> int:
+        """Images done but not yet committed."""
+        return self.buffer.n_images
+
+
 def detect(
     ws: Workspace,
     weights: str | os.PathLike[str],
@@ -659,6 +789,7 @@ def detect(
     source: str | None = None,
     note: str | None = None,
     model: Any = None,
+    cluster: ClusterOptions | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> DetectResult:
@@ -671,12 +802,10 @@ def detect(
     processed); other weights or settings are a conflict unless ``replace``. ``limit``
     stops after that many images (the rest stay for a later run). ``model`` passes an
     already loaded YOLO model for ``weights``. ``threads`` sets torch's CPU threads (ultralytics
-    uses the cores less one, at most 8).
+    uses the cores less one, at most 8). With ``cluster`` the images are processed by the
+    workers of a Dask cluster in image-range tasks and this process writes their results
+    (see :mod:`tuiops.ops.cluster`).
     """
-    import numpy as np
-    import polars as pl
-    import torch
-
     if batch < 1:
         raise UsageError(f"--batch must be at least 1 (got {batch})")
     if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
@@ -697,7 +826,7 @@ def detect(
     names = {int(k): str(v) for k, v in (model.names or {}).items()}
     cls_map = class_mapping(names, ws.classes, class_map)
     if epoch is None:
-        epoch = _model_epoch(model)
+        epoch = model_epoch(model)
     if pool is not None:
         store.pool_id(pool)
     params = {
@@ -709,7 +838,7 @@ def detect(
         "pool": pool,
         "device": device,
     }
-    run_id, resumed = _open_run(
+    run_id, resumed = open_run(
         store,
         run,
         weights=wpath,
@@ -722,27 +851,7 @@ def detect(
         source=source,
         note=note,
     )
-    if images is not None:
-        done = store.read_frame(
-            "SELECT item_id FROM run_images WHERE run_id = ?"
-            + ("" if retry_errors else " UNION SELECT item_id FROM detect_errors WHERE run_id = ?"),
-            (run_id,) if retry_errors else (run_id, run_id),
-            {"item_id": pl.Int64},
-        )
-        selected = int(images["item_id"].n_unique())
-        chunks: Iterator[pl.DataFrame] = _explicit_chunks(images, done, CHUNK_IMAGES)
-        already = int(
-            images.select(pl.col("item_id").cast(pl.Int64))
-            .unique()
-            .join(done, on="item_id", how="semi")
-            .height
-        )
-    else:
-        selected, remaining = count_selection(
-            store, where, pool=pool, run_id=run_id, skip_errors=not retry_errors
-        )
-        already = selected - remaining
-        chunks = iter_selection(store, where, pool=pool, run_id=run_id, skip_errors=not retry_errors)
+    selected, already, chunks = _selection(store, run_id, images, where, pool, retry_errors, cluster)
     todo = max(0, selected - already)
     if limit is not None:
         todo = min(todo, limit)
@@ -764,7 +873,8 @@ def detect(
         "imgsz": imgsz,
         "batch": batch,
     }
-    reporter = Reporter("detect", progress, cancel, total=todo)
+    if cluster is not None:
+        job_params["cluster"] = cluster.spec
     predict_args: dict[str, Any] = {
         "imgsz": imgsz,
         "conf": conf,
@@ -776,103 +886,107 @@ def detect(
         predict_args["device"] = device
     t0 = time.perf_counter()
     with job(store, "detect", job_params, total=todo) as j:
-        buf = _Buffer()
-        loader = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)))
-
-        def batches() -> Iterator[pl.DataFrame]:
-            left = limit
-            for chunk in chunks:
-                if left is not None:
-                    if left <= 0:
-                        return
-                    chunk = chunk.head(left)
-                    left -= chunk.height
-                for s in range(0, chunk.height, batch):
-                    yield chunk.slice(s, batch)
-
-        def submit(meta: pl.DataFrame) -> list[Future]:
-            return [loader.submit(load_image, p) for p in meta["path"].to_list()]
-
-        def flush() -> None:
-            ts = time.perf_counter()
-            n_img, n_box, n_err = buf.flush(store, run_id)
-            result.store_seconds += time.perf_counter() - ts
-            result.processed += n_img
-            result.detections += n_box
-            result.errors += n_err
-            store.job_progress(j.id, result.processed, todo)
-
+        plan = DetectPlan(
+            store=store,
+            run_id=run_id,
+            job_id=j.id,
+            todo=todo,
+            limit=limit,
+            batch=batch,
+            threads=threads,
+            cls_map=cls_map,
+            predict_args=predict_args,
+            result=result,
+            reporter=Reporter("detect", progress, cancel, total=todo),
+            source=chunks,
+        )
         try:
-            it = batches()
-            current = next(it, None)
-            pending = submit(current) if current is not None else []
-            while current is not None:
-                tw = time.perf_counter()
-                loaded = [f.result() for f in pending]
-                result.wait_seconds += time.perf_counter() - tw
-                nxt = next(it, None)
-                pending = submit(nxt) if nxt is not None else []
-                ok_mask = np.fromiter((a is not None for a, _ in loaded), dtype=bool, count=len(loaded))
-                meta = current.with_columns(pl.Series("_ok", ok_mask))
-                good = meta.filter(pl.col("_ok"))
-                bad = meta.filter(~pl.col("_ok"))
-                arrays = [a for a, _ in loaded if a is not None]
-                if arrays:
-                    tm = time.perf_counter()
-                    if threads is not None:  # ultralytics resets the count when it sets up its predictor
-                        torch.set_num_threads(threads)
-                    try:
-                        preds = model.predict(arrays, **predict_args)
-                    except Exception as exc:
-                        raise ExternalToolError(
-                            f"the model failed on a batch of {len(arrays)} images: {type(exc).__name__}: {exc}",
-                            hint="check --device, --imgsz and the weights",
-                        ) from exc
-                    result.model_seconds += time.perf_counter() - tm
-                    boxes = _batch_boxes(preds, good, cls_map)
-                else:
-                    boxes = _batch_boxes([], good, cls_map)
-                errs = pl.DataFrame(
-                    {
-                        "item_id": bad["item_id"],
-                        "file_id": bad["file_id"],
-                        "error": [e for a, e in loaded if a is None],
-                        "created": [_now()] * bad.height,
-                    },
-                    schema={
-                        "item_id": pl.Int64,
-                        "file_id": pl.Int64,
-                        "error": pl.String,
-                        "created": pl.String,
-                    },
-                )
-                if errs.height and len(result.error_examples) < 10:
-                    paths = bad["path"].to_list()
-                    for p, e in zip(paths, errs["error"].to_list(), strict=False):
-                        if len(result.error_examples) < 10:
-                            result.error_examples.append({"path": display_path(p), "error": e})
-                buf.add(boxes, good.select("item_id"), errs)
-                if buf.due():
-                    flush()
-                reporter.update(result.processed + buf.n_images, f"{result.detections} boxes")
-                current = nxt
-            flush()
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            try:
-                with contextlib.suppress(Exception):
-                    flush()
-            finally:
-                loader.shutdown(wait=True, cancel_futures=True)
-                result.seconds = time.perf_counter() - t0
-                j.result = result.to_dict()
-            raise
-        loader.shutdown(wait=True)
-        result.seconds = time.perf_counter() - t0
-        j.result = result.to_dict()
-    reporter.update(result.processed, f"{result.detections} boxes", force=True)
+            if cluster is None:
+                _run_here(plan, model)
+            else:
+                from tuiops.ops.cluster import detect_on_cluster
+
+                detect_on_cluster(ws, plan, wpath, cluster)
+        finally:
+            result.seconds = time.perf_counter() - t0
+            j.result = result.to_dict()
+    plan.reporter.update(result.processed, f"{result.detections} boxes", force=True)
     return result
+
+
+def _selection(
+    store: Store,
+    run_id: int,
+    images: pl.DataFrame | None,
+    where: str | None,
+    pool: str | None,
+    retry_errors: bool,
+    cluster: ClusterOptions | None,
+) -> tuple[int, int, Iterator[pl.DataFrame]]:
+    """How many images are selected, how many of them the run has done, and the chunks to do."""
+    import polars as pl
+
+    size = cluster.task_images if cluster is not None else CHUNK_IMAGES
+    if images is not None:
+        done = store.read_frame(
+            "SELECT item_id FROM run_images WHERE run_id = ?"
+            + ("" if retry_errors else " UNION SELECT item_id FROM detect_errors WHERE run_id = ?"),
+            (run_id,) if retry_errors else (run_id, run_id),
+            {"item_id": pl.Int64},
+        )
+        selected = int(images["item_id"].n_unique())
+        already = int(
+            images.select(pl.col("item_id").cast(pl.Int64))
+            .unique()
+            .join(done, on="item_id", how="semi")
+            .height
+        )
+        return selected, already, _explicit_chunks(images, done, size)
+    selected, remaining = count_selection(
+        store, where, pool=pool, run_id=run_id, skip_errors=not retry_errors
+    )
+    chunks = iter_selection(store, where, pool=pool, run_id=run_id, skip_errors=not retry_errors, chunk=size)
+    return selected, selected - remaining, chunks
+
+
+def _run_here(plan: DetectPlan, model: Any) -> None:
+    """The local loop: threads read and decode the next batch while the model works on this one."""
+    loader = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)))
+
+    def batches() -> Iterator[pl.DataFrame]:
+        for chunk in plan.chunks():
+            for s in range(0, chunk.height, plan.batch):
+                yield chunk.slice(s, plan.batch)
+
+    def submit(meta: pl.DataFrame) -> list[Future]:
+        return [loader.submit(load_image, p) for p in meta["path"].to_list()]
+
+    result = plan.result
+    pending: list[Future] = []
+    try:
+        it = batches()
+        current = next(it, None)
+        pending = submit(current) if current is not None else []
+        while current is not None:
+            tw = time.perf_counter()
+            loaded = [f.result() for f in pending]
+            result.wait_seconds += time.perf_counter() - tw
+            nxt = next(it, None)
+            pending = submit(nxt) if nxt is not None else []
+            plan.add(predict_batch(model, current, loaded, plan.cls_map, plan.predict_args, plan.threads))
+            plan.reporter.update(result.processed + plan.pending, f"{result.detections} boxes")
+            current = nxt
+        plan.commit()
+    except BaseException:
+        for f in pending:
+            f.cancel()
+        try:
+            with contextlib.suppress(Exception):
+                plan.commit()
+        finally:
+            loader.shutdown(wait=True, cancel_futures=True)
+        raise
+    loader.shutdown(wait=True)
 
 
 def _now() -> str:
