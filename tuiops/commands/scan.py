@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tuiops.commands import CommandContext, IntRange, Param, PathType, Result, command, json_param
+from tuiops.commands.cluster import cluster_params
 
 
 @command(
@@ -47,6 +48,7 @@ from tuiops.commands import CommandContext, IntRange, Param, PathType, Result, c
         is_flag=True,
         help="Follow symbolic links, also to files and folders outside the pool.",
     ),
+    *cluster_params(ship=False),
     Param("quiet", ("-q", "--quiet"), is_flag=True, help="No progress output on stderr."),
     json_param(),
 )
@@ -59,6 +61,10 @@ def scan_cmd(
     verify: bool | None,
     workers: int | None,
     follow_symlinks: bool,
+    cluster: str | None,
+    path_map: tuple[str, ...],
+    scheduler_host: str | None,
+    task_images: int | None,
     quiet: bool,
     as_json: bool,
 ) -> Result:
@@ -75,10 +81,24 @@ def scan_cmd(
       tuiops scan /data/pool
       tuiops scan /data/pool --name danbooru --hash --exif
       tuiops scan --name danbooru --verify
+      tuiops scan /data/pool --hash --cluster ssh:aug1,train1 --path-map /data/pool=/mnt/pool
+
+    With --cluster the files are probed and hashed by the workers of a Dask cluster
+    (they open them where --path-map says); this process walks the folder and writes.
     """
     import os
 
+    from tuiops.commands.cluster import options_from
     from tuiops.ops.scan import scan
+
+    cluster_opts = options_from(
+        {
+            "cluster": cluster,
+            "path_map": path_map,
+            "scheduler_host": scheduler_host,
+            "task_images": task_images,
+        }
+    )
 
     ws = ctx.workspace
     with ctx.progress("scan", quiet=quiet) as on_progress:
@@ -91,6 +111,7 @@ def scan_cmd(
             verify=verify,
             workers=workers,
             follow_symlinks=follow_symlinks,
+            cluster=cluster_opts,
             progress=on_progress,
         )
     result = summary.to_dict()

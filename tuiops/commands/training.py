@@ -20,6 +20,7 @@ from tuiops.commands import (
     command,
     json_param,
 )
+from tuiops.commands.cluster import cluster_params
 
 
 def names(text: str | None) -> list[str] | None:
@@ -523,6 +524,7 @@ def train_resume_cmd(
         is_flag=True,
         help="Try again the images the run could not read before.",
     ),
+    *cluster_params(ship=True),
     _quiet(),
     json_param(),
 )
@@ -543,6 +545,11 @@ def detect_cmd(
     limit: int | None,
     replace: bool,
     retry_errors: bool,
+    cluster: str | None,
+    path_map: tuple[str, ...],
+    scheduler_host: str | None,
+    task_images: int | None,
+    ship: bool,
     quiet: bool,
     as_json: bool,
 ) -> Result:
@@ -552,12 +559,28 @@ def detect_cmd(
     continues with the images not yet done, without duplicating any. Unreadable images
     are recorded (v_detect_errors) and skipped.
 
+    With --cluster the images go to the workers of a Dask cluster in tasks of
+    --task-images images; this process alone writes their detections, the same rows a
+    run here gives. A host's device, batch and threads come from its [hosts.NAME] table.
+
     \b
     Examples:
       tuiops detect --weights training/v1/weights/best.pt --run v1-pool
       tuiops detect --weights best.pt --run v1-dan --where "booru = 'danbooru'" --batch 32 --conf 0.1
+      tuiops detect --weights best.pt --run v2-pool --cluster ssh:gpu1,gpu2 --path-map /data=/mnt/data
     """
+    from tuiops.commands.cluster import options_from
     from tuiops.ops.detect import detect
+
+    cluster_opts = options_from(
+        {
+            "cluster": cluster,
+            "path_map": path_map,
+            "scheduler_host": scheduler_host,
+            "task_images": task_images,
+            "ship": ship,
+        }
+    )
 
     ws = ctx.workspace
     with ctx.progress("detect", quiet=quiet) as on_progress:
@@ -578,6 +601,7 @@ def detect_cmd(
             limit=limit,
             replace=replace,
             retry_errors=retry_errors,
+            cluster=cluster_opts,
             progress=on_progress,
         )
     d = res.to_dict()
@@ -586,6 +610,15 @@ def detect_cmd(
         f"({d['already_done']} of {d['selected']} were done before)\n"
         f"  {d['images_per_s']} images/s, {100 * d['outside_model_share']:.1f}% of the time outside the model"
     )
+    if d.get("cluster"):
+        c = d["cluster"]
+        text += (
+            f"\n  cluster {c['spec']}: {c['workers']} workers, {c['tasks']} tasks, "
+            f"{100 * c['overhead_share']:.1f}% of worker time outside tasks "
+            f"({c['overhead_per_task_ms']} ms per task)"
+        )
+        for name, w in c["per_worker"].items():
+            text += f"\n    {name}: {w['images']} images in {w['tasks']} tasks, {w['images_per_s']} images/s"
     for ex in d["error_examples"][:5]:
         text += f"\n  unreadable: {ex['path']}: {ex['error']}"
     return Result(d, text)

@@ -41,6 +41,7 @@ from tuiops.store.frames import file_schema, item_schema
 if TYPE_CHECKING:
     import polars as pl
 
+    from tuiops.ops.cluster import ClusterOptions
     from tuiops.store import BulkTx, Store
     from tuiops.workspace import Workspace
 
@@ -605,6 +606,7 @@ def scan(
     verify: bool | None = None,
     workers: int | None = None,
     follow_symlinks: bool = False,
+    cluster: ClusterOptions | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> ScanSummary:
@@ -622,6 +624,10 @@ def scan(
     calls this with more than one worker must guard its entry point with
     ``if __name__ == "__main__":``.
 
+    With ``cluster`` the files are probed (and hashed) by the workers of a Dask cluster,
+    which open them below the pool's folder as ``--path-map`` maps it; this process walks
+    the folder and writes the store.
+
     Raises :class:`~tuiops.errors.Cancelled` when ``cancel`` fires, after committing
     what was probed; the next scan carries on from there.
     """
@@ -629,6 +635,10 @@ def scan(
     path, pool_name = _resolve_root(ws, root, name)
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}")
+    if cluster is not None and cluster.ship:
+        raise UsageError(
+            "scan cannot --ship files to a cluster", hint="give the workers' path with --path-map"
+        )
     pool_id = _register_pool(ws, pool_name, path)
     store = ws.store
     hash, exif, verify, remembered = _pool_options(store, pool_id, hash=hash, exif=exif, verify=verify)
@@ -666,7 +676,7 @@ def scan(
         if workers is None:
             kind = "decode" if hash or verify else "exif" if exif else "header"
             workers = 1 if todo.height < IN_PROCESS_BELOW[kind] else (os.cpu_count() or 1)
-        _probe_and_store(ws, pool_id, root_b, todo, opts, workers, rep, handle.id, summary)
+        _probe_and_store(ws, pool_id, root_b, todo, opts, workers, rep, handle.id, summary, cluster)
         summary.sizes_filled = _fill_item_sizes(store, pool_id)
         with store.transaction() as conn:
             conn.execute("UPDATE pools SET scanned = ? WHERE id = ?", (utcnow(), pool_id))
@@ -758,6 +768,7 @@ def _probe_and_store(
     rep: Reporter,
     job_id: int,
     summary: ScanSummary,
+    cluster: ClusterOptions | None = None,
 ) -> None:
     """Probe ``todo`` and commit the results in batches (every FLUSH_ROWS files or
     FLUSH_SECONDS); on cancel, commit what was probed before giving up."""
@@ -800,7 +811,12 @@ def _probe_and_store(
         last_flush = time.monotonic()
         store.job_progress(job_id, summary.probed, n)
 
-    stream = _probe_stream(root, paths, sizes, displays, opts, workers, crash_row)
+    if cluster is not None:
+        from tuiops.ops.cluster import probe_on_cluster
+
+        stream = probe_on_cluster(ws, cluster, root, paths, sizes, displays, opts, rep, cluster.task_images)
+    else:
+        stream = _probe_stream(root, paths, sizes, displays, opts, workers, crash_row)
     try:
         for a, rows in stream:
             fault("probed")  # TUIOPS_FAULT=probed:N kills the scan at the N-th chunk probed

@@ -403,6 +403,15 @@ class Hosts:
             opts["password"] = password
         return opts
 
+    def connect_options(self, name: str) -> dict[str, Any]:
+        """``asyncssh.connect`` keyword arguments for host ``name`` as tuiops reaches it: its
+        port, user, key and only its recorded host keys (for a client tuiops does not drive,
+        such as Dask's SSH workers). Call :meth:`connect` first to have an unknown or changed
+        key refused with a message."""
+        host = self.get(name)
+        trusted, revoked = self.trusted_keys(host)
+        return {"port": host.port, "known_hosts": (trusted, [], revoked), **self._options(host)}
+
     def _client_factory(self, host: HostConfig, seen: list[Any]) -> Callable[[], Any]:
         import asyncssh
 
