@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,8 +151,10 @@ def test_scan_hash_on_a_local_cluster_matches_the_scan(ws, tmp_path):
     for i in range(12):
         draw_scene(pool / f"danbooru_{i}.png", i, (96, 64))
     (pool / "danbooru_99.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    twin = tmp_path / "twin"
+    shutil.copytree(pool, twin)
     here = scan(ws, pool, name="here", hash=True, workers=1)
-    there = scan(ws, pool, name="there", hash=True, cluster=ClusterOptions("local:2", task_images=4))
+    there = scan(ws, twin, name="there", hash=True, cluster=ClusterOptions("local:2", task_images=4))
     assert here.to_dict()["status"] == there.to_dict()["status"]
     q = "SELECT f.relpath, f.status, f.phash, f.width, f.height FROM files f JOIN pools p ON p.id = f.pool_id WHERE p.name = ? ORDER BY relpath"
     a = ws.store.execute(q, ("here",)).fetchall()

@@ -750,15 +750,16 @@ class DetectPlan:
         if self.buffer.due():
             self.commit()
 
-    def commit(self) -> None:
-        """Write everything buffered in one transaction and record the job's progress."""
+    def commit(self, message: str | None = None) -> None:
+        """Write everything buffered in one transaction and record the job's progress (and
+        ``message`` for the jobs pane)."""
         ts = time.perf_counter()
         n_img, n_box, n_err = self.buffer.flush(self.store, self.run_id)
         self.result.store_seconds += time.perf_counter() - ts
         self.result.processed += n_img
         self.result.detections += n_box
         self.result.errors += n_err
-        self.store.job_progress(self.job_id, self.result.processed, self.todo)
+        self.store.job_progress(self.job_id, self.result.processed, self.todo, message)
 
     @property
     def pending(self) -> int:
@@ -901,7 +902,7 @@ def detect(
             source=chunks,
         )
         try:
-            if cluster is None:
+            if cluster is None or todo == 0:
                 _run_here(plan, model)
             else:
                 from tuiops.ops.cluster import detect_on_cluster

@@ -327,8 +327,41 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+#: What a host's configured python must import to run detection and hashing tasks of a cluster.
+WORK_PACKAGES = ("tuiops", "distributed", "ultralytics", "torch")
+
+_IMPORT_CHECK = (
+    "import importlib, sys\n"
+    "for n in sys.argv[1:]:\n"
+    "    try:\n"
+    "        m = importlib.import_module(n); print(n + '=' + str(getattr(m, '__version__', '') or '?'))\n"
+    "    except Exception:\n"
+    "        print(n + '=')\n"
+)
+
+
+async def _check_packages(conn: Connection, python: str, result: HostCheck, timeout: float) -> None:
+    """The ``packages`` item: does the host's configured python import what cluster work needs?"""
+    cmd = f"{python} -c {shlex.quote(_IMPORT_CHECK)} {' '.join(WORK_PACKAGES)}"
+    res = await run_on(conn, ["sh", "-c", cmd], timeout=max(timeout, 120.0))
+    found = dict(line.partition("=")[::2] for line in res.stdout.splitlines() if "=" in line)
+    missing = [p for p in WORK_PACKAGES if not found.get(p)]
+    if res.rc != 0 and not found:
+        result.add("packages", False, f"{python} does not run: {res.stderr.strip()[-200:]}")
+        return
+    have = ", ".join(f"{p} {found[p]}" for p in WORK_PACKAGES if found.get(p)) or "-"
+    result.add(
+        "packages",
+        not missing,
+        f"missing {', '.join(missing)} (needed by --cluster and remote training); present {have}"
+        if missing
+        else f"present {have}",
+    )
+
+
 async def check_host(hosts: Hosts, name: str, *, timeout: float = 30.0) -> HostCheck:
-    """Check one host: reachable, host key, login, home present and writable, free space, tools."""
+    """Check one host: reachable, host key, login, home present and writable, free space, tools,
+    and with ``python`` set in its table, the packages that cluster work needs."""
     import asyncssh
 
     from tuiops.remote.paths import resolve_home
@@ -405,6 +438,9 @@ async def check_host(hosts: Hosts, name: str, *, timeout: float = 30.0) -> HostC
             if missing
             else f"present {', '.join(present)}",
         )
+        configured = host.extra.get("python")
+        if isinstance(configured, str) and configured.strip():
+            await _check_packages(conn, configured, result, timeout)
     except TuiopsError as exc:
         result.add("commands", False, exc.message)
     except (asyncssh.Error, OSError) as exc:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tuiops.errors import RemoteError
 from tuiops.ops.cluster.spec import ClusterOptions
 from tuiops.ops.cluster.start import DETECT_MODULES, SCAN_MODULES, Running, open_cluster
-from tuiops.ops.cluster.work import detect_task, from_ipc, probe_task, to_ipc
+from tuiops.ops.cluster.work import detect_task, from_ipc, probe_task, to_ipc, warm_worker
 from tuiops.ops.procs import fault
 
 if TYPE_CHECKING:
@@ -156,6 +156,26 @@ def run_tasks(
             client.cancel(list(pending))
 
 
+def _warm(running: Running, blob: Any, settings: dict[str, Any]) -> None:
+    """Load the model on every worker of the cluster now, so that a host that cannot load it
+    fails before any task and the first tasks do not pay for it."""
+    client = running.client
+    futures = {
+        w.get("name", addr): client.submit(
+            warm_worker, blob, settings, workers=[addr], allow_other_workers=False, pure=False
+        )
+        for addr, w in client.scheduler_info(n_workers=-1).get("workers", {}).items()
+    }
+    for name, fut in futures.items():
+        try:
+            fut.result()
+        except Exception as exc:
+            raise RemoteError(
+                f"worker {name} cannot load the model: {type(exc).__name__}: {exc}",
+                hint="`tuiops hosts check HOST` lists the packages a host has",
+            ) from exc
+
+
 def _read_blobs(paths: list[bytes]) -> list[bytes | str]:
     """The bytes of each file (or why it cannot be read), for ``--ship``."""
     out: list[bytes | str] = []
@@ -176,7 +196,6 @@ def detect_on_cluster(ws: Workspace, plan: DetectPlan, weights: Path, options: C
     stats = ClusterStats(options.spec)
     t_start = time.perf_counter()
     with open_cluster(ws, options, modules=DETECT_MODULES) as running:
-        stats.start_seconds = time.perf_counter() - t_start
         stats.workers = running.workers
         client = running.client
         blob = client.scatter(weights.read_bytes(), broadcast=True, hash=False)
@@ -189,6 +208,8 @@ def detect_on_cluster(ws: Workspace, plan: DetectPlan, weights: Path, options: C
             "path_map": options.path_map.pairs,
             "hosts": running.host_settings,
         }
+        _warm(running, blob, settings)
+        stats.start_seconds = time.perf_counter() - t_start
         t0 = time.perf_counter()
 
         def tasks() -> Iterator[tuple[Any, Callable[[], Any]]]:
@@ -214,13 +235,15 @@ def detect_on_cluster(ws: Workspace, plan: DetectPlan, weights: Path, options: C
                     list(value["error_paths"]),
                 )
             )
-            plan.commit()  # one transaction per task: its images' boxes and run_images rows together
-            fault("cluster_result")  # TUIOPS_FAULT=cluster_result:N kills the driver after N tasks
             stats.wall_seconds = time.perf_counter() - t0
             done = result.processed + plan.pending
             rate = done / stats.wall_seconds if stats.wall_seconds > 0 else 0.0
             eta = f", ETA {max(0, plan.todo - done) / rate:.0f} s" if rate > 0 else ""
-            plan.reporter.update(done, f"{result.detections} boxes; {stats.rates()}{eta}")
+            message = f"{stats.rates()}{eta}"
+            # one transaction per task: its images' boxes and run_images rows together
+            plan.commit(message[:200])
+            fault("cluster_result")  # TUIOPS_FAULT=cluster_result:N kills the driver after N tasks
+            plan.reporter.update(result.processed, f"{result.detections} boxes; {message}")
 
         try:
             run_tasks(running, tasks(), on_result, plan.reporter)

@@ -68,6 +68,25 @@ def cached_model(weights: bytes, sha: str, device: str | None) -> Any:
     return model
 
 
+def warm_worker(weights: bytes, settings: dict[str, Any]) -> dict[str, Any]:
+    """Load the model on this worker before its first task (imports, weights checked by hash,
+    the predictor set up by one prediction of a blank image)."""
+    t0 = time.perf_counter()
+    own = settings.get("hosts", {}).get(worker_name(), {})
+    args = dict(settings["predict_args"])
+    if own.get("device"):
+        args["device"] = own["device"]
+    model = cached_model(weights, settings["sha"], args.get("device"))
+    import numpy as np
+    import torch
+
+    threads = own.get("threads") or settings.get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+    model.predict([np.zeros((64, 64, 3), np.uint8)], **args)  # the predictor is set up on first use
+    return {"worker": worker_name(), "seconds": time.perf_counter() - t0}
+
+
 def detect_task(
     meta_ipc: bytes, weights: bytes, settings: dict[str, Any], blobs: list[bytes | str] | None = None
 ) -> dict[str, Any]:
