@@ -205,6 +205,17 @@ def _ssh_cluster(ws: Workspace, spec: ClusterSpec, options: ClusterOptions, modu
         ) from exc
 
 
+def _worker_environ() -> Any:
+    """Dask's configuration for the workers it spawns, without its low ``MALLOC_TRIM_THRESHOLD_``:
+    trimming the heap at 64 KiB makes torch, which frees large tensors every batch, give memory
+    back and map it again each time (several times slower on a CPU). Its thread caps stay."""
+    import dask
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return dask.config.set({"distributed.nanny.pre-spawn-environ": env})
+
+
 @contextlib.contextmanager
 def open_cluster(
     ws: Workspace, options: ClusterOptions, *, modules: tuple[str, ...] = DETECT_MODULES
@@ -220,20 +231,22 @@ def open_cluster(
     settings: dict[str, dict[str, Any]] = {}
     cluster: Any = None
     if spec.kind == "local":
-        cluster = LocalCluster(
-            n_workers=spec.workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        with _worker_environ():
+            cluster = LocalCluster(
+                n_workers=spec.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         client = Client(cluster)
     elif spec.kind == "ssh":
         from tuiops.remote.hosts import Hosts
 
         hosts = Hosts.from_workspace(ws)
         settings = {n: host_settings(hosts.get(n).extra) for n in spec.hosts}
-        cluster = _ssh_cluster(ws, spec, options, modules)
+        with _worker_environ():
+            cluster = _ssh_cluster(ws, spec, options, modules)
         client = Client(cluster)
     else:
         try:
