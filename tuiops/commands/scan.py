@@ -76,15 +76,15 @@ def scan_cmd(
     unkeyed. A pool remembers --hash, --exif and --verify: a plain re-scan gives new
     files what the pool's other files have (--no-hash and the like stop it).
 
+    With --cluster the files are probed and hashed by the workers of a Dask cluster
+    (they open them where --path-map says); this process walks the folder and writes.
+
     \b
     Examples:
       tuiops scan /data/pool
       tuiops scan /data/pool --name danbooru --hash --exif
       tuiops scan --name danbooru --verify
       tuiops scan /data/pool --hash --cluster ssh:aug1,train1 --path-map /data/pool=/mnt/pool
-
-    With --cluster the files are probed and hashed by the workers of a Dask cluster
-    (they open them where --path-map says); this process walks the folder and writes.
     """
     import os
 
