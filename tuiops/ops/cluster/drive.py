@@ -23,7 +23,7 @@ from tuiops.ops.cluster.work import detect_task, from_ipc, probe_task, to_ipc, w
 from tuiops.ops.procs import fault
 
 if TYPE_CHECKING:
-    from tuiops.ops.detect import DetectPlan
+    from tuiops.ops.detect_batches import DetectPlan
     from tuiops.progress import Reporter
     from tuiops.workspace import Workspace
 
@@ -190,7 +190,7 @@ def _read_blobs(paths: list[bytes]) -> list[bytes | str]:
 
 def detect_on_cluster(ws: Workspace, plan: DetectPlan, weights: Path, options: ClusterOptions) -> None:
     """Run a set-up detection (``plan``) on the cluster of ``options``; this process writes."""
-    from tuiops.ops.detect import BatchOutcome
+    from tuiops.ops.detect_batches import BatchOutcome
 
     result = plan.result
     stats = ClusterStats(options.spec)

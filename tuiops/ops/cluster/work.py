@@ -98,7 +98,8 @@ def detect_task(
     import numpy as np
 
     from tuiops.ops.cluster.spec import PathMap
-    from tuiops.ops.detect import decode_image, load_image, predict_batch
+    from tuiops.ops.detect import decode_image, load_image
+    from tuiops.ops.detect_batches import predict_batch
 
     t0 = time.perf_counter()
     name = worker_name()
