@@ -160,3 +160,14 @@ def test_scan_hash_on_a_local_cluster_matches_the_scan(ws, tmp_path):
     a = ws.store.execute(q, ("here",)).fetchall()
     b = ws.store.execute(q, ("there",)).fetchall()
     assert a == b and sum(r[2] is not None for r in a) == 12
+
+
+def test_workers_run_without_dasks_heap_trim_threshold(ws):
+    """Dask's 64 KiB MALLOC_TRIM_THRESHOLD_ made torch several times slower in a worker; its thread caps stay."""
+    from tuiops.ops.cluster import open_cluster
+
+    with open_cluster(ws, ClusterOptions("local:1")) as running:
+        env = running.client.run(
+            lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"))
+        )
+    assert list(env.values()) == [(None, "1")]
