@@ -13,7 +13,7 @@ import io
 import os
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -115,16 +115,25 @@ def detect_task(
     cls_map = np.asarray(settings["cls_map"], dtype=np.int64)
     pmap = PathMap(tuple(settings.get("path_map", ())))
     outs = []
+    starts = list(range(0, meta.height, batch))
+
+    def decode_blob(b: bytes | str) -> tuple[Any, str | None]:
+        return decode_image(b) if isinstance(b, bytes) else (None, b)
+
     with ThreadPoolExecutor(max_workers=4) as pool:
-        for s in range(0, meta.height, batch):
-            part = meta.slice(s, batch)
+
+        def submit(s: int) -> list[Future]:
+            # threads read and decode the next batch while the model works on this one
             if blobs is not None:
-                loaded = [
-                    decode_image(b) if isinstance(b, bytes) else (None, b) for b in blobs[s : s + batch]
-                ]
-            else:
-                loaded = list(pool.map(load_image, [pmap.apply(p) for p in part["path"].to_list()]))
-            outs.append(predict_batch(model, part, loaded, cls_map, predict_args, threads))
+                return [pool.submit(decode_blob, b) for b in blobs[s : s + batch]]
+            paths = meta["path"].slice(s, batch).to_list()
+            return [pool.submit(load_image, pmap.apply(p)) for p in paths]
+
+        pending = submit(starts[0]) if starts else []
+        for k, s in enumerate(starts):
+            loaded = [f.result() for f in pending]
+            pending = submit(starts[k + 1]) if k + 1 < len(starts) else []
+            outs.append(predict_batch(model, meta.slice(s, batch), loaded, cls_map, predict_args, threads))
     import polars as pl
 
     return {
