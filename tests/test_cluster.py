@@ -160,6 +160,8 @@ def test_scan_hash_on_a_local_cluster_matches_the_scan(ws, tmp_path):
     a = ws.store.execute(q, ("here",)).fetchall()
     b = ws.store.execute(q, ("there",)).fetchall()
     assert a == b and sum(r[2] is not None for r in a) == 12
+    again = scan(ws, twin, name="there", cluster=ClusterOptions("local:2", task_images=4))
+    assert again.probed == 0 and again.to_dict()["status"] == there.to_dict()["status"]
 
 
 def test_workers_run_without_dasks_heap_trim_threshold(ws):

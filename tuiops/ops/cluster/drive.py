@@ -272,6 +272,8 @@ def probe_on_cluster(
 ) -> Generator[tuple[int, list[tuple[Any, ...]]], None, None]:
     """Probe a scan's files on the cluster; yields ``(start index, rows)`` as tasks finish,
     like the scan's own process pool. The workers open ``root`` as ``--path-map`` maps it."""
+    if not paths:  # nothing new or changed: no cluster to start
+        return
     out: list[tuple[int, list[tuple[Any, ...]]]] = []
     remote_root = options.path_map.apply(root)
     with open_cluster(ws, options, modules=SCAN_MODULES) as running:
