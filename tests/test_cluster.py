@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import polars as pl
 import pytest
@@ -98,7 +99,12 @@ def test_a_worker_killed_mid_run_loses_only_its_tasks(pool_ws, model_path):
 
     ws = pool_ws
     detect(ws, model_path, "plain", **KW)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
+    # A cluster of the user's own (as for tcp://): its nannies set this process's environment
+    # before spawning, which is given back after the test.
+    with (
+        mock.patch.dict(os.environ),
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc,
+    ):
         with Client(lc) as client:
             pids = client.run(os.getpid)
         killed: list[int] = []
@@ -168,8 +174,11 @@ def test_workers_run_without_dasks_heap_trim_threshold(ws):
     """Dask's 64 KiB MALLOC_TRIM_THRESHOLD_ made torch several times slower in a worker; its thread caps stay."""
     from tuiops.ops.cluster import open_cluster
 
+    before = dict(os.environ)
     with open_cluster(ws, ClusterOptions("local:1")) as running:
         env = running.client.run(
             lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"))
         )
     assert list(env.values()) == [(None, "1")]
+    # Dask's nannies set this process's environment before each spawn; it is given back as it was.
+    assert dict(os.environ) == before

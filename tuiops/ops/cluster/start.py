@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shlex
 import socket
 from collections.abc import Iterator
@@ -205,15 +206,30 @@ def _ssh_cluster(ws: Workspace, spec: ClusterSpec, options: ClusterOptions, modu
         ) from exc
 
 
-def _worker_environ() -> Any:
+@contextlib.contextmanager
+def _worker_environ() -> Iterator[None]:
     """Dask's configuration for the workers it spawns, without its low ``MALLOC_TRIM_THRESHOLD_``:
     trimming the heap at 64 KiB makes torch, which frees large tensors every batch, give memory
-    back and map it again each time (several times slower on a CPU). Its thread caps stay."""
+    back and map it again each time (several times slower on a CPU). Its thread caps stay.
+
+    Held for the cluster's whole life, so that a worker Dask starts again after one died is
+    spawned the same way; this process's own environment, which Dask's nannies set before each
+    spawn, is given back as it was on the way out.
+    """
     import dask
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
-    return dask.config.set({"distributed.nanny.pre-spawn-environ": env})
+    before = dict(os.environ)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+            yield
+    finally:
+        for name in set(os.environ) - set(before):
+            os.environ.pop(name, None)
+        for name, value in before.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -230,8 +246,9 @@ def open_cluster(
         ) from exc
     settings: dict[str, dict[str, Any]] = {}
     cluster: Any = None
-    if spec.kind == "local":
-        with _worker_environ():
+    with contextlib.ExitStack() as spawning:
+        if spec.kind == "local":
+            spawning.enter_context(_worker_environ())
             cluster = LocalCluster(
                 n_workers=spec.workers,
                 threads_per_worker=1,
@@ -239,36 +256,36 @@ def open_cluster(
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
             )
-        client = Client(cluster)
-    elif spec.kind == "ssh":
-        from tuiops.remote.hosts import Hosts
+            client = Client(cluster)
+        elif spec.kind == "ssh":
+            from tuiops.remote.hosts import Hosts
 
-        hosts = Hosts.from_workspace(ws)
-        settings = {n: host_settings(hosts.get(n).extra) for n in spec.hosts}
-        with _worker_environ():
+            hosts = Hosts.from_workspace(ws)
+            settings = {n: host_settings(hosts.get(n).extra) for n in spec.hosts}
+            spawning.enter_context(_worker_environ())
             cluster = _ssh_cluster(ws, spec, options, modules)
-        client = Client(cluster)
-    else:
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(spec.address, timeout=30)
+            except (OSError, TimeoutError) as exc:
+                raise RemoteError(
+                    f"no Dask scheduler answers at {spec.address}: {exc}",
+                    hint="start one with `dask scheduler` and its workers with `dask worker ADDRESS`",
+                ) from exc
         try:
-            client = Client(spec.address, timeout=30)
-        except (OSError, TimeoutError) as exc:
-            raise RemoteError(
-                f"no Dask scheduler answers at {spec.address}: {exc}",
-                hint="start one with `dask scheduler` and its workers with `dask worker ADDRESS`",
-            ) from exc
-    try:
-        want = spec.workers or 1
-        try:
-            client.wait_for_workers(want, timeout=START_TIMEOUT)
-        except TimeoutError as exc:
-            raise RemoteError(
-                f"the cluster {options.spec} has no {want} worker(s) after {START_TIMEOUT:g} s",
-                hint="check that the workers can reach the scheduler",
-            ) from exc
-        yield Running(client, spec, settings)
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
-        if cluster is not None:
+            want = spec.workers or 1
+            try:
+                client.wait_for_workers(want, timeout=START_TIMEOUT)
+            except TimeoutError as exc:
+                raise RemoteError(
+                    f"the cluster {options.spec} has no {want} worker(s) after {START_TIMEOUT:g} s",
+                    hint="check that the workers can reach the scheduler",
+                ) from exc
+            yield Running(client, spec, settings)
+        finally:
             with contextlib.suppress(Exception):
-                cluster.close()
+                client.close()
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.close()
