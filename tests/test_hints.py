@@ -145,7 +145,7 @@ def bad_hint_flags() -> list[str]:
             if not flags:
                 continue
             reach = users.get(rel)
-            extra = _app_triage_options() if rel == "tuiops/ops/triage.py" else set()
+            extra = _app_triage_options() if rel.startswith("tuiops/ops/triage/") else set()
             for flag in flags:
                 if reach is None:
                     ok = flag in everything

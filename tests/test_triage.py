@@ -106,7 +106,7 @@ def test_queue_pages_past_the_ranked_rows(ws, monkeypatch):
         want[kind] = [t_ident(q.entry(store, i)) for i in range(len(q))]
     for mod in (m, m.tables, m.queries):  # the package and the modules that rank
         monkeypatch.setattr(mod, "TOP_RANKED", 2)
-    monkeypatch.setattr(t, "FAR_PAGES", 1)
+    monkeypatch.setattr(t.queue, "FAR_PAGES", 1)  # the module that pages the queue
     for kind in ("fn", "worst"):
         q = t.open_queue(store, "master", "v1", kind, page=2)
         assert [t_ident(q.entry(store, i)) for i in range(len(q))] == want[kind]
