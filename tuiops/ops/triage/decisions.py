@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, InputError, NotFoundError, StoreError, UsageError
 from tuiops.ops.triage.queue import TriageObject
-from tuiops.ops.triage.view import LabelRow, _label_rows
+from tuiops.ops.triage.view import LabelRow, label_rows
 
 if TYPE_CHECKING:
     from tuiops.store import Store
@@ -80,13 +80,13 @@ def decide(
     key = store.one("SELECT key FROM items WHERE id = ?", (item_id,))
     if key is None:
         raise NotFoundError(f"no image with item id {item_id} in the store")
-    with _store_errors(store), store.transaction() as conn:
+    with store_errors(store), store.transaction() as conn:
         image = _Image(sid, label_set, item_id, str(key))
         _read_image(conn, image, obj, expect)
         change = _change(conn, image, action, obj, class_id)
         changes = _revision_changes(change, image, obj, match)
-        rev = _record(conn, sid, utcnow(), note or f"triage {change.action} {key}", changes)
-        _write(conn, sid, item_id, change.before, change.after, change.excluded, rev, utcnow())
+        rev = record_revision(conn, sid, utcnow(), note or f"triage {change.action} {key}", changes)
+        write_revision(conn, sid, item_id, change.before, change.after, change.excluded, rev, utcnow())
     c = change
     return Decision(rev, c.action, label_set, item_id, str(key), c.before, c.after, c.excluded)
 
@@ -142,7 +142,7 @@ def _read_image(conn: Any, image: _Image, obj: TriageObject | None, expect: list
         "SELECT 1 FROM set_images WHERE set_id = ? AND item_id = ?", (sid, item_id)
     ).fetchone():
         raise NotFoundError(f"image {key} is not in label set {label_set!r}")
-    current = _label_rows(conn, sid, item_id)
+    current = label_rows(conn, sid, item_id)
     if expect is not None and [tuple(r) for r in expect] != current:
         raise ConflictError(
             f"the labels of image {key} in set {label_set!r} changed since they were shown "
@@ -288,7 +288,7 @@ def _highest_written(conn: Any, sid: int, item_id: int) -> int:
 
 
 @contextlib.contextmanager
-def _store_errors(store: Store) -> Iterator[None]:
+def store_errors(store: Store) -> Iterator[None]:
     """SQLite errors of a decision (a store locked by another process) as a :class:`StoreError`."""
     try:
         yield
@@ -297,7 +297,7 @@ def _store_errors(store: Store) -> Iterator[None]:
         raise StoreError(f"store {store.path}: the decision was not written: {exc}", hint=hint) from exc
 
 
-def _record(conn: Any, sid: int, now: str, note: str, changes: dict[str, Any]) -> int:
+def record_revision(conn: Any, sid: int, now: str, note: str, changes: dict[str, Any]) -> int:
     cur = conn.execute(
         "INSERT INTO revisions(set_id, created, source, note, changes) VALUES (?, ?, 'triage', ?, ?)",
         (sid, now, note, json.dumps(changes)),
@@ -305,7 +305,7 @@ def _record(conn: Any, sid: int, now: str, note: str, changes: dict[str, Any]) -
     return int(cur.lastrowid)
 
 
-def _write(
+def write_revision(
     conn: Any,
     sid: int,
     item_id: int,

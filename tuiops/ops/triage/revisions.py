@@ -6,8 +6,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, NotFoundError, StoreError, UsageError
-from tuiops.ops.triage.decisions import Decision, _record, _store_errors, _write
-from tuiops.ops.triage.view import LabelRow, _label_rows
+from tuiops.ops.triage.decisions import Decision, record_revision, store_errors, write_revision
+from tuiops.ops.triage.view import LabelRow, label_rows
 
 if TYPE_CHECKING:
     import polars as pl
@@ -31,7 +31,7 @@ def undo(store: Store, label_set: str, revision: int | None = None, *, note: str
     from tuiops.store.db import utcnow
 
     sid = store.label_set_id(label_set)
-    with _store_errors(store), store.transaction() as conn:
+    with store_errors(store), store.transaction() as conn:
         undone = {
             int(r[0])
             for r in conn.execute(
@@ -84,7 +84,7 @@ def undo(store: Store, label_set: str, revision: int | None = None, *, note: str
         item_id = int(changes["item_id"])
         key = str(changes.get("key"))
         before, after = _rows(changes.get("before")), _rows(changes.get("after"))
-        current = {r[0]: r for r in _label_rows(conn, sid, item_id)}
+        current = {r[0]: r for r in label_rows(conn, sid, item_id)}
         for r in after:
             if current.get(r[0]) != r:
                 raise ConflictError(
@@ -124,8 +124,8 @@ def undo(store: Store, label_set: str, revision: int | None = None, *, note: str
         if excluded is not None:
             inverse["excluded"] = list(excluded)
         now = utcnow()
-        new = _record(conn, sid, now, note or f"undo of revision {rid}", inverse)
-        _write(conn, sid, item_id, after, before, excluded, new, now)
+        new = record_revision(conn, sid, now, note or f"undo of revision {rid}", inverse)
+        write_revision(conn, sid, item_id, after, before, excluded, new, now)
     return Decision(new, str(changes.get("action")), label_set, item_id, key, after, before, excluded, rid)
 
 

@@ -38,7 +38,7 @@ def image_view(store: Store, label_set: str, run: str, item_id: int) -> ImageVie
     row = store.execute("SELECT key, width, height FROM items WHERE id = ?", (item_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no image with item id {item_id} in the store")
-    labels = _label_rows(store, sid, item_id)
+    labels = label_rows(store, sid, item_id)
     dets = [
         tuple(r)
         for r in store.execute(
@@ -61,7 +61,7 @@ def image_view(store: Store, label_set: str, run: str, item_id: int) -> ImageVie
     )
 
 
-def _label_rows(store_or_conn: Any, sid: int, item_id: int) -> list[LabelRow]:
+def label_rows(store_or_conn: Any, sid: int, item_id: int) -> list[LabelRow]:
     from tuiops.store.db import id_range
 
     return [
