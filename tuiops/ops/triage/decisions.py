@@ -298,6 +298,7 @@ def store_errors(store: Store) -> Iterator[None]:
 
 
 def record_revision(conn: Any, sid: int, now: str, note: str, changes: dict[str, Any]) -> int:
+    """Add a triage revision of the set with its ``changes``; its id."""
     cur = conn.execute(
         "INSERT INTO revisions(set_id, created, source, note, changes) VALUES (?, ?, 'triage', ?, ?)",
         (sid, now, note, json.dumps(changes)),
@@ -315,6 +316,7 @@ def write_revision(
     rev: int,
     now: str,
 ) -> None:
+    """Replace an image's label rows ``before`` by ``after`` and set its exclusion, under revision ``rev``."""
     for r in before:
         conn.execute("DELETE FROM labels WHERE id = ?", (r[0],))
     conn.executemany(

@@ -62,6 +62,7 @@ def image_view(store: Store, label_set: str, run: str, item_id: int) -> ImageVie
 
 
 def label_rows(store_or_conn: Any, sid: int, item_id: int) -> list[LabelRow]:
+    """The label rows of one image in the label set of id ``sid``, by label id."""
     from tuiops.store.db import id_range
 
     return [
