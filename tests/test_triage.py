@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from tests.test_tui_browse import build_workspace
-from tuiops.errors import ConflictError, NotFoundError, UsageError
+from tuiops.errors import ConflictError, InputError, NotFoundError, UsageError
 from tuiops.ops import triage as t
 from tuiops.ops.match import match
 from tuiops.workspace import Workspace
@@ -347,6 +347,79 @@ def test_revisions_list_and_review_import_revisions_are_not_undone(ws):
     frame = t.list_revisions(store, "master")
     assert frame["id"].to_list() == [d.revision + 1, d.revision, rid]
     assert frame.filter(pl.col("id") == d.revision)["undone_by"].item() == d.revision + 1
+
+
+# -- box edits ------------------------------------------------------------------------------------------
+def test_a_box_edit_is_one_revision_with_exact_undo(ws):
+    store = ws.store
+    obj = first(ws, "loc")
+    before = {r[0]: r for r in labels_of(ws, obj.item_id)}
+    label = before[obj.label_id]
+    view = t.image_view(store, "master", "v1", obj.item_id)
+    moved = t.nudged_box(label[2:6], "left", -1, 0, view.width, view.height)
+    assert moved == (label[2] - 1, label[3], label[4], label[5])
+    d = t.decide(store, "master", "box", obj, box=moved, expect=view.labels)
+    assert d.action == "box" and d.before == [label]
+    assert d.after == [(label[0], label[1], *moved, label[6])]
+    assert "label box now" in d.summary()
+    after = {r[0]: r for r in labels_of(ws, obj.item_id)}
+    assert after == {**before, label[0]: (label[0], label[1], *moved, label[6])}
+    # the detection's box, its class left as it is
+    det = store.execute("SELECT x1, y1, x2, y2 FROM detections WHERE id = ?", (obj.det_id,)).fetchone()
+    d2 = t.decide(store, "master", "box", obj, box=t.snapped_box(moved, det))
+    assert labels_of(ws, obj.item_id) == sorted(
+        {**before, label[0]: (label[0], label[1], *map(float, det), label[6])}.values()
+    )
+    frame = t.list_revisions(store, "master")
+    assert frame["action"].to_list()[:2] == ["box", "box"]
+    t.undo(store, "master", d2.revision)
+    assert {r[0]: r for r in labels_of(ws, obj.item_id)} == after
+    t.undo(store, "master", d.revision)
+    assert {r[0]: r for r in labels_of(ws, obj.item_id)} == before
+
+
+def test_box_edits_are_refused_without_a_label_or_with_an_empty_box(ws):
+    store = ws.store
+    fp = first(ws, "fp")
+    with pytest.raises(UsageError, match="no label to move"):
+        t.decide(store, "master", "box", fp, box=(1, 1, 5, 5))
+    loc = first(ws, "loc")
+    with pytest.raises(InputError, match="empty"):
+        t.decide(store, "master", "box", loc, box=(5, 1, 5, 9))
+    with pytest.raises(UsageError, match="needs the new box"):
+        t.decide(store, "master", "box", loc)
+    with pytest.raises(UsageError, match="needs an object"):
+        t.decide(store, "master", "box", None, item_id=loc.item_id, box=(1, 1, 5, 5))
+    label = next(r for r in labels_of(ws, loc.item_id) if r[0] == loc.label_id)
+    with pytest.raises(UsageError, match="has that box already"):
+        t.decide(store, "master", "box", loc, box=label[2:6])
+    assert t.list_revisions(store, "master").height == 0
+
+
+def test_nudges_keep_the_box_in_the_image_and_one_pixel_wide():
+    b = (10.0, 20.0, 30.0, 40.0)
+    assert t.nudged_box(b, "box", 1, 0, 100, 80) == (11.0, 20.0, 31.0, 40.0)
+    assert t.nudged_box(b, "box", -50, 0, 100, 80) == (0.0, 20.0, 20.0, 40.0)
+    assert t.nudged_box(b, "box", 0, 90, 100, 80) == (10.0, 60.0, 30.0, 80.0)
+    assert t.nudged_box(b, "left", -15, 0, 100, 80) == (0.0, 20.0, 30.0, 40.0)
+    assert t.nudged_box(b, "left", 40, 0, 100, 80) == (29.0, 20.0, 30.0, 40.0)
+    assert t.nudged_box(b, "right", 90, 0, 100, 80) == (10.0, 20.0, 100.0, 40.0)
+    assert t.nudged_box(b, "right", -40, 0, 100, 80) == (10.0, 20.0, 11.0, 40.0)
+    assert t.nudged_box(b, "top", 0, -1, 100, 80) == (10.0, 19.0, 30.0, 40.0)
+    assert t.nudged_box(b, "bottom", 0, 3, 100, 80) == (10.0, 20.0, 30.0, 43.0)
+    assert t.nudged_box(b, "left", 0, 5, 100, 80) == b  # an edge moves on its own axis only
+    # an edge outside the image moves in, not further out; unknown size: no outer bound
+    assert t.nudged_box((-5, 0, 10, 10), "left", -1, 0, 100, 80) == (-5.0, 0.0, 10.0, 10.0)
+    assert t.nudged_box((-5, 0, 10, 10), "left", 2, 0, 100, 80) == (-3.0, 0.0, 10.0, 10.0)
+    assert t.nudged_box(b, "right", 500, 0) == (10.0, 20.0, 530.0, 40.0)
+    assert t.step_size(b, False, 640, 480) == (1.0, 1.0)
+    assert t.step_size(b, True, 640, 480) == (32.0, 24.0)
+    assert t.step_size(b, True, None, None) == (1.0, 1.0)
+    assert t.snapped_box(b, (1, 2, 3, 4), "top") == (10.0, 2.0, 30.0, 40.0)
+    with pytest.raises(UsageError, match="opposite edge"):
+        t.snapped_box(b, (50, 2, 60, 4), "left")
+    with pytest.raises(UsageError, match="must be one of"):
+        t.nudged_box(b, "middle", 1, 0)
 
 
 # -- dataset build honours bad images ----------------------------------------------------------------

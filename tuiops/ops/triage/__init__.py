@@ -24,6 +24,8 @@ Decisions
       is added as a label of that class).
     - ``bad``: the image is marked bad (excluded from training: ``dataset build`` leaves
       it out), or, when marked already, marked good again.
+    - ``box``: the object's label takes a new box (its class stays): an edge or the whole
+      box nudged, or snapped to the detection's (:mod:`tuiops.ops.triage.edits`).
 
     A decision is refused (:class:`ConflictError`) when the image's labels differ from
     those the caller last saw (``expect``): another process changed the set meanwhile.
@@ -40,6 +42,7 @@ Review folder
 """
 
 from tuiops.ops.triage.decisions import ACTIONS, Decision, decide
+from tuiops.ops.triage.edits import BOX_PARTS, nudged_box, part_axis, snapped_box, step_size
 from tuiops.ops.triage.queue import (
     KINDS,
     Entry,
@@ -55,6 +58,7 @@ from tuiops.ops.triage.view import ImageView, LabelRow, image_view
 
 __all__ = [
     "ACTIONS",
+    "BOX_PARTS",
     "KINDS",
     "Decision",
     "Entry",
@@ -66,9 +70,13 @@ __all__ = [
     "excluded_items",
     "image_view",
     "list_revisions",
+    "nudged_box",
     "open_queue",
+    "part_axis",
     "queue_counts",
     "resolve_match",
     "send_to_review",
+    "snapped_box",
+    "step_size",
     "undo",
 ]

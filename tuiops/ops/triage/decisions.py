@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 
 #: Decisions a revision can record.
-ACTIONS = ("accept", "delete", "reclass", "bad", "good")
+ACTIONS = ("accept", "delete", "reclass", "bad", "good", "box")
 
 
 @dataclass
@@ -49,6 +50,9 @@ class Decision:
         }.get(self.action, self.action)
         if self.undoes is not None:
             return f"undid revision {self.undoes} on {self.key} (revision {self.revision})"
+        if self.action == "box" and self.after:
+            x1, y1, x2, y2 = self.after[0][2:6]
+            what = f"label box now {x1:g},{y1:g} – {x2:g},{y2:g}"
         return f"{what} on {self.key} (revision {self.revision})"
 
 
@@ -60,6 +64,7 @@ def decide(
     *,
     item_id: int | None = None,
     class_id: int | None = None,
+    box: tuple[float, float, float, float] | None = None,
     expect: list[LabelRow] | None = None,
     classes: list[str] | None = None,
     match: str | None = None,
@@ -71,11 +76,14 @@ def decide(
     ``item_id``); ``class_id`` is the new class of ``reclass``; ``expect`` is the image's
     label rows as the caller last read them (:func:`image_view`): when the store holds
     others, the decision is refused. ``classes`` (the workspace class map) checks
-    ``class_id``.
+    ``class_id``. ``box`` (x1, y1, x2, y2 in the image's pixels) is the object's label's
+    new box of ``box``: its class stays.
     """
     from tuiops.store.db import utcnow
 
     item_id = _checked_decision(action, obj, item_id, class_id, classes)
+    if action == "box":
+        box = checked_box(box)
     sid = store.label_set_id(label_set)
     key = store.one("SELECT key FROM items WHERE id = ?", (item_id,))
     if key is None:
@@ -83,7 +91,7 @@ def decide(
     with store_errors(store), store.transaction() as conn:
         image = _Image(sid, label_set, item_id, str(key))
         _read_image(conn, image, obj, expect)
-        change = _change(conn, image, action, obj, class_id)
+        change = _change(conn, image, action, obj, class_id, box)
         changes = _revision_changes(change, image, obj, match)
         rev = record_revision(conn, sid, utcnow(), note or f"triage {change.action} {key}", changes)
         write_revision(conn, sid, item_id, change.before, change.after, change.excluded, rev, utcnow())
@@ -105,7 +113,7 @@ def _checked_decision(
         item_id = obj.item_id
     if item_id is None:
         raise UsageError(f"the decision {action!r} needs an object or an image")
-    if action in ("accept", "delete", "reclass") and obj is None:
+    if action in ("accept", "delete", "reclass", "box") and obj is None:
         raise UsageError(f"the decision {action!r} needs an object of the queue")
     if action == "reclass":
         if class_id is None:
@@ -180,7 +188,14 @@ class _Change:
     excluded: tuple[bool, bool] | None = None
 
 
-def _change(conn: Any, image: _Image, action: str, obj: TriageObject | None, class_id: int | None) -> _Change:
+def _change(
+    conn: Any,
+    image: _Image,
+    action: str,
+    obj: TriageObject | None,
+    class_id: int | None,
+    box: tuple[float, float, float, float] | None = None,
+) -> _Change:
     """What ``action`` changes on the image."""
     if action == "accept":
         return _accept(image, obj)
@@ -194,6 +209,9 @@ def _change(conn: Any, image: _Image, action: str, obj: TriageObject | None, cla
     if action == "reclass":
         assert class_id is not None
         return _reclass(image, class_id)
+    if action == "box":
+        assert box is not None
+        return _rebox(image, obj, box)
     return _mark(conn, image, action)
 
 
@@ -233,6 +251,33 @@ def _reclass(image: _Image, class_id: int) -> _Change:
     if image.det is not None:
         return _Change("reclass", after=[_new_label(image, class_id, image.det[1:5])])
     raise UsageError(f"this object of {image.key} has neither a label nor a detection")
+
+
+def checked_box(box: Any) -> tuple[float, float, float, float]:
+    """A label's new box as four floats, once it is a box: finite, x1 < x2 and y1 < y2."""
+    if box is None:
+        raise UsageError("moving a label's box needs the new box")
+    try:
+        x1, y1, x2, y2 = (float(v) for v in box)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"a box is four numbers x1, y1, x2, y2, not {box!r}") from exc
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or not (x1 < x2 and y1 < y2):
+        raise InputError(f"box {x1:g},{y1:g} – {x2:g},{y2:g} is empty or not finite (needs x1 < x2, y1 < y2)")
+    return x1, y1, x2, y2
+
+
+def _rebox(image: _Image, obj: TriageObject | None, box: tuple[float, float, float, float]) -> _Change:
+    """The object's label takes the box; its class stays."""
+    label = image.label
+    if label is None:
+        raise UsageError(
+            f"this {obj.category if obj else ''} object of {image.key} has no label to move",
+            hint="accept the detection (a) first, then move its box",
+        )
+    new = (label[0], label[1], *box, label[6])
+    if new == label:
+        raise UsageError(f"the label of {image.key} has that box already")
+    return _Change("box", [label], [new])
 
 
 def _mark(conn: Any, image: _Image, action: str) -> _Change:
