@@ -19,7 +19,7 @@ from tuiops.ops.match import match
 from tuiops.screens.actions import ACTIONS
 from tuiops.screens.dialogs import MenuDialog
 from tuiops.screens.main import MainScreen
-from tuiops.screens.triage import ClassPicker, TriageScreen
+from tuiops.screens.triage import ClassPicker, TriageScreen, box_text
 from tuiops.store import Store
 from tuiops.workspace import Workspace
 
@@ -458,3 +458,129 @@ def test_triage_opens_a_match_stored_under_the_run_name(root):
         await press(pilot, "escape")
 
     drive(root, scenario, ctx=Context())
+
+
+# -- box editing ----------------------------------------------------------------------------------------
+def label_box(root: Path, item_id: int, label_id: int) -> tuple[float, ...]:
+    row = next(r for r in labels(root, item_id) if r[0] == label_id)
+    return tuple(row[2:6])
+
+
+def test_box_keys_move_edges_and_the_box_one_revision_each_and_undo(root):
+    """Each key writes one revision with the exact box; undo walks them back one by one."""
+
+    async def scenario(pilot, app):
+        screen = await open_triage(pilot, "loc")
+        obj = screen.current
+        assert obj is not None and obj.label_id is not None and obj.det_id is not None
+        item, lid = obj.item_id, obj.label_id
+        W, H = screen.view.width, screen.view.height
+        assert W and H
+        x1, y1, x2, y2 = start = label_box(root, item, lid)
+        cls = next(r for r in labels(root, item) if r[0] == lid)[1]
+        n0 = revisions(root)
+        fx, fy = max(1, round(W * 0.05)), max(1, round(H * 0.05))
+        steps = [
+            (("h",), (x1 - 1, y1, x2 - 1, y2)),  # the whole box a pixel left
+            (("j",), (x1 - 1, y1 + 1, x2 - 1, y2 + 1)),
+            (("L",), (x1 - 1 + fx, y1 + 1, x2 - 1 + fx, y2 + 1)),  # 5% of the image right
+            (("e", "h"), (x1 - 2 + fx, y1 + 1, x2 - 1 + fx, y2 + 1)),  # the left edge
+            (("e", "K"), (x1 - 2 + fx, y1 + 1 - fy, x2 - 1 + fx, y2 + 1)),  # the top edge, 5% up
+            (("e", "l"), (x1 - 2 + fx, y1 + 1 - fy, x2 + fx, y2 + 1)),  # the right edge
+            (("e", "k"), (x1 - 2 + fx, y1 + 1 - fy, x2 + fx, y2)),  # the bottom edge
+        ]
+        seen = [start]
+        for keys, want in steps:
+            await press(pilot, *keys)
+            assert label_box(root, item, lid) == pytest.approx(want), keys
+            assert screen.current is not None and screen.current.id == obj.id  # the screen stays
+            seen.append(want)
+            info = str(screen.query_one("#triage-info").render())
+            assert " box    " + box_text(want) in info
+        assert revisions(root) == n0 + len(steps)
+        assert next(r for r in labels(root, item) if r[0] == lid)[1] == cls  # the class stays
+        # an edge moves on its own axis only: nothing written
+        await press(pilot, "h")
+        assert "the bottom edge moves with j/k (e: what the keys move)" in notes(app)
+        assert revisions(root) == n0 + len(steps)
+        # = takes the detection's box (the whole box, after e comes round to it)
+        await press(pilot, "e")
+        assert "moves  whole box" in str(screen.query_one("#triage-info").render())
+        await press(pilot, "equals_sign")
+        d = det_row(root, obj.det_id)
+        assert label_box(root, item, lid) == pytest.approx(tuple(float(v) for v in d[1:5]))
+        assert next(r for r in labels(root, item) if r[0] == lid)[1] == cls
+        await press(pilot, "equals_sign")
+        assert "the label's whole box is the detection's already" in notes(app)
+        # undo, one revision at a time, back to where it started
+        await press(pilot, "u")
+        for want in reversed(seen[:-1]):
+            assert label_box(root, item, lid) == pytest.approx(seen[seen.index(want) + 1])
+            await press(pilot, "u")
+            assert label_box(root, item, lid) == pytest.approx(want)
+        assert label_box(root, item, lid) == pytest.approx(start)
+
+    drive(root, scenario)
+
+
+def test_a_detection_without_a_label_is_accepted_then_its_box_moves(root):
+    """fp: no label to move until the detection is accepted; then the new label moves, twice."""
+
+    async def scenario(pilot, app):
+        screen = await open_triage(pilot, "fp")
+        obj = screen.current
+        assert obj is not None and obj.label_id is None
+        n0 = revisions(root)
+        await press(pilot, "l")
+        assert "this fp object has no label to move: accept the detection (a) first" in notes(app)
+        await press(pilot, "equals_sign")
+        assert revisions(root) == n0
+        await press(pilot, "a", "p")
+        assert screen.current is not None and screen.current.id == obj.id
+        d = tuple(float(v) for v in det_row(root, obj.det_id)[1:5])
+        new = next(r for r in labels(root, obj.item_id) if tuple(r[2:6]) == d)
+        await press(pilot, "l")
+        await press(pilot, "l")
+        assert label_box(root, obj.item_id, new[0]) == pytest.approx((d[0] + 2, d[1], d[2] + 2, d[3]))
+        await press(pilot, "equals_sign")
+        assert label_box(root, obj.item_id, new[0]) == pytest.approx(d)
+        assert revisions(root) == n0 + 4
+
+    drive(root, scenario)
+
+
+def test_split_view_shows_labels_left_and_detections_right(root):
+    from tuiops.imaging import CURRENT_COLOR, DET_COLOR, LABEL_COLOR
+    from tuiops.ops.browse import image_info
+    from tuiops.ops.triage import image_view
+    from tuiops.screens.triage import SPLIT_GAP, render_split
+
+    async def scenario(pilot, app):
+        screen = await open_triage(pilot, "loc")
+        assert screen.preview.pixel_size()[0] >= 40
+        await press(pilot, "s")
+        assert screen.split_view and "split view: labels | detections" in notes(app)
+        assert screen.view is not None and screen.entry is not None
+        await press(pilot, "s")
+        assert not screen.split_view
+
+    drive(root, scenario)
+    with Workspace.open(root) as ws:
+        store = ws.store
+        from tuiops.ops.triage import open_queue
+
+        q = open_queue(store, "master", "v1", "loc")
+        entry = q.entry(store, 0)
+        obj = entry.objects[0]
+        view = image_view(store, "master", "v1", entry.item_id)
+        info = image_info(store, item_id=entry.item_id)
+        img, marks = render_split(info, view, obj, store.class_names(), 120, 60)
+        half = (img.width - SPLIT_GAP) // 2
+        assert img.width == 2 * half + SPLIT_GAP
+        pixels = img.load()
+        left = {pixels[x, y] for x in range(half) for y in range(img.height)}
+        right = {pixels[x, y] for x in range(half + SPLIT_GAP, img.width) for y in range(img.height)}
+        assert LABEL_COLOR in left and DET_COLOR not in left and CURRENT_COLOR in left
+        assert DET_COLOR in right and LABEL_COLOR not in right and CURRENT_COLOR in right
+        kinds = {(m.kind, m.x >= half + SPLIT_GAP) for m in marks}
+        assert kinds == {("label", False), ("det", True)}

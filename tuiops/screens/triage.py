@@ -7,13 +7,20 @@ image shows the label set's boxes (green), the run's (magenta) and the current o
 :func:`tuiops.ops.triage.decide` (one transaction and one revision) and posted back; the
 screen moves on to the next object when it is stored. ``u`` undoes this triage's last
 decision. Keys come from the action table (scope ``triage``).
+
+Box editing: ``h``/``j``/``k``/``l`` move the current object's label box (or the edge
+chosen with ``e``) a pixel left, down, up or right, ``H``/``J``/``K``/``L`` 5 % of the
+image; ``=`` takes the detection's box (or its chosen edge) as the label's. Each edit is
+one revision (:func:`tuiops.ops.triage.decide`, decision ``box``), undone with ``u``; the
+screen stays on the object. ``s`` splits the view: the labels on the left, the
+detections on the right.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -37,6 +44,8 @@ from tuiops.widgets.image import ImagePreview
 if TYPE_CHECKING:
     from PIL import Image
 
+    from tuiops.imaging import BoxMark
+    from tuiops.ops.browse import ImageInfo
     from tuiops.ops.triage import Decision, Entry, ImageView, TriageObject, TriageQueue
 
 KIND_TITLES = {
@@ -47,6 +56,17 @@ KIND_TITLES = {
     "loc": "objects found with a different box",
     "dup": "second detections of one object",
 }
+
+#: What the box keys move, as the info panel names it.
+PART_TITLES = {
+    "box": "whole box",
+    "left": "left edge",
+    "top": "top edge",
+    "right": "right edge",
+    "bottom": "bottom edge",
+}
+#: Pixel columns between the two halves of the split view.
+SPLIT_GAP = 2
 
 
 # -- messages ------------------------------------------------------------------------------------
@@ -155,6 +175,50 @@ class ClassPicker(ModalScreen[int | None]):
         self.dismiss(None)
 
 
+def box_text(box: Any) -> str:
+    """A box as the info panel shows it: ``x1,y1 – x2,y2`` in pixels to a tenth."""
+    x1, y1, x2, y2 = (f"{round(float(v), 1):g}" for v in box)
+    return f"{x1},{y1} – {x2},{y2}"
+
+
+# -- the split view --------------------------------------------------------------------------------
+def render_split(
+    info: ImageInfo,
+    view: ImageView,
+    current: TriageObject | None,
+    classes: list[str],
+    max_w: int,
+    max_h: int,
+    *,
+    show_labels: bool = True,
+    show_dets: bool = True,
+    zoom: bool = False,
+) -> tuple[Image.Image, list[BoxMark]]:
+    """The image twice side by side in ``max_w``×``max_h``: the labels on the left, the
+    detections on the right, both of the same part of the image (``zoom``: the current
+    object's boxes, label and detection together)."""
+    from PIL import Image
+
+    from tuiops.imaging import draw_boxes, fitted_image, triage_boxes, zoom_region
+
+    boxes = triage_boxes(view, current, classes, show_labels=show_labels, show_dets=show_dets)
+    width, height = info.width or view.width, info.height or view.height
+    region = None
+    if zoom:
+        region = zoom_region([(b.x1, b.y1, b.x2, b.y2) for b in boxes if b.current], width, height)
+    half = max(1, (max_w - SPLIT_GAP) // 2)
+    left, frame = fitted_image(info.path, info.status in (None, "ok"), width, height, half, max_h, region)
+    right = left.copy()
+    marks = draw_boxes(left, [b for b in boxes if b.kind == "label"], frame, cells=True)
+    off = left.width + SPLIT_GAP
+    for m in draw_boxes(right, [b for b in boxes if b.kind == "det"], frame, cells=True):
+        marks.append(replace(m, x=m.x + off, right=m.right + off if m.right >= 0 else m.right))
+    out = Image.new("RGB", (off + right.width, left.height))
+    out.paste(left, (0, 0))
+    out.paste(right, (off, 0))
+    return out, marks
+
+
 # -- the screen ------------------------------------------------------------------------------------
 def key_bar_text() -> Text:
     """The triage keys, from the action table: the first key of each action and its label."""
@@ -198,6 +262,12 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
         self.show_labels = True
         self.show_dets = True
         self.zoom = False
+        #: The split view (labels | detections), and what the box keys move.
+        self.split_view = False
+        self.part = "box"
+        #: Labels accepted from a detection without one, by (image, object): the label the
+        #: box keys move for that object.
+        self.adopted: dict[tuple[int, int], int] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="triage-title")
@@ -291,7 +361,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
             )
             view = image_view(store, self.queue.label_set, self.queue.run, entry.item_id)
             info = image_info(store, item_id=entry.item_id)
-            image, marks = render_view(
+            image, marks = (render_split if self.split_view else render_view)(
                 info,
                 view,
                 current,
@@ -392,6 +462,11 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
             text.append("—" if obj.score is None else f"{obj.score:.3f}")
             text.append("\n cost   ", "bold")
             text.append(f"{obj.cost:.3f}\n")
+            row = self._label_row(obj)
+            text.append(" box    ", "bold")
+            text.append(box_text(row[2:6]) + "\n" if row else "—\n")
+            text.append(" moves  ", "bold")
+            text.append(PART_TITLES[self.part] + "\n")
         if view is not None:
             text.append(" boxes  ", "bold")
             text.append(f"{len(view.labels)} labels", rgb.format(*LABEL_COLOR))
@@ -498,6 +573,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
         expect: list[Any],
         position: int,
         index: int,
+        box: tuple[float, float, float, float] | None = None,
     ) -> None:
         from tuiops.ops.triage import decide
 
@@ -512,6 +588,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
                     obj,
                     item_id=item_id,
                     class_id=class_id,
+                    box=box,
                     expect=expect,
                     classes=list(ws.classes),
                     match=self.queue.match if self.queue is not None else None,
@@ -554,7 +631,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
             self._load()
             return
         self.history.append((d.revision, msg.position, msg.index))
-        if (self.position, self.index) != (msg.position, msg.index):
+        if d.action == "box" or (self.position, self.index) != (msg.position, msg.index):
             self._load()
             return
         last = self.queue is None or self.position + 1 >= len(self.queue)
@@ -602,6 +679,136 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
         rev, position, index = self.history[-1]
         self.writing = True
         self._undo_worker(rev, position, index)
+
+    # -- box editing ------------------------------------------------------------------------------
+    def _det_row(self, obj: TriageObject) -> tuple[Any, ...] | None:
+        """The object's detection as the view shows it: id, class, x1, y1, x2, y2, score."""
+        if self.view is None or obj.det_id is None:
+            return None
+        return next((d for d in self.view.dets if d[0] == obj.det_id), None)
+
+    def _label_row(self, obj: TriageObject) -> tuple[Any, ...] | None:
+        """The label the box keys move for ``obj``: its own, or the one accepted from its detection."""
+        view = self.view
+        if view is None or view.item_id != obj.item_id:
+            return None
+        rows = {r[0]: r for r in view.labels}
+        lid = obj.label_id if obj.label_id is not None else self.adopted.get((obj.item_id, obj.id))
+        if lid is not None and lid in rows:
+            return rows[lid]
+        det = self._det_row(obj) if obj.label_id is None else None
+        if det is None:
+            return None
+        box = tuple(float(v) for v in det[2:6])
+        return next((r for r in view.labels if tuple(r[2:6]) == box), None)
+
+    def _edit_target(self) -> tuple[TriageObject, tuple[Any, ...]] | None:
+        """The object and its label row the box keys work on; None (and a note) when there is none."""
+        if not self._ready():
+            return None
+        obj = self.current
+        if obj is None:
+            self.notify("no object to decide on this image", severity="warning", timeout=3)
+            return None
+        row = self._label_row(obj)
+        if row is None:
+            self.notify(
+                f"this {obj.category} object has no label to move: accept the detection (a) first",
+                severity="warning",
+                timeout=4,
+            )
+        return None if row is None else (obj, row)
+
+    def _write_box(self, obj: TriageObject, row: tuple[Any, ...], box: tuple[float, ...], same: str) -> None:
+        """Write the label's new box as one revision (``same``: the note when nothing changes)."""
+        if tuple(box) == tuple(float(v) for v in row[2:6]):
+            self.notify(same, timeout=3)
+            return
+        if obj.label_id != row[0]:
+            self.adopted[(obj.item_id, obj.id)] = int(row[0])
+            obj = replace(obj, label_id=int(row[0]))
+        assert self.view is not None
+        self.writing = True
+        self._show_info()
+        x1, y1, x2, y2 = box
+        expect = list(self.view.labels)
+        self._decide_worker(
+            "box", obj, obj.item_id, None, expect, self.position, self.index, (x1, y1, x2, y2)
+        )
+
+    def _nudge(self, dx: int, dy: int, coarse: bool = False) -> None:
+        from tuiops.ops.triage import nudged_box, part_axis, step_size
+
+        target = self._edit_target()
+        if target is None:
+            return
+        obj, row = target
+        axis = part_axis(self.part)
+        if (dx and "x" not in axis) or (dy and "y" not in axis):
+            keys = "h/l" if axis == "x" else "j/k"
+            self.notify(f"the {PART_TITLES[self.part]} moves with {keys} (e: what the keys move)", timeout=3)
+            return
+        assert self.view is not None
+        width, height = self.view.width, self.view.height
+        sx, sy = step_size(row[2:6], coarse, width, height)
+        box = nudged_box(row[2:6], self.part, dx * sx, dy * sy, width, height)
+        self._write_box(
+            obj, row, box, f"the {PART_TITLES[self.part]} is at the image's edge or the box's least size"
+        )
+
+    def action_triage_box_left(self) -> None:
+        self._nudge(-1, 0)
+
+    def action_triage_box_right(self) -> None:
+        self._nudge(1, 0)
+
+    def action_triage_box_up(self) -> None:
+        self._nudge(0, -1)
+
+    def action_triage_box_down(self) -> None:
+        self._nudge(0, 1)
+
+    def action_triage_box_far_left(self) -> None:
+        self._nudge(-1, 0, coarse=True)
+
+    def action_triage_box_far_right(self) -> None:
+        self._nudge(1, 0, coarse=True)
+
+    def action_triage_box_far_up(self) -> None:
+        self._nudge(0, -1, coarse=True)
+
+    def action_triage_box_far_down(self) -> None:
+        self._nudge(0, 1, coarse=True)
+
+    def action_triage_edge(self) -> None:
+        from tuiops.ops.triage import BOX_PARTS
+
+        self.part = BOX_PARTS[(BOX_PARTS.index(self.part) + 1) % len(BOX_PARTS)]
+        self.notify(f"the box keys move the {PART_TITLES[self.part]}", timeout=2)
+        self._show_info()
+
+    def action_triage_snap(self) -> None:
+        from tuiops.ops.triage import snapped_box
+
+        target = self._edit_target()
+        if target is None:
+            return
+        obj, row = target
+        det = self._det_row(obj)
+        if det is None:
+            self.notify(f"this {obj.category} object has no detection to take the box from", timeout=3)
+            return
+        try:
+            box = snapped_box(row[2:6], det[2:6], self.part)
+        except UsageError as exc:
+            self.notify(exc.message, severity="warning", timeout=4)
+            return
+        self._write_box(obj, row, box, f"the label's {PART_TITLES[self.part]} is the detection's already")
+
+    def action_triage_split(self) -> None:
+        self.split_view = not self.split_view
+        self.notify("split view: labels | detections" if self.split_view else "one view", timeout=2)
+        self._load()
 
     def action_triage_review(self) -> None:
         if self.entry is None:
