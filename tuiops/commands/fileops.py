@@ -195,6 +195,7 @@ SELECT_HELP = (
       tuiops select --where "booru = 'danbooru' AND width < 512"
       tuiops select --set master --where "n_labels = 0" --save unlabelled
       tuiops select --match v41 --where "f1 < 0.5 AND split = 'val'"
+      tuiops select --match v41 --where "f1 < 0.5" --keys-out worst.txt
       tuiops select --keys review.txt --pool main
       tuiops select --list
     """
@@ -212,6 +213,13 @@ SELECT_HELP = (
         "replace", ("--replace",), is_flag=True, help="With --save: replace a saved selection of that name."
     ),
     Param("note", ("--note",), help="With --save: a note kept with the saved selection."),
+    Param(
+        "keys_out",
+        ("--keys-out",),
+        type=PathType(dir_okay=False),
+        help="Write the selection's image keys to this file, one per line, no header "
+        "(for --keys FILE, or `tuiops dataset build --exclude @FILE`).",
+    ),
     Param("sample", ("--sample",), type=IntRange(min=0), default=10, show_default=True, help="Rows to show."),
     Param("list_saved", ("--list",), is_flag=True, help="List the saved selections and stop."),
     Param("drop_name", ("--drop",), help="Delete the saved selection of this name and stop."),
@@ -231,6 +239,7 @@ def select_cmd(
     save_name: str | None,
     replace: bool,
     note: str | None,
+    keys_out: str | None,
     sample: int,
     list_saved: bool,
     drop_name: str | None,
@@ -265,7 +274,7 @@ def select_cmd(
         on_slow=_slow_selection,
         timeout_hint="give it more time with --timeout SECONDS, or narrow the --where",
     )
-    out = summarize(ws, spec, sample=sample, limits=limits)
+    out = summarize(ws, spec, sample=sample, limits=limits, keys_out=keys_out)
     if save_name:
         out["saved"] = save_selection(ws, save_name, spec, replace=replace, note=note)["name"]
 
@@ -286,6 +295,8 @@ def select_cmd(
             lines.append(_sample_table(out["sample"]))
         if save_name:
             lines.append(f"saved as {save_name!r}")
+        if keys_out:
+            lines.append(f"{out['keys_written']} key(s) written to {out['keys_out']}")
         return "\n".join(lines)
 
     return Result(out, text)

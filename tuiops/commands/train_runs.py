@@ -9,6 +9,7 @@ from tuiops.commands import (
     CommandContext,
     Float,
     FloatRange,
+    IntRange,
     Param,
     PathType,
     Result,
@@ -188,10 +189,31 @@ def train_watch_cmd(
     "train report",
     Param("run", required=True),
     Param("conf", ("--conf",), type=Float(), help="Confidence of the detections (default: the run's)."),
+    Param(
+        "worst_by",
+        ("--worst-by",),
+        help="The worst lists hold the images that meet this SQL condition, most errors first, e.g. "
+        '"f1 < 0.5" (columns: tp, fp, fn, wrong_class, labels, detections, errors, missed_area, '
+        "precision, recall, f1, key).",
+    ),
+    Param(
+        "worst_top",
+        ("--worst-top",),
+        type=IntRange(min=1),
+        help="The worst lists hold at most this many images (default: 20; with --worst-by: all that meet it).",
+    ),
     Param("quiet", ("-q", "--quiet"), is_flag=True, help="No progress output on stderr."),
     json_param(),
 )
-def train_report_cmd(ctx: CommandContext, run: str, conf: float | None, quiet: bool, as_json: bool) -> Result:
+def train_report_cmd(
+    ctx: CommandContext,
+    run: str,
+    conf: float | None,
+    worst_by: str | None,
+    worst_top: int | None,
+    quiet: bool,
+    as_json: bool,
+) -> Result:
     """Redo RUN's last pitstop: detect with its best weights, compare, and write the report again."""
     from tuiops.ops.train import get_run, run_pitstop
 
@@ -200,6 +222,7 @@ def train_report_cmd(ctx: CommandContext, run: str, conf: float | None, quiet: b
     opts = dict(r.args.get("_pitstop") or {})
     if conf is not None:
         opts["conf"] = conf
+    opts.update(worst_by=worst_by, worst_top=worst_top)
     with ctx.progress("pitstop", quiet=quiet) as on_progress:
         d = run_pitstop(ws, run, progress=on_progress, **opts)
     summary = {

@@ -231,6 +231,17 @@ def read_keys(source: str | os.PathLike[str], ws: Workspace) -> list[str]:
     return keys
 
 
+def write_keys(keys: Iterable[str], path: str | os.PathLike[str]) -> int:
+    """Write image keys to ``path`` whole or not at all: one per line, each once in the order
+    given, nothing else (no header, no comment): a key list for ``--keys FILE`` and
+    ``dataset build --exclude @FILE``. Returns how many keys it holds."""
+    from tuiops.fsutil import atomic_write_bytes
+
+    unique = list(dict.fromkeys(keys))
+    atomic_write_bytes(path, "".join(f"{k}\n" for k in unique).encode("utf-8", "surrogateescape"))
+    return len(unique)
+
+
 # -- saved selections -----------------------------------------------------------------------------
 def save_selection(
     ws: Workspace, name: str, spec: SelectionSpec, *, replace: bool = False, note: str | None = None
@@ -610,9 +621,15 @@ def _reader(ws: Workspace) -> Store:
 
 
 def summarize(
-    ws: Workspace, spec: SelectionSpec, *, sample: int = 10, limits: Limits | None = None
+    ws: Workspace,
+    spec: SelectionSpec,
+    *,
+    sample: int = 10,
+    limits: Limits | None = None,
+    keys_out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Count a selection and show a sample of it (what ``tuiops select`` prints)."""
+    """Count a selection and show a sample of it (what ``tuiops select`` prints); with
+    ``keys_out``, write the selection's image keys there (:func:`write_keys`)."""
 
     sel = select_files(ws, spec, limits=limits)
     f = sel.frame
@@ -633,4 +650,7 @@ def summarize(
     if f.height:
         out["statuses"] = dict(f.group_by("status").len().sort("status").iter_rows())
     out["spec"] = sel.spec.to_dict()
+    if keys_out is not None:
+        out["keys_written"] = write_keys(f["key"].to_list() if f.height else [], keys_out)
+        out["keys_out"] = os.fspath(keys_out)
     return out

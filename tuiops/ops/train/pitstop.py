@@ -15,13 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import (
-    NotFoundError,
-)
+from tuiops.errors import NotFoundError, UsageError
 from tuiops.fsutil import atomic_write_text, display_path
 from tuiops.ops.base import CancelToken, ProgressFn
 from tuiops.ops.train.records import copy_atomic, get_run
-from tuiops.ops.train.report import compare_boxes, pitstop_report, report_markdown
+from tuiops.ops.train.report import REPORT_TOP, check_worst_by, compare_boxes, pitstop_report, report_markdown
 
 if TYPE_CHECKING:
     import polars as pl
@@ -45,15 +43,14 @@ def write_worst_lists(
     those with most labels, and excluding them would drop good data.
     """
     out = {}
+    chosen = (body.get("worst") or {}).get("by") or "missed+extra+wrong class"
     for split, s in body.get("splits", {}).items():
         p = folder / f"pitstop-{idx}-worst-{split}.txt"
         if s["totals"].get("detections"):
             listed = "".join(f"{w['key']}\n" for w in s["worst_images"])
         else:
             listed = f"# none listed: no detection at conf >= {conf} in {split}, see the report\n"
-        atomic_write_text(
-            p, f"# worst {split} images at pitstop {idx} of {name} (missed+extra+wrong class)\n" + listed
-        )
+        atomic_write_text(p, f"# worst {split} images at pitstop {idx} of {name} ({chosen})\n" + listed)
         out[split] = str(p)
     return out
 
@@ -68,6 +65,8 @@ def pitstop_compare(
     match_iou: float = 0.5,
     previous: Mapping[str, Any] | None = None,
     previous_run: str | None = None,
+    worst_by: str | None = None,
+    worst_top: int | None = None,
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     """A pitstop's comparison of its detection run with the dataset's labels, at ``conf``.
 
@@ -78,6 +77,8 @@ def pitstop_compare(
     labels), with the conf that would give about as many detections as labels.
     ``previous_run``: the previous pitstop's run; the body then holds ``compare``, this
     run against it on each split apart (`tuiops compare`).
+    ``worst_by`` / ``worst_top``: the worst lists' condition and length (see
+    :func:`~tuiops.ops.train.report.pitstop_report`; default: the top 20).
     """
     import polars as pl
 
@@ -89,7 +90,15 @@ def pitstop_compare(
     stored = store.read_detections(det_run)
     dets = stored.filter(pl.col("score") >= conf)
     objs = compare_boxes(labels, dets, iou=match_iou)
-    body = pitstop_report(objs, images.select("item_id", "key", "split"), ws.classes, previous=previous)
+    top = worst_top if worst_top is not None else (None if worst_by else REPORT_TOP)
+    body = pitstop_report(
+        objs,
+        images.select("item_id", "key", "split"),
+        ws.classes,
+        previous=previous,
+        top=top,
+        worst_by=worst_by,
+    )
     notes: list[str] = []
     note = _store_match(
         ws, label_set, det_run, splits=images.select("item_id", "split"), iou=match_iou, conf=conf
@@ -233,6 +242,8 @@ def _detect_and_compare(
         match_iou=head["match_iou"],
         previous=previous,
         previous_run=previous_run,
+        worst_by=head.get("worst_by"),
+        worst_top=head.get("worst_top"),
     )
 
 
@@ -295,17 +306,26 @@ def run_pitstop(
     max_det: int = 300,
     match_iou: float = 0.5,
     batch: int | None = None,
+    worst_by: str | None = None,
+    worst_top: int | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> dict[str, Any]:
     """A pitstop's work for a stopped run: detect with the best weights, compare, report.
 
     Called by training at each pitstop; calling it again redoes the last pitstop's
-    report (the detection run is replaced). Returns the stored summary.
+    report (the detection run is replaced). The worst lists hold the ``worst_top`` (default
+    20) images with most errors, or those that meet ``worst_by`` (a SQL condition on each
+    image's tp, fp, fn, wrong_class, labels, detections, errors, precision, recall, f1),
+    at most ``worst_top`` of them when it is given too. Returns the stored summary.
     """
     from tuiops.ops.detect import sha256_file
     from tuiops.store.db import utcnow
 
+    if worst_by:
+        check_worst_by(worst_by)
+    if worst_top is not None and worst_top < 1:
+        raise UsageError(f"--worst-top must be at least 1, not {worst_top}")
     store = ws.store
     run = get_run(store, name)
     idx, epoch, best_epoch = _pitstop_point(store, run, idx, epoch, best_epoch)
@@ -330,6 +350,8 @@ def run_pitstop(
         "conf": conf,
         "stored_conf": min(conf, STORE_CONF),
         "match_iou": match_iou,
+        "worst_by": worst_by,
+        "worst_top": worst_top,
         "dataset": run.dataset,
         "label_set": None,
         "created": utcnow(),

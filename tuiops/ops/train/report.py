@@ -21,6 +21,67 @@ REPORT_PER_CLASS = 5
 #: A matched box whose IoU with its label is below this is reported as loose.
 LOOSE_IOU = 0.75
 
+#: The per-image columns a worst-list condition (``--worst-by``) can use.
+WORST_COLUMNS: dict[str, str] = {
+    "key": "the image key",
+    "tp": "detections matching a label",
+    "fp": "extra detections",
+    "fn": "missed labels",
+    "wrong_class": "labels detected with another class",
+    "labels": "labels compared",
+    "detections": "detections compared",
+    "errors": "fn + fp + wrong_class",
+    "missed_area": "the area of the missed labels (pixels)",
+    "precision": "tp / detections (NULL without detections)",
+    "recall": "tp / labels (NULL without labels)",
+    "f1": "2·tp / (labels + detections)",
+}
+#: What a worst-list entry shows of its image.
+WORST_FIELDS = ("key", "fn", "fp", "wrong_class", "labels", "detections", "missed_area", "errors")
+
+
+def check_worst_by(where: str) -> None:
+    """Refuse a worst-list condition that is not a read-only condition on :data:`WORST_COLUMNS`
+    (checked as user SQL, like a selection's ``--where``), before any work is done."""
+    import polars as pl
+
+    schema = {c: pl.String if c == "key" else pl.Float64 for c in WORST_COLUMNS}
+    worst_rows(pl.DataFrame(schema=schema), where)
+
+
+def worst_rows(per_img: pl.DataFrame, where: str) -> pl.DataFrame:
+    """The rows of ``per_img`` (one per image, :data:`WORST_COLUMNS`) that meet ``where``.
+
+    The condition is user SQL: checked by :mod:`tuiops.ops.usersql` (one expression, read
+    only, time-limited) and run on an in-memory table ``images`` of those columns.
+    """
+    import sqlite3
+
+    import polars as pl
+
+    from tuiops.errors import InputError
+    from tuiops.ops.usersql import check_where, frame_of, guard
+
+    what = f"--worst-by {where!r}"
+    check_where(where, what="--worst-by")
+    cols = list(WORST_COLUMNS)
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(f"CREATE TABLE images ({', '.join(cols)})")
+        conn.executemany(
+            f"INSERT INTO images VALUES ({', '.join('?' * len(cols))})", per_img.select(cols).iter_rows()
+        )
+        hint = "a condition on the columns of each image: " + ", ".join(cols) + ', e.g. "f1 < 0.5"'
+        try:
+            with guard(conn, f"SELECT key FROM images WHERE ({where})", what=what, hint=hint) as cur:
+                found = frame_of(cur)
+        except (sqlite3.Error, sqlite3.Warning) as exc:
+            raise InputError(f"{what} is not a valid condition: {exc}", hint=hint) from exc
+    finally:
+        conn.close()
+    keys = found["key"].to_list() if "key" in found.columns else []
+    return per_img.filter(pl.col("key").is_in(keys))
+
 
 def _greedy_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
     """One-to-one pairs (``lid``, ``did``, ``iou``) chosen greedily by IoU, in rounds.
@@ -209,14 +270,27 @@ def _counts(objs: pl.DataFrame) -> dict[str, Any]:
     }
 
 
+def _rates() -> list[pl.Expr]:
+    """An image's precision, recall and F1 from its tp, labels and detections."""
+    import polars as pl
+
+    tp, n_lab, n_det = pl.col("tp"), pl.col("labels"), pl.col("detections")
+    return [
+        pl.when(n_det > 0).then(tp / n_det).otherwise(None).alias("precision"),
+        pl.when(n_lab > 0).then(tp / n_lab).otherwise(None).alias("recall"),
+        pl.when(n_lab + n_det > 0).then(2 * tp / (n_lab + n_det)).otherwise(1.0).alias("f1"),
+    ]
+
+
 def pitstop_report(
     objs: pl.DataFrame,
     images: pl.DataFrame,
     classes: Sequence[str],
     *,
     previous: Mapping[str, Any] | None = None,
-    top: int = REPORT_TOP,
+    top: int | None = REPORT_TOP,
     per_class: int = REPORT_PER_CLASS,
+    worst_by: str | None = None,
 ) -> dict[str, Any]:
     """The pitstop report's content from the compared objects.
 
@@ -224,6 +298,10 @@ def pitstop_report(
     For each split: totals, per-class counts, the change since ``previous`` (an earlier
     report's summary), the worst images (most missed + extra + wrong-class objects) and
     per class the largest missed and extra objects and the loosest boxes.
+
+    The worst images are the ``top`` (None: all) images with most errors, or, with
+    ``worst_by`` (a SQL condition on :data:`WORST_COLUMNS`, e.g. ``f1 < 0.5``), those that
+    meet it, most errors first.
     """
     import polars as pl
 
@@ -233,7 +311,9 @@ def pitstop_report(
         return classes[c] if 0 <= c < len(classes) else str(c)
 
     objs = objs.join(images.select("item_id", "key", "split"), on="item_id", how="inner")
-    out: dict[str, Any] = {"splits": {}}
+    out: dict[str, Any] = {"splits": {}, "worst": {"by": worst_by, "top": top}}
+    if worst_by:
+        check_worst_by(worst_by)
     for split in ("train", "val"):
         imgs = images.filter(pl.col("split") == split)
         o = objs.filter(pl.col("split") == split)
@@ -249,6 +329,7 @@ def pitstop_report(
                 (pl.col("kind") == "class").sum().alias("wrong_class"),
                 (pl.col("kind") != "fp").sum().alias("labels"),
                 (pl.col("kind") != "fn").sum().alias("detections"),
+                (pl.col("kind") == "tp").sum().alias("tp"),
                 pl.when(pl.col("kind") == "fn")
                 .then(pl.col("area"))
                 .otherwise(0.0)
@@ -256,12 +337,13 @@ def pitstop_report(
                 .alias("missed_area"),
             )
             .with_columns((pl.col("fn") + pl.col("fp") + pl.col("wrong_class")).alias("errors"))
-            .filter(pl.col("errors") > 0)
-            .sort(["errors", "missed_area", "key"], descending=[True, True, False])
+            .with_columns(_rates())
         )
+        chosen = worst_rows(per_img, worst_by) if worst_by else per_img.filter(pl.col("errors") > 0)
+        chosen = chosen.sort(["errors", "missed_area", "key"], descending=[True, True, False])
         worst = [
-            {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items() if k != "item_id"}
-            for r in per_img.head(top).iter_rows(named=True)
+            {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()}
+            for r in (chosen if top is None else chosen.head(top)).select(WORST_FIELDS).iter_rows(named=True)
         ]
         diffs: dict[str, Any] = {}
         for cid in sorted(set(o["class_id"].drop_nulls().to_list())):
@@ -374,9 +456,10 @@ def report_markdown(head: Mapping[str, Any], body: Mapping[str, Any]) -> str:
                 f"| {c} | {v['labels']} | {v['tp']} | {v['fp']}{delta(cc.get('fp'))} | {v['fn']}{delta(cc.get('fn'))} "
                 f"| {v['wrong_class']} | {fmt(v['precision'])} | {fmt(v['recall'])}{delta(cc.get('recall'))} |"
             )
+        by = (body.get("worst") or {}).get("by")
         lines += [
             "",
-            f"### worst {split} images",
+            f"### worst {split} images" + (f" ({by})" if by else ""),
             "",
             "| image | missed | extra | wrong class | labels | detections |",
             "|---|---|---|---|---|---|",
