@@ -97,6 +97,58 @@ def test_keys_out_of_an_empty_selection_is_an_empty_file(root, tmp_path, capsys)
     assert "0 key(s) written" in capsys.readouterr().out
 
 
+def test_keys_with_a_space_a_dot_or_a_hash_go_round_whole(root, matched_root, tmp_path, capsys):
+    """Unkeyed images are keyed by their file's stem, which may hold a space, dots or a '#':
+    the key list keeps them whole, and `--keys` and `dataset build --exclude @FILE` read them so."""
+    import shutil
+
+    from tests.test_train_support import make_label_set
+
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    src = next(p for p in sorted((matched_root / "pool").glob("*.png")) if p.stat().st_size)
+    names = {"my photo": "my photo.png", "a.b": "a.b.png", "x#1": "x#1.png", "c d#e.f": "c d#e.f.png"}
+    for name in names.values():
+        shutil.copy(src, odd / name)
+    w = str(root)
+    assert run(["-w", w, "scan", str(odd)]) == 0
+    with Workspace.open(root) as ws:
+        kept = [r[0] for r in ws.store.execute("SELECT key FROM items WHERE key LIKE 'danbooru_%' LIMIT 3")]
+        make_label_set(ws, "odd", {k: [(0, 1.0, 1.0, 5.0, 5.0)] for k in [*names, *kept]})
+    keys_file = tmp_path / "odd.txt"
+    assert (
+        run(
+            [
+                "-w",
+                w,
+                "select",
+                "--set",
+                "odd",
+                "--where",
+                "in_set = 1 AND key NOT LIKE 'danbooru%'",
+                "--keys-out",
+                str(keys_file),
+            ]
+        )
+        == 0
+    )
+    assert sorted(keys_file.read_text(encoding="utf-8").splitlines()) == sorted(names)
+    capsys.readouterr()
+    assert run(["-w", w, "select", "--keys", str(keys_file), "--json"]) == 0
+    back = json.loads(capsys.readouterr().out)
+    assert back["unknown_keys"] == 0 and back["files"] == len(names)
+    # a file name still reads as its key
+    (tmp_path / "names.txt").write_text("".join(f"{n}\n" for n in names.values()), encoding="utf-8")
+    assert run(["-w", w, "select", "--keys", str(tmp_path / "names.txt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == len(names)
+    argv = ["-w", w, "dataset", "build", "--set", "odd", "--to", str(tmp_path / "ds")]
+    code = run([*argv, "--exclude", f"@{keys_file}", "--json"])
+    got = capsys.readouterr()
+    assert code == 0, got.err
+    res = json.loads(got.out)
+    assert res["warnings"] == [] and res["excluded"] == len(names)
+
+
 # -- the pitstop report's worst lists ----------------------------------------------------------------
 def _boxes(rows: list[tuple], score: bool = False) -> pl.DataFrame:
     cols = ["id", "item_id", "class_id", "x1", "y1", "x2", "y2"] + (["score"] if score else [])

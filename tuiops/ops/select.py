@@ -202,14 +202,30 @@ class Selection:
 
 # -- key lists ----------------------------------------------------------------------------------
 def parse_key_lines(lines: Iterable[str], ws: Workspace) -> list[str]:
-    """Image keys from lines of keys, file names or paths (blank lines and ``#`` comments skipped)."""
-    out: dict[str, None] = {}
+    """Image keys from lines of keys, file names or paths (blank lines and ``#`` comments skipped).
+
+    A line that reads as a file name giving another key (``a.b`` as the file ``a`` with the
+    extension ``.b``) stays as it is when the store knows it as a key (an unkeyed image's
+    key is its file's stem, dots and all): a key list written by ``--keys-out`` reads back whole.
+    """
+    pairs: list[tuple[str, str]] = []
     for raw in lines:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        out[ws.parse_key(line.replace("\\", "/")).key] = None
-    return list(out)
+        pairs.append((line, ws.parse_key(line.replace("\\", "/")).key))
+    known = _known_keys(ws, [line for line, key in pairs if key != line])
+    return list(dict.fromkeys(line if line in known else key for line, key in pairs))
+
+
+def _known_keys(ws: Workspace, keys: Sequence[str]) -> set[str]:
+    """Those of ``keys`` that are image keys of the store."""
+    out: set[str] = set()
+    for i in range(0, len(keys), 500):
+        chunk = list(keys[i : i + 500])
+        marks = ", ".join("?" * len(chunk))
+        out.update(r[0] for r in ws.store.execute(f"SELECT key FROM items WHERE key IN ({marks})", chunk))
+    return out
 
 
 def read_keys(source: str | os.PathLike[str], ws: Workspace) -> list[str]:

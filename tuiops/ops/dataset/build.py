@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 # -- reading ---------------------------------------------------------------------------------------
 def _read_keys(values: Iterable[str]) -> list[str]:
     """Image keys from values that are keys or ``@FILE`` (one key per line, ``#`` comments)."""
+    import re
+
     keys: list[str] = []
     for v in values:
         if v.startswith("@"):
@@ -49,9 +51,11 @@ def _read_keys(values: Iterable[str]) -> list[str]:
             except UnicodeDecodeError as exc:
                 raise InputError(f"the key list {display_path(path)} is not UTF-8 text") from exc
             for line in text.splitlines():
-                line = line.split("#", 1)[0].strip()
-                if line:
-                    keys.append(line.split()[0])
+                # a key is the whole line (an unkeyed image's key may hold a space or a '#');
+                # a comment is a line of its own or follows the key after a space
+                line = re.split(r"\s#", line, maxsplit=1)[0].strip()
+                if line and not line.startswith("#"):
+                    keys.append(line)
         elif v.strip():
             keys.append(v.strip())
     return keys
