@@ -270,6 +270,34 @@ def _counts(objs: pl.DataFrame) -> dict[str, Any]:
     }
 
 
+def worst_images(objs: pl.DataFrame, *, top: int | None, worst_by: str | None) -> list[dict[str, Any]]:
+    """A split's worst images from its compared objects (with their image's key): the ``top``
+    (None: all) with most errors, or those that meet ``worst_by``, most errors first."""
+    import polars as pl
+
+    kind = pl.col("kind")
+    per_img = (
+        objs.group_by("item_id", "key")
+        .agg(
+            (kind == "fn").sum().alias("fn"),
+            (kind == "fp").sum().alias("fp"),
+            (kind == "class").sum().alias("wrong_class"),
+            (kind != "fp").sum().alias("labels"),
+            (kind != "fn").sum().alias("detections"),
+            (kind == "tp").sum().alias("tp"),
+            pl.when(kind == "fn").then(pl.col("area")).otherwise(0.0).sum().alias("missed_area"),
+        )
+        .with_columns((pl.col("fn") + pl.col("fp") + pl.col("wrong_class")).alias("errors"))
+        .with_columns(_rates())
+    )
+    chosen = worst_rows(per_img, worst_by) if worst_by else per_img.filter(pl.col("errors") > 0)
+    chosen = chosen.sort(["errors", "missed_area", "key"], descending=[True, True, False])
+    return [
+        {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()}
+        for r in (chosen if top is None else chosen.head(top)).select(WORST_FIELDS).iter_rows(named=True)
+    ]
+
+
 def _rates() -> list[pl.Expr]:
     """An image's precision, recall and F1 from its tp, labels and detections."""
     import polars as pl
@@ -321,30 +349,7 @@ def pitstop_report(
         classes_out = {}
         for cid in sorted(set(o["class_id"].drop_nulls().to_list())):
             classes_out[cname(cid)] = _counts(o.filter(pl.col("class_id") == cid))
-        per_img = (
-            o.group_by("item_id", "key")
-            .agg(
-                (pl.col("kind") == "fn").sum().alias("fn"),
-                (pl.col("kind") == "fp").sum().alias("fp"),
-                (pl.col("kind") == "class").sum().alias("wrong_class"),
-                (pl.col("kind") != "fp").sum().alias("labels"),
-                (pl.col("kind") != "fn").sum().alias("detections"),
-                (pl.col("kind") == "tp").sum().alias("tp"),
-                pl.when(pl.col("kind") == "fn")
-                .then(pl.col("area"))
-                .otherwise(0.0)
-                .sum()
-                .alias("missed_area"),
-            )
-            .with_columns((pl.col("fn") + pl.col("fp") + pl.col("wrong_class")).alias("errors"))
-            .with_columns(_rates())
-        )
-        chosen = worst_rows(per_img, worst_by) if worst_by else per_img.filter(pl.col("errors") > 0)
-        chosen = chosen.sort(["errors", "missed_area", "key"], descending=[True, True, False])
-        worst = [
-            {k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()}
-            for r in (chosen if top is None else chosen.head(top)).select(WORST_FIELDS).iter_rows(named=True)
-        ]
+        worst = worst_images(o, top=top, worst_by=worst_by)
         diffs: dict[str, Any] = {}
         for cid in sorted(set(o["class_id"].drop_nulls().to_list())):
             oc = o.filter(pl.col("class_id") == cid)
