@@ -135,6 +135,21 @@ def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
     status = capsys.readouterr().out
     assert "pitstop 1" in status and "train resume v1" in status
 
+    # -- redone with worst lists by a condition, then by a length ------------------------------------
+    assert run([*w, "train", "report", "v1", "--worst-by", "f1 < 1", "--json", "-q"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    body = json.loads(Path(got["report_json"]).read_text())["body"]
+    assert body["worst"] == {"by": "f1 < 1", "top": None}
+    listed = Path(got["worst_lists"]["train"]).read_text().splitlines()
+    assert listed[0] == "# worst train images at pitstop 1 of v1 (f1 < 1)" and len(listed) > 1
+    assert listed[1:] == [r["key"] for r in body["splits"]["train"]["worst_images"]]
+    assert run([*w, "train", "report", "v1", "--worst-top", "2", "--json", "-q"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    body = json.loads(Path(got["report_json"]).read_text())["body"]
+    assert all(len(s["worst_images"]) <= 2 for s in body["splits"].values())
+    assert run([*w, "train", "report", "v1", "--worst-by", "nope < 1", "-q"]) == 4
+    assert "no such column: nope" in capsys.readouterr().err
+
     # -- redone at a conf the early model never reaches: loud warnings, no worst list ----------------
     assert run([*w, "train", "report", "v1", "--conf", "0.999", "-q"]) == 0
     out = capsys.readouterr().out
