@@ -31,6 +31,7 @@ import contextlib
 import itertools
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,20 @@ def open_sqlite3(path: Path, readonly: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA mmap_size=268435456")
     return conn
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[sqlite3.Connection]:
+    """A private in-memory ``sqlite3`` database for a computation over a frame (a user's
+    condition on per-image figures, say), closed on the way out.
+
+    It holds no file, so closing it cannot drop a lock or reset the WAL of a store file.
+    """
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def open_adbc(path: Path, readonly: bool) -> Any:

@@ -61,12 +61,12 @@ def worst_rows(per_img: pl.DataFrame, where: str) -> pl.DataFrame:
 
     from tuiops.errors import InputError
     from tuiops.ops.usersql import check_where, frame_of, guard
+    from tuiops.store.connections import scratch_database
 
     what = f"--worst-by {where!r}"
     check_where(where, what="--worst-by")
     cols = list(WORST_COLUMNS)
-    conn = sqlite3.connect(":memory:")
-    try:
+    with scratch_database() as conn:
         conn.execute(f"CREATE TABLE images ({', '.join(cols)})")
         conn.executemany(
             f"INSERT INTO images VALUES ({', '.join('?' * len(cols))})", per_img.select(cols).iter_rows()
@@ -77,8 +77,6 @@ def worst_rows(per_img: pl.DataFrame, where: str) -> pl.DataFrame:
                 found = frame_of(cur)
         except (sqlite3.Error, sqlite3.Warning) as exc:
             raise InputError(f"{what} is not a valid condition: {exc}", hint=hint) from exc
-    finally:
-        conn.close()
     keys = found["key"].to_list() if "key" in found.columns else []
     return per_img.filter(pl.col("key").is_in(keys))
 
