@@ -16,7 +16,17 @@ from PIL import Image
 from tests.conftest import draw_image
 from tuiops.errors import Cancelled, ConflictError, NotFoundError
 from tuiops.ops.base import CancelToken, ProgressEvent
-from tuiops.ops.probe import CHECK_ALL, CHECK_HASH, CHECK_VERIFY, phash_hex, phash_int
+from tuiops.ops.probe import (
+    CHECK_ALL,
+    CHECK_HASH,
+    CHECK_VERIFY,
+    PHASH_METHOD,
+    hash_pixels,
+    phash_batch,
+    phash_file,
+    phash_hex,
+    phash_int,
+)
 from tuiops.ops.scan import list_pools, scan
 
 NON_UTF8 = b"caf\xe9_menu.jpg"
@@ -237,14 +247,47 @@ def test_hash_equal_for_identical_images_and_different_otherwise(ws, tmp_path):
     assert all(isinstance(v, int) for v in h.values())
     assert h["danbooru_1.png"] == h["danbooru_2.png"] != h["danbooru_3.png"]
     assert phash_hex(h["danbooru_1.png"]) == str(imagehash.phash(Image.open(a)))
-    # a big JPEG is hashed from a reduced decode (draft), close to the full-size hash
+    # a big JPEG is hashed from a reduced grey decode (draft at 1/8), close to the full-size hash
     with Image.open(big) as img:
-        img.draft("RGB", (256, 256))
-        assert img.size[0] < 2400
-        assert h["danbooru_4.jpg"] == phash_int(img)
+        img.draft("L", (32, 32))
+        assert img.size == (300, 225) and img.mode == "L"
+        assert h["danbooru_4.jpg"] == phash_int(img) == phash_file(big)
+    assert ws.store.one("SELECT DISTINCT phash_method FROM files") == PHASH_METHOD
     full = imagehash.phash(Image.open(big))
     assert full - imagehash.hex_to_hash(phash_hex(h["danbooru_4.jpg"])) <= 6
     assert all(r["checks"] & CHECK_HASH for r in rows.values())
+
+
+def test_batched_hash_equals_imagehash_phash(tmp_path):
+    import imagehash
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    images = []
+    for i in range(300):
+        w, h = (int(v) for v in rng.integers(8, 400, 2))
+        base = rng.integers(0, 256, (max(1, h // 16), max(1, w // 16), 3), dtype=np.uint8)
+        img = Image.fromarray(base).resize((w, h), Image.Resampling.BILINEAR)
+        images.append(img.convert(["RGB", "L", "RGBA", "P"][i % 4]))
+    images.append(Image.new("RGB", (64, 64), (9, 9, 9)))  # flat: every coefficient ties
+    ours = phash_batch([hash_pixels(img) for img in images])
+    assert [phash_hex(v) for v in ours] == [str(imagehash.phash(img)) for img in images]
+    assert ours == [phash_int(img) for img in images]
+
+
+def test_rescan_hashes_again_what_an_older_method_hashed(ws, tmp_path):
+    pool = tmp_path / "pool"
+    for i in range(3):
+        draw_image(pool / f"danbooru_{i}.jpg", (640, 480), seed=i)
+    scan(ws, pool, hash=True)
+    new = dict(ws.store.execute("SELECT relpath, phash FROM files"))
+    # as a store written before the method was recorded: the migration marks its hashes 1
+    ws.store.execute("UPDATE files SET phash = 7, phash_method = 1 WHERE relpath = 'danbooru_1.jpg'")
+    again = scan(ws, pool)  # the pool is scanned with hashes: a plain rescan keeps hashing
+    assert again.probed == 1 and again.unchanged == 3
+    rows = dict(ws.store.execute("SELECT relpath, phash FROM files"))
+    assert rows == new
+    assert ws.store.one("SELECT count(*) FROM files WHERE phash_method IS NOT ?", (PHASH_METHOD,)) == 0
 
 
 def test_hash_requested_later_probes_only_what_lacks_it(ws, tmp_path):

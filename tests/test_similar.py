@@ -13,7 +13,7 @@ from PIL import Image
 from tests.conftest import add_items, draw_image
 from tuiops.cli import run as cli_run
 from tuiops.errors import NotFoundError, UsageError
-from tuiops.ops.probe import phash_int
+from tuiops.ops.probe import PHASH_METHOD, phash_int
 from tuiops.ops.similar import find_dupes, hash_pairs, layout_distances, plan_chunks, similar_images
 
 HEAD, UPPER, LOWER = 0, 1, 2
@@ -211,8 +211,8 @@ def _add_files(ws, pool: str, rows: list[tuple[str, int | None, int | None]]) ->
         pid = store.one("SELECT id FROM pools WHERE name = ?", (pool,))
     for relpath, item_id, ph in rows:
         store.execute(
-            "INSERT INTO files(pool_id, relpath, item_id, phash) VALUES (?, ?, ?, ?)",
-            (pid, relpath, item_id, ph),
+            "INSERT INTO files(pool_id, relpath, item_id, phash, phash_method) VALUES (?, ?, ?, ?, ?)",
+            (pid, relpath, item_id, ph, None if ph is None else PHASH_METHOD),
         )
 
 
@@ -419,3 +419,19 @@ def test_clique_groups_follow_the_documented_rule(seed):
     want = reference_cliques(h, first, 4)
     assert dict(got.select("node", "rep").iter_rows()) == want
     assert len(set(want.values())) > 5
+
+
+def test_dupes_never_compare_hashes_of_two_methods(ws, capsys):
+    items = add_items(ws, [f"danbooru_{i}" for i in range(3)])
+    ids = items["item_id"].to_list()
+    _add_files(ws, "pool", [("a.jpg", ids[0], 1234), ("b.jpg", ids[1], 1234)])
+    ws.store.execute(
+        "INSERT INTO files(pool_id, relpath, item_id, phash, phash_method) "
+        "SELECT pool_id, 'old.jpg', ?, 1234, 1 FROM files LIMIT 1",
+        (ids[2],),
+    )
+    res = find_dupes(ws, max_distance=4)
+    assert res.files == 2 and res.groups == 1 and res.older_hashes == 1
+    assert sorted(res.table["relpath"].to_list()) == ["a.jpg", "b.jpg"]
+    assert cli_run(["-w", str(ws.root), "dupes"]) == 0
+    assert "1 files have a hash made by an older method and were not compared" in capsys.readouterr().out

@@ -41,9 +41,9 @@ def index_pool(ws: Any, folder: Path, name: str = "pool", *, phash: bool = False
                 im.load()
                 w, h, fmt = im.width, im.height, im.format
                 if phash:
-                    from tuiops.ops.probe import phash_int
+                    from tuiops.ops.probe import phash_file
 
-                    ph = phash_int(im)
+                    ph = phash_file(p)
         except Exception:
             status = "corrupt"
         rows.append((k.key, k.booru, k.fid, p.name, w, h, fmt, ph, status, p.stat().st_size))
@@ -67,8 +67,8 @@ def index_pool(ws: Any, folder: Path, name: str = "pool", *, phash: bool = False
     frame = frame.join(items.select("key", "item_id").unique("key"), on="key")
     with store.transaction() as conn:
         conn.executemany(
-            "INSERT OR IGNORE INTO files(pool_id, relpath, item_id, keyed, size, width, height, format, phash, status, "
-            "checks) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, 1)",
+            "INSERT OR IGNORE INTO files(pool_id, relpath, item_id, keyed, size, width, height, format, phash, "
+            "phash_method, status, checks) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 1)",
             [
                 (
                     pid,
@@ -79,6 +79,7 @@ def index_pool(ws: Any, folder: Path, name: str = "pool", *, phash: bool = False
                     r["height"],
                     r["format"],
                     r["phash"],
+                    None if r["phash"] is None else 2,  # probe.PHASH_METHOD
                     r["status"],
                 )
                 for r in frame.iter_rows(named=True)

@@ -235,6 +235,11 @@ def dupes_cmd(
                 f"\n{res.left_out.height} files left out: each is within {res.max_distance} bits of a file in a "
                 "group but not of all its files (--json lists them with the nearest group)"
             )
+        if res.older_hashes:
+            lines.append(
+                f"\n{res.older_hashes} files have a hash made by an older method and were not compared: "
+                "`tuiops scan --hash` on their pool hashes them again"
+            )
         return "\n".join(lines)
 
     return Result(res.to_dict(), text)

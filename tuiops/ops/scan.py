@@ -28,6 +28,8 @@ from tuiops.ops.poollock import scan_lock
 from tuiops.ops.probe import (
     BAD_STATUSES,
     CHECK_ALL,
+    CHECK_HASH,
+    PHASH_METHOD,
     RESULT_FIELDS,
     STATUSES,
     ProbeOptions,
@@ -522,9 +524,10 @@ def _pool_works(ex: Any) -> bool:
 # -- the store ---------------------------------------------------------------------------------
 _UPSERT = """
 INSERT INTO files(pool_id, relpath, relpath_raw, item_id, keyed, size, mtime_ns, width, height,
-                  format, mode, phash, exif, status, error, scanned, checks)
+                  format, mode, phash, phash_method, exif, status, error, scanned, checks)
 SELECT ?, relpath, relpath_raw, item_id, keyed, size, mtime_ns, width, height,
-       format, mode, phash, exif, status, error, ?, checks
+       format, mode, phash, CASE WHEN phash IS NULL THEN NULL ELSE {method} END,
+       exif, status, error, ?, checks
 FROM temp._scan_batch WHERE true
 ON CONFLICT(pool_id, relpath) DO UPDATE SET
     relpath_raw = excluded.relpath_raw,
@@ -535,6 +538,8 @@ ON CONFLICT(pool_id, relpath) DO UPDATE SET
     format = excluded.format,
     mode = excluded.mode,
     phash = CASE WHEN {good} AND (excluded.checks & 2) = 0 THEN files.phash ELSE excluded.phash END,
+    phash_method = CASE WHEN {good} AND (excluded.checks & 2) = 0 THEN files.phash_method
+                        ELSE excluded.phash_method END,
     exif = CASE WHEN {good} AND (excluded.checks & 4) = 0 THEN files.exif ELSE excluded.exif END,
     status = CASE WHEN {keep} THEN files.status ELSE excluded.status END,
     error = CASE WHEN {keep} THEN files.error ELSE excluded.error END,
@@ -552,7 +557,7 @@ _SAME = (
 )
 _GOOD = f"({_SAME} AND files.status IN ('ok', 'wrong_ext'))"
 _KEEP = f"({_SAME} AND (files.checks & 8) <> 0 AND (excluded.checks & 8) = 0)"
-UPSERT_SQL = _UPSERT.format(good=_GOOD, keep=_KEEP)
+UPSERT_SQL = _UPSERT.format(good=_GOOD, keep=_KEEP, method=PHASH_METHOD)
 
 
 def _write_batch(store: Store, pool_id: int, batch: pl.DataFrame, now: str) -> None:
@@ -709,7 +714,7 @@ def _plan(store: Store, pool_id: int, listing: _Listing, want: int, summary: Sca
     summary.total = found.height
     old = store.read_frame(
         "SELECT id, relpath, size AS old_size, mtime_ns AS old_mtime, status AS old_status, "
-        "checks AS old_checks FROM files WHERE pool_id = ?",
+        "checks AS old_checks, phash_method AS old_method FROM files WHERE pool_id = ?",
         (pool_id,),
         {
             "id": pl.Int64,
@@ -718,6 +723,7 @@ def _plan(store: Store, pool_id: int, listing: _Listing, want: int, summary: Sca
             "old_mtime": pl.Int64,
             "old_status": pl.String,
             "old_checks": pl.Int64,
+            "old_method": pl.Int64,
         },
     )
     is_new = pl.col("id").is_null()
@@ -727,6 +733,8 @@ def _plan(store: Store, pool_id: int, listing: _Listing, want: int, summary: Sca
         | (pl.col("old_status") == "missing")
     )
     lacks = (pl.col("old_status") == "unreadable") | ((pl.col("old_checks") & want) != want)
+    if want & CHECK_HASH:  # a hash made by an older method is made again
+        lacks = lacks | (pl.col("old_method") != PHASH_METHOD).fill_null(False)
     both = found.join(old, on="relpath", how="left").with_columns(new=is_new, changed=is_changed)
     both = both.with_columns(todo=pl.col("new") | pl.col("changed") | lacks)
     counts = both.select(pl.col("new").sum(), pl.col("changed").sum()).row(0)

@@ -486,6 +486,8 @@ class DupesResult:
     files_in_groups: int
     table: pl.DataFrame = field(repr=False)
     left_out: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
+    #: files whose stored hash was made by an older method, not compared with the others
+    older_hashes: int = 0
 
     def summary(self) -> pl.DataFrame:
         """One row per group: group, size, keys, max_distance, files (a list of structs)."""
@@ -503,18 +505,30 @@ class DupesResult:
             "groups": self.groups,
             "files_in_groups": self.files_in_groups,
             "left_out": self.left_out.height,
+            "older_hashes": self.older_hashes,
             "dupes": self.summary().to_dicts(),
             "left_out_files": self.left_out.to_dicts(),
         }
 
 
-def _files_with_hash(ws: Workspace, pool: str | None) -> pl.DataFrame:
+def _files_with_hash(ws: Workspace, pool: str | None) -> tuple[pl.DataFrame, int]:
+    """The present files with a hash of the current method, and how many have one of an
+    older method (never compared with them)."""
+    from tuiops.ops.probe import PHASH_METHOD
+
     store = ws.store
     where, args = "f.phash IS NOT NULL AND f.status <> 'missing'", []
     if pool is not None:
         where += " AND f.pool_id = ?"
         args.append(store.pool_id(pool))
-    return store.read_frame(
+    older = store.read_frame(
+        f"SELECT count(*) AS n FROM files f WHERE {where} AND f.phash_method IS NOT ?",
+        [*args, PHASH_METHOD],
+        {"n": pl.Int64},
+    ).item()
+    where += " AND f.phash_method = ?"
+    args.append(PHASH_METHOD)
+    frame = store.read_frame(
         "SELECT f.id AS file_id, p.name AS pool, f.relpath, i.key, f.phash FROM files f "
         f"JOIN pools p ON p.id = f.pool_id LEFT JOIN items i ON i.id = f.item_id WHERE {where} "
         "ORDER BY f.id",
@@ -527,6 +541,7 @@ def _files_with_hash(ws: Workspace, pool: str | None) -> pl.DataFrame:
             "phash": pl.Int64,
         },
     ).with_columns(pl.col("phash").reinterpret(signed=False).alias("h"))
+    return frame, int(older)
 
 
 def _left_out(
@@ -584,7 +599,7 @@ def find_dupes(
     reporter = Reporter("dupes", progress, cancel)
     params = {"max_distance": max_distance, "pool": pool, "distinct_keys": distinct_keys}
     with job(ws.store, "dupes", params) as j:
-        files = _files_with_hash(ws, pool)
+        files, older = _files_with_hash(ws, pool)
         reporter.update(0, "hashing pairs", total=files.height)
         nodes = (
             files.group_by("h")
@@ -632,12 +647,14 @@ def find_dupes(
             files_in_groups=table.height,
             table=table,
             left_out=left_out,
+            older_hashes=older,
         )
         j.result = {
             "files": result.files,
             "groups": result.groups,
             "files_in_groups": result.files_in_groups,
             "left_out": left_out.height,
+            "older_hashes": older,
         }
         reporter.update(files.height, "done", force=True)
     return result

@@ -101,12 +101,17 @@ def _key_warnings(
 
 
 def _images_of_set(store: Store, set_id: int, where: str | None) -> pl.DataFrame:
-    """Every image of the set with its chosen pool file (or none), size, hash and path."""
+    """Every image of the set with its chosen pool file (or none), size, hash and path; a
+    hash made by an older method than a scan's now is left out (null)."""
     import polars as pl
+
+    from tuiops.ops.probe import PHASH_METHOD
 
     sql = (
         "SELECT s.item_id, i.key, i.width AS item_w, i.height AS item_h, f.id AS file_id, "
-        "f.width AS file_w, f.height AS file_h, f.phash, p.root, f.relpath, f.relpath_raw "
+        "f.width AS file_w, f.height AS file_h, "
+        f"CASE WHEN f.phash_method = {PHASH_METHOD} THEN f.phash END AS phash, "
+        "p.root, f.relpath, f.relpath_raw "
         "FROM set_images s JOIN items i ON i.id = s.item_id "
         "LEFT JOIN files f ON f.id = (SELECT MIN(f2.id) FROM files f2 "
         "WHERE f2.item_id = s.item_id AND f2.status = 'ok') "
@@ -418,7 +423,8 @@ def _check_leaks(
                 .drop("phash_c")
             )
             result.warnings.append(
-                f"{need.height} image(s) had no stored perceptual hash and were hashed now; "
+                f"{need.height} image(s) had no stored perceptual hash (or one of an older method) "
+                "and were hashed now; "
                 "`tuiops scan --hash` stores them"
             )
         hashed = cand.filter(pl.col("phash").is_not_null())
@@ -687,16 +693,14 @@ def build_dataset(
 def _compute_phashes(frame: pl.DataFrame, reporter: Reporter) -> pl.DataFrame:
     """Perceptual hashes of images that have none stored (one decode per file)."""
     import polars as pl
-    from PIL import Image
 
-    from tuiops.ops.probe import phash_int
+    from tuiops.ops.probe import phash_file
 
     ids: list[int] = []
     hashes: list[int | None] = []
     for item_id, src in frame.select("item_id", "src").iter_rows():
         try:
-            with Image.open(src) as im:
-                hashes.append(phash_int(im))
+            hashes.append(phash_file(src))
         except Exception:
             hashes.append(None)
         ids.append(item_id)
