@@ -141,10 +141,10 @@ class ScanSummary:
 
 @dataclass
 class _Listing:
-    """The files one walk found, plus what it skipped."""
+    """The files one walk found, plus what it skipped: paths as bytes, sizes and mtimes
+    as flat arrays, made columns at once by :meth:`frame`."""
 
-    relpath: list[str] = field(default_factory=list)
-    raw: list[bytes | None] = field(default_factory=list)
+    rels: list[bytes] = field(default_factory=list)
     size: array = field(default_factory=lambda: array("q"))
     mtime_ns: array = field(default_factory=lambda: array("q"))
     skipped: Counter = field(default_factory=Counter)
@@ -160,25 +160,31 @@ class _Listing:
             self.skipped_examples.append(f"{_display(rel)} ({reason.replace('_', ' ')})")
 
     def add(self, rel: bytes, st: os.stat_result) -> None:
-        if rel.lower().endswith(LABEL_SUFFIXES):
-            self.label_files += 1
-            return
-        try:
-            self.relpath.append(rel.decode("utf-8"))
-            self.raw.append(None)
-        except UnicodeDecodeError:
-            self.relpath.append(_display(rel))
-            self.raw.append(rel)
+        self.rels.append(rel)
         self.size.append(st.st_size)
         self.mtime_ns.append(st.st_mtime_ns)
 
     def frame(self) -> pl.DataFrame:
+        """The image files found (label files counted and left out), sorted by relpath:
+        relpath, relpath_raw (the bytes of a name that is not UTF-8), size, mtime_ns, path."""
         import polars as pl
 
+        raw = pl.Series("path", self.rels, dtype=pl.Binary)
+        self.rels = []
+        try:
+            text = raw.cast(pl.String)
+            odd = pl.Series("relpath_raw", [None] * len(raw), dtype=pl.Binary)
+        except pl.exceptions.ComputeError:  # a name that is not UTF-8: shown with \xNN escapes
+            names = [(r, _decode(r)) for r in raw]
+            text = pl.Series([t if t is not None else _display(r) for r, t in names], dtype=pl.String)
+            odd = pl.Series("relpath_raw", [r if t is None else None for r, t in names], dtype=pl.Binary)
         frame = pl.DataFrame(
-            {"relpath": self.relpath, "relpath_raw": self.raw, "size": self.size, "mtime_ns": self.mtime_ns},
-            schema=file_schema("relpath", "relpath_raw", "size", "mtime_ns"),
+            {"relpath": text, "relpath_raw": odd, "size": self.size, "mtime_ns": self.mtime_ns, "path": raw},
+            schema={**file_schema("relpath", "relpath_raw", "size", "mtime_ns"), "path": pl.Binary},
         )
+        label = pl.col("relpath").str.to_lowercase().str.contains(_LABEL_RE)
+        self.label_files = int(frame.select(label.sum()).item())
+        frame = frame.filter(~label)
         # A name that is not UTF-8 is shown with \xNN escapes; should that collide with a
         # real name, the escaped one gets its bytes in hex appended, so relpaths stay unique.
         clash = pl.col("relpath").is_duplicated() & pl.col("relpath_raw").is_not_null()
@@ -188,9 +194,14 @@ class _Listing:
             .otherwise(pl.col("relpath"))
             .alias("relpath")
         )
-        return frame.with_columns(
-            path=pl.coalesce(pl.col("relpath_raw"), pl.col("relpath").cast(pl.Binary))
-        ).sort("relpath")
+        return frame.sort("relpath")
+
+
+def _decode(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _display(raw: bytes) -> str:
@@ -211,6 +222,7 @@ def _walk(
     st_root = os.stat(root)
     visited.add((st_root.st_dev, st_root.st_ino))
     stack: list[bytes] = [b""]
+    rels_append, size_append, mtime_append = out.rels.append, out.size.append, out.mtime_ns.append
     while stack:
         rel = stack.pop()
         here = os.path.join(root, rel) if rel else root
@@ -236,13 +248,19 @@ def _walk(
                         out.skip("hidden", relp)
                         continue
                     try:
-                        _walk_entry(entry, relp, root_real, follow_symlinks, visited, stack, out)
+                        if entry.is_file(follow_symlinks=False):  # a regular file: the common case
+                            st = entry.stat(follow_symlinks=False)
+                            rels_append(relp)
+                            size_append(st.st_size)
+                            mtime_append(st.st_mtime_ns)
+                        else:
+                            _walk_entry(entry, relp, root_real, follow_symlinks, visited, stack, out)
                     except OSError:
                         out.skip("unreadable_entry", relp)
         except OSError as exc:
             out.unreadable_dirs.append(f"{_display(rel) or '.'} ({exc.strerror}, listed in part)")
             out.partial_dirs.append(_display(rel))
-        rep.update(len(out.relpath), "listing files")
+        rep.update(len(out.rels), "listing files")
     return out
 
 
@@ -676,8 +694,8 @@ def scan(
         summary.skipped = dict(sorted(listing.skipped.items()))
         summary.skipped_examples = listing.skipped_examples
         summary.unreadable_dirs = listing.unreadable_dirs
-        summary.label_files = listing.label_files
         todo = _plan(store, pool_id, listing, opts.wanted, summary)
+        summary.label_files = listing.label_files
         if workers is None:
             kind = "decode" if hash or verify else "exif" if exif else "header"
             workers = 1 if todo.height < IN_PROCESS_BELOW[kind] else (os.cpu_count() or 1)
@@ -710,7 +728,6 @@ def _plan(store: Store, pool_id: int, listing: _Listing, want: int, summary: Sca
     import polars as pl
 
     found = listing.frame()
-    listing.relpath, listing.raw = [], []
     summary.total = found.height
     old = store.read_frame(
         "SELECT id, relpath, size AS old_size, mtime_ns AS old_mtime, status AS old_status, "
