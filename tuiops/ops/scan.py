@@ -409,12 +409,13 @@ def _pool_options(store: Store, pool_id: int, **given: bool | None) -> tuple[boo
 
 
 # -- probing ------------------------------------------------------------------------------------
-def _mp_context() -> Any:
+def _mp_context(hash: bool = False) -> Any:
     import multiprocessing as mp
 
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["tuiops.ops.probe"])
+        # hashing workers start with numpy and the DCT imported once, in the server
+        ctx.set_forkserver_preload(["tuiops.ops.probe", *(["numpy", "scipy.fftpack"] if hash else [])])
         return ctx
     return mp.get_context("spawn")
 
@@ -457,7 +458,7 @@ def _probe_stream(
     from concurrent.futures.process import BrokenProcessPool
 
     workers = max(1, min(workers, len(chunks)))
-    ctx = _mp_context()
+    ctx = _mp_context(opts.hash)
     ex = _process_pool(workers, ctx)
     suspects: deque[tuple[int, int]] = deque()
     pending: dict[Any, tuple[int, int, bool]] = {}
