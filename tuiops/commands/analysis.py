@@ -202,7 +202,9 @@ def dupes_cmd(
     first, each only if it is within the distance of every file taken before; then the
     next such hash. `distance` is the Hamming distance to the representative. A file
     whose near-duplicates all went to groups it does not fit is counted as left out and
-    listed with its nearest group (--json: left_out_files).
+    listed with its nearest group (--json: left_out_files). Hashes made by an older tuiops
+    are not compared with today's: they are counted (--json: older_hashes) until a
+    `tuiops scan --hash` of their pool makes them again.
 
     \b
     Examples:

@@ -19,7 +19,11 @@ from tuiops.commands.cluster import cluster_params
         ("--hash",),
         secondary=("--no-hash",),
         is_flag=True,
-        help="Also compute a 64-bit perceptual hash (phash). Default: as the pool was last scanned.",
+        help=(
+            "Also compute a 64-bit perceptual hash (phash; a JPEG is decoded in grey at the smallest "
+            "scale the hash needs); hashes an older tuiops made are made again. "
+            "Default: as the pool was last scanned."
+        ),
     ),
     Param(
         "do_exif",
