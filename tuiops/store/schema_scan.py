@@ -17,7 +17,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        "0820_files_phash_method",
+        "0830_files_phash_method",
         """
         ALTER TABLE files ADD COLUMN phash_method INTEGER;
         UPDATE files SET phash_method = 1 WHERE phash IS NOT NULL;
