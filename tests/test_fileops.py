@@ -640,3 +640,23 @@ def test_actions_handed_from_the_plan_equal_those_read_back(ws, tmp_path):
     kept = []
     fo.plan(ws, "copy", ALL, to=tmp_path / "d", dry_run=True, _keep=kept)
     assert kept == []
+
+
+def test_copy_into_a_pool_keeps_how_the_hash_was_made(ws, tmp_path):
+    from tuiops.ops.probe import PHASH_METHOD
+    from tuiops.ops.scan import scan
+
+    root = make_pool(tmp_path / "pool", 2, sub_every=0, labels=False)
+    scan(ws, root, name="p", hash=True)
+    _, res = fo.copy_files(ws, ALL, root / "copies", layout="flat")
+    assert res is not None and res.status == "done"
+    rows = ws.store.execute(
+        "SELECT relpath, phash IS NOT NULL, phash_method FROM files ORDER BY relpath"
+    ).fetchall()
+    assert [r[0] for r in rows] == [
+        "copies/danbooru_0.jpg",
+        "copies/danbooru_1.jpg",
+        "danbooru_0.jpg",
+        "danbooru_1.jpg",
+    ]
+    assert all(r[1] and r[2] == PHASH_METHOD for r in rows)

@@ -283,8 +283,10 @@ def test_rescan_hashes_again_what_an_older_method_hashed(ws, tmp_path):
     new = dict(ws.store.execute("SELECT relpath, phash FROM files"))
     # as a store written before the method was recorded: the migration marks its hashes 1
     ws.store.execute("UPDATE files SET phash = 7, phash_method = 1 WHERE relpath = 'danbooru_1.jpg'")
+    # a hash whose method was not recorded is not trusted either
+    ws.store.execute("UPDATE files SET phash = 9, phash_method = NULL WHERE relpath = 'danbooru_2.jpg'")
     again = scan(ws, pool)  # the pool is scanned with hashes: a plain rescan keeps hashing
-    assert again.probed == 1 and again.unchanged == 3
+    assert again.probed == 2 and again.unchanged == 3
     rows = dict(ws.store.execute("SELECT relpath, phash FROM files"))
     assert rows == new
     assert ws.store.one("SELECT count(*) FROM files WHERE phash_method IS NOT ?", (PHASH_METHOD,)) == 0

@@ -732,7 +732,8 @@ def _plan(store: Store, pool_id: int, listing: _Listing, want: int, summary: Sca
     summary.total = found.height
     old = store.read_frame(
         "SELECT id, relpath, size AS old_size, mtime_ns AS old_mtime, status AS old_status, "
-        "checks AS old_checks, phash_method AS old_method FROM files WHERE pool_id = ?",
+        "checks AS old_checks, CASE WHEN phash IS NOT NULL THEN coalesce(phash_method, 0) END AS old_method "
+        "FROM files WHERE pool_id = ?",
         (pool_id,),
         {
             "id": pl.Int64,
@@ -751,7 +752,7 @@ def _plan(store: Store, pool_id: int, listing: _Listing, want: int, summary: Sca
         | (pl.col("old_status") == "missing")
     )
     lacks = (pl.col("old_status") == "unreadable") | ((pl.col("old_checks") & want) != want)
-    if want & CHECK_HASH:  # a hash made by an older method is made again
+    if want & CHECK_HASH:  # a hash made by an older (or an unrecorded) method is made again
         lacks = lacks | (pl.col("old_method") != PHASH_METHOD).fill_null(False)
     both = found.join(old, on="relpath", how="left").with_columns(new=is_new, changed=is_changed)
     both = both.with_columns(todo=pl.col("new") | pl.col("changed") | lacks)

@@ -124,9 +124,10 @@ def store_forward(conn: Any, ctx: JobContext, a: Action, out: Outcome) -> tuple[
     conv = ctx.op == "convert"
     new_id = conn.execute(
         "INSERT INTO files(pool_id, relpath, relpath_raw, item_id, keyed, size, mtime_ns, width, height, format, "
-        "mode, phash, exif, status, error, scanned, checks) "
+        "mode, phash, phash_method, exif, status, error, scanned, checks) "
         "SELECT ?, ?, ?, item_id, keyed, ?, ?, coalesce(?, width), coalesce(?, height), coalesce(?, format), "
-        "coalesce(?, mode), CASE WHEN ? THEN NULL ELSE phash END, CASE WHEN ? THEN NULL ELSE exif END, "
+        "coalesce(?, mode), CASE WHEN ? THEN NULL ELSE phash END, CASE WHEN ? THEN NULL ELSE phash_method END, "
+        "CASE WHEN ? THEN NULL ELSE exif END, "
         "status, NULL, ?, CASE WHEN ? THEN 1 ELSE checks END FROM files WHERE id = ? RETURNING id",
         (
             a.dst_pool,
@@ -138,6 +139,7 @@ def store_forward(conn: Any, ctx: JobContext, a: Action, out: Outcome) -> tuple[
             info.get("height"),
             info.get("format"),
             info.get("mode"),
+            conv,
             conv,
             conv and bool(ctx.convert and ctx.convert.strip_metadata),
             utcnow(),
