@@ -166,7 +166,7 @@ class _Listing:
 
     def frame(self) -> pl.DataFrame:
         """The image files found (label files counted and left out), sorted by relpath:
-        relpath, relpath_raw (the bytes of a name that is not UTF-8), size, mtime_ns, path."""
+        relpath, relpath_raw (the bytes of a name that is not UTF-8), size, mtime_ns."""
         import polars as pl
 
         raw = pl.Series("path", self.rels, dtype=pl.Binary)
@@ -178,9 +178,10 @@ class _Listing:
             names = [(r, _decode(r)) for r in raw]
             text = pl.Series([t if t is not None else _display(r) for r, t in names], dtype=pl.String)
             odd = pl.Series("relpath_raw", [r if t is None else None for r, t in names], dtype=pl.Binary)
+        del raw  # the bytes of the files to probe are made again from the relpaths (see _plan)
         frame = pl.DataFrame(
-            {"relpath": text, "relpath_raw": odd, "size": self.size, "mtime_ns": self.mtime_ns, "path": raw},
-            schema={**file_schema("relpath", "relpath_raw", "size", "mtime_ns"), "path": pl.Binary},
+            {"relpath": text, "relpath_raw": odd, "size": self.size, "mtime_ns": self.mtime_ns},
+            schema=file_schema("relpath", "relpath_raw", "size", "mtime_ns"),
         )
         label = pl.col("relpath").str.to_lowercase().str.contains(_LABEL_RE)
         self.label_files = int(frame.select(label.sum()).item())
@@ -782,7 +783,13 @@ def _plan(store: Store, pool_id: int, listing: _Listing, want: int, summary: Sca
         with store.bulk() as tx:
             _mark_missing(tx, gone.select("id"), utcnow())
     summary.deleted = gone.height
-    return both.filter("todo").select("relpath", "relpath_raw", "path", "size", "mtime_ns")
+    return both.filter("todo").select(
+        "relpath",
+        "relpath_raw",
+        pl.coalesce(pl.col("relpath_raw"), pl.col("relpath").cast(pl.Binary)).alias("path"),
+        "size",
+        "mtime_ns",
+    )
 
 
 def _probe_and_store(
