@@ -28,6 +28,7 @@ def build_workspace(root: Path, images: int = 24, seed: int = 7) -> Path:
     truncated PNG, a file gone from disk, a name without a key), label set ``master`` and run
     ``v1``. Everything shown by the app is deterministic (fixed mtimes, hashes, sizes)."""
     from tuiops.ops.demo import DEMO_CLASSES, draw_image, plan_images
+    from tuiops.ops.probe import PHASH_METHOD
 
     ws = Workspace.init(root, name="demo", classes=list(DEMO_CLASSES))
     pool = root / "pool"
@@ -105,6 +106,8 @@ def build_workspace(root: Path, images: int = 24, seed: int = 7) -> Path:
             "phash": [
                 (i * 0x9E3779B97F4A7C15) % (1 << 63) if r[7] == "ok" else None for i, r in enumerate(rows)
             ],
+            # stand-in hashes, stored as the scan's current method stores them
+            "phash_method": [PHASH_METHOD if r[7] == "ok" else None for r in rows],
             "exif": [r[8] for r in rows],
             "status": [r[7] for r in rows],
             "error": [
@@ -120,6 +123,7 @@ def build_workspace(root: Path, images: int = 24, seed: int = 7) -> Path:
         },
         schema_overrides={
             "phash": pl.Int64,
+            "phash_method": pl.Int64,
             "exif": pl.String,
             "error": pl.String,
             "format": pl.String,
