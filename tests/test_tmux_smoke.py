@@ -91,10 +91,10 @@ def test_a_person_browses_views_and_quits(tmux):
     assert "labels" in screen and "run" in screen
     # down to an image, F3: the picture with its boxes and the metadata
     t.keys("Down", "Down", "Down", "F3")
-    screen = t.wait_for("Esc close", "labels master", "dets v1", "phash")
+    screen = t.wait_for("Esc Close", "labels master", "dets v1", "phash")
     assert "▀" in screen
     t.keys("Escape")
-    t.wait_for("10Quit", absent=("Esc close",))
+    t.wait_for("10Quit", absent=("Esc Close",))
     # F1: the keys
     t.keys("F1")
     t.wait_for("tuiops — keys", "Quick view", "Select rows whose name matches a mask")
