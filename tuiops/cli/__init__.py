@@ -195,6 +195,7 @@ from tuiops.cli import (  # noqa: E402, F401, I001
     remote_cmds,
     project_cmds,
     project_mix_cmds,
+    meta_cmds,
     run_cmds,
     tui_cmds,
 )

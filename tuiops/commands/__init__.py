@@ -380,6 +380,7 @@ def _load() -> None:
         engine,
         fileops,
         labels,
+        meta,
         projects,
         query,
         remote,

@@ -213,6 +213,7 @@ def all_migrations() -> list[tuple[str, str]]:
         schema_analysis,
         schema_fileops,
         schema_match,
+        schema_meta,
         schema_mix,
         schema_project,
         schema_scan,
@@ -234,4 +235,5 @@ def all_migrations() -> list[tuple[str, str]]:
         *schema_triage.MIGRATIONS,
         *schema_scan.MIGRATIONS,
         *schema_source.MIGRATIONS,
+        *schema_meta.MIGRATIONS,
     ]

@@ -1,0 +1,215 @@
+"""Imageboard post metadata: `tuiops meta import|search|tags`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuiops.commands import (
+    Choice,
+    CommandContext,
+    IntRange,
+    Param,
+    PathType,
+    Result,
+    command,
+    json_param,
+    quiet_param,
+)
+
+_SHOWN_PROBLEMS = 20
+
+
+def _problems_text(problems: list[str]) -> list[str]:
+    lines = problems[:_SHOWN_PROBLEMS]
+    if len(problems) > _SHOWN_PROBLEMS:
+        lines.append(f"… and {len(problems) - _SHOWN_PROBLEMS} more (all of them with --json)")
+    return lines
+
+
+@command(
+    "meta import",
+    Param("source", type=PathType(exists=True, dir_okay=False), required=True, metavar="FILE"),
+    Param(
+        "booru",
+        ("--booru",),
+        default="danbooru",
+        show_default=True,
+        help="The booru the posts' ids belong to (the BOORU of the images' keys).",
+    ),
+    Param(
+        "fmt",
+        ("--format",),
+        type=Choice(("danbooru-jsonl", "csv", "json")),
+        help="The file's format (default: from its name; .csv, .json, else JSON lines).",
+    ),
+    Param(
+        "replace",
+        ("--replace",),
+        is_flag=True,
+        help="Remove the booru's stored posts that the file does not hold (default: update and add only).",
+    ),
+    Param(
+        "md5",
+        ("--md5",),
+        is_flag=True,
+        secondary=("--no-md5",),
+        default=True,
+        show_default=True,
+        help="Read the pool's files to compare their md5 with the posts' (--no-md5: sizes only).",
+    ),
+    quiet_param(),
+    json_param(),
+)
+def meta_import(
+    ctx: CommandContext,
+    source: str,
+    booru: str,
+    fmt: str | None,
+    replace: bool,
+    md5: bool,
+    quiet: bool,
+    as_json: bool,
+) -> Result:
+    """Import imageboard post metadata (tags, rating, score, size, md5) keyed by BOORU+FID.
+
+    Formats: Danbooru-style JSON lines (the public metadata dumps and the API: id,
+    tag_string, tag_string_general|artist|copyright|character|meta, rating, score,
+    fav_count, image_width, image_height, md5, file_ext, file_size, created_at); CSV
+    with a header, an id (or key) column and a tags column of space-separated tags
+    (gelbooru, yandere); a JSON array of posts. The file is streamed and imported in
+    one transaction: an interrupted import leaves the store as it was. A post already
+    stored is updated when the file says otherwise; --replace also removes the booru's
+    posts the file does not hold. Lines that are not posts are listed as FILE:LINE and
+    left out; an id given twice keeps its later line. Posts whose image is not in the
+    pool are kept and counted. Where a scanned file of the post's image exists, its
+    size and md5 are compared with the post's (a re-encoded or wrong file is listed and
+    recorded in meta_checks).
+
+    \b
+    Examples:
+      tuiops meta import posts.json --booru danbooru
+      tuiops meta import gelbooru.csv --booru gelbooru --no-md5
+    """
+    from tuiops.ops.meta import import_meta
+
+    with ctx.progress("meta import", quiet=quiet or as_json) as prog:
+        s = import_meta(ctx.workspace, source, booru=booru, fmt=fmt, replace=replace, md5=md5, progress=prog)
+
+    def text() -> str:
+        lines = [
+            f"{s.source}: {s.posts} posts of {s.booru} in {s.elapsed:.1f} s: {s.new} new, "
+            f"{s.updated} updated, {s.unchanged} unchanged"
+            + (f", {s.removed} removed" if s.replace_used else ""),
+            f"  {s.with_image} with an image in the pool, {s.without_image} without (kept)",
+            f"  {s.bad_lines} bad lines left out, {s.duplicates} ids given twice (later line kept), "
+            f"{s.new_tags} new tags",
+            f"  {s.checked_files} files checked: {s.size_mismatches} size and {s.md5_mismatches} md5 mismatches",
+        ]
+        return "\n".join(lines)
+
+    return Result(s.to_dict(), text, warnings=_problems_text(s.problems))
+
+
+@command(
+    "meta search",
+    Param("query", required=True, metavar="QUERY"),
+    Param("limit", ("--limit",), type=IntRange(min=0), default=20, show_default=True, help="Posts to show."),
+    Param(
+        "save_name",
+        ("--save",),
+        help="Save the pool's images of the posts found as a selection of this name (for ops, review).",
+    ),
+    Param(
+        "replace", ("--replace",), is_flag=True, help="With --save: replace a saved selection of that name."
+    ),
+    json_param(),
+)
+def meta_search(
+    ctx: CommandContext, query: str, limit: int, save_name: str | None, replace: bool, as_json: bool
+) -> Result:
+    """Find posts with the booru search syntax: count them, show the first, save their images.
+
+    Space is AND, -tag is NOT, ~a ~b is a OR b, * matches any text (*_hair, long_*);
+    metatags: rating:g|s|q|e (or a list: rating:q,e), score:>10, favcount:, width:>=1024,
+    height:, id:, tagcount:, filesize: (N, >N, >=N, <N, <=N, A..B), md5:, booru:,
+    filetype:, has:image, order:score|score_asc|favcount|tagcount|id|id_desc|random;
+    categories: character:saber, artist:, copyright:, general:, meta:. Tags match
+    exactly as imported; errors point at the column.
+
+    \b
+    Examples:
+      tuiops meta search "1girl solo -monochrome rating:s"
+      tuiops meta search "holding_sword ~1girl ~1boy score:>10 order:score" --save swords
+    """
+    from tuiops.ops.meta import count_posts, items_sql, search_posts
+
+    ws = ctx.workspace
+    store = ws.store
+    total, compiled = count_posts(store, query)
+    posts, _ = search_posts(store, query, limit=limit)
+    data: dict[str, Any] = {
+        "query": query,
+        "posts": total,
+        "shown": posts.to_dicts(),
+        "warnings": compiled.warnings,
+    }
+    with store.connection() as conn:
+        sql, params, _ = items_sql(conn, query)
+        keys = [r[0] for r in conn.execute(f"SELECT DISTINCT key FROM items WHERE id IN ({sql})", params)]
+    data["images"] = len(keys)
+    if save_name:
+        from tuiops.ops.select import SelectionSpec, save_selection
+
+        if not keys:
+            from tuiops.errors import NotFoundError
+
+            raise NotFoundError(
+                f"no image in the pool matches {query!r}; nothing saved",
+                hint="check the query with `tuiops meta search` and scan the pool first",
+            )
+        save_selection(ws, save_name, SelectionSpec(keys=keys), replace=replace, note=f"meta search {query}")
+        data["saved"] = save_name
+
+    def text() -> str:
+        lines = [f"{total} posts, {len(keys)} of their images in the pool"]
+        for r in data["shown"]:
+            tags = r["tags"] if len(r["tags"]) <= 80 else r["tags"][:77] + "…"
+            lines.append(
+                f"  {r['booru']} {r['fid']:>9}  {r['rating'] or '-'}  score {r['score'] if r['score'] is not None else '-':>5}  {tags}"
+            )
+        if save_name:
+            lines.append(f"saved {len(keys)} images as selection {save_name!r}")
+        return "\n".join(lines)
+
+    return Result(data, text, warnings=compiled.warnings)
+
+
+@command(
+    "meta tags",
+    Param("query", required=False, metavar="[QUERY]"),
+    Param("limit", ("--limit",), type=IntRange(min=1), default=50, show_default=True, help="Tags to list."),
+    json_param(),
+)
+def meta_tags(ctx: CommandContext, query: str | None, limit: int, as_json: bool) -> Result:
+    """The most frequent tags, with their category and post count: of every post, or of the
+    posts a booru search QUERY finds.
+
+    \b
+    Examples:
+      tuiops meta tags
+      tuiops meta tags "holding_sword rating:s" --limit 20
+    """
+    from tuiops.ops.meta import tag_counts
+
+    frame = tag_counts(ctx.workspace.store, query, limit=limit)
+    rows = frame.to_dicts()
+
+    def text() -> str:
+        if not rows:
+            return "(no tags; import post metadata with `tuiops meta import`)"
+        width = max(len(r["tag"]) for r in rows)
+        return "\n".join(
+            f"{r['posts']:>9}  {r['tag']:<{width}}  {r['category'] or ''}".rstrip() for r in rows
+        )
+
+    return Result(rows, text)

@@ -1,0 +1,454 @@
+"""`meta import`: post metadata into the store, streamed, in one transaction.
+
+The file is read one record at a time and written in batches, so a dump of millions of
+posts takes memory for one batch and the tag vocabulary. Everything an import writes
+commits together: a failure, Ctrl+C or a kill leaves the store as it was.
+
+A post is keyed by booru and id. A post already stored is updated when the file says
+something else about it and left alone when it says the same (a re-import of a file
+changes nothing); with ``replace`` the booru's posts that the file does not hold are
+removed. A line that is not a post is reported as ``file:line: message`` and left out; a
+post id given twice is reported and the later line kept. Posts whose image is not in
+the pool are kept and counted. Where a scanned file of a post's image exists, its size
+and md5 are compared with the post's (``md5=False`` compares sizes only, without reading
+files); a difference is reported and recorded in ``meta_checks``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuiops.errors import InputError, UsageError
+from tuiops.ops.base import CancelToken, ProgressFn, Reporter
+from tuiops.ops.meta.records import FORMATS, BadLine, Post, read_csv, read_json, read_jsonl
+from tuiops.store import utcnow
+
+if TYPE_CHECKING:
+    from tuiops.workspace import Workspace
+
+BATCH = 20_000
+
+#: Columns of ``meta_posts`` an import writes, in this order (after ``id``).
+_FIELDS = (
+    "booru",
+    "fid",
+    "rating",
+    "score",
+    "fav_count",
+    "width",
+    "height",
+    "md5",
+    "file_ext",
+    "file_size",
+    "created_at",
+    "tags",
+    "tag_count",
+)
+#: The fields that decide whether a stored post changed (all but booru and fid).
+_COMPARED = _FIELDS[2:]
+
+
+@dataclass
+class ImportSummary:
+    """What an import read, wrote and left out."""
+
+    source: str
+    booru: str
+    format: str
+    replace_used: bool = False
+    import_id: int = 0
+    lines: int = 0
+    posts: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    bad_lines: int = 0
+    duplicates: int = 0
+    with_image: int = 0
+    without_image: int = 0
+    new_tags: int = 0
+    checked_files: int = 0
+    size_mismatches: int = 0
+    md5_mismatches: int = 0
+    elapsed: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SeenIds:
+    """Which post ids of one booru a file has given so far: a bit map (a set past 2**28)."""
+
+    LIMIT = 1 << 28
+
+    def __init__(self) -> None:
+        self.bits = bytearray()
+        self.big: set[int] = set()
+
+    def add(self, fid: int) -> bool:
+        """Mark ``fid``; true when it was marked already."""
+        if fid >= self.LIMIT:
+            seen = fid in self.big
+            self.big.add(fid)
+            return seen
+        byte, bit = fid >> 3, 1 << (fid & 7)
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(max(byte + 1 - len(self.bits), len(self.bits))))
+        seen = bool(self.bits[byte] & bit)
+        self.bits[byte] |= bit
+        return seen
+
+    def __contains__(self, fid: int) -> bool:
+        if fid >= self.LIMIT:
+            return fid in self.big
+        byte = fid >> 3
+        return byte < len(self.bits) and bool(self.bits[byte] & (1 << (fid & 7)))
+
+
+class _Writer:
+    """The state of one import inside its transaction: vocabulary, ids, counts."""
+
+    def __init__(self, conn: sqlite3.Connection, summary: ImportSummary, source: str) -> None:
+        self.conn = conn
+        self.s = summary
+        self.source = source
+        self.vocab: dict[str, int] = {}
+        self.known_cat: dict[int, str | None] = {}
+        for tid, name, cat in conn.execute("SELECT id, name, category FROM meta_tags"):
+            self.vocab[name] = tid
+            self.known_cat[tid] = cat
+        self.next_tag = (conn.execute("SELECT max(id) FROM meta_tags").fetchone()[0] or 0) + 1
+        self.next_post = (conn.execute("SELECT max(id) FROM meta_posts").fetchone()[0] or 0) + 1
+        self.had_posts: set[str] = {r[0] for r in conn.execute("SELECT DISTINCT booru FROM meta_posts")}
+        self.seen: dict[str, SeenIds] = {}
+        #: Posts given twice in the file whose earlier line was written in an earlier batch.
+        self.again: set[tuple[str, int]] = set()
+
+    # -- tags ------------------------------------------------------------------------------
+    def _tok(
+        self, post: Post, new_tags: list[tuple[int, str, str | None]], cats: list[tuple[str, int]]
+    ) -> str:
+        ids = []
+        vocab = self.vocab
+        for t in post.tags:
+            tid = vocab.get(t)
+            if tid is None:
+                tid = self.next_tag
+                self.next_tag += 1
+                vocab[t] = tid
+                cat = post.categories.get(t)
+                self.known_cat[tid] = cat
+                new_tags.append((tid, t, cat))
+            elif post.categories and self.known_cat.get(tid) is None and t in post.categories:
+                self.known_cat[tid] = post.categories[t]
+                cats.append((post.categories[t], tid))
+            ids.append(tid)
+        return " ".join(f"t{i}" for i in ids)
+
+    def old_tok(self, tags: str) -> str:
+        return " ".join(f"t{self.vocab[t]}" for t in tags.split())
+
+    # -- one batch ---------------------------------------------------------------------------
+    def _existing(self, booru: str, fids: list[int]) -> dict[int, tuple[Any, ...]]:
+        cols = ", ".join(("fid", "id", *_COMPARED))
+        out: dict[int, tuple[Any, ...]] = {}
+        for i in range(0, len(fids), 500):
+            chunk = fids[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self.conn.execute(
+                f"SELECT {cols} FROM meta_posts WHERE booru = ? AND fid IN ({marks})", [booru, *chunk]
+            ):
+                out[row[0]] = row[1:]
+        return out
+
+    def write(self, batch: dict[tuple[str, int], Post]) -> None:
+        """Write a batch of posts (one per key): new ones inserted, changed ones updated."""
+        new_tags: list[tuple[int, str, str | None]] = []
+        cats: list[tuple[str, int]] = []
+        by_booru: dict[str, list[int]] = {}
+        lookup: dict[str, list[int]] = {}
+        rows: list[tuple[Post, tuple[Any, ...], str]] = []
+        for (booru, fid), post in batch.items():
+            tok = self._tok(post, new_tags, cats)
+            values = (
+                post.rating,
+                post.score,
+                post.fav_count,
+                post.width,
+                post.height,
+                post.md5,
+                post.file_ext,
+                post.file_size,
+                post.created_at,
+                " ".join(post.tags),
+                len(post.tags),
+            )
+            rows.append((post, values, tok))
+            by_booru.setdefault(booru, []).append(fid)
+            if booru in self.had_posts or (booru, fid) in self.again:
+                lookup.setdefault(booru, []).append(fid)
+        if new_tags:
+            self.conn.executemany("INSERT INTO meta_tags(id, name, category) VALUES (?, ?, ?)", new_tags)
+            self.s.new_tags += len(new_tags)
+        if cats:
+            self.conn.executemany("UPDATE meta_tags SET category = ? WHERE id = ?", cats)
+        existing: dict[tuple[str, int], tuple[Any, ...]] = {}
+        for booru, fids in lookup.items():
+            for fid, row in self._existing(booru, fids).items():
+                existing[(booru, fid)] = row
+        inserts, fts_new, updates, fts_del = [], [], [], []
+        import_id = self.s.import_id
+        for post, values, tok in rows:
+            old = existing.get((post.booru, post.fid))
+            if old is None:
+                pid = self.next_post
+                self.next_post += 1
+                inserts.append((pid, post.booru, post.fid, *values, import_id, post.line))
+                fts_new.append((pid, tok))
+                self.s.new += 1
+            elif tuple(old[1:]) == values:
+                self.s.unchanged += 1
+            else:
+                pid = old[0]
+                updates.append((*values, import_id, post.line, pid))
+                fts_del.append((pid, self.old_tok(old[-2])))
+                fts_new.append((pid, tok))
+                self.s.updated += 1
+        conn = self.conn
+        if inserts:
+            marks = ", ".join("?" for _ in range(len(_FIELDS) + 3))
+            conn.executemany(
+                f"INSERT INTO meta_posts(id, {', '.join(_FIELDS)}, import_id, line) VALUES ({marks})", inserts
+            )
+        if updates:
+            sets = ", ".join(f"{c} = ?" for c in (*_COMPARED, "import_id", "line"))
+            conn.executemany(f"UPDATE meta_posts SET {sets} WHERE id = ?", updates)
+        if fts_del:
+            conn.executemany("INSERT INTO meta_fts(meta_fts, rowid, tok) VALUES ('delete', ?, ?)", fts_del)
+        if fts_new:
+            conn.executemany("INSERT INTO meta_fts(rowid, tok) VALUES (?, ?)", fts_new)
+        for booru, fids in by_booru.items():
+            self._count_images(booru, fids)
+
+    def _count_images(self, booru: str, fids: list[int]) -> None:
+        have = 0
+        for i in range(0, len(fids), 500):
+            chunk = fids[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            have += self.conn.execute(
+                "SELECT count(DISTINCT i.fid) FROM items i WHERE i.booru = ? AND i.fid IN "
+                f"({marks}) AND EXISTS (SELECT 1 FROM files f WHERE f.item_id = i.id AND f.status = 'ok')",
+                [booru, *chunk],
+            ).fetchone()[0]
+        self.s.with_image += have
+        self.s.without_image += len(fids) - have
+
+    # -- replace ------------------------------------------------------------------------------
+    def remove_unseen(self, booru: str) -> None:
+        """Remove the booru's posts that this file did not hold."""
+        seen = self.seen.get(booru, SeenIds())
+        gone = [
+            (pid, tags)
+            for pid, fid, tags in self.conn.execute(
+                "SELECT id, fid, tags FROM meta_posts WHERE booru = ?", (booru,)
+            )
+            if fid not in seen
+        ]
+        self.conn.executemany(
+            "INSERT INTO meta_fts(meta_fts, rowid, tok) VALUES ('delete', ?, ?)",
+            ((pid, self.old_tok(tags)) for pid, tags in gone),
+        )
+        self.conn.executemany("DELETE FROM meta_checks WHERE post_id = ?", ((pid,) for pid, _ in gone))
+        self.conn.executemany("DELETE FROM meta_posts WHERE id = ?", ((pid,) for pid, _ in gone))
+        self.s.removed += len(gone)
+
+
+def _records(ws: Workspace, path: Path, fmt: str, booru: str, rep: Reporter) -> Iterator[Post | BadLine]:
+    def on_bytes(n: int) -> None:
+        rep.update(n)
+
+    def parse_key(name: str) -> tuple[str | None, int | None]:
+        k = ws.parse_key(name)
+        return k.booru, k.fid
+
+    if fmt == "danbooru-jsonl":
+        return read_jsonl(path, booru, on_bytes)
+    if fmt == "csv":
+        return read_csv(path, booru, parse_key, on_bytes)
+    return read_json(path, booru, parse_key, on_bytes)
+
+
+def guess_format(path: Path) -> str:
+    """The format a file's name suggests (``.csv``, ``.json``; anything else JSON lines)."""
+    name = path.name.lower()
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith(".json"):
+        return "json"
+    return "danbooru-jsonl"
+
+
+def _file_md5(path: str) -> str | None:
+    h = hashlib.md5(usedforsecurity=False)
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def check_files(
+    conn: sqlite3.Connection, s: ImportSummary, boorus: list[str], *, md5: bool, source: str
+) -> None:
+    """Compare the size and md5 of each post of ``boorus`` with its scanned files."""
+    marks = ", ".join("?" for _ in boorus)
+    conn.execute(
+        f"DELETE FROM meta_checks WHERE post_id IN (SELECT id FROM meta_posts WHERE booru IN ({marks}))",
+        boorus,
+    )
+    rows = conn.execute(
+        "SELECT p.id, p.booru, p.fid, p.line, p.import_id, lower(p.md5), p.file_size, f.id, f.size, "
+        "f.mtime_ns, pl.root, f.relpath, m.md5, m.size, m.mtime_ns "
+        "FROM meta_posts p JOIN items i ON i.booru = p.booru AND i.fid = p.fid "
+        "JOIN files f ON f.item_id = i.id AND f.status = 'ok' JOIN pools pl ON pl.id = f.pool_id "
+        "LEFT JOIN meta_md5 m ON m.file_id = f.id "
+        f"WHERE p.booru IN ({marks}) AND (p.md5 IS NOT NULL OR p.file_size IS NOT NULL) ORDER BY p.id, f.id",
+        boorus,
+    ).fetchall()
+    checks, cached = [], []
+    for (
+        pid,
+        booru,
+        fid,
+        line,
+        imp,
+        want_md5,
+        want_size,
+        file_id,
+        size,
+        mtime,
+        root,
+        rel,
+        c_md5,
+        c_size,
+        c_mtime,
+    ) in rows:
+        s.checked_files += 1
+        where = f"{source}:{line}" if imp == s.import_id else f"post {booru} {fid}"
+        path = os.path.join(root, rel)
+        if want_size is not None and size is not None and want_size != size:
+            s.size_mismatches += 1
+            checks.append((pid, file_id, "size", str(want_size), str(size), s.import_id))
+            s.problems.append(
+                f"{where}: {path} has {size} bytes but post {booru} {fid} says {want_size} "
+                "(a re-encoded or wrong file)"
+            )
+        if not (md5 and want_md5):
+            continue
+        got = c_md5 if (c_md5 is not None and c_size == size and c_mtime == mtime) else None
+        if got is None:
+            got = _file_md5(path)
+            if got is None:
+                s.problems.append(f"{where}: {path} could not be read for its md5")
+                continue
+            cached.append((file_id, size, mtime, got))
+        if got != want_md5:
+            s.md5_mismatches += 1
+            checks.append((pid, file_id, "md5", want_md5, got, s.import_id))
+            s.problems.append(
+                f"{where}: {path} has md5 {got} but post {booru} {fid} says {want_md5} "
+                "(a re-encoded or wrong file)"
+            )
+    conn.executemany(
+        "INSERT OR REPLACE INTO meta_md5(file_id, size, mtime_ns, md5) VALUES (?, ?, ?, ?)", cached
+    )
+    conn.executemany("INSERT OR REPLACE INTO meta_checks VALUES (?, ?, ?, ?, ?, ?)", checks)
+
+
+def import_meta(
+    ws: Workspace,
+    source: str | os.PathLike[str],
+    *,
+    booru: str = "danbooru",
+    fmt: str | None = None,
+    replace: bool = False,
+    md5: bool = True,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+) -> ImportSummary:
+    """Import a post metadata file (see the module's notes); one transaction."""
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"no metadata file {path}", hint="give the path of a .jsonl, .csv or .json file")
+    fmt = fmt or guess_format(path)
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown metadata format {fmt!r}", hint=f"--format {'|'.join(FORMATS)}")
+    booru = booru.strip().lower()
+    if not booru:
+        raise UsageError("the booru name is empty", hint="--booru danbooru")
+    t0 = time.perf_counter()
+    s = ImportSummary(str(path), booru, fmt, replace)
+    rep = Reporter("meta import", progress, cancel, total=path.stat().st_size)
+    store = ws.store
+    with store.transaction() as conn:
+        s.import_id = conn.execute(
+            "INSERT INTO meta_imports(source, booru, format, replace, started) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (str(path), booru, fmt, int(replace), utcnow()),
+        ).fetchone()[0]
+        w = _Writer(conn, s, str(path))
+        batch: dict[tuple[str, int], Post] = {}
+        boorus: dict[str, None] = {booru: None}
+        for rec in _records(ws, path, fmt, booru, rep):
+            s.lines = rec.line
+            if isinstance(rec, BadLine):
+                s.bad_lines += 1
+                s.problems.append(f"{path}:{rec.line}: {rec.message}; left out")
+                continue
+            s.posts += 1
+            boorus[rec.booru] = None
+            seen = w.seen.setdefault(rec.booru, SeenIds())
+            if seen.add(rec.fid):
+                s.duplicates += 1
+                s.problems.append(
+                    f"{path}:{rec.line}: post {rec.booru} {rec.fid} was given before in this file; "
+                    "this later line is kept"
+                )
+                key = (rec.booru, rec.fid)
+                if key in batch:
+                    del batch[key]
+                    s.posts -= 1
+                else:
+                    w.again.add(key)
+            batch[(rec.booru, rec.fid)] = rec
+            if len(batch) >= BATCH:
+                w.write(batch)
+                batch = {}
+        if batch:
+            w.write(batch)
+        if replace:
+            for b in boorus:
+                w.remove_unseen(b)
+        check_files(conn, s, list(boorus), md5=md5, source=str(path))
+        s.elapsed = time.perf_counter() - t0
+        summary = {k: v for k, v in s.to_dict().items() if k != "problems"}
+        conn.execute(
+            "UPDATE meta_imports SET finished = ?, summary = ? WHERE id = ?",
+            (utcnow(), json.dumps(summary), s.import_id),
+        )
+    rep.update(rep.total or 0, force=True)
+    return s
+
+
+__all__ = ["BATCH", "ImportSummary", "SeenIds", "check_files", "guess_format", "import_meta"]
