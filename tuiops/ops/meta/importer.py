@@ -390,7 +390,7 @@ def import_meta(
 ) -> ImportSummary:
     """Import a post metadata file (see the module's notes); one transaction."""
     path = Path(source)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         raise InputError(f"no metadata file {path}", hint="give the path of a .jsonl, .csv or .json file")
     fmt = fmt or guess_format(path)
     if fmt not in FORMATS:
@@ -400,7 +400,7 @@ def import_meta(
         raise UsageError("the booru name is empty", hint="--booru danbooru")
     t0 = time.perf_counter()
     s = ImportSummary(str(path), booru, fmt, replace)
-    rep = Reporter("meta import", progress, cancel, total=path.stat().st_size)
+    rep = Reporter("meta import", progress, cancel, total=path.stat().st_size or None)
     store = ws.store
     with store.transaction() as conn:
         s.import_id = conn.execute(
@@ -416,10 +416,11 @@ def import_meta(
                 s.bad_lines += 1
                 s.problems.append(f"{path}:{rec.line}: {rec.message}; left out")
                 continue
-            s.posts += 1
             boorus[rec.booru] = None
             seen = w.seen.setdefault(rec.booru, SeenIds())
-            if seen.add(rec.fid):
+            if not seen.add(rec.fid):
+                s.posts += 1
+            else:
                 s.duplicates += 1
                 s.problems.append(
                     f"{path}:{rec.line}: post {rec.booru} {rec.fid} was given before in this file; "
@@ -428,7 +429,6 @@ def import_meta(
                 key = (rec.booru, rec.fid)
                 if key in batch:
                     del batch[key]
-                    s.posts -= 1
                 else:
                     w.again.add(key)
             batch[(rec.booru, rec.fid)] = rec
