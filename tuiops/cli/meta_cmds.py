@@ -15,3 +15,5 @@ def meta_group() -> None:
 
 for _name in ("import", "search", "tags"):
     add(meta_group, ("meta", _name))
+
+add(cli, ("gather",))

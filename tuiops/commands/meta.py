@@ -7,6 +7,7 @@ from typing import Any
 from tuiops.commands import (
     Choice,
     CommandContext,
+    FloatRange,
     IntRange,
     Param,
     PathType,
@@ -213,3 +214,173 @@ def meta_tags(ctx: CommandContext, query: str | None, limit: int, as_json: bool)
         )
 
     return Result(rows, text)
+
+
+@command(
+    "gather",
+    Param("run", ("--run",), help="The detection run whose detections make good and bad samples."),
+    Param(
+        "label_set",
+        ("--set",),
+        help="The label set being grown: its images are left out, its labels give the aspect ranges.",
+    ),
+    Param(
+        "good", ("--good",), is_flag=True, help="Gather good samples: every detection confident and in shape."
+    ),
+    Param(
+        "bad",
+        ("--bad",),
+        is_flag=True,
+        help="Gather bad samples: low-probability detections, adjacent-class conflicts, disproportional boxes.",
+    ),
+    Param(
+        "new",
+        ("--new",),
+        metavar="QUERY",
+        help="Gather new samples: images whose tags match this booru search.",
+    ),
+    Param(
+        "missing",
+        ("--missing-class",),
+        multiple=True,
+        help="With --new: only images with no detection of this class (repeatable; default: no detection at all).",
+    ),
+    Param(
+        "quota", ("--quota",), type=IntRange(min=1), default=100, show_default=True, help="Images per kind."
+    ),
+    Param("per_class", ("--per-class",), type=IntRange(min=1), help="Images per class within a kind."),
+    Param(
+        "exclude_sets",
+        ("--exclude-set",),
+        multiple=True,
+        help="Leave out this label set's images (repeatable).",
+    ),
+    Param(
+        "conf",
+        ("--conf",),
+        type=FloatRange(0.0, 1.0),
+        default=0.5,
+        show_default=True,
+        help="Confident: good samples' detections and disproportional bad ones score at least this.",
+    ),
+    Param(
+        "low",
+        ("--low",),
+        type=FloatRange(0.0, 1.0),
+        default=0.4,
+        show_default=True,
+        help="Low probability: a detection scoring below this (and at least --floor) is a bad sample.",
+    ),
+    Param(
+        "floor",
+        ("--floor",),
+        type=FloatRange(0.0, 1.0),
+        default=0.1,
+        show_default=True,
+        help="Detections scoring below this are ignored.",
+    ),
+    Param(
+        "conflict_iou",
+        ("--conflict-iou",),
+        type=FloatRange(0.0, 1.0),
+        default=0.5,
+        show_default=True,
+        help="Two detections of different classes overlapping at least this much conflict.",
+    ),
+    Param(
+        "max_distance",
+        ("--max-distance",),
+        type=IntRange(-1, 32),
+        default=4,
+        show_default=True,
+        help="Near-duplicates: perceptual hashes within this many bits (-1: no collapsing).",
+    ),
+    Param("save_name", ("--save",), help="Save the images as a selection of this name (ops copy, review)."),
+    Param(
+        "replace", ("--replace",), is_flag=True, help="With --save: replace a saved selection of that name."
+    ),
+    quiet_param(),
+    json_param(),
+)
+def gather_cmd(
+    ctx: CommandContext,
+    run: str | None,
+    label_set: str | None,
+    good: bool,
+    bad: bool,
+    new: str | None,
+    missing: tuple[str, ...],
+    quota: int,
+    per_class: int | None,
+    exclude_sets: tuple[str, ...],
+    conf: float,
+    low: float,
+    floor: float,
+    conflict_iou: float,
+    max_distance: int,
+    save_name: str | None,
+    replace: bool,
+    quiet: bool,
+    as_json: bool,
+) -> Result:
+    """Gather images for the next labelling cycle: good, bad and new samples, each with its reason.
+
+    good: images whose every detection (at or above --floor) scores at least --conf and
+    passes the quality checks (not disproportional, not at the border, neither too
+    small nor too large). bad: a low-probability detection (--floor ≤ score < --low),
+    an adjacent-class conflict (two detections of different classes with IoU ≥
+    --conflict-iou; conflict score = IoU × the lower of the two scores), or a confident
+    disproportional box. new: images whose post metadata matches the booru search
+    --new and that have no detection of --missing-class. Images of --set and
+    --exclude-set are left out, near-duplicates collapsed to the best ranked, and each
+    kind fills --quota images, drawing the classes in turn (--per-class caps each). The
+    reasons are kept with the saved selection (table gather_picks).
+
+    \b
+    Examples:
+      tuiops gather --run v41 --set master --good --bad --quota 200 --save next
+      tuiops gather --run v41 --new "holding_sword" --missing-class hand --save swords
+      tuiops ops copy --selection next --to review/next
+    """
+    from tuiops.ops.meta.gather import gather
+
+    kinds = [k for k, on in (("good", good), ("bad", bad), ("new", bool(new))) if on]
+    with ctx.progress("gather", quiet=quiet or as_json) as prog:
+        res = gather(
+            ctx.workspace,
+            run=run,
+            label_set=label_set,
+            kinds=kinds,
+            new=new,
+            missing=missing,
+            quota=quota,
+            per_class=per_class,
+            exclude_sets=exclude_sets,
+            conf=conf,
+            low=low,
+            floor=floor,
+            conflict_iou=conflict_iou,
+            max_distance=max_distance,
+            save=save_name,
+            replace=replace,
+            progress=prog,
+        )
+    data = res.to_dict()
+
+    def text() -> str:
+        per = ", ".join(f"{k} {data['per_kind'].get(k, 0)} of {n}" for k, n in res.candidates.items())
+        lines = [
+            f"gathered {res.picks.height} images ({per} candidates); {res.near_duplicates} near-duplicates "
+            f"collapsed, {res.over_quota} over the quota"
+        ]
+        for r in data["picks"][:50]:
+            lines.append(f"  {r['key']:<24} {r['kind']:<4} {r['class'] or '-':<12} {r['reason']}")
+        if len(data["picks"]) > 50:
+            lines.append(f"  … {len(data['picks']) - 50} more (all of them with --json)")
+        if res.saved:
+            lines.append(
+                f"saved as selection {res.saved!r}: `tuiops ops copy --selection {res.saved} --to DIR`"
+            )
+        return "\n".join(lines)
+
+    return Result(data, text, warnings=res.warnings)

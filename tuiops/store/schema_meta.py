@@ -18,6 +18,8 @@
   (``kind`` ``md5`` or ``size``, what the post says and what the file has).
 - ``meta_md5``: the md5 of a scanned file, cached by size and mtime so a re-import reads a
   file once.
+- ``gather_picks``: the images a ``gather`` saved as a selection, each with its kind
+  (``good``, ``bad``, ``new``), class and reason.
 - ``v_images`` gains the post's ``tags``, ``rating`` and ``score``.
 """
 
@@ -78,6 +80,18 @@ MIGRATIONS: list[tuple[str, str]] = [
             mtime_ns INTEGER,
             md5 TEXT NOT NULL
         );
+        CREATE TABLE gather_picks (
+            selection TEXT NOT NULL,
+            key TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            class TEXT,
+            reason TEXT NOT NULL,
+            rank REAL,
+            PRIMARY KEY (selection, key)
+        ) WITHOUT ROWID;
+        CREATE TRIGGER selections_gather_cleanup AFTER DELETE ON selections BEGIN
+            DELETE FROM gather_picks WHERE selection = OLD.name;
+        END;
         DROP VIEW v_images;
         CREATE VIEW v_images AS
             SELECT f.id AS file_id, p.name AS pool, f.relpath, i.key, i.booru, i.fid, f.keyed,
