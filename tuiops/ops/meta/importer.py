@@ -122,11 +122,14 @@ class _Writer:
         self.conn = conn
         self.s = summary
         self.source = source
-        self.vocab: dict[str, int] = {}
-        self.known_cat: dict[int, str | None] = {}
+        #: tag name → its index token (``t<id>``)
+        self.vocab: dict[str, str] = {}
+        #: tags whose category is not known yet
+        self.no_category: set[str] = set()
         for tid, name, cat in conn.execute("SELECT id, name, category FROM meta_tags"):
-            self.vocab[name] = tid
-            self.known_cat[tid] = cat
+            self.vocab[name] = f"t{tid}"
+            if cat is None:
+                self.no_category.add(name)
         self.next_tag = (conn.execute("SELECT max(id) FROM meta_tags").fetchone()[0] or 0) + 1
         self.next_post = (conn.execute("SELECT max(id) FROM meta_posts").fetchone()[0] or 0) + 1
         self.had_posts: set[str] = {r[0] for r in conn.execute("SELECT DISTINCT booru FROM meta_posts")}
@@ -136,27 +139,30 @@ class _Writer:
 
     # -- tags ------------------------------------------------------------------------------
     def _tok(
-        self, post: Post, new_tags: list[tuple[int, str, str | None]], cats: list[tuple[str, int]]
+        self, post: Post, new_tags: list[tuple[int, str, str | None]], cats: list[tuple[str, str]]
     ) -> str:
-        ids = []
         vocab = self.vocab
-        for t in post.tags:
-            tid = vocab.get(t)
-            if tid is None:
+        try:
+            tok = " ".join(map(vocab.__getitem__, post.tags))
+        except KeyError:
+            fresh = {t for t in post.tags if t not in vocab}
+            categories = post.categories(fresh)
+            for t in dict.fromkeys(t for t in post.tags if t in fresh):
                 tid = self.next_tag
                 self.next_tag += 1
-                vocab[t] = tid
-                cat = post.categories.get(t)
-                self.known_cat[tid] = cat
-                new_tags.append((tid, t, cat))
-            elif post.categories and self.known_cat.get(tid) is None and t in post.categories:
-                self.known_cat[tid] = post.categories[t]
-                cats.append((post.categories[t], tid))
-            ids.append(tid)
-        return " ".join(f"t{i}" for i in ids)
+                vocab[t] = f"t{tid}"
+                new_tags.append((tid, t, categories.get(t)))
+            tok = " ".join(map(vocab.__getitem__, post.tags))
+        if self.no_category and not self.no_category.isdisjoint(post.tags):
+            # a stored tag without a category takes the one the first post naming it gives, if any
+            unknown = self.no_category.intersection(post.tags)
+            for t, cat in post.categories(unknown).items():
+                cats.append((cat, t))
+            self.no_category.difference_update(unknown)
+        return tok
 
     def old_tok(self, tags: str) -> str:
-        return " ".join(f"t{self.vocab[t]}" for t in tags.split())
+        return " ".join([self.vocab[t] for t in tags.split()])
 
     # -- one batch ---------------------------------------------------------------------------
     def _existing(self, booru: str, fids: list[int]) -> dict[int, tuple[Any, ...]]:
@@ -174,7 +180,7 @@ class _Writer:
     def write(self, batch: dict[tuple[str, int], Post]) -> None:
         """Write a batch of posts (one per key): new ones inserted, changed ones updated."""
         new_tags: list[tuple[int, str, str | None]] = []
-        cats: list[tuple[str, int]] = []
+        cats: list[tuple[str, str]] = []
         by_booru: dict[str, list[int]] = {}
         lookup: dict[str, list[int]] = {}
         rows: list[tuple[Post, tuple[Any, ...], str]] = []
@@ -201,7 +207,7 @@ class _Writer:
             self.conn.executemany("INSERT INTO meta_tags(id, name, category) VALUES (?, ?, ?)", new_tags)
             self.s.new_tags += len(new_tags)
         if cats:
-            self.conn.executemany("UPDATE meta_tags SET category = ? WHERE id = ?", cats)
+            self.conn.executemany("UPDATE meta_tags SET category = ? WHERE name = ?", cats)
         existing: dict[tuple[str, int], tuple[Any, ...]] = {}
         for booru, fids in lookup.items():
             for fid, row in self._existing(booru, fids).items():

@@ -37,14 +37,6 @@ FORMATS = ("danbooru-jsonl", "csv", "json")
 #: Danbooru's tag category numbers.
 CATEGORY_CODES = {"0": "general", "1": "artist", "3": "copyright", "4": "character", "5": "meta"}
 
-_INT_FIELDS = (
-    ("score", ("score",)),
-    ("fav_count", ("fav_count", "favcount", "fav_num")),
-    ("width", ("image_width", "width")),
-    ("height", ("image_height", "height")),
-    ("file_size", ("file_size", "filesize")),
-)
-
 
 @dataclass(slots=True)
 class Post:
@@ -63,7 +55,12 @@ class Post:
     file_size: int | None
     created_at: str | None
     tags: list[str]
-    categories: dict[str, str]
+    #: The decoded record, read again for the tags' categories when a tag is new.
+    rec: dict[str, Any]
+
+    def categories(self, names: set[str] | None = None) -> dict[str, str]:
+        """Tag → category, as the record gives them (older dumps' tag objects, tag_string_*)."""
+        return categories_of(self.rec, names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,33 +105,53 @@ def _text(value: Any, name: str) -> str | None:
     raise _Bad(f"{name} {value!r} is not text")
 
 
-def _tags(rec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
-    cats: dict[str, str] = {}
-    raw = rec.get("tag_string", rec.get("tags"))
+def _tags(rec: dict[str, Any]) -> list[str]:
+    raw = rec.get("tag_string")
+    if raw is None:
+        raw = rec.get("tags")
+    if type(raw) is str:
+        return raw.split()
     if isinstance(raw, list):
         tags = []
         for t in raw:
             if isinstance(t, dict) and isinstance(t.get("name"), str):
                 tags.append(t["name"])
-                code = CATEGORY_CODES.get(str(t.get("category")))
-                if code:
-                    cats[t["name"]] = code
             elif isinstance(t, str):
                 tags.append(t)
             else:
                 raise _Bad(f"tag {t!r} is neither text nor a {{name, category}} object")
-    elif isinstance(raw, str):
-        tags = raw.split()
-    elif raw is None:
+        return tags
+    if raw is None:
         raise _Bad("no tag_string or tags")
-    else:
-        raise _Bad(f"tags {raw!r} are not text")
+    raise _Bad(f"tags {raw!r} are not text")
+
+
+def categories_of(rec: dict[str, Any], names: set[str] | None = None) -> dict[str, str]:
+    """Tag → category from a record: tag objects' ``category`` codes, then ``tag_string_*``;
+    only for ``names`` when given."""
+    cats: dict[str, str] = {}
+    raw = rec.get("tag_string", rec.get("tags"))
+    if isinstance(raw, list):
+        for t in raw:
+            if isinstance(t, dict) and isinstance(t.get("name"), str):
+                code = CATEGORY_CODES.get(str(t.get("category")))
+                if code and (names is None or t["name"] in names):
+                    cats.setdefault(t["name"], code)
     for cat in CATEGORIES:
         part = rec.get(f"tag_string_{cat}")
-        if isinstance(part, str):
-            for t in part.split():
+        if isinstance(part, str) and part:
+            found = part.split() if names is None else names.intersection(part.split())
+            for t in found:
                 cats.setdefault(t, cat)
-    return tags, cats
+    return cats
+
+
+def _int_field(rec: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    for k in keys:
+        if k in rec:
+            v = rec[k]
+            return v if type(v) is int else _int(v, keys[0])
+    return None
 
 
 def post_from(
@@ -146,39 +163,38 @@ def post_from(
     if key is not None:
         booru, fid = key(rec)
     else:
-        fid_v = _int(rec.get("id"), "id")
-        if fid_v is None:
+        fid_v = rec.get("id")
+        fid_i = fid_v if type(fid_v) is int else _int(fid_v, "id")
+        if fid_i is None:
             raise _Bad("no id")
-        fid = fid_v
+        fid = fid_i
     if fid < 0:
         raise _Bad(f"id {fid} is negative")
-    tags, cats = _tags(rec)
-    rating_raw = _text(rec.get("rating"), "rating")
+    tags = _tags(rec)
+    rating_raw = rec.get("rating")
     rating = None
-    if rating_raw:
-        rating = RATINGS.get(rating_raw.strip().lower())
+    if rating_raw is not None and rating_raw != "":
+        rating = RATINGS.get(rating_raw) if type(rating_raw) is str else None
         if rating is None:
-            raise _Bad(f"rating {rating_raw!r} is not one of g, s, q, e")
-    ints = {}
-    for name, keys in _INT_FIELDS:
-        value = next((rec[k] for k in keys if k in rec), None)
-        ints[name] = _int(value, keys[0])
-    ext = _text(rec.get("file_ext"), "file_ext")
+            text = _text(rating_raw, "rating") or ""
+            rating = RATINGS.get(text.strip().lower())
+            if rating is None:
+                raise _Bad(f"rating {rating_raw!r} is not one of g, s, q, e")
     return Post(
         line,
         booru,
         fid,
         rating,
-        ints["score"],
-        ints["fav_count"],
-        ints["width"],
-        ints["height"],
+        _int_field(rec, ("score",)),
+        _int_field(rec, ("fav_count", "favcount", "fav_num")),
+        _int_field(rec, ("image_width", "width")),
+        _int_field(rec, ("image_height", "height")),
         _text(rec.get("md5"), "md5"),
-        ext,
-        ints["file_size"],
+        _text(rec.get("file_ext"), "file_ext"),
+        _int_field(rec, ("file_size", "filesize")),
         _text(rec.get("created_at"), "created_at"),
         tags,
-        cats,
+        rec,
     )
 
 
@@ -284,4 +300,14 @@ def read_json(
     on_bytes(len(data))
 
 
-__all__ = ["CATEGORY_CODES", "FORMATS", "BadLine", "Post", "post_from", "read_csv", "read_json", "read_jsonl"]
+__all__ = [
+    "CATEGORY_CODES",
+    "FORMATS",
+    "BadLine",
+    "Post",
+    "categories_of",
+    "post_from",
+    "read_csv",
+    "read_json",
+    "read_jsonl",
+]
