@@ -125,6 +125,7 @@ def searches(ws_dir: Path, dump: Path) -> None:
     from tuiops.workspace import Workspace
 
     ws = Workspace.open(ws_dir)
+    count_posts(ws.store, "solo")  # the store opened and the index read once, as in a running app
     queries = ["1girl solo -monochrome", "1girl solo -monochrome rating:s", "*_hair", "long_* score:>100"]
     tags = pl.read_ndjson(dump, schema={"tag_string": pl.String}).get_column("tag_string")
     for q in queries:

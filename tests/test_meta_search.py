@@ -173,6 +173,8 @@ def search(ws, query: str) -> list[int]:  # type: ignore[no-untyped-def]
 
 
 def test_drawn_queries_find_what_a_plain_evaluation_finds(drawn):
+    from tuiops.ops.meta import count_posts
+
     ws, rows = drawn
     rnd = random.Random(2024)
     nonempty = 0
@@ -181,6 +183,7 @@ def test_drawn_queries_find_what_a_plain_evaluation_finds(drawn):
         want = sorted((r["id"] for r in rows if evaluate(q, r)), reverse=True)  # default order: id_desc
         got = search(ws, text)
         assert got == want, text
+        assert count_posts(ws.store, text)[0] == len(want), text
         nonempty += bool(want)
     assert nonempty > 100
 

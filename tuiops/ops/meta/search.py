@@ -43,6 +43,9 @@ class CompiledQuery:
     params: list[Any]
     order_by: str
     warnings: list[str] = field(default_factory=list)
+    #: The FTS5 expression alone, when the query is tags that must hold and nothing else
+    #: (its posts are counted from the index without reading them).
+    match_only: str | None = None
 
 
 def _resolve(conn: sqlite3.Connection, q: Query, term: TagTerm, warnings: list[str]) -> list[int]:
@@ -134,7 +137,8 @@ def compile_query(conn: sqlite3.Connection, query: str | Query) -> CompiledQuery
         sql, ps = _meta_sql(mt)
         clauses.append(f"NOT IFNULL(({sql}), 0)")
         params.extend(ps)
-    return CompiledQuery(" AND ".join(clauses) or "1", params, _order_sql(q.order), warnings)
+    only = params[0] if positive and len(clauses) == 1 else None
+    return CompiledQuery(" AND ".join(clauses) or "1", params, _order_sql(q.order), warnings, only)
 
 
 POST_COLUMNS = "booru, fid, rating, score, fav_count, width, height, md5, file_ext, file_size, created_at, tags, tag_count"
@@ -156,7 +160,12 @@ def count_posts(store: Store, query: str) -> tuple[int, CompiledQuery]:
     """How many posts ``query`` finds."""
     with store.connection() as conn:
         c = compile_query(conn, query)
-        n = conn.execute(f"SELECT count(*) FROM meta_posts p WHERE {c.where}", c.params).fetchone()[0]
+        if c.match_only is not None:
+            n = conn.execute(
+                "SELECT count(*) FROM meta_fts WHERE meta_fts MATCH ?", (c.match_only,)
+            ).fetchone()[0]
+        else:
+            n = conn.execute(f"SELECT count(*) FROM meta_posts p WHERE {c.where}", c.params).fetchone()[0]
     return int(n), c
 
 
