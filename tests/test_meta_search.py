@@ -290,7 +290,7 @@ def test_images_of_the_posts_found_become_a_selection(ws, tmp_path):
     from tuiops.cli import run
     from tuiops.ops.meta import import_meta
     from tuiops.ops.scan import scan
-    from tuiops.ops.select import load_selection
+    from tuiops.ops.select import SelectionSpec, load_selection, resolve_spec
 
     pool = tmp_path / "pool"
     for fid in (1, 2, 3):
@@ -307,7 +307,37 @@ def test_images_of_the_posts_found_become_a_selection(ws, tmp_path):
     assert (
         run(["-w", str(ws.root), "meta", "search", "1girl solo -monochrome rating:s", "--save", "picks"]) == 0
     )
-    assert load_selection(ws, "picks").keys == ["danbooru_1"]
+    assert load_selection(ws, "picks").tags == "1girl solo -monochrome rating:s"
+    assert resolve_spec(ws, SelectionSpec(name="picks")).keys == ["danbooru_1"]
     assert ws.store.execute("SELECT key FROM v_images WHERE tags LIKE '%monochrome%'").fetchall() == [
         ("danbooru_2",)
     ]
+
+
+def test_a_selection_takes_a_booru_search(ws, tmp_path):
+    from tests.conftest import draw_image
+    from tuiops.ops.meta import import_meta
+    from tuiops.ops.scan import scan
+    from tuiops.ops.select import SelectionSpec, save_selection, select_files
+
+    pool = tmp_path / "pool"
+    for fid in (1, 2, 3, 5):
+        draw_image(pool / f"danbooru_{fid}.jpg", seed=fid)
+    scan(ws, pool)
+    src = tmp_path / "p.jsonl"
+    src.write_text(
+        "".join(
+            json.dumps({"id": i, "tag_string": t, "rating": r}) + "\n"
+            for i, t, r in [(1, "1girl solo", "s"), (2, "1girl solo monochrome", "s"), (3, "1girl solo", "e")]
+        )
+    )
+    import_meta(ws, src)
+
+    def keys(spec: SelectionSpec) -> list[str]:
+        return sorted(select_files(ws, spec).frame.get_column("key").to_list())
+
+    assert keys(SelectionSpec(tags="1girl solo -monochrome rating:s")) == ["danbooru_1"]
+    assert keys(SelectionSpec(tags="1girl", where="fid >= 2")) == ["danbooru_2", "danbooru_3"]
+    assert keys(SelectionSpec(tags="-monochrome")) == ["danbooru_1", "danbooru_3"]  # 5 has no post
+    save_selection(ws, "solo", SelectionSpec(tags="solo"))
+    assert keys(SelectionSpec(name="solo", tags="rating:e")) == ["danbooru_3"]

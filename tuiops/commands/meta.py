@@ -118,7 +118,7 @@ def meta_import(
     Param(
         "save_name",
         ("--save",),
-        help="Save the pool's images of the posts found as a selection of this name (for ops, review).",
+        help="Save the search as a selection of this name (ops, review): its images are found anew each time.",
     ),
     Param(
         "replace", ("--replace",), is_flag=True, help="With --save: replace a saved selection of that name."
@@ -168,7 +168,7 @@ def meta_search(
                 f"no image in the pool matches {query!r}; nothing saved",
                 hint="check the query with `tuiops meta search` and scan the pool first",
             )
-        save_selection(ws, save_name, SelectionSpec(keys=keys), replace=replace, note=f"meta search {query}")
+        save_selection(ws, save_name, SelectionSpec(tags=query), replace=replace, note=f"meta search {query}")
         data["saved"] = save_name
 
     def text() -> str:
@@ -179,7 +179,7 @@ def meta_search(
                 f"  {r['booru']} {r['fid']:>9}  {r['rating'] or '-'}  score {r['score'] if r['score'] is not None else '-':>5}  {tags}"
             )
         if save_name:
-            lines.append(f"saved {len(keys)} images as selection {save_name!r}")
+            lines.append(f"saved as selection {save_name!r} ({len(keys)} images now)")
         return "\n".join(lines)
 
     return Result(data, text, warnings=compiled.warnings)

@@ -171,9 +171,11 @@ class SelectionSpec:
     match: str | None = None
     pools: list[str] | None = None
     all_statuses: bool = False
+    #: A booru search over the images' post metadata (``1girl solo -monochrome rating:s``).
+    tags: str | None = None
 
     def is_empty(self) -> bool:
-        return self.where is None and self.keys is None and self.name is None
+        return self.where is None and self.keys is None and self.name is None and not self.tags
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -267,7 +269,7 @@ def save_selection(
 
     if not name or not name.strip() or name != name.strip():
         raise UsageError(f"invalid selection name {name!r}", hint="use a short name without padding")
-    spec = resolve_spec(ws, spec)
+    spec = resolve_spec(ws, spec, search_tags=False)
     if spec.is_empty():
         raise UsageError("nothing to save: give --where, --keys or --selection")
     store = ws.store
@@ -333,8 +335,27 @@ def drop_selection(ws: Workspace, name: str) -> None:
     ws.store.execute("DELETE FROM selections WHERE name = ?", (name,))
 
 
-def resolve_spec(ws: Workspace, spec: SelectionSpec) -> SelectionSpec:
-    """Fold a named saved selection into ``spec``: conditions ANDed, key lists intersected."""
+def resolve_spec(ws: Workspace, spec: SelectionSpec, *, search_tags: bool = True) -> SelectionSpec:
+    """Fold a named saved selection into ``spec``: conditions ANDed, key lists intersected, tag
+    searches joined (AND); with ``search_tags`` the tag search is run and becomes a key list
+    (intersected with one given)."""
+    merged = _merge_saved(ws, spec)
+    if not search_tags or not (merged.tags and merged.tags.strip()):
+        return merged
+    from dataclasses import replace
+
+    from tuiops.ops.meta.search import items_sql
+
+    with ws.store.connection() as conn:
+        sql, params, _ = items_sql(conn, merged.tags)
+        found = [r[0] for r in conn.execute(f"SELECT key FROM items WHERE id IN ({sql}) ORDER BY id", params)]
+    if merged.keys is not None:
+        mine = set(found)
+        found = [k for k in merged.keys if k in mine]
+    return replace(merged, keys=found, tags=None)
+
+
+def _merge_saved(ws: Workspace, spec: SelectionSpec) -> SelectionSpec:
     if spec.name is None:
         return spec
     saved = load_selection(ws, spec.name)
@@ -353,6 +374,7 @@ def resolve_spec(ws: Workspace, spec: SelectionSpec) -> SelectionSpec:
         match=spec.match or saved.match,
         pools=spec.pools or saved.pools,
         all_statuses=spec.all_statuses or saved.all_statuses,
+        tags=" ".join(t for t in (saved.tags, spec.tags) if t and t.strip()) or None,
     )
 
 
