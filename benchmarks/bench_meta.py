@@ -127,11 +127,13 @@ def searches(ws_dir: Path, dump: Path) -> None:
     ws = Workspace.open(ws_dir)
     count_posts(ws.store, "solo")  # the store opened and the index read once, as in a running app
     queries = ["1girl solo -monochrome", "1girl solo -monochrome rating:s", "*_hair", "long_* score:>100"]
+    counts: dict[str, int] = {}
     tags = pl.read_ndjson(dump, schema={"tag_string": pl.String}).get_column("tag_string")
     for q in queries:
         t0 = time.perf_counter()
         n, _ = count_posts(ws.store, q)
         dt = (time.perf_counter() - t0) * 1000
+        counts[q] = n
         print(f"  search {q!r:40} {n:>9} posts  {dt:8.1f} ms")
     padded = (" " + tags + " ").to_frame("t")
     t0 = time.perf_counter()
@@ -165,7 +167,10 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=400_000)
     ap.add_argument("--child", nargs=2, metavar=("KIND", "PATH"))
     ap.add_argument("--ws")
+    ap.add_argument("--quick", action="store_true", help="2,000 posts from 5,000 tags (a smoke run)")
     args = ap.parse_args()
+    if args.quick:
+        args.posts, args.vocab = 2000, 5000
     if args.child:
         kind, path = args.child
         out = child_import(Path(path), Path(args.ws)) if kind == "import" else child_polars(Path(path), kind)
