@@ -261,3 +261,17 @@ def test_older_dumps_with_tag_objects_and_digit_strings(ws, tmp_path, fmt):
         ("saber", "character", 1),
         ("sword", "general", 1),
     }
+
+
+def test_a_tag_without_a_category_takes_one_from_a_later_import(ws, tmp_path):
+    from tuiops.ops.meta import import_meta
+
+    csv = tmp_path / "g.csv"
+    csv.write_text("id,tags\n1,saber sword\n", encoding="utf-8")
+    import_meta(ws, csv, booru="gelbooru")
+    assert found(ws, "character:saber") == []
+    rec = post(2, "saber armor", tag_string_character="saber", tag_string_general="armor")
+    import_meta(ws, write_jsonl(tmp_path / "d.jsonl", [rec]))
+    cats = dict(ws.store.execute("SELECT name, category FROM meta_tags").fetchall())
+    assert cats == {"saber": "character", "sword": None, "armor": "general"}
+    assert found(ws, "character:saber") == [1, 2] and found(ws, "general:s*") == []

@@ -126,23 +126,26 @@ def _tags(rec: dict[str, Any]) -> list[str]:
     raise _Bad(f"tags {raw!r} are not text")
 
 
+_CATEGORY_FIELDS = tuple((f"tag_string_{cat}", cat) for cat in CATEGORIES)
+
+
 def categories_of(rec: dict[str, Any], names: set[str] | None = None) -> dict[str, str]:
     """Tag → category from a record: tag objects' ``category`` codes, then ``tag_string_*``;
     only for ``names`` when given."""
     cats: dict[str, str] = {}
-    raw = rec.get("tag_string", rec.get("tags"))
-    if isinstance(raw, list):
+    raw = rec.get("tags")
+    if isinstance(raw, list) and "tag_string" not in rec:
         for t in raw:
             if isinstance(t, dict) and isinstance(t.get("name"), str):
                 code = CATEGORY_CODES.get(str(t.get("category")))
                 if code and (names is None or t["name"] in names):
                     cats.setdefault(t["name"], code)
-    for cat in CATEGORIES:
-        part = rec.get(f"tag_string_{cat}")
-        if isinstance(part, str) and part:
-            found = part.split() if names is None else names.intersection(part.split())
-            for t in found:
-                cats.setdefault(t, cat)
+    for key, cat in _CATEGORY_FIELDS:
+        part = rec.get(key)
+        if part and type(part) is str:
+            for t in part.split() if names is None else names.intersection(part.split()):
+                if t not in cats:
+                    cats[t] = cat
     return cats
 
 
