@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -181,7 +182,7 @@ def test_a_killed_import_leaves_the_store_as_it_was(ws, tmp_path):
     """The import reads from a pipe: half the file is written, the import reports its
     progress, it is killed while waiting for the rest; nothing of it is in the store."""
     from tuiops.events import EVENTS_FD_ENV
-    from tuiops.ops.meta import import_meta
+    from tuiops.ops.meta import import_meta, importer
 
     import_meta(ws, write_jsonl(tmp_path / "first.jsonl", [post(1, "kept")]))
     ws.close()
@@ -192,22 +193,34 @@ def test_a_killed_import_leaves_the_store_as_it_was(ws, tmp_path):
     cmd = [sys.executable, "-m", "tuiops", "-w", str(ws.root), "meta", "import", str(fifo), "--replace"]
     proc = subprocess.Popen(cmd, pass_fds=(w,), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     os.close(w)
+
+    def feed() -> None:
+        try:
+            with fifo.open("w") as fh:
+                for i in range(2, 30_000):
+                    fh.write(json.dumps(post(i, "lost")) + "\n")
+                fh.flush()
+                proc.wait()  # the file stays open (unfinished) until the import is gone
+        except BrokenPipeError:
+            pass
+
+    # killed once it has read past its first batch of posts (written, not committed)
+    past_first_batch = sum(len(json.dumps(post(i, "lost"))) + 1 for i in range(2, importer.BATCH + 3000))
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
     try:
-        with fifo.open("w") as fh:
-            for i in range(2, 30_000):
-                fh.write(json.dumps(post(i, "lost")) + "\n")
-            fh.flush()
-            for ev in _events(r):
-                if ev["event"] == "progress" and ev["done"] > 0:
-                    break
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-    except BrokenPipeError:
-        pass
+        # the events end when the process does: a failure to start cannot hang the test
+        for ev in _events(r):
+            if ev["event"] == "progress" and ev["done"] >= past_first_batch:
+                proc.send_signal(signal.SIGKILL)
+                break
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+        proc.wait()
+        # a writer still waiting for a reader is let go
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join()
     assert proc.returncode == -signal.SIGKILL
     from tuiops.workspace import Workspace
 
