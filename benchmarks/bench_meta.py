@@ -89,22 +89,27 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def child_import(dump: Path, ws_dir: Path) -> dict[str, float]:
     from tuiops.ops.meta import import_meta
     from tuiops.workspace import Workspace
 
     ws = Workspace.init(ws_dir, classes=["hand"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     s = import_meta(ws, dump, booru="danbooru", md5=False)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, _cpu() - c0
     ws.close()
-    return {"posts": s.posts, "seconds": dt, "peak_mib": _peak_mib()}
+    return {"posts": s.posts, "seconds": dt, "cpu": cpu, "peak_mib": _peak_mib()}
 
 
 def child_polars(dump: Path, how: str) -> dict[str, float]:
     import polars as pl
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     if how == "scan":
         n = pl.scan_ndjson(dump).select(pl.len()).collect().item()
         # scan + a real use of the tags, so the column is parsed
@@ -114,8 +119,8 @@ def child_polars(dump: Path, how: str) -> dict[str, float]:
         )
     else:
         n = pl.read_ndjson(dump).height
-    dt = time.perf_counter() - t0
-    return {"posts": n, "seconds": dt, "peak_mib": _peak_mib()}
+    dt, cpu = time.perf_counter() - t0, _cpu() - c0
+    return {"posts": n, "seconds": dt, "cpu": cpu, "peak_mib": _peak_mib()}
 
 
 def searches(ws_dir: Path, dump: Path) -> None:
