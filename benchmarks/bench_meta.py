@@ -201,7 +201,8 @@ def main() -> None:
             }[kind]
             rate = res["posts"] / res["seconds"] if res["seconds"] else 0
             print(
-                f"{label:22} {rate:>10,.0f} posts/s  {res['seconds']:7.2f} s  peak RSS {res['peak_mib']:7.0f} MiB"
+                f"{label:22} {rate:>10,.0f} posts/s  {res['seconds']:7.2f} s  (CPU {res['cpu']:6.2f} s, "
+                f"{res['posts'] / max(res['cpu'], 1e-9):>9,.0f} posts per CPU-s)  peak RSS {res['peak_mib']:7.0f} MiB"
             )
         print(
             f"import / read_ndjson time ratio: {results['import']['seconds'] / results['read']['seconds']:.1f}x"
