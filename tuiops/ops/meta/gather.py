@@ -243,6 +243,41 @@ def pick(cands: pl.DataFrame, quota: int, per_class: int | None) -> pl.DataFrame
     )
 
 
+def _find_candidates(
+    ws: Workspace,
+    dets: pl.DataFrame,
+    run: str | None,
+    label_set: str | None,
+    kinds: Sequence[str],
+    new: str | None,
+    missing: Sequence[str],
+    thresholds: tuple[float, float, float, float],
+    warnings: list[str],
+) -> dict[str, pl.DataFrame]:
+    """Each kind's candidates (item_id, class, reason, rank); ``thresholds``: conf, low, floor,
+    conflict IoU."""
+    conf, low, floor, conflict_iou = thresholds
+    store = ws.store
+    cands: dict[str, pl.DataFrame] = {}
+    if "good" in kinds or "bad" in kinds:
+        sizes = store.read_frame(
+            "SELECT id AS item_id, width AS img_w, height AS img_h FROM items WHERE id IN "
+            "(SELECT item_id FROM run_images WHERE run_id = ?)",
+            (store.run_id(run or ""),),
+            {"item_id": pl.Int64, "img_w": pl.Int64, "img_h": pl.Int64},
+        )
+        q = _quality(ws, dets, sizes, label_set)
+        bad_c = bad_candidates(q, conf, low, floor, conflict_iou)
+        if "good" in kinds:
+            # an image with a bad detection is no good sample
+            cands["good"] = good_candidates(q, conf, floor).join(bad_c, on="item_id", how="anti")
+        if "bad" in kinds:
+            cands["bad"] = bad_c
+    if "new" in kinds and new:
+        cands["new"] = new_candidates(ws, new, missing, dets, floor, warnings)
+    return cands
+
+
 def gather(
     ws: Workspace,
     *,
@@ -288,22 +323,9 @@ def gather(
     if run is not None:
         dets = store.read_detections(run).join(names, on="class_id", how="left")
     rep.advance(1, "detections read")
-    cands: dict[str, pl.DataFrame] = {}
-    if "good" in kinds or "bad" in kinds:
-        sizes = store.read_frame(
-            "SELECT id AS item_id, width AS img_w, height AS img_h FROM items WHERE id IN "
-            "(SELECT item_id FROM run_images WHERE run_id = ?)",
-            (store.run_id(run or ""),),
-            {"item_id": pl.Int64, "img_w": pl.Int64, "img_h": pl.Int64},
-        )
-        q = _quality(ws, dets, sizes, label_set)
-        bad_c = bad_candidates(q, conf, low, floor, conflict_iou)
-        if "good" in kinds:
-            cands["good"] = good_candidates(q, conf, floor).join(bad_c, on="item_id", how="anti")
-        if "bad" in kinds:
-            cands["bad"] = bad_c
-    if "new" in kinds and new:
-        cands["new"] = new_candidates(ws, new, missing, dets, floor, warnings)
+    cands = _find_candidates(
+        ws, dets, run, label_set, kinds, new, missing, (conf, low, floor, conflict_iou), warnings
+    )
     rep.advance(1, "candidates found")
     excluded = [s for s in (label_set, *exclude_sets) if s]
     out_ids: set[int] = set()
@@ -378,4 +400,12 @@ def _save(ws: Workspace, name: str, picks: pl.DataFrame, replace: bool) -> None:
         )
 
 
-__all__ = ["KINDS", "GatherResult", "bad_candidates", "gather", "good_candidates", "new_candidates", "pick"]
+__all__ = [
+    "KINDS",
+    "GatherResult",
+    "bad_candidates",
+    "gather",
+    "good_candidates",
+    "new_candidates",
+    "pick",
+]
