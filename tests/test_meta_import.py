@@ -288,3 +288,24 @@ def test_a_tag_without_a_category_takes_one_from_a_later_import(ws, tmp_path):
     cats = dict(ws.store.execute("SELECT name, category FROM meta_tags").fetchall())
     assert cats == {"saber": "character", "sword": None, "armor": "general"}
     assert found(ws, "character:saber") == [1, 2] and found(ws, "general:s*") == []
+
+
+def test_a_gzipped_dump_is_read_as_it_is_and_a_truncated_one_refused(ws, tmp_path):
+    import gzip
+
+    from tuiops.errors import InputError
+    from tuiops.ops.meta import import_meta
+
+    rows = [post(i, f"tag{i % 3} common") for i in range(1, 2001)]
+    plain = write_jsonl(tmp_path / "posts.jsonl", rows)
+    packed = tmp_path / "posts.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    s = import_meta(ws, packed)
+    assert (s.format, s.posts, s.bad_lines) == ("danbooru-jsonl", 2000, 0)
+    assert import_meta(ws, plain).unchanged == 2000
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    with pytest.raises(InputError, match=r"cut.jsonl.gz:\d+: the file cannot be read to its end") as info:
+        import_meta(ws, cut, replace=True)
+    assert info.value.exit_code == 4
+    assert ws.store.one("SELECT count(*) FROM meta_posts") == 2000

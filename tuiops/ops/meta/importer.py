@@ -295,8 +295,9 @@ def _records(ws: Workspace, path: Path, fmt: str, booru: str, rep: Reporter) -> 
 
 
 def guess_format(path: Path) -> str:
-    """The format a file's name suggests (``.csv``, ``.json``; anything else JSON lines)."""
-    name = path.name.lower()
+    """The format a file's name suggests (``.csv``, ``.json``; anything else JSON lines), with
+    or without ``.gz``."""
+    name = path.name.lower().removesuffix(".gz")
     if name.endswith(".csv"):
         return "csv"
     if name.endswith(".json"):

@@ -21,15 +21,18 @@ A line that cannot be read is a :class:`BadLine` with its 1-based line number (a
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gzip
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
+from tuiops.errors import InputError
 from tuiops.ops.meta.syntax import CATEGORIES, RATINGS
 
 FORMATS = ("danbooru-jsonl", "csv", "json")
@@ -201,14 +204,47 @@ def post_from(
     )
 
 
+@contextlib.contextmanager
+def open_source(path: Path) -> Iterator[tuple[BinaryIO, Callable[[], int | None]]]:
+    """The file's bytes (a ``.gz`` file decompressed as it is read) and how far into the
+    file on disk reading has come (None where that cannot be told, as for a pipe)."""
+    with path.open("rb") as raw:
+
+        def where() -> int | None:
+            try:
+                return raw.tell()
+            except OSError:
+                return None
+
+        if path.name.lower().endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                yield io.BufferedReader(gz), where
+        else:
+            yield raw, where
+
+
 def read_jsonl(path: Path, booru: str, on_bytes: Callable[[int], None]) -> Iterator[Post | BadLine]:
-    """Posts of a JSON-lines file; blank lines are skipped, ``on_bytes`` hears how far it read."""
+    """Posts of a JSON-lines file (or ``.gz``); blank lines are skipped, ``on_bytes`` hears how
+    far it read. A file that cannot be read to its end (a truncated ``.gz``) raises
+    :class:`~tuiops.errors.InputError` naming where, so that its import stores nothing."""
     done = 0
-    with path.open("rb") as fh:
-        for n, raw in enumerate(fh, 1):
+    n = 0
+    with open_source(path) as (fh, where):
+        lines = iter(fh)
+        while True:
+            try:
+                raw = next(lines)
+            except StopIteration:
+                break
+            except (OSError, EOFError) as exc:
+                raise InputError(
+                    f"{path}:{n + 1}: the file cannot be read to its end ({exc}); nothing was imported",
+                    hint="fetch or unpack the file again",
+                ) from exc
+            n += 1
             done += len(raw)
             if n % 4096 == 0:
-                on_bytes(done)
+                on_bytes(where() or done)
             if not raw.strip():
                 continue
             try:
@@ -217,7 +253,7 @@ def read_jsonl(path: Path, booru: str, on_bytes: Callable[[int], None]) -> Itera
                 yield BadLine(n, f"not JSON: {exc}")
             except ValueError as exc:
                 yield BadLine(n, str(exc))
-    on_bytes(done)
+        on_bytes(where() or done)
 
 
 def _csv_key(
@@ -245,7 +281,7 @@ def read_csv(
 ) -> Iterator[Post | BadLine]:
     """Posts of a CSV file with a header (``id`` or ``key``, ``tags``, other columns)."""
     key = _csv_key(parse_key, booru)
-    with path.open("rb") as raw:
+    with open_source(path) as (raw, where):
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="", errors="strict")
         reader = csv.DictReader(text, restkey=_EXTRA)
         header = reader.fieldnames or []
@@ -258,12 +294,17 @@ def read_csv(
                 rec = next(reader)
             except StopIteration:
                 break
+            except (OSError, EOFError) as exc:
+                raise InputError(
+                    f"{path}:{n + 1}: the file cannot be read to its end ({exc}); nothing was imported",
+                    hint="fetch or unpack the file again",
+                ) from exc
             except (csv.Error, UnicodeDecodeError) as exc:
                 yield BadLine(reader.line_num or n + 1, f"not CSV: {exc}")
                 break
             n = reader.line_num
             if n % 4096 == 0:
-                on_bytes(raw.tell())
+                on_bytes(where() or 0)
             if _EXTRA in rec:
                 yield BadLine(
                     n, f"{len(header) + len(rec[_EXTRA])} fields where the header has {len(header)}"
@@ -273,7 +314,7 @@ def read_csv(
                 yield post_from(rec, n, booru, key)
             except ValueError as exc:
                 yield BadLine(n, str(exc))
-        on_bytes(raw.tell())
+        on_bytes(where() or 0)
 
 
 def read_json(
@@ -283,7 +324,14 @@ def read_json(
     on_bytes: Callable[[int], None],
 ) -> Iterator[Post | BadLine]:
     """Posts of a JSON array (or ``{"post": [...]}``), read whole."""
-    data = path.read_bytes()
+    try:
+        with open_source(path) as (fh, _):
+            data = fh.read()
+    except (OSError, EOFError) as exc:
+        raise InputError(
+            f"{path}: the file cannot be read to its end ({exc}); nothing was imported",
+            hint="fetch or unpack the file again",
+        ) from exc
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -300,7 +348,7 @@ def read_json(
             yield post_from(rec, n, booru, key)
         except ValueError as exc:
             yield BadLine(n, str(exc))
-    on_bytes(len(data))
+    on_bytes(path.stat().st_size)
 
 
 __all__ = [
