@@ -77,8 +77,9 @@ def meta_import(
     tag_string, tag_string_general|artist|copyright|character|meta, rating, score,
     fav_count, image_width, image_height, md5, file_ext, file_size, created_at); CSV
     with a header, an id (or key) column and a tags column of space-separated tags
-    (gelbooru, yandere); a JSON array of posts. The file is streamed and imported in
-    one transaction: an interrupted import leaves the store as it was. A post already
+    (gelbooru, yandere); a JSON array of posts; each may be gzipped (.gz). The file is
+    streamed and imported in one transaction: an interrupted import, or a file that
+    cannot be read to its end, leaves the store as it was. A post already
     stored is updated when the file says otherwise; --replace also removes the booru's
     posts the file does not hold. Lines that are not posts are listed as FILE:LINE and
     left out; an id given twice keeps its later line. Posts whose image is not in the
@@ -88,7 +89,7 @@ def meta_import(
 
     \b
     Examples:
-      tuiops meta import posts.json --booru danbooru
+      tuiops meta import posts.jsonl.gz --booru danbooru
       tuiops meta import gelbooru.csv --booru gelbooru --no-md5
     """
     from tuiops.ops.meta import import_meta
