@@ -15,6 +15,9 @@ Formats:
 - ``json``: a JSON array of such objects (or an object holding it under ``post`` or
   ``posts``, as Gelbooru's API answers), read whole.
 
+Each may be gzipped (``.gz``). A file that cannot be read to its end (a truncated ``.gz``) is
+refused with the line where it stops, and nothing of it is stored.
+
 A line that cannot be read is a :class:`BadLine` with its 1-based line number (a
 ``json`` entry: its 1-based position in the array).
 """
