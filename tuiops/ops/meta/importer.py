@@ -136,6 +136,10 @@ class _Writer:
         self.seen: dict[str, SeenIds] = {}
         #: Posts given twice in the file whose earlier line was written in an earlier batch.
         self.again: set[tuple[str, int]] = set()
+        #: The boorus of the store's images (a post of another booru has no image to look for).
+        self.pool_boorus: set[str] = {
+            r[0] for r in conn.execute("SELECT DISTINCT booru FROM items WHERE booru IS NOT NULL")
+        }
 
     # -- tags ------------------------------------------------------------------------------
     def _tok(
@@ -248,6 +252,9 @@ class _Writer:
 
     def _count_images(self, booru: str, fids: list[int]) -> None:
         have = 0
+        if booru not in self.pool_boorus:
+            self.s.without_image += len(fids)
+            return
         for i in range(0, len(fids), 500):
             chunk = fids[i : i + 500]
             marks = ", ".join("?" for _ in chunk)
