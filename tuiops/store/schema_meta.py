@@ -10,7 +10,7 @@
   ``artist``, ``copyright``, ``character``, ``meta`` or NULL when the file did not say).
   Tag ids are never reused: a post's index entry is derived from its tag names.
 - ``meta_fts``: a contentless FTS5 index, one document per post (rowid = ``meta_posts.id``)
-  whose tokens are ``t<tag id>``; ``meta_fts_vocab`` gives each token's post count. The
+  whose tokens are ``t<tag id>`` and ``r<rating>``; ``meta_fts_vocab`` gives each token's post count. The
   booru search syntax (:mod:`tuiops.ops.meta.syntax`) is compiled to ``MATCH`` over these
   tokens, so any tag text (quotes, ``%``, ``_``, unicode) is matched exactly.
 - ``meta_imports``: each import (file, booru, format, replace, times, summary JSON).

@@ -115,6 +115,13 @@ class SeenIds:
         return byte < len(self.bits) and bool(self.bits[byte] & (1 << (fid & 7)))
 
 
+def with_rating(tok: str, rating: str | None) -> str:
+    """A post's index entry: its tags' tokens, then ``r`` + its rating letter when it has one."""
+    if rating is None:
+        return tok
+    return f"{tok} r{rating}" if tok else f"r{rating}"
+
+
 class _Writer:
     """The state of one import inside its transaction: vocabulary, ids, counts."""
 
@@ -165,8 +172,9 @@ class _Writer:
             self.no_category.difference_update(unknown)
         return tok
 
-    def old_tok(self, tags: str) -> str:
-        return " ".join([self.vocab[t] for t in tags.split()])
+    def old_tok(self, tags: str, rating: str | None) -> str:
+        """The index entry a stored post was written with."""
+        return with_rating(" ".join([self.vocab[t] for t in tags.split()]), rating)
 
     # -- one batch ---------------------------------------------------------------------------
     def _existing(self, booru: str, fids: list[int]) -> dict[int, tuple[Any, ...]]:
@@ -189,7 +197,7 @@ class _Writer:
         lookup: dict[str, list[int]] = {}
         rows: list[tuple[Post, tuple[Any, ...], str]] = []
         for (booru, fid), post in batch.items():
-            tok = self._tok(post, new_tags, cats)
+            tok = with_rating(self._tok(post, new_tags, cats), post.rating)
             values = (
                 post.rating,
                 post.score,
@@ -231,7 +239,7 @@ class _Writer:
             else:
                 pid = old[0]
                 updates.append((*values, import_id, post.line, pid))
-                fts_del.append((pid, self.old_tok(old[-2])))
+                fts_del.append((pid, self.old_tok(old[-2], old[1])))
                 fts_new.append((pid, tok))
                 self.s.updated += 1
         conn = self.conn
@@ -271,18 +279,18 @@ class _Writer:
         """Remove the booru's posts that this file did not hold."""
         seen = self.seen.get(booru, SeenIds())
         gone = [
-            (pid, tags)
-            for pid, fid, tags in self.conn.execute(
-                "SELECT id, fid, tags FROM meta_posts WHERE booru = ?", (booru,)
+            (pid, tags, rating)
+            for pid, fid, tags, rating in self.conn.execute(
+                "SELECT id, fid, tags, rating FROM meta_posts WHERE booru = ?", (booru,)
             )
             if fid not in seen
         ]
         self.conn.executemany(
             "INSERT INTO meta_fts(meta_fts, rowid, tok) VALUES ('delete', ?, ?)",
-            ((pid, self.old_tok(tags)) for pid, tags in gone),
+            ((pid, self.old_tok(tags, rating)) for pid, tags, rating in gone),
         )
-        self.conn.executemany("DELETE FROM meta_checks WHERE post_id = ?", ((pid,) for pid, _ in gone))
-        self.conn.executemany("DELETE FROM meta_posts WHERE id = ?", ((pid,) for pid, _ in gone))
+        self.conn.executemany("DELETE FROM meta_checks WHERE post_id = ?", ((pid,) for pid, _, _ in gone))
+        self.conn.executemany("DELETE FROM meta_posts WHERE id = ?", ((pid,) for pid, _, _ in gone))
         self.s.removed += len(gone)
 
 

@@ -2,8 +2,8 @@
 
 Tags are resolved against ``meta_tags`` (exact names with ``=``, patterns with ``GLOB``,
 the user's text always a bound parameter) to tag ids; the tag part of the query becomes one
-FTS5 ``MATCH`` over the ids' tokens (``t<id>``), itself a bound parameter, and each metatag
-a comparison with bound values. The result is a condition on ``meta_posts AS p``.
+FTS5 ``MATCH`` over the ids' tokens (``t<id>``) and the rating's (``r<letter>``), itself a
+bound parameter, and each other metatag a comparison with bound values. The result is a condition on ``meta_posts AS p``.
 """
 
 from __future__ import annotations
@@ -69,9 +69,14 @@ def _resolve(conn: sqlite3.Connection, q: Query, term: TagTerm, warnings: list[s
     return [r[0] for r in rows]
 
 
-def _any(ids: Sequence[int]) -> str:
-    toks = [f"t{i}" for i in dict.fromkeys(ids)]
+def _any(ids: Sequence[int | str]) -> str:
+    """One of tags (by id) or other index tokens (``rs``: rating s)."""
+    toks = [i if isinstance(i, str) else f"t{i}" for i in dict.fromkeys(ids)]
     return toks[0] if len(toks) == 1 else "(" + " OR ".join(toks) + ")"
+
+
+def _rating_tokens(term: MetaTerm) -> list[int | str]:
+    return [f"r{v}" for v in term.values]
 
 
 def _meta_sql(term: MetaTerm) -> tuple[str, list[Any]]:
@@ -118,7 +123,10 @@ def compile_query(conn: sqlite3.Connection, query: str | Query) -> CompiledQuery
         if not union:
             return CompiledQuery("0", [], _order_sql(q.order), warnings)
         positive.append(_any(union))
-    negative = [i for term in q.must_not for i in _resolve(conn, q, term, warnings)]
+    negative: list[int | str] = [i for term in q.must_not for i in _resolve(conn, q, term, warnings)]
+    # a post's rating is a token of its index entry too (r + the letter)
+    positive += [_any(_rating_tokens(mt)) for mt in q.meta if mt.name == "rating"]
+    negative += [t for mt in q.meta_not if mt.name == "rating" for t in _rating_tokens(mt)]
     match = "p.id IN (SELECT rowid FROM meta_fts WHERE meta_fts MATCH ?)"
     if positive:
         expr = "(" + " AND ".join(positive) + ")"
@@ -130,10 +138,14 @@ def compile_query(conn: sqlite3.Connection, query: str | Query) -> CompiledQuery
         clauses.append("p.id NOT IN (SELECT rowid FROM meta_fts WHERE meta_fts MATCH ?)")
         params.append(_any(negative))
     for mt in q.meta:
+        if mt.name == "rating":
+            continue
         sql, ps = _meta_sql(mt)
         clauses.append(f"({sql})")
         params.extend(ps)
     for mt in q.meta_not:
+        if mt.name == "rating":
+            continue
         sql, ps = _meta_sql(mt)
         clauses.append(f"NOT IFNULL(({sql}), 0)")
         params.extend(ps)
