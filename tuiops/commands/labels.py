@@ -293,13 +293,20 @@ def labels_revisions(ctx: CommandContext, set_name: str, limit: int, as_json: bo
 
     ws = ctx.workspace
     frame = list_revisions(ws.store, set_name, limit=limit)
+    from tuiops.ops.prelabel import accounting_lines, revision_accounts
+
     rows = frame.to_dicts()
-    lines = [
-        f"{r['id']:>6}  {r['created']}  {(r['action'] or r['kind'] or r['source'] or ''):<8} "
-        f"{r['key'] or '':<24} {r['note'] or ''}"
-        + (f"  (undone by {r['undone_by']})" if r["undone_by"] else "")
-        for r in rows
-    ]
+    accounts = revision_accounts(ws.store, set_name, [r["id"] for r in rows])
+    lines = []
+    for r in rows:
+        lines.append(
+            f"{r['id']:>6}  {r['created']}  {(r['action'] or r['kind'] or r['source'] or ''):<8} "
+            f"{r['key'] or '':<24} {r['note'] or ''}"
+            + (f"  (undone by {r['undone_by']})" if r["undone_by"] else "")
+        )
+        r["prelabel"] = accounts.get(r["id"])
+        if r["prelabel"] is not None:  # what became of the proposals of a pre-labelled review
+            lines.extend(accounting_lines(r["prelabel"], indent="        "))
     return Result(rows, "\n".join(lines) if lines else f"label set {set_name!r} has no revisions")
 
 

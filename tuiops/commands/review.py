@@ -105,7 +105,21 @@ def render_run(r: dict[str, Any]) -> str:
         type=FloatRange(0, 1),
         default=0.0,
         show_default=True,
-        help="Leave out detections below.",
+        help="Leave out detections below (in detections/, overlays and the pre-labels).",
+    ),
+    Param(
+        "prelabel",
+        ("--prelabel",),
+        metavar="RUN",
+        help="Write this run's detections as the label files of the images without labels in the set "
+        "(labelImg opens them pre-filled; `review import` counts what became of them).",
+    ),
+    Param(
+        "nms",
+        ("--nms",),
+        type=FloatRange(0, 1, min_open=True),
+        metavar="IOU",
+        help="Greedy NMS per class at this IoU over the pre-labels (with --prelabel).",
     ),
     Param(
         "on_conflict",
@@ -131,6 +145,8 @@ def review_export_cmd(
     match: str | None,
     split: str | None,
     conf: float,
+    prelabel: str | None,
+    nms: float | None,
     on_conflict: str,
     dry_run: bool,
     quiet: bool,
@@ -146,6 +162,7 @@ def review_export_cmd(
     Examples:
       tuiops review export --set master --run v41 --kind fn --top 100 --to review/fn
       tuiops review export --set master --run v41 --kind worst-images --format voc --to review/worst
+      tuiops review export --set master --run v41 --kind fp --prelabel v41 --conf 0.25 --nms 0.6 --to review/new
     """
     from tuiops.ops.review import review_export
 
@@ -153,7 +170,8 @@ def review_export_cmd(
     with ctx.progress("review export", quiet=quiet or as_json) as on_progress:
         res = review_export(
             ws, label_set, run, kind=kind, to=to, top=top, fmt=fmt, dets=dets, match=match, split=split,
-            conf=conf, on_conflict=on_conflict, dry_run=dry_run, progress=on_progress,
+            conf=conf, prelabel=prelabel, nms=nms, on_conflict=on_conflict, dry_run=dry_run,
+            progress=on_progress,
         )  # fmt: skip
     d = res.to_dict()
 
@@ -213,6 +231,12 @@ def review_import_cmd(
     the map lacks) is listed with its line and left out: its image keeps its boxes, and
     the command exits with 4 after applying the other files. The summary's files add
     up: unchanged + changed + left out = label files.
+
+    A folder exported with --prelabel also says, per class, what became of the run's
+    proposals: accepted as predicted (every coordinate within 0.51 px, the rounding of
+    the file), moved (a coordinate changed beyond that, IoU with the proposal still
+    >= 0.5), re-classed, deleted, and boxes added. A pre-labelled file left as exported
+    counts as untouched and changes nothing.
     """
     from tuiops.ops.review import review_import
 
@@ -232,6 +256,18 @@ def review_import_cmd(
             lines.append(
                 f"  {r['key']:<30} +{r['added']} -{r['removed']} ~{r['moved']} moved, {r['recls']} re-classed"
             )
+        if res.prelabel is not None:
+            from tuiops.ops.prelabel import accounting_lines
+
+            a, t = res.prelabel, res.prelabel["totals"]
+            lines.append(
+                f"pre-labels of run {a['run']}: {a['reviewed']} of {a['files']} file(s) reviewed, "
+                f"{a['untouched']} untouched, {a['left_out']} left out; of {t['predicted']} proposal(s) "
+                f"{t['accepted']} accepted, {t['moved']} moved, {t['recls']} re-classed, {t['deleted']} deleted; "
+                f"{t['added']} box(es) added"
+            )
+            if a["classes"]:
+                lines.extend(accounting_lines(a))
         for p in res.problems[:20]:
             lines.append(f"  problem: {p}")
         if len(res.problems) > 20:

@@ -100,6 +100,7 @@ class ImportResult:
     added_classes: list[str] = field(default_factory=list)
     applied: bool = False
     revision: int | None = None
+    prelabel: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,6 +167,8 @@ def review_export(
     match: str | None = None,
     split: str | None = None,
     conf: float = 0.0,
+    prelabel: str | None = None,
+    nms: float | None = None,
     on_conflict: str = "fail",
     dry_run: bool = False,
     workers: int = 4,
@@ -177,6 +180,7 @@ def review_export(
     The match named ``match`` (default ``SET__RUN``, made now when missing) decides which
     images; ``fmt`` is the label format; ``dets`` adds the run's detections as YOLO files
     with scores (``files``), drawn overlays (``overlays``), ``both`` or ``none``.
+    ``prelabel``: a run pre-labelling the images without boxes (:mod:`tuiops.ops.prelabel`).
     """
     import polars as pl
 
@@ -190,6 +194,10 @@ def review_export(
     store = ws.store
     store.label_set_id(label_set)
     store.run_id(run)
+    if prelabel is not None:
+        store.run_id(prelabel)
+    elif nms is not None:
+        raise UsageError("--nms applies to the pre-labels: give --prelabel RUN with it")
     mname = _match_name(ws, label_set, run, match)
     items = pick_items(ws, mname, kind, top, split)
     if not items:
@@ -213,7 +221,14 @@ def review_export(
     selection = Selection(frame, sel.spec, sel.unknown_keys, [])
 
     def extras(img: pl.DataFrame, lab: pl.DataFrame, job_id: int) -> pl.DataFrame:
-        return _extra_actions(ws, img, lab, job_id, label_set, run, mname, kind, fmt, dets, conf)
+        def rest(lab: pl.DataFrame) -> pl.DataFrame:
+            return _extra_actions(ws, img, lab, job_id, label_set, run, mname, kind, fmt, dets, conf)
+
+        if prelabel is None:
+            return rest(lab)
+        from tuiops.ops.prelabel import prelabelled
+
+        return prelabelled(ws, img, lab, label_set, prelabel, fmt, conf=conf, nms=nms, rest=rest)
 
     p: PlanResult = plan(
         ws,
@@ -718,12 +733,17 @@ def review_import(
     ) if exported else files  # fmt: skip
     item_ids = touched["item_id"].to_list()
     res.unchanged_files = files.height - touched.height
+    from tuiops.ops.prelabel import account_import
+
+    res.prelabel, pre_keys = (
+        account_import(root, touched, files, bad, boxes, classes) if manifest else (None, set())
+    )
     if not item_ids:
         return res
     old = store.read_labels(label_set, with_extra=True).filter(pl.col("item_id").is_in(item_ids))
     old = old.with_columns(pl.int_range(pl.len()).over("item_id").alias("ord"))
     if manifest and not force:
-        _check_store_unchanged(ws, label_set, fmt, touched, images)
+        _check_store_unchanged(ws, label_set, fmt, touched, images, pre_keys)
     new = boxes.filter(pl.col("item_id").is_in(item_ids))
     d = diff_boxes(old, new)
     keys = touched.select("item_id", "key")
@@ -806,6 +826,7 @@ def _apply(
         "source": res.folder,
         "job": (manifest or {}).get("job"),
         "totals": {c: getattr(res, c) for c in ("added", "removed", "moved", "recls")},
+        "prelabel": res.prelabel,
         "images": res.per_image,
         "before": {
             k: g.select("class_id", "x1", "y1", "x2", "y2", "extra").rows()
@@ -907,12 +928,16 @@ def undo_review(
 
 
 def _check_store_unchanged(
-    ws: Workspace, label_set: str, fmt: str, touched: pl.DataFrame, images: dict[str, Any]
+    ws: Workspace, label_set: str, fmt: str, touched: pl.DataFrame, images: dict[str, Any], pre_keys: set[str]
 ) -> None:
-    """Refuse when the set's boxes of an edited image changed in the store since the export."""
+    """Refuse when the set's boxes of an edited image (a pre-labelled one: any box) changed since the export."""
     import polars as pl
 
+    from tuiops.ops.prelabel import check_still_bare
+
     store = ws.store
+    check_still_bare(ws, label_set, touched, pre_keys)
+    touched = touched.filter(~pl.col("key").is_in(list(pre_keys)))
     ids = touched["item_id"].to_list()
     sid = store.label_set_id(label_set)
     boxes = store.read_labels(label_set, with_extra=True).filter(pl.col("item_id").is_in(ids))

@@ -298,6 +298,8 @@ def _file_actions(
     if extra_actions is not None:
         extra = extra_actions(img, lab, job_id)
         if extra.height:
+            if lab.height and "role" in extra.columns:  # an extra label file replaces the plan's at its path
+                lab = lab.join(extra.filter(pl.col("role") == "label").select("dst"), on="dst", how="anti")
             lab = pl.concat([lab, extra], how="diagonal_relaxed") if lab.height else extra
     action = {
         "copy": "copy", "move": "move", "rename": "move", "delete": "move", "convert": "convert", "paint": "paint",
