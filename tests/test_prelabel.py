@@ -166,8 +166,14 @@ def test_prelabel_summary_and_revisions_table_on_the_command_line(ws, matched, t
     out = tmp_path / "rev"
     w = ["-w", str(ws.root)]
     code = run([*w, "review", "export", "--set", "gt", "--run", "r", "--kind", "worst-images", "--to", str(out),
-                "--dets", "none", "--prelabel", "p", "--conf", "0.25", "--nms", "0.5", "-q"])  # fmt: skip
+                "--dets", "none", "--prelabel", "p", "--nms", "0.5", "-q"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
+    record = json.loads((out / "tuiops-prelabel.json").read_text())  # proposals from 0.25 unless --conf
+    assert record["conf"] == 0.25 and [b[5] for b in record["images"]["danbooru_4"]["boxes"]] == [
+        0.9,
+        0.7,
+        0.6,
+    ]
     _save(labelimg, "yolo", out, "danbooru_5", [("upper_body", (20, 20), (200, 200))])
     capsys.readouterr()
     assert run([*w, "review", "import", str(out)]) == 0
@@ -186,3 +192,32 @@ def test_prelabel_summary_and_revisions_table_on_the_command_line(ws, matched, t
 def test_nms_without_prelabel_is_a_usage_error(ws, matched, tmp_path):  # noqa: F811
     with pytest.raises(UsageError, match="--prelabel"):
         rv.review_export(ws, "gt", "r", kind="fp", to=tmp_path / "rev", nms=0.5)
+
+
+def test_prelabelled_file_left_out_and_store_changed_since_export(ws, matched, tmp_path):  # noqa: F811
+    from tuiops.errors import ConflictError
+    from tuiops.store.db import id_range
+
+    _add_run(ws)
+    out = tmp_path / "rev"
+    rv.review_export(ws, "gt", "r", kind="worst-images", top=6, to=out, dets="none", prelabel="p", nms=0.5)
+    (out / "danbooru_4.txt").write_text("0 0.5 0.5 0.1\n")  # a line that does not parse
+    (out / "danbooru_5.txt").write_text("")  # every proposal deleted
+    res = rv.review_import(ws, out, dry_run=True)
+    acc = res.prelabel
+    assert acc is not None and res.error_files == 1
+    assert (acc["files"], acc["reviewed"], acc["untouched"], acc["left_out"]) == (2, 1, 0, 1)
+    assert acc["totals"] == {"predicted": 2, "accepted": 0, "moved": 0, "recls": 0, "deleted": 2, "added": 0}
+    # danbooru_5 went out without boxes; one given to it in the store since is not overwritten
+    sid = ws.store.label_set_id("gt")
+    item5 = ws.store.one("SELECT id FROM items WHERE key = 'danbooru_5'")
+    with ws.store.bulk() as tx:
+        tx.execute(
+            "INSERT INTO labels(id, class_id, x1, y1, x2, y2) VALUES (?, 0, 1, 1, 5, 5)",
+            (id_range(sid, item5)[0],),
+        )
+    (out / "danbooru_5.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(ConflictError, match="pre-labelled without any"):
+        rv.review_import(ws, out)
+    res = rv.review_import(ws, out, force=True)
+    assert res.applied and res.prelabel is not None and res.prelabel["totals"]["added"] == 1

@@ -103,9 +103,8 @@ def render_run(r: dict[str, Any]) -> str:
         "conf",
         ("--conf",),
         type=FloatRange(0, 1),
-        default=0.0,
-        show_default=True,
-        help="Leave out detections below (in detections/, overlays and the pre-labels).",
+        help="Leave out detections below (in detections/, overlays and the pre-labels; "
+        "default 0, and 0.25 for the pre-labels).",
     ),
     Param(
         "prelabel",
@@ -144,7 +143,7 @@ def review_export_cmd(
     dets: str,
     match: str | None,
     split: str | None,
-    conf: float,
+    conf: float | None,
     prelabel: str | None,
     nms: float | None,
     on_conflict: str,

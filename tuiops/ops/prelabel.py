@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
 PRELABEL_FILE = "tuiops-prelabel.json"
+#: The score below which a detection is no proposal unless ``--conf`` says otherwise (ultralytics'
+#: own default for predictions; a run is often stored from 0.001, far too many boxes to review).
+PRELABEL_CONF = 0.25
 #: What a proposal became, in the order the summary lists them.
 OUTCOMES = ("accepted", "moved", "recls", "deleted", "added")
 _DEPTH = {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 4, "CMYK": 4, "LA": 2, "I;16": 1, "I": 1, "F": 1}

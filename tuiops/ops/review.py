@@ -166,7 +166,7 @@ def review_export(
     dets: str = "files",
     match: str | None = None,
     split: str | None = None,
-    conf: float = 0.0,
+    conf: float | None = None,
     prelabel: str | None = None,
     nms: float | None = None,
     on_conflict: str = "fail",
@@ -180,7 +180,8 @@ def review_export(
     The match named ``match`` (default ``SET__RUN``, made now when missing) decides which
     images; ``fmt`` is the label format; ``dets`` adds the run's detections as YOLO files
     with scores (``files``), drawn overlays (``overlays``), ``both`` or ``none``.
-    ``prelabel``: a run pre-labelling the images without boxes (:mod:`tuiops.ops.prelabel`).
+    ``prelabel``: a run pre-labelling the images without boxes (:mod:`tuiops.ops.prelabel`);
+    ``conf`` (default: 0, and :data:`~tuiops.ops.prelabel.PRELABEL_CONF` for the pre-labels).
     """
     import polars as pl
 
@@ -222,13 +223,14 @@ def review_export(
 
     def extras(img: pl.DataFrame, lab: pl.DataFrame, job_id: int) -> pl.DataFrame:
         def rest(lab: pl.DataFrame) -> pl.DataFrame:
-            return _extra_actions(ws, img, lab, job_id, label_set, run, mname, kind, fmt, dets, conf)
+            return _extra_actions(ws, img, lab, job_id, label_set, run, mname, kind, fmt, dets, conf or 0.0)
 
         if prelabel is None:
             return rest(lab)
-        from tuiops.ops.prelabel import prelabelled
+        from tuiops.ops.prelabel import PRELABEL_CONF, prelabelled
 
-        return prelabelled(ws, img, lab, label_set, prelabel, fmt, conf=conf, nms=nms, rest=rest)
+        pconf = PRELABEL_CONF if conf is None else conf
+        return prelabelled(ws, img, lab, label_set, prelabel, fmt, conf=pconf, nms=nms, rest=rest)
 
     p: PlanResult = plan(
         ws,
