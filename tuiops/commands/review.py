@@ -294,7 +294,7 @@ def review_open_cmd(ctx: CommandContext, folder: str, no_wait: bool) -> Result:
     The command may use {dir} (the folder), {classes} (its classes.txt) and {image}
     (its first image).
     """
-    from tuiops.ops.review import review_open
+    from tuiops.ops.review_open import review_open
 
     rc = review_open(ctx.workspace, folder, wait=not no_wait)
     return Result({"folder": folder, "exit_code": rc}, None, exit_code=rc, raw=True)

@@ -146,7 +146,7 @@ def edit_files(
     import datetime as dt
 
     from tuiops.ops import fileops
-    from tuiops.ops.review import editor_command
+    from tuiops.ops.review_open import editor_command
     from tuiops.ops.select import SelectionSpec
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
