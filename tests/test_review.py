@@ -16,6 +16,7 @@ from tuiops.cli import run
 from tuiops.errors import ConflictError, ExternalToolError, InputError, NotFoundError
 from tuiops.ops import fileops as fo
 from tuiops.ops import review as rv
+from tuiops.ops.review_open import review_open
 
 
 @pytest.fixture
@@ -157,13 +158,13 @@ def test_open_runs_the_configured_editor(ws, matched, tmp_path):
     marker = tmp_path / "opened.txt"
     ws.config.editor = f"{sys.executable} -c \"import sys; open(sys.argv[1], 'w').write(' '.join(sys.argv[2:]))\" {marker} {{dir}} {{classes}}"
     ws.save_config()
-    assert rv.review_open(ws, tmp_path / "rev") == 0
+    assert review_open(ws, tmp_path / "rev") == 0
     assert (
         marker.read_text() == f"{(tmp_path / 'rev').resolve()} {(tmp_path / 'rev').resolve() / 'classes.txt'}"
     )
     ws.config.editor = "definitely-not-a-label-editor {dir}"
     with pytest.raises(ExternalToolError, match="not installed"):
-        rv.review_open(ws, tmp_path / "rev")
+        review_open(ws, tmp_path / "rev")
 
 
 def test_review_cli(ws, matched, tmp_path, capsys):
