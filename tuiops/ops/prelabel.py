@@ -50,7 +50,6 @@ PRELABEL_FILE = "tuiops-prelabel.json"
 PRELABEL_CONF = 0.25
 #: What a proposal became, in the order the summary lists them.
 OUTCOMES = ("accepted", "moved", "recls", "deleted", "added")
-_DEPTH = {"1": 1, "L": 1, "P": 3, "RGB": 3, "RGBA": 4, "CMYK": 4, "LA": 2, "I;16": 1, "I": 1, "F": 1}
 _G_RECORD = 2**62 + 1_000_003
 
 
@@ -95,9 +94,6 @@ def prelabel_actions(
     """
     import polars as pl
 
-    from tuiops.fsutil import display_path as shown
-    from tuiops.ops.fileops.model import unesc
-
     store = ws.store
     labelled = store.read_labels(label_set).select("item_id").unique()
     bare = img.with_columns(
@@ -133,35 +129,7 @@ def prelabel_actions(
             "_esc",
         )
     else:
-        from tuiops.formats.voc import VocBox, VocHeader, voc_document
-
-        by_item: dict[int, list[VocBox]] = {}
-        for item, c, x1, y1, x2, y2, _s in props.iter_rows():
-            by_item.setdefault(item, []).append(VocBox(classes[c], x1, y1, x2, y2))
-        docs = []
-        for item, dd, dname, w, h, mode in bare.select(
-            "item_id", "ldst_dir", "dst_name", "_w", "_h", "mode"
-        ).iter_rows():
-            header = VocHeader(
-                shown(unesc(dd.rsplit("/", 1)[-1])),
-                shown(unesc(dname)),
-                shown(unesc(dd + "/" + dname)),
-                int(w or 0),
-                int(h or 0),
-                _DEPTH.get(mode or "RGB", 3),
-            )
-            docs.append(voc_document(None, by_item.get(item, []), header))
-        acts = rows.with_columns(pl.Series("data", docs, dtype=pl.Binary)).select(
-            "g",
-            pl.lit(2).alias("ord"),
-            (pl.col("ldst_dir") + "/" + pl.col("dst_stem") + ".xml").alias("dst"),
-            pl.lit(".xml").alias("dst_ext"),
-            "data",
-            "item_id",
-            "ldst_dir",
-            "dst_stem",
-            "_esc",
-        )
+        acts = _voc_actions(rows, bare, props, classes)
     acts = acts.select(
         "g",
         "ord",
@@ -396,3 +364,43 @@ def account_import(
     untouched = files.filter(pl.col("key").is_in(list(pre_keys)))["key"].n_unique() - len(reviewed)
     left_out = len({f.rsplit(".", 1)[0] for f in bad} & pre_keys)
     return prelabel_accounting(record, boxes, reviewed, untouched, left_out, classes), pre_keys
+
+
+def _voc_actions(
+    rows: pl.DataFrame, bare: pl.DataFrame, props: pl.DataFrame, classes: list[str]
+) -> pl.DataFrame:
+    """The VOC label files of the unlabelled images ``bare``, holding the proposals ``props``."""
+    import polars as pl
+
+    from tuiops.formats.voc import VocBox, VocHeader, mode_depth, voc_document
+    from tuiops.fsutil import display_path as shown
+    from tuiops.ops.fileops.model import unesc
+
+    by_item: dict[int, list[VocBox]] = {}
+    for item, c, x1, y1, x2, y2, _s in props.iter_rows():
+        by_item.setdefault(item, []).append(VocBox(classes[c], x1, y1, x2, y2))
+    docs = []
+    for item, dd, dname, w, h, mode in bare.select(
+        "item_id", "ldst_dir", "dst_name", "_w", "_h", "mode"
+    ).iter_rows():
+        header = VocHeader(
+            shown(unesc(dd.rsplit("/", 1)[-1])),
+            shown(unesc(dname)),
+            shown(unesc(dd + "/" + dname)),
+            int(w or 0),
+            int(h or 0),
+            mode_depth(mode),
+        )
+        docs.append(voc_document(None, by_item.get(item, []), header))
+    acts = rows.with_columns(pl.Series("data", docs, dtype=pl.Binary)).select(
+        "g",
+        pl.lit(2).alias("ord"),
+        (pl.col("ldst_dir") + "/" + pl.col("dst_stem") + ".xml").alias("dst"),
+        pl.lit(".xml").alias("dst_ext"),
+        "data",
+        "item_id",
+        "ldst_dir",
+        "dst_stem",
+        "_esc",
+    )
+    return acts
