@@ -197,7 +197,8 @@ def test_a_killed_import_leaves_the_store_as_it_was(ws, tmp_path):
     def feed() -> None:
         try:
             with fifo.open("w") as fh:
-                for i in range(2, 30_000):
+                # past the first batch and then two more, so a progress event comes after it
+                for i in range(2, 3 * importer.BATCH + 2):
                     fh.write(json.dumps(post(i, "lost")) + "\n")
                 fh.flush()
                 proc.wait()  # the file stays open (unfinished) until the import is gone
@@ -208,20 +209,26 @@ def test_a_killed_import_leaves_the_store_as_it_was(ws, tmp_path):
     past_first_batch = sum(len(json.dumps(post(i, "lost"))) + 1 for i in range(2, importer.BATCH + 3000))
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
+    # an import that never reports reading past its first batch is stopped, and the test fails
+    watchdog = threading.Timer(120, proc.kill)
+    watchdog.start()
+    killed_past_first_batch = False
     try:
         # the events end when the process does: a failure to start cannot hang the test
         for ev in _events(r):
             if ev["event"] == "progress" and ev["done"] >= past_first_batch:
                 proc.send_signal(signal.SIGKILL)
+                killed_past_first_batch = True
                 break
     finally:
+        watchdog.cancel()
         if proc.poll() is None:
             proc.kill()
         proc.wait()
         # a writer still waiting for a reader is let go
         os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
         writer.join()
-    assert proc.returncode == -signal.SIGKILL
+    assert killed_past_first_batch and proc.returncode == -signal.SIGKILL
     from tuiops.workspace import Workspace
 
     again = Workspace.open(ws.root)
