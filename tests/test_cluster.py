@@ -95,6 +95,9 @@ def test_local_cluster_gives_the_rows_of_a_plain_run(pool_ws, model_path):
 
 
 def test_a_worker_killed_mid_run_loses_only_its_tasks(pool_ws, model_path):
+    """The worker killed holds the only copy of the scattered weights (the cluster had one
+    worker when the run began; a second joins as it dies): the tasks waiting on the weights are
+    cancelled by Dask, sent again with the weights, and no image is lost or written twice."""
     from distributed import Client, LocalCluster
 
     ws = pool_ws
@@ -103,14 +106,15 @@ def test_a_worker_killed_mid_run_loses_only_its_tasks(pool_ws, model_path):
     # before spawning, which is given back after the test.
     with (
         mock.patch.dict(os.environ),
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc,
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as lc,
     ):
         with Client(lc) as client:
             pids = client.run(os.getpid)
         killed: list[int] = []
 
-        def kill_one(ev) -> None:  # at the first task written, a worker dies with its running task
+        def kill_one(ev) -> None:  # at the first task written, the only worker dies; another joins
             if ev.done and not killed:
+                lc.scale(2)
                 pid = next(iter(pids.values()))
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
@@ -124,6 +128,7 @@ def test_a_worker_killed_mid_run_loses_only_its_tasks(pool_ws, model_path):
             **KW,
         )
     assert killed and res.processed == N
+    assert res.cluster is not None and len(res.cluster["per_worker"]) == 2
     _same_rows(ws, "plain", "dist")
 
 

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 #: Seconds the driver waits for a worker when the cluster has none left.
 NO_WORKER_TIMEOUT = 300.0
 
+#: Times a task is submitted again after the cluster lost what it depended on.
+LOST_RETRIES = 3
+
 
 @dataclass
 class ClusterStats:
@@ -95,12 +98,17 @@ def run_tasks(
     reporter: Reporter,
     *,
     per_worker: int = 2,
+    on_lost: Callable[[], None] | None = None,
 ) -> None:
     """Submit ``tasks`` (``(label, submit)`` pairs; ``submit`` returns a Dask future), a few
     per worker at a time, and hand each result to ``on_result(label, value)`` in the order
-    they finish. Cancelling (the reporter's token, Ctrl+C) cancels what is in flight."""
+    they finish. Cancelling (the reporter's token, Ctrl+C) cancels what is in flight.
+
+    A task the cluster cancels on its own (a worker died holding the only copy of data the
+    task needs, such as the scattered weights) is submitted again, after ``on_lost()`` has
+    put that data back, up to ``LOST_RETRIES`` times."""
     from distributed import wait
-    from distributed.client import FutureCancelledError
+    from distributed.client import FutureCancelledError, FuturesCancelledError
 
     try:
         from distributed.scheduler import KilledWorker
@@ -109,7 +117,7 @@ def run_tasks(
 
     client = running.client
     window = max(2, per_worker * max(1, running.workers))
-    pending: dict[Any, Any] = {}
+    pending: dict[Any, tuple[Any, Callable[[], Any], int]] = {}
     exhausted = False
     idle_since: float | None = None
     try:
@@ -120,13 +128,15 @@ def run_tasks(
                     exhausted = True
                     break
                 label, submit = nxt
-                pending[submit()] = label
+                pending[submit()] = (label, submit, 0)
             if not pending:
                 return
             try:
                 done = wait(list(pending), timeout=1.0, return_when="FIRST_COMPLETED").done
             except TimeoutError:  # nothing finished within the second: look at the token and the workers
                 done = set()
+            except FuturesCancelledError:  # some were cancelled by the cluster: taken one by one below
+                done = {f for f in pending if f.status != "pending"}
             reporter.check()
             if not done:
                 if running.workers == 0:
@@ -139,8 +149,9 @@ def run_tasks(
                 else:
                     idle_since = None
                 continue
+            lost: list[tuple[Any, Callable[[], Any], int]] = []
             for fut in done:
-                label = pending.pop(fut)
+                label, submit, tries = pending.pop(fut)
                 try:
                     value = fut.result()
                 except KilledWorker as exc:
@@ -149,8 +160,20 @@ def run_tasks(
                         hint="an image there may crash its decoder or exhaust memory; narrow it down with --where",
                     ) from exc
                 except FutureCancelledError as exc:
-                    raise RemoteError(f"the task of {label} was cancelled by the cluster") from exc
+                    if tries >= LOST_RETRIES:
+                        raise RemoteError(
+                            f"the task of {label} was cancelled by the cluster {tries + 1} times",
+                            hint="the cluster keeps losing its workers; `tuiops hosts check HOST` tells why",
+                        ) from exc
+                    lost.append((label, submit, tries + 1))
+                    continue
                 on_result(label, value)
+            if lost:
+                reporter.check()
+                if on_lost is not None:
+                    on_lost()
+                for label, submit, tries in lost:
+                    pending[submit()] = (label, submit, tries)
     finally:
         if pending:
             client.cancel(list(pending))
@@ -198,7 +221,13 @@ def detect_on_cluster(ws: Workspace, plan: DetectPlan, weights: Path, options: C
     with open_cluster(ws, options, modules=DETECT_MODULES) as running:
         stats.workers = running.workers
         client = running.client
-        blob = client.scatter(weights.read_bytes(), broadcast=True, hash=False)
+        weights_bytes = weights.read_bytes()
+        shared = {"blob": client.scatter(weights_bytes, broadcast=True, hash=False)}
+
+        def rescatter() -> None:
+            # the weights were lost with the worker(s) holding them: send them again
+            shared["blob"] = client.scatter(weights_bytes, broadcast=True, hash=False)
+
         settings = {
             "sha": result.weights_sha256,
             "cls_map": plan.cls_map.tolist(),
@@ -208,7 +237,7 @@ def detect_on_cluster(ws: Workspace, plan: DetectPlan, weights: Path, options: C
             "path_map": options.path_map.pairs,
             "hosts": running.host_settings,
         }
-        _warm(running, blob, settings)
+        _warm(running, shared["blob"], settings)
         stats.start_seconds = time.perf_counter() - t_start
         t0 = time.perf_counter()
 
@@ -220,7 +249,9 @@ def detect_on_cluster(ws: Workspace, plan: DetectPlan, weights: Path, options: C
                 meta = to_ipc(chunk)
 
                 def submit(meta: bytes = meta, blobs: list[bytes | str] | None = blobs) -> Any:
-                    return client.submit(detect_task, meta, blob, settings, blobs, pure=False, retries=0)
+                    return client.submit(
+                        detect_task, meta, shared["blob"], settings, blobs, pure=False, retries=0
+                    )
 
                 yield label, submit
 
@@ -246,7 +277,7 @@ def detect_on_cluster(ws: Workspace, plan: DetectPlan, weights: Path, options: C
             plan.reporter.update(result.processed, f"{result.detections} boxes; {message}")
 
         try:
-            run_tasks(running, tasks(), on_result, plan.reporter)
+            run_tasks(running, tasks(), on_result, plan.reporter, on_lost=rescatter)
             plan.commit()
         except BaseException:
             try:
