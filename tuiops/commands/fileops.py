@@ -32,6 +32,12 @@ SELECTION_PARAMS = (
         type=PathType(dir_okay=False, allow_dash=True),
         help="File of image keys or file names, one per line ('-' reads stdin).",
     ),
+    Param(
+        "tags",
+        ("--tags",),
+        help='Booru tag search over the images\' post metadata, e.g. "1girl solo -monochrome rating:s" '
+        "(`tuiops meta import`; grammar: `tuiops meta search --help`).",
+    ),
     Param("selection_name", ("--selection",), help="A saved selection (`tuiops select --save`)."),
     Param("label_set", ("--set",), help="Label set: adds its per-image columns (and labels to write)."),
     Param("run", ("--run",), help="Detection run: adds its per-image columns."),
@@ -144,6 +150,7 @@ def selection_spec(ws: Any, kw: dict[str, Any]) -> Any:
         match=kw.get("match"),
         pools=list(kw.get("pools") or []) or None,
         all_statuses=bool(kw.get("all_statuses")),
+        tags=kw.get("tags"),
     )
 
 
@@ -291,6 +298,7 @@ def select_cmd(
             )
         if out["keys_without_files"]:
             lines.append(f"  {out['keys_without_files']} known key(s) without a selected file")
+        lines.extend(f"  warning: {w}" for w in out["warnings"])
         if out["sample"]:
             lines.append(_sample_table(out["sample"]))
         if save_name:

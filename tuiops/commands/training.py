@@ -42,6 +42,12 @@ def _quiet() -> Param:
     ),
     Param("name", ("--name",), help="Dataset name in the store (default: the folder's name)."),
     Param("where", ("--where",), help="Only images whose pool file matches this SQL condition on v_images."),
+    Param(
+        "tags",
+        ("--tags",),
+        help='Only images whose post a booru tag search finds, e.g. "1girl -monochrome" '
+        '(kept for rebuilds; "" drops it).',
+    ),
     Param("val", ("--val",), type=Float(), help="Share of new images that go to val (default 0.2)."),
     Param("seed", ("--seed",), type=Int(), help="Seed of the stable split draw (default 0)."),
     Param(
@@ -95,6 +101,7 @@ def dataset_build_cmd(
     to: str | None,
     name: str | None,
     where: str | None,
+    tags: str | None,
     val: float | None,
     seed: int | None,
     link: str | None,
@@ -131,6 +138,7 @@ def dataset_build_cmd(
             to,
             name=name,
             where=where,
+            tags=tags,
             val=val,
             seed=seed,
             link=link,

@@ -196,6 +196,8 @@ class Selection:
     """Keys of the key list that the store does not know."""
     keys_without_files: list[str] = field(default_factory=list)
     """Known keys of the key list with no selected file (filtered out, or only missing files)."""
+    warnings: list[str] = field(default_factory=list)
+    """Notes on the selection, such as a tag of ``tags`` that no post has."""
 
     @property
     def count(self) -> int:
@@ -335,10 +337,12 @@ def drop_selection(ws: Workspace, name: str) -> None:
     ws.store.execute("DELETE FROM selections WHERE name = ?", (name,))
 
 
-def resolve_spec(ws: Workspace, spec: SelectionSpec, *, search_tags: bool = True) -> SelectionSpec:
+def resolve_spec(
+    ws: Workspace, spec: SelectionSpec, *, search_tags: bool = True, warnings: list[str] | None = None
+) -> SelectionSpec:
     """Fold a named saved selection into ``spec``: conditions ANDed, key lists intersected, tag
     searches joined (AND); with ``search_tags`` the tag search is run and becomes a key list
-    (intersected with one given)."""
+    (intersected with one given), and its notes (a tag no post has) go to ``warnings``."""
     merged = _merge_saved(ws, spec)
     if not search_tags or not (merged.tags and merged.tags.strip()):
         return merged
@@ -347,8 +351,10 @@ def resolve_spec(ws: Workspace, spec: SelectionSpec, *, search_tags: bool = True
     from tuiops.ops.meta.search import items_sql
 
     with ws.store.connection() as conn:
-        sql, params, _ = items_sql(conn, merged.tags)
+        sql, params, notes = items_sql(conn, merged.tags)
         found = [r[0] for r in conn.execute(f"SELECT key FROM items WHERE id IN ({sql}) ORDER BY id", params)]
+    if warnings is not None:
+        warnings.extend(f"--tags {merged.tags!r}: {n}" for n in notes)
     if merged.keys is not None:
         mine = set(found)
         found = [k for k in merged.keys if k in mine]
@@ -597,10 +603,11 @@ def select_files(
     """Run a selection: the matching files as a frame (all view columns, or ``columns``)."""
     import polars as pl
 
-    spec = resolve_spec(ws, spec)
+    notes: list[str] = []
+    spec = resolve_spec(ws, spec, warnings=notes)
     if spec.is_empty():
         raise UsageError(
-            "no selection: give --where SQL, --keys FILE or --selection NAME",
+            "no selection: give --where SQL, --keys FILE, --tags QUERY or --selection NAME",
             hint="select everything with --where 1",
         )
     cols = list(columns) if columns else None
@@ -647,7 +654,7 @@ def select_files(
                 ]
     finally:
         store.close()
-    return Selection(frame, spec, unknown, missing_files)
+    return Selection(frame, spec, unknown, missing_files, notes)
 
 
 def _reader(ws: Workspace) -> Store:
@@ -681,6 +688,7 @@ def summarize(
         "unknown_keys": len(sel.unknown_keys),
         "unknown_key_examples": sel.unknown_keys[:5],
         "keys_without_files": len(sel.keys_without_files),
+        "warnings": sel.warnings,
         "sample": f.head(sample).select([c for c in show + ctx if c in f.columns]).to_dicts()
         if f.height
         else [],

@@ -68,10 +68,11 @@ def _key_warnings(
     imgs: pl.DataFrame,
     ex_keys: Sequence[str],
     in_keys: Sequence[str],
-    where: str | None,
+    where: str,
 ) -> list[str]:
     """Warnings for --exclude/--include keys that change nothing: not an image of the set, or
-    one of its images that --where leaves out of this dataset (the exclusion is not kept)."""
+    one of its images that the filters (``where``: the options, as said) leave out of this
+    dataset (the exclusion is not kept)."""
     given = set(ex_keys) | set(in_keys)
     chosen = set(imgs["key"].to_list())
     if given <= chosen:
@@ -94,15 +95,18 @@ def _key_warnings(
         outside = sorted((set(keys) & in_set) - chosen)
         if outside:
             out.append(
-                f"{len(outside)} key(s) given to {option} are images of {label_set!r} that --where {where!r} "
+                f"{len(outside)} key(s) given to {option} are images of {label_set!r} that {where} "
                 "leaves out of this dataset, so nothing changes for them: " + ", ".join(outside[:5])
             )
     return out
 
 
-def _images_of_set(store: Store, set_id: int, where: str | None) -> pl.DataFrame:
+def _images_of_set(
+    store: Store, set_id: int, where: str | None, tags: str | None = None, warnings: list[str] | None = None
+) -> pl.DataFrame:
     """Every image of the set with its chosen pool file (or none), size, hash and path; a
-    hash made by an older method than a scan's now is left out (null)."""
+    hash made by an older method than a scan's now is left out (null). ``tags``: only the
+    images whose post the booru search finds (its notes go to ``warnings``)."""
     import polars as pl
 
     from tuiops.ops.probe import PHASH_METHOD
@@ -119,6 +123,16 @@ def _images_of_set(store: Store, set_id: int, where: str | None) -> pl.DataFrame
     )
     if where:
         sql += f" AND s.item_id IN (SELECT item_id FROM v_images WHERE status = 'ok' AND ({where}))"
+    args: list[Any] = [set_id]
+    if tags and tags.strip():
+        from tuiops.ops.meta import items_sql
+
+        with store.connection() as conn:
+            tag_sql, tag_params, notes = items_sql(conn, tags)
+        sql += f" AND s.item_id IN ({tag_sql})"
+        args += tag_params
+        if warnings is not None:
+            warnings.extend(f"--tags {tags!r}: {n}" for n in notes)
     schema = {
         "item_id": pl.Int64,
         "key": pl.String,
@@ -138,8 +152,8 @@ def _images_of_set(store: Store, set_id: int, where: str | None) -> pl.DataFrame
 
             check_where(where)
             with store.connection() as conn:
-                authorize(conn, sql, (set_id,), what=f"--where {where!r}")
-        frame = store.read_frame(sql + " ORDER BY s.item_id", (set_id,), schema)
+                authorize(conn, sql, args, what=f"--where {where!r}")
+        frame = store.read_frame(sql + " ORDER BY s.item_id", args, schema)
     except TuiopsError:
         raise
     except Exception as exc:
@@ -254,6 +268,7 @@ def _settings(
         )
     tol = float(old.get("tol", 1.0)) if g["tol"] is None else float(g["tol"])
     where = old.get("where") if g["where"] is None else (g["where"] or None)
+    tags = old.get("tags") if g["tags"] is None else (g["tags"].strip() or None)
     if not 0.0 <= val < 1.0:
         raise UsageError(f"--val must be a fraction in [0, 1) (got {val})")
     if link not in LINK_MODES:
@@ -268,6 +283,7 @@ def _settings(
     params = {
         "label_set": label_set,
         "where": where,
+        "tags": tags,
         "val": val,
         "seed": seed,
         "link": link,
@@ -338,7 +354,10 @@ def _exclusions(
     both = set(ex_keys) & set(in_keys)
     if both:
         raise UsageError(f"image {sorted(both)[0]!r} is both excluded and included")
-    label_set, where = params["label_set"], params["where"]
+    label_set = params["label_set"]
+    filters = [f"--where {params['where']!r}"] if params["where"] else []
+    filters += [f"--tags {params['tags']!r}"] if params.get("tags") else []
+    where = " and ".join(filters) or "--where"
     result.warnings += _key_warnings(store, set_id, label_set, imgs, ex_keys, in_keys, where)
     if in_keys:
         back = pl.col("key").is_in(in_keys) & (pl.col("split") == "excluded")
@@ -481,10 +500,13 @@ def _written_images(
             "ignores such images: pass --fix outside to clip the boxes"
         )
     if written.height == 0:
+        tag_notes = [w for w in result.warnings if w.startswith("--tags ")]
         raise InputError(
             f"no image of label set {label_set!r} can go into the dataset"
-            + (f" (skipped: {result.skipped})" if result.skipped else ""),
-            hint="scan the pool that holds the images (`tuiops scan`), or check --where",
+            + (f" (skipped: {result.skipped})" if result.skipped else "")
+            + "".join(f"; {w}" for w in tag_notes),
+            hint="scan the pool that holds the images (`tuiops scan`), or check --where and --tags "
+            '(--tags "" drops a kept tag search)',
         )
     return written.with_columns(
         (pl.lit("images/") + pl.col("split") + "/" + pl.col("key") + "." + pl.col("ext")).alias("name"),
@@ -603,6 +625,7 @@ def build_dataset(
     *,
     name: str | None = None,
     where: str | None = None,
+    tags: str | None = None,
     val: float | None = None,
     seed: int | None = None,
     link: str | None = None,
@@ -631,6 +654,7 @@ def build_dataset(
     set_id = store.label_set_id(label_set)
     given = {
         "where": where,
+        "tags": tags,
         "val": val,
         "seed": seed,
         "link": link,
@@ -646,7 +670,7 @@ def build_dataset(
     )
     reporter = Reporter("dataset", progress, cancel)
     with job(store, "dataset", {"op": "dataset build", "name": name, **params}) as j:
-        imgs = _images_of_set(store, set_id, params["where"])
+        imgs = _images_of_set(store, set_id, params["where"], params["tags"], result.warnings)
         reporter.update(0, f"{imgs.height} images in {label_set}", force=True)
         imgs, prev = _split(store, imgs, prior, params, resplit)
         result.new_images = int(imgs["prev"].is_null().sum())

@@ -90,7 +90,8 @@ def plan(
     labels, convert = _check_options(op, to, name, labels, on_conflict, convert, in_place, label_layout)
     from tuiops.ops.select import resolve_spec
 
-    spec = selection.spec if isinstance(selection, Selection) else resolve_spec(ws, selection)
+    notes: list[str] = []
+    spec = selection.spec if isinstance(selection, Selection) else resolve_spec(ws, selection, warnings=notes)
     label_set = label_set or spec.label_set
     if labels in ("yolo", "voc", "both") and not label_set:
         raise UsageError(f"--labels {labels} writes label files from a label set: give --set NAME")
@@ -116,7 +117,10 @@ def plan(
         "durable": durable,
         "in_place": in_place,
         "label_layout": label_layout,
-        "selection": sel.spec.to_dict(),
+        # a tag search is recorded as its query (planned again from it after a kill)
+        "selection": selection.to_dict()
+        if isinstance(selection, SelectionSpec) and selection.tags and selection.keys is None
+        else sel.spec.to_dict(),
         **(job_params or {}),
     }
     job_id = _open_job(store, op, params, _job_id)
@@ -149,6 +153,7 @@ def plan(
             conn.execute("DELETE FROM job_actions WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         raise
+    result.warnings[:0] = notes + (selection.warnings if isinstance(selection, Selection) else [])
     result.elapsed = time.perf_counter() - t0
     if result.status == "refused" and not dry_run:
         raise _refused(job_id, result)
