@@ -261,6 +261,56 @@ def test_slices_equal_hotcoco_slice_by(ws: Any, tmp_path: Path) -> None:
             assert abs(s.stats[k] - ref[s.name][hk]) <= TOL, (s.name, k)
 
 
+def test_tag_slices_equal_hotcoco_slice_by(ws: Any, tmp_path: Path) -> None:
+    """``tag:A | B``: an image goes to the first search that finds its post; the rest are
+    ``(other)``, and images without a post ``(no post)``."""
+    from tuiops.errors import UsageError
+    from tuiops.ops.analysis import analyse
+    from tuiops.ops.meta import import_meta
+
+    case = two_runs(ws, seed=9)
+    fids = dict(ws.store.execute("SELECT id, fid FROM items").fetchall())
+
+    def tags(fid: int) -> set[str]:
+        return {t for t, m in (("solo", 2), ("long_hair", 3), ("smile", 5)) if fid % m == 0}
+
+    posted = [f for f in sorted(fids.values()) if f % 7]  # every seventh image has no post
+    src = tmp_path / "posts.jsonl"
+    src.write_text(
+        "".join(
+            json.dumps({"id": f, "tag_string": " ".join(sorted(tags(f)) or ["other_tag"])}) + "\n"
+            for f in posted
+        )
+    )
+    import_meta(ws, src)
+    groups: dict[str, list[int]] = {}
+    for i in case["images"]:
+        f = fids[i]
+        t = tags(f)
+        name = (
+            "(no post)"
+            if f % 7 == 0
+            else "solo"
+            if "solo" in t
+            else "long_hair -smile"
+            if t == {"long_hair"}
+            else "(other)"
+        )
+        groups.setdefault(name, []).append(i)
+    assert len(groups) == 4
+    res = analyse(ws, "gt", "a", by="tag:solo | long_hair -smile")
+    ref = hotcoco_eval(case["labels"], case["a"], case["images"], case["classes"], tmp_path).slice_by(groups)
+    assert [s.name for s in res.slices] == sorted(groups)
+    for s in res.slices:
+        assert s.images == ref[s.name]["num_images"]
+        for k, hk in STAT_TO_HOT.items():
+            assert abs(s.stats[k] - ref[s.name][hk]) <= TOL, (s.name, k)
+    with pytest.raises(UsageError, match="no tag matches 'sollo'"):
+        analyse(ws, "gt", "a", by="tag:sollo")
+    with pytest.raises(UsageError, match="empty"):
+        analyse(ws, "gt", "a", by="tag:solo |")
+
+
 def _cli(ws: Any, *args: str) -> tuple[int, str]:
     from tuiops.cli import run
 

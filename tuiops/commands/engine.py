@@ -281,7 +281,8 @@ _COCO_LINES = (
         ("--by",),
         metavar="SLICING",
         help="Add the summary per slice of images: booru, split, size (longer side < 640, < 1280, "
-        "larger), aspect (portrait < 0.8 ≤ square ≤ 1.25 < landscape) or a SQL expression over the "
+        'larger), aspect (portrait < 0.8 ≤ square ≤ 1.25 < landscape), "tag:QUERY | QUERY2" (booru '
+        "tag searches; an image goes to the first that finds its post) or a SQL expression over the "
         "image's key, booru, fid, width, height. A pitstop's run is sliced by split unless given.",
     ),
     quiet_param(),

@@ -7,6 +7,10 @@ A slice groups *images*, never boxes, so each slice's numbers are exactly pycoco
 - ``split``: the split (from split files, or the pitstop's dataset when the run is a pitstop's);
 - ``size``: the image's longer side — ``small`` (< 640 px), ``medium`` (< 1280 px), ``large``;
 - ``aspect``: width / height — ``portrait`` (< 0.8), ``square`` (0.8–1.25), ``landscape``;
+- ``tag:QUERY``: the images whose imageboard post the booru search ``QUERY`` finds (the
+  slice named as the query), the others (``(other)``) and those without a post
+  (``(no post)``); ``tag:A | B`` slices by several searches, an image going to the first
+  that finds it, as a SQL ``CASE`` would;
 - any other text is a SQL expression over the image's columns in ``items`` (``key``,
   ``booru``, ``fid``, ``width``, ``height``), read-only: its value names the slice, e.g.
   ``"width >= 1024"`` or ``"substr(key, 1, 3)"``.
@@ -97,15 +101,53 @@ def _by_expression(ws: Workspace, expr: str, items: np.ndarray) -> np.ndarray:
     return got["slice"].fill_null(NONE).to_numpy().astype(object)
 
 
+#: The slice of an image whose post no search of ``tag:`` finds, and of one without a post.
+OTHER, NO_POST = "(other)", "(no post)"
+
+
+def _by_tags(ws: Workspace, by: str, items: np.ndarray) -> np.ndarray:
+    from tuiops.ops.meta import items_sql
+
+    queries = [q.strip() for q in by[len("tag:") :].split("|")]
+    if not all(queries):
+        raise UsageError(
+            f"--by {by!r}: a tag search is empty", hint='give --by "tag:QUERY" or --by "tag:QUERY1 | QUERY2"'
+        )
+    if len(set(queries)) < len(queries):
+        raise UsageError(f"--by {by!r}: a tag search is given twice")
+    store = ws.store
+    if not store.one("SELECT count(*) FROM (SELECT 1 FROM meta_posts LIMIT 1)"):
+        raise UsageError(
+            f"--by {by}: this workspace holds no imageboard tags to search",
+            hint="load the posts' metadata first (`tuiops meta import FILE`)",
+        )
+    out = np.full(len(items), OTHER, dtype=object)
+    with store.connection() as conn:
+        posted = {
+            r[0]
+            for r in conn.execute(
+                "SELECT i.id FROM items i JOIN meta_posts p ON p.booru = i.booru AND p.fid = i.fid"
+            )
+        }
+        out[~np.isin(items, np.fromiter(posted, dtype=np.int64, count=len(posted)))] = NO_POST
+        free = out == OTHER
+        for q in queries:
+            sql, params, notes = items_sql(conn, q)
+            if notes:  # a misspelt tag would be an empty slice that is not shown
+                raise UsageError(f"--by {by!r}: {notes[0]}", hint="`tuiops meta tags PATTERN` lists the tags")
+            found = np.fromiter((r[0] for r in conn.execute(sql, params)), dtype=np.int64)
+            hit = free & np.isin(items, found)
+            out[hit] = q
+            free &= ~hit
+    return out
+
+
 def slice_names(ws: Workspace, inp: EvalInputs, by: str, splits: pl.DataFrame | None = None) -> np.ndarray:
     """The slice of each image of ``inp.items`` (an object array of names)."""
     import polars as pl
 
     if by.startswith("tag:"):
-        raise UsageError(
-            f"--by {by}: this workspace holds no imageboard tags to search",
-            hint="slice by booru, split, size, aspect or a SQL expression over the image's columns",
-        )
+        return _by_tags(ws, by, inp.items)
     items = inp.items
     if by == "split":
         if splits is None:
