@@ -218,3 +218,43 @@ def test_match_objects_of_an_older_store_get_category_codes(tmp_path):
         assert "match_objects_worst" in plan
     finally:
         store.close()
+
+
+def test_read_frame_takes_columns_whose_type_shows_late_and_mixed_ones(ws):
+    """A column null for the first batch and text later is read again in one batch, every
+    value as stored; a column holding both numbers and text comes back as text."""
+    from tuiops.store.db import READ_BATCH_ROWS
+
+    n = READ_BATCH_ROWS + 10
+    with ws.store.transaction() as conn:
+        conn.execute("CREATE TABLE late (i INTEGER, t TEXT, m)")
+        conn.executemany(
+            "INSERT INTO late VALUES (?, ?, ?)",
+            ((i, None if i < n - 5 else f"t{i}", i if i % 2 else f"s{i}") for i in range(n)),
+        )
+    frame = ws.store.read_frame("SELECT i, t FROM late ORDER BY i")
+    assert frame.height == n and frame.schema["t"] == pl.String
+    assert frame["t"].drop_nulls().to_list() == [f"t{i}" for i in range(n - 5, n)]
+    mixed = ws.store.read_frame("SELECT m FROM late WHERE i < 4 ORDER BY i")
+    assert mixed["m"].to_list() == ["s0", "1", "s2", "3"]
+
+
+def test_the_store_reads_and_ingests_arrow_without_pyarrow_or_pandas(ws):
+    """The store's Arrow side (reads and bulk ingest through the ADBC driver) imports
+    neither pyarrow nor pandas: both cost seconds of every command's start."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, polars as pl\n"
+        "from tuiops.workspace import Workspace\n"
+        f"ws = Workspace.open({str(ws.root)!r})\n"
+        "with ws.store.bulk() as tx:\n"
+        "    tx.ingest('_k', pl.DataFrame({'k': ['a', None], 'v': [1.5, 2.0]}), temporary=True, mode='replace')\n"
+        "    got = tx.read_frame('SELECT k, v FROM temp._k WHERE v > ?', (1.0,))\n"
+        "assert got.rows() == [('a', 1.5), (None, 2.0)], got\n"
+        "assert ws.store.read_frame('SELECT ? AS x, ? AS y, ? AS z', (None, b'\\x00', True)).rows() == [(None, b'\\x00', 1)]\n"
+        "print(sorted(m for m in ('pyarrow', 'pandas') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr

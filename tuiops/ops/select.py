@@ -626,7 +626,7 @@ def select_files(
             keys = pl.DataFrame({"key": spec.keys}, schema={"key": pl.String})
             cur = store.adbc.cursor()
             try:
-                cur.adbc_ingest("_sel_keys", keys.to_arrow(), mode="replace", temporary=True)
+                cur.ingest("_sel_keys", keys, mode="replace", temporary=True)
             finally:
                 cur.close()
             if not guarded:

@@ -233,11 +233,11 @@ def open_adbc(path: Path, readonly: bool) -> Any:
     pooled = POOL.take(path, ADBC, readonly)
     if pooled is not None:
         return pooled
-    import adbc_driver_sqlite.dbapi as adbc_sqlite
+    from tuiops.store import arrow_sqlite
 
     with POOL.gate(path).use(ADBC):
         uri = f"file:{path}?mode=ro" if readonly else str(path)
-        conn = adbc_sqlite.connect(uri, autocommit=True)
+        conn = arrow_sqlite.connect(uri)
         POOL.track(conn)
         with contextlib.closing(conn.cursor()) as cur:
             cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

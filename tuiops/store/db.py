@@ -321,9 +321,9 @@ class Store:
                     # large batches: fewer Arrow chunks; on a type clash (a column whose first
                     # rows are null), one batch typed from all of its rows
                     rows = ONE_BATCH_ROWS if one_batch else READ_BATCH_ROWS
-                    cur.adbc_statement.set_options(**{ONE_BATCH_OPTION: str(rows)})
+                    cur.set_options(**{ONE_BATCH_OPTION: str(rows)})
                     cur.execute(sql, tuple(params) if params else None)
-                    frame = pl.from_arrow(cur.fetch_arrow_table())
+                    frame = cur.fetch_frame()
                     break
                 except Exception as exc:
                     if not _is_adbc_type_mismatch(exc):
@@ -795,14 +795,12 @@ class BulkTx:
         """
         if frame.height == 0 and mode == "append":
             return 0
-        _wrap(self.store, self.cursor.adbc_ingest, table, frame.to_arrow(), mode=mode, temporary=temporary)
+        _wrap(self.store, self.cursor.ingest, table, frame, mode=mode, temporary=temporary)
         return frame.height
 
     def read_frame(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
-        import polars as pl
-
         _wrap(self.store, self.cursor.execute, sql, tuple(params) if params else None)
-        return pl.from_arrow(_wrap(self.store, self.cursor.fetch_arrow_table))  # type: ignore[return-value]
+        return self.cursor.fetch_frame()
 
 
 def _wrap(store: Store, fn: Any, *args: Any, **kwargs: Any) -> Any:
