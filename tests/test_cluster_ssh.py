@@ -75,6 +75,26 @@ def test_ssh_cluster_of_two_hosts_gives_the_rows_of_a_plain_run(two_hosts, model
     _same_rows(ws, "plain", "dist")
 
 
+def test_a_host_that_drops_mid_run_loses_only_its_tasks(two_hosts, model_path):
+    """Host b goes down (its sshd and everything it runs killed, as a power loss would) after
+    the first task is written: host a does the rest, and every image is written once."""
+    ws, servers = two_hosts
+    detect(ws, model_path, "plain", **KW)
+    dropped: list[bool] = []
+
+    def drop_b(ev) -> None:
+        if ev.done and not dropped:
+            servers[1].kill()
+            dropped.append(True)
+
+    res = detect(
+        ws, model_path, "dist", cluster=ClusterOptions("ssh:a,b", task_images=2), progress=drop_b, **KW
+    )
+    assert dropped and res.processed == N and res.cluster is not None
+    assert "a" in res.cluster["per_worker"]
+    _same_rows(ws, "plain", "dist")
+
+
 def test_unknown_and_changed_host_keys_and_missing_packages_are_refused(two_hosts, model_path, tmp_path):
     from tuiops.remote.commands import check_host
 
