@@ -114,3 +114,40 @@ def test_dataset_build_keeps_its_tag_search_for_rebuilds(tagged, capsys, tmp_pat
     # the warning comes with a dataset that is written too
     some = build_dataset(tagged, "gt", tmp_path / "ds", tags="solo ~nosuchtag ~smile")
     assert some.warnings == ["--tags 'solo ~nosuchtag ~smile': no tag matches 'nosuchtag'"]
+
+
+def test_the_image_info_shows_its_post_with_tags_by_category(ws, tmp_path):
+    """The quick view and the viewer show an image's post: rating, score and its tags,
+    character/copyright/artist first as on the booru's post page."""
+    from tuiops.ops.browse import image_info
+    from tuiops.ops.meta import import_meta
+    from tuiops.ops.scan import scan
+
+    draw_image(tmp_path / "pool" / "danbooru_5.jpg", seed=5)
+    draw_image(tmp_path / "pool" / "danbooru_6.jpg", seed=6)
+    scan(ws, tmp_path / "pool")
+    src = tmp_path / "posts.jsonl"
+    rec = {
+        "id": 5,
+        "tag_string": "1girl hatsune_miku solo vocaloid highres",
+        "tag_string_general": "1girl solo",
+        "tag_string_character": "hatsune_miku",
+        "tag_string_copyright": "vocaloid",
+        "tag_string_meta": "highres",
+        "rating": "s",
+        "score": 42,
+    }
+    src.write_text(json.dumps(rec) + "\n")
+    import_meta(ws, src)
+    info = image_info(ws.store, key="danbooru_5")
+    lines = [
+        (k, v) for k, v in info.meta_lines() if k in ("post", "character", "copyright", "general", "meta")
+    ]
+    assert lines == [
+        ("post", "danbooru #5 · rating s · score 42"),
+        ("character", "hatsune_miku"),
+        ("copyright", "vocaloid"),
+        ("general", "1girl solo"),
+        ("meta", "highres"),
+    ]
+    assert image_info(ws.store, key="danbooru_6").post == {}

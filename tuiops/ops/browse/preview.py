@@ -100,6 +100,9 @@ class ImageInfo:
     boxes: pl.DataFrame | None = None
     match: dict[str, Any] = field(default_factory=dict)
     overlap: dict[str, Any] = field(default_factory=dict)
+    #: The image's imageboard post (``meta import``): booru, id, rating, score, and its tags
+    #: by category (character, copyright, artist first, then general and meta).
+    post: dict[str, Any] = field(default_factory=dict)
 
     def meta_lines(self) -> list[tuple[str, str]]:
         """(label, value) pairs for display, in a fixed order."""
@@ -122,11 +125,50 @@ class ImageInfo:
             counts = self.boxes.group_by(["kind", "source"]).len().rows()
             for kind, src, n in sorted(counts, key=lambda r: (r[0] != "label", r[1])):
                 out.append((f"{'labels' if kind == 'label' else 'dets'} {src}", str(n)))
+        if self.post:
+            p = self.post
+            head = f"{p['booru']} #{p['fid']}"
+            head += f" · rating {p['rating']}" if p.get("rating") else ""
+            head += f" · score {p['score']}" if p.get("score") is not None else ""
+            out.append(("post", head))
+            for cat, tags in p["tags"].items():
+                out.append((cat, " ".join(tags)))
         for k, v in self.overlap.items():
             out.append((k, str(v)))
         for k, v in self.match.items():
             out.append((f"match {k}", f"{v:.3f}" if isinstance(v, float) else str(v)))
         return out
+
+
+#: The order tag categories are shown in (as Danbooru's post page does); others follow.
+TAG_CATEGORY_ORDER = ("character", "copyright", "artist", "general", "meta")
+
+
+def post_info(store: Store, item_id: int) -> dict[str, Any]:
+    """The imageboard post of an image (empty when none was imported): booru, fid, rating,
+    score and its tags grouped by category, in :data:`TAG_CATEGORY_ORDER`."""
+    row = store.execute(
+        "SELECT p.booru, p.fid, p.rating, p.score, p.tags FROM items i "
+        "JOIN meta_posts p ON p.booru = i.booru AND p.fid = i.fid WHERE i.id = ?",
+        (item_id,),
+    ).fetchone()
+    if row is None:
+        return {}
+    booru, fid, rating, score, tags = row
+    names = tags.split()
+    cats: dict[str, str] = {}
+    for i in range(0, len(names), 500):
+        chunk = names[i : i + 500]
+        marks = ", ".join("?" for _ in chunk)
+        cats.update(
+            store.execute(f"SELECT name, category FROM meta_tags WHERE name IN ({marks})", chunk).fetchall()
+        )
+    grouped: dict[str, list[str]] = {}
+    for t in names:
+        grouped.setdefault(cats.get(t) or "tags", []).append(t)
+    order = {c: n for n, c in enumerate(TAG_CATEGORY_ORDER)}
+    by_cat = dict(sorted(grouped.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+    return {"booru": booru, "fid": fid, "rating": rating, "score": score, "tags": by_cat}
 
 
 def human_size(n: int | float | None) -> str:
@@ -207,6 +249,7 @@ def image_info(
                 info.width, info.height = dims
     if info.item_id is not None:
         info.boxes = image_boxes(store, info.item_id)
+        info.post = post_info(store, info.item_id)
         if ctx is not None and ctx.label_set and ctx.run:
             info.overlap = overlap_summary(info.boxes, ctx.label_set, ctx.run)
         if ctx is not None and ctx.match and table_exists(store, "match_images"):
