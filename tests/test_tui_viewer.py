@@ -117,15 +117,31 @@ def test_viewer_keys_choose_layers_captions_zoom_and_info(demo):
         assert kinds() == {"label", "det"} and preview.captions == []
         await press(pilot, "t")
         assert preview.captions
-        # z fits one box after another, then the whole image again
+        # z zooms to the first box, drawn yellow and large; z again shows the whole image
         whole = preview.image_size
         boxes = len(preview._marks)
+        assert boxes >= 2 and not [m for m in preview._marks if m.current]
         await press(pilot, "z")
         assert card.zoom == 0
-        big = [m for m in preview._marks if (m.right - m.x) * 2 >= preview.image_size[0]]
-        assert big, "the zoomed box spans half the picture or more"
-        for _ in range(boxes):
-            await press(pilot, "z")
+        (cur,) = [m for m in preview._marks if m.current]
+        w, h = preview.image_size
+        share = max((cur.right - cur.x + 1) / w, (cur.bottom - cur.y + 1) / (2 * h))
+        assert share >= 0.45, f"the zoomed box spans half the picture one way ({share:.2f})"
+        await press(pilot, "z")
+        assert card.zoom is None and preview.image_size == whole
+        assert [m for m in preview._marks if m.current], "the chosen box stays yellow on the whole image"
+        # ] and n choose the next box and zoom to it, [ and p the previous one, round the boxes
+        await press(pilot, "right_square_bracket")
+        assert (card.zoom, card.chosen) == (1, 1)
+        await press(pilot, "left_square_bracket")
+        assert card.zoom == 0
+        await press(pilot, "left_square_bracket")
+        assert card.zoom == boxes - 1, "before the first box comes the last"
+        await press(pilot, "n")
+        assert card.zoom == 0
+        await press(pilot, "p")
+        assert card.zoom == boxes - 1
+        await press(pilot, "z")
         assert card.zoom is None and preview.image_size == whole
         # i hides the metadata; the image never gets smaller
         w, h = preview.image_size
@@ -161,11 +177,36 @@ def test_triage_keys_choose_layers_captions_zoom_and_info(demo):
         await press(pilot, "z")
         cur = current()
         assert cur and max(m.right - m.x for m in cur) > right - x, "the object is drawn larger"
+        # ] and [ step round the objects of this image, the zoom kept
+        n = len(screen.entry.objects)
+        position = screen.position
+        assert n >= 2, "the first image of the queue has several objects"
+        await press(pilot, "right_square_bracket")
+        assert (screen.position, screen.index, screen.zoom) == (position, 1, True)
+        await press(pilot, "left_square_bracket", "left_square_bracket")
+        assert (screen.position, screen.index, screen.zoom) == (position, n - 1, True)
+        await press(pilot, "right_square_bracket")
+        assert screen.index == 0 and current(), "after the last object comes the first"
         await press(pilot, "z")
         assert preview.image_size == (w, h)
         await press(pilot, "i")
         assert not screen.query_one("#triage-info").display
         w2, h2 = preview.image_size
         assert w2 * h2 >= w * h
+
+    play(demo, (120, 36), scenario)
+
+
+def test_the_quick_view_fits_the_image_to_its_preview(demo):
+    """The quick view's preview shrinks when the metadata comes in below it: the image is
+    fitted again, never cut."""
+
+    async def scenario(pilot, app):
+        await goto(pilot, left(app), PORTRAIT)
+        await press(pilot, "ctrl+q")
+        preview = app.main_screen.quick_card("right").preview
+        w, h = preview.image_size
+        assert 0 < w <= preview.size.width and 0 < h <= preview.size.height
+        assert h == preview.size.height, "a portrait image takes the preview's height"
 
     play(demo, (120, 36), scenario)

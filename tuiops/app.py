@@ -65,8 +65,11 @@ class TuiopsApp(ReportsWorkerFailures, App[None], inherit_bindings=False):
         right: Spec | None = None,
         ctx: Context | None = None,
         poll_interval: float = 1.0,
+        image_protocol: str = "halfblock",
     ) -> None:
         super().__init__()
+        #: How pictures are shown: "halfblock", "kitty" or "sixel" (see tuiops.widgets.graphics).
+        self.image_protocol = image_protocol
         from tuiops.ops.browse import Spec, default_context, first_pool
         from tuiops.store import Store
 
@@ -578,13 +581,20 @@ def _pump(streams: dict[int, str]) -> Iterator[tuple[str, list[Any]]]:
                 os.close(fd)
 
 
-def run_app(ws: Workspace, *, left: str | None = None, right: str | None = None) -> None:
-    """Run the app in this terminal until the user quits."""
+def run_app(
+    ws: Workspace, *, left: str | None = None, right: str | None = None, images: str = "auto"
+) -> None:
+    """Run the app in this terminal until the user quits; ``images`` chooses how pictures
+    are shown (``auto`` asks the terminal first)."""
     from tuiops.ops.browse import Spec
+    from tuiops.widgets.graphics import choose_protocol, prepare
 
+    protocol, _why = choose_protocol(images)
+    prepare(protocol)
     app = TuiopsApp(
         ws,
         left=Spec.parse(left) if left else None,
         right=Spec.parse(right) if right else None,
+        image_protocol=protocol,
     )
     app.run()

@@ -12,6 +12,9 @@ preview and viewer, and triage, in two resolutions:
   nearest each edge (half a cell), labels green and detections magenta; captions go to
   the text layer, placed by :func:`place_captions` so that they hide as little of the
   image as they can and never each other.
+
+The app's views on a terminal that shows real pixels (Kitty graphics, Sixel) are drawn
+at full resolution (``pixels=True``), in the views' colours, their captions on tags.
 """
 
 from __future__ import annotations
@@ -116,12 +119,15 @@ class Frame:
     oy: float = 0.0
 
 
-def draw_boxes(canvas: Image.Image, boxes: Sequence[Box], frame: Frame, *, cells: bool) -> list[BoxMark]:
+def draw_boxes(
+    canvas: Image.Image, boxes: Sequence[Box], frame: Frame, *, cells: bool, captions: bool = True
+) -> list[BoxMark]:
     """Draw ``boxes`` on ``canvas``: the one box renderer of paint, the preview and triage.
 
-    ``cells=False`` (paint, full resolution): labels solid, detections dashed and thinner,
-    each with its caption on a filled tag (labels above the box, detections inside its
-    bottom edge; moved or shortened where another tag is there); returns the tags.
+    ``cells=False`` (paint, and the app's views on a terminal that shows real pixels: full
+    resolution): labels solid, detections dashed and thinner, each with its caption on a
+    filled tag (labels above the box, detections inside its bottom edge; moved or shortened
+    where another tag is there; no tags with ``captions=False``); returns the tags.
     ``cells=True`` (the terminal's half-block view, one pixel per cell
     column and half a cell row): one-pixel outlines on the pixels nearest each edge, so
     an edge shows where it is to half a cell; captions are not drawn but returned, for
@@ -132,7 +138,7 @@ def draw_boxes(canvas: Image.Image, boxes: Sequence[Box], frame: Frame, *, cells
     draw = ImageDraw.Draw(canvas)
     if cells:
         return _outline_boxes(draw, canvas.size, boxes, frame)
-    return _paint_boxes(draw, canvas.size, boxes, frame)
+    return _paint_boxes(draw, canvas.size, boxes, frame, captions)
 
 
 def _outline_boxes(draw: Any, size: tuple[int, int], boxes: Sequence[Box], frame: Frame) -> list[BoxMark]:
@@ -154,7 +160,9 @@ def _outline_boxes(draw: Any, size: tuple[int, int], boxes: Sequence[Box], frame
     return marks
 
 
-def _paint_boxes(draw: Any, size: tuple[int, int], boxes: Sequence[Box], frame: Frame) -> list[BoxMark]:
+def _paint_boxes(
+    draw: Any, size: tuple[int, int], boxes: Sequence[Box], frame: Frame, captions: bool = True
+) -> list[BoxMark]:
     from PIL import ImageFont
 
     w, h = size
@@ -185,6 +193,8 @@ def _paint_boxes(draw: Any, size: tuple[int, int], boxes: Sequence[Box], frame: 
         return right - left + 4, bottom - top + 4
 
     def tag(box: Box, x1: float, y1: float, x2: float, y2: float) -> None:
+        if not captions:
+            return
         text, tx, ty = spot(box, x1, y1, x2, y2)
         left, top, _right, _bottom = draw.textbbox((0, 0), text, font=font)
         tw, th = size_of(text)
@@ -327,14 +337,19 @@ def render_preview(
     show_dets: bool = True,
     min_score: float = 0.0,
     region: Region | None = None,
+    current: int | None = None,
+    pixels: bool = False,
+    captions: bool = True,
 ) -> tuple[Image.Image, list[BoxMark]]:
     """The image fitted into ``max_w``×``max_h`` pixels with label and detection boxes drawn.
 
-    Boxes are drawn after scaling as one-pixel outlines, labels in green and detections in
-    magenta; ``label_set``/``run`` choose which (default: every set and run). ``region``
-    (source pixels) shows that part of the image only. A missing or unreadable file gives
-    a dark placeholder with the boxes on it. Returns the image and the captions (class
-    name, and score for detections) with the boxes they belong to.
+    Boxes are drawn after scaling as one-pixel outlines (``pixels``: at full resolution,
+    with their captions on tags unless ``captions`` is false), labels in green and
+    detections in magenta; ``label_set``/``run`` choose which (default: every set and
+    run); box number ``current`` of those is drawn in yellow, on top. ``region`` (source
+    pixels) shows that part of the image only. A missing or unreadable file gives a dark
+    placeholder with the boxes on it. Returns the image and the captions (class name, and
+    score for detections) with the boxes they belong to (``pixels``: the tags drawn).
     """
     out, frame = fitted_image(
         info.path, info.status in (None, "ok"), info.width, info.height, max_w, max_h, region
@@ -356,10 +371,21 @@ def render_preview(
             )
         rows = info.boxes.filter(keep).select("kind", "class", "score", "x1", "y1", "x2", "y2").iter_rows()
         boxes = [
-            Box(kind, cls, score, x1, y1, x2, y2, LABEL_COLOR if kind == "label" else DET_COLOR)
-            for kind, cls, score, x1, y1, x2, y2 in rows
+            Box(
+                kind,
+                cls,
+                score,
+                x1,
+                y1,
+                x2,
+                y2,
+                CURRENT_COLOR if i == current else LABEL_COLOR if kind == "label" else DET_COLOR,
+                i == current,
+            )
+            for i, (kind, cls, score, x1, y1, x2, y2) in enumerate(rows)
         ]
-    return out, draw_boxes(out, boxes, frame, cells=True)
+        boxes.sort(key=lambda b: b.current)
+    return out, draw_boxes(out, boxes, frame, cells=not pixels, captions=captions)
 
 
 def triage_boxes(
@@ -416,17 +442,20 @@ def render_view(
     show_labels: bool = True,
     show_dets: bool = True,
     zoom: bool = False,
+    pixels: bool = False,
+    captions: bool = True,
 ) -> tuple[Image.Image, list[BoxMark]]:
     """The image fitted into ``max_w``×``max_h`` with the labels (green), the detections
     (magenta) and the current object's boxes (yellow) drawn, and their captions;
-    ``zoom`` fits the current object's boxes instead of the whole image."""
+    ``zoom`` fits the current object's boxes instead of the whole image; ``pixels`` and
+    ``captions`` as for :func:`render_preview`."""
     boxes = triage_boxes(view, current, classes, show_labels=show_labels, show_dets=show_dets)
     width, height = info.width or view.width, info.height or view.height
     region = None
     if zoom:
         region = zoom_region([(b.x1, b.y1, b.x2, b.y2) for b in boxes if b.current], width, height)
     out, frame = fitted_image(info.path, info.status in (None, "ok"), width, height, max_w, max_h, region)
-    return out, draw_boxes(out, boxes, frame, cells=True)
+    return out, draw_boxes(out, boxes, frame, cells=not pixels, captions=captions)
 
 
 # -- captions in the cell view ---------------------------------------------------------------------

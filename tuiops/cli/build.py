@@ -116,10 +116,10 @@ def _prompt(question: str) -> str | None:
     return click.prompt(question, hide_input=True, default="", show_default=False, err=True) or None
 
 
-def _open_app(ws: Any, left: str | None = None, right: str | None = None) -> None:
+def _open_app(ws: Any, left: str | None = None, right: str | None = None, images: str = "auto") -> None:
     from tuiops.app import run_app
 
-    run_app(ws, left=left, right=right)
+    run_app(ws, left=left, right=right, images=images)
 
 
 def context() -> CommandContext:

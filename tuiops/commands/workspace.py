@@ -3,7 +3,17 @@
 
 from __future__ import annotations
 
-from tuiops.commands import CommandContext, Int, IntRange, Param, PathType, Result, command, json_param
+from tuiops.commands import (
+    Choice,
+    CommandContext,
+    Int,
+    IntRange,
+    Param,
+    PathType,
+    Result,
+    command,
+    json_param,
+)
 
 
 @command(
@@ -150,17 +160,30 @@ def demo_cmd(
         "or query:SQL (default: the first pool).",
     ),
     Param("right", ("--right",), metavar="SOURCE", help="What the right panel shows (default: the catalog)."),
+    Param(
+        "images",
+        ("--images",),
+        type=Choice(("auto", "kitty", "sixel", "halfblock")),
+        default="auto",
+        show_default=True,
+        help="How the viewer, the quick view and triage show pictures: Kitty graphics, Sixel or "
+        "half blocks; auto asks the terminal at start (half blocks inside tmux or screen, or when "
+        "the terminal does not answer).",
+    ),
 )
-def tui_cmd(ctx: CommandContext, left: str | None, right: str | None) -> Result:
+def tui_cmd(ctx: CommandContext, left: str | None, right: str | None, images: str = "auto") -> Result:
     """Open the terminal app: two FAR-style panels over the workspace.
 
     Browse pools, label sets, runs and matches; F3 views an image with its boxes, Ctrl+Q
     opens the quick view, + selects by mask, / filters with SQL, F1 lists every key.
+    Pictures are shown in real pixels where the terminal can (Kitty graphics or Sixel:
+    kitty, WezTerm, foot, iTerm2, Windows Terminal), in half blocks elsewhere.
 
     \b
     Examples:
       tuiops
       tuiops tui --left pool:pool/review --right labels:master
+      tuiops tui --images halfblock
     """
     from tuiops.errors import UsageError
     from tuiops.ops.browse import Spec
@@ -173,5 +196,5 @@ def tui_cmd(ctx: CommandContext, left: str | None, right: str | None) -> Result:
         raise UsageError(
             "the terminal app opens from the command line only", hint="run `tuiops tui` in a terminal"
         )
-    ctx.open_app(ws, left=left, right=right)
+    ctx.open_app(ws, left=left, right=right, images=images)
     return Result(None, None, raw=True)

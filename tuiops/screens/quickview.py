@@ -92,6 +92,8 @@ class ImageCard(ReportsWorkerFailures, Vertical):
         self.show_meta = True
         #: The box the image is zoomed onto (its index among the boxes shown), or None.
         self.zoom: int | None = None
+        #: The box chosen with the next/previous box keys (drawn yellow), or None.
+        self.chosen: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="card--title")
@@ -114,7 +116,8 @@ class ImageCard(ReportsWorkerFailures, Vertical):
 
     def toggle_captions(self) -> bool:
         """Show or hide the captions; returns whether they are shown now."""
-        self.preview.set_captions(not self.preview.show_captions)
+        if self.preview.set_captions(not self.preview.show_captions):
+            self.redraw()
         return self.preview.show_captions
 
     def toggle_meta(self) -> bool:
@@ -125,16 +128,37 @@ class ImageCard(ReportsWorkerFailures, Vertical):
         self.call_after_refresh(self.redraw)
         return self.show_meta
 
-    def next_zoom(self) -> str:
-        """Zoom onto the next box shown (after the last one: the whole image again) and draw
-        again; returns what is shown (``whole image`` or ``box 2/7 head``)."""
+    def toggle_zoom(self) -> str:
+        """Zoom onto the chosen box (the first one when none is chosen), or back to the whole
+        image, and draw again; returns what is shown (``whole image`` or ``box 2/7 head``)."""
         boxes = self._shown_boxes()
-        if self.zoom is None:
-            self.zoom = 0 if boxes else None
+        if self.zoom is not None or not boxes:
+            self.zoom = None
         else:
-            self.zoom = self.zoom + 1 if self.zoom + 1 < len(boxes) else None
+            self.zoom = self.chosen if self.chosen is not None and self.chosen < len(boxes) else 0
+            self.chosen = self.zoom
         self.redraw()
-        if self.zoom is None:
+        return self._zoom_text(boxes)
+
+    def step_box(self, delta: int) -> str:
+        """Choose the next (``delta`` 1) or previous (-1) box shown, round the boxes, and zoom
+        onto it; returns what is shown (``box 3/7 hand``, or ``no box`` on an image without)."""
+        boxes = self._shown_boxes()
+        if not boxes:
+            self.zoom = self.chosen = None
+            self.redraw()
+            return "no box"
+        now = self.zoom if self.zoom is not None else self.chosen
+        if now is None or now >= len(boxes):
+            self.zoom = 0 if delta > 0 else len(boxes) - 1
+        else:
+            self.zoom = (now + delta) % len(boxes)
+        self.chosen = self.zoom
+        self.redraw()
+        return self._zoom_text(boxes)
+
+    def _zoom_text(self, boxes: list[tuple[str, tuple[float, float, float, float]]]) -> str:
+        if self.zoom is None or not 0 <= self.zoom < len(boxes):
             return "whole image"
         return f"box {self.zoom + 1}/{len(boxes)} {boxes[self.zoom][0]}"
 
@@ -178,7 +202,7 @@ class ImageCard(ReportsWorkerFailures, Vertical):
         """Show the image that ``target`` names (see :func:`row_target`); None clears."""
         self._seq += 1
         if target != self.target:
-            self.zoom = None
+            self.zoom = self.chosen = None
         self.target = target
         self.card_title = title
         self.query_one(".card--title", Static).update(f" {title} " if title else "")
@@ -191,13 +215,22 @@ class ImageCard(ReportsWorkerFailures, Vertical):
         if self.preview.size.height == 0:
             self.call_after_refresh(self._load_later, self._seq)
             return
-        w, h = self.preview.pixel_size()
-        self._load(self._seq, target, w, h, self.show_labels, self.show_dets, self._zoom_region())
+        self._load(self._seq, target, *self.preview.pixel_size(), self._draw_options())
 
     def _load_later(self, seq: int) -> None:
         if seq == self._seq and self.target is not None:
-            w, h = self.preview.pixel_size()
-            self._load(self._seq, self.target, w, h, self.show_labels, self.show_dets, self._zoom_region())
+            self._load(self._seq, self.target, *self.preview.pixel_size(), self._draw_options())
+
+    def _draw_options(self) -> dict[str, Any]:
+        """How :func:`tuiops.imaging.render_preview` draws the image now."""
+        return {
+            "show_labels": self.show_labels,
+            "show_dets": self.show_dets,
+            "region": self._zoom_region(),
+            "current": self.chosen,
+            "pixels": self.preview.pixels,
+            "captions": self.preview.show_captions,
+        }
 
     def _zoom_region(self) -> tuple[float, float, float, float] | None:
         from tuiops.imaging import zoom_region
@@ -218,9 +251,7 @@ class ImageCard(ReportsWorkerFailures, Vertical):
         target: dict[str, Any],
         w: int,
         h: int,
-        labels: bool,
-        dets: bool,
-        region: tuple[float, float, float, float] | None = None,
+        options: dict[str, Any],
     ) -> None:
         from tuiops.imaging import render_preview
         from tuiops.ops.browse import image_info
@@ -238,9 +269,7 @@ class ImageCard(ReportsWorkerFailures, Vertical):
                 h,
                 label_set=app.ctx.label_set,
                 run=app.ctx.run,
-                show_labels=labels,
-                show_dets=dets,
-                region=region,
+                **options,
             )
             self.post_message(InfoReady(seq, info, image, marks))
         except TuiopsError as exc:
@@ -279,6 +308,13 @@ class ImageCard(ReportsWorkerFailures, Vertical):
     def on_resize(self) -> None:
         self._arrange()
         if self.info is not None:
+            self.redraw()
+
+    @on(ImagePreview.Resized)
+    def _preview_resized(self, msg: ImagePreview.Resized) -> None:
+        """The picture is fitted to the preview again when the metadata takes more or less room."""
+        msg.stop()
+        if self.info is not None and msg.preview.image_size != (0, 0):
             self.redraw()
 
 

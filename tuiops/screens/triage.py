@@ -14,6 +14,9 @@ image; ``=`` takes the detection's box (or its chosen edge) as the label's. Each
 one revision (:func:`tuiops.ops.triage.decide`, decision ``box``), undone with ``u``; the
 screen stays on the object. ``s`` splits the view: the labels on the left, the
 detections on the right.
+
+``z`` zooms to the current object's boxes (or back to the whole image); ``]`` and ``[``
+step to the next or previous object of the same image, round them, the zoom kept.
 """
 
 from __future__ import annotations
@@ -193,10 +196,14 @@ def render_split(
     show_labels: bool = True,
     show_dets: bool = True,
     zoom: bool = False,
+    pixels: bool = False,
+    captions: bool = True,
+    gap: int = SPLIT_GAP,
 ) -> tuple[Image.Image, list[BoxMark]]:
-    """The image twice side by side in ``max_w``×``max_h``: the labels on the left, the
-    detections on the right, both of the same part of the image (``zoom``: the current
-    object's boxes, label and detection together)."""
+    """The image twice side by side in ``max_w``×``max_h``, ``gap`` pixels apart: the labels
+    on the left, the detections on the right, both of the same part of the image (``zoom``:
+    the current object's boxes, label and detection together); ``pixels`` and ``captions``
+    as for :func:`tuiops.imaging.render_preview`."""
     from PIL import Image
 
     from tuiops.imaging import draw_boxes, fitted_image, triage_boxes, zoom_region
@@ -206,12 +213,13 @@ def render_split(
     region = None
     if zoom:
         region = zoom_region([(b.x1, b.y1, b.x2, b.y2) for b in boxes if b.current], width, height)
-    half = max(1, (max_w - SPLIT_GAP) // 2)
+    half = max(1, (max_w - gap) // 2)
     left, frame = fitted_image(info.path, info.status in (None, "ok"), width, height, half, max_h, region)
     right = left.copy()
-    marks = draw_boxes(left, [b for b in boxes if b.kind == "label"], frame, cells=True)
-    off = left.width + SPLIT_GAP
-    for m in draw_boxes(right, [b for b in boxes if b.kind == "det"], frame, cells=True):
+    style = {"cells": not pixels, "captions": captions}
+    marks = draw_boxes(left, [b for b in boxes if b.kind == "label"], frame, **style)
+    off = left.width + gap
+    for m in draw_boxes(right, [b for b in boxes if b.kind == "det"], frame, **style):
         marks.append(replace(m, x=m.x + off, right=m.right + off if m.right >= 0 else m.right))
     out = Image.new("RGB", (off + right.width, left.height))
     out.paste(left, (0, 0))
@@ -342,10 +350,21 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
         if seq != self._seq:
             return
         w, h = self.preview.pixel_size()
-        self._load_worker(seq, self.position, self.index, w, h)
+        style: dict[str, Any] = {
+            "show_labels": self.show_labels,
+            "show_dets": self.show_dets,
+            "zoom": self.zoom,
+            "pixels": self.preview.pixels,
+            "captions": self.preview.show_captions,
+        }
+        if self.split_view:
+            style["gap"] = SPLIT_GAP * self.preview.cell_pixels()[0]
+        self._load_worker(seq, self.position, self.index, w, h, style)
 
     @work(thread=True, exclusive=True, group="triage-load", exit_on_error=False)
-    def _load_worker(self, seq: int, position: int, index: int, w: int, h: int) -> None:
+    def _load_worker(
+        self, seq: int, position: int, index: int, w: int, h: int, style: dict[str, Any]
+    ) -> None:
         from tuiops.imaging import render_view
         from tuiops.ops.browse import image_info
         from tuiops.ops.triage import image_view
@@ -368,9 +387,7 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
                 store.class_names(),
                 w,
                 h,
-                show_labels=self.show_labels,
-                show_dets=self.show_dets,
-                zoom=self.zoom,
+                **style,
             )
             self.post_message(EntryReady(seq, position, entry, view, image, marks))
         except TuiopsError as exc:
@@ -400,6 +417,13 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
 
     def on_resize(self) -> None:
         if self.queue is not None and len(self.queue):
+            self._load()
+
+    @on(ImagePreview.Resized)
+    def _preview_resized(self, msg: ImagePreview.Resized) -> None:
+        """The picture is fitted to the preview again when the info panel takes more or less room."""
+        msg.stop()
+        if self.queue is not None and len(self.queue) and msg.preview.image_size != (0, 0):
             self._load()
 
     # -- display --------------------------------------------------------------------------------
@@ -513,7 +537,8 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
         self._load()
 
     def action_triage_captions(self) -> None:
-        self.preview.set_captions(not self.preview.show_captions)
+        if self.preview.set_captions(not self.preview.show_captions):
+            self._load()
 
     def action_triage_zoom(self) -> None:
         self.zoom = not self.zoom
@@ -523,6 +548,22 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
         info = self.query_one("#triage-info", Static)
         info.display = not info.display
         self.call_after_refresh(self._load)
+
+    def _step_box(self, delta: int) -> None:
+        """The next (``delta`` 1) or previous (-1) object of this image, round its objects."""
+        n = len(self.entry.objects or []) if self.entry is not None else 0
+        if n == 0:
+            self.notify("no object on this image", timeout=2)
+            return
+        self.index = (self.index + delta) % n
+        self._show_info()
+        self._load()
+
+    def action_triage_next_box(self) -> None:
+        self._step_box(1)
+
+    def action_triage_prev_box(self) -> None:
+        self._step_box(-1)
 
     def action_triage_next(self) -> None:
         self._step(1)

@@ -3,8 +3,9 @@
 PgDn/PgUp (or Space, ←/→) step through the panel's rows; the panel's cursor follows, so
 closing the viewer leaves the panel on the last image viewed. The image takes the largest
 area the terminal allows (the metadata beside it or below it, or hidden with ``i``);
-``l``, ``d`` and ``v`` choose the box layers, ``t`` hides the captions and ``z`` fits one
-box after another.
+``l``, ``d`` and ``v`` choose the box layers, ``t`` hides the captions; ``]`` and ``[`` (or
+``n`` and ``p``) choose the next or previous box (drawn yellow) and zoom to it, ``z`` zooms
+to the chosen box or back to the whole image.
 """
 
 from __future__ import annotations
@@ -86,7 +87,13 @@ class ViewerScreen(Screen[None]):
         self.notify(f"captions {'shown' if shown else 'hidden'}", timeout=2)
 
     def action_viewer_zoom(self) -> None:
-        self.notify(self.card.next_zoom(), timeout=2)
+        self.notify(self.card.toggle_zoom(), timeout=2)
+
+    def action_viewer_next_box(self) -> None:
+        self.notify(self.card.step_box(1), timeout=2)
+
+    def action_viewer_prev_box(self) -> None:
+        self.notify(self.card.step_box(-1), timeout=2)
 
     def action_viewer_info(self) -> None:
         self.card.toggle_meta()

@@ -6,6 +6,11 @@ it works over SSH, in tmux and in screenshots. Captions (class names, scores) ar
 cells placed by :func:`tuiops.imaging.place_captions`: beside their boxes where there is
 room, never over another caption; they can be hidden.
 
+On a terminal that shows real pixels (``protocol`` ``kitty`` or ``sixel``, chosen at start
+by :mod:`tuiops.widgets.graphics`), the picture is shown by textual-image instead, at the
+terminal's own resolution (:meth:`ImagePreview.pixel_size` is then the widget's cells
+times the cell's size in pixels), its boxes and captions drawn into the pixels.
+
 The widget does not decode images itself: it is given a Pillow image already fitted to
 :meth:`ImagePreview.pixel_size` (see :func:`tuiops.imaging.render_preview`).
 """
@@ -13,11 +18,13 @@ The widget does not decode images itself: it is given a Pillow image already fit
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
+from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -30,17 +37,32 @@ if TYPE_CHECKING:
 class ImagePreview(Widget):
     """Shows a Pillow image with half blocks, centred, plus text captions."""
 
+    @dataclass
+    class Resized(Message):
+        """The preview's size changed: the picture must be fitted again (it bubbles up to
+        whoever draws it)."""
+
+        preview: ImagePreview
+
     DEFAULT_CSS = """
     ImagePreview {
         height: 1fr;
         width: 1fr;
         background: $surface;
+        align: center middle;
     }
     """
 
     MESSAGE_STYLE: ClassVar[Style] = Style(color="grey62")
 
-    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+        protocol: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._lines: list[Strip] = []
         self._captions: list[Caption] = []
@@ -49,20 +71,78 @@ class ImagePreview(Widget):
         self.show_captions = True
         self._message = ""
         self._img_size = (0, 0)
+        self._protocol = protocol
+        #: The picture shown on a terminal that shows real pixels (padded to whole cells).
+        self.picture: Image.Image | None = None
+        self._pictures: Any = None
+
+    def on_resize(self) -> None:
+        self.post_message(self.Resized(self))
+
+    @property
+    def protocol(self) -> str:
+        """How pictures are shown: ``halfblock``, ``kitty`` or ``sixel`` (the app's choice
+        unless the widget was given one)."""
+        if self._protocol is None:
+            if not self.is_attached:
+                return "halfblock"
+            self._protocol = str(getattr(self.app, "image_protocol", "halfblock"))
+        return self._protocol
+
+    @property
+    def pixels(self) -> bool:
+        """Whether the picture is shown in real pixels, its captions drawn into them."""
+        return self.protocol != "halfblock"
+
+    def cell_pixels(self) -> tuple[int, int]:
+        """The pixels of one cell: 1×2 for half blocks, the terminal's cell size otherwise."""
+        if not self.pixels:
+            return 1, 2
+        from textual_image._terminal import get_cell_size
+
+        cell = get_cell_size()
+        return max(1, cell.width), max(1, cell.height)
 
     def pixel_size(self) -> tuple[int, int]:
         """The largest image (width, height in pixels) that fits the widget now."""
-        return max(1, self.size.width), max(2, self.size.height * 2)
+        cw, ch = self.cell_pixels()
+        return max(1, self.size.width) * cw, max(1, self.size.height) * ch
 
     def show_message(self, text: str) -> None:
         """Show a line of text instead of an image (loading, missing file …)."""
         self._lines = []
         self._captions = []
         self._message = text
+        self.picture = None
+        self._picture_widget(None)
         self.refresh()
 
+    def _picture_widget(self, image: Image.Image | None) -> None:
+        """Give textual-image's widget ``image`` (None hides it); made on first use."""
+        widget = self._pictures
+        if image is None:
+            if widget is not None:
+                widget.display = False
+            return
+        if widget is None:
+            from textual_image.widget import SixelImage, TGPImage
+
+            cls = SixelImage if self.protocol == "sixel" else TGPImage
+            widget = self._pictures = cls(image, id="image-pixels")
+            self.mount(widget)
+        else:
+            widget.image = image
+        cw, ch = self.cell_pixels()
+        widget.styles.width = image.width // cw
+        widget.styles.height = image.height // ch
+        widget.display = True
+
     def show_image(self, image: Image.Image, captions: Sequence[Any] = ()) -> None:
-        """Show ``image`` (RGB) and captions (objects with x, y, text, color in image pixels)."""
+        """Show ``image`` (RGB) and captions (objects with x, y, text, color in image pixels;
+        on a terminal that shows real pixels the captions are in the image already)."""
+        if self.pixels:
+            self._show_pixels(image, captions)
+            return
         import numpy as np
 
         rgb = np.asarray(image.convert("RGB"))
@@ -96,17 +176,40 @@ class ImagePreview(Widget):
         self._message = ""
         self.refresh()
 
-    def set_captions(self, shown: bool) -> None:
-        """Show or hide the captions of the image shown."""
+    def _show_pixels(self, image: Image.Image, marks: Sequence[Any]) -> None:
+        """Show ``image`` with textual-image, padded with the background to whole cells."""
+        from PIL import Image as PILImage
+
+        cw, ch = self.cell_pixels()
+        cols, rows = -(-image.width // cw), -(-image.height // ch)
+        bg = self.rich_style.bgcolor
+        fill = bg.get_truecolor() if bg is not None else (0, 0, 0)
+        picture = PILImage.new("RGB", (cols * cw, rows * ch), tuple(fill))
+        picture.paste(image.convert("RGB"), ((cols * cw - image.width) // 2, (rows * ch - image.height) // 2))
+        self.picture = picture
+        self._lines = []
+        self._marks = list(marks)
+        self._captions = []
+        self._img_size = (cols, rows)
+        self._message = ""
+        self._picture_widget(picture)
+        self.refresh()
+
+    def set_captions(self, shown: bool) -> bool:
+        """Show or hide the captions of the image shown; returns whether the image must be
+        drawn again for it (real pixels: the captions are drawn into the image)."""
         self.show_captions = shown
+        if self.pixels:
+            return True
         w, h = self._img_size
         self._captions = place_captions(self._marks, w, h) if shown else []
         self.refresh()
+        return False
 
     @property
     def image_size(self) -> tuple[int, int]:
         """The cells (columns, rows) the image shown takes; (0, 0) when none."""
-        return self._img_size if self._lines else (0, 0)
+        return self._img_size if self._lines or self.picture is not None else (0, 0)
 
     @property
     def captions(self) -> list[Caption]:

@@ -1,0 +1,291 @@
+"""Real pixels: the protocol chosen from the terminal's answer (recorded answers, and a real
+pseudo-terminal answering the query), and the F3 view, the quick view and triage drawing
+their boxes into pictures that textual-image shows (Pilot)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_tui_app import goto, left, settle
+from tests.test_tui_viewer import PORTRAIT, press
+from tuiops.imaging import CURRENT_COLOR, DET_COLOR, LABEL_COLOR
+from tuiops.widgets.graphics import QUERY, choose_protocol, protocol_from_reply
+from tuiops.widgets.image import ImagePreview
+
+# -- the terminal's answer --------------------------------------------------------------------------
+KITTY_OK = "\x1b_Gi=31;OK\x1b\\"
+
+#: What terminals answer to the Kitty graphics query and DA1 (``\x1b[c``), as they send it.
+RECORDED = {
+    # kitty 0.3x: the graphics query is answered, DA1 lists no Sixel
+    "kitty": (KITTY_OK + "\x1b[?62;c", "kitty"),
+    # ghostty: likewise
+    "ghostty": (KITTY_OK + "\x1b[?62;22c", "kitty"),
+    # WezTerm answers both; Sixel is taken (it does not draw Kitty's Unicode placeholders)
+    "wezterm": (KITTY_OK + "\x1b[?65;4;6;18;22c", "sixel"),
+    # foot: Sixel only
+    "foot": ("\x1b[?62;4;22c", "sixel"),
+    # Windows Terminal 1.22
+    "windows terminal": ("\x1b[?61;4;6;7;14;21;22;23;24;28;32;42c", "sixel"),
+    # xterm -ti vt340
+    "xterm vt340": ("\x1b[?63;1;2;4;6;9;15;22c", "sixel"),
+    # xterm as most distributions start it: no Sixel, no Kitty graphics
+    "xterm": ("\x1b[?64;1;2;6;9;15;16;17;18;21;22;28c", "halfblock"),
+    # GNOME Terminal (VTE)
+    "vte": ("\x1b[?65;1;9c", "halfblock"),
+    # a terminal that refuses the graphics query
+    "kitty query refused": ("\x1b_Gi=31;ENOTSUPPORTED:no graphics\x1b\\\x1b[?62;c", "halfblock"),
+    # a key typed while the query was out comes before the answer
+    "typed key first": ("j" + KITTY_OK + "\x1b[?62;c", "kitty"),
+    # an answer cut short: no DA1
+    "no DA1": (KITTY_OK, "halfblock"),
+    # nothing at all
+    "silent": ("", "halfblock"),
+}
+
+
+@pytest.mark.parametrize("terminal", list(RECORDED))
+def test_protocol_from_recorded_replies(terminal):
+    reply, expected = RECORDED[terminal]
+    assert protocol_from_reply(reply) == expected
+
+
+def test_choose_protocol_falls_back_to_half_blocks_without_asking():
+    def never() -> str:
+        raise AssertionError("the terminal must not be asked")
+
+    term = {"TERM": "xterm-256color"}
+    assert choose_protocol("kitty", ask=never) == ("kitty", "--images kitty")
+    assert choose_protocol("halfblock", ask=never)[0] == "halfblock"
+    assert choose_protocol("auto", environ={**term, "TMUX": "/tmp/x,1,0"}, is_terminal=True, ask=never) == (
+        "halfblock",
+        "inside tmux or screen",
+    )
+    assert choose_protocol("auto", environ={"TERM": "screen-256color"}, is_terminal=True, ask=never)[0] == (
+        "halfblock"
+    )
+    assert choose_protocol("auto", environ=term, is_terminal=False, ask=never) == (
+        "halfblock",
+        "not a terminal",
+    )
+    assert choose_protocol("auto", environ={"TERM": "dumb"}, is_terminal=True, ask=never)[0] == "halfblock"
+    got = choose_protocol("auto", environ=term, is_terminal=True, ask=lambda: RECORDED["foot"][0])
+    assert got == ("sixel", "the terminal's answer")
+    assert choose_protocol("auto", environ=term, is_terminal=True, ask=lambda: "")[1] == (
+        "the terminal did not answer"
+    )
+
+
+CHILD = """
+import sys
+from tuiops.widgets.graphics import choose_protocol
+protocol, why = choose_protocol("auto")
+with open(sys.argv[1], "w") as f:
+    f.write(protocol + "|" + why)
+"""
+
+
+def _ask_over_a_pty(tmp_path: Path, answer: str | None) -> tuple[str, str]:
+    """Run ``choose_protocol("auto")`` in a child on a pseudo-terminal; this side plays the
+    terminal: it reads the query and writes ``answer`` (None: answers nothing)."""
+    import pty
+    import select
+    import subprocess
+
+    out = tmp_path / "chosen.txt"
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color"}
+    env.pop("TMUX", None)
+    env.pop("STY", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(out)], stdin=slave, stdout=slave, stderr=slave, env=env
+    )
+    os.close(slave)
+    got = b""
+    try:
+        while QUERY.encode() not in got:
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, f"the query never came: {got!r}"
+            got += os.read(master, 1024)
+        if answer is not None:
+            os.write(master, answer.encode())
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        os.close(master)
+    protocol, why = out.read_text().split("|")
+    return protocol, why
+
+
+@pytest.mark.parametrize("terminal", ["kitty", "foot", "xterm"])
+def test_the_query_over_a_real_pty(tmp_path, terminal):
+    reply, expected = RECORDED[terminal]
+    assert _ask_over_a_pty(tmp_path, reply) == (expected, "the terminal's answer")
+
+
+def test_a_terminal_that_does_not_answer_gets_half_blocks(tmp_path):
+    assert _ask_over_a_pty(tmp_path, None) == ("halfblock", "the terminal did not answer")
+
+
+# -- pictures in real pixels (Pilot) ------------------------------------------------------------------
+def near(rgb: Any, color: tuple[int, int, int], tol: int = 40) -> Any:
+    import numpy as np
+
+    return (np.abs(rgb.astype(int) - np.array(color)).sum(axis=-1)) <= tol
+
+
+def longest_run(mask: Any) -> int:
+    """The longest horizontal run of true pixels in ``mask``."""
+    best = 0
+    for row in mask:
+        run = 0
+        for v in row:
+            run = run + 1 if v else 0
+            best = max(best, run)
+    return best
+
+
+def drawn(picture: Any, color: tuple[int, int, int]) -> int:
+    """The longest horizontal line of ``color`` in ``picture`` (a box's top or bottom edge)."""
+    import numpy as np
+
+    return longest_run(near(np.asarray(picture.convert("RGB")), color))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.test_tui_browse import build_workspace
+    from tuiops.ops.match import match
+    from tuiops.workspace import Workspace
+
+    root = build_workspace(tmp_path_factory.mktemp("pixels") / "demo")
+    with Workspace.open(root) as ws:
+        match(ws, "master", "v1")
+    return root
+
+
+def play_in(root: Path, protocol: str, size: tuple[int, int], scenario: Any) -> None:
+    import asyncio
+
+    from tuiops.app import TuiopsApp
+    from tuiops.workspace import Workspace
+
+    ws = Workspace.open(root)
+    app = TuiopsApp(ws, image_protocol=protocol)
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await scenario(pilot, app)
+
+    try:
+        asyncio.run(main())
+    finally:
+        ws.close()
+
+
+def shows_pixels(preview: ImagePreview, protocol: str) -> Any:
+    """The picture textual-image shows for ``preview``, checked to fill whole cells of it."""
+    from textual_image.widget import SixelImage, TGPImage
+
+    widget = preview.query_one("#image-pixels")
+    assert isinstance(widget, SixelImage if protocol == "sixel" else TGPImage)
+    assert widget.display and widget.image is preview.picture
+    cw, ch = preview.cell_pixels()
+    picture = preview.picture
+    assert picture is not None
+    assert (widget.size.width * cw, widget.size.height * ch) == picture.size
+    assert picture.width <= preview.size.width * cw and picture.height <= preview.size.height * ch
+    return picture
+
+
+@pytest.mark.parametrize("protocol", ["kitty", "sixel"])
+def test_the_viewer_draws_its_boxes_into_real_pixels(demo, protocol):
+    async def scenario(pilot, app):
+        await goto(pilot, left(app), PORTRAIT)
+        await press(pilot, "f3")
+        card = app.screen.card
+        preview = card.preview
+        assert preview.pixels and preview.cell_pixels() == (10, 20)
+        whole = shows_pixels(preview, protocol)
+        cw, ch = preview.cell_pixels()
+        # the picture has the terminal's resolution: far more than two pixels a cell
+        assert whole.height > 4 * preview.image_size[1]
+        assert drawn(whole, LABEL_COLOR) >= 20 and drawn(whole, DET_COLOR) >= 20
+        assert not preview.captions, "captions are drawn into the pixels, not as text"
+        # t hides the captions' tags: fewer pixels of the box colours
+        import numpy as np
+
+        def coloured(img: Any) -> int:
+            rgb = np.asarray(img)
+            return int(near(rgb, LABEL_COLOR).sum() + near(rgb, DET_COLOR).sum())
+
+        await press(pilot, "t")
+        plain = shows_pixels(preview, protocol)
+        assert coloured(plain) < coloured(whole)
+        await press(pilot, "t")
+        assert coloured(shows_pixels(preview, protocol)) == coloured(whole)
+        # v: labels only
+        await press(pilot, "v")
+        assert drawn(shows_pixels(preview, protocol), DET_COLOR) < 20
+        await press(pilot, "v", "v", "v")
+        # ] zooms to the first box, drawn yellow and large; z shows the whole image again
+        await press(pilot, "right_square_bracket")
+        zoomed = shows_pixels(preview, protocol)
+        assert card.zoom == 0 and drawn(zoomed, CURRENT_COLOR) >= zoomed.width // 4
+        await press(pilot, "right_square_bracket")
+        assert card.zoom == 1
+        await press(pilot, "left_square_bracket")
+        assert card.zoom == 0
+        await press(pilot, "z")
+        assert card.zoom is None and shows_pixels(preview, protocol).size == whole.size
+        # Esc and back: the half-block lines are never made
+        assert preview._lines == []
+        assert cw == 10 and ch == 20
+
+    play_in(demo, protocol, (120, 36), scenario)
+
+
+def test_the_quick_view_shows_real_pixels(demo):
+    async def scenario(pilot, app):
+        await goto(pilot, left(app), PORTRAIT)
+        await press(pilot, "ctrl+q")
+        card = app.main_screen.quick_card("right")
+        assert card.display and card.info is not None and card.info.relpath == PORTRAIT
+        picture = shows_pixels(card.preview, "kitty")
+        assert drawn(picture, LABEL_COLOR) >= 20 and drawn(picture, DET_COLOR) >= 20
+
+    play_in(demo, "kitty", (120, 36), scenario)
+
+
+def test_triage_shows_real_pixels_zooms_and_splits(demo):
+    async def scenario(pilot, app):
+        app.main_screen.run_command_line("triage --set master --run v1 --kind worst")
+        await settle(pilot)
+        screen = app.screen
+        preview = screen.preview
+        whole = shows_pixels(preview, "sixel")
+        assert drawn(whole, CURRENT_COLOR) >= 10
+        await press(pilot, "z")
+        zoomed = shows_pixels(preview, "sixel")
+        assert drawn(zoomed, CURRENT_COLOR) > drawn(whole, CURRENT_COLOR), "the object is drawn larger"
+        await press(pilot, "right_square_bracket")
+        assert screen.index == 1 and screen.zoom
+        await press(pilot, "z", "s")
+        split = shows_pixels(preview, "sixel")
+        import numpy as np
+
+        rgb = np.asarray(split)
+        half = split.width // 2
+        left_half, right_half = rgb[:, :half], rgb[:, half:]
+        assert longest_run(near(left_half, LABEL_COLOR)) >= 10 and longest_run(near(left_half, DET_COLOR)) < 5
+        assert (
+            longest_run(near(right_half, DET_COLOR)) >= 10 and longest_run(near(right_half, LABEL_COLOR)) < 5
+        )
+
+    play_in(demo, "sixel", (120, 36), scenario)
