@@ -136,3 +136,14 @@ def prepare(protocol: str) -> None:
     starts reading stdin): textual-image asks the terminal for its cell size in pixels."""
     if protocol in ("kitty", "sixel"):
         import textual_image.widget  # noqa: F401 - measures the cell size once, now
+
+
+def cell_size() -> tuple[int, int]:
+    """A cell's width and height in pixels, as textual-image measured them at start (the
+    terminal's window size in pixels, else 10×20); pictures are drawn to this size so that
+    textual-image shows them unscaled."""
+    # textual-image exports no public name for the size it scales pictures to
+    from textual_image._terminal import get_cell_size
+
+    cell = get_cell_size()
+    return max(1, cell.width), max(1, cell.height)

@@ -98,10 +98,9 @@ class ImagePreview(Widget):
         """The pixels of one cell: 1×2 for half blocks, the terminal's cell size otherwise."""
         if not self.pixels:
             return 1, 2
-        from textual_image._terminal import get_cell_size
+        from tuiops.widgets.graphics import cell_size
 
-        cell = get_cell_size()
-        return max(1, cell.width), max(1, cell.height)
+        return cell_size()
 
     def pixel_size(self) -> tuple[int, int]:
         """The largest image (width, height in pixels) that fits the widget now."""
