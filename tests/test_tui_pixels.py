@@ -289,3 +289,168 @@ def test_triage_shows_real_pixels_zooms_and_splits(demo):
         )
 
     play_in(demo, "sixel", (120, 36), scenario)
+
+
+# -- the escapes a real terminal gets (the app in a pseudo-terminal) --------------------------------------
+CELL = (8, 16)
+PTY_SIZE = (120, 36)
+
+
+class Terminal:
+    """The app on a pseudo-terminal of ``PTY_SIZE`` cells of ``CELL`` pixels; this side reads
+    everything the app writes, as a terminal would."""
+
+    def __init__(self, root: Path, protocol: str) -> None:
+        import fcntl
+        import pty
+        import struct
+        import subprocess
+        import termios
+
+        self.master, slave = pty.openpty()
+        cols, rows = PTY_SIZE
+        fcntl.ioctl(
+            slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, cols * CELL[0], rows * CELL[1])
+        )
+        env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "STY", "COLUMNS", "LINES")}
+        env["TERM"] = "xterm-256color"
+        argv = [sys.executable, "-c", "from tuiops.cli import main; main()", "-w", str(root)]
+        self.proc = subprocess.Popen(
+            [*argv, "tui", "--images", protocol],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.out = b""
+
+    def wait_for(self, pattern: Any, start: int = 0, deadline: float = 60.0) -> Any:
+        """Read until ``pattern`` (a compiled bytes regex) matches what came after ``start``."""
+        import select
+        import time
+
+        end = time.monotonic() + deadline
+        while True:
+            found = pattern.search(self.out, start)
+            if found:
+                return found
+            left = end - time.monotonic()
+            ready, _, _ = select.select([self.master], [], [], max(0.0, left))
+            if not ready:
+                tail = self.out[-2000:]
+                raise AssertionError(f"the terminal never got {pattern.pattern!r}; last output: {tail!r}")
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # the app is gone
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"the app ended before {pattern.pattern!r}: {self.out[-2000:]!r}")
+            self.out += chunk
+
+    def keys(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        os.close(self.master)
+
+
+def decode_sixel(body: bytes) -> Any:
+    """The picture a Sixel body (what follows ``ESC P … q``) draws: raster attributes,
+    colour registers (``#n;2;r;g;b`` in percent), repeats (``!n``), ``$`` and ``-``."""
+    import re
+
+    import numpy as np
+
+    text = body.decode("ascii")
+    raster = re.match(r'"(\d+);(\d+);(\d+);(\d+)', text)
+    assert raster, "the Sixel image states its size"
+    width, height = int(raster.group(3)), int(raster.group(4))
+    out = np.zeros((height, width, 3), dtype=np.uint8)
+    colors: dict[int, tuple[int, int, int]] = {}
+    color, x, band, i = (0, 0, 0), 0, 0, raster.end()
+    number = re.compile(r"[\d;]*")
+    while i < len(text):
+        c = text[i]
+        if c == "#":
+            m = number.match(text, i + 1)
+            assert m is not None
+            args = [int(v) for v in m.group().split(";") if v]
+            if len(args) == 5:
+                r, g, b = (round(v * 255 / 100) for v in args[2:])
+                colors[args[0]] = (r, g, b)
+            color = colors[args[0]]
+            i = m.end()
+            continue
+        if c in "$-":
+            x = 0
+            band += c == "-"
+            i += 1
+            continue
+        count = 1
+        if c == "!":
+            m = number.match(text, i + 1)
+            assert m is not None
+            count, i = int(m.group()), m.end()
+            c = text[i]
+        bits = ord(c) - 63
+        for b in range(6):
+            y = band * 6 + b
+            if bits >> b & 1 and y < height:
+                out[y, x : x + count] = color
+        x += count
+        i += 1
+    return out
+
+
+def kitty_pictures(out: bytes) -> list[Any]:
+    """The PNG pictures sent with Kitty's graphics protocol (``f=100``, in ``m=1`` chunks)."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    pictures, chunks = [], b""
+    for m in re.finditer(rb"\x1b_G([^;\x1b]*)(?:;([^\x1b]*))?\x1b\\", out):
+        keys = dict(kv.split(b"=", 1) for kv in m.group(1).split(b","))
+        if keys.get(b"f") != b"100" and not chunks:
+            continue
+        chunks += m.group(2) or b""
+        if keys.get(b"m", b"0") == b"0":
+            pictures.append(Image.open(io.BytesIO(base64.b64decode(chunks))).convert("RGB"))
+            chunks = b""
+    return pictures
+
+
+@pytest.mark.parametrize("protocol", ["sixel", "kitty"])
+def test_the_terminal_gets_the_picture_with_its_boxes_in_its_pixels(demo, protocol):
+    import re
+
+    import numpy as np
+
+    term = Terminal(demo, protocol)
+    try:
+        term.wait_for(re.compile(rb"cover\.png"))
+        start = len(term.out)
+        term.keys(b"\x1b[B\x1b[B\x1b[B")  # down to an image
+        term.keys(b"\x1bOR")  # F3
+        if protocol == "sixel":
+            found = term.wait_for(re.compile(rb"\x1bP[\d;]*q(.*?)\x1b\\", re.S), start)
+            picture = decode_sixel(found.group(1))
+        else:
+            term.wait_for(re.compile(rb"\x1b_Ga=p,i=\d+,c=\d+,r=\d+"), start)
+            pictures = kitty_pictures(term.out[start:])
+            assert pictures, "the picture is sent as a PNG"
+            picture = np.asarray(pictures[-1])
+    finally:
+        term.close()
+    height, width = picture.shape[:2]
+    # the picture has the terminal's resolution: whole cells of 8×16 pixels, far finer than half blocks
+    assert width % CELL[0] == 0 and height % CELL[1] == 0
+    assert height > PTY_SIZE[1] * 2 * 4
+    assert longest_run(near(picture, LABEL_COLOR)) >= 20, "a label box's edge is drawn in the pixels"
+    assert longest_run(near(picture, DET_COLOR)) >= 20, "a detection box's edge is drawn in the pixels"
