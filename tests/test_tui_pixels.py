@@ -426,14 +426,26 @@ def kitty_pictures(out: bytes) -> list[Any]:
     return pictures
 
 
-@pytest.mark.parametrize("protocol", ["sixel", "kitty"])
-def test_the_terminal_gets_the_picture_with_its_boxes_in_its_pixels(demo, protocol):
+@pytest.mark.parametrize(
+    ("images", "answer", "protocol"),
+    [
+        ("sixel", None, "sixel"),
+        ("kitty", None, "kitty"),
+        # --images auto: the app asks at start; this terminal answers as kitty does
+        ("auto", RECORDED["kitty"][0], "kitty"),
+        ("auto", RECORDED["foot"][0], "sixel"),
+    ],
+)
+def test_the_terminal_gets_the_picture_with_its_boxes_in_its_pixels(demo, images, answer, protocol):
     import re
 
     import numpy as np
 
-    term = Terminal(demo, protocol)
+    term = Terminal(demo, images)
     try:
+        if answer is not None:
+            term.wait_for(re.compile(re.escape(QUERY.encode())))
+            term.keys(answer.encode())
         term.wait_for(re.compile(rb"cover\.png"))
         start = len(term.out)
         term.keys(b"\x1b[B\x1b[B\x1b[B")  # down to an image
@@ -454,3 +466,21 @@ def test_the_terminal_gets_the_picture_with_its_boxes_in_its_pixels(demo, protoc
     assert height > PTY_SIZE[1] * 2 * 4
     assert longest_run(near(picture, LABEL_COLOR)) >= 20, "a label box's edge is drawn in the pixels"
     assert longest_run(near(picture, DET_COLOR)) >= 20, "a detection box's edge is drawn in the pixels"
+
+
+def test_a_terminal_without_graphics_gets_half_blocks(demo):
+    import re
+
+    term = Terminal(demo, "auto")
+    try:
+        term.wait_for(re.compile(re.escape(QUERY.encode())))
+        term.keys(RECORDED["xterm"][0].encode())
+        term.wait_for(re.compile(rb"cover\.png"))
+        start = len(term.out)
+        term.keys(b"\x1b[B\x1b[B\x1b[B\x1bOR")
+        term.wait_for(re.compile(rb"phash"), start)
+        term.wait_for(re.compile("▀".encode()), start)
+    finally:
+        term.close()
+    assert not re.search(rb"\x1bP[\d;]*q", term.out[start:]), "no Sixel image"
+    assert b"\x1b_Ga=p" not in term.out and b"f=100" not in term.out, "no Kitty image"
