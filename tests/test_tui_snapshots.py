@@ -74,6 +74,21 @@ def test_snapshot_viewer(snap_compare, snap_root):
     assert _snap(snap_compare, snap_root, steps)
 
 
+def test_snapshot_viewer_zoomed_to_the_second_box(snap_compare, snap_root):
+    """Half blocks (the snapshot's terminal answers nothing): ] chooses the next box, drawn
+    yellow and zoomed to."""
+
+    async def steps(pilot, app):
+        await goto(pilot, left(app), "gelbooru-3167620.png")
+        await pilot.press("f3")
+        await settle(pilot)
+        await pilot.press("right_square_bracket")
+        await settle(pilot)
+        await pilot.press("right_square_bracket")
+
+    assert _snap(snap_compare, snap_root, steps)
+
+
 def test_snapshot_quick_view_sorted(snap_compare, snap_root):
     async def steps(pilot, app):
         await pilot.press("ctrl+f6")
@@ -121,5 +136,18 @@ def test_snapshot_triage(snap_compare, triage_root):
         app.main_screen.run_command_line("triage --set master --run v1 --kind worst")
         await settle(pilot)
         await pilot.press("n")
+
+    assert _snap(snap_compare, triage_root, steps)
+
+
+def test_snapshot_triage_split_and_zoomed(snap_compare, triage_root):
+    """Half blocks: the labels | detections view, zoomed to the object's boxes."""
+
+    async def steps(pilot, app):
+        app.main_screen.run_command_line("triage --set master --run v1 --kind worst")
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+        await pilot.press("z")
 
     assert _snap(snap_compare, triage_root, steps)
