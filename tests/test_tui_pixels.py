@@ -458,6 +458,11 @@ def test_the_terminal_gets_the_picture_with_its_boxes_in_its_pixels(demo, images
             pictures = kitty_pictures(term.out[start:])
             assert pictures, "the picture is sent as a PNG"
             picture = np.asarray(pictures[-1])
+            # closing the viewer frees the picture the terminal holds
+            last = re.findall(rb"\x1b_Gi=(\d+),m=[01],f=100", term.out[start:])[-1]
+            closed = len(term.out)
+            term.keys(b"\x1b")
+            term.wait_for(re.compile(rb"\x1b_Ga=d,I=" + last + rb"\x1b"), closed)
     finally:
         term.close()
     height, width = picture.shape[:2]

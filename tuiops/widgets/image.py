@@ -79,6 +79,11 @@ class ImagePreview(Widget):
     def on_resize(self) -> None:
         self.post_message(self.Resized(self))
 
+    def on_unmount(self) -> None:
+        # textual-image frees a picture the terminal holds (Kitty) when it is replaced
+        if self._pictures is not None:
+            self._pictures.image = None
+
     @property
     def protocol(self) -> str:
         """How pictures are shown: ``halfblock``, ``kitty`` or ``sixel`` (the app's choice
