@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Mapping
 
 #: The choices of ``--images``.
@@ -101,10 +102,15 @@ def choose_protocol(
 
 def query_terminal(timeout: float = REPLY_TIMEOUT) -> str:
     """Send :data:`QUERY` to the terminal and return what it answers, up to its DA1 answer
-    (or what came before ``timeout`` seconds). The terminal is put in cbreak mode meanwhile."""
+    (or what came before ``timeout`` seconds). The terminal is put in cbreak mode meanwhile;
+    where that cannot be done (no POSIX terminal), nothing is asked and the answer is empty."""
     import select
-    import termios
-    import tty
+
+    try:
+        import termios
+        import tty
+    except ImportError:
+        return ""
 
     fd_in, fd_out = sys.stdin.fileno(), sys.stdout.fileno()
     saved = termios.tcgetattr(fd_in)
@@ -112,8 +118,6 @@ def query_terminal(timeout: float = REPLY_TIMEOUT) -> str:
     try:
         tty.setcbreak(fd_in, termios.TCSANOW)
         os.write(fd_out, QUERY.encode())
-        import time
-
         deadline = time.monotonic() + timeout
         while not reply_complete(reply.decode("latin-1")):
             left = deadline - time.monotonic()
