@@ -36,6 +36,8 @@ RECORDED = {
     "xterm vt340": ("\x1b[?63;1;2;4;6;9;15;22c", "sixel"),
     # xterm as most distributions start it: no Sixel, no Kitty graphics
     "xterm": ("\x1b[?64;1;2;6;9;15;16;17;18;21;22;28c", "halfblock"),
+    # tmux 3.3a, recorded in a tmux pane: it answers for itself and drops the graphics query
+    "tmux": ("\x1b[?1;2c", "halfblock"),
     # GNOME Terminal (VTE)
     "vte": ("\x1b[?65;1;9c", "halfblock"),
     # a terminal that refuses the graphics query
