@@ -6,6 +6,11 @@ no PAM and no passwords. It listens on a free loopback port; :meth:`Sshd.start`
 polls the port until the server answers with its SSH banner (a bounded connect
 loop, never a fixed sleep).
 
+With ``password=…`` the server takes only that password for its user, and no key: it runs
+in a mount namespace of its own (``unshare -m``) where a copy of ``/etc/shadow`` holding that
+password is bind-mounted over the real one, which nothing else sees
+(:func:`password_login_unavailable` says why that cannot run here).
+
 Faults for tests: :meth:`Sshd.kill` ends the listener and every process it forked
 (its per-connection children included, which sshd puts in sessions of their own),
 :meth:`Sshd.drop_connections` ends only the per-connection children, and
@@ -43,6 +48,37 @@ def sshd_unavailable() -> str | None:
         except OSError as exc:
             return f"sshd needs its privilege separation folder {PRIVSEP_DIR}: {exc.strerror}"
     return None
+
+
+def password_login_unavailable() -> str | None:
+    """Why a password-only sshd cannot run here (see :class:`Sshd`'s ``password``), or None."""
+    if sshd_unavailable():
+        return sshd_unavailable()
+    if os.geteuid() != 0:
+        return "a password-only sshd needs root (to read the shadow file it is given)"
+    for tool in ("unshare", "mount", "openssl"):
+        if shutil.which(tool) is None:
+            return f"a password-only sshd needs {tool}"
+    r = subprocess.run(["unshare", "-m", "true"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"unshare -m is not permitted here: {r.stderr.strip() or r.returncode}"
+    return None
+
+
+def _shadow_with(path: Path, user: str, password: str) -> Path:
+    """A copy of /etc/shadow in which ``user``'s password is ``password`` (SHA-512 crypt)."""
+    digest = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    lines = []
+    for line in Path("/etc/shadow").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            fields[1] = digest
+        lines.append(":".join(fields))
+    path.write_text("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+    return path
 
 
 class _PortTaken(RuntimeError):
@@ -93,7 +129,14 @@ def _children_of(pids: set[int]) -> set[int]:
 class Sshd:
     """One sshd process serving ``user`` on 127.0.0.1:``port`` from the folder ``root``."""
 
-    def __init__(self, root: Path, authorized_keys: list[Path], *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        authorized_keys: list[Path],
+        *,
+        port: int | None = None,
+        password: str | None = None,
+    ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -104,6 +147,7 @@ class Sshd:
         self.authorized = self.root / "authorized_keys"
         self.authorized.write_text("".join(Path(str(k) + ".pub").read_text() for k in authorized_keys))
         os.chmod(self.authorized, 0o600)
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
         self._started = False
 
@@ -115,8 +159,9 @@ class Sshd:
             f"HostKey {self.host_key}",
             "PidFile none",
             f"AuthorizedKeysFile {self.authorized}",
-            "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
+            f"PubkeyAuthentication {'no' if self.password else 'yes'}",
+            f"PasswordAuthentication {'yes' if self.password else 'no'}",
+            "PermitEmptyPasswords no",
             "KbdInteractiveAuthentication no",
             "UsePAM no",
             "PermitRootLogin yes",
@@ -160,9 +205,22 @@ class Sshd:
         self._write_config()
         mark = self.log.stat().st_size if self.log.exists() else 0
         log = open(self.log, "ab")  # noqa: SIM115 - handed to the child process
+        argv = [str(SSHD), "-D", "-e", "-f", str(self.config)]
+        if self.password:
+            shadow = _shadow_with(self.root / "shadow", self.user, self.password)
+            # sh execs sshd: the process stays the one started here
+            argv = [
+                "unshare",
+                "-m",
+                "sh",
+                "-c",
+                'mount --bind "$0" /etc/shadow && exec "$@"',
+                str(shadow),
+                *argv,
+            ]
         try:
             self.proc = subprocess.Popen(
-                [str(SSHD), "-D", "-e", "-f", str(self.config)],
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

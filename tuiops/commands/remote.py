@@ -75,6 +75,13 @@ def hosts_list(ctx: CommandContext, as_json: bool) -> Result:
         help="Remote folder that remote paths are confined to (default: the login folder).",
     ),
     Param("jump", ("--jump",), help="Another configured host to tunnel through."),
+    Param(
+        "python",
+        ("--python",),
+        metavar="PATH",
+        help="The python that builds and `hosts check` run there, such as a venv's bin/python "
+        "(default: python, else python3, on the host's PATH; --replace without it keeps the one set).",
+    ),
     Param("replace", ("--replace",), is_flag=True, help="Replace an existing host of that name."),
     json_param(),
 )
@@ -87,6 +94,7 @@ def hosts_add(
     key_file: str | None,
     home: str | None,
     jump: str | None,
+    python: str | None,
     replace: bool,
     as_json: bool,
 ) -> Result:
@@ -94,7 +102,8 @@ def hosts_add(
 
     \b
     Example:
-      tuiops hosts add gpu1 --address 10.0.0.7 --user train --key-file ~/.ssh/id_ed25519 --home /data/tuiops
+      tuiops hosts add gpu1 --address 10.0.0.7 --user train --key-file ~/.ssh/id_ed25519 --home /data/tuiops \\
+        --python /data/venv/bin/python
     """
     from tuiops.ops.remote import add_host
 
@@ -107,10 +116,18 @@ def hosts_add(
         key_file=key_file,
         home=home,
         jump=jump,
+        python=python,
         replace=replace,
     )
     return Result(
-        {"name": h.name, "address": h.address, "port": h.port, "user": h.user, "home": h.home},
+        {
+            "name": h.name,
+            "address": h.address,
+            "port": h.port,
+            "user": h.user,
+            "home": h.home,
+            "python": h.extra.get("python"),
+        },
         f"host {h.name} added ({h.address}:{h.port}); next: tuiops hosts trust {h.name}",
     )
 
@@ -155,16 +172,31 @@ def hosts_trust(ctx: CommandContext, name: str, yes: bool, replace: bool, as_jso
     )
 
 
-@command("hosts check", Param("names", nargs=-1), json_param())
-def hosts_check(ctx: CommandContext, names: tuple[str, ...], as_json: bool) -> Result:
-    """Check hosts (all by default): reachable, host key, login, home writable, disk, python and tools.
+@command(
+    "hosts check",
+    Param("names", nargs=-1),
+    Param(
+        "projects",
+        ("--project",),
+        multiple=True,
+        metavar="NAME",
+        help="Check the modules these projects require (repeatable; default: every project's).",
+    ),
+    json_param(),
+)
+def hosts_check(
+    ctx: CommandContext, names: tuple[str, ...], projects: tuple[str, ...], as_json: bool
+) -> Result:
+    """Check hosts (all by default): reachable, host key, login, home writable, disk, tools, and the
+    python builds run there (`python` of the host, else python or python3 on its PATH) with the
+    modules the projects declare (`requires` in project.toml).
 
     Exits with status 8 when any host fails a check.
     """
     from tuiops.errors import RemoteError
     from tuiops.ops.remote import check_hosts
 
-    results = check_hosts(ctx.workspace, list(names))
+    results = check_hosts(ctx.workspace, list(names), projects=list(projects) or None, prompt=ctx.prompt)
 
     def text() -> str:
         lines = []

@@ -71,10 +71,17 @@ def add_host(
     key_file: str | None = None,
     home: str | None = None,
     jump: str | None = None,
+    python: str | None = None,
     replace: bool = False,
 ) -> HostConfig:
-    """Add ``[hosts.NAME]`` to tuiops.toml (ConflictError if it exists, unless ``replace``)."""
+    """Add ``[hosts.NAME]`` to tuiops.toml (ConflictError if it exists, unless ``replace``).
+
+    ``python`` is the interpreter builds and checks run there (``/venv/bin/python``); replacing a
+    host without one keeps the python it had.
+    """
     validate_host_name(name)
+    if python is not None:
+        python = _valid_python(python)
     if not address or any(c.isspace() for c in address):
         raise UsageError(f"address {address!r} is empty or has spaces")
     if not 0 < port < 65536:
@@ -100,9 +107,27 @@ def add_host(
         jump=jump,
         extra=dict(old.extra) if old is not None else {},
     )
+    if python is not None:
+        host.extra["python"] = python
     ws.config.hosts[name] = host
     ws.save_config()
     return host
+
+
+def _valid_python(value: str) -> str:
+    import shlex
+
+    text = value.strip()
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"--python {value!r} cannot be read as a command: {exc}") from exc
+    if not words or any(c in text for c in "\n\r\0"):
+        raise UsageError(
+            f"--python {value!r} names no interpreter",
+            hint="give the path of the host's python, such as --python /opt/venv/bin/python",
+        )
+    return text
 
 
 def remove_host(ws: Workspace, name: str) -> None:
@@ -168,20 +193,102 @@ def trust_host(
     return {**out, "status": "replaced" if state == "changed" else "recorded"}
 
 
+CHECKED_FILE = ".tuiops/hosts-checked.json"
+"""The outcome of each host's last check (reachable, python, failed items, when), read by the app's catalog."""
+
+
+def project_requires(ws: Workspace, projects: list[str] | None = None) -> dict[str, list[str]]:
+    """The modules the projects declare (``requires``), each with the projects that need it.
+
+    ``projects`` names them (an unknown one is an error); None takes every project whose
+    project.toml reads.
+    """
+    from tuiops.errors import TuiopsError
+    from tuiops.ops.projects import list_projects, load_project
+
+    if projects is None:
+        names = [r["name"] for r in list_projects(ws) if "error" not in r]
+    else:
+        names = list(dict.fromkeys(projects))
+    needed: dict[str, list[str]] = {}
+    for n in names:
+        try:
+            p = load_project(ws, n)
+        except TuiopsError:
+            if projects is not None:
+                raise
+            continue
+        for m in p.requires:
+            needed.setdefault(m, []).append(n)
+    return needed
+
+
 def check_hosts(
-    ws: Workspace, names: list[str] | None = None, *, progress: ProgressFn | None = None
+    ws: Workspace,
+    names: list[str] | None = None,
+    *,
+    projects: list[str] | None = None,
+    prompt: PromptFn | None = None,
+    progress: ProgressFn | None = None,
 ) -> list[HostCheck]:
-    """Check hosts (all when ``names`` is empty): reachable, key, login, home writable, tools."""
+    """Check hosts (all when ``names`` is empty): reachable, key, login, home writable, tools, the
+    python builds run there and the modules the projects declare (``projects``: those; None: all).
+
+    Each host's outcome is kept in ``.tuiops/hosts-checked.json`` for the app's catalog.
+    """
     from tuiops.remote.commands import check_hosts as _check
 
-    hosts = open_hosts(ws)
+    hosts = open_hosts(ws, prompt=prompt)
     names = list(names or hosts.names())
     if not names:
         raise UsageError(
             "no hosts are configured", hint="add one with `tuiops hosts add NAME --address ADDR`"
         )
+    for n in names:
+        hosts.get(n)
+    requires = project_requires(ws, projects)
     rep = Reporter("hosts.check", progress, None, total=len(names))
-    return run_sync(_check(hosts, names, on_result=lambda r: rep.advance(1, r.host, force=True)))
+    results = run_sync(
+        _check(hosts, names, requires=requires, on_result=lambda r: rep.advance(1, r.host, force=True))
+    )
+    _record_checks(ws, results)
+    return results
+
+
+def _record_checks(ws: Workspace, results: list[HostCheck]) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from tuiops.fsutil import atomic_write_text
+
+    path = ws.root / CHECKED_FILE
+    seen = last_checks(ws)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    for r in results:
+        items = {i.name: i for i in r.items}
+        reach = items.get("reachable")
+        py = items.get("python")
+        seen[r.host] = {
+            "ok": r.ok,
+            "reachable": bool(reach and reach.ok),
+            "python": py.detail if py is not None and py.ok else None,
+            "failed": [i.name for i in r.items if not i.ok],
+            "checked": when,
+        }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(seen, indent=1, sort_keys=True) + "\n")
+
+
+def last_checks(ws: Workspace) -> dict[str, dict[str, Any]]:
+    """Each host's last check as ``hosts check`` recorded it (empty when none was)."""
+    import json
+
+    path = ws.root / CHECKED_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def run_command(

@@ -16,6 +16,7 @@ import shlex
 import stat
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,8 @@ from tuiops.remote.errors import (
     ConnectionDropped,
     HostKeyChanged,
     HostKeyUnknown,
+    HostUnreachable,
+    KeyFileUnusable,
     LoginFailed,
 )
 
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 
 _PGID_PREFIX = "printf 'tuiops-pgid:%s\\n' \"$$\" >&2; "
 _PGID_RX = re.compile(rb"^tuiops-pgid:(\d+)\n")
-TOOLS = ("python3", "python", "tar", "sha256sum", "rsync", "df")
+TOOLS = ("tar", "sha256sum", "rsync", "df")
 REQUIRED_TOOLS = ("tar", "sha256sum")
 
 
@@ -330,8 +333,10 @@ def _human_bytes(n: float) -> str:
 #: What a host's configured python must import to run detection and hashing tasks of a cluster.
 WORK_PACKAGES = ("tuiops", "distributed", "ultralytics", "torch")
 
+_PY_MARK = "tuiops-python"
 _IMPORT_CHECK = (
     "import importlib, sys\n"
+    f"print('{_PY_MARK}=' + sys.version.split()[0] + ' ' + sys.executable)\n"
     "for n in sys.argv[1:]:\n"
     "    try:\n"
     "        m = importlib.import_module(n); print(n + '=' + str(getattr(m, '__version__', '') or '?'))\n"
@@ -340,97 +345,161 @@ _IMPORT_CHECK = (
 )
 
 
-async def _check_packages(conn: Connection, python: str, result: HostCheck, timeout: float) -> None:
-    """The ``packages`` item: does the host's configured python import what cluster work needs?"""
-    cmd = f"{python} -c {shlex.quote(_IMPORT_CHECK)} {' '.join(WORK_PACKAGES)}"
-    res = await run_on(conn, ["sh", "-c", cmd], timeout=max(timeout, 120.0))
-    found = dict(line.partition("=")[::2] for line in res.stdout.splitlines() if "=" in line)
-    missing = [p for p in WORK_PACKAGES if not found.get(p)]
-    if res.rc != 0 and not found:
-        result.add("packages", False, f"{python} does not run: {res.stderr.strip()[-200:]}")
-        return
-    have = ", ".join(f"{p} {found[p]}" for p in WORK_PACKAGES if found.get(p)) or "-"
-    result.add(
-        "packages",
-        not missing,
-        f"missing {', '.join(missing)} (needed by --cluster and remote training); present {have}"
-        if missing
-        else f"present {have}",
+def configured_python(extra: Mapping[str, Any]) -> str | None:
+    """The ``python`` of a host's table (a path, maybe with arguments: ``/venv/bin/python -S``), or None."""
+    py = extra.get("python")
+    return py.strip() if isinstance(py, str) and py.strip() else None
+
+
+def python_prelude(python: str | None) -> str:
+    """Shell text after which ``python`` and ``python3`` run the interpreter a host's builds and
+    checks use: the configured one (its words quoted one by one), else ``python`` on PATH, else
+    ``python3``."""
+    if python:
+        words = " ".join(shlex.quote(w) for w in shlex.split(python))
+        return f'python() {{ {words} "$@"; }}; python3() {{ {words} "$@"; }}; '
+    return 'command -v python >/dev/null 2>&1 || python() { python3 "$@"; }; '
+
+
+def _missing_detail(missing: list[str], needed_by: Mapping[str, Sequence[str]]) -> str:
+    return ", ".join(
+        f"{m} (required by {', '.join(needed_by[m])})" if needed_by.get(m) else m for m in missing
     )
 
 
-async def check_host(hosts: Hosts, name: str, *, timeout: float = 30.0) -> HostCheck:
+async def _check_python(
+    conn: Connection,
+    configured: str | None,
+    result: HostCheck,
+    timeout: float,
+    requires: Mapping[str, Sequence[str]],
+) -> None:
+    """The ``python`` item (the interpreter a build runs there), ``packages`` (with a configured
+    python: what cluster work needs) and ``requires`` (the modules the projects declare), from
+    one run of that interpreter."""
+    work = list(WORK_PACKAGES) if configured else []
+    wanted = list(dict.fromkeys([*work, *requires]))
+    args = " ".join(shlex.quote(m) for m in wanted)
+    cmd = f"{python_prelude(configured)}python -c {shlex.quote(_IMPORT_CHECK)} {args}"
+    res = await run_on(conn, ["sh", "-c", cmd], timeout=max(timeout, 120.0))
+    found = dict(line.partition("=")[::2] for line in res.stdout.splitlines() if "=" in line)
+    which = configured or "python (or python3) on PATH"
+    if not found.get(_PY_MARK):
+        why = res.stderr.strip()[-200:] or f"exit status {res.rc}"
+        result.add("python", False, f"{which} does not run: {why}")
+        if work:
+            result.add("packages", False, "not checked: the host's python does not run")
+        if requires:
+            result.add("requires", False, "not checked: the host's python does not run")
+        return
+    version, _, exe = found[_PY_MARK].partition(" ")
+    result.add("python", True, f"Python {version} ({exe})" + ("" if configured else ", none configured"))
+
+    def have(names: Sequence[str]) -> str:
+        return ", ".join(f"{p} {found[p]}" for p in names if found.get(p)) or "-"
+
+    if work:
+        missing = [p for p in work if not found.get(p)]
+        result.add(
+            "packages",
+            not missing,
+            f"missing {', '.join(missing)} (needed by --cluster and remote training); present {have(work)}"
+            if missing
+            else f"present {have(work)}",
+        )
+    if requires:
+        mods = list(requires)
+        missing = [m for m in mods if not found.get(m)]
+        result.add(
+            "requires",
+            not missing,
+            f"missing {_missing_detail(missing, requires)}: a build there would stop before it runs; "
+            f"present {have(mods)}"
+            if missing
+            else f"present {have(mods)}",
+        )
+
+
+async def _check_unopened(hosts: Hosts, name: str, result: HostCheck) -> None:
+    """``reachable`` and ``host key`` for a host that cannot be logged into from here at all
+    (its key file cannot be loaded): its key is fetched without a login."""
+    host = hosts.get(name)
+    try:
+        key = await hosts.fetch_host_key(name)
+    except TuiopsError as exc:
+        result.add("reachable", False, exc.message)
+        return
+    result.add("reachable", True, f"{host.address}:{host.port} answers")
+    state = hosts.key_state(host, key)
+    if state == "trusted":
+        result.add("host key", True, "matches known_hosts")
+    else:
+        result.add("host key", False, f"{state}: run `tuiops hosts trust {name}`")
+
+
+def _with_hint(exc: TuiopsError) -> str:
+    return f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+
+
+async def check_host(
+    hosts: Hosts,
+    name: str,
+    *,
+    timeout: float = 30.0,
+    requires: Mapping[str, Sequence[str]] | None = None,
+) -> HostCheck:
     """Check one host: reachable, host key, login, home present and writable, free space, tools,
-    and with ``python`` set in its table, the packages that cluster work needs."""
+    the python its builds run (``python`` of its table, else python or python3 on PATH), with
+    ``python`` set the packages that cluster work needs, and the modules of ``requires``
+    (module → the projects that declare it)."""
     import asyncssh
 
     from tuiops.remote.paths import resolve_home
 
     host = hosts.get(name)
     result = HostCheck(name, hosts.describe(host))
+    answers = f"{host.address}:{host.port} answers"
     try:
         conn = await hosts.connect(name)
     except (HostKeyUnknown, HostKeyChanged) as exc:
-        result.add("reachable", True, f"{host.address}:{host.port} answers")
-        result.add("host key", False, exc.message)
+        result.add("reachable", True, answers)
+        result.add("host key", False, _with_hint(exc))
         return result
     except LoginFailed as exc:
-        result.add("reachable", True, f"{host.address}:{host.port} answers")
+        result.add("reachable", True, answers)
         result.add("host key", True, "matches known_hosts")
-        result.add("login", False, exc.message)
+        result.add("login", False, _with_hint(exc))
+        return result
+    except KeyFileUnusable as exc:
+        await _check_unopened(hosts, name, result)
+        result.add("login", False, f"not tried: {_with_hint(exc)}")
+        return result
+    except HostUnreachable as exc:
+        result.add("reachable", False, _with_hint(exc))
+        return result
+    except ConnectionDropped as exc:
+        result.add("reachable", True, answers)
+        result.add("connection", False, _with_hint(exc))
         return result
     except TuiopsError as exc:
-        result.add("reachable", False, exc.message)
+        result.add("connection", False, _with_hint(exc))
         return result
-    result.add("reachable", True, f"{host.address}:{host.port} answers")
+    result.add("reachable", True, answers)
     result.add("host key", True, "matches known_hosts")
     result.add("login", True, f"as {hosts.user(host)}")
     try:
         async with await conn.sftp() as sftp:
             home = await resolve_home(sftp, host)
-            try:
-                attrs = await sftp.stat(home)
-                is_dir = attrs.permissions is not None and stat.S_ISDIR(attrs.permissions)
-            except asyncssh.SFTPError:
-                is_dir = False
-            if not is_dir:
-                result.add(
-                    "home", False, f"{home} does not exist (put creates it; or fix home in tuiops.toml)"
-                )
-            else:
-                result.add("home", True, home)
-                probe = f"{home.rstrip('/')}/.tuiops-check-{uuid.uuid4().hex[:12]}"
-                try:
-                    async with sftp.open(probe, "wb", encoding=None) as fh:
-                        await fh.write(b"tuiops host check\n")
-                    await sftp.remove(probe)
-                    result.add("writable", True, f"created and removed a file in {home}")
-                except asyncssh.SFTPError as exc:
-                    result.add("writable", False, f"cannot create a file in {home}: {exc.reason}")
-                try:
-                    vfs = await sftp.statvfs(home)
-                    free = vfs.bavail * vfs.frsize
-                    ro = bool(vfs.flags & 1)
-                    result.add(
-                        "disk",
-                        not ro and free > 0,
-                        ("read-only file system; " if ro else "") + f"{_human_bytes(free)} free",
-                    )
-                except asyncssh.SFTPError:
-                    pass
+            await _check_home(sftp, home, result)
         script = "; ".join(f'printf "%s=%s\\n" {t} "$(command -v {t} 2>/dev/null)"' for t in TOOLS)
-        script += '; printf "pyver=%s\\n" "$( (python3 --version || python --version) 2>&1 | head -n1)"'
         res = await run_on(conn, ["sh", "-c", script], timeout=timeout)
         found: dict[str, str] = {}
         for line in res.stdout.splitlines():
             k, _, v = line.partition("=")
             found[k] = v.strip()
-        py = found.get("python3") or found.get("python")
-        result.add(
-            "python", bool(py), f"{found.get('pyver', '')} ({py})" if py else "no python3 or python on PATH"
-        )
+        await _check_python(conn, configured_python(host.extra), result, timeout, requires or {})
         missing = [t for t in REQUIRED_TOOLS if not found.get(t)]
-        present = [t for t in TOOLS if found.get(t) and not t.startswith("python")]
+        present = [t for t in TOOLS if found.get(t)]
         result.add(
             "tools",
             not missing,
@@ -438,9 +507,6 @@ async def check_host(hosts: Hosts, name: str, *, timeout: float = 30.0) -> HostC
             if missing
             else f"present {', '.join(present)}",
         )
-        configured = host.extra.get("python")
-        if isinstance(configured, str) and configured.strip():
-            await _check_packages(conn, configured, result, timeout)
     except TuiopsError as exc:
         result.add("commands", False, exc.message)
     except (asyncssh.Error, OSError) as exc:
@@ -450,13 +516,51 @@ async def check_host(hosts: Hosts, name: str, *, timeout: float = 30.0) -> HostC
     return result
 
 
-async def check_hosts(hosts: Hosts, names: list[str], *, on_result: Any = None) -> list[HostCheck]:
-    """Check every host in ``names`` at once; results in ``names`` order."""
+async def _check_home(sftp: Any, home: str, result: HostCheck) -> None:
+    """``home`` (present), ``writable`` (a file is created and removed there) and ``disk`` (free space)."""
+    import asyncssh
+
+    try:
+        attrs = await sftp.stat(home)
+        is_dir = attrs.permissions is not None and stat.S_ISDIR(attrs.permissions)
+    except asyncssh.SFTPError:
+        is_dir = False
+    if not is_dir:
+        result.add("home", False, f"{home} does not exist (put creates it; or fix home in tuiops.toml)")
+        return
+    result.add("home", True, home)
+    probe = f"{home.rstrip('/')}/.tuiops-check-{uuid.uuid4().hex[:12]}"
+    try:
+        async with sftp.open(probe, "wb", encoding=None) as fh:
+            await fh.write(b"tuiops host check\n")
+        await sftp.remove(probe)
+        result.add("writable", True, f"created and removed a file in {home}")
+    except asyncssh.SFTPError as exc:
+        result.add("writable", False, f"cannot create a file in {home}: {exc.reason}")
+    try:
+        vfs = await sftp.statvfs(home)
+    except asyncssh.SFTPError:
+        return
+    free = vfs.bavail * vfs.frsize
+    ro = bool(vfs.flags & 1)
+    result.add(
+        "disk", not ro and free > 0, ("read-only file system; " if ro else "") + f"{_human_bytes(free)} free"
+    )
+
+
+async def check_hosts(
+    hosts: Hosts,
+    names: list[str],
+    *,
+    on_result: Any = None,
+    requires: Mapping[str, Sequence[str]] | None = None,
+) -> list[HostCheck]:
+    """Check every host in ``names`` at once (each for the modules of ``requires``); results in ``names`` order."""
     for n in names:
         hosts.get(n)
 
     async def one(n: str) -> HostCheck:
-        res = await check_host(hosts, n)
+        res = await check_host(hosts, n, requires=requires)
         if on_result is not None:
             on_result(res)
         return res

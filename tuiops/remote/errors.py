@@ -6,7 +6,7 @@ case it was without parsing the message. Every message names the host.
 
 from __future__ import annotations
 
-from tuiops.errors import RemoteError
+from tuiops.errors import InputError, RemoteError
 
 
 class HostUnreachable(RemoteError):
@@ -23,6 +23,15 @@ class HostKeyChanged(RemoteError):
 
 class LoginFailed(RemoteError):
     """The server refused every key (and password) offered for the user."""
+
+
+class KeyFileUnusable(InputError):
+    """The host's key file cannot be loaded here (no passphrase for an encrypted key, not a key):
+    nothing was sent to the host."""
+
+    def __init__(self, message: str, *, hint: str | None = None, encrypted: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.encrypted = encrypted
 
 
 class ConnectionDropped(RemoteError):

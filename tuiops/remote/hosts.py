@@ -45,6 +45,7 @@ from tuiops.remote.errors import (
     HostKeyChanged,
     HostKeyUnknown,
     HostUnreachable,
+    KeyFileUnusable,
     LoginFailed,
 )
 from tuiops.workspace import HostConfig
@@ -346,22 +347,57 @@ class Hosts:
             "and that sshd runs there and listens on that port",
         )
 
-    def _login_error(self, host: HostConfig, exc: Exception) -> LoginFailed:
+    def _login_error(self, host: HostConfig, exc: Exception, methods: list[str] | None = None) -> LoginFailed:
+        """The refused login, saying what was tried; ``methods`` are the ones the server offers
+        (None: not known). A server that takes no key is told apart: its password comes from
+        ``TUIOPS_SSH_PASSWORD_<NAME>`` or a prompt on a terminal."""
         key = self.key_path(host)
         tried = (
             f"the key {key}"
             if key
             else "the SSH agent ($SSH_AUTH_SOCK) and the default keys ~/.ssh/id_ed25519, id_ecdsa, id_rsa"
         )
-        if password_from_env(host.name) or host.name in self._passwords:
+        had_password = bool(password_from_env(host.name) or host.name in self._passwords)
+        env = f"{PASSWORD_ENV}_{env_suffix(host.name)}"
+        reason = exc.reason if hasattr(exc, "reason") else exc
+        who = f"login to {host.name} as {self.user(host)} ({host.address}:{host.port}) was refused"
+        if methods is not None and "publickey" not in methods:
+            offered = ", ".join(methods) or "none"
+            got = "the password given was wrong" if had_password else "no password was given"
+            return LoginFailed(
+                f"{who}: the server takes no key, only a password ({offered}), and {got} ({reason})",
+                hint=f"set {env} to the password of {self.user(host)} (it is never stored), or run on a "
+                "terminal to be asked for it",
+            )
+        if had_password:
             tried += " and a password"
         pub = f"{key}.pub" if key else "your public key"
-        return LoginFailed(
-            f"login to {host.name} as {self.user(host)} ({host.address}:{host.port}) was refused: "
-            f"tried {tried} ({exc.reason if hasattr(exc, 'reason') else exc})",
-            hint=f"add {pub} to ~{self.user(host)}/.ssh/authorized_keys on the host, or set user/key_file "
-            f"in [hosts.{host.name}]",
+        hint = (
+            f"add {pub} to ~{self.user(host)}/.ssh/authorized_keys on the host, or set user/key_file "
+            f"in [hosts.{host.name}]"
         )
+        if methods is not None and any(m in methods for m in ("password", "keyboard-interactive")):
+            hint += f"; it also takes a password: set {env}, or run on a terminal to be asked"
+        return LoginFailed(f"{who}: tried {tried} ({reason})", hint=hint)
+
+    async def _auth_methods(self, host: HostConfig, tunnel: Connection | None) -> list[str] | None:
+        """The login methods the server offers this user (``publickey``, ``password`` …), or None."""
+        import asyncssh
+
+        try:
+            methods = await asyncio.wait_for(
+                asyncssh.get_server_auth_methods(
+                    host.address,
+                    host.port,
+                    self.user(host),
+                    tunnel=tunnel.conn if tunnel is not None else (),
+                    config=[],
+                ),
+                self.connect_timeout_for(host),
+            )
+        except (asyncssh.Error, OSError):
+            return None
+        return [str(m) for m in methods]
 
     def _options(self, host: HostConfig) -> dict[str, Any]:
         import asyncssh
@@ -388,7 +424,7 @@ class Hosts:
                 opts["client_keys"] = asyncssh.load_keypairs([str(key)], passphrase)
             except (asyncssh.KeyImportError, OSError, ValueError) as exc:
                 encrypted = "assphrase" in str(exc)
-                raise InputError(
+                raise KeyFileUnusable(
                     f"cannot load the key file {key} of host {host.name}: {exc}",
                     hint=(
                         f"load it into the SSH agent (ssh-add {key}) and remove key_file, or set "
@@ -396,6 +432,7 @@ class Hosts:
                         if encrypted
                         else "is it an OpenSSH private key? check key_file in tuiops.toml"
                     ),
+                    encrypted=encrypted,
                 ) from exc
             opts["agent_path"] = None
         password = self._passwords.get(host.name) or password_from_env(host.name)
@@ -434,7 +471,8 @@ class Hosts:
                     return None
                 self.prompted = True
                 loop = asyncio.get_running_loop()
-                question = f"password for {owner.describe(host)} ({host.name}): "
+                # the face adds its own ": " (click's prompt does)
+                question = f"password for {owner.describe(host)} ({host.name})"
                 answer = await loop.run_in_executor(None, owner.prompt, question)
                 if answer:
                     owner._passwords[host.name] = answer
@@ -514,7 +552,7 @@ class Hosts:
                         continue
                 raise self._unknown_error(host, new) from exc
             except asyncssh.PermissionDenied as exc:
-                error_ = self._login_error(host, exc)
+                error_ = self._login_error(host, exc, await self._auth_methods(host, tunnel))
                 self._passwords.pop(host.name, None)
                 raise error_ from exc
             except asyncssh.KeyExchangeFailed as exc:

@@ -31,11 +31,9 @@ if TYPE_CHECKING:
 
 
 def _remote_python(host_extra: dict[str, Any]) -> str:
-    py = host_extra.get("python")
-    if isinstance(py, str) and py:
-        q = shlex.quote(py)
-        return f'python() {{ {q} "$@"; }}; python3() {{ {q} "$@"; }}; '
-    return 'command -v python >/dev/null 2>&1 || python() { python3 "$@"; }; '
+    from tuiops.remote.commands import configured_python, python_prelude
+
+    return python_prelude(configured_python(host_extra))
 
 
 async def _check_requires(hosts: Hosts, host_name: str, project: Project) -> None:
