@@ -312,7 +312,14 @@ def test_steps_of_the_hosts_training_jobs_report_and_demo_commands_run_without_c
         ws.close()
     assert res.status == "done", res.to_dict()
     out = {s["name"]: s["outputs"] for s in res.steps}
-    assert out["add"] == {"name": "h1", "address": "127.0.0.1", "port": 2222, "user": None, "home": None}
+    assert out["add"] == {
+        "name": "h1",
+        "address": "127.0.0.1",
+        "port": 2222,
+        "user": None,
+        "home": None,
+        "python": None,
+    }
     assert [h["name"] for h in out["hosts"]["items"]] == ["h1"]
     assert out["runs"] == {"items": [], "count": 0}
     assert out["show"]["id"] == out["conflicts"]["id"] == res.steps[4]["outputs"]["run"]["job_id"]

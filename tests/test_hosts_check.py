@@ -107,6 +107,11 @@ def test_a_passphrase_protected_key_is_a_login_problem_not_an_unreachable_host(t
         monkeypatch.setenv("TUIOPS_SSH_PASSPHRASE_TEST", "open sesame")
         (res,) = check_hosts(ws, ["test"])
         assert _items(res)["login"].ok and res.ok
+        # a key file that is not there is a login problem too
+        ws.config.hosts["test"].key_file = str(key) + ".gone"
+        (res,) = check_hosts(ws, ["test"])
+        items = _items(res)
+        assert items["reachable"].ok and not items["login"].ok and "does not exist" in items["login"].detail
         ws.close()
 
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuiops.errors import InputError, NotFoundError, RemoteError, WorkspaceError
+from tuiops.errors import NotFoundError, RemoteError, WorkspaceError
 from tuiops.remote.errors import (
     ConnectionDropped,
     HostKeyChanged,
@@ -415,7 +415,7 @@ class Hosts:
         key = self.key_path(host)
         if key is not None:
             if not key.is_file():
-                raise InputError(
+                raise KeyFileUnusable(
                     f"the key file {key} of host {host.name} does not exist",
                     hint=f"fix key_file in [hosts.{host.name}], or remove it to use the SSH agent",
                 )
