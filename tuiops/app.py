@@ -123,7 +123,8 @@ class TuiopsApp(ReportsWorkerFailures, App[None], inherit_bindings=False):
         from tuiops.ops.browse import make_source
 
         if spec.kind not in ("pool", "labels", "run"):
-            return make_source(store, spec, self.ctx, ws_name=self.ws.config.name, ws=ws)
+            # the catalog, projects and hosts read the workspace's files and tuiops.toml, not its store
+            return make_source(store, spec, self.ctx, ws_name=self.ws.config.name, ws=ws or self.ws)
         key = (spec, self.ctx)
         with self._sources_lock:
             source = self._sources.pop(key, None)

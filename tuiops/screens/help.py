@@ -17,7 +17,10 @@ from tuiops.screens.actions import groups, keys_display
 COMMANDS = (
     ("where EXPR  or  /EXPR", "filter the panel: a SQL WHERE over its fields (below)"),
     ("SELECT …", "open the result of a read-only query in the panel"),
-    ("cd FOLDER  or  cd SOURCE", "go to a pool folder, or open labels:SET, run:RUN, match:NAME, catalog"),
+    (
+        "cd FOLDER  or  cd SOURCE",
+        "go to a pool folder, or open labels:SET, run:RUN, match:NAME, catalog, projects, hosts, mixes, mix:ID",
+    ),
     ("set labels|run|match NAME", "which label set, run and match the pool columns count"),
     ("triage [--set S --run R --kind K]", "triage a stored match: worst, fp, fn, cls, loc or dup"),
     ("projects", "the dataset projects, hosts and mixes: build, mix and push"),

@@ -1,6 +1,8 @@
 """Browsing the store: what the terminal app's panels show, read a page at a time.
 
-A panel shows one *source*: the workspace catalog (pools, label sets, runs, matches), a
+A panel shows one *source*: the workspace catalog (pools, label sets, runs, matches, and the
+dataset projects, hosts and mixes of :mod:`~tuiops.ops.browse.projects`, each opening into its
+rows, a mix into its ratio table per project and class), a
 pool folder (subfolders, then the files directly in it, with size, dimensions, label and
 detection counts and the match score of each image), the boxes of a label set or a
 detection run, the per-image results of a match, the result of any read-only SQL query,
@@ -45,6 +47,7 @@ from tuiops.ops.browse.order import (
 from tuiops.ops.browse.pager import Pager
 from tuiops.ops.browse.pools import PoolSource
 from tuiops.ops.browse.preview import ImageInfo, human_size, image_info
+from tuiops.ops.browse.projects import HostsSource, MixesSource, MixSource, ProjectsSource, catalog_entries
 from tuiops.ops.browse.source import Opened, Source
 from tuiops.ops.browse.spec import Context, Spec, default_context, first_pool, normalise_folder
 from tuiops.ops.browse.tables import MemorySource, SelectionSource, describe_fields, make_source, query_frame
@@ -58,18 +61,23 @@ __all__ = [
     "LISTED_SQL",
     "BoxMark",
     "Context",
+    "HostsSource",
     "ImageInfo",
     "JobRow",
     "MemorySource",
+    "MixSource",
+    "MixesSource",
     "Opened",
     "Order",
     "Pager",
     "PoolSource",
+    "ProjectsSource",
     "Selection",
     "SelectionSource",
     "Source",
     "Spec",
     "cancel_job",
+    "catalog_entries",
     "check_filter",
     "compute_order",
     "default_context",

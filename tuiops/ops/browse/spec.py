@@ -75,12 +75,18 @@ class Spec:
         "selection",
         "query",
         "image",
+        "projects",
+        "hosts",
+        "mixes",
+        "mix",
     )
+    #: Kinds that take no name: the catalog and its lists of projects, hosts and mixes.
+    NAMELESS: ClassVar[tuple[str, ...]] = ("catalog", "projects", "hosts", "mixes")
 
     @classmethod
     def parse(cls, text: str) -> Spec:
         """Parse ``catalog``, ``pool:NAME[/FOLDER]``, ``labels:SET``, ``run:RUN``, ``match:NAME``,
-        ``selection:NAME``, ``query:SQL`` or ``image:KEY``."""
+        ``selection:NAME``, ``query:SQL``, ``image:KEY``, ``projects``, ``hosts``, ``mixes`` or ``mix:ID``."""
         text = text.strip()
         kind, _, rest = text.partition(":")
         kind = kind.strip().lower()
@@ -88,10 +94,10 @@ class Spec:
             raise UsageError(
                 f"unknown panel source {text!r}",
                 hint="use catalog, pool:NAME[/FOLDER], labels:SET, run:RUN, match:NAME, selection:NAME, "
-                "query:SQL or image:KEY",
+                "query:SQL, image:KEY, projects, hosts, mixes or mix:ID",
             )
-        if kind == "catalog":
-            return cls("catalog")
+        if kind in cls.NAMELESS:
+            return cls(kind)
         if not rest.strip():
             raise UsageError(f"panel source {text!r} needs a name after '{kind}:'")
         if kind == "pool":
@@ -100,8 +106,8 @@ class Spec:
         return cls(kind, rest.strip() if kind != "query" else rest)
 
     def __str__(self) -> str:
-        if self.kind == "catalog":
-            return "catalog"
+        if self.kind in self.NAMELESS:
+            return self.kind
         if self.kind == "pool":
             return f"pool:{self.name}" + (f"/{self.folder.rstrip('/')}" if self.folder else "")
         return f"{self.kind}:{self.name}"

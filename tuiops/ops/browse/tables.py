@@ -133,13 +133,15 @@ class MemorySource(Source):
 
 
 class CatalogSource(MemorySource):
-    """The workspace's top level: pools, label sets, runs and matches."""
+    """The workspace's top level: pools, label sets, runs, selections and matches, then its
+    projects, hosts and mixes (each where there is one)."""
 
     kind = "catalog"
 
-    def __init__(self, spec: Spec, ws_name: str = "workspace") -> None:
+    def __init__(self, spec: Spec, ws_name: str = "workspace", ws: Workspace | None = None) -> None:
         super().__init__(spec)
         self.ws_name = ws_name
+        self.ws = ws
         self.columns = [
             Column("name", "Name", "name", None, "name"),
             Column("what", "Kind", "text", 9, "what"),
@@ -178,6 +180,9 @@ class CatalogSource(MemorySource):
                 for mid, name in store.execute("SELECT id, name FROM matches ORDER BY name").fetchall():
                     n_img = store.one("SELECT count(*) FROM match_images WHERE match_id = ?", (mid,))
                     rows.append((name, "match", n_img, None, f"match:{name}", KIND_ENTRY))
+        from tuiops.ops.browse.projects import catalog_entries
+
+        rows.extend(catalog_entries(store, self.ws))
         return pl.DataFrame(
             rows,
             schema={
@@ -336,7 +341,15 @@ def make_source(
 ) -> Source:
     """The source for ``spec`` (raises NotFoundError for an unknown pool, set, run or match)."""
     if spec.kind == "catalog":
-        return CatalogSource(spec, ws_name)
+        return CatalogSource(spec, ws_name, ws)
+    if spec.kind in ("projects", "hosts", "mixes", "mix"):
+        from tuiops.ops.browse.projects import HostsSource, MixesSource, MixSource, ProjectsSource
+
+        if spec.kind == "projects":
+            return ProjectsSource(spec, ws)
+        if spec.kind == "hosts":
+            return HostsSource(spec, ws)
+        return MixesSource(spec) if spec.kind == "mixes" else MixSource(spec)
     if spec.kind == "pool":
         return PoolSource(spec, store, ctx)
     if spec.kind in ("labels", "run"):

@@ -29,7 +29,7 @@ from tuiops.ops.projects.model import (
     load_project,
     new_project,
 )
-from tuiops.ops.projects.overview import mix_argv, projects_overview
+from tuiops.ops.projects.overview import mix_argv, projects_overview, recorded_mixes
 from tuiops.ops.projects.push import push_tarball
 from tuiops.ops.projects.sources import load_build
 from tuiops.ops.projects.tarball import write_tarball
@@ -59,6 +59,7 @@ __all__ = [
     "parse_map",
     "projects_overview",
     "push_tarball",
+    "recorded_mixes",
     "send_for_labelling",
     "show_project",
     "undo_labels",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from tuiops.ops.projects.catalog import list_projects
 
 if TYPE_CHECKING:
+    from tuiops.store import Store
     from tuiops.workspace import Workspace
 
 
@@ -28,14 +29,17 @@ def _hosts(ws: Workspace) -> list[dict[str, Any]]:
     return out
 
 
-def _mixes(ws: Workspace, limit: int = 50) -> list[dict[str, Any]]:
-    """The recorded mixes, newest first: split, tarball, pushes and the table per project and class."""
-    rows = ws.store.execute(
+def recorded_mixes(store: Store, limit: int = 50, *, mix_id: int | None = None) -> list[dict[str, Any]]:
+    """The recorded mixes (or the one of ``mix_id``), newest first: split, tarball, pushes and the
+    table per project and class."""
+    where = "" if mix_id is None else "WHERE m.id = ? "
+    params: tuple[Any, ...] = (limit,) if mix_id is None else (mix_id, limit)
+    rows = store.execute(
         "SELECT id, name, out, format, projects, images, train, val, dropped, tar_path, created, split_table, params, "
         "(SELECT count(*) FROM project_mix_pushes p WHERE p.mix_id = m.id), "
         "(SELECT host || ':' || path FROM project_mix_pushes p WHERE p.mix_id = m.id ORDER BY id DESC LIMIT 1) "
-        "FROM project_mixes m ORDER BY id DESC LIMIT ?",
-        (limit,),
+        f"FROM project_mixes m {where}ORDER BY id DESC LIMIT ?",
+        params,
     ).fetchall()
     keys = (
         "id", "name", "out", "format", "projects", "images", "train", "val", "dropped", "tar", "created",
@@ -69,9 +73,9 @@ def mix_argv(params: dict[str, Any], *, tar: str | None = None) -> list[str]:
     return [*argv, "--tar", tar] if tar else argv
 
 
-def projects_overview(ws: Workspace) -> dict[str, Any]:
+def projects_overview(ws: Workspace, *, mixes: bool = True) -> dict[str, Any]:
     """The workspace's projects (state current/stale/never built, images, classes, last build and host),
-    its hosts and its mixes."""
+    its hosts and (unless not ``mixes``) its mixes."""
     projects = []
     for r in list_projects(ws):
         if "error" in r:
@@ -79,4 +83,4 @@ def projects_overview(ws: Workspace) -> dict[str, Any]:
             continue
         state = {"up to date": "current", "none": "never built"}.get(r["build"], r["build"])
         projects.append({**r, "state": state})
-    return {"projects": projects, "hosts": _hosts(ws), "mixes": _mixes(ws)}
+    return {"projects": projects, "hosts": _hosts(ws), "mixes": recorded_mixes(ws.store) if mixes else []}
