@@ -51,7 +51,7 @@ def _require(ws, name: str, modules: list[str]) -> None:  # type: ignore[no-unty
     p.toml_path.write_text(tomli_w.dumps(data))
 
 
-def test_hosts_add_python_is_the_python_check_runs_and_requires_are_checked(own, tmp_path):
+def test_hosts_add_python_is_the_python_check_runs_and_requires_are_checked(own, tmp_path, capsys):
     from tuiops.ops.remote import check_hosts, last_checks
 
     _server, _key, ws = own
@@ -73,6 +73,9 @@ def test_hosts_add_python_is_the_python_check_runs_and_requires_are_checked(own,
     ws2 = Workspace.open(ws.root)
     assert ws2.config.hosts["test"].extra["python"] == str(py)
     assert 'python = "' + str(py) + '"' in (ws.root / "tuiops.toml").read_text()
+    capsys.readouterr()
+    assert run_cli(ws2, "hosts", "list") == 0
+    assert f"python {py}" in capsys.readouterr().out
     (res,) = check_hosts(ws2, ["test"], projects=["icons"])
     items = _items(res)
     assert items["python"].ok and str(py) in items["python"].detail

@@ -56,6 +56,7 @@ def hosts_list(ctx: CommandContext, as_json: bool) -> Result:
         f"{r['name']:<16} {r['user']}@{r['address']}:{r['port']}"
         + (f"  home {r['home']}" if r["home"] else "")
         + (f"  via {r['jump']}" if r["jump"] else "")
+        + (f"  python {r['python']}" if r["python"] else "")
         + ("" if r["known"] else "  (host key not recorded: tuiops hosts trust " + r["name"] + ")")
         for r in rows
     ]

@@ -54,6 +54,7 @@ def list_hosts(ws: Workspace) -> list[dict[str, Any]]:
                 "key_file": h.key_file,
                 "home": h.home,
                 "jump": h.jump,
+                "python": h.extra.get("python"),
                 "known": bool(trusted),
                 "fingerprints": [fingerprint(k) for k in trusted],
             }
