@@ -207,3 +207,31 @@ def test_the_password_prompt_on_a_terminal_ends_in_one_colon(password_host, monk
         _, status = os.waitpid(pid, 0)
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_python_that_does_not_run_and_an_unknown_project_are_named(own, capsys):
+    import json
+
+    _server, _key, ws = own
+    _require(ws, "icons", ["json"])
+    host = ws.config.hosts["test"]
+    argv = ["hosts", "add", "test", "--address", host.address, "--port", str(host.port), "--user", host.user]
+    argv += [
+        "--key-file",
+        host.key_file,
+        "--home",
+        host.home,
+        "--python",
+        "/nonexistent/bin/python",
+        "--replace",
+    ]
+    assert run_cli(ws, *argv) == 0
+    capsys.readouterr()
+    assert run_cli(ws, "hosts", "check", "test", "--project", "icons", "--json") == 8
+    (res,) = json.loads(capsys.readouterr().out)
+    items = {i["name"]: i for i in res["items"]}
+    assert items["login"]["ok"] and not items["python"]["ok"]
+    assert "/nonexistent/bin/python does not run" in items["python"]["detail"]
+    assert not items["requires"]["ok"] and "not checked" in items["requires"]["detail"]
+    assert run_cli(ws, "hosts", "check", "test", "--project", "nope") != 0
+    assert "nope" in capsys.readouterr().err
