@@ -57,9 +57,13 @@ def test_hosts_add_python_is_the_python_check_runs_and_requires_are_checked(own,
     _server, _key, ws = own
     py = _venv(tmp_path)
     _require(ws, "icons", ["tuiops_probe_mod"])
+    broken = ws.root / "projects" / "broken"
+    broken.mkdir()
+    (broken / "project.toml").write_text("[project]\nclasses = 3\n")
     # without a python of its own the host's PATH python is checked, and it lacks the module
     (res,) = check_hosts(ws, ["test"])
     items = _items(res)
+    assert items["projects"].ok and "not read: broken" in items["projects"].detail
     assert items["python"].ok and "none configured" in items["python"].detail
     assert not items["requires"].ok and not res.ok
     assert "tuiops_probe_mod (required by icons)" in items["requires"].detail

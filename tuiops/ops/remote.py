@@ -198,17 +198,22 @@ CHECKED_FILE = ".tuiops/hosts-checked.json"
 """The outcome of each host's last check (reachable, python, failed items, when), read by the app's catalog."""
 
 
-def project_requires(ws: Workspace, projects: list[str] | None = None) -> dict[str, list[str]]:
-    """The modules the projects declare (``requires``), each with the projects that need it.
+def project_requires(
+    ws: Workspace, projects: list[str] | None = None
+) -> tuple[dict[str, list[str]], list[str]]:
+    """The modules the projects declare (``requires``), each with the projects that need it, and
+    the projects left out because their project.toml does not read.
 
-    ``projects`` names them (an unknown one is an error); None takes every project whose
-    project.toml reads.
+    ``projects`` names them (an unknown or unreadable one is an error); None takes every project.
     """
     from tuiops.errors import TuiopsError
     from tuiops.ops.projects import list_projects, load_project
 
+    unreadable: list[str] = []
     if projects is None:
-        names = [r["name"] for r in list_projects(ws) if "error" not in r]
+        rows = list_projects(ws)
+        unreadable = [r["name"] for r in rows if "error" in r]
+        names = [r["name"] for r in rows if "error" not in r]
     else:
         names = list(dict.fromkeys(projects))
     needed: dict[str, list[str]] = {}
@@ -218,10 +223,11 @@ def project_requires(ws: Workspace, projects: list[str] | None = None) -> dict[s
         except TuiopsError:
             if projects is not None:
                 raise
+            unreadable.append(n)
             continue
         for m in p.requires:
             needed.setdefault(m, []).append(n)
-    return needed
+    return needed, unreadable
 
 
 def check_hosts(
@@ -247,11 +253,15 @@ def check_hosts(
         )
     for n in names:
         hosts.get(n)
-    requires = project_requires(ws, projects)
+    requires, unreadable = project_requires(ws, projects)
     rep = Reporter("hosts.check", progress, None, total=len(names))
     results = run_sync(
         _check(hosts, names, requires=requires, on_result=lambda r: rep.advance(1, r.host, force=True))
     )
+    if unreadable:
+        note = f"not read: {', '.join(unreadable)} (`tuiops project list` says why); their requires are not checked"
+        for r in results:
+            r.add("projects", True, note)
     _record_checks(ws, results)
     return results
 
