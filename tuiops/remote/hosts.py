@@ -361,8 +361,11 @@ class Hosts:
         env = f"{PASSWORD_ENV}_{env_suffix(host.name)}"
         reason = exc.reason if hasattr(exc, "reason") else exc
         who = f"login to {host.name} as {self.user(host)} ({host.address}:{host.port}) was refused"
-        if methods is not None and "publickey" not in methods:
-            offered = ", ".join(methods) or "none"
+        by_password = bool(methods) and any(
+            m in (methods or []) for m in ("password", "keyboard-interactive")
+        )
+        if by_password and "publickey" not in (methods or []):
+            offered = ", ".join(methods or [])
             got = "the password given was wrong" if had_password else "no password was given"
             return LoginFailed(
                 f"{who}: the server takes no key, only a password ({offered}), and {got} ({reason})",
@@ -376,7 +379,7 @@ class Hosts:
             f"add {pub} to ~{self.user(host)}/.ssh/authorized_keys on the host, or set user/key_file "
             f"in [hosts.{host.name}]"
         )
-        if methods is not None and any(m in methods for m in ("password", "keyboard-interactive")):
+        if by_password:
             hint += f"; it also takes a password: set {env}, or run on a terminal to be asked"
         return LoginFailed(f"{who}: tried {tried} ({reason})", hint=hint)
 
