@@ -237,3 +237,24 @@ def test_a_pitstop_with_no_detection_at_its_conf_warns_and_lists_no_worst_images
     assert "stored at conf ≥ 0.001, compared at conf ≥ 0.25" in md
     footer = format_footer(summarize("", warnings=["pitstop 1: NO DETECTIONS at conf >= 0.25 in val"]))
     assert "WARNING pitstop 1: NO DETECTIONS at conf >= 0.25 in val" in footer
+
+
+def test_train_start_takes_the_pitstops_worst_lists(small_ds, tmp_path, capsys):
+    """`train start --worst-by/--worst-top` are checked before anything starts and kept with the
+    run for every pitstop (and for `train report` without its own)."""
+    import json
+
+    from tuiops.errors import InputError
+
+    ws, ds = small_ds
+    w = ["-w", str(ws.root)]
+    assert run([*w, "train", str(ds), "--epochs", "2", "--worst-by", "f1 <", "--name", "bad"]) == 4
+    assert "--worst-by" in capsys.readouterr().err
+    assert run([*w, "train", str(ds), "--epochs", "2", "--worst-by", "nope < 1", "--name", "bad"]) == 4
+    assert "no such column: nope" in capsys.readouterr().err
+    assert run([*w, "train", str(ds), "--epochs", "2", "--worst-top", "0", "--name", "bad"]) == 2
+    assert ws.store.one("SELECT count(*) FROM train_runs") == 0  # refused before any run
+    with pytest.raises(InputError, match="cannot load the model"):
+        train(ws, ds, epochs=2, model="no_such_model.yaml", name="kept", worst_by="f1 < 0.5", worst_top=3)
+    args = json.loads(ws.store.one("SELECT args FROM train_runs WHERE name = 'kept'"))
+    assert args["_pitstop"]["worst_by"] == "f1 < 0.5" and args["_pitstop"]["worst_top"] == 3

@@ -194,7 +194,7 @@ def train_watch_cmd(
         ("--worst-by",),
         help="The worst lists hold the images that meet this SQL condition, most errors first, e.g. "
         '"f1 < 0.5" (columns: tp, fp, fn, wrong_class, labels, detections, errors, missed_area, '
-        "precision, recall, f1, key).",
+        "precision, recall, f1, key). Without --worst-by and --worst-top: the run's own, from `train start`.",
     ),
     Param(
         "worst_top",
@@ -222,7 +222,8 @@ def train_report_cmd(
     opts = dict(r.args.get("_pitstop") or {})
     if conf is not None:
         opts["conf"] = conf
-    opts.update(worst_by=worst_by, worst_top=worst_top)
+    if worst_by is not None or worst_top is not None:  # else the lists the run was started with
+        opts.update(worst_by=worst_by, worst_top=worst_top)
     with ctx.progress("pitstop", quiet=quiet) as on_progress:
         d = run_pitstop(ws, run, progress=on_progress, **opts)
     summary = {

@@ -322,6 +322,20 @@ def render_train(d: dict[str, Any]) -> str:
         help="IoU at which a detection matches.",
     ),
     Param(
+        "worst_by",
+        ("--worst-by",),
+        help="Each pitstop's worst lists hold the images that meet this SQL condition, most errors "
+        'first, e.g. "f1 < 0.5" (columns: tp, fp, fn, wrong_class, labels, detections, errors, '
+        "missed_area, precision, recall, f1, key).",
+    ),
+    Param(
+        "worst_top",
+        ("--worst-top",),
+        type=IntRange(min=1),
+        help="Each pitstop's worst lists hold at most this many images (default: 20; with --worst-by: "
+        "all that meet it).",
+    ),
+    Param(
         "replace",
         ("--replace",),
         is_flag=True,
@@ -355,6 +369,8 @@ def train_start_cmd(
     device: str | None,
     pitstop_conf: float,
     match_iou: float,
+    worst_by: str | None,
+    worst_top: int | None,
     replace: bool,
     on: str | None,
     verbose: bool,
@@ -395,6 +411,8 @@ def train_start_cmd(
             overrides=extra,
             pitstop_conf=pitstop_conf,
             match_iou=match_iou,
+            worst_by=worst_by,
+            worst_top=worst_top,
             replace=replace,
             verbose=verbose,
             on=on,

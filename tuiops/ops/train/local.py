@@ -38,6 +38,7 @@ from tuiops.ops.train.records import (
     update_run,
 )
 from tuiops.ops.train.remote import resume_remote, train_remote
+from tuiops.ops.train.report import check_worst_by
 
 if TYPE_CHECKING:
     from tuiops.store import Store
@@ -429,6 +430,8 @@ def train(
     pitstop_conf: float = 0.25,
     pitstop_max_det: int = 300,
     match_iou: float = 0.5,
+    worst_by: str | None = None,
+    worst_top: int | None = None,
     replace: bool = False,
     verbose: bool = False,
     on: str | None = None,
@@ -441,12 +444,18 @@ def train(
     ``model`` is a model yaml (``yolov8n.yaml``: trained from scratch) or a ``.pt``
     weights file. ``overrides`` are further ultralytics train arguments. ``on``: train
     on this ``[hosts.NAME]`` machine over SSH (:mod:`tuiops.ops.train.remote`).
+    ``worst_by`` / ``worst_top``: the worst lists of every pitstop of the run (see
+    :func:`tuiops.ops.train.run_pitstop`), checked before anything starts.
     """
     from tuiops.store.db import utcnow
 
     store = ws.store
     if epochs < 1:
         raise UsageError(f"--epochs must be at least 1 (got {epochs})")
+    if worst_by:
+        check_worst_by(worst_by)
+    if worst_top is not None and worst_top < 1:
+        raise UsageError(f"--worst-top must be at least 1, not {worst_top}")
     data_yaml, dataset = _resolve_data(ws, data)
     name = name or default_run_name(store, dataset or data_yaml.parent.name)
     if not NAME_RX.match(name):
@@ -466,7 +475,11 @@ def train(
     nc = _yaml_class_count(data_yaml)
     save_dir = ws.root / TRAIN_DIR / name
     _clear_name(store, name, save_dir, replace=replace)
-    pitstop_opts = {"conf": pitstop_conf, "max_det": pitstop_max_det, "match_iou": match_iou}
+    pitstop_opts: dict[str, Any] = {"conf": pitstop_conf, "max_det": pitstop_max_det, "match_iou": match_iou}
+    if worst_by:
+        pitstop_opts["worst_by"] = worst_by
+    if worst_top is not None:
+        pitstop_opts["worst_top"] = worst_top
     if on is not None:
         return train_remote(
             ws,
