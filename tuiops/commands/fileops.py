@@ -39,6 +39,12 @@ SELECTION_PARAMS = (
         "(`tuiops meta import`; grammar: `tuiops meta search --help`).",
     ),
     Param("selection_name", ("--selection",), help="A saved selection (`tuiops select --save`)."),
+    Param(
+        "view",
+        ("--view",),
+        help="The images a view or table of yours names by its key (or item_id) column: "
+        "[views] of tuiops.toml, or user.NAME made with `tuiops query --write`.",
+    ),
     Param("label_set", ("--set",), help="Label set: adds its per-image columns (and labels to write)."),
     Param("run", ("--run",), help="Detection run: adds its per-image columns."),
     Param("match", ("--match",), help="Stored match: adds its per-image columns (f1, fp, fn, …)."),
@@ -145,6 +151,7 @@ def selection_spec(ws: Any, kw: dict[str, Any]) -> Any:
         where=kw.get("where"),
         keys=keys,
         name=kw.get("selection_name"),
+        view=kw.get("view"),
         label_set=kw.get("label_set"),
         run=kw.get("run"),
         match=kw.get("match"),
@@ -193,8 +200,9 @@ SELECT_HELP = (
         """Count and show the files of a selection; save it under a name.
 
     A selection is a SQL condition (--where) over the selection view below (one row per
-    indexed file), a saved selection (--selection), a list of image keys (--keys), or
-    several of these together (all must hold). Missing, moved, trashed and non-image
+    indexed file), a saved selection (--selection), a list of image keys (--keys), the
+    images a view or table of yours names (--view: [views] of tuiops.toml, or user.NAME
+    made with `tuiops query --write`), or several of these together (all must hold). Missing, moved, trashed and non-image
     files are left out unless --all-statuses.
 
     \b
@@ -204,6 +212,7 @@ SELECT_HELP = (
       tuiops select --match v41 --where "f1 < 0.5 AND split = 'val'"
       tuiops select --match v41 --where "f1 < 0.5" --keys-out worst.txt
       tuiops select --keys review.txt --pool main
+      tuiops select --view flagged --where "width >= 512" --save big-flagged
       tuiops select --list
     """
     )

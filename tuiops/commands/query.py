@@ -30,6 +30,13 @@ def _slow() -> None:
     ),
     Param("limit", ("--limit",), type=Int(), help="Print at most this many rows (table format)."),
     Param(
+        "write",
+        ("--write",),
+        is_flag=True,
+        help="Also create, fill, change and drop your own tables, views, indexes and triggers "
+        "in the user schema (user.NAME, the file user.db beside the store); the store stays read-only.",
+    ),
+    Param(
         "timeout",
         ("--timeout",),
         type=FloatRange(min=0, min_open=True),
@@ -39,18 +46,31 @@ def _slow() -> None:
     ),
 )
 def query_cmd(
-    ctx: CommandContext, sql: str, fmt: str, output: str | None, limit: int | None, timeout: float
+    ctx: CommandContext,
+    sql: str,
+    fmt: str,
+    output: str | None,
+    limit: int | None,
+    write: bool,
+    timeout: float,
 ) -> Result:
-    """Run a read-only SQL query over the store (views: v_images, v_labels, v_detections).
+    """Run a SQL query over the store (views: v_images, v_labels, v_detections).
 
-    The query may only read: ATTACH, VACUUM, load_extension, writes and pragmas that set a
-    value are refused (exit 2 for a write, 4 for the rest). It stops at --timeout (exit 4);
-    Ctrl+C cancels it (exit 130).
+    The query may only read the store: ATTACH, VACUUM, load_extension, writes and pragmas
+    that set a value are refused (exit 2 for a write, 4 for the rest). It sees your own
+    tables (user.NAME, in user.db beside the store) and the views of [views] in
+    tuiops.toml. With --write it may create, fill, change and drop objects of the user
+    schema, never the store's (a view or trigger in user.db sees only user.db's tables:
+    views over the store go in tuiops.toml). It stops at --timeout (exit 4); Ctrl+C
+    cancels it (exit 130).
 
     \b
     Examples:
       tuiops query "SELECT class, count(*) FROM v_labels GROUP BY class"
       tuiops query "SELECT * FROM v_detections WHERE score < 0.3" --format xlsx -o low.xlsx
+      tuiops query --write "CREATE TABLE user.flags(key TEXT PRIMARY KEY, flag TEXT)"
+      tuiops query --write "INSERT INTO user.flags SELECT key, 'tiny' FROM v_images WHERE width < 64"
+      tuiops select --view flags --where "pool = 'main'"
     """
     from tuiops.ops.query import run_query, write_result
     from tuiops.ops.usersql import Limits
@@ -62,6 +82,6 @@ def query_cmd(
         on_slow=_slow,
         timeout_hint="give it more time with --timeout SECONDS, or narrow the query",
     )
-    frame = run_query(ws, sql, limits=limits)
+    frame = run_query(ws, sql, limits=limits, write=write)
     text = write_result(frame, fmt, output, limit=limit)
     return Result(None, text, raw=True)

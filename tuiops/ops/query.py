@@ -1,13 +1,17 @@
-"""Read-only SQL over the store, with export to CSV/JSON/Parquet/XLSX."""
+"""SQL over the store, read-only to it, with export to CSV/JSON/Parquet/XLSX; with ``write``,
+statements that make and change the user's own tables and views (:mod:`tuiops.ops.userdb`)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuiops.errors import InputError, UsageError
 from tuiops.fsutil import atomic_writer
+from tuiops.ops.userdb import USER_HINT, check_new_views, explain_missing, open_user, user_view_names
 from tuiops.ops.usersql import Limits, read_frame
+from tuiops.store import USER_SCHEMA
 
 if TYPE_CHECKING:
     import polars as pl
@@ -15,22 +19,43 @@ if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
 
-def run_query(ws: Workspace, sql: str, *, limits: Limits | None = None) -> pl.DataFrame:
-    """Run ``sql`` on a read-only connection and return the result as a polars frame.
+def run_query(
+    ws: Workspace, sql: str, *, limits: Limits | None = None, write: bool = False, what: str | None = None
+) -> pl.DataFrame:
+    """Run ``sql`` and return its rows as a polars frame.
 
-    The statement may only read (see :mod:`tuiops.ops.usersql`); ``limits`` sets its time
-    limit and how it is cancelled.
+    The statement may only read the store (see :mod:`tuiops.ops.usersql`); it sees the
+    user's tables (``user.NAME``) and the views of ``tuiops.toml``. With ``write`` it may also
+    create, fill, change and drop objects of the ``user`` schema (``user.db`` is made when
+    missing); a statement that returns no rows then gives one row: ``changes``, the rows it
+    inserted, updated or deleted. ``limits`` sets its time limit and how it is cancelled.
     """
-    if not ws.db_path.exists():
-        raise InputError(f"the store {ws.db_path} does not exist", hint="run `tuiops init` first")
-    from tuiops.store import Store
+    import polars as pl
 
-    store = Store(ws.db_path, readonly=True)
-    try:
-        with store.connection() as conn:
-            return read_frame(conn, sql, limits=limits, what="`tuiops query`")
-    finally:
-        store.close()
+    what = what or ("`tuiops query --write`" if write else "`tuiops query`")
+    with open_user(ws, write=write) as conn:
+        before = conn.total_changes
+        views_before = user_view_names(conn)
+        try:
+            frame = read_frame(
+                conn,
+                sql,
+                limits=limits,
+                what=what,
+                hint=USER_HINT,
+                write_schema=USER_SCHEMA if write else None,
+            )
+        except InputError as exc:
+            cause = exc.__cause__
+            better = explain_missing(conn, cause) if isinstance(cause, sqlite3.Error) else None
+            if better is not None:
+                raise better from cause
+            raise
+        if write:
+            check_new_views(conn, views_before)
+        if write and not frame.columns:
+            return pl.DataFrame({"changes": [conn.total_changes - before]})
+        return frame
 
 
 def write_result(

@@ -173,9 +173,14 @@ class SelectionSpec:
     all_statuses: bool = False
     #: A booru search over the images' post metadata (``1girl solo -monochrome rating:s``).
     tags: str | None = None
+    #: A view or table of the user's (``tuiops.toml`` [views], ``user.db``): the images its
+    #: ``key`` (or ``item_id``) column names, read anew each time the selection is resolved.
+    view: str | None = None
 
     def is_empty(self) -> bool:
-        return self.where is None and self.keys is None and self.name is None and not self.tags
+        return (
+            self.where is None and self.keys is None and self.name is None and not self.tags and not self.view
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -273,7 +278,7 @@ def save_selection(
         raise UsageError(f"invalid selection name {name!r}", hint="use a short name without padding")
     spec = resolve_spec(ws, spec, search_tags=False)
     if spec.is_empty():
-        raise UsageError("nothing to save: give --where, --keys or --selection")
+        raise UsageError("nothing to save: give --where, --keys, --view or --selection")
     store = ws.store
     body = {k: v for k, v in asdict(spec).items() if k not in ("keys", "name")}
     with store.transaction() as conn:
@@ -344,6 +349,8 @@ def resolve_spec(
     searches joined (AND); with ``search_tags`` the tag search is run and becomes a key list
     (intersected with one given), and its notes (a tag no post has) go to ``warnings``."""
     merged = _merge_saved(ws, spec)
+    if search_tags and merged.view:
+        merged = _fold_view(ws, merged, merged.view)
     if not search_tags or not (merged.tags and merged.tags.strip()):
         return merged
     from dataclasses import replace
@@ -361,10 +368,25 @@ def resolve_spec(
     return replace(merged, keys=found, tags=None)
 
 
+def _fold_view(ws: Workspace, spec: SelectionSpec, view: str) -> SelectionSpec:
+    """``spec`` with the images of the user's ``view`` as its key list (intersected with one given)."""
+    from dataclasses import replace
+
+    from tuiops.ops.userdb import view_keys
+
+    found = view_keys(ws, view)
+    if spec.keys is not None:
+        mine = set(found)
+        found = [k for k in spec.keys if k in mine]
+    return replace(spec, keys=found, view=None if spec.view == view else spec.view)
+
+
 def _merge_saved(ws: Workspace, spec: SelectionSpec) -> SelectionSpec:
     if spec.name is None:
         return spec
     saved = load_selection(ws, spec.name)
+    if saved.view and spec.view and saved.view != spec.view:  # two views: both must hold
+        saved = _fold_view(ws, saved, saved.view)
     wheres = [w for w in (saved.where, spec.where) if w]
     if saved.keys is not None and spec.keys is not None:
         mine = set(spec.keys)
@@ -381,6 +403,7 @@ def _merge_saved(ws: Workspace, spec: SelectionSpec) -> SelectionSpec:
         pools=spec.pools or saved.pools,
         all_statuses=spec.all_statuses or saved.all_statuses,
         tags=" ".join(t for t in (saved.tags, spec.tags) if t and t.strip()) or None,
+        view=spec.view or saved.view,
     )
 
 
@@ -545,9 +568,18 @@ def view_columns(spec: SelectionSpec) -> list[str]:
 
 
 def _check_sql(ws: Workspace, sql: str, params: Sequence[Any], spec: SelectionSpec) -> None:
-    """Compile the query on a read-only connection: a clear error for a bad or refused WHERE."""
+    """Compile the query on a read-only connection: a clear error for a bad or refused WHERE.
+
+    A WHERE with a sub-select is compiled where it will run, beside the user's tables and
+    views (:mod:`tuiops.ops.userdb`), which it may read."""
     from tuiops.store import Store
 
+    if spec.where and has_subquery(spec.where):
+        from tuiops.ops.userdb import open_user
+
+        with open_user(ws) as conn:
+            _authorize_on(conn, sql, params, spec)
+        return
     store = Store(ws.db_path, readonly=True)
     try:
         _authorize(store, sql, params, spec)
@@ -556,10 +588,14 @@ def _check_sql(ws: Workspace, sql: str, params: Sequence[Any], spec: SelectionSp
 
 
 def _authorize(store: Store, sql: str, params: Sequence[Any], spec: SelectionSpec) -> None:
+    with store.connection() as conn:
+        _authorize_on(conn, sql, params, spec)
+
+
+def _authorize_on(conn: sqlite3.Connection, sql: str, params: Sequence[Any], spec: SelectionSpec) -> None:
     hint = "columns: " + ", ".join(view_columns(spec))
     try:
-        with store.connection() as conn:
-            authorize(conn, sql, params, what=f"the selection --where {spec.where!r}", hint=hint)
+        authorize(conn, sql, params, what=f"the selection --where {spec.where!r}", hint=hint)
     except (sqlite3.Error, sqlite3.Warning) as exc:
         msg = str(exc)
         if "no such column" in msg and not (spec.label_set and spec.run and spec.match):
@@ -575,18 +611,24 @@ def run_selection_sql(
     *,
     limits: Limits | None = None,
     authorized: bool = False,
+    ws: Workspace | None = None,
 ) -> pl.DataFrame:
     """Read a selection's rows. The user's WHERE may only read; one with a sub-select runs
-    under ``limits`` (time limit, cancel), a plain condition through Arrow at full speed
-    (``authorized``: the caller has checked ``sql`` already)."""
+    under ``limits`` (time limit, cancel), and with ``ws`` beside the user's tables and views;
+    a plain condition runs through Arrow at full speed (``authorized``: the caller has
+    checked ``sql`` already)."""
     from tuiops.ops.usersql import read_frame
 
     if spec.where and has_subquery(spec.where):
         hint = "columns: " + ", ".join(view_columns(spec))
+        what = f"the selection --where {spec.where!r}"
+        if ws is not None:
+            from tuiops.ops.userdb import open_user
+
+            with open_user(ws) as conn:
+                return read_frame(conn, sql, params, limits=limits, what=what, hint=hint)
         with store.connection() as conn:
-            return read_frame(
-                conn, sql, params, limits=limits, what=f"the selection --where {spec.where!r}", hint=hint
-            )
+            return read_frame(conn, sql, params, limits=limits, what=what, hint=hint)
     if not authorized:
         _authorize(store, sql, params, spec)
     return store.read_frame(sql, params)
@@ -607,7 +649,7 @@ def select_files(
     spec = resolve_spec(ws, spec, warnings=notes)
     if spec.is_empty():
         raise UsageError(
-            "no selection: give --where SQL, --keys FILE, --tags QUERY or --selection NAME",
+            "no selection: give --where SQL, --keys FILE, --tags QUERY, --view NAME or --selection NAME",
             hint="select everything with --where 1",
         )
     cols = list(columns) if columns else None
@@ -633,7 +675,7 @@ def select_files(
                 sql = f"SELECT s.* FROM ({sql}) s WHERE s.key IN (SELECT key FROM temp._sel_keys)"
         if limit is not None and not (guarded and spec.keys is not None):
             sql += f" ORDER BY file_id LIMIT {int(limit)}"
-        frame = run_selection_sql(store, sql, params, spec, limits=limits, authorized=True)
+        frame = run_selection_sql(store, sql, params, spec, limits=limits, authorized=True, ws=ws)
         if guarded and spec.keys is not None:
             frame = frame.filter(pl.col("key").is_in(spec.keys))
             if limit is not None:

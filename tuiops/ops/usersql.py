@@ -114,6 +114,45 @@ _WRITE_ACTIONS = {
 }
 
 
+# Never allowed, not even in the user schema: a transaction left open on a shared connection.
+_NEVER_WRITTEN = frozenset({sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT})
+_CREATE_DROP = {
+    sqlite3.SQLITE_CREATE_INDEX,
+    sqlite3.SQLITE_CREATE_TABLE,
+    sqlite3.SQLITE_CREATE_TRIGGER,
+    sqlite3.SQLITE_CREATE_VIEW,
+    sqlite3.SQLITE_DROP_INDEX,
+    sqlite3.SQLITE_DROP_TABLE,
+    sqlite3.SQLITE_DROP_TRIGGER,
+    sqlite3.SQLITE_DROP_VIEW,
+}
+
+
+def _write_named(action: int, arg1: str | None, arg2: str | None, db: str | None) -> str:
+    """A refused write of ``--write`` in words: what, on which object of which schema."""
+    name = _WRITE_ACTIONS[action]
+    where = "in the store" if db == "main" else ("TEMP" if db == "temp" else f"in {db}")
+    if action == sqlite3.SQLITE_ALTER_TABLE:
+        return f"ALTER TABLE {arg2} " + ("in the store" if arg1 == "main" else f"in {arg1}")
+    if action in (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE):
+        if (arg1 or "").startswith("sqlite_"):
+            return f"creating, changing or dropping an object {where}"
+        return f"{name} on {arg1} {where}"
+    if action in _CREATE_DROP or action in (
+        sqlite3.SQLITE_CREATE_TEMP_INDEX,
+        sqlite3.SQLITE_CREATE_TEMP_TABLE,
+        sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
+        sqlite3.SQLITE_CREATE_TEMP_VIEW,
+        sqlite3.SQLITE_DROP_TEMP_INDEX,
+        sqlite3.SQLITE_DROP_TEMP_TABLE,
+        sqlite3.SQLITE_DROP_TEMP_TRIGGER,
+        sqlite3.SQLITE_DROP_TEMP_VIEW,
+    ):
+        on = f" on {arg2}" if arg2 else ""
+        return f"{name} {arg1}{on} {where}"
+    return f"{name} {where}"
+
+
 # -- the text of a condition -----------------------------------------------------------------------
 def _outside_literals(text: str) -> Iterator[tuple[int, str]]:
     """The characters of ``text`` outside string literals and quoted names, with positions.
@@ -199,10 +238,20 @@ def has_subquery(text: str) -> bool:
 # -- the authorizer --------------------------------------------------------------------------------
 @dataclass
 class _Authorizer:
-    """Allows reads only; remembers what it refused and whether the statement reads anything."""
+    """Allows reads only (and with ``write_schema``, writes to that schema alone); remembers
+    what it refused and whether the statement reads or writes anything."""
 
     refused: list[tuple[str, bool]] = field(default_factory=list)  # (what, is_write)
     reads: bool = False
+    write_schema: str | None = None
+    writes: bool = False
+
+    def _writes_own(self, action: int, arg1: str | None, db: str | None) -> bool:
+        """Whether a write ``action`` stays inside :attr:`write_schema`."""
+        if self.write_schema is None or action not in _WRITE_ACTIONS or action in _NEVER_WRITTEN:
+            return False
+        schema = arg1 if action == sqlite3.SQLITE_ALTER_TABLE else db
+        return schema == self.write_schema
 
     def __call__(
         self, action: int, arg1: str | None, arg2: str | None, db: str | None, src: str | None
@@ -210,6 +259,12 @@ class _Authorizer:
         if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
             self.reads = True
             return sqlite3.SQLITE_OK
+        if self._writes_own(action, arg1, db):
+            self.writes = True
+            return sqlite3.SQLITE_OK
+        if self.write_schema is not None and action in _WRITE_ACTIONS and action not in _NEVER_WRITTEN:
+            self.refused.append((_write_named(action, arg1, arg2, db), True))
+            return sqlite3.SQLITE_DENY
         if action == sqlite3.SQLITE_FUNCTION:
             if (arg2 or "").lower() in _DENIED_FUNCTIONS:
                 self.refused.append((f"the function {arg2}()", False))
@@ -237,6 +292,13 @@ class _Authorizer:
 
 
 def _refusal(auth: _Authorizer, what: str, hint: str) -> Exception:
+    if auth.write_schema is not None and auth.refused:
+        names = ", ".join(dict.fromkeys(w for w, _ in auth.refused))
+        schema = auth.write_schema
+        return UsageError(
+            f"{what} writes only the {schema} schema; the store's tables are read-only: {names} is not allowed",
+            hint=f"name your own objects {schema}.NAME (CREATE TABLE {schema}.flags AS SELECT key FROM v_images …)",
+        )
     if not auth.refused:
         return InputError(
             f"{what} reads nothing: only queries that read the store are allowed (VACUUM, "
@@ -259,7 +321,7 @@ def _compile(
         if auth.refused or "not authorized" in str(exc):
             raise _refusal(auth, what, hint) from exc
         raise
-    if not auth.reads:
+    if not auth.reads and not auth.writes:
         raise _refusal(auth, what, hint)
 
 
@@ -270,13 +332,15 @@ def authorize(
     *,
     what: str = "the query",
     hint: str = "the views are v_images, v_labels, v_detections",
+    write_schema: str | None = None,
 ) -> None:
-    """Compile ``sql`` (without running it) under the read-only authorizer.
+    """Compile ``sql`` (without running it) under the read-only authorizer (``write_schema``:
+    writes to that attached schema are allowed too).
 
     Raises UsageError/InputError for what is not allowed; a statement SQLite refuses raises
     its ``sqlite3.Error``. A statement that passes may then run on any connection to the store.
     """
-    auth = _Authorizer()
+    auth = _Authorizer(write_schema=write_schema)
     conn.set_authorizer(auth)
     try:
         _compile(conn, sql.strip(), params, auth, what, hint)
@@ -315,15 +379,20 @@ def guard(
     limits: Limits | None = None,
     what: str = "the query",
     hint: str = "the views are v_images, v_labels, v_detections",
+    write_schema: str | None = None,
 ) -> Iterator[sqlite3.Cursor]:
     """Compile ``sql`` under the read-only authorizer, run it, and yield the cursor.
+
+    ``write_schema``: the name of an attached schema the statement may also write (create,
+    change and drop tables, views, indexes and triggers there; insert, update, delete); a
+    write anywhere else, a transaction, a pragma setting and an ATTACH are still refused.
 
     Rows must be fetched inside the ``with`` block: the deadline and the cancel flag apply
     while they are read. Raises UsageError/InputError for what is not allowed, InputError at
     the deadline, Cancelled when cancelled, InputError for a statement SQLite refuses.
     """
     limits = limits or Limits()
-    auth = _Authorizer()
+    auth = _Authorizer(write_schema=write_schema)
     stopped: list[str] = []
     started = time.monotonic()
     deadline = None if limits.timeout is None else started + limits.timeout
@@ -412,13 +481,14 @@ def read_frame(
     limits: Limits | None = None,
     what: str = "the query",
     hint: str = "the views are v_images, v_labels, v_detections",
+    write_schema: str | None = None,
 ) -> pl.DataFrame:
     """Run user SQL under :func:`guard` and return its rows as a polars frame.
 
     A statement SQLite refuses (a syntax error, an unknown column) raises InputError.
     """
     try:
-        with guard(conn, sql, params, limits=limits, what=what, hint=hint) as cur:
+        with guard(conn, sql, params, limits=limits, what=what, hint=hint, write_schema=write_schema) as cur:
             return frame_of(cur)
     except (sqlite3.Error, sqlite3.Warning) as exc:
         raise InputError(f"SQL error: {exc}", hint=hint) from exc

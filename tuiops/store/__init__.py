@@ -10,16 +10,23 @@ from tuiops.store.frames import (
     image_size_schema,
     item_schema,
 )
+from tuiops.store.user import USER_DB, USER_SCHEMA, broken_views, user_connection, user_db_path, user_objects
 
 __all__ = [
     "BOX",
     "BOX_COLUMNS",
     "COCO_LABEL_COLUMNS",
+    "USER_DB",
+    "USER_SCHEMA",
     "BulkTx",
     "Store",
     "box_schema",
+    "broken_views",
     "file_schema",
     "image_size_schema",
     "item_schema",
+    "user_connection",
+    "user_db_path",
+    "user_objects",
     "utcnow",
 ]

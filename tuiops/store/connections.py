@@ -214,6 +214,33 @@ def open_sqlite3(path: Path, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
+#: The pool's kind of the connections that run user SQL with the user schema attached.
+USER = "user"
+
+
+def open_user_sqlite3(path: Path) -> sqlite3.Connection:
+    """A ``sqlite3`` connection for user SQL, from the pool or new (kept until exit).
+
+    The store ``path`` is opened read-only (``mode=ro``): nothing run on this connection can
+    write it, whatever the authorizer lets through. The caller attaches the user schema
+    (:mod:`tuiops.store.user`) and gives the connection back to :data:`POOL` under
+    :data:`USER`. Never closed before exit (rule 1): it holds the store file open.
+    """
+    pooled = POOL.take(path, USER, False)
+    if pooled is not None:
+        return pooled
+    with POOL.gate(path).use(SQLITE3):
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+        POOL.track(conn)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA temp_store=MEMORY")
+    return conn
+
+
 @contextlib.contextmanager
 def scratch_database() -> Iterator[sqlite3.Connection]:
     """A private in-memory ``sqlite3`` database for a computation over a frame (a user's

@@ -183,6 +183,7 @@ class CatalogSource(MemorySource):
         from tuiops.ops.browse.projects import catalog_entries
 
         rows.extend(catalog_entries(store, self.ws))
+        rows += self._user_rows()
         return pl.DataFrame(
             rows,
             schema={
@@ -196,11 +197,29 @@ class CatalogSource(MemorySource):
             orient="row",
         ).with_columns(pl.col("name").alias(ROW_ORDER))
 
+    def _user_rows(self) -> list[tuple[Any, ...]]:
+        """The user's tables and views (``user.db``, ``[views]`` of tuiops.toml), each opening
+        as a query panel."""
+        if self.ws is None:
+            return []
+        from tuiops.ops.userdb import list_user_objects
+
+        out: list[tuple[Any, ...]] = []
+        for o in list_user_objects(self.ws):
+            ref = f"user.{o['name']}" if o["in"] == "user.db" else o["name"]
+            out.append((o["name"], o["type"], None, None, f"query:SELECT * FROM {ref}", KIND_ENTRY))
+        return out
+
 
 class QuerySource(MemorySource):
-    """The result of a read-only SQL query (``query:SELECT …``), in the order the query gives."""
+    """The result of a read-only SQL query (``query:SELECT …``), in the order the query gives;
+    with the workspace, it sees the user's tables and views too."""
 
     kind = "query"
+
+    def __init__(self, spec: Spec, ws: Workspace | None = None) -> None:
+        super().__init__(spec)
+        self.ws = ws
 
     @property
     def title(self) -> str:
@@ -212,7 +231,8 @@ class QuerySource(MemorySource):
 
         from tuiops.ops.usersql import APP_TIMEOUT_S, Limits
 
-        frame = query_frame(store, self.spec.name, limits=Limits(timeout=APP_TIMEOUT_S, cancel=self.cancel))
+        limits = Limits(timeout=APP_TIMEOUT_S, cancel=self.cancel)
+        frame = query_frame(store, self.spec.name, limits=limits, ws=self.ws)
         extra = []
         if "key" in frame.columns and frame.schema["key"] == pl.String:
             extra.append(pl.col("key").alias(ROW_KEY))
@@ -319,6 +339,7 @@ class SelectionSource(MemorySource):
             params,
             spec,
             limits=Limits(timeout=APP_TIMEOUT_S, cancel=self.cancel),
+            ws=self.ws,
         )
         if spec.keys is not None:
             frame = frame.filter(pl.col("key").is_in(spec.keys))
@@ -357,7 +378,7 @@ def make_source(
     if spec.kind == "match":
         return MatchSource(spec)
     if spec.kind == "query":
-        return QuerySource(spec)
+        return QuerySource(spec, ws)
     if spec.kind == "selection":
         return SelectionSource(spec, ws)
     if spec.kind == "image":
@@ -365,11 +386,14 @@ def make_source(
     raise UsageError(f"unknown panel source kind {spec.kind!r}")
 
 
-def query_frame(store: Store, sql: str, *, limits: Limits | None = None) -> pl.DataFrame:
+def query_frame(
+    store: Store, sql: str, *, limits: Limits | None = None, ws: Workspace | None = None
+) -> pl.DataFrame:
     """Run a read-only query (one statement) and return its rows as a polars frame.
 
     The query may only read (see :mod:`tuiops.ops.usersql`); it stops at the app's time
-    limit, or when ``limits.cancel`` is set (Esc).
+    limit, or when ``limits.cancel`` is set (Esc). With ``ws`` it sees the user's tables and
+    views (:mod:`tuiops.ops.userdb`).
     """
     import sqlite3
 
@@ -388,6 +412,10 @@ def query_frame(store: Store, sql: str, *, limits: Limits | None = None) -> pl.D
     limits = limits or Limits(timeout=APP_TIMEOUT_S)
     if limits.timeout_hint == Limits.timeout_hint:
         limits.timeout_hint = "narrow the query (Esc cancels a running one)"
+    if ws is not None:
+        from tuiops.ops.query import run_query
+
+        return run_query(ws, text, limits=limits, what="the query")
     with store.connection() as conn:
         return read_frame(conn, text, limits=limits, what="the query")
 
