@@ -241,3 +241,24 @@ def test_a_toml_view_that_cannot_be_made_is_named(root, capsys):
     assert query(root, "SELECT count(*) FROM v_images") == 0  # the store's view is not hidden
     assert run(["-w", str(root), "select", "--view", "v_images"]) == 4
     assert "would hide" in capsys.readouterr().err
+
+
+def test_the_user_connection_is_the_stores_held_in_its_gate_and_never_closed(root):
+    """User SQL runs on a pooled connection of the store (never closed before exit, so no lock
+    of the store file is dropped) and holds the store's gate for sqlite3 while it runs."""
+    from tuiops.store import user_connection
+    from tuiops.store.connections import POOL, SQLITE3
+
+    with Workspace.open(root) as ws:
+        path = ws.store.path
+        gate = POOL.gate(path)
+        with user_connection(path, write=True) as conn:
+            assert gate.active[SQLITE3] >= 1
+            assert conn in POOL.all
+            files = {r[1]: r[2] for r in conn.execute("PRAGMA database_list")}
+            assert files["main"] == str(path) and files["user"] == str(root.resolve() / "user.db")
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                conn.execute("CREATE TABLE main.t(a)")  # the store is opened read-only here
+        assert gate.active[SQLITE3] == 0
+        with user_connection(path) as again:
+            assert again is conn  # handed back to the pool, not closed
