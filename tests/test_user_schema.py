@@ -148,7 +148,8 @@ def test_without_write_the_user_schema_is_read_only_too(root, capsys):
     assert query(root, "CREATE TABLE user.flags(key TEXT)", "--write") == 0
     capsys.readouterr()
     assert query(root, "INSERT INTO user.flags VALUES ('a')") == 2
-    assert "read-only" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "read-only" in err and "tuiops query --write" in err
     assert query(root, "CREATE TABLE user.other(a)") == 2
     assert rows(root, "SELECT count(*) AS n FROM user.flags", capsys) == [{"n": 0}]
 

@@ -45,6 +45,14 @@ def run_query(
                 hint=USER_HINT,
                 write_schema=USER_SCHEMA if write else None,
             )
+        except UsageError as exc:
+            if write:
+                raise
+            raise UsageError(
+                exc.message,
+                hint="the store is read-only; `tuiops query --write` makes and changes your own "
+                "tables (user.NAME, in user.db)",
+            ) from exc.__cause__
         except InputError as exc:
             cause = exc.__cause__
             better = explain_missing(conn, cause) if isinstance(cause, sqlite3.Error) else None
