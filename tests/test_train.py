@@ -91,7 +91,7 @@ def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
     capsys.readouterr()
 
     # -- train to the pitstop -----------------------------------------------------------------
-    code = run(tiny_train(w, ds, "v1", 4, "--model", "yolov8n.yaml"))
+    code = run(tiny_train(w, ds, "v1", 4, "--model", "yolov8n.yaml", "--worst-top", "3"))
     out = capsys.readouterr().out
     assert code == 0, out
     res = json.loads(out)
@@ -112,6 +112,9 @@ def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
         == 24
     )
     report = json.loads(Path(p["report_json"]).read_text())
+    # the run's worst lists (--worst-top 3), at this pitstop and at a report redone without its own
+    assert report["body"]["worst"] == {"by": None, "top": 3}
+    assert all(len(s["worst_images"]) <= 3 for s in report["body"]["splits"].values())
     totals = [report["body"]["splits"][s]["totals"] for s in ("train", "val")]
     for t in totals:
         assert t["tp"] + t["fn"] + t["wrong_class"] == t["labels"]
@@ -135,7 +138,10 @@ def test_train_with_a_pitstop_fix_and_resume(tmp_path, capsys):
     status = capsys.readouterr().out
     assert "pitstop 1" in status and "train resume v1" in status
 
-    # -- redone with worst lists by a condition, then by a length ------------------------------------
+    # -- redone with the run's worst lists, with worst lists by a condition, then by a length ---------
+    assert run([*w, "train", "report", "v1", "--json", "-q"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert json.loads(Path(got["report_json"]).read_text())["body"]["worst"] == {"by": None, "top": 3}
     assert run([*w, "train", "report", "v1", "--worst-by", "f1 < 1", "--json", "-q"]) == 0
     got = json.loads(capsys.readouterr().out)
     body = json.loads(Path(got["report_json"]).read_text())["body"]
