@@ -206,7 +206,8 @@ class CatalogSource(MemorySource):
 
         out: list[tuple[Any, ...]] = []
         for o in list_user_objects(self.ws):
-            ref = f"user.{o['name']}" if o["in"] == "user.db" else o["name"]
+            quoted = '"' + str(o["name"]).replace('"', '""') + '"'
+            ref = f"user.{quoted}" if o["in"] == "user.db" else quoted
             out.append((o["name"], o["type"], None, None, f"query:SELECT * FROM {ref}", KIND_ENTRY))
         return out
 
