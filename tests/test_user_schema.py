@@ -122,6 +122,11 @@ def test_user_tables_are_made_filled_and_read_beside_the_store(root, capsys):
         ("PRAGMA journal_mode = DELETE", "PRAGMA journal_mode"),
         ("PRAGMA user.user_version = 3", "PRAGMA user_version"),
         ("BEGIN", "a transaction"),
+        ("SAVEPOINT a", "SAVEPOINT"),
+        ("VACUUM", "VACUUM"),
+        ("VACUUM user INTO 'other.db'", "VACUUM"),
+        ("REINDEX files", "REINDEX"),
+        ("ANALYZE main", "ANALYZE"),
         ("SELECT load_extension('x')", "load_extension"),
     ],
 )
