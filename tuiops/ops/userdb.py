@@ -99,9 +99,11 @@ def check_new_views(conn: sqlite3.Connection, before: set[str]) -> None:
             conn.execute(f"SELECT * FROM {ref} LIMIT 0").fetchall()
         except sqlite3.Error as exc:
             conn.execute(f"DROP VIEW {ref}")
-            raise explain_missing(conn, exc) or InputError(
-                f"the view {USER_SCHEMA}.{name} cannot be read, so it was not kept: {exc}"
-            ) from exc
+            err = explain_missing(conn, exc) or InputError(
+                f"the view {USER_SCHEMA}.{name} cannot be read: {exc}"
+            )
+            err.message += "; it was not kept"
+            raise err from exc
 
 
 def user_view_names(conn: sqlite3.Connection) -> set[str]:
