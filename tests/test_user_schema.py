@@ -13,6 +13,7 @@ import pytest
 from tests.test_triage import copy_workspace
 from tests.test_tui_browse import build_workspace
 from tuiops.cli import run
+from tuiops.ops.browse import Spec
 from tuiops.workspace import Workspace
 
 
@@ -268,3 +269,34 @@ def test_the_user_connection_is_the_stores_held_in_its_gate_and_never_closed(roo
         assert gate.active[SQLITE3] == 0
         with user_connection(path) as again:
             assert again is conn  # handed back to the pool, not closed
+
+
+def test_the_app_lists_the_users_views_and_tables_and_opens_them(root, capsys):
+    """In the terminal app the catalog lists the user's tables and views; Enter opens one."""
+    from tests.test_tui_app import drive, goto, names, right, settle
+
+    assert query(root, "CREATE TABLE user.flags(key TEXT, flag TEXT)", "--write") == 0
+    first = rows(root, "SELECT key FROM v_images WHERE key IS NOT NULL ORDER BY key LIMIT 1", capsys)[0][
+        "key"
+    ]
+    assert query(root, f"INSERT INTO user.flags VALUES ('{first}', 'blurry')", "--write") == 0
+    write_views(root, '[views]\nsmall = "SELECT key, width FROM v_images WHERE width < 100"\n')
+    n_small = rows(root, "SELECT count(*) AS n FROM small", capsys)[0]["n"]
+
+    async def scenario(pilot, app):
+        assert {"flags", "small"} <= set(names(right(app)))
+        await pilot.press("tab")
+        assert app.main_screen.active_side == "right"
+        await goto(pilot, right(app), "flags")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert right(app).spec == Spec("query", 'SELECT * FROM user."flags"')
+        assert right(app).pager.count == 1 and right(app).table.current_row()["key"] == first
+        await pilot.press("backspace")
+        await settle(pilot)
+        await goto(pilot, right(app), "small")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert right(app).pager.count == n_small
+
+    drive(root, scenario)

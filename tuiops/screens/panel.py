@@ -170,7 +170,9 @@ class Panel(ReportsWorkerFailures, Vertical):
                         source.cancel = cancel
                     opened = source.open(store, FIRST_PAGE)
             else:
-                source = app.source_for(store, spec)
+                # the catalog and queries see the user's tables and views (they read the workspace only)
+                mine = app.ws if spec.kind in ("catalog", "query") else None
+                source = app.source_for(store, spec, ws=mine)
                 if isinstance(source, MemorySource):
                     source.cancel = cancel
                 opened = source.open(store, FIRST_PAGE)
