@@ -85,6 +85,9 @@ def test_local_cluster_gives_the_rows_of_a_plain_run(pool_ws, model_path):
     assert (res.processed, res.errors) == (plain.processed, plain.errors) == (N, 1)
     assert res.cluster is not None and res.cluster["tasks"] == 6 and res.cluster["workers"] == 2
     assert sum(w["images"] for w in res.cluster["per_worker"].values()) == N + 1
+    # each worker holds torch to the thread cap Dask started it with (OMP_NUM_THREADS=1),
+    # which ultralytics' own count would otherwise replace
+    assert {(w["torch_threads"], w["decode_threads"]) for w in res.cluster["per_worker"].values()} == {(1, 1)}
     _same_rows(ws, "plain", "dist")
     # --ship sends the bytes: same rows again
     shipped = detect(

@@ -503,9 +503,7 @@ def train_resume_cmd(
         "batch",
         ("--batch",),
         type=IntRange(min=1),
-        default=16,
-        show_default=True,
-        help="Images per model call.",
+        help="Images per model call (default: 4 per torch thread, 8 to 32, on the CPU; 32 on a GPU).",
     ),
     Param("conf", ("--conf",), type=Float(), default=0.25, show_default=True, help="Confidence threshold."),
     Param("iou", ("--iou",), type=Float(), default=0.7, show_default=True, help="NMS IoU threshold."),
@@ -530,7 +528,8 @@ def train_resume_cmd(
         "threads",
         ("--threads",),
         type=IntRange(min=1),
-        help="CPU threads of the model (default: ultralytics' 1).",
+        help="torch's CPU threads, at most the cores this process may use (default: the cores, less one "
+        "decoding thread in four from 8 cores up; a cluster worker's OMP_NUM_THREADS).",
     ),
     Param(
         "class_map",
@@ -560,7 +559,7 @@ def detect_cmd(
     run: str,
     where: str | None,
     pool: str | None,
-    batch: int,
+    batch: int | None,
     conf: float,
     iou: float,
     imgsz: int,
@@ -636,6 +635,9 @@ def detect_cmd(
         f"({d['already_done']} of {d['selected']} were done before)\n"
         f"  {d['images_per_s']} images/s, {100 * d['outside_model_share']:.1f}% of the time outside the model"
     )
+    if d.get("threads"):
+        t = d["threads"]
+        text += f"; {t['torch']} torch threads, {t['decode']} decoding, batch {t['batch']} ({t['cores']} cores)"
     if d.get("cluster"):
         c = d["cluster"]
         text += (

@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from tuiops.errors import ConflictError, ExternalToolError, InputError, NotFoundError, TuiopsError, UsageError
 from tuiops.fsutil import display_path, sha256_file
-from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
+from tuiops.ops.base import CancelToken, JobHandle, ProgressFn, Reporter, job
 from tuiops.ops.detect_batches import DetectBuffer, DetectPlan, predict_batch
+from tuiops.ops.detect_threads import choose_threads, prepare_threads_env, uses_gpu
 from tuiops.ops.usersql import authorize, check_where, where_error
 from tuiops.store.frames import box_schema
 
@@ -97,11 +98,13 @@ def prepare_ultralytics(ws: Workspace | None = None) -> Any:
     """Import ultralytics offline, with its settings in the workspace and fonts it can find.
 
     Before the first import ``YOLO_OFFLINE`` is set to ``true`` and, unless the user set
-    one, ``YOLO_CONFIG_DIR`` points into the workspace (``.tuiops/ultralytics``). Every
-    call makes sure ultralytics' config folder holds ``Arial.ttf`` (a copy of a font that
+    one, ``YOLO_CONFIG_DIR`` points into the workspace (``.tuiops/ultralytics``); the thread
+    cap the process was started with is noted and torch's OpenMP threads are told to sleep
+    when they wait (:func:`tuiops.ops.detect_threads.prepare_threads_env`). Every call makes sure ultralytics' config folder holds ``Arial.ttf`` (a copy of a font that
     exists here), which its dataset checks want. Returns the ``ultralytics`` module.
     """
     os.environ["YOLO_OFFLINE"] = "true"
+    prepare_threads_env()
     if "ultralytics" not in sys.modules and not os.environ.get("YOLO_CONFIG_DIR"):
         folder = (
             ws.root / ULTRALYTICS_DIR if ws is not None else Path.home() / ".cache" / "tuiops" / "ultralytics"
@@ -457,6 +460,8 @@ class DetectResult:
     error_examples: list[dict[str, Any]] = field(default_factory=list)
     cluster: dict[str, Any] | None = None
     """With ``--cluster``: workers, tasks and where their time went (see ``ClusterStats``)."""
+    threads: dict[str, Any] | None = None
+    """A run here: torch's threads, the decoding threads, the batch and the cores (see ``ThreadPlan``)."""
 
     @property
     def images_per_s(self) -> float:
@@ -555,7 +560,7 @@ def detect(
     where: str | None = None,
     pool: str | None = None,
     images: pl.DataFrame | None = None,
-    batch: int = 16,
+    batch: int | None = None,
     conf: float = 0.25,
     iou: float = 0.7,
     imgsz: int = 640,
@@ -582,49 +587,28 @@ def detect(
     of the same name, weights and settings is continued (only images not yet in it are
     processed); other weights or settings are a conflict unless ``replace``. ``limit``
     stops after that many images (the rest stay for a later run). ``model`` passes an
-    already loaded YOLO model for ``weights``. ``threads`` sets torch's CPU threads (ultralytics
-    uses the cores less one, at most 8). With ``cluster`` the images are processed by the
-    workers of a Dask cluster in image-range tasks and this process writes their results
-    (see :mod:`tuiops.ops.cluster`).
+    already loaded YOLO model for ``weights``. ``threads`` sets torch's CPU threads and
+    ``batch`` the images per model call; left out, both are chosen from the cores this
+    process may use (see :mod:`tuiops.ops.detect_threads`). With ``cluster`` the images
+    are processed by the workers of a Dask cluster in image-range tasks and this process
+    writes their results (see :mod:`tuiops.ops.cluster`); each worker chooses its own.
     """
-    if batch < 1:
-        raise UsageError(f"--batch must be at least 1 (got {batch})")
-    if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
-        raise UsageError(f"--conf and --iou must lie within 0…1 (got {conf}, {iou})")
-    if imgsz < 32:
-        raise UsageError(f"--imgsz must be at least 32 (got {imgsz})")
-    if images is not None and (where is not None or pool is not None):
-        raise UsageError("give either an explicit image list or --where/--pool, not both")
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be at least 1 (got {threads})")
+    _check_args(batch, conf, iou, imgsz, threads, explicit=images is not None, where=where, pool=pool)
     store = ws.store
-    wpath = Path(weights).expanduser().resolve()
-    if model is None:
-        model = load_model(ws, wpath)
-    else:
-        prepare_ultralytics(ws)
-    sha = sha256_file(wpath)
+    wpath, model, sha = _load_weights(ws, weights, model)
     names = {int(k): str(v) for k, v in (model.names or {}).items()}
     cls_map = class_mapping(names, ws.classes, class_map)
-    if epoch is None:
-        epoch = model_epoch(model)
     if pool is not None:
         store.pool_id(pool)
-    params = {
-        "imgsz": imgsz,
-        "batch": batch,
-        "max_det": max_det,
-        "class_map": class_map,
-        "where": where,
-        "pool": pool,
-        "device": device,
-    }
+    pace = choose_threads(threads, batch, gpu=uses_gpu(device))
+    settings = {"imgsz": imgsz, "max_det": max_det, "class_map": class_map, "where": where, "pool": pool}
+    params = {**settings, "batch": batch or pace.batch, "device": device}
     run_id, resumed = open_run(
         store,
         run,
         weights=wpath,
         sha=sha,
-        epoch=epoch,
+        epoch=model_epoch(model) if epoch is None else epoch,
         conf=conf,
         iou=iou,
         params=params,
@@ -633,9 +617,7 @@ def detect(
         note=note,
     )
     selected, already, chunks = _selection(store, run_id, images, where, pool, retry_errors, cluster)
-    todo = max(0, selected - already)
-    if limit is not None:
-        todo = min(todo, limit)
+    todo = max(0, selected - already) if limit is None else min(max(0, selected - already), limit)
     result = DetectResult(
         run=run,
         weights=str(wpath),
@@ -643,29 +625,14 @@ def detect(
         selected=selected,
         already_done=already,
         resumed=resumed,
+        threads=pace.to_dict() if cluster is None else None,
     )
-    job_params = {
-        "run": run,
-        "weights": str(wpath),
-        "where": where,
-        "pool": pool,
-        "conf": conf,
-        "iou": iou,
-        "imgsz": imgsz,
-        "batch": batch,
-    }
+    job_params: dict[str, Any] = {"run": run, "weights": str(wpath), "where": where, "pool": pool}
+    job_params.update(conf=conf, iou=iou, imgsz=imgsz, batch=params["batch"])
     if cluster is not None:
         job_params["cluster"] = cluster.spec
-    predict_args: dict[str, Any] = {
-        "imgsz": imgsz,
-        "conf": conf,
-        "iou": iou,
-        "max_det": max_det,
-        "verbose": False,
-    }
-    if device is not None:
-        predict_args["device"] = device
-    t0 = time.perf_counter()
+    predict_args: dict[str, Any] = {"imgsz": imgsz, "conf": conf, "iou": iou, "max_det": max_det}
+    predict_args.update({"verbose": False} if device is None else {"verbose": False, "device": device})
     with job(store, "detect", job_params, total=todo) as j:
         plan = DetectPlan(
             store=store,
@@ -681,19 +648,63 @@ def detect(
             reporter=Reporter("detect", progress, cancel, total=todo),
             source=chunks,
             buffer=DetectBuffer(FLUSH_IMAGES, FLUSH_SECONDS),
+            pace=pace,
         )
-        try:
-            if cluster is None or todo == 0:
-                _run_here(plan, model)
-            else:
-                from tuiops.ops.cluster import detect_on_cluster
-
-                detect_on_cluster(ws, plan, wpath, cluster)
-        finally:
-            result.seconds = time.perf_counter() - t0
-            j.result = result.to_dict()
+        _execute(ws, plan, model, wpath, cluster, j)
     plan.reporter.update(result.processed, f"{result.detections} boxes", force=True)
     return result
+
+
+def _load_weights(ws: Workspace, weights: str | os.PathLike[str], model: Any) -> tuple[Path, Any, str]:
+    """The weights' resolved path, their model (``model`` when one was passed) and SHA-256."""
+    wpath = Path(weights).expanduser().resolve()
+    if model is None:
+        model = load_model(ws, wpath)
+    else:
+        prepare_ultralytics(ws)
+    return wpath, model, sha256_file(wpath)
+
+
+def _check_args(
+    batch: int | None,
+    conf: float,
+    iou: float,
+    imgsz: int,
+    threads: int | None,
+    *,
+    explicit: bool,
+    where: str | None,
+    pool: str | None,
+) -> None:
+    """Refuse settings no run can use, before anything is loaded or recorded."""
+    if batch is not None and batch < 1:
+        raise UsageError(f"--batch must be at least 1 (got {batch})")
+    if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
+        raise UsageError(f"--conf and --iou must lie within 0…1 (got {conf}, {iou})")
+    if imgsz < 32:
+        raise UsageError(f"--imgsz must be at least 32 (got {imgsz})")
+    if explicit and (where is not None or pool is not None):
+        raise UsageError("give either an explicit image list or --where/--pool, not both")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1 (got {threads})")
+
+
+def _execute(
+    ws: Workspace, plan: DetectPlan, model: Any, wpath: Path, cluster: ClusterOptions | None, j: JobHandle
+) -> None:
+    """Run a set-up plan here or on the cluster; the job's record gets the result either way."""
+    result = plan.result
+    t0 = time.perf_counter()
+    try:
+        if cluster is None or plan.todo == 0:
+            _run_here(plan, model)
+        else:
+            from tuiops.ops.cluster import detect_on_cluster
+
+            detect_on_cluster(ws, plan, wpath, cluster)
+    finally:
+        result.seconds = time.perf_counter() - t0
+        j.result = result.to_dict()
 
 
 def _selection(
@@ -733,12 +744,13 @@ def _selection(
 
 def _run_here(plan: DetectPlan, model: Any) -> None:
     """The local loop: threads read and decode the next batch while the model works on this one."""
-    loader = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)))
+    loader = ThreadPoolExecutor(max_workers=plan.pace.decode)
+    size = plan.pace.batch
 
     def batches() -> Iterator[pl.DataFrame]:
         for chunk in plan.chunks():
-            for s in range(0, chunk.height, plan.batch):
-                yield chunk.slice(s, plan.batch)
+            for s in range(0, chunk.height, size):
+                yield chunk.slice(s, size)
 
     def submit(meta: pl.DataFrame) -> list[Future]:
         return [loader.submit(load_image, p) for p in meta["path"].to_list()]
@@ -755,7 +767,7 @@ def _run_here(plan: DetectPlan, model: Any) -> None:
             result.wait_seconds += time.perf_counter() - tw
             nxt = next(it, None)
             pending = submit(nxt) if nxt is not None else []
-            plan.add(predict_batch(model, current, loaded, plan.cls_map, plan.predict_args, plan.threads))
+            plan.add(predict_batch(model, current, loaded, plan.cls_map, plan.predict_args, plan.pace.torch))
             plan.reporter.update(result.processed + plan.pending, f"{result.detections} boxes")
             current = nxt
         plan.commit()

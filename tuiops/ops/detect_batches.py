@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from tuiops.ops.detect import DetectResult
+    from tuiops.ops.detect_threads import ThreadPlan
     from tuiops.store import Store
 
 
@@ -156,7 +157,7 @@ def predict_batch(
     seconds = 0.0
     if arrays:
         tm = time.perf_counter()
-        if threads is not None:  # ultralytics resets the count when it sets up its predictor
+        if threads is not None:  # ultralytics sets its own count when it sets up a predictor
             torch.set_num_threads(threads)
         try:
             preds = model.predict(arrays, **predict_args)
@@ -187,7 +188,9 @@ class DetectPlan:
 
     The local loop (:func:`detect`) and the cluster driver (:mod:`tuiops.ops.cluster`) both
     take their chunks from :meth:`chunks` and commit through :meth:`commit`, so the rows are
-    the same whoever computed them.
+    the same whoever computed them. ``batch`` and ``threads`` are what was asked (``None``:
+    chosen from the cores, by each cluster worker for its own); ``pace`` is what a run here
+    uses.
     """
 
     store: Store
@@ -195,13 +198,14 @@ class DetectPlan:
     job_id: int
     todo: int
     limit: int | None
-    batch: int
+    batch: int | None
     threads: int | None
     cls_map: np.ndarray
     predict_args: dict[str, Any]
     result: DetectResult
     reporter: Reporter
     source: Iterator[pl.DataFrame]
+    pace: ThreadPlan
     buffer: DetectBuffer = field(default_factory=DetectBuffer)
 
     def chunks(self) -> Iterator[pl.DataFrame]:

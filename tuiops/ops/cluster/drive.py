@@ -57,6 +57,10 @@ class ClusterStats:
         w["tasks"] += 1
         w["images"] += int(value["images_n"])
         w["seconds"] += float(value["seconds"])
+        threads = value.get("threads") or {}
+        for key in ("torch", "decode", "batch"):
+            if key in threads:  # what the worker chose for itself (its cores, its thread cap)
+                w[f"{key}_threads" if key != "batch" else "batch"] = int(threads[key])
 
     def rates(self) -> str:
         """``name n/s`` per worker, the images per busy second."""
@@ -85,6 +89,7 @@ class ClusterStats:
                     "tasks": int(w["tasks"]),
                     "images": int(w["images"]),
                     "images_per_s": round(w["images"] / w["seconds"], 2) if w["seconds"] > 0 else 0.0,
+                    **{x: int(w[x]) for x in ("torch_threads", "decode_threads", "batch") if x in w},
                 }
                 for k, w in sorted(self.per_worker.items())
             },

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tuiops.errors import InputError
+from tuiops.ops.detect_threads import ThreadPlan
 
 _MODELS: dict[tuple[str, str | None], Any] = {}
 
@@ -68,6 +69,19 @@ def cached_model(weights: bytes, sha: str, device: str | None) -> Any:
     return model
 
 
+def worker_pace(settings: dict[str, Any], own: dict[str, Any], device: str | None) -> ThreadPlan:
+    """This worker's threads and batch: its host's ``threads``/``batch``, else the run's, else
+    chosen from the cores it may use and the thread cap it was started with (Dask starts its
+    workers with ``OMP_NUM_THREADS=1``; an SSH host's ``threads`` sets it)."""
+    from tuiops.ops.detect_threads import choose_threads, uses_gpu
+
+    threads = own.get("threads") or settings.get("threads")
+    batch = own.get("batch") or settings.get("batch")
+    return choose_threads(
+        int(threads) if threads else None, int(batch) if batch else None, gpu=uses_gpu(device)
+    )
+
+
 def warm_worker(weights: bytes, settings: dict[str, Any]) -> dict[str, Any]:
     """Load the model on this worker before its first task (imports, weights checked by hash,
     the predictor set up by one prediction of a blank image)."""
@@ -80,9 +94,7 @@ def warm_worker(weights: bytes, settings: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    threads = own.get("threads") or settings.get("threads")
-    if threads:
-        torch.set_num_threads(int(threads))
+    torch.set_num_threads(worker_pace(settings, own, args.get("device")).torch)
     model.predict([np.zeros((64, 64, 3), np.uint8)], **args)  # the predictor is set up on first use
     return {"worker": worker_name(), "seconds": time.perf_counter() - t0}
 
@@ -107,9 +119,9 @@ def detect_task(
     predict_args = dict(settings["predict_args"])
     if own.get("device"):
         predict_args["device"] = own["device"]
-    batch = int(own.get("batch") or settings["batch"])
-    threads = own.get("threads") or settings.get("threads")
     model = cached_model(weights, settings["sha"], predict_args.get("device"))
+    pace = worker_pace(settings, own, predict_args.get("device"))
+    batch = pace.batch
     load_s = time.perf_counter() - t0
     meta = from_ipc(meta_ipc)
     cls_map = np.asarray(settings["cls_map"], dtype=np.int64)
@@ -120,7 +132,7 @@ def detect_task(
     def decode_blob(b: bytes | str) -> tuple[Any, str | None]:
         return decode_image(b) if isinstance(b, bytes) else (None, b)
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=pace.decode) as pool:
 
         def submit(s: int) -> list[Future]:
             # threads read and decode the next batch while the model works on this one
@@ -133,7 +145,7 @@ def detect_task(
         for k, s in enumerate(starts):
             loaded = [f.result() for f in pending]
             pending = submit(starts[k + 1]) if k + 1 < len(starts) else []
-            outs.append(predict_batch(model, meta.slice(s, batch), loaded, cls_map, predict_args, threads))
+            outs.append(predict_batch(model, meta.slice(s, batch), loaded, cls_map, predict_args, pace.torch))
     import polars as pl
 
     return {
@@ -146,6 +158,7 @@ def detect_task(
         "load_seconds": load_s,
         "seconds": time.perf_counter() - t0,
         "images_n": meta.height,
+        "threads": pace.to_dict(),
     }
 
 
