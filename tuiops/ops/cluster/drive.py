@@ -57,10 +57,10 @@ class ClusterStats:
         w["tasks"] += 1
         w["images"] += int(value["images_n"])
         w["seconds"] += float(value["seconds"])
-        threads = value.get("threads") or {}
-        for key in ("torch", "decode", "batch"):
-            if key in threads:  # what the worker chose for itself (its cores, its thread cap)
-                w[f"{key}_threads" if key != "batch" else "batch"] = int(threads[key])
+        chosen = value.get("threads") or {}  # what the worker chose for itself (its cores, its thread cap)
+        for key, name in (("torch", "torch_threads"), ("decode", "decode_threads"), ("batch", "batch")):
+            if key in chosen:
+                w[name] = int(chosen[key])
 
     def rates(self) -> str:
         """``name n/s`` per worker, the images per busy second."""
