@@ -529,7 +529,8 @@ def train_resume_cmd(
         ("--threads",),
         type=IntRange(min=1),
         help="torch's CPU threads, at most the cores this process may use (default: the cores, less one "
-        "decoding thread in four from 8 cores up; a cluster worker's OMP_NUM_THREADS).",
+        "decoding thread in four from 8 cores up, at most 4 with a GPU; on a cluster worker at most its "
+        "OMP_NUM_THREADS).",
     ),
     Param(
         "class_map",
@@ -637,7 +638,9 @@ def detect_cmd(
     )
     if d.get("threads"):
         t = d["threads"]
-        text += f"; {t['torch']} torch threads, {t['decode']} decoding, batch {t['batch']} ({t['cores']} cores)"
+        text += (
+            f"; {t['torch']} torch threads, {t['decode']} decoding, batch {t['batch']} ({t['cores']} cores)"
+        )
     if d.get("cluster"):
         c = d["cluster"]
         text += (
