@@ -60,7 +60,8 @@ print(json.dumps({"wait": os.environ.get("OMP_WAIT_POLICY"), "cap": thread_cap()
 
 
 def _probe(tmp_path: Path, **env: str) -> dict:
-    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    unset = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     base.update(PYTHONPATH=str(REPO), YOLO_CONFIG_DIR=str(tmp_path / "yolo"), **env)
     out = subprocess.run(
         [sys.executable, "-c", _PROBE], env=base, capture_output=True, text=True, check=True, timeout=300
