@@ -100,8 +100,9 @@ def prepare_ultralytics(ws: Workspace | None = None) -> Any:
     Before the first import ``YOLO_OFFLINE`` is set to ``true`` and, unless the user set
     one, ``YOLO_CONFIG_DIR`` points into the workspace (``.tuiops/ultralytics``); the thread
     cap the process was started with is noted and torch's OpenMP threads are told to sleep
-    when they wait (:func:`tuiops.ops.detect_threads.prepare_threads_env`). Every call makes sure ultralytics' config folder holds ``Arial.ttf`` (a copy of a font that
-    exists here), which its dataset checks want. Returns the ``ultralytics`` module.
+    when they wait (:func:`tuiops.ops.detect_threads.prepare_threads_env`). Every call makes
+    sure ultralytics' config folder holds ``Arial.ttf`` (a copy of a font that exists
+    here), which its dataset checks want. Returns the ``ultralytics`` module.
     """
     os.environ["YOLO_OFFLINE"] = "true"
     prepare_threads_env()
@@ -631,8 +632,15 @@ def detect(
     job_params.update(conf=conf, iou=iou, imgsz=imgsz, batch=params["batch"])
     if cluster is not None:
         job_params["cluster"] = cluster.spec
-    predict_args: dict[str, Any] = {"imgsz": imgsz, "conf": conf, "iou": iou, "max_det": max_det}
-    predict_args.update({"verbose": False} if device is None else {"verbose": False, "device": device})
+    predict_args: dict[str, Any] = {
+        "imgsz": imgsz,
+        "conf": conf,
+        "iou": iou,
+        "max_det": max_det,
+        "verbose": False,
+    }
+    if device is not None:
+        predict_args["device"] = device
     with job(store, "detect", job_params, total=todo) as j:
         plan = DetectPlan(
             store=store,
