@@ -272,7 +272,7 @@ def _evaluate_classes(
     lab: dict[str, np.ndarray], det: dict[str, np.ndarray], n_cat: int, check: Callable[[], None] | None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """evaluate + accumulate for labels and detections of classes ``0..n_cat-1`` (``cls``)."""
-    from tuiops.ops.matching import Boxes, descending_score_order, greedy_assign, group_pairs, score_order
+    from tuiops.ops.matching import Boxes, greedy_assign, group_pairs
 
     n_area = len(AREA_RANGES)
     lo = np.array([a[0] for a in AREA_RANGES])
@@ -282,37 +282,38 @@ def _evaluate_classes(
     g_crowd = lab["crowd"]
     g_ignore = g_crowd[:, None] | (lab["area"][:, None] < lo) | (lab["area"][:, None] > hi)
 
-    # Detections: the top 100 per image and class, then one global order for the
-    # accumulation — class, score descending, image, rank — as COCOeval concatenates them.
+    # Detections: the top 100 per image and class. Matching runs in key order (image, class,
+    # score descending), where an image's boxes and pairs lie side by side in memory; the
+    # accumulation runs in one global order — class, score descending, image, rank — as
+    # COCOeval concatenates them, and the matches are carried over to it at the end.
     d_cls = det["cls"]
     d_key = det["item_id"] * n_cat + d_cls
-    by_key, d_rank = score_order(d_key, det["score"])
-    top = np.flatnonzero(d_rank < MAX_DETS[-1])
-    order = top[descending_score_order(det["score"][top], d_cls[top])]
+    kt, order, d_rank = _orders(d_key, det["score"], d_cls, MAX_DETS[-1])
     n_det = len(order)
-    d_cls, d_key, d_rank = d_cls[order], d_key[order], d_rank[order]
-    d_boxes = Boxes.from_xyxy(*(det[c][order] for c in ("x1", "y1", "x2", "y2")))
-    position = np.full(len(det["score"]), -1, dtype=np.int64)
+    position = np.empty(len(det["score"]), dtype=np.int64)
     position[order] = np.arange(n_det)
-    by_key = position[by_key]
-    by_key = by_key[by_key >= 0]
-    d_out = (d_boxes.area[:, None] < lo) | (d_boxes.area[:, None] > hi)
+    to_global = position[kt]
+    k_boxes = Boxes.from_xyxy(*(det[c][kt] for c in ("x1", "y1", "x2", "y2")))
+    d_area = np.empty(n_det)
+    d_area[to_global] = k_boxes.area
+    d_out = (d_area[:, None] < lo) | (d_area[:, None] > hi)
+    d_cls, d_rank = d_cls[order], d_rank[order]
 
     any_crowd = bool(g_crowd.any())
+    k_key = d_key[kt]
     di, gi, iou = group_pairs(
-        d_key,
+        k_key,
         g_key,
-        d_boxes,
+        k_boxes,
         Boxes.from_xyxy(lab["x1"], lab["y1"], lab["x2"], lab["y2"]),
         min_iou=float(min(IOU_THRS.min(), 1 - 1e-10)),
         g_crowd=g_crowd if any_crowd else None,
-        d_order=by_key,
     )
     asg = greedy_assign(
         di,
         gi,
         iou,
-        d_key,
+        k_key,
         np.arange(n_det),
         n_det,
         IOU_THRS,
@@ -321,9 +322,52 @@ def _evaluate_classes(
         with_iou=False,
         check=check,
     )
+    asg.lone_det = to_global[asg.lone_det]
+    asg.cont_det = to_global[asg.cont_det]
     npig = np.stack([np.bincount(g_cls[~g_ignore[:, a]], minlength=n_cat) for a in range(n_area)], axis=1)
     precision, recall = _accumulate(asg, d_cls, d_rank, d_out, g_ignore, npig)
     return precision, recall, n_det
+
+
+def _orders(
+    key: np.ndarray, score: np.ndarray, cls: np.ndarray, top_n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two orders of the detections that count (the ``top_n`` best of each key), from one score sort.
+
+    Returns ``(by_key, order, rank)``: ``by_key`` lists them by key, score descending,
+    input position; ``order`` by class, score descending, input position (COCOeval's
+    concatenation); ``rank`` is every detection's place in its key, score descending.
+    The detections are sorted once by score; the key order is then a stable sort of the
+    keys combined with the score's dense rank (the detections of one key lie close
+    together in the input, so that sort runs over nearly sorted data).
+    """
+    from tuiops.ops.matching import descending_score_order, run_positions, score_order
+
+    n = len(key)
+    by_score = descending_score_order(score)
+    if n == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, np.int32)
+    s_sorted = score[by_score]
+    s_rank = np.empty(n, np.int64)
+    new = np.empty(n, np.int64)
+    new[0] = 0
+    np.not_equal(s_sorted[1:], s_sorted[:-1], out=new[1:])
+    s_rank[by_score] = np.cumsum(new)
+    k_lo, k_hi = int(key.min()), int(key.max())
+    if (k_hi - k_lo + 1) * (int(s_rank[by_score[-1]]) + 1) < 2**62:
+        by_key = np.argsort((key - k_lo) * (int(s_rank[by_score[-1]]) + 1) + s_rank, kind="stable")
+        rank = np.empty(n, np.int32)
+        rank[by_key] = run_positions(key[by_key])
+    else:
+        by_key, rank = score_order(key, score)
+    counted = rank < top_n
+    by_key = by_key[counted[by_key]]
+    in_top = by_score[counted[by_score]]
+    c = cls[in_top]
+    small = c.astype(np.int16) if c.min() >= 0 and c.max() < 32768 else c
+    order = in_top[np.argsort(small, kind="stable")]
+    return by_key, order, rank
 
 
 def _columns(frame: pl.DataFrame, ints: tuple[str, ...], floats: tuple[str, ...]) -> dict[str, np.ndarray]:
