@@ -128,12 +128,41 @@ def coco_dicts(
     return gt, res
 
 
+def _status_kb(field: str) -> int | None:
+    """A ``VmRSS``/``VmHWM`` line of /proc/self/status in KiB (None off Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def memory_mark() -> int | None:
+    """Reset the process's peak resident size to its current one; returns that size (KiB)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return None
+    return _status_kb("VmRSS")
+
+
+def memory_peak(mark: int | None) -> float | None:
+    """MiB the process's resident size rose to above ``mark`` since :func:`memory_mark`."""
+    hwm = _status_kb("VmHWM")
+    return None if mark is None or hwm is None else max(0, hwm - mark) / 1024
+
+
 def run_peer(
     name: str, gt: dict[str, Any], res: list[dict[str, Any]]
-) -> tuple[float, float, np.ndarray, np.ndarray]:
+) -> tuple[float, float, np.ndarray, np.ndarray, float | None]:
     """Build the peer's COCO objects from the dicts (untimed; they may change them), then time
     evaluate + accumulate + summarize. Returns wall seconds, CPU seconds (all threads), the
-    12 stats and the per-class AP.
+    12 stats, the per-class AP and the peak memory (MiB above the resident size at the start
+    of the timed part).
     """
     with contextlib.redirect_stdout(io.StringIO()):
         if name == "pycocotools":
@@ -157,12 +186,14 @@ def run_peer(
             cd = cg.loadRes(res)
         del gt, res
         gc.collect()
+        mark = memory_mark()
         t, c = time.perf_counter(), time.process_time()
         ev = COCOeval(cg, cd, "bbox")
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
         dt, dc = time.perf_counter() - t, time.process_time() - c
+        peak = memory_peak(mark)
     stats = np.asarray(ev.stats, dtype=np.float64)
     per_class = np.full(N_CLASSES, np.nan)
     prec = np.asarray(ev.eval["precision"]) if isinstance(ev.eval, dict) and "precision" in ev.eval else None
@@ -170,7 +201,7 @@ def run_peer(
         for k in range(N_CLASSES):
             p = prec[:, :, k, 0, -1]
             per_class[k] = p[p > -1].mean() if (p > -1).any() else -1.0
-    return dt, dc, stats, per_class
+    return dt, dc, stats, per_class, peak
 
 
 def available(name: str) -> str | None:
@@ -186,7 +217,7 @@ def available(name: str) -> str | None:
     return None
 
 
-def peer_in_child(peer: str, n: int) -> tuple[float, float, np.ndarray, np.ndarray] | str:
+def peer_in_child(peer: str, n: int) -> tuple[float, float, np.ndarray, np.ndarray, float | None] | str:
     """Run one peer on one size in a child process (a peer that runs out of memory takes only
     itself down); its results, or why there are none."""
     out = subprocess.run(
@@ -199,7 +230,13 @@ def peer_in_child(peer: str, n: int) -> tuple[float, float, np.ndarray, np.ndarr
         tail = out.stderr.strip().splitlines()[-1:] if out.stderr.strip() else []
         return f"failed: {how}" + (f": {tail[0][:120]}" if tail else "")
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    return r["wall"], r["cpu"], np.array(r["stats"]), np.array(r["per_class"], dtype=np.float64)
+    return (
+        r["wall"],
+        r["cpu"],
+        np.array(r["stats"]),
+        np.array(r["per_class"], dtype=np.float64),
+        r.get("peak_mib"),
+    )
 
 
 def _load() -> str:
@@ -476,8 +513,18 @@ def main(argv: list[str] | None = None) -> int:
         labels, dets = synth(n_child)
         gt, res = coco_dicts(labels, dets, n_child)
         del labels, dets
-        dt, dc, stats, per_class = run_peer(peer, gt, res)
-        print(json.dumps({"wall": dt, "cpu": dc, "stats": stats.tolist(), "per_class": per_class.tolist()}))
+        dt, dc, stats, per_class, peak = run_peer(peer, gt, res)
+        print(
+            json.dumps(
+                {
+                    "wall": dt,
+                    "cpu": dc,
+                    "stats": stats.tolist(),
+                    "per_class": per_class.tolist(),
+                    "peak_mib": peak,
+                }
+            )
+        )
         return 0
     sizes = [500] if args.quick else [int(s) for s in args.sizes.split(",") if s]
     peers = [p for p in args.peers.split(",") if p]
@@ -487,17 +534,25 @@ def main(argv: list[str] | None = None) -> int:
     print("timed: peers evaluate+accumulate+summarize (building their COCO objects excluded);")
     print("       tuiops coco_evaluate from polars frames (everything). cpu = CPU seconds of all threads.")
     print(f"load average at start: {_load()} on {os.cpu_count()} CPUs")
-    rows: list[tuple[int, str, str, str, str, str]] = []
+    rows: list[tuple[int, str, str, str, str, str, str, str]] = []
     ok = True
+
+    def mib(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
     for n in sizes:
         labels, dets = synth(n)
         best = best_cpu = float("inf")
         ours = None
-        for _ in range(max(1, args.repeat)):
+        peak: float | None = None
+        for rep in range(max(1, args.repeat)):
             gc.collect()
+            mark = memory_mark()
             t, c = time.perf_counter(), time.process_time()
             ours = coco_evaluate(labels, dets, image_ids=np.arange(1, n + 1), class_ids=np.arange(N_CLASSES))
             wall, cpu = time.perf_counter() - t, time.process_time() - c
+            if rep == 0:  # later runs find memory the first one left with the allocator
+                peak = memory_peak(mark)
             if wall < best:
                 best, best_cpu = wall, cpu
         assert ours is not None
@@ -508,24 +563,29 @@ def main(argv: list[str] | None = None) -> int:
                 f"{best:.3f}",
                 f"{best_cpu:.3f}",
                 "1.0",
+                "1.0",
+                mib(peak),
                 f"{labels.height} labels, {dets.height} dets",
             )
         )
-        print(f"{n:>9} images  tuiops        {best:9.3f} s  cpu {best_cpu:8.3f} s", flush=True)
+        print(
+            f"{n:>9} images  tuiops        {best:9.3f} s  cpu {best_cpu:8.3f} s  peak {mib(peak)} MiB",
+            flush=True,
+        )
         for peer in peers:
             why = available(peer)
             if why is None and peer == "pycocotools" and n > args.pycocotools_max:
                 why = f"skipped above {args.pycocotools_max} images (--pycocotools-max)"
             if why is not None:
-                rows.append((n, peer, "-", "-", "-", why))
+                rows.append((n, peer, "-", "-", "-", "-", "-", why))
                 print(f"{n:>9} images  {peer:<12}  {why}", flush=True)
                 continue
             got = peer_in_child(peer, n)
             if isinstance(got, str):
-                rows.append((n, peer, "-", "-", "-", got))
+                rows.append((n, peer, "-", "-", "-", "-", "-", got))
                 print(f"{n:>9} images  {peer:<12}  {got}", flush=True)
                 continue
-            dt, dc, stats, per_class = got
+            dt, dc, stats, per_class, p_peak = got
             diff = float(np.abs(stats - ours.stats).max())
             has_pc = not np.isnan(per_class).all()
             if has_pc:
@@ -538,15 +598,34 @@ def main(argv: list[str] | None = None) -> int:
                 if same
                 else f"MISMATCH: {what} (max |Δ| {diff:.2e})"
             )
-            rows.append((n, peer, f"{dt:.3f}", f"{dc:.3f}", f"{dt / best:.1f}", note))
+            rows.append(
+                (
+                    n,
+                    peer,
+                    f"{dt:.3f}",
+                    f"{dc:.3f}",
+                    f"{dt / best:.1f}",
+                    f"{dc / best_cpu:.1f}",
+                    mib(p_peak),
+                    note,
+                )
+            )
             print(
-                f"{n:>9} images  {peer:<12}  {dt:9.3f} s  cpu {dc:8.3f} s  {dt / best:7.1f}x  {note}",
+                f"{n:>9} images  {peer:<12}  {dt:9.3f} s  cpu {dc:8.3f} s  peak {mib(p_peak)} MiB  "
+                f"{dt / best:7.1f}x  {note}",
                 flush=True,
             )
     print()
-    print(f"{'images':>9}  {'peer':<12} {'wall s':>9} {'cpu s':>9}  {'× tuiops':>8}  note")
-    for n, peer, sec, cpu, ratio, note in rows:
-        print(f"{n:>9}  {peer:<12} {sec:>9} {cpu:>9}  {ratio:>8}  {note}")
+    print(
+        "× tuiops: the peer's seconds over tuiops' (> 1: tuiops is faster), wall and CPU; peak MiB: how far"
+    )
+    print("the process's resident memory rose above its size at the start of the timed part.")
+    print(
+        f"{'images':>9}  {'peer':<12} {'wall s':>9} {'cpu s':>9}  {'× tuiops':>8} {'cpu ×':>6} "
+        f"{'peak MiB':>9}  note"
+    )
+    for n, peer, sec, cpu, ratio, cpu_ratio, pk, note in rows:
+        print(f"{n:>9}  {peer:<12} {sec:>9} {cpu:>9}  {ratio:>8} {cpu_ratio:>6} {pk:>9}  {note}")
     print(f"load average at end: {_load()}")
     print()
     print("parity: ok" if ok else "parity: MISMATCH")
