@@ -401,6 +401,14 @@ def _accumulate(
     cls_count = np.bincount(d_cls, minlength=n_cat)
     cls_start = np.cumsum(cls_count) - cls_count
     eps = np.spacing(1)
+    cum_type = np.int32 if n < 2**31 else np.int64
+    # A lone pair (a detection and a label with no other candidate) matches at every
+    # threshold its IoU reaches: at threshold ``ti`` when its level exceeds ``thr_pos[ti]``.
+    thr = np.asarray(asg.thresholds)
+    ascending = np.sort(thr)
+    lone_level = np.zeros(n, np.int8)
+    lone_level[asg.lone_det] = np.searchsorted(ascending, asg.lone_iou, side="right")
+    thr_pos = np.searchsorted(ascending, thr, side="left")
 
     def area(a: int) -> None:
         has_gt = npig[:, a] > 0
@@ -408,38 +416,30 @@ def _accumulate(
         need = _tp_needed(npf)
         g_in = ~g_ignore[:, a]
         d_in = ~d_out[:, a]
-        # A detection counts (is not ignored) when it is inside the area range, unless it is
-        # matched: then it counts when its label does. Positions among the counted ones are
-        # the inside-range count plus the changes ("flips") of the matched detections.
-        base_cum = np.cumsum(d_in, dtype=np.int64)
-        lone_in = g_in[asg.lone_gt]
-        lone_flip = np.flatnonzero(lone_in != d_in[asg.lone_det])
+        lone_in = np.zeros(n, bool)
+        lone_in[asg.lone_det] = g_in[asg.lone_gt]
         for ti in range(n_thr):
-            (l_det, _), (c_det, c_gt) = asg.parts(ti * n_area + a)
+            c_gt = asg.cont_gt[ti * n_area + a]
+            hit = c_gt >= 0
+            c_det, c_gt = asg.cont_det[hit], c_gt[hit]
             c_in = g_in[c_gt]
-            tp_mask = np.zeros(n, bool)
-            tp_mask[l_det[lone_in[: len(l_det)]]] = True
+            lone = lone_level > thr_pos[ti]
+            # A detection counts (is not ignored) when it is inside the area range, unless it
+            # is matched: then it counts when its label does. A true positive's place among the
+            # counted detections is the running count up to it.
+            tp_mask = lone & lone_in
+            counted = d_in & ~lone
+            counted |= tp_mask
+            counted[c_det] = c_in
+            cum = np.cumsum(counted, dtype=cum_type)
             tp_mask[c_det[c_in]] = True
             tp_idx = np.flatnonzero(tp_mask)
-            f = lone_flip[: np.searchsorted(lone_flip, len(l_det))]
-            c_f = np.flatnonzero(c_in != d_in[c_det])
             t_cls = d_cls[tp_idx]
             t_count = np.bincount(t_cls, minlength=n_cat)
             t_end = np.cumsum(t_count)
             t_start = t_end - t_count
-            seen = base_cum[tp_idx]
-            before = np.where(cls_start > 0, base_cum[np.maximum(cls_start - 1, 0)], 0) if n else cls_start
-            if len(f) or len(c_f):
-                flip_det = np.concatenate((asg.lone_det[f], c_det[c_f]))
-                flip_sign = np.where(np.concatenate((lone_in[f], c_in[c_f])), 1, -1)
-                order = np.argsort(flip_det, kind="stable")
-                flip_det, flip_cum = flip_det[order], np.concatenate(([0], np.cumsum(flip_sign[order])))
-                seen = seen + flip_cum[np.searchsorted(flip_det, tp_idx, side="right")]
-                if n:
-                    at = np.maximum(cls_start - 1, 0)
-                    before = np.where(
-                        cls_start > 0, before + flip_cum[np.searchsorted(flip_det, at, side="right")], 0
-                    )
+            seen = cum[tp_idx]
+            before = np.where(cls_start > 0, cum[np.maximum(cls_start - 1, 0)], 0) if n else cls_start
             j = np.arange(1, len(tp_idx) + 1, dtype=np.float64) - np.repeat(t_start, t_count)
             seen = (seen - np.repeat(before, t_count)).astype(np.float64)
             q = _envelope_at(j / (seen + eps), t_start, t_end, need)
