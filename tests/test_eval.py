@@ -165,6 +165,24 @@ def test_random_scenes_match_pycocotools(seed):
     assert_parity(labels, dets, image_ids, class_ids)
 
 
+@pytest.mark.parametrize("seed", [1, 4, 7])
+def test_classes_evaluated_in_small_groups_match_pycocotools(seed, monkeypatch):
+    """Large evaluations split the classes into groups of bounded size (run side by side in
+    threads, more groups than threads): the numbers are those of one pass over all classes."""
+    import tuiops.ops.evaluate as ev
+
+    labels, dets, image_ids, class_ids = scene(seed)
+    if dets.height == 0:
+        return
+    whole = coco_evaluate(labels, dets, image_ids=image_ids, class_ids=class_ids)
+    monkeypatch.setattr(ev, "PARALLEL_BOXES", 1)
+    monkeypatch.setattr(ev, "GROUP_BOXES", max(1, (labels.height + dets.height) // len(class_ids)))
+    grouped = coco_evaluate(labels, dets, image_ids=image_ids, class_ids=class_ids)
+    assert np.array_equal(grouped.precision, whole.precision)
+    assert np.array_equal(grouped.recall, whole.recall)
+    assert_parity(labels, dets, image_ids, class_ids)
+
+
 @pytest.mark.parametrize("seed", [0, 3, 6, 9, 12, 15])
 def test_ties_across_images_in_the_given_image_order(seed):
     """pycocotools takes equal scores by ascending image id: with ``image_order`` (e.g. the
