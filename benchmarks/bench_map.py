@@ -11,8 +11,10 @@ peer. What is timed, for every peer alike, is the evaluation from in-memory data
 - tuiops: :func:`tuiops.ops.evaluate.coco_evaluate` from polars frames (everything:
   pairs, matching, accumulation, summary).
 
-Prints seconds per peer and size, the ratio peer / tuiops, and a parity check: the 12
-stats and the per-class AP of every peer must equal ours within 1e-6 (exit 1 if not).
+Prints seconds (wall and CPU) per peer and size, the ratios peer / tuiops, each side's peak
+memory (how far the process's resident size rose above its size at the start of the timed
+part; Linux) and a parity check: the 12 stats and the per-class AP of every peer must equal
+ours within 1e-6 (exit 1 if not).
 pycocotools is slow (minutes at 200k images), so by default it runs only up to
 ``--pycocotools-max`` images; peers that are not installed are reported as such.
 
