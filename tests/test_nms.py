@@ -125,6 +125,24 @@ def test_exact_ties_follow_the_documented_rule():
             assert got == reference_nms(df, 0.4, agnostic)
 
 
+def test_tied_best_scores_in_shuffled_rows_follow_the_documented_rule():
+    """The first box of a group is found among equal best scores by id, not by row."""
+    for seed in range(6):
+        rng = np.random.default_rng(100 + seed)
+        df = (
+            random_boxes(rng, images=20, crowded=True)
+            .with_columns((pl.col("score") * 2).floor() / 2)  # two distinct scores
+            .sample(fraction=1.0, shuffle=True, seed=seed)
+        )
+        for agnostic in (False, True):
+            for t in (0.2, 0.5):
+                res = nms_frame(df, t, agnostic)
+                got = dict(zip(res["id"].to_list(), res["suppressed_by"].to_list(), strict=True))
+                assert got == reference_nms(df, t, agnostic), (seed, agnostic, t)
+                sup = res.filter(~pl.col("keep"))
+                assert (sup["suppressed_iou"] > t).all()
+
+
 def test_identical_boxes_single_box_empty_and_degenerate():
     df = pl.DataFrame(
         {

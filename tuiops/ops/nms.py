@@ -11,8 +11,11 @@ coordinate neither suppresses nor is suppressed (as in ``torchvision.ops.nms``; 
 ``batched_nms`` instead turns every box of the call into NaN when one box is).
 
 The work runs on chunks of whole groups (numpy arrays; chunks in parallel threads). In
-a chunk the boxes are sorted by group and x1, and a box is paired only with the following
-boxes of its group that start early enough to reach IoU > threshold at all (most windows
+a chunk, a few rounds first "peel" each group: its first box in NMS order is kept and
+suppresses every box of the group it overlaps (one pair per box and round), which takes
+the biggest clusters out cheaply. Then the boxes left are sorted by group and x1, and a
+box is paired only with the following boxes of its group that start early enough to reach
+IoU > threshold at all (most windows
 are a few boxes long; they are counted by comparing shifted slices). The pairs with
 IoU > threshold, oriented from the earlier box ``a`` to the later box ``b``, go through
 greedy rounds: each box with no undecided earlier neighbour is kept and every box it
@@ -334,6 +337,13 @@ class _Chunk:
     rounds: int
 
 
+#: Rounds of peeling each group's first box (and the boxes it suppresses) before the sweep.
+_PEEL_ROUNDS = 3
+
+#: Peeling stops once a round removes fewer than this fraction of the boxes left.
+_PEEL_MIN = 0.05
+
+
 def _nms_chunk(
     code: np.ndarray,
     box: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -343,6 +353,82 @@ def _nms_chunk(
     iou: float,
 ) -> _Chunk:
     """Greedy NMS of a run of whole groups (finite boxes only); see :func:`nms_frame`.
+
+    The first box of each group in NMS order is kept, and every box of its group that it
+    overlaps with IoU > ``iou`` is suppressed by it (no kept box comes before it). A few
+    rounds of that ("peeling": one pair per box and round) take the biggest clusters out
+    of crowded groups; the sweep then pairs only the boxes left, which overlap none of the
+    peeled kept boxes above the threshold. The result is the greedy one.
+    """
+    x1, y1, x2, y2 = box
+    m = len(code)
+    live = np.argsort(code, kind="stable") if m > 1 and bool((code[1:] < code[:-1]).any()) else np.arange(m)
+    sup: list[np.ndarray] = []
+    by: list[np.ndarray] = []
+    ovs: list[np.ndarray] = []
+    peeled = 0
+    area = (x2 - x1) * (y2 - y1)
+    for _ in range(_PEEL_ROUNDS):
+        if len(live) < 2:
+            break
+        c = code[live]
+        new = np.empty(len(c), bool)
+        new[0] = True
+        np.not_equal(c[1:], c[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        gid = np.cumsum(new) - 1
+        s = score[live]
+        cand = np.flatnonzero(s == np.maximum.reduceat(s, starts)[gid])
+        if len(cand) > len(starts):  # equal best scores: the first by tie-break, then row
+            r = rows[live[cand]]
+            cand = cand[np.lexsort((r, *(arr[r] for arr in reversed(tb)), gid[cand]))]
+            first = np.empty(len(cand), bool)
+            first[0] = True
+            np.not_equal(gid[cand][1:], gid[cand][:-1], out=first[1:])
+            cand = cand[first]
+        top = live[cand][gid]
+        # every box overlaps itself: the tops come back among the hits, kept
+        i, j, ov = _iou_hits(top, live, box, area, iou)
+        hit = np.flatnonzero(i != j)
+        sup.append(j[hit])
+        by.append(i[hit])
+        ovs.append(ov[hit])
+        peeled += 1
+        out = np.zeros(m, bool)
+        out[live[cand]] = True
+        out[j] = True
+        n_live = len(live)
+        live = live[~out[live]]
+        if n_live - len(live) < _PEEL_MIN * n_live:
+            break
+    if not peeled:
+        return _sweep_chunk(code, box, score, rows, tb, iou)
+    if len(live):
+        live.sort()
+        left = (x1[live], y1[live], x2[live], y2[live])
+        rest = _sweep_chunk(code[live], left, score[live], rows[live], tb, iou)
+    else:
+        e = np.zeros(0, np.int64)
+        rest = _Chunk(e, e, e, np.zeros(0), 0)
+    sup_all = rows[np.concatenate(sup)]
+    return _Chunk(
+        np.concatenate((sup_all, rest.suppressed)),
+        np.concatenate((rows[np.concatenate(by)], rest.by_row)),
+        np.concatenate((sup_all, rest.target)),
+        np.concatenate((*ovs, rest.iou)),
+        peeled + rest.rounds,
+    )
+
+
+def _sweep_chunk(
+    code: np.ndarray,
+    box: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    score: np.ndarray,
+    rows: np.ndarray,
+    tb: Sequence[np.ndarray],
+    iou: float,
+) -> _Chunk:
+    """Greedy NMS of a run of whole groups by a sweep over candidate pairs.
 
     The boxes are sorted by group, then x1. A pair can only have IoU > t when its x
     overlap exceeds t × the width of either box, so a box is paired only with the
