@@ -15,8 +15,8 @@ a chunk, a few rounds first "peel" each group: its first box in NMS order is kep
 suppresses every box of the group it overlaps (one pair per box and round), which takes
 the biggest clusters out cheaply. Then the boxes left are sorted by group and x1, and a
 box is paired only with the following boxes of its group that start early enough to reach
-IoU > threshold at all (most windows
-are a few boxes long; they are counted by comparing shifted slices). The pairs with
+IoU > threshold at all (most windows are a few boxes long; they are counted by comparing
+shifted slices). The pairs with
 IoU > threshold, oriented from the earlier box ``a`` to the later box ``b``, go through
 greedy rounds: each box with no undecided earlier neighbour is kept and every box it
 overlaps is suppressed; the decided boxes leave the table. This is exactly the greedy
