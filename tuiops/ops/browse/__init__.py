@@ -31,6 +31,7 @@ over the loaded columns, so filtering 4M rows does not scan the store again.
 
 from tuiops.imaging import DET_COLOR, LABEL_COLOR, BoxMark, render_preview
 from tuiops.ops.browse.editor import edit_files, editor_command, launch_editor, make_folder, where_for_ids
+from tuiops.ops.browse.find import find_rows, pick_row, search_mask
 from tuiops.ops.browse.jobs import JobRow, cancel_job, list_jobs
 from tuiops.ops.browse.order import (
     ALL_MASK,
@@ -84,6 +85,7 @@ __all__ = [
     "describe_fields",
     "edit_files",
     "editor_command",
+    "find_rows",
     "first_pool",
     "human_size",
     "image_info",
@@ -95,8 +97,10 @@ __all__ = [
     "mask_ids",
     "mask_regex",
     "normalise_folder",
+    "pick_row",
     "query_frame",
     "render_preview",
+    "search_mask",
     "sort_positions",
     "view_ids",
     "where_for_ids",
