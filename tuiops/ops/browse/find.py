@@ -49,16 +49,23 @@ def find_rows(
     hits = []
     if fixed.height and "name" in fixed.columns:
         names = fixed["name"].cast(pl.String).str.to_lowercase()
-        ok = pl.DataFrame({"v": names}).select(expr.fill_null(False).alias("hit"))["hit"].to_numpy()
+        ok = _hits(names, expr)
         ok &= (names != "..").fill_null(True).to_numpy()
         hits.append(np.flatnonzero(ok).astype(np.int64))
     if len(base_ids):
         col = source.lowered(store, name, base_ids)
         if order is not None and order.positions is not None:
             col = col.gather(pl.Series(order.positions, dtype=pl.Int64))
-        ok = pl.DataFrame({"v": col}).select(expr.fill_null(False).alias("hit"))["hit"].to_numpy()
+        ok = _hits(col, expr)
         hits.append(np.flatnonzero(ok).astype(np.int64) + fixed.height)
     return np.concatenate(hits) if hits else np.empty(0, dtype=np.int64)
+
+
+def _hits(names: pl.Series, expr: pl.Expr) -> np.ndarray:
+    """``expr`` over lower-cased names as a boolean array (a constant one, ``*``, broadcast)."""
+    import polars as pl
+
+    return pl.DataFrame({"v": names}).with_columns(expr.fill_null(False).alias("hit"))["hit"].to_numpy()
 
 
 def pick_row(rows: np.ndarray, cursor: int, step: int) -> int | None:
