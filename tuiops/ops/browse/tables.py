@@ -247,6 +247,17 @@ class MatchSource(MemorySource):
 
     kind = "match"
 
+    def _columns_for(self, frame: pl.DataFrame) -> list[Column]:
+        """The query's columns, the image key as wide as the longest key (it is what the rows
+        are told apart by; the figures after it keep their widths)."""
+        from dataclasses import replace
+
+        cols = super()._columns_for(frame)
+        if cols and cols[0].name == "key":
+            longest = int(num_max(frame["key"].str.len_chars()) or 0) if frame.height else 0
+            cols[0] = replace(cols[0], width=max(len(cols[0].title), min(64, longest)))
+        return cols
+
     def build(self, store: Store) -> pl.DataFrame:
         import polars as pl
 
