@@ -25,7 +25,7 @@ def test_a_script_started_from_the_command_line_shows_in_the_jobs_pane(root, mon
     monkeypatch.chdir(REPO)
 
     async def scenario(pilot, app):
-        await pilot.press("j")
+        await pilot.press("f12")
         await settle(pilot)
         await command(pilot, "run scripts/prepare_training.yaml --var clean=tui-clean")
         pane = app.jobs_pane

@@ -138,16 +138,20 @@ def test_action_table_drives_bindings_keybar_and_help():
         }[a.scope]
         assert hasattr(owner, f"action_{a.action}"), f"{owner.__name__} lacks action_{a.action}"
         assert a.description and a.keys
-    assert [a.fkey for a in fkey_bar()] == [1, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert [n for n, _a in fkey_bar()] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     main_ids = {b.id for b in bindings("main")}
     assert main_ids == {a.id for a in ACTIONS if a.scope == "main"}
     table_keys = {b.id: b.key for b in VirtualTable.BINDINGS}  # type: ignore[union-attr]
     for a in ACTIONS:
         if a.scope == "table":
             assert table_keys[a.id] == ",".join(a.keys)
-    # every F-key has a non-keypad alternative
-    for a in fkey_bar():
-        assert any(not k.startswith("f") for k in a.keys), a.id
+    # every F-key has an alternative: a key that is no F-key, or a word of the command line
+    for _n, a in fkey_bar():
+        assert a.command or any(not k.startswith("f") for k in a.keys), a.id
+    # no plain letter is a command of the panels (letters typed there go to the command line)
+    for a in ACTIONS:
+        if a.scope in ("main", "table"):
+            assert not any(len(k) == 1 and k.isalpha() for k in a.keys), a.id
     assert HelpScreen is not None
 
 
@@ -268,13 +272,12 @@ def test_view_f3_steps_through_images_and_back(demo_root):
         await settle(pilot)
         assert not isinstance(app.screen, ViewerScreen)
         assert left(app).table.current_row()["name"] == "cover.png"
-        # Enter on an image opens the viewer too, and v is F3's alternative
+        # Enter on an image opens the viewer too, and `view` on the command line
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, ViewerScreen)
         await pilot.press("q")
-        await pilot.press("v")
-        await settle(pilot)
+        await command(pilot, "view")
         assert isinstance(app.screen, ViewerScreen)
         await pilot.press("f3")
         await settle(pilot)
@@ -418,7 +421,7 @@ def test_sort_keys_and_menu(demo_root):
         await pilot.press("ctrl+f7")
         await settle(pilot)
         assert p.sort == [] and names(p)[2:] == files
-        await pilot.press("o")
+        await pilot.press("ctrl+f12")
         await settle(pilot)
         assert isinstance(app.screen, MenuDialog)
         menu = app.screen.query_one("#menu-list")
@@ -492,7 +495,7 @@ def test_command_line_query_cd_set_and_errors(demo_root):
 
 def test_tuiops_command_runs_as_a_job(demo_root):
     async def scenario(pilot, app):
-        await pilot.press("j")
+        await pilot.press("f12")
         await settle(pilot)
         pane = app.jobs_pane
         assert pane.display
@@ -513,7 +516,7 @@ def test_tuiops_command_runs_as_a_job(demo_root):
 
         assert isinstance(app.screen, MessageDialog)
         await pilot.press("escape")
-        await pilot.press("j")
+        await pilot.press("f12")
         assert not pane.display
 
     drive(demo_root, scenario)
@@ -557,8 +560,7 @@ def test_help_lists_every_key_and_the_fields(demo_root):
             assert a.description in text, a.id
         assert "labels" in app.screen.fields and "pixels" in app.screen.fields
         await pilot.press("escape")
-        await pilot.press("question_mark")
-        await settle(pilot)
+        await command(pilot, "help")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("f1")
         await settle(pilot)
@@ -605,8 +607,7 @@ def test_mkdir_f7_makes_a_folder_and_shows_it(fresh_root):
         assert (fresh_root / "pool" / "picked").is_dir()
         assert names(left(app))[:3] == ["..", "picked", "review"]
         assert left(app).table.current_row()["name"] == "picked"
-        await pilot.press("n")
-        await settle(pilot)
+        await command(pilot, "mkdir")
         await pilot.press(*"picked", "enter")
         await settle(pilot)
         assert any("exists already" in n for n in notes(app))
@@ -629,8 +630,7 @@ def test_edit_f4_starts_the_configured_editor(fresh_root):
         await settle(pilot)
         assert any(n.startswith("started") and "cover.png" in n for n in notes(app))
         app.ws.config.editor = "tuiops-no-such-editor {image}"
-        await pilot.press("e")
-        await settle(pilot)
+        await command(pilot, "edit")
         assert any("not installed or not on PATH" in n for n in notes(app))
         # a selection: copied with its labels into a review folder, the editor opened there
         app.ws.config.editor = f"{sys.executable} -c pass {{dir}}"
@@ -683,7 +683,7 @@ def test_copy_move_delete_through_the_engine(fresh_root):
         assert len(left(app).selection) == 0
         # again: a conflict; rename solves it
         await goto(pilot, left(app), "cover.png")
-        await pilot.press("c", "enter")
+        await pilot.press("f5", "enter")
         body = await confirm(pilot, app, MenuDialog)
         assert "conflicts" in body
         menu = app.screen.query_one("#menu-list")
@@ -702,7 +702,8 @@ def test_copy_move_delete_through_the_engine(fresh_root):
         await settle(pilot)
         assert (pool / "danbooru_2118827.jpg").is_file()
         # move for real
-        await pilot.press("m", "enter")
+        await command(pilot, "move")
+        await pilot.press("enter")
         await confirm(pilot, app)
         await pilot.press("y")
         await settle(pilot)
@@ -724,7 +725,7 @@ def test_copy_move_delete_through_the_engine(fresh_root):
         # the catalog panel is not a pool: F5 there warns
         await pilot.press("tab", "alt+f2")
         await settle(pilot)
-        await pilot.press("c")
+        await pilot.press("f5")
         await settle(pilot)
         assert any("pool or selection panel" in n for n in notes(app))
 
@@ -748,8 +749,7 @@ def test_sync_swap_reread_and_catalog_keys(demo_root):
         await pilot.press("down")
         await settle(pilot)
         assert right(app).spec == Spec("image", left(app).table.current_row()["_key"])
-        await pilot.press("k")
-        await settle(pilot)
+        await command(pilot, "sync")
         assert not app.main_screen.sync
         await pilot.press("alt+f2")
         await settle(pilot)
@@ -786,13 +786,13 @@ def test_keybar_click_runs_the_action(demo_root):
     drive(demo_root, scenario)
 
 
-def test_quit_f10_and_q(demo_root):
+def test_quit_f10(demo_root):
     async def scenario(pilot, app):
         await pilot.press("f10")
 
     app = drive(demo_root, scenario)
     assert app.return_code == 0 or app.return_code is None
-    assert BY_ID["quit"].keys == ("f10", "q")
+    assert BY_ID["quit"].keys == ("f10",)
 
 
 def test_tui_command_refuses_a_bad_source(demo_root, capsys):

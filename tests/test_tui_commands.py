@@ -188,7 +188,7 @@ def test_a_commands_output_shows_in_the_output_screen(root):
         assert not isinstance(app.screen, OutputScreen)
         # from the jobs pane: o on the picked job
         await command(pilot, "tuiops pools")
-        await pilot.press("j")
+        await pilot.press("f12")
         await settle(pilot)
         pane = app.jobs_pane
         pane.cursor = next(i for i, (k, r) in enumerate(pane.rows()) if k == "task" and r.id == task.id)

@@ -187,7 +187,7 @@ def test_monitor_opens_from_the_keys_and_the_command_line(ws):
     csv2.write_text(CSV_HEADER + "\n" + line(1, 10) + "\n", encoding="utf-8")
 
     async def scenario(pilot, app):
-        await pilot.press("w")
+        await pilot.press("ctrl+w")
         await settle(pilot)
         assert isinstance(app.screen, MenuDialog)
         await pilot.press("enter")  # the running run is listed first
@@ -230,7 +230,7 @@ def test_snapshot_monitor(snap_compare, tmp_path):
 
     async def run_before(pilot: Any) -> None:
         await settle(pilot)
-        await pilot.press("w")
+        await pilot.press("ctrl+w")
         await settle(pilot)
         assert isinstance(app.screen, MonitorScreen) and app.screen.updates == 1
 

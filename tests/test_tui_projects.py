@@ -56,7 +56,7 @@ def test_projects_screen_shows_and_runs_builds_and_mixes(proot):
         try:
             async with app.run_test(size=SIZE) as pilot:
                 await settle(pilot)
-                await pilot.press("alt+p")
+                await pilot.press("ctrl+b")
                 await settle(pilot)
                 screen = app.screen
                 assert isinstance(screen, ProjectsScreen) and screen.loads == 1
@@ -113,7 +113,7 @@ def test_snapshot_projects(snap_compare, tmp_path):
 
     async def run_before(pilot: Any) -> None:
         await settle(pilot)
-        await pilot.press("alt+p")
+        await pilot.press("ctrl+b")
         await settle(pilot)
         await pilot.press("down", "space")
         await settle(pilot)

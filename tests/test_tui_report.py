@@ -132,11 +132,11 @@ def test_report_key_opens_the_screen_for_the_context(demo_root):
 
         main = app.screen
         app.ctx = replace(app.ctx, label_set=None, run=None)
-        await pilot.press("g")
+        await pilot.press("ctrl+e")
         await settle(pilot)
         assert app.screen is main
         app.ctx = replace(app.ctx, label_set="master", run="v1")
-        await pilot.press("g")
+        await pilot.press("ctrl+e")
         await settle(pilot)
         assert isinstance(app.screen, ReportScreen)
         assert (app.screen.set_name, app.screen.run_name) == ("master", "v1")

@@ -151,9 +151,9 @@ def test_every_triage_key_reaches_its_action(root):
     drive(root, scenario)
 
 
-def test_t_asks_for_the_kind_and_esc_goes_back(root):
+def test_f2_asks_for_the_kind_and_esc_goes_back(root):
     async def scenario(pilot, app):
-        await press(pilot, "t")
+        await press(pilot, "f2")
         assert isinstance(app.screen, MenuDialog)
         from tuiops.ops.triage import queue_counts
 

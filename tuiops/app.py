@@ -71,9 +71,12 @@ class TuiopsApp(ReportsWorkerFailures, App[None], inherit_bindings=False):
         #: How pictures are shown: "halfblock", "kitty" or "sixel" (see tuiops.widgets.graphics).
         self.image_protocol = image_protocol
         from tuiops.ops.browse import Spec, default_context, first_pool
+        from tuiops.screens.actions import keymap_from_config
         from tuiops.store import Store
 
         self.ws = ws
+        #: The keys of ``[tui.keymap]`` in tuiops.toml (action id → keys), checked before start.
+        self.user_keymap: dict[str, str] = keymap_from_config(ws.config.raw, str(ws.config_path))
         self._pool: list[Store] = []
         self._pool_lock = threading.Lock()
         self._sources: dict[Any, Source] = {}
@@ -95,6 +98,32 @@ class TuiopsApp(ReportsWorkerFailures, App[None], inherit_bindings=False):
         self.main_screen: MainScreen | None = None
 
     # -- set-up -------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        if self.user_keymap:
+            self.set_keymap(self.user_keymap)
+
+    def pick_only_context(self) -> bool:
+        """Count the workspace's only label set and only run in the pool panels when none is
+        chosen (or the chosen one is gone); True when the context changed."""
+        from dataclasses import replace
+
+        store = self.ui_store
+        changes: dict[str, str | None] = {}
+        for field, table in (("label_set", "label_sets"), ("run", "runs")):
+            names = [r[0] for r in store.execute(f"SELECT name FROM {table} ORDER BY name LIMIT 2")]
+            current = getattr(self.ctx, field)
+            if current is not None and current in names:
+                continue
+            if current is not None and store.one(f"SELECT 1 FROM {table} WHERE name = ?", (current,)):
+                continue
+            wanted = names[0] if len(names) == 1 else None
+            if wanted != current:
+                changes[field] = wanted
+        if not changes:
+            return False
+        self.ctx = replace(self.ctx, **changes)
+        return True
+
     def get_default_screen(self) -> MainScreen:
         from tuiops.screens.main import MainScreen
 
@@ -415,6 +444,7 @@ class TuiopsApp(ReportsWorkerFailures, App[None], inherit_bindings=False):
                 text = (task.error or "failed") + (f"\nhint: {task.hint}" if task.hint else "")
                 self.notify(text, title=f"failed: {task.label}", severity="error", timeout=10, markup=False)
             self.forget_sources()
+            self.pick_only_context()
             for side in ("left", "right"):
                 if self.main_screen is not None:
                     panel = self.main_screen.panel(side)

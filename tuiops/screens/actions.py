@@ -2,8 +2,11 @@
 
 The main screen's bindings, the F-key bar at the bottom, the F9 menu and the F1 help
 screen are all generated from :data:`ACTIONS`, so they cannot disagree. Keys follow FAR
-Manager (and Midnight Commander) where those have one; each F-key has a non-keypad
-alternative (a plain or Ctrl/Alt letter) for terminals and keyboards where F-keys are taken.
+Manager (and Midnight Commander) where those have one: no plain letter is a command on
+the panels (letters typed there go to the command line, Alt+letter is the quick search),
+and each F-key action has an alternative for terminals where F-keys are taken: a Ctrl
+combination, or a word typed alone on the command line (``view``, ``copy``, ``q`` …).
+User keymaps (``[tui.keymap]`` in tuiops.toml) replace an action's keys by its id.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Action:
     menu: bool = True
     #: Handled before the focused widget (keys an Input would otherwise swallow).
     priority: bool = False
+    #: Words that run the action when typed alone on the main screen's command line.
+    command: tuple[str, ...] = ()
 
     @property
     def action(self) -> str:
@@ -40,26 +45,44 @@ class Action:
 
 ACTIONS: tuple[Action, ...] = (
     # -- files ---------------------------------------------------------------------------
-    Action("help", ("f1", "question_mark"), "Help", "Keys, commands and filter fields", "App", 1),
-    Action("view", ("f3", "v"), "View", "View the image under the cursor with its boxes", "Files", 3),
-    Action("edit", ("f4", "e"), "Edit", "Open the image in the configured label editor", "Files", 4),
+    Action("help", ("f1",), "Help", "Keys, commands and filter fields", "App", 1, command=("help",)),
+    Action(
+        "view",
+        ("f3",),
+        "View",
+        "View the image under the cursor with its boxes",
+        "Files",
+        3,
+        command=("view",),
+    ),
+    Action(
+        "edit",
+        ("f4",),
+        "Edit",
+        "Open the image in the configured label editor",
+        "Files",
+        4,
+        command=("edit",),
+    ),
     Action(
         "copy",
-        ("f5", "c"),
+        ("f5",),
         "Copy",
-        "Copy the selection to the other panel's folder (planned, journaled)",
+        "Copy the selection and its label files to the other panel's folder (planned, journaled)",
         "Files",
         5,
+        command=("copy",),
     ),
     Action(
         "move",
-        ("f6", "m"),
+        ("f6",),
         "RenMov",
-        "Move the selection to the other panel's folder (planned, journaled)",
+        "Move the selection and its label files to the other panel's folder (planned, journaled)",
         "Files",
         6,
+        command=("move",),
     ),
-    Action("mkdir", ("f7", "n"), "MkFold", "Make a folder in the pool folder", "Files", 7),
+    Action("mkdir", ("f7",), "MkFold", "Make a folder in the pool folder", "Files", 7, command=("mkdir",)),
     Action(
         "delete",
         ("f8", "delete"),
@@ -67,15 +90,25 @@ ACTIONS: tuple[Action, ...] = (
         "Move the selection to the workspace trash (planned, journaled)",
         "Files",
         8,
+        command=("delete",),
     ),
-    Action("menu", ("f9", "ctrl+p"), "Menu", "Menu of every action", "App", 9),
-    Action("quit", ("f10", "q"), "Quit", "Quit tuiops", "App", 10),
+    Action("menu", ("f9", "ctrl+p"), "Menu", "Menu of every action", "App", 9, command=("menu",)),
+    Action(
+        "quit",
+        ("f10",),
+        "Quit",
+        "Quit tuiops (asks first while jobs run)",
+        "App",
+        10,
+        command=("q", "quit", "exit"),
+    ),
     Action(
         "save-script",
-        ("ctrl+s", "alt+s"),
+        ("ctrl+s",),
         "Script",
         "Save this session's commands and file operations as a `tuiops run` script",
         "App",
+        command=("save",),
     ),
     # -- selection -----------------------------------------------------------------------
     Action(
@@ -102,7 +135,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("parent", ("backspace", "ctrl+pageup"), "Up", "Go to the parent folder", "Panels"),
     Action(
         "quick-view",
-        ("ctrl+q", "alt+q"),
+        ("ctrl+q",),
         "Quick",
         "Quick view: the other panel shows the image under the cursor",
         "Panels",
@@ -110,10 +143,11 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         "sync-panels",
-        ("ctrl+k", "k"),
+        ("ctrl+k",),
         "Sync",
         "Keep the other panel on the boxes of the image under the cursor",
         "Panels",
+        command=("sync",),
     ),
     Action("reread", ("ctrl+r",), "Reread", "Re-read the panel from the store", "Panels"),
     Action("swap-panels", ("ctrl+u",), "Swap", "Swap the two panels", "Panels"),
@@ -128,42 +162,55 @@ ACTIONS: tuple[Action, ...] = (
         "Panels",
     ),
     Action(
-        "jobs", ("f12", "j"), "Jobs", "Show or hide the jobs pane (progress, ETA, cancel, errors)", "Panels"
+        "jobs",
+        ("f12",),
+        "Jobs",
+        "Show or hide the jobs pane (progress, ETA, cancel, errors)",
+        "Panels",
+        12,
+        command=("jobs",),
     ),
     Action(
         "output",
-        ("ctrl+o", "alt+o"),
+        ("ctrl+o",),
         "Output",
         "The output of the last command of the app (or of the job picked in the jobs pane), live",
         "Panels",
+        command=("output",),
     ),
     Action(
         "triage",
-        ("ctrl+t", "t"),
+        ("f2", "ctrl+t"),
         "Triage",
         "Triage the label set against the run: one key to accept, delete, re-class, mark bad",
         "Panels",
+        2,
+        command=("triage",),
     ),
     Action(
         "report",
-        ("alt+r", "g"),
+        ("f11", "ctrl+e"),
         "Report",
         "Charts of the label set against the run: AP per class, PR curves, confusion, histograms",
         "Panels",
+        11,
+        command=("report",),
     ),
     Action(
         "monitor",
-        ("alt+t", "w"),
+        ("ctrl+w",),
         "Monitor",
         "Watch a training run live: epochs, losses, mAP, P/R charts, pitstops, best epoch, ETA",
         "Training",
+        command=("monitor",),
     ),
     Action(
         "projects",
-        ("alt+p", "P"),
+        ("ctrl+b",),
         "Projects",
         "Dataset projects, hosts and mixes: build here or on a host, mix, push",
         "Training",
+        command=("projects",),
     ),
     # -- sorting and filtering -----------------------------------------------------------
     Action("sort-name", ("ctrl+f3",), "Name", "Sort by name (again: reverse)", "Sort and filter"),
@@ -173,10 +220,11 @@ ACTIONS: tuple[Action, ...] = (
     Action("sort-unsorted", ("ctrl+f7",), "Unsort", "Back to the store's order", "Sort and filter"),
     Action(
         "sort-menu",
-        ("ctrl+f12", "o"),
+        ("ctrl+f12",),
         "Order",
         "Sort by any column (labels, detections, F1 …)",
         "Sort and filter",
+        command=("sort",),
     ),
     Action(
         "filter",
@@ -593,6 +641,112 @@ SORT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Words for the panels' typing keys (not bindings: the main screen routes them itself).
+TYPING: tuple[tuple[str, str], ...] = (
+    ("a-z 0-9 …", "Letters and other characters typed in a panel go to the command line"),
+    ("Alt+letter", "Quick search: jump to the first name that starts with what is typed"),
+)
+
+#: The keymap table of ``tuiops.toml``: ``[tui.keymap]`` with ``ACTION-ID = "KEY,KEY"``.
+KEYMAP_TABLE = "tui.keymap"
+_MODIFIERS = frozenset({"ctrl", "alt", "shift", "super", "meta", "hyper"})
+
+
+def _key_name(base: str) -> str | None:
+    """Textual's name of a key (``?`` → ``question_mark``), or None when it names no key."""
+    import unicodedata
+
+    from textual.keys import KEY_NAME_REPLACEMENTS, Keys, key_to_character
+
+    if len(base) == 1:
+        if base.isalnum():
+            return base
+        try:
+            name = unicodedata.name(base).lower().replace("-", "_").replace(" ", "_")
+        except ValueError:
+            return None
+        return KEY_NAME_REPLACEMENTS.get(name, name)
+    if base in {k.value for k in Keys} or key_to_character(base) is not None:
+        return base
+    if base.startswith("f") and base[1:].isdigit() and 1 <= int(base[1:]) <= 24:
+        return base
+    return None
+
+
+def parse_keys(value: object, where: str) -> str:
+    """A keymap entry (``"f3,ctrl+v"`` or ``["f3", "ctrl+v"]``) as Textual's key string.
+
+    Raises :class:`WorkspaceError` naming ``where`` (the toml key) for anything else.
+    """
+    from tuiops.errors import WorkspaceError
+
+    hint = 'write keys as Textual names them, comma-separated: "f3,ctrl+v", "alt+x", "?"'
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = list(value)
+    else:
+        raise WorkspaceError(f"{where} must be a string of keys or a list of them, not {value!r}", hint=hint)
+    out = []
+    for raw in items:
+        key = raw.strip()
+        if not key:
+            raise WorkspaceError(f"{where} has an empty key in {value!r}", hint=hint)
+        *mods, base = key.split("+") if key != "+" else [key]
+        bad = [m for m in mods if m.lower() not in _MODIFIERS]
+        name = _key_name(base if len(base) == 1 else base.lower())
+        if bad or name is None:
+            what = f"modifier {bad[0]!r}" if bad else f"key {base!r}"
+            raise WorkspaceError(f"{where}: {key!r} has an unknown {what}", hint=hint)
+        out.append("+".join([*(m.lower() for m in mods), name]))
+    return ",".join(out)
+
+
+def keymap_from_config(raw: dict[str, object], source: str) -> dict[str, str]:
+    """The user keymap of ``tuiops.toml`` (``[tui.keymap]``): action id → Textual key string.
+
+    Every id must be an action of :data:`ACTIONS` (F1 lists them); an unknown id or key is a
+    :class:`WorkspaceError` that names the toml key.
+    """
+    from tuiops.errors import WorkspaceError
+
+    tui = raw.get("tui", {})
+    if not isinstance(tui, dict):
+        raise WorkspaceError(f"{source}: [tui] must be a table")
+    table = tui.get("keymap", {})
+    if not isinstance(table, dict):
+        raise WorkspaceError(f'{source}: [{KEYMAP_TABLE}] must be a table of ACTION-ID = "KEYS"')
+    out: dict[str, str] = {}
+    for action_id, value in table.items():
+        where = f"{source}: [{KEYMAP_TABLE}] {action_id}"
+        if action_id not in BY_ID:
+            near = [a.id for a in ACTIONS if action_id.split("-")[0] in a.id][:6]
+            raise WorkspaceError(
+                f"{where}: no action has that id",
+                hint="F1 lists each action's id"
+                + (
+                    f"; near it: {', '.join(near)}"
+                    if near
+                    else "; e.g. view, copy, quick-view, triage-accept"
+                ),
+            )
+        out[action_id] = parse_keys(value, where)
+    return out
+
+
+def effective_keys(action: Action, keymap: dict[str, str] | None = None) -> tuple[str, ...]:
+    """The keys that run ``action`` under ``keymap``: the keymap's own, or the defaults less
+    those the keymap gave to another action of the same screen."""
+    if not keymap:
+        return action.keys
+    if action.id in keymap:
+        return tuple(keymap[action.id].split(","))
+    taken = {
+        k for a in ACTIONS if a.scope == action.scope and a.id in keymap for k in keymap[a.id].split(",")
+    }
+    return tuple(k for k in action.keys if k not in taken)
+
+
 def bindings(scope: str) -> list[BindingType]:
     """Textual bindings of one scope, generated from the table."""
     out: list[BindingType] = []
@@ -666,13 +820,28 @@ def key_display(key: str) -> str:
     return "+".join(out)
 
 
-def keys_display(action: Action) -> str:
-    return ", ".join(key_display(k) for k in action.keys)
+def keys_display(action: Action, keymap: dict[str, str] | None = None) -> str:
+    return ", ".join(key_display(k) for k in effective_keys(action, keymap)) or "(none)"
 
 
-def fkey_bar() -> list[Action]:
-    """The actions of the F-key bar, in F-key order (F1 … F10)."""
-    return sorted((a for a in ACTIONS if a.fkey is not None), key=lambda a: a.fkey or 0)
+def fkey_bar(keymap: dict[str, str] | None = None) -> list[tuple[int, Action]]:
+    """The F-key bar: each plain F-key of the main screen with its action, in F-key order.
+
+    An action's slot is the plain F-key among its keys (after ``keymap``), else none."""
+    slots: dict[int, Action] = {}
+    for a in ACTIONS:
+        if a.scope != "main":
+            continue
+        for k in effective_keys(a, keymap):
+            if k.startswith("f") and k[1:].isdigit() and int(k[1:]) not in slots:
+                slots[int(k[1:])] = a
+                break
+    return sorted(slots.items())
+
+
+def command_words() -> dict[str, Action]:
+    """Words that run a main-screen action when typed alone on the command line."""
+    return {w: a for a in ACTIONS if a.scope == "main" for w in a.command}
 
 
 def groups(

@@ -12,9 +12,10 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from tuiops.screens.actions import groups, keys_display
+from tuiops.screens.actions import KEYMAP_TABLE, TYPING, groups, keys_display
 
 COMMANDS = (
+    ("q, quit, exit", "quit tuiops (as F10; asks first while jobs run)"),
     ("where EXPR  or  /EXPR", "filter the panel: a SQL WHERE over its fields (below)"),
     ("SELECT …", "open the result of a read-only query in the panel"),
     (
@@ -27,6 +28,11 @@ COMMANDS = (
     ("tuiops COMMAND …", "run any tuiops command as a job (progress in the jobs pane, output: Ctrl+O)"),
 )
 
+KEYMAP_NOTE = (
+    f'Keys can be changed in tuiops.toml: a [{KEYMAP_TABLE}] table of ACTION-ID = "KEY,KEY" '
+    '(the id is the last column above), e.g. view = "f3,ctrl+v". Keys changed there are marked *.'
+)
+
 
 class HelpScreen(ModalScreen[None]):
     """The keys by group, then the command line, then the active panel's fields."""
@@ -35,16 +41,20 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,f1,f10,q,question_mark", "close", "Close", show=False),
     ]
 
-    def __init__(self, fields: str = "", source_title: str = "") -> None:
+    def __init__(
+        self, fields: str = "", source_title: str = "", keymap: dict[str, str] | None = None
+    ) -> None:
         super().__init__(classes="dialog-screen")
         self.fields = fields
         self.source_title = source_title
+        self.keymap = keymap or {}
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog dialog--help-screen", id="help-body"):
             yield Label("tuiops — keys", classes="dialog--title")
             yield Static(self._keys())
-            yield Label("Command line (: or Ctrl+G)", classes="dialog--title")
+            yield Static(Text(KEYMAP_NOTE, style="dim"))
+            yield Label("Command line (type in a panel, or : or Ctrl+G)", classes="dialog--title")
             yield Static(self._commands())
             if self.fields:
                 yield Label(f"Filter fields of {self.source_title}", classes="dialog--title")
@@ -55,10 +65,16 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(style="bold", no_wrap=True)
         table.add_column(no_wrap=True)
         table.add_column()
+        table.add_column(style="dim", no_wrap=True)
+        table.add_row(Text("Typing in a panel", style="bold underline"), "", "", "")
+        for keys, what in TYPING:
+            table.add_row("", keys, what, "")
         for group, actions in groups().items():
-            table.add_row(Text(group, style="bold underline"), "", "")
+            table.add_row(Text(group, style="bold underline"), "", "", "")
             for a in actions:
-                table.add_row("", keys_display(a), a.description)
+                keys = keys_display(a, self.keymap) + (" *" if a.id in self.keymap else "")
+                what = a.description + (f" (also: {', '.join(a.command)})" if a.command else "")
+                table.add_row("", keys, what, a.id)
         return table
 
     def _commands(self) -> Table:

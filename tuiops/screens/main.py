@@ -6,7 +6,7 @@ import shlex
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
@@ -14,12 +14,12 @@ from textual.screen import Screen
 from textual.widgets import Input, Label
 
 from tuiops.errors import TuiopsError, UsageError
-from tuiops.screens.actions import ACTIONS, SORT_FIELDS, bindings, fkey_bar, keys_display
+from tuiops.screens.actions import ACTIONS, SORT_FIELDS, bindings, command_words, fkey_bar, keys_display
 from tuiops.screens.dialogs import ConfirmDialog, InputDialog, MenuDialog
 from tuiops.screens.host import tuiops_app
 from tuiops.screens.jobs import JobsPane
 from tuiops.screens.messages import FileOpPlanned, FolderMade, Notice, Replan
-from tuiops.screens.panel import Panel
+from tuiops.screens.panel import Panel, QuickSearch
 from tuiops.screens.quickview import ImageCard, row_target
 from tuiops.screens.workers import ReportsWorkerFailures
 from tuiops.widgets.keybar import KeyBar, KeyBarItem
@@ -55,11 +55,12 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
             with Horizontal(id="cmdline"):
                 yield Label("tuiops›", id="prompt")
                 yield Input(
-                    placeholder="where … │ SELECT … │ cd … │ tuiops …  (: to type here)",
+                    placeholder="type: where … │ SELECT … │ cd … │ tuiops … │ q   (Alt+letter: quick search)",
                     id="command",
                     select_on_focus=False,
                 )
-            yield KeyBar([KeyBarItem(a.fkey or 0, a.label, a.action) for a in fkey_bar()], id="keybar")
+            keymap = getattr(self.app, "user_keymap", None)
+            yield KeyBar([KeyBarItem(n, a.label, a.action) for n, a in fkey_bar(keymap)], id="keybar")
 
     def on_mount(self) -> None:
         left, right = self.initial
@@ -86,6 +87,26 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
 
     def quick_card(self, side: str) -> ImageCard:
         return self.query_one(f"#quick-{side}", ImageCard)
+
+    def on_key(self, event: events.Key) -> None:
+        """FAR's typing in a panel: a character no key is bound to goes to the command line,
+        and Alt+letter opens the panel's quick search with that letter."""
+        if not isinstance(self.focused, VirtualTable) or event.key in self.active_bindings:
+            return
+        letter = alt_letter(event.key)
+        if letter is not None:
+            event.stop()
+            event.prevent_default()
+            self.active.start_search(letter)
+            return
+        plain = "+" not in event.key or event.key.startswith("shift+")
+        if event.character is None or not event.is_printable or not plain:
+            return
+        event.stop()
+        event.prevent_default()
+        command = self.query_one("#command", Input)
+        command.focus()
+        command.insert_text_at_cursor(event.character)
 
     @on(VirtualTable.CursorMoved)
     def _cursor_moved(self, event: VirtualTable.CursorMoved) -> None:
@@ -361,6 +382,9 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
         command.cursor_position = len(command.value)
 
     def action_clear_filter(self) -> None:
+        if isinstance(self.focused, QuickSearch):
+            self.active.end_search()
+            return
         command = self.query_one("#command", Input)
         if command.has_focus:
             command.value = ""
@@ -391,7 +415,13 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
         from tuiops.ops.browse import Spec
 
         panel = self.active
+        if text.startswith(":"):
+            text = text[1:].strip()
         low = text.lower()
+        words = command_words()
+        if low in words:
+            self.call_later(self.run_action, words[low].action)
+            return
         if text.startswith("/"):
             panel.set_filter(text[1:])
             return
@@ -515,7 +545,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
             return
         other = self.other.source
         default = ""
-        if isinstance(other, PoolSource) and self.other.display:
+        if isinstance(other, PoolSource):
             default = str(other.root / other.folder).rstrip("/")
 
         def done(target: str | None) -> None:
@@ -524,7 +554,10 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
 
         verb = "Copy" if op == "copy" else "Move"
         what = f"{len(ids):,} file{'s' if len(ids) != 1 else ''}"
-        self.app.push_screen(InputDialog(f"{verb} {what}", "to folder:", default), done)
+        self.app.push_screen(
+            InputDialog(f"{verb} {what}", "to folder (label files beside the images go along):", default),
+            done,
+        )
 
     def _plan(self, request: Any) -> None:
         self._plan_seq += 1
@@ -576,6 +609,8 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
         body.append(f"\nconflict policy: {req.on_conflict}   (job {preview.job_id})\n\n")
         for line in preview.summary_lines():
             body.append(line + "\n", "bold red" if line.startswith("conflicts") else "")
+        if req.op in ("copy", "move") and "label files" not in preview.counts:
+            body.append("label files: none beside these images\n")
         if preview.blocked:
             entries = [
                 ("skip", "Skip the files in conflict, do the rest"),
@@ -653,11 +688,13 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
 
         source = self.active.source
         fields = describe_fields(source) if source is not None else ""
-        self.app.push_screen(HelpScreen(fields, source.title if source is not None else ""))
+        keymap = getattr(self.app, "user_keymap", None)
+        self.app.push_screen(HelpScreen(fields, source.title if source is not None else "", keymap))
 
     def action_menu(self) -> None:
+        keymap = getattr(self.app, "user_keymap", None)
         entries = [
-            (a.id, f"{a.label:<8} {keys_display(a):<18} {a.description}")
+            (a.id, f"{a.label:<8} {keys_display(a, keymap):<18} {a.description}")
             for a in ACTIONS
             if a.scope == "main" and a.menu and a.id != "menu"
         ]
@@ -722,6 +759,16 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
 
     def action_quit(self) -> None:
         tuiops_app(self).request_quit()
+
+
+def alt_letter(key: str) -> str | None:
+    """The letter or digit of an Alt+letter key (``alt+shift+a`` → ``A``), else None."""
+    if not key.startswith("alt+"):
+        return None
+    rest = key[4:]
+    if rest.startswith("shift+"):
+        rest = rest[6:].upper()
+    return rest if len(rest) == 1 and rest.isalnum() else None
 
 
 def _leaf(spec: Spec) -> str | None:

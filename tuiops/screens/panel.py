@@ -7,12 +7,15 @@ a thread worker, which posts a message with the result; the handlers install it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import Static
+from textual.message import Message
+from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from tuiops.errors import TuiopsError
@@ -62,6 +65,51 @@ DESCENDING_FIRST = frozenset(
 )
 
 
+@dataclass
+class SearchFound(Message):
+    """Where a quick search of a panel landed (``row`` None: no name starts that way)."""
+
+    token: int
+    seq: int
+    text: str
+    row: int | None
+
+
+class QuickSearch(Input):
+    """FAR's quick search box under a panel: each letter typed moves the cursor to the first
+    name that starts with the text; ↑/↓ go to the previous/next such name; Enter or Esc closes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,enter,tab", "close", "Close", show=False),
+        Binding("down,ctrl+enter", "step(1)", "Next", show=False),
+        Binding("up", "step(-1)", "Previous", show=False),
+    ]
+
+    def __init__(self, side: str) -> None:
+        super().__init__(id=f"search-{side}", classes="panel--search", select_on_focus=False)
+        self.side = side
+
+    @property
+    def panel(self) -> Panel:
+        return self.app.query_one(f"#panel-{self.side}", Panel)
+
+    def on_key(self, event: events.Key) -> None:
+        # Alt held down while typing on: the letter goes on the search text.
+        from tuiops.screens.main import alt_letter
+
+        letter = alt_letter(event.key)
+        if letter is not None:
+            event.stop()
+            event.prevent_default()
+            self.insert_text_at_cursor(letter)
+
+    def action_close(self) -> None:
+        self.panel.end_search()
+
+    def action_step(self, step: int) -> None:
+        self.panel.search(self.value, step)
+
+
 class Panel(ReportsWorkerFailures, Vertical):
     """A panel showing one source."""
 
@@ -81,6 +129,7 @@ class Panel(ReportsWorkerFailures, Vertical):
         self._pending_focus: str | None = None
         #: The cancel flag of the source being opened (a query or a selection: Esc stops it).
         self._opening: CancelToken | None = None
+        self._search_seq = 0
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="panel--title", id=f"title-{self.side}", markup=False)
@@ -89,6 +138,7 @@ class Panel(ReportsWorkerFailures, Vertical):
         table.on_cursor = lambda _index, row: self.update_status(row)
         yield table
         yield Static("", classes="panel--status", id=f"status-{self.side}", markup=False)
+        yield QuickSearch(self.side)
 
     @property
     def table(self) -> VirtualTable:
@@ -501,9 +551,98 @@ class Panel(ReportsWorkerFailures, Vertical):
             return np.array([int(row["_id"])], dtype=np.int64)
         return np.empty(0, dtype=np.int64)
 
+    # -- quick search (Alt+letter) ---------------------------------------------------------------
+    @property
+    def search_box(self) -> QuickSearch:
+        return self.query_one(QuickSearch)
+
+    def start_search(self, text: str) -> None:
+        """Open the quick search box with ``text`` typed in it."""
+        box = self.search_box
+        box.display = True
+        self.query_one(f"#status-{self.side}", Static).display = False
+        box.value = ""
+        box.focus()
+        box.insert_text_at_cursor(text)
+
+    def end_search(self) -> None:
+        """Close the quick search box; the cursor stays where the search put it."""
+        self._search_seq += 1
+        box = self.search_box
+        box.display = False
+        box.remove_class("-none")
+        self.query_one(f"#status-{self.side}", Static).display = True
+        self.table.focus()
+
+    @on(Input.Changed, "QuickSearch")
+    def _search_typed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.search(event.value, 0)
+
+    def search(self, text: str, step: int) -> None:
+        """Go to the first row whose name starts with ``text`` (``step`` 0), the next (1) or
+        the previous one (-1); the names are matched in a worker."""
+        self._search_seq += 1
+        if not text or self.source is None or self.pager is None:
+            self.search_box.remove_class("-none")
+            return
+        self._search_worker(
+            self.source,
+            self.token,
+            self._search_seq,
+            self.pager.fixed,
+            self.pager.order,
+            text,
+            self.table.cursor,
+            step,
+        )
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
+    def _search_worker(
+        self,
+        source: Source,
+        token: int,
+        seq: int,
+        fixed: pl.DataFrame,
+        order: Order | None,
+        text: str,
+        cursor: int,
+        step: int,
+    ) -> None:
+        from tuiops.ops.browse import find_rows, pick_row
+
+        app: Any = self.app
+        store = app.reader()
+        try:
+            rows = find_rows(source, store, fixed, source.base_ids(store), order, text)
+            self.post_message(SearchFound(token, seq, text, pick_row(rows, cursor, step)))
+        except TuiopsError as exc:
+            self.post_message(PanelFailed(token, exc, "search"))
+        finally:
+            app.release(store)
+
+    @on(SearchFound)
+    def _search_found(self, msg: SearchFound) -> None:
+        if msg.token != self.token or msg.seq != self._search_seq:
+            return
+        self.search_box.set_class(msg.row is None, "-none")
+        if msg.row is not None:
+            self.table.set_cursor(msg.row)
+
     # -- display -----------------------------------------------------------------------------
+    def counts_what(self) -> str | None:
+        """Which label set and run the Lbl and Det columns count (None: the panel has neither)."""
+        source = self.source
+        ctx = getattr(source, "ctx", None)
+        if source is None or ctx is None or "labels" not in source.fields:
+            return None
+        return f"Lbl {ctx.label_set or '—'} · Det {ctx.run or '—'}"
+
     def update_title(self) -> None:
         parts = [self.source.title if self.source is not None else str(self.spec or "")]
+        counts = self.counts_what()
+        if counts:
+            parts.append(f"({counts})")
         if self.sort:
             f, desc = self.sort[0]
             parts.append(("↓" if desc else "↑") + f)
