@@ -304,3 +304,75 @@ def test_the_match_panel_shows_whole_keys(matched_root):
         assert any(longest in line for line in lines[1 : row + 2]), lines
 
     drive(matched_root, scenario)
+
+
+# -- user keymaps ---------------------------------------------------------------------------------
+def _with_keymap(root: Path, text: str) -> None:
+    cfg = root / "tuiops.toml"
+    cfg.write_text(cfg.read_text(encoding="utf-8") + "\n[tui.keymap]\n" + text, encoding="utf-8")
+
+
+def test_user_keymap_rebinds_actions_and_f1_shows_it(fresh_root):
+    from tuiops.screens.help import HelpScreen
+    from tuiops.screens.viewer import ViewerScreen
+
+    _with_keymap(
+        fresh_root,
+        'view = "f3,ctrl+v"\nquit = ["f10", "ctrl+q"]\nviewer-close = "escape,x"\nswitch-panel = "tab,?"\n',
+    )
+
+    async def scenario(pilot, app):
+        await goto(pilot, left(app), "cover.png")
+        await pilot.press("ctrl+v")
+        await settle(pilot)
+        assert isinstance(app.screen, ViewerScreen)
+        await pilot.press("q")  # no longer closes the viewer: the keymap gave it Esc and x
+        await settle(pilot)
+        assert isinstance(app.screen, ViewerScreen)
+        await pilot.press("x")
+        await settle(pilot)
+        assert not isinstance(app.screen, ViewerScreen)
+        # "?" (a character) is a key of the keymap, so it switches panels instead of typing
+        await pilot.press("question_mark")
+        assert app.main_screen.active_side == "right"
+        await pilot.press("f1")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        text = "".join(_plain(w.content) for w in app.screen.query("Static"))
+        assert "F3, Ctrl+V *" in text and "F10, Ctrl+Q *" in text and "Tab, ? *" in text
+        assert "[tui.keymap]" in text
+        quick = next(line for line in text.splitlines() if "Quick view:" in line)
+        assert "(none)" in quick and "quick-view" in quick  # Ctrl+Q went to quit
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("ctrl+q")
+        await settle(pilot)
+        assert app.return_code == 0
+
+    drive(fresh_root, scenario)
+
+
+def _plain(renderable: Any) -> str:
+    from tests.test_tui_app import _plain as plain
+
+    return plain(renderable)
+
+
+@pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        ('veiw = "f3"', "[tui.keymap] veiw: no action has that id"),
+        ('view = "ctrl+florp"', "[tui.keymap] view: 'ctrl+florp' has an unknown key 'florp'"),
+        ('view = "hyperctrl+v"', "[tui.keymap] view: 'hyperctrl+v' has an unknown modifier 'hyperctrl'"),
+        ("view = 3", "[tui.keymap] view must be a string of keys or a list of them"),
+        ('view = "f3,,v"', "[tui.keymap] view has an empty key"),
+    ],
+)
+def test_a_bad_keymap_entry_is_an_error_naming_the_toml_key(fresh_root, capsys, entry, said):
+    from tuiops.cli import run
+
+    _with_keymap(fresh_root, entry + "\n")
+    assert run(["-w", str(fresh_root), "tui"]) == 3
+    err = capsys.readouterr().err
+    assert said in err and str(fresh_root / "tuiops.toml") in err
+    assert "hint:" in err
