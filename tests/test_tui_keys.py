@@ -339,7 +339,7 @@ def test_user_keymap_rebinds_actions_and_f1_shows_it(fresh_root):
         await settle(pilot)
         assert isinstance(app.screen, HelpScreen)
         text = "".join(_plain(w.content) for w in app.screen.query("Static"))
-        assert "F3, Ctrl+V *" in text and "F10, Ctrl+Q *" in text and "Tab, ? *" in text
+        assert "F3, Ctrl+V *, :view" in text and "F10, Ctrl+Q *, :q" in text and "Tab, ? *" in text
         assert "[tui.keymap]" in text
         quick = next(line for line in text.splitlines() if "Quick view:" in line)
         assert "(none)" in quick and "quick-view" in quick  # Ctrl+Q went to quit

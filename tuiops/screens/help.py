@@ -29,6 +29,7 @@ COMMANDS = (
 )
 
 KEYMAP_NOTE = (
+    "A :word after the keys runs the action when typed alone on the command line. "
     f'Keys can be changed in tuiops.toml: a [{KEYMAP_TABLE}] table of ACTION-ID = "KEY,KEY" '
     '(the id is the last column above), e.g. view = "f3,ctrl+v". Keys changed there are marked *.'
 )
@@ -73,8 +74,9 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(Text(group, style="bold underline"), "", "", "")
             for a in actions:
                 keys = keys_display(a, self.keymap) + (" *" if a.id in self.keymap else "")
-                what = a.description + (f" (also: {', '.join(a.command)})" if a.command else "")
-                table.add_row("", keys, what, a.id)
+                if a.command:
+                    keys += f", :{a.command[0]}"
+                table.add_row("", keys, a.description, a.id)
         return table
 
     def _commands(self) -> Table:
