@@ -89,6 +89,19 @@ def test_a_person_browses_views_and_quits(tmux):
     t.start(f"env -u COLUMNS -u LINES TERM=xterm-256color {app}")
     screen = t.wait_for("pool:/", "review", "cover.png", "master", "1Help", "10Quit")
     assert "labels" in screen and "run" in screen
+    assert "Lbl master · Det v1" in screen
+    # q alone does not quit: it is typed into the command line (Esc takes it back)
+    t.keys("q")
+    t.wait_for("tuiops› q")
+    assert t.alive()
+    t.keys("Escape")
+    t.wait_for("Alt+letter: quick search")
+    # Alt+letter: quick search puts the cursor on the first name that starts so (Esc closes
+    # the search box and the status line shows the row under the cursor again)
+    t.keys("M-y")
+    t.wait_for("║ y ")  # the search box, where the status line was
+    t.keys("Escape")
+    t.wait_for("yandere_1901018.jpeg  10.1K")
     # down to an image, F3: the picture with its boxes and the metadata
     t.keys("Down", "Down", "Down", "F3")
     screen = t.wait_for("Esc Close", "labels master", "dets v1", "phash")
@@ -120,6 +133,35 @@ def test_a_person_browses_views_and_quits(tmux):
     t.wait_gone()
 
 
+def test_f5_carries_label_files_and_q_then_enter_quits(tmux):
+    t, root = tmux
+    pool = root / "pool"
+    (pool / "danbooru_2118827.txt").write_text("0 0.5 0.5 0.2 0.2\n", encoding="utf-8")
+    app = (
+        f"{shlex.quote(sys.executable)} -c 'from tuiops.cli import main; main()' -w {shlex.quote(str(root))}"
+        " tui --right pool:pool/review"
+    )
+    t.start(f"env -u COLUMNS -u LINES TERM=xterm-256color {app}")
+    t.wait_for("pool:/", "pool:/review/", "10Quit")
+    # quick search to the image, F5: the target is the other panel's folder, the label file goes along
+    t.keys("M-d")
+    t.wait_for("║ d ")
+    t.type("anbooru_21")
+    t.keys("Enter")
+    t.wait_for("danbooru_2118827.jpg  14.3K")
+    t.keys("F5")
+    t.wait_for("Copy 1 file", "label files beside the images go along", "demo/pool/review")
+    t.keys("Enter")
+    t.wait_for("label files: 1")
+    t.keys("y")
+    t.wait_for("done: copy 1 files")
+    assert (pool / "review" / "danbooru_2118827.jpg").is_file()
+    assert (pool / "review" / "danbooru_2118827.txt").read_text(encoding="utf-8") == "0 0.5 0.5 0.2 0.2\n"
+    # q and Enter: the command line's q quits
+    t.keys("q", "Enter")
+    t.wait_gone()
+
+
 def test_a_person_triages_two_objects_undoes_one_and_quits(tmux):
     from tuiops.ops.match import match
     from tuiops.workspace import Workspace
@@ -132,8 +174,8 @@ def test_a_person_triages_two_objects_undoes_one_and_quits(tmux):
     )
     t.start(f"env -u COLUMNS -u LINES TERM=xterm-256color {app}")
     t.wait_for("pool:/", "10Quit")
-    # t: the kind menu; fn is the third entry
-    t.keys("t")
+    # F2: the kind menu; fn is the third entry
+    t.keys("F2")
     t.wait_for("Triage master × v1", "labels no detection found")
     t.keys("Down", "Down", "Enter")
     t.wait_for("Triage master × v1 · fn · 1/6", "FN", "a Accept", "Esc Back")

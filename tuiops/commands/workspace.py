@@ -174,10 +174,13 @@ def demo_cmd(
 def tui_cmd(ctx: CommandContext, left: str | None, right: str | None, images: str = "auto") -> Result:
     """Open the terminal app: two FAR-style panels over the workspace.
 
-    Browse pools, label sets, runs and matches; F3 views an image with its boxes, Ctrl+Q
-    opens the quick view, + selects by mask, / filters with SQL, F1 lists every key.
-    Pictures are shown in real pixels where the terminal can (Kitty graphics or Sixel:
-    kitty, WezTerm, foot, iTerm2, Windows Terminal), in half blocks elsewhere.
+    Browse pools, label sets, runs and matches as in FAR Manager: F3 views an image with its
+    boxes, F5/F6 copy/move with the label files, Ctrl+Q opens the quick view, + selects by
+    mask, / filters with SQL, letters typed go to the command line, Alt+letter is the quick
+    search, F10 (or q on the command line) quits, F1 lists every key. [tui.keymap] in
+    tuiops.toml changes keys by action id (view = "f3,ctrl+v"). Pictures are shown in real
+    pixels where the terminal can (Kitty graphics or Sixel: kitty, WezTerm, foot, iTerm2,
+    Windows Terminal), in half blocks elsewhere.
 
     \b
     Examples:

@@ -105,7 +105,7 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
         event.stop()
         event.prevent_default()
         command = self.query_one("#command", Input)
-        command.focus()
+        self.set_focus(command)  # at once: the keys already read go on the command line
         command.insert_text_at_cursor(event.character)
 
     @on(VirtualTable.CursorMoved)

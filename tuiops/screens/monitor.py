@@ -1,6 +1,6 @@
 """The training monitor: a run's results.csv followed live, as a table and charts.
 
-Ctrl+T (Alt+T) on the panels, or ``monitor RUN`` on the command line, opens it for a
+Ctrl+W on the panels, or ``monitor [RUN]`` on the command line, opens it for a
 training run of the store (picked from a list when there are several). A timer starts a
 thread worker every few seconds; the worker reads only what was appended to the run's
 results.csv (:class:`tuiops.ops.monitor.ResultsFollower`: the local file, or over SSH for

@@ -73,6 +73,8 @@ class SearchFound(Message):
     seq: int
     text: str
     row: int | None
+    #: Where the cursor was when the search started.
+    cursor: int
 
 
 class QuickSearch(Input):
@@ -562,17 +564,18 @@ class Panel(ReportsWorkerFailures, Vertical):
         box.display = True
         self.query_one(f"#status-{self.side}", Static).display = False
         box.value = ""
-        box.focus()
+        # At once, not after the keys already read: the next letters typed go to the box.
+        self.screen.set_focus(box)
         box.insert_text_at_cursor(text)
 
     def end_search(self) -> None:
-        """Close the quick search box; the cursor stays where the search put it."""
-        self._search_seq += 1
+        """Close the quick search box; the cursor stays where the search put it (a search still
+        running lands too, unless the cursor has moved since)."""
         box = self.search_box
         box.display = False
         box.remove_class("-none")
         self.query_one(f"#status-{self.side}", Static).display = True
-        self.table.focus()
+        self.screen.set_focus(self.table)
 
     @on(Input.Changed, "QuickSearch")
     def _search_typed(self, event: Input.Changed) -> None:
@@ -615,7 +618,7 @@ class Panel(ReportsWorkerFailures, Vertical):
         store = app.reader()
         try:
             rows = find_rows(source, store, fixed, source.base_ids(store), order, text)
-            self.post_message(SearchFound(token, seq, text, pick_row(rows, cursor, step)))
+            self.post_message(SearchFound(token, seq, text, pick_row(rows, cursor, step), cursor))
         except TuiopsError as exc:
             self.post_message(PanelFailed(token, exc, "search"))
         finally:
@@ -624,6 +627,8 @@ class Panel(ReportsWorkerFailures, Vertical):
     @on(SearchFound)
     def _search_found(self, msg: SearchFound) -> None:
         if msg.token != self.token or msg.seq != self._search_seq:
+            return
+        if not self.search_box.display and self.table.cursor != msg.cursor:
             return
         self.search_box.set_class(msg.row is None, "-none")
         if msg.row is not None:

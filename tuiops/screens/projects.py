@@ -1,6 +1,6 @@
 """The projects screen: the workspace's dataset projects, hosts and mixes, and keys to build, mix and push.
 
-Alt+P (or ``projects`` on the command line) opens it. Three tables: the projects (state
+Ctrl+B (or ``projects`` on the command line) opens it. Three tables: the projects (state
 current / stale / never built, images, classes, the last build's time and host), the
 hosts (address, the python a build runs there) and the mixes (images, train/val,
 tarball, pushes), with the ratio table per project and class of the mix under the
