@@ -53,10 +53,9 @@ def find_rows(
         ok &= (names != "..").fill_null(True).to_numpy()
         hits.append(np.flatnonzero(ok).astype(np.int64))
     if len(base_ids):
-        col = source.lowered(store, name, base_ids)
+        ok = _hits(source.lowered(store, name, base_ids), expr)
         if order is not None and order.positions is not None:
-            col = col.gather(pl.Series(order.positions, dtype=pl.Int64))
-        ok = _hits(col, expr)
+            ok = ok[order.positions]  # base order → the view's (a boolean gather, not of strings)
         hits.append(np.flatnonzero(ok).astype(np.int64) + fixed.height)
     return np.concatenate(hits) if hits else np.empty(0, dtype=np.int64)
 
