@@ -133,7 +133,8 @@ def expected_after(root: Path, screen: TriageScreen, action: str, class_id: int 
 def test_every_triage_key_reaches_its_action(root):
     async def scenario(pilot, app):
         active = app.screen.active_bindings
-        assert active["t"].binding.action == "triage" and active["ctrl+t"].binding.action == "triage"
+        assert active["f2"].binding.action == "triage" and active["ctrl+t"].binding.action == "triage"
+        assert "t" not in active  # a letter typed in a panel goes to the command line
         screen = await open_triage(pilot, "fn")
         active = screen.active_bindings
         triage = [a for a in ACTIONS if a.scope == "triage"]
