@@ -207,7 +207,7 @@ def test_a_large_copy_from_the_app_runs_on_workers(ws, pool, tmp_path):
     ws.close()
 
     async def scenario(pilot, app):  # type: ignore[no-untyped-def]
-        await pilot.press("j")
+        await pilot.press("f12")
         await settle(pilot)
         await pilot.press("tab")
         await command(pilot, f"tuiops ops copy --where 1 --layout mirror --to {out}")
