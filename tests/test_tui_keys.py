@@ -223,6 +223,14 @@ def test_bound_alt_keys_keep_their_action(matched_root):
         await pilot.press("alt+2")
         await settle(pilot)
         assert right(app).spec == Spec("catalog") and not left(app).search_box.display
+        # Alt+Q, Alt+S and Alt+O ran quick view, save and output before: now they search too
+        for key, letter in (("alt+q", "q"), ("alt+s", "s"), ("alt+o", "o")):
+            await pilot.press(key)
+            await settle(pilot)
+            box = app.main_screen.active.search_box  # the right panel's: Alt+2 went there
+            assert box.display and box.value == letter
+            assert not app.main_screen.quick and app.screen is app.main_screen
+            await pilot.press("escape")
 
     drive(matched_root, scenario)
 

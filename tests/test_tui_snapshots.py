@@ -59,6 +59,15 @@ def test_snapshot_panels(snap_compare, snap_root):
     assert _snap(snap_compare, snap_root, steps)
 
 
+def test_snapshot_quick_search(snap_compare, snap_root):
+    async def steps(pilot, app):
+        await pilot.press("alt+s")
+        await settle(pilot)
+        await pilot.press(*"afebooru_5")
+
+    assert _snap(snap_compare, snap_root, steps)
+
+
 def test_snapshot_help(snap_compare, snap_root):
     async def steps(pilot, app):
         await pilot.press("f1")
