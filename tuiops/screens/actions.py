@@ -839,6 +839,16 @@ def fkey_bar(keymap: dict[str, str] | None = None) -> list[tuple[int, Action]]:
     return sorted(slots.items())
 
 
+def alt_letter(key: str) -> str | None:
+    """The letter or digit of an Alt+letter key (``alt+shift+a`` → ``A``), else None."""
+    if not key.startswith("alt+"):
+        return None
+    rest = key[4:]
+    if rest.startswith("shift+"):
+        rest = rest[6:].upper()
+    return rest if len(rest) == 1 and rest.isalnum() else None
+
+
 def command_words() -> dict[str, Action]:
     """Words that run a main-screen action when typed alone on the command line."""
     return {w: a for a in ACTIONS if a.scope == "main" for w in a.command}

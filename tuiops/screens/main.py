@@ -14,7 +14,15 @@ from textual.screen import Screen
 from textual.widgets import Input, Label
 
 from tuiops.errors import TuiopsError, UsageError
-from tuiops.screens.actions import ACTIONS, SORT_FIELDS, bindings, command_words, fkey_bar, keys_display
+from tuiops.screens.actions import (
+    ACTIONS,
+    SORT_FIELDS,
+    alt_letter,
+    bindings,
+    command_words,
+    fkey_bar,
+    keys_display,
+)
 from tuiops.screens.dialogs import ConfirmDialog, InputDialog, MenuDialog
 from tuiops.screens.host import tuiops_app
 from tuiops.screens.jobs import JobsPane
@@ -759,16 +767,6 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
 
     def action_quit(self) -> None:
         tuiops_app(self).request_quit()
-
-
-def alt_letter(key: str) -> str | None:
-    """The letter or digit of an Alt+letter key (``alt+shift+a`` → ``A``), else None."""
-    if not key.startswith("alt+"):
-        return None
-    rest = key[4:]
-    if rest.startswith("shift+"):
-        rest = rest[6:].upper()
-    return rest if len(rest) == 1 and rest.isalnum() else None
 
 
 def _leaf(spec: Spec) -> str | None:

@@ -19,6 +19,7 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from tuiops.errors import TuiopsError
+from tuiops.screens.actions import alt_letter
 from tuiops.screens.host import tuiops_app
 from tuiops.screens.messages import (
     BaseLoaded,
@@ -97,8 +98,6 @@ class QuickSearch(Input):
 
     def on_key(self, event: events.Key) -> None:
         # Alt held down while typing on: the letter goes on the search text.
-        from tuiops.screens.main import alt_letter
-
         letter = alt_letter(event.key)
         if letter is not None:
             event.stop()
