@@ -87,7 +87,8 @@ def test_a_person_browses_views_and_quits(tmux):
         f"{shlex.quote(sys.executable)} -c 'from tuiops.cli import main; main()' -w {shlex.quote(str(root))}"
     )
     t.start(f"env -u COLUMNS -u LINES TERM=xterm-256color {app}")
-    screen = t.wait_for("pool:/", "review", "cover.png", "master", "1Help", "10Quit")
+    # the panel header names the set ("master") before the catalog has read its entries
+    screen = t.wait_for("pool:/", "review", "cover.png", "master", "1Help", "10Quit", "labels")
     assert "labels" in screen and "run" in screen
     assert "Lbl master · Det v1" in screen
     # q alone does not quit: it is typed into the command line (Esc takes it back)
