@@ -114,6 +114,11 @@ def _dumps_many(values: list[Any]) -> list[str]:
         return [_dumps(v) for v in values]
 
 
+def _column(rows: list[dict[str, Any]], key: str, default: Any = None) -> list[Any]:
+    """The value of ``key`` in every row (``default`` where a row lacks it)."""
+    return list(map(dict.get, rows, itertools.repeat(key), itertools.repeat(default)))
+
+
 def _id(v: Any) -> int | str | None:
     if isinstance(v, bool):
         return None
@@ -139,18 +144,22 @@ def _json_texts(values: list[Any]) -> pl.Series:
         if types <= {int}:
             return pl.Series(values, dtype=pl.Int64).cast(pl.String)
         if types <= {int, float, _Missing}:
-            present = [None if v is _MISS else v for v in values]
+            present = [None if v is _MISS else v for v in values] if _Missing in types else values
             num = pl.Series(present, dtype=pl.Float64, strict=False)
             if num.is_finite().fill_null(True).all():
                 if int not in types:
                     return num.cast(pl.String)
-                is_int = pl.Series([type(v) is int for v in values], dtype=pl.Boolean)
+                is_int = pl.Series(list(map(isinstance, values, itertools.repeat(int))), dtype=pl.Boolean)
                 if (num_max(num.filter(is_int).abs()) or 0) < 2**53:
                     frame = pl.DataFrame({"n": num, "i": is_int})
                     text = pl.when(pl.col("i")).then(pl.col("n").cast(pl.Int64).cast(pl.String))
                     return frame.select(text.otherwise(pl.col("n").cast(pl.String))).to_series()
+        if types <= {str}:
+            return pl.Series(list(map(_enc, values)), dtype=pl.String)
         if types <= {str, _Missing}:
             return pl.Series([None if v is _MISS else _enc(v) for v in values], dtype=pl.String)
+        if types == {list} and values.count([]) == len(values):
+            return pl.Series(["[]"] * len(values), dtype=pl.String)
     return pl.Series(
         [None if v is _MISS else "[]" if v == [] else _dumps(v) for v in values], dtype=pl.String
     )
@@ -162,7 +171,7 @@ def _object_texts(rows: list[dict[str, Any]], names: Sequence[str]) -> pl.Series
         return pl.Series([], dtype=pl.String)
     if not names:
         return pl.Series(["{}"] * len(rows), dtype=pl.String)
-    cols = {str(k): _json_texts([r.get(n, _MISS) for r in rows]) for k, n in enumerate(names)}
+    cols = {str(k): _json_texts(_column(rows, n, _MISS)) for k, n in enumerate(names)}
     parts = [pl.lit(_enc(n) + ":") + pl.col(str(k)) for k, n in enumerate(names)]
     body = pl.concat_str(parts, separator=",", ignore_nulls=True)
     return pl.DataFrame(cols).select((pl.lit("{") + body + pl.lit("}")).alias("t")).to_series()
@@ -178,29 +187,42 @@ def _bbox_columns(bbs: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | 
     (NaN where not valid), and which of the valid values were written as integers (None: none)."""
     n = len(bbs)
     if set(map(type, bbs)) <= {list} and set(map(len, bbs)) <= {4}:
+        types = set(map(type, itertools.chain.from_iterable(bbs)))
+        if types <= {int, float}:  # every value a number: no per-box checks
+            return np.ones(n, bool), *_bbox_numbers(bbs, n, int in types)
         ok, picked = np.ones(n, bool), bbs
     else:
         ok = np.fromiter((type(b) is list and len(b) == 4 for b in bbs), bool, n)
         picked = list(itertools.compress(bbs, ok))
-    flat = list(itertools.chain.from_iterable(picked))
-    types = set(map(type, flat))
+    types = set(map(type, itertools.chain.from_iterable(picked)))
     if not types <= {int, float}:
         good = np.fromiter((all(type(v) in (int, float) for v in b) for b in picked), bool, len(picked))
         idx = np.flatnonzero(ok)
         ok[idx[~good]] = False
         picked = list(itertools.compress(picked, good))
-        flat = list(itertools.chain.from_iterable(picked))
     xywh = np.full((n, 4), np.nan)
     is_int = None
-    if flat:
-        try:
-            xywh[ok] = np.array(flat, dtype=np.float64).reshape(-1, 4)
-        except OverflowError:
-            xywh[ok] = np.array([float(v) for v in flat]).reshape(-1, 4)
-        if int in types:
+    if picked:
+        vals, ints = _bbox_numbers(picked, len(picked), int in types)
+        xywh[ok] = vals
+        if ints is not None:
             is_int = np.zeros((n, 4), bool)
-            is_int[ok] = np.fromiter((type(v) is int for v in flat), bool, len(flat)).reshape(-1, 4)
+            is_int[ok] = ints
     return ok, xywh, is_int
+
+
+def _bbox_numbers(bbs: list[list[Any]], n: int, has_int: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The (n, 4) floats of ``bbs`` (lists of 4 ints and floats), and which were integers
+    (None when ``has_int`` says none was)."""
+    flat = itertools.chain.from_iterable(bbs)
+    try:
+        xywh = np.fromiter(flat, np.float64, 4 * n).reshape(n, 4)
+    except OverflowError:
+        xywh = np.array([float(v) for v in itertools.chain.from_iterable(bbs)]).reshape(n, 4)
+    if not has_int:
+        return xywh, None
+    is_int = itertools.chain.from_iterable(bbs)
+    return xywh, np.fromiter(map(isinstance, is_int, itertools.repeat(int)), bool, 4 * n).reshape(n, 4)
 
 
 def _number_text(values: np.ndarray, is_int: np.ndarray | None) -> pl.Series:
@@ -493,14 +515,16 @@ def _loc_and_extra(
     ann_key: str,
     xywh: np.ndarray,
     bb_int: np.ndarray | None,
-    with_score: bool,
+    values: dict[str, list[Any]],
     ids: list[Any],
     id_text: pl.Series,
 ) -> pl.DataFrame:
     """``loc`` (``annotations[i] (id X)``) and ``extra`` (the box's JSON: ``coco_id``, and for
     labels ``iscrowd``, ``area``, ``coco_bbox``, ``coco_seg``; ``coco`` with every other key)
     of the annotations ``kept`` (their indices ``keep``; ``ids`` and ``id_text``: their ids
-    and the ids' JSON texts), column-wise."""
+    and the ids' JSON texts; ``values``: their ``iscrowd``, ``area`` and ``segmentation``, none
+    for results), column-wise."""
+    with_score = not values
     has_id = id_text.is_not_null()
     id_repr = (
         id_text
@@ -541,9 +565,9 @@ def _loc_and_extra(
     if not with_score:
         for j in range(4):
             cols[f"b{j}"] = _number_text(xywh[keep, j], bb_int[keep, j] if bb_int is not None else None)
-        cols["iscrowd"] = _json_texts([r.get("iscrowd", _MISS) for r in kept])
-        cols["area"] = _json_texts([r.get("area", _MISS) for r in kept])
-        cols["seg"] = _json_texts([r.get("segmentation", _MISS) for r in kept])
+        cols["iscrowd"] = _json_texts(values["iscrowd"])
+        cols["area"] = _json_texts(values["area"])
+        cols["seg"] = _json_texts(values["segmentation"])
     body = pl.col("body")
     extra = pl.when(body != "").then(pl.lit("{") + body + pl.lit("}"))
     frame = pl.DataFrame(cols).with_columns(
@@ -567,14 +591,17 @@ def _read_annotations(
     and the JSON text of every entry's id (null where it has none).
     """
     n = len(anns)
-    rows = [a if type(a) is dict else {} for a in anns]
-    ids = [r.get("id", _MISS) for r in rows]
+    if set(map(type, anns)) <= {dict}:
+        rows, is_obj = anns, np.ones(n, bool)
+    else:
+        rows = [a if type(a) is dict else {} for a in anns]
+        is_obj = np.fromiter((type(a) is dict for a in anns), bool, n)
+    ids = _column(rows, "id", _MISS)
     id_texts = _json_texts(ids)
-    is_obj = np.fromiter((type(a) is dict for a in anns), bool, n)
-    bb_ok, xywh, bb_int = _bbox_columns([r.get("bbox") for r in rows])
-    img_key = _id_keys([r.get("image_id") for r in rows])
-    cat_key = _id_keys([r.get("category_id") for r in rows])
-    scores = [r.get("score") for r in rows] if with_score else []
+    bb_ok, xywh, bb_int = _bbox_columns(_column(rows, "bbox"))
+    img_key = _id_keys(_column(rows, "image_id"))
+    cat_key = _id_keys(_column(rows, "category_id"))
+    scores = _column(rows, "score") if with_score else []
     frame = pl.DataFrame({"ann_idx": np.arange(n, dtype=np.int64), "ikey": img_key, "ckey": cat_key})
     frame = frame.join(
         files.select(pl.col("key").alias("ikey"), "file_idx"), on="ikey", how="left", maintain_order="left"
@@ -613,13 +640,16 @@ def _read_annotations(
         bad.append((label, None, f"{where}: {msg}"))
     keep = np.flatnonzero(good)
     idx = pl.Series(keep, dtype=pl.Int64)
+    values = {} if with_score else {k: _column(rows, k, _MISS) for k in ("iscrowd", "area", "segmentation")}
     if len(keep) == n:  # the texts of the same values: what _json_texts gives depends on them all
         kept, kept_ids, kept_texts = rows, ids, id_texts
     else:
-        kept = [rows[i] for i in keep.tolist()]
-        kept_ids = [ids[i] for i in keep.tolist()]
+        picks = keep.tolist()
+        kept = list(map(rows.__getitem__, picks))
+        kept_ids = list(map(ids.__getitem__, picks))
         kept_texts = _json_texts(kept_ids)
-    meta_cols = _loc_and_extra(kept, keep, ann_key, xywh, bb_int, with_score, kept_ids, kept_texts)
+        values = {k: list(map(v.__getitem__, picks)) for k, v in values.items()}
+    meta_cols = _loc_and_extra(kept, keep, ann_key, xywh, bb_int, values, kept_ids, kept_texts)
     boxes = pl.DataFrame(
         {
             "file_idx": pl.Series(fi[keep], dtype=pl.Int64),
@@ -637,8 +667,8 @@ def _read_annotations(
     )
     if not with_score:
         boxes = boxes.drop("score").with_columns(
-            _numbers([r.get("area") for r in kept], pl.Float64).alias("coco_area"),
-            _numbers([r.get("iscrowd") for r in kept], pl.Int64).alias("coco_iscrowd"),
+            _numbers(values["area"], pl.Float64).alias("coco_area"),
+            _numbers(values["iscrowd"], pl.Int64).alias("coco_iscrowd"),
         )
     return boxes, int(n - len(keep)), bad_files, id_texts
 
@@ -647,7 +677,10 @@ def _numbers(values: list[Any], dtype: type[pl.Float64] | type[pl.Int64]) -> pl.
     """The values that are JSON numbers (integers only, for ``Int64``) as a column: null for
     any other value, a number out of the type's range or one not finite."""
     kinds = (int, float) if dtype == pl.Float64 else (int,)
-    picked = [v if type(v) in kinds else None for v in values]
+    if set(map(type, values)) <= set(kinds):
+        picked = values
+    else:
+        picked = [v if type(v) in kinds else None for v in values]
     try:
         col = pl.Series(picked, dtype=dtype, strict=False)
     except (OverflowError, TypeError, ValueError, pl.exceptions.PolarsError):
