@@ -165,16 +165,16 @@ def _json_texts(values: list[Any]) -> pl.Series:
     )
 
 
-def _object_texts(rows: list[dict[str, Any]], names: Sequence[str]) -> pl.Series:
-    """``{"key":value,…}`` of the keys ``names`` that each row has, in ``names`` order."""
-    if not rows:
-        return pl.Series([], dtype=pl.String)
-    if not names:
-        return pl.Series(["{}"] * len(rows), dtype=pl.String)
-    cols = {str(k): _json_texts(_column(rows, n, _MISS)) for k, n in enumerate(names)}
-    parts = [pl.lit(_enc(n) + ":") + pl.col(str(k)) for k, n in enumerate(names)]
-    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
-    return pl.DataFrame(cols).select((pl.lit("{") + body + pl.lit("}")).alias("t")).to_series()
+def _object_texts(
+    rows: list[dict[str, Any]], names: Sequence[str], head: str = "{", tail: str = "}"
+) -> pl.Series:
+    """``{"key":value,…}`` of the keys ``names`` that each row has, in ``names`` order (within
+    ``head`` and ``tail``); null for a row with none of them."""
+    if not rows or not names:
+        return pl.Series([None] * len(rows), dtype=pl.String)
+    cols = {f"k{k}": _json_texts(_column(rows, n, _MISS)) for k, n in enumerate(names)}
+    frame = pl.DataFrame(cols)
+    return frame.select(_extra_text(frame, dict(zip(names, cols, strict=True)), head, tail)).to_series()
 
 
 def _keys_of(rows: list[dict[str, Any]]) -> list[str]:
@@ -302,10 +302,10 @@ def _read_images(images: list[Any], head_label: str, bad: list[tuple[str, int | 
         )
     keep = frame["valid"].to_numpy() & (frame["first_idx"] == frame["file_idx"]).fill_null(False).to_numpy()
     kept_rows = list(itertools.compress(rows, keep))
-    meta = _object_texts(kept_rows, _keys_of(kept_rows))
+    meta = _object_texts(kept_rows, _keys_of(kept_rows), '{"coco":{', "}}")
     return (
         frame.filter(pl.Series(keep))
-        .with_columns((pl.lit('{"coco":') + meta + pl.lit("}")).alias("meta"))
+        .with_columns(meta.alias("meta"))
         .select("file_idx", "key", "path", "size_w", "size_h", "meta")
     )
 
@@ -525,55 +525,67 @@ def _loc_and_extra(
     and the ids' JSON texts; ``values``: their ``iscrowd``, ``area`` and ``segmentation``, none
     for results), column-wise."""
     with_score = not values
-    has_id = id_text.is_not_null()
     id_repr = (
         id_text
         if set(map(type, ids)) <= {int, _Missing}
         else pl.Series([None if v is _MISS else repr(v) for v in ids], dtype=pl.String)
     )
-    loc = pl.format(f"{ann_key}[{{}}]", pl.col("ann_idx")) + pl.when(pl.col("has_id")).then(
-        pl.format(" (id {})", pl.col("id_repr"))
-    ).otherwise(pl.lit(""))
+    with_id = pl.concat_str([pl.lit(" (id "), pl.col("id_repr"), pl.lit(")")])  # null without an id
+    loc = pl.concat_str([pl.lit(f"{ann_key}["), pl.col("ann_idx"), pl.lit("]"), with_id], ignore_nulls=True)
     core = _RESULT_CORE if with_score else _CORE
     rest_keys = [k for k in _keys_of(kept) if k not in core] if set().union(*kept) - set(core) else []
     rest = None
     if rest_keys:
-        rest_all = _object_texts(kept, rest_keys)
-        rest = rest_all.to_frame("t").select(pl.when(pl.col("t") != "{}").then(pl.col("t"))).to_series()
-    if with_score:
-        parts = [pl.lit('"coco_id":') + pl.col("id_text")]
-    else:
-        bbox_text = pl.concat_str(
-            [pl.lit('"coco_bbox":[')] + [pl.col(f"b{j}") + pl.lit("," if j < 3 else "]") for j in range(4)]
-        )
-        parts = [
-            pl.lit('"iscrowd":') + pl.col("iscrowd"),
-            pl.lit('"area":') + pl.col("area"),
-            pl.lit('"coco_id":') + pl.col("id_text"),
-            bbox_text,
-            pl.lit('"coco_seg":') + pl.col("seg"),
-        ]
-    if rest is not None:
-        parts.append(pl.lit('"coco":') + pl.col("rest"))
+        rest = _object_texts(kept, rest_keys)
     cols: dict[str, Any] = {
         "ann_idx": pl.Series(keep, dtype=pl.Int64),
         "id_text": id_text,
-        "has_id": has_id,
         "id_repr": id_repr,
-        "rest": rest if rest is not None else pl.Series([None] * len(kept), dtype=pl.String),
     }
+    fields = {"coco_id": "id_text"} if with_score else _LABEL_FIELDS
+    if rest is not None:
+        cols["rest"] = rest
+        fields = {**fields, "coco": "rest"}
     if not with_score:
         for j in range(4):
             cols[f"b{j}"] = _number_text(xywh[keep, j], bb_int[keep, j] if bb_int is not None else None)
         cols["iscrowd"] = _json_texts(values["iscrowd"])
         cols["area"] = _json_texts(values["area"])
         cols["seg"] = _json_texts(values["segmentation"])
-    body = pl.col("body")
-    extra = pl.when(body != "").then(pl.lit("{") + body + pl.lit("}"))
-    frame = pl.DataFrame(cols).with_columns(
-        pl.concat_str(parts, separator=",", ignore_nulls=True).alias("body")
-    )
-    return frame.select(loc.alias("loc"), extra.alias("extra"))
+    frame = pl.DataFrame(cols)
+    return frame.select(loc.alias("loc"), _extra_text(frame, fields).alias("extra"))
+
+
+#: The keys of a label's extra and the columns that give their JSON text (``coco_bbox`` from b0..b3).
+_LABEL_FIELDS = {
+    "iscrowd": "iscrowd",
+    "area": "area",
+    "coco_id": "id_text",
+    "coco_bbox": "",
+    "coco_seg": "seg",
+}
+
+
+def _extra_text(frame: pl.DataFrame, fields: dict[str, str], head: str = "{", tail: str = "}") -> pl.Expr:
+    """``{"key":text,…}`` of the ``fields`` (key → column of JSON texts, null where a row lacks
+    the key) in that order, within ``head`` and ``tail``; null for a row with none of them."""
+
+    def value(col: str) -> list[pl.Expr]:
+        if col:
+            return [pl.col(col)]
+        return [
+            pl.lit("["),
+            *itertools.chain.from_iterable((pl.col(f"b{j}"), pl.lit(",]"[j == 3])) for j in range(4)),
+        ]
+
+    if not any(frame[c].has_nulls() for c in fields.values() if c):  # every key in every row: one pass
+        seq: list[pl.Expr] = []
+        for k, (key, col) in enumerate(fields.items()):
+            seq += [pl.lit((head if k == 0 else ",") + _enc(key) + ":"), *value(col)]
+        return pl.concat_str([*seq, pl.lit(tail)])
+    parts = [pl.concat_str([pl.lit(_enc(key) + ":"), *value(col)]) for key, col in fields.items()]
+    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
+    return pl.when(body != "").then(pl.concat_str([pl.lit(head), body, pl.lit(tail)]))
 
 
 def _read_annotations(
