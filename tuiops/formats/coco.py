@@ -137,6 +137,21 @@ def _id_keys(values: list[Any]) -> pl.Series:
     )
 
 
+def _lookup_keys(values: list[Any], keys: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """The values (COCO ids) to look up among ``keys`` (:func:`_id_keys` of the ids looked up
+    in) and those keys, of the same type: integers where every value is an integer, else the
+    keys' text (an id that is not an integer has no integer key: null)."""
+    if set(map(type, values)) <= {int}:
+        with contextlib.suppress(OverflowError, TypeError, ValueError, pl.exceptions.PolarsError):
+            return pl.Series(values, dtype=pl.Int64), keys.cast(pl.Int64, strict=False)
+    return _id_keys(values), keys
+
+
+def _key_map(keys: pl.Series, names: list[str]) -> dict[Any, str]:
+    """Key → name, for the keys that are not null."""
+    return {k: v for k, v in zip(keys.to_list(), names, strict=True) if k is not None}
+
+
 def _json_texts(values: list[Any]) -> pl.Series:
     """The JSON text of every value (null where the key is missing), column-wise where the types allow."""
     types = set(map(type, values))
@@ -261,24 +276,25 @@ def _categories(cats: list[Any], head_label: str) -> tuple[dict[str, str], list[
 def _read_images(images: list[Any], head_label: str, bad: list[tuple[str, int | None, str]]) -> pl.DataFrame:
     """The image entries, checked column-wise: file_idx, key (of the id), path, size_w, size_h, meta."""
     n = len(images)
-    rows = [im if type(im) is dict else {} for im in images]
-    is_obj = np.fromiter((type(im) is dict for im in images), bool, n)
-    keys = _id_keys([r.get("id") for r in rows])
-    fnames = [r.get("file_name") for r in rows]
-    has_name = np.fromiter((type(f) is str and bool(f.strip()) for f in fnames), bool, n)
-    size = [
-        pl.Series(
-            [v if type(v) in (int, float) else None for v in (r.get(k) for r in rows)],
-            dtype=pl.Float64,
-            strict=False,
-        ).cast(pl.Int64, strict=False)
-        for k in ("width", "height")
-    ]
+    if set(map(type, images)) <= {dict}:
+        rows, is_obj = images, np.ones(n, bool)
+    else:
+        rows = [im if type(im) is dict else {} for im in images]
+        is_obj = np.fromiter((type(im) is dict for im in images), bool, n)
+    keys = _id_keys(_column(rows, "id"))
+    fnames = _column(rows, "file_name")
+    if set(map(type, fnames)) <= {str}:
+        path = pl.Series(fnames, dtype=pl.String)
+        has_name = np.fromiter(map(bool, map(str.strip, fnames)), bool, n)
+    else:
+        path = pl.Series([f if type(f) is str else None for f in fnames], dtype=pl.String)
+        has_name = np.fromiter((type(f) is str and bool(f.strip()) for f in fnames), bool, n)
+    size = [_numbers(_column(rows, k), pl.Float64).cast(pl.Int64, strict=False) for k in ("width", "height")]
     frame = pl.DataFrame(
         {
             "file_idx": np.arange(n, dtype=np.int64),
             "key": keys,
-            "path": pl.Series([f if type(f) is str else None for f in fnames], dtype=pl.String),
+            "path": path,
             "size_w": size[0],
             "size_h": size[1],
             "valid": is_obj & keys.is_not_null().to_numpy() & has_name,
@@ -611,14 +627,19 @@ def _read_annotations(
     ids = _column(rows, "id", _MISS)
     id_texts = _json_texts(ids)
     bb_ok, xywh, bb_int = _bbox_columns(_column(rows, "bbox"))
-    img_key = _id_keys(_column(rows, "image_id"))
-    cat_key = _id_keys(_column(rows, "category_id"))
+    img_key, file_keys = _lookup_keys(_column(rows, "image_id"), files["key"])
+    cat_key, cat_keys = _lookup_keys(_column(rows, "category_id"), pl.Series(list(cat_name), dtype=pl.String))
     scores = _column(rows, "score") if with_score else []
     frame = pl.DataFrame({"ann_idx": np.arange(n, dtype=np.int64), "ikey": img_key, "ckey": cat_key})
     frame = frame.join(
-        files.select(pl.col("key").alias("ikey"), "file_idx"), on="ikey", how="left", maintain_order="left"
+        files.select(file_keys.alias("ikey"), "file_idx").drop_nulls("ikey"),
+        on="ikey",
+        how="left",
+        maintain_order="left",
     ).with_columns(
-        pl.col("ckey").replace_strict(cat_name, default=None, return_dtype=pl.String).alias("name")
+        pl.col("ckey")
+        .replace_strict(_key_map(cat_keys, list(cat_name.values())), default=None, return_dtype=pl.String)
+        .alias("name")
     )
     fi = frame["file_idx"].fill_null(-1).to_numpy()
     has_img = frame["file_idx"].is_not_null().to_numpy()
