@@ -645,9 +645,9 @@ def _read_annotations(
     has_img = frame["file_idx"].is_not_null().to_numpy()
     has_cat = frame["name"].is_not_null().to_numpy()
     if with_score:
-        score = pl.Series(
-            [v if type(v) in (int, float) else None for v in scores], dtype=pl.Float64, strict=False
-        )
+        if not set(map(type, scores)) <= {int, float}:
+            scores = [v if type(v) in (int, float) else None for v in scores]
+        score = pl.Series(scores, dtype=pl.Float64, strict=False)
         has_score = score.is_not_null().to_numpy()
     else:
         score = pl.Series([None] * n, dtype=pl.Float64)
