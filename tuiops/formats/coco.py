@@ -155,6 +155,8 @@ def _key_map(keys: pl.Series, names: list[str]) -> dict[Any, str]:
 def _json_texts(values: list[Any]) -> pl.Series:
     """The JSON text of every value (null where the key is missing), column-wise where the types allow."""
     types = set(map(type, values))
+    if types == {_Missing}:
+        return pl.repeat(None, len(values), dtype=pl.String, eager=True).alias("")
     with contextlib.suppress(OverflowError, TypeError, ValueError, pl.exceptions.PolarsError):
         if types <= {int}:
             return pl.Series(values, dtype=pl.Int64).cast(pl.String)
@@ -686,7 +688,7 @@ def _read_annotations(
     boxes = pl.DataFrame(
         {
             "file_idx": pl.Series(fi[keep], dtype=pl.Int64),
-            "line": pl.Series([None] * len(keep), dtype=pl.Int64),
+            "line": pl.repeat(None, len(keep), dtype=pl.Int64, eager=True),
             "loc": meta_cols["loc"],
             "ann_idx": idx,
             "name": frame["name"].gather(idx),
