@@ -53,7 +53,9 @@ def _with_annotations(rnd: random.Random, images: list, image_ids: list, kind: s
             "bbox": [rnd.choice([1, 1.5, 12.25]), rnd.randint(0, 50), rnd.choice([30, 12.0, 40.5]), 12.0],
             "area": rnd.choice([360, 486.0, 12.5]),
             "iscrowd": rnd.choice([0, 0, 1]),
-            "segmentation": rnd.choice([[], [[1.5, 2, 30, 4.25, 8, 9]], {"counts": "ab", "size": [2, 2]}]),
+            "segmentation": rnd.choice(
+                [[], [[1.5, 2, 30, 4.25, 3e-05]], [[0.1, 1e16, 8]], {"counts": "ab", "size": [2, 2]}]
+            ),
         }
         r = rnd.random()
         if kind == "plain" or (kind == "extra" and not 0.1 <= r < 0.26):
