@@ -21,14 +21,18 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
+
 from tuiops.errors import InputError, UsageError
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter
-from tuiops.ops.meta.records import FORMATS, BadLine, Post, read_csv, read_json, read_jsonl
+from tuiops.ops.meta.records import FORMATS, BadLine, Post, PostRows, RunEnd, read_csv, read_json, read_jsonl
+from tuiops.ops.meta.runs import run_tags
 from tuiops.store import utcnow
 
 if TYPE_CHECKING:
@@ -122,6 +126,30 @@ def with_rating(tok: str, rating: str | None) -> str:
     return f"{tok} r{rating}" if tok else f"r{rating}"
 
 
+NewTag = tuple[int, str, str | None]
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Posts to write, one per key, as columns; ``cats_of(i, names)`` gives post ``i``'s
+    categories of ``names``."""
+
+    boorus: list[str]
+    fids: list[int]
+    lines: list[int]
+    #: rating, score, fav_count, width, height, md5, file_ext, file_size, created_at
+    base: list[tuple[Any, ...]]
+    #: Each post's tags and ``cats_of(i, names)``: post ``i``'s categories of ``names``...
+    tags: list[list[str]] = field(default_factory=list)
+    cats_of: Callable[[int, set[str]], dict[str, str]] | None = None
+    #: ... or the posts' tag fields as read (see :class:`PostRows`).
+    frame: pl.DataFrame | None = None
+
+    @property
+    def ratings(self) -> list[str | None]:
+        return [b[0] for b in self.base]
+
+
 class _Writer:
     """The state of one import inside its transaction: vocabulary, ids, counts."""
 
@@ -137,8 +165,14 @@ class _Writer:
             self.vocab[name] = f"t{tid}"
             if cat is None:
                 self.no_category.add(name)
+        #: The vocabulary as a frame (``tag``, ``tid``) for runs read as columns, made when
+        #: the first is, and the tags added a line at a time since.
+        self.vocab_frame: pl.DataFrame | None = None
+        self.vocab_added: list[str] = []
         self.next_tag = (conn.execute("SELECT max(id) FROM meta_tags").fetchone()[0] or 0) + 1
         self.next_post = (conn.execute("SELECT max(id) FROM meta_posts").fetchone()[0] or 0) + 1
+        #: Posts from this id on are new in this import.
+        self.first_post = self.next_post
         self.had_posts: set[str] = {r[0] for r in conn.execute("SELECT DISTINCT booru FROM meta_posts")}
         self.seen: dict[str, SeenIds] = {}
         #: Posts given twice in the file whose earlier line was written in an earlier batch.
@@ -149,28 +183,69 @@ class _Writer:
         }
 
     # -- tags ------------------------------------------------------------------------------
-    def _tok(
-        self, post: Post, new_tags: list[tuple[int, str, str | None]], cats: list[tuple[str, str]]
-    ) -> str:
+    def _fresh(
+        self, tags: list[str], cats_of: Callable[[set[str]], dict[str, str]], new_tags: list[NewTag]
+    ) -> None:
+        """Give the tags of ``tags`` not in the vocabulary their ids, in order, with the
+        categories this post gives them."""
         vocab = self.vocab
-        try:
-            tok = " ".join(map(vocab.__getitem__, post.tags))
-        except KeyError:
-            fresh = {t for t in post.tags if t not in vocab}
-            categories = post.categories(fresh)
-            for t in dict.fromkeys(t for t in post.tags if t in fresh):
-                tid = self.next_tag
-                self.next_tag += 1
-                vocab[t] = f"t{tid}"
-                new_tags.append((tid, t, categories.get(t)))
-            tok = " ".join(map(vocab.__getitem__, post.tags))
-        if self.no_category and not self.no_category.isdisjoint(post.tags):
-            # a stored tag without a category takes the one the first post naming it gives, if any
-            unknown = self.no_category.intersection(post.tags)
-            for t, cat in post.categories(unknown).items():
-                cats.append((cat, t))
-            self.no_category.difference_update(unknown)
-        return tok
+        fresh = {t for t in tags if t not in vocab}
+        categories = cats_of(fresh)
+        for t in dict.fromkeys(t for t in tags if t in fresh):
+            tid = self.next_tag
+            self.next_tag += 1
+            vocab[t] = f"t{tid}"
+            self.vocab_added.append(t)
+            new_tags.append((tid, t, categories.get(t)))
+
+    def _toks(self, rows: _Rows, new_tags: list[NewTag], cats: list[tuple[str, str]]) -> list[str]:
+        """Each post's index entry; new tags get ids (in the order posts name them) and a stored
+        tag without a category the one the first post naming it gives."""
+        vocab = self.vocab
+        get = vocab.__getitem__
+        cats_of = rows.cats_of
+        assert cats_of is not None, "posts read a line at a time carry their categories"
+        toks: list[str] = []
+        append = toks.append
+        for i, tags in enumerate(rows.tags):
+            try:
+                append(" ".join(map(get, tags)))
+            except KeyError:
+                self._fresh(tags, partial(cats_of, i), new_tags)
+                append(" ".join(map(get, tags)))
+        if self.no_category:
+            no_category = self.no_category
+            for i, tags in enumerate(rows.tags):
+                if not no_category.isdisjoint(tags):
+                    unknown = no_category.intersection(tags)
+                    for t, cat in cats_of(i, unknown).items():
+                        cats.append((cat, t))
+                    no_category.difference_update(unknown)
+                    if not no_category:
+                        break
+        return toks
+
+    def _run_toks(
+        self, frame: pl.DataFrame, new_tags: list[NewTag], cats: list[tuple[str, str]]
+    ) -> tuple[list[str], list[str], list[int]]:
+        """Index entries, tag strings and counts of a run read as columns (see
+        :func:`~tuiops.ops.meta.runs.run_tags`)."""
+        if self.vocab_frame is None or self.vocab_added:
+            added = self.vocab_added if self.vocab_frame is not None else list(self.vocab)
+            more = pl.DataFrame(
+                {"tag": added, "tid": [int(self.vocab[t][1:]) for t in added]},
+                schema={"tag": pl.String, "tid": pl.Int64},
+            )
+            self.vocab_frame = more if self.vocab_frame is None else pl.concat([self.vocab_frame, more])
+            self.vocab_added = []
+        got, self.vocab_frame = run_tags(frame, self.vocab_frame, self.next_tag, self.no_category)
+        for tid, name, _ in got.new_tags:
+            self.vocab[name] = f"t{tid}"
+        self.next_tag += len(got.new_tags)
+        new_tags.extend(got.new_tags)
+        cats.extend(got.categorised)
+        self.no_category.difference_update(got.named)
+        return got.toks, got.tags, got.counts
 
     def old_tok(self, tags: str, rating: str | None) -> str:
         """The index entry a stored post was written with."""
@@ -178,7 +253,7 @@ class _Writer:
 
     # -- one batch ---------------------------------------------------------------------------
     def _existing(self, booru: str, fids: list[int]) -> dict[int, tuple[Any, ...]]:
-        cols = ", ".join(("fid", "id", *_COMPARED))
+        cols = ", ".join(("fid", "id", *_COMPARED, "import_id"))
         out: dict[int, tuple[Any, ...]] = {}
         for i in range(0, len(fids), 500):
             chunk = fids[i : i + 500]
@@ -191,29 +266,54 @@ class _Writer:
 
     def write(self, batch: dict[tuple[str, int], Post]) -> None:
         """Write a batch of posts (one per key): new ones inserted, changed ones updated."""
-        new_tags: list[tuple[int, str, str | None]] = []
+        posts = list(batch.values())
+        self.write_rows(
+            _Rows(
+                [p.booru for p in posts],
+                [p.fid for p in posts],
+                [p.line for p in posts],
+                [
+                    (
+                        p.rating,
+                        p.score,
+                        p.fav_count,
+                        p.width,
+                        p.height,
+                        p.md5,
+                        p.file_ext,
+                        p.file_size,
+                        p.created_at,
+                    )
+                    for p in posts
+                ],
+                [p.tags for p in posts],
+                lambda i, names: posts[i].categories(names),
+            )
+        )
+
+    def write_rows(self, rows: _Rows) -> None:
+        """Write posts given as columns (one per key): new ones inserted, changed ones updated."""
+        new_tags: list[NewTag] = []
         cats: list[tuple[str, str]] = []
+        if rows.frame is not None:
+            toks, tag_strings, counts = self._run_toks(rows.frame, new_tags, cats)
+        else:
+            toks = self._toks(rows, new_tags, cats)
+            tag_strings, counts = [" ".join(t) for t in rows.tags], [len(t) for t in rows.tags]
+        toks = [
+            tok if r is None else f"{tok} r{r}" if tok else f"r{r}"
+            for tok, r in zip(toks, rows.ratings, strict=True)
+        ]
+        values = [(*base, tags, n) for base, tags, n in zip(rows.base, tag_strings, counts, strict=True)]
         by_booru: dict[str, list[int]] = {}
         lookup: dict[str, list[int]] = {}
-        rows: list[tuple[Post, tuple[Any, ...], str]] = []
-        for (booru, fid), post in batch.items():
-            tok = with_rating(self._tok(post, new_tags, cats), post.rating)
-            values = (
-                post.rating,
-                post.score,
-                post.fav_count,
-                post.width,
-                post.height,
-                post.md5,
-                post.file_ext,
-                post.file_size,
-                post.created_at,
-                " ".join(post.tags),
-                len(post.tags),
-            )
-            rows.append((post, values, tok))
+        again = self.again
+        for booru, fid in zip(rows.boorus, rows.fids, strict=True):
+            if again and (booru, fid) in again:
+                lookup.setdefault(booru, []).append(fid)
+                continue  # counted where the file first gave it
             by_booru.setdefault(booru, []).append(fid)
-            if booru in self.had_posts or (booru, fid) in self.again:
+            if booru in self.had_posts:
                 lookup.setdefault(booru, []).append(fid)
         if new_tags:
             self.conn.executemany("INSERT INTO meta_tags(id, name, category) VALUES (?, ?, ?)", new_tags)
@@ -224,24 +324,48 @@ class _Writer:
         for booru, fids in lookup.items():
             for fid, row in self._existing(booru, fids).items():
                 existing[(booru, fid)] = row
-        inserts, fts_new, updates, fts_del = [], [], [], []
         import_id = self.s.import_id
-        for post, values, tok in rows:
-            old = existing.get((post.booru, post.fid))
-            if old is None:
-                pid = self.next_post
-                self.next_post += 1
-                inserts.append((pid, post.booru, post.fid, *values, import_id, post.line))
-                fts_new.append((pid, tok))
-                self.s.new += 1
-            elif tuple(old[1:]) == values:
-                self.s.unchanged += 1
-            else:
-                pid = old[0]
-                updates.append((*values, import_id, post.line, pid))
-                fts_del.append((pid, self.old_tok(old[-2], old[1])))
-                fts_new.append((pid, tok))
-                self.s.updated += 1
+        inserts, fts_new, updates, fts_del = [], [], [], []
+        if not existing:
+            first = self.next_post
+            self.next_post += len(values)
+            pids = range(first, self.next_post)
+            inserts = [
+                (pid, booru, fid, *vals, import_id, line)
+                for pid, booru, fid, vals, line in zip(
+                    pids, rows.boorus, rows.fids, values, rows.lines, strict=True
+                )
+            ]
+            fts_new = list(zip(pids, toks, strict=True))
+            self.s.new += len(values)
+        else:
+            for booru, fid, vals, line, tok in zip(
+                rows.boorus, rows.fids, values, rows.lines, toks, strict=True
+            ):
+                old = existing.get((booru, fid))
+                if old is None:
+                    pid = self.next_post
+                    self.next_post += 1
+                    inserts.append((pid, booru, fid, *vals, import_id, line))
+                    fts_new.append((pid, tok))
+                    self.s.new += 1
+                    continue
+                changed = tuple(old[1:-1]) != vals
+                if changed:
+                    pid = old[0]
+                    updates.append((*vals, import_id, line, pid))
+                    fts_del.append((pid, self.old_tok(old[-3], old[1])))
+                    fts_new.append((pid, tok))
+                if (booru, fid) not in again:
+                    if changed:
+                        self.s.updated += 1
+                    else:
+                        self.s.unchanged += 1
+                elif changed and old[0] < self.first_post and old[-1] != import_id:
+                    # given again in a later batch: a post stored before, counted unchanged at its
+                    # first line, is updated by this one
+                    self.s.unchanged -= 1
+                    self.s.updated += 1
         conn = self.conn
         if inserts:
             marks = ", ".join("?" for _ in range(len(_FIELDS) + 3))
@@ -294,7 +418,9 @@ class _Writer:
         self.s.removed += len(gone)
 
 
-def _records(ws: Workspace, path: Path, fmt: str, booru: str, rep: Reporter) -> Iterator[Post | BadLine]:
+def _records(
+    ws: Workspace, path: Path, fmt: str, booru: str, rep: Reporter, columnar: bool
+) -> Iterator[PostRows | Post | BadLine | RunEnd]:
     def on_bytes(n: int) -> None:
         rep.update(n)
 
@@ -303,10 +429,41 @@ def _records(ws: Workspace, path: Path, fmt: str, booru: str, rep: Reporter) -> 
         return k.booru, k.fid
 
     if fmt == "danbooru-jsonl":
-        return read_jsonl(path, booru, on_bytes)
+        return read_jsonl(path, booru, on_bytes, columnar=columnar)
     if fmt == "csv":
         return read_csv(path, booru, parse_key, on_bytes)
     return read_json(path, booru, parse_key, on_bytes)
+
+
+def _take_rows(w: _Writer, rows: PostRows) -> _Rows:
+    """The posts of a run to write: ids given twice are reported (as a line at a time does)
+    and only the later line of each is kept, in the order of the kept lines."""
+    s = w.s
+    booru, fids, lines = rows.booru, rows.fids, rows.lines
+    s.lines = lines[-1]
+    add = w.seen.setdefault(booru, SeenIds()).add
+    twice = [i for i, fid in enumerate(fids) if add(fid)]
+    s.posts += len(fids) - len(twice)
+    if not twice:
+        return _Rows([booru] * len(fids), fids, lines, rows.base, frame=rows.frame)
+    first = dict(zip(reversed(fids), reversed(range(len(fids))), strict=True))
+    last = dict(zip(fids, range(len(fids)), strict=True))
+    for i in twice:
+        fid = fids[i]
+        s.duplicates += 1
+        s.problems.append(
+            f"{w.source}:{lines[i]}: post {booru} {fid} was given before in this file; this later line is kept"
+        )
+        if first[fid] == i:
+            w.again.add((booru, fid))
+    keep = [i for i, fid in enumerate(fids) if last[fid] == i]
+    return _Rows(
+        [booru] * len(keep),
+        [fids[i] for i in keep],
+        [lines[i] for i in keep],
+        [rows.base[i] for i in keep],
+        frame=rows.frame[keep],
+    )
 
 
 def guess_format(path: Path) -> str:
@@ -409,8 +566,10 @@ def import_meta(
     md5: bool = True,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    columnar: bool = True,
 ) -> ImportSummary:
-    """Import a post metadata file (see the module's notes); one transaction."""
+    """Import a post metadata file (see the module's notes); one transaction. ``columnar``
+    off reads a JSON-lines file one line at a time throughout (the same store, slower)."""
     path = Path(source)
     if not path.exists() or path.is_dir():
         raise InputError(f"no metadata file {path}", hint="give the path of a .jsonl, .csv or .json file")
@@ -432,7 +591,16 @@ def import_meta(
         w = _Writer(conn, s, str(path))
         batch: dict[tuple[str, int], Post] = {}
         boorus: dict[str, None] = {booru: None}
-        for rec in _records(ws, path, fmt, booru, rep):
+        for rec in _records(ws, path, fmt, booru, rep, columnar):
+            if isinstance(rec, RunEnd | PostRows):
+                # a JSON-lines file is written run by run, whichever way a run was read
+                if batch:
+                    w.write(batch)
+                    batch = {}
+                if isinstance(rec, PostRows):
+                    boorus[rec.booru] = None
+                    w.write_rows(_take_rows(w, rec))
+                continue
             s.lines = rec.line
             if isinstance(rec, BadLine):
                 s.bad_lines += 1

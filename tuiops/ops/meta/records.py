@@ -15,6 +15,12 @@ Formats:
 - ``json``: a JSON array of such objects (or an object holding it under ``post`` or
   ``posts``, as Gelbooru's API answers), read whole.
 
+A JSON-lines file is read in runs of lines: a run whose every line is a plain post (the
+fields above as JSON text and integers, ratings as spelt above) is parsed whole by polars
+into columns (:class:`PostRows`); any other run is read one line at a time, as :func:`post_from`
+reads a record, so that each line that is not a post is reported with its number. Both
+give the same posts.
+
 Each may be gzipped (``.gz``). A file that cannot be read to its end (a truncated ``.gz``) is
 refused with the line where it stops, and nothing of it is stored.
 
@@ -28,12 +34,14 @@ import contextlib
 import csv
 import gzip
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
+import polars as pl
 
 from tuiops.errors import InputError
 from tuiops.ops.meta.syntax import CATEGORIES, RATINGS
@@ -67,6 +75,28 @@ class Post:
     def categories(self, names: set[str] | None = None) -> dict[str, str]:
         """Tag → category, as the record gives them (older dumps' tag objects, tag_string_*)."""
         return categories_of(self.rec, names)
+
+
+@dataclass(slots=True)
+class PostRows:
+    """The posts of a run of JSON lines, all of them posts, as columns (row ``i`` is line
+    ``lines[i]``); ``frame`` holds their ``tag_string`` and ``tag_string_<category>`` fields,
+    tags separated by spaces only."""
+
+    booru: str
+    lines: list[int]
+    fids: list[int]
+    #: rating, score, fav_count, width, height, md5, file_ext, file_size, created_at per post
+    base: list[tuple[Any, ...]]
+    frame: pl.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """The end of a run of lines given one at a time."""
+
+
+RUN_END = RunEnd()
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,36 +256,153 @@ def open_source(path: Path) -> Iterator[tuple[BinaryIO, Callable[[], int | None]
             yield raw, where
 
 
-def read_jsonl(path: Path, booru: str, on_bytes: Callable[[int], None]) -> Iterator[Post | BadLine]:
+#: Lines read together as one run of a JSON-lines file.
+RUN = 20_000
+
+_INT = pl.Int64
+_STR = pl.String
+#: The top-level fields a run is parsed for (others are skipped).
+_RUN_SCHEMA: dict[str, Any] = {
+    "id": _INT,
+    "tag_string": _STR,
+    "rating": _STR,
+    "score": _INT,
+    "fav_count": _INT,
+    "favcount": _INT,
+    "fav_num": _INT,
+    "image_width": _INT,
+    "width": _INT,
+    "image_height": _INT,
+    "height": _INT,
+    "md5": _STR,
+    "file_ext": _STR,
+    "file_size": _INT,
+    "filesize": _INT,
+    "created_at": _STR,
+    **{key: _STR for key, _ in _CATEGORY_FIELDS},
+}
+#: Fields read under another name where the first is missing (as :func:`_int_field` does).
+_ALIASES = (
+    ("fav_count", "favcount", "fav_num"),
+    ("image_width", "width"),
+    ("image_height", "height"),
+    ("file_size", "filesize"),
+)
+#: Text as polars makes it of a JSON number, true, false, a list or an object (a JSON string
+#: that reads so is read a line at a time too, to the same post).
+_NOT_TEXT = r"^(?:-?[0-9][0-9.eE+-]*|true|false|\[.*|\{.*)$"
+#: White space other than a plain space (Python's ``str.split`` splits on it too).
+_OTHER_SPACE = r"[^\S ]|[\x1c-\x1f]"
+#: A surrogate escape, which orjson refuses alone and polars does not.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _irregular(df: pl.DataFrame) -> bool:
+    """Whether any post of a parsed run needs reading a line at a time to be read as that
+    reads it (see :func:`rows_from`)."""
+    ids, rating = pl.col("id"), pl.col("rating")
+    tag_fields = ["tag_string", *(key for key, _ in _CATEGORY_FIELDS)]
+    text_fields = [*tag_fields, "rating", "md5", "file_ext", "created_at"]
+    tag_string = pl.col("tag_string")
+    letters = rating.replace_strict(RATINGS, default=None, return_dtype=pl.String)
+    checks = [
+        ids.is_null().any() | (ids < 0).any() | tag_string.is_null().any(),
+        # a number, true or false, a list or an object where text belongs: polars gives text
+        pl.any_horizontal(pl.col(text_fields).str.contains(_NOT_TEXT).any()),
+        # white space other than single spaces between tags (a line at a time splits on any)
+        pl.any_horizontal(pl.col(tag_fields).str.contains(_OTHER_SPACE).any()),
+        (tag_string.str.contains("  ", literal=True) | tag_string.str.starts_with(" ")).any(),
+        tag_string.str.ends_with(" ").any(),
+        # a rating spelt otherwise than RATINGS has it (trimmed or cased) is read a line at a time
+        (rating.is_not_null() & (rating != "") & letters.is_null()).any(),
+        *(
+            # the first name absent or null and another given: a line at a time tells which
+            (pl.col(first).is_null() & pl.any_horizontal([pl.col(o).is_not_null() for o in others])).any()
+            for first, *others in _ALIASES
+        ),
+    ]
+    return any(df.select(c.alias(f"c{k}") for k, c in enumerate(checks)).row(0))
+
+
+def rows_from(lines: list[bytes], numbers: list[int], booru: str) -> PostRows | None:
+    """The posts of a run of non-blank JSON lines as columns, or None where any line is not
+    a plain post (then the run is read a line at a time, which tells each line's fault)."""
+    data = b"".join(lines)
+    if b"\\u" in data and _SURROGATE.search(data):
+        return None
+    try:
+        df = pl.read_ndjson(io.BytesIO(data), schema=_RUN_SCHEMA)
+    except pl.exceptions.PolarsError:
+        return None
+    if df.height != len(lines) or _irregular(df):
+        return None
+    cols = [
+        pl.col("rating").replace_strict(RATINGS, default=None, return_dtype=pl.String),
+        *(pl.col(c) for c in ("score", "fav_count", "image_width", "image_height", "md5", "file_ext")),
+        *(pl.col(c) for c in ("file_size", "created_at")),
+    ]
+    base = df.select(cols)
+    return PostRows(
+        booru,
+        numbers,
+        df.get_column("id").to_list(),
+        list(zip(*(c.to_list() for c in base.iter_columns()), strict=True)),
+        df.select("tag_string", *(key for key, _ in _CATEGORY_FIELDS)),
+    )
+
+
+def _post_of_line(raw: bytes, n: int, booru: str) -> Post | BadLine:
+    try:
+        return post_from(orjson.loads(raw), n, booru, None)
+    except orjson.JSONDecodeError as exc:
+        return BadLine(n, f"not JSON: {exc}")
+    except ValueError as exc:
+        return BadLine(n, str(exc))
+
+
+def read_jsonl(
+    path: Path, booru: str, on_bytes: Callable[[int], None], *, columnar: bool = True
+) -> Iterator[PostRows | Post | BadLine | RunEnd]:
     """Posts of a JSON-lines file (or ``.gz``); blank lines are skipped, ``on_bytes`` hears how
-    far it read. A file that cannot be read to its end (a truncated ``.gz``) raises
-    :class:`~tuiops.errors.InputError` naming where, so that its import stores nothing."""
+    far it read. The file is read in runs of :data:`RUN` non-blank lines: a run that is all
+    posts comes as :class:`PostRows` (with ``columnar``), any other as its lines one at a
+    time followed by :data:`RUN_END` (so that an import writes the same batches either way). A file that cannot be read to its end
+    (a truncated ``.gz``) raises :class:`~tuiops.errors.InputError` naming where, so that its
+    import stores nothing."""
     done = 0
     n = 0
     with open_source(path) as (fh, where):
         lines = iter(fh)
-        while True:
+        run: list[bytes] = []
+        numbers: list[int] = []
+        ended = False
+        while not ended:
             try:
                 raw = next(lines)
             except StopIteration:
-                break
+                ended = True
             except (OSError, EOFError) as exc:
                 raise InputError(
                     f"{path}:{n + 1}: the file cannot be read to its end ({exc}); nothing was imported",
                     hint="fetch or unpack the file again",
                 ) from exc
-            n += 1
-            done += len(raw)
-            if n % 4096 == 0:
-                on_bytes(where() or done)
-            if not raw.strip():
-                continue
-            try:
-                yield post_from(orjson.loads(raw), n, booru, None)
-            except orjson.JSONDecodeError as exc:
-                yield BadLine(n, f"not JSON: {exc}")
-            except ValueError as exc:
-                yield BadLine(n, str(exc))
+            else:
+                n += 1
+                done += len(raw)
+                if n % 4096 == 0:
+                    on_bytes(where() or done)
+                if raw.strip():
+                    run.append(raw if raw.endswith(b"\n") else raw + b"\n")
+                    numbers.append(n)
+            if run and (ended or len(run) >= RUN):
+                rows = rows_from(run, numbers, booru) if columnar else None
+                if rows is not None:
+                    yield rows
+                else:
+                    for raw_line, k in zip(run, numbers, strict=True):
+                        yield _post_of_line(raw_line, k, booru)
+                    yield RUN_END
+                run, numbers = [], []
         on_bytes(where() or done)
 
 
@@ -357,11 +504,16 @@ def read_json(
 __all__ = [
     "CATEGORY_CODES",
     "FORMATS",
+    "RUN",
+    "RUN_END",
     "BadLine",
     "Post",
+    "PostRows",
+    "RunEnd",
     "categories_of",
     "post_from",
     "read_csv",
     "read_json",
     "read_jsonl",
+    "rows_from",
 ]
