@@ -256,6 +256,7 @@ def main() -> None:
         print(
             f"import / read_ndjson time ratio: {results['import']['seconds'] / results['read']['seconds']:.1f}x; "
             f"import / store writes alone: {results['import']['seconds'] / results['floor']['seconds']:.1f}x "
+            f"in time, {results['import']['cpu'] / results['floor']['cpu']:.2f}x in CPU per post "
             f"(goal: {GOAL_POSTS_S:,} posts/s; the writes alone reach "
             f"{results['floor']['posts'] / results['floor']['seconds']:,.0f})"
         )

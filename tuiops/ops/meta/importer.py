@@ -112,6 +112,29 @@ class SeenIds:
         self.bits[byte] |= bit
         return seen
 
+    def add_many(self, fids: list[int]) -> list[int]:
+        """Mark each of ``fids`` in order; the positions of those marked already (by an
+        earlier call or earlier in ``fids``)."""
+        import numpy as np
+
+        if not fids:
+            return []
+        arr = np.asarray(fids, dtype=np.int64)
+        if int(arr.max()) >= self.LIMIT or int(arr.min()) < 0:
+            return [i for i, fid in enumerate(fids) if self.add(fid)]
+        need = (int(arr.max()) >> 3) + 1
+        if need > len(self.bits):
+            self.bits.extend(bytes(max(need - len(self.bits), len(self.bits))))
+        bits = np.frombuffer(self.bits, dtype=np.uint8)
+        byte, bit = arr >> 3, (np.left_shift(1, arr & 7)).astype(np.uint8)
+        seen = (bits[byte] & bit) != 0
+        _, first = np.unique(arr, return_index=True)
+        again = np.ones(len(arr), dtype=bool)
+        again[first] = False
+        np.bitwise_or.at(bits, byte, bit)
+        del bits
+        return np.flatnonzero(seen | again).tolist()
+
     def __contains__(self, fid: int) -> bool:
         if fid >= self.LIMIT:
             return fid in self.big
@@ -165,7 +188,7 @@ class _Writer:
             self.vocab[name] = f"t{tid}"
             if cat is None:
                 self.no_category.add(name)
-        #: The vocabulary as a frame (``tag``, ``tid``) for runs read as columns, made when
+        #: The vocabulary as a frame (``tag``, ``tok``) for runs read as columns, made when
         #: the first is, and the tags added a line at a time since.
         self.vocab_frame: pl.DataFrame | None = None
         self.vocab_added: list[str] = []
@@ -233,14 +256,13 @@ class _Writer:
         if self.vocab_frame is None or self.vocab_added:
             added = self.vocab_added if self.vocab_frame is not None else list(self.vocab)
             more = pl.DataFrame(
-                {"tag": added, "tid": [int(self.vocab[t][1:]) for t in added]},
-                schema={"tag": pl.String, "tid": pl.Int64},
+                {"tag": added, "tok": [self.vocab[t] for t in added]},
+                schema={"tag": pl.String, "tok": pl.String},
             )
             self.vocab_frame = more if self.vocab_frame is None else pl.concat([self.vocab_frame, more])
             self.vocab_added = []
         got, self.vocab_frame = run_tags(frame, self.vocab_frame, self.next_tag, self.no_category)
-        for tid, name, _ in got.new_tags:
-            self.vocab[name] = f"t{tid}"
+        self.vocab.update(zip([t[1] for t in got.new_tags], got.new_toks, strict=True))
         self.next_tag += len(got.new_tags)
         new_tags.extend(got.new_tags)
         cats.extend(got.categorised)
@@ -441,8 +463,7 @@ def _take_rows(w: _Writer, rows: PostRows) -> _Rows:
     s = w.s
     booru, fids, lines = rows.booru, rows.fids, rows.lines
     s.lines = lines[-1]
-    add = w.seen.setdefault(booru, SeenIds()).add
-    twice = [i for i, fid in enumerate(fids) if add(fid)]
+    twice = w.seen.setdefault(booru, SeenIds()).add_many(fids)
     s.posts += len(fids) - len(twice)
     if not twice:
         return _Rows([booru] * len(fids), fids, lines, rows.base, frame=rows.frame)

@@ -297,9 +297,10 @@ _OTHER_SPACE = r"[^\S ]|[\x1c-\x1f]"
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _irregular(df: pl.DataFrame) -> bool:
+def _irregular(df: pl.DataFrame, plain: bool) -> bool:
     """Whether any post of a parsed run needs reading a line at a time to be read as that
-    reads it (see :func:`rows_from`)."""
+    reads it (see :func:`rows_from`); ``plain``: the run's bytes are ASCII without escapes,
+    so no white space but spaces can be in its text."""
     ids, rating = pl.col("id"), pl.col("rating")
     tag_fields = ["tag_string", *(key for key, _ in _CATEGORY_FIELDS)]
     text_fields = [*tag_fields, "rating", "md5", "file_ext", "created_at"]
@@ -310,7 +311,7 @@ def _irregular(df: pl.DataFrame) -> bool:
         # a number, true or false, a list or an object where text belongs: polars gives text
         pl.any_horizontal(pl.col(text_fields).str.contains(_NOT_TEXT).any()),
         # white space other than single spaces between tags (a line at a time splits on any)
-        pl.any_horizontal(pl.col(tag_fields).str.contains(_OTHER_SPACE).any()),
+        pl.lit(False) if plain else pl.any_horizontal(pl.col(tag_fields).str.contains(_OTHER_SPACE).any()),
         (tag_string.str.contains("  ", literal=True) | tag_string.str.starts_with(" ")).any(),
         tag_string.str.ends_with(" ").any(),
         # a rating spelt otherwise than RATINGS has it (trimmed or cased) is read a line at a time
@@ -334,7 +335,7 @@ def rows_from(lines: list[bytes], numbers: list[int], booru: str) -> PostRows | 
         df = pl.read_ndjson(io.BytesIO(data), schema=_RUN_SCHEMA)
     except pl.exceptions.PolarsError:
         return None
-    if df.height != len(lines) or _irregular(df):
+    if df.height != len(lines) or _irregular(df, b"\\" not in data and data.isascii()):
         return None
     cols = [
         pl.col("rating").replace_strict(RATINGS, default=None, return_dtype=pl.String),

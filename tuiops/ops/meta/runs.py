@@ -28,29 +28,27 @@ class RunTags:
     toks: list[str]
     tags: list[str]
     counts: list[int]
-    #: (id, name, category) of the tags new to the vocabulary, in the order posts name them.
+    #: (id, name, category) of the tags new to the vocabulary, in the order posts name them,
+    #: and their tokens.
     new_tags: list[tuple[int, str, str | None]]
+    new_toks: list[str]
     #: (category, name) of stored tags without one that this run gives one.
     categorised: list[tuple[str, str]]
     #: The stored tags without a category that this run names (whether or not it gives one).
     named: list[str]
 
 
-def _exploded(frame: pl.DataFrame, column: str) -> pl.DataFrame:
-    """(row, tag) for each tag of ``column``, in row order and each row's own order."""
-    return (
-        frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"), pl.col(column).str.split(" "))
-        .explode(column)
-        .rename({column: "tag"})
-        .filter(pl.col("tag").is_not_null() & (pl.col("tag") != ""))
-    )
-
-
 def _first_categories(frame: pl.DataFrame, firsts: pl.DataFrame) -> pl.DataFrame:
     """``firsts`` (``row``, ``tag``, in order) with the ``category`` its row's category fields
     give each tag (the first field naming it; null where none does)."""
+    rows = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"), *CATEGORY_FIELDS)
+    need = firsts.get_column("row").unique()
+    if need.len() < frame.height // 2:
+        rows = rows[need.sort()]
     parts = [
-        _exploded(frame, col).with_columns(pl.lit(k, pl.UInt8).alias("order"))
+        rows.select("row", pl.col(col).str.split(" ").alias("tag"), pl.lit(k, pl.UInt8).alias("order"))
+        .explode("tag")
+        .filter(pl.col("tag").is_not_null() & (pl.col("tag") != ""))
         for k, col in enumerate(CATEGORY_FIELDS)
     ]
     found = (
@@ -68,10 +66,10 @@ def _first_categories(frame: pl.DataFrame, firsts: pl.DataFrame) -> pl.DataFrame
 def run_tags(
     frame: pl.DataFrame, vocab: pl.DataFrame, next_tag: int, no_category: set[str]
 ) -> tuple[RunTags, pl.DataFrame]:
-    """The run's tags against ``vocab`` (``tag``, ``tid``); new ids from ``next_tag``. Gives
-    the vocabulary with the new tags added too. ``frame`` holds ``tag_string`` and the
-    category fields, one row per post, tags separated by single spaces (no space first or
-    last)."""
+    """The run's tags against ``vocab`` (``tag``, ``tok``: ``t<id>``); new ids from
+    ``next_tag``. Gives the vocabulary with the new tags added too. ``frame`` holds
+    ``tag_string`` and the category fields, one row per post, tags separated by single spaces
+    (no space first or last)."""
     n = frame.height
     flat = (
         frame.select(
@@ -79,48 +77,51 @@ def run_tags(
         )
         .explode("tag_string")
         .rename({"tag_string": "tag"})
-        .join(vocab, on="tag", how="left", maintain_order="left")
     )
-    fresh = (
-        flat.filter(pl.col("tid").is_null() & (pl.col("tag") != ""))
-        .select("row", "tag")
-        .unique("tag", keep="first", maintain_order=True)
-    )
+    # each tag of the run once, in the order the posts first name it
+    firsts = flat.unique("tag", keep="first", maintain_order=True).filter(pl.col("tag") != "")
+    known = firsts.join(vocab, on="tag", how="left", maintain_order="left")
+    fresh = known.filter(pl.col("tok").is_null()).select("row", "tag")
     new_tags: list[tuple[int, str, str | None]] = []
+    new_toks: list[str] = []
     if not fresh.is_empty():
-        fresh = fresh.with_columns(
-            pl.int_range(next_tag, next_tag + fresh.height, dtype=pl.Int64).alias("tid")
-        )
+        ids = pl.int_range(next_tag, next_tag + fresh.height, dtype=pl.Int64, eager=True)
         cats = _first_categories(frame, fresh)
-        new_tags = list(zip(*(cats.get_column(c).to_list() for c in ("tid", "tag", "category")), strict=True))
-        flat = flat.join(
-            fresh.select("tag", pl.col("tid").alias("new")), on="tag", how="left", maintain_order="left"
-        ).select("row", "tag", pl.coalesce("tid", "new").alias("tid"))
-        vocab = pl.concat([vocab, fresh.select("tag", "tid")])
+        new_tags = list(
+            zip(ids.to_list(), *(cats.get_column(c).to_list() for c in ("tag", "category")), strict=True)
+        )
+        fresh = fresh.select("tag", pl.format("t{}", ids).alias("tok"))
+        known = known.join(fresh.rename({"tok": "new"}), on="tag", how="left", maintain_order="left")
+        known = known.select("row", "tag", pl.coalesce("tok", "new").alias("tok"))
+        vocab = pl.concat([vocab, fresh])
+        new_toks = fresh.get_column("tok").to_list()
     categorised: list[tuple[str, str]] = []
     named: list[str] = []
     if no_category:
         stored = pl.Series("tag", list(no_category), dtype=pl.String)
-        firsts = flat.filter(pl.col("tag").is_in(stored.implode())).unique(
-            "tag", keep="first", maintain_order=True
-        )
-        named = firsts.get_column("tag").to_list()
-        given = _first_categories(frame, firsts.select("row", "tag")).drop_nulls("category")
+        unknown = firsts.filter(pl.col("tag").is_in(stored.implode()))
+        named = unknown.get_column("tag").to_list()
+        given = _first_categories(frame, unknown).drop_nulls("category")
         categorised = list(
             zip(given.get_column("category").to_list(), given.get_column("tag").to_list(), strict=True)
         )
     # Each post's tokens: the run's tokens in one text, a post's ending in a newline.
     last = pl.col("row") != pl.col("row").shift(-1, fill_value=n)
-    text = flat.select(
-        pl.concat_str(
-            pl.when(pl.col("tid").is_null()).then(pl.lit("")).otherwise(pl.format("t{}", "tid")),
-            pl.when(last).then(pl.lit("\n")).otherwise(pl.lit(" ")),
-        ).str.join("")
-    ).item()
+    text = (
+        flat.join(known.select("tag", "tok"), on="tag", how="left", maintain_order="left")
+        .select(
+            pl.concat_str(
+                pl.col("tok").fill_null(""), pl.when(last).then(pl.lit("\n")).otherwise(pl.lit(" "))
+            ).str.join("")
+        )
+        .item()
+    )
     tags = frame.get_column("tag_string")
     counts = (tags.str.count_matches(" ", literal=True) + 1) * (tags != "")
     return (
-        RunTags(text.split("\n")[:n], tags.to_list(), counts.to_list(), new_tags, categorised, named),
+        RunTags(
+            text.split("\n")[:n], tags.to_list(), counts.to_list(), new_tags, new_toks, categorised, named
+        ),
         vocab,
     )
 
