@@ -78,10 +78,13 @@ def run_tags(
         .explode("tag_string")
         .rename({"tag_string": "tag"})
     )
-    # each tag of the run once, in the order the posts first name it
-    firsts = flat.unique("tag", keep="first", maintain_order=True).filter(pl.col("tag") != "")
-    known = firsts.join(vocab, on="tag", how="left", maintain_order="left")
-    fresh = known.filter(pl.col("tok").is_null()).select("row", "tag")
+    flat = flat.join(vocab, on="tag", how="left", maintain_order="left")
+    # the tags new to the vocabulary, in the order the posts first name them
+    fresh = (
+        flat.filter(pl.col("tok").is_null() & (pl.col("tag") != ""))
+        .select("row", "tag")
+        .unique("tag", keep="first", maintain_order=True)
+    )
     new_tags: list[tuple[int, str, str | None]] = []
     new_toks: list[str] = []
     if not fresh.is_empty():
@@ -91,15 +94,19 @@ def run_tags(
             zip(ids.to_list(), *(cats.get_column(c).to_list() for c in ("tag", "category")), strict=True)
         )
         fresh = fresh.select("tag", pl.format("t{}", ids).alias("tok"))
-        known = known.join(fresh.rename({"tok": "new"}), on="tag", how="left", maintain_order="left")
-        known = known.select("row", "tag", pl.coalesce("tok", "new").alias("tok"))
+        flat = flat.join(fresh.rename({"tok": "new"}), on="tag", how="left", maintain_order="left")
+        flat = flat.select("row", "tag", pl.coalesce("tok", "new").alias("tok"))
         vocab = pl.concat([vocab, fresh])
         new_toks = fresh.get_column("tok").to_list()
     categorised: list[tuple[str, str]] = []
     named: list[str] = []
     if no_category:
         stored = pl.Series("tag", list(no_category), dtype=pl.String)
-        unknown = firsts.filter(pl.col("tag").is_in(stored.implode()))
+        unknown = (
+            flat.filter(pl.col("tag").is_in(stored.implode()))
+            .select("row", "tag")
+            .unique("tag", keep="first", maintain_order=True)
+        )
         named = unknown.get_column("tag").to_list()
         given = _first_categories(frame, unknown).drop_nulls("category")
         categorised = list(
@@ -107,15 +114,11 @@ def run_tags(
         )
     # Each post's tokens: the run's tokens in one text, a post's ending in a newline.
     last = pl.col("row") != pl.col("row").shift(-1, fill_value=n)
-    text = (
-        flat.join(known.select("tag", "tok"), on="tag", how="left", maintain_order="left")
-        .select(
-            pl.concat_str(
-                pl.col("tok").fill_null(""), pl.when(last).then(pl.lit("\n")).otherwise(pl.lit(" "))
-            ).str.join("")
-        )
-        .item()
-    )
+    text = flat.select(
+        pl.concat_str(
+            pl.col("tok").fill_null(""), pl.when(last).then(pl.lit("\n")).otherwise(pl.lit(" "))
+        ).str.join("")
+    ).item()
     tags = frame.get_column("tag_string")
     counts = (tags.str.count_matches(" ", literal=True) + 1) * (tags != "")
     return (
