@@ -6,7 +6,8 @@ of the import, the same for polars reading the same file (``scan_ndjson`` and
 ``read_ndjson``: parsing only, nothing stored), and the time of a few searches against a
 plain ``LIKE`` scan and polars ``str.contains`` over the same tags. "store writes alone"
 inserts the same rows and index entries, made beforehand, as the import writes them: the
-floor of an importer that keeps the FTS5 index.
+floor of an importer that keeps the FTS5 index; the last line compares the import with
+it in time and in CPU per post (polars' threads included).
 
     python benchmarks/bench_meta.py --posts 1000000
 

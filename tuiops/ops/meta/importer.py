@@ -1,14 +1,17 @@
 """`meta import`: post metadata into the store, streamed, in one transaction.
 
-The file is read one record at a time and written in batches, so a dump of millions of
-posts takes memory for one batch and the tag vocabulary. Everything an import writes
+The file is read one record at a time (a JSON-lines file: a run of lines at a time, see
+:mod:`tuiops.ops.meta.records`) and written in batches (a JSON-lines file: one per run,
+however the run was read), so a dump of millions of posts takes memory for one batch and
+the tag vocabulary. Everything an import writes
 commits together: a failure, Ctrl+C or a kill leaves the store as it was.
 
 A post is keyed by booru and id. A post already stored is updated when the file says
 something else about it and left alone when it says the same (a re-import of a file
 changes nothing); with ``replace`` the booru's posts that the file does not hold are
 removed. A line that is not a post is reported as ``file:line: message`` and left out; a
-post id given twice is reported and the later line kept. Posts whose image is not in
+post id given twice is reported and the later line kept (the post counts once: new,
+updated or unchanged against the store before the import). Posts whose image is not in
 the pool are kept and counted. Where a scanned file of a post's image exists, its size
 and md5 are compared with the post's (``md5=False`` compares sizes only, without reading
 files); a difference is reported and recorded in ``meta_checks``.
