@@ -14,11 +14,18 @@ The peer is Textual's own ``DataTable`` fed the same rows (at ``--peer-rows``, b
 100k: it holds every row as Python objects, so 4M rows do not fit in reasonable time or
 memory); its load, first paint, page and sort times are printed beside ours, with the ratio.
 
+Goals are judged on the worst case (p100) of each measure, not its median: every scroll step
+and Home/End < 50 ms, every sort, filter and selection ≤ 1 s (sorting on a column not loaded
+yet and selecting by mask before the names are loaded included). A missed goal prints GOAL
+MISSED and the script exits non-zero. It is a benchmark, not a test: iterate at ``--rows
+1000000`` and confirm at 4M; ``--repeat`` drives the app several times and keeps every sample.
+
 Parity: the app's first page after each sort and filter is compared with the same order
 computed independently with SQL on the store; any difference prints MISMATCH and the script
 exits non-zero.
 
-    python benchmarks/bench_tui.py [--size 4000000] [--peer-rows 100000] [--quick]
+    python benchmarks/bench_tui.py [--rows 4000000] [--store DIR] [--repeat 1]
+                                   [--peer-rows 100000] [--quick]
 """
 
 from __future__ import annotations
@@ -130,19 +137,24 @@ def build_store(root: Path, size: int, seed: int = 0) -> None:
     ws.close()
 
 
-def cached_store(size: int) -> Path:
-    """The workspace for ``size``, generated once into the temp folder."""
+def cached_store(size: int, folder: Path | None = None) -> Path:
+    """The workspace for ``size``, generated once into ``folder`` (default: the temp folder,
+    one per size) and reused while the size it was built for matches."""
     import shutil
 
-    root = Path(tempfile.gettempdir()) / "tuiops-bench-tui" / f"store-{size}-v{STORE_VERSION}"
-    if (root / ".complete").exists():
+    root = folder or Path(tempfile.gettempdir()) / "tuiops-bench-tui" / f"store-{size}-v{STORE_VERSION}"
+    done = root / ".complete"
+    marks = (f"{size} v{STORE_VERSION}",) if folder else ("ok", f"{size} v{STORE_VERSION}")
+    if done.exists() and done.read_text().strip() in marks:
         return root
     if root.exists():
+        if not (root / "tuiops.toml").exists() and any(root.iterdir()):
+            raise SystemExit(f"{root} is not a benchmark workspace; name an empty or new folder")
         shutil.rmtree(root)
     t0 = time.perf_counter()
     print(f"generating a {size:,}-image store in {root} (cached for later runs) …", flush=True)
     build_store(root, size)
-    (root / ".complete").write_text("ok")
+    done.write_text(f"{size} v{STORE_VERSION}")
     print(f"  done in {time.perf_counter() - t0:.1f} s", flush=True)
     return root
 
@@ -456,21 +468,105 @@ def parity(root: Path, ours: dict[str, Any]) -> list[str]:
     return bad
 
 
+#: Goals, judged on the worst case of each measure: (measure, limit in seconds).
+GOALS: tuple[tuple[str, float], ...] = (
+    ("open and paint", 0.5),
+    ("scroll while loading", 0.05),
+    ("scroll", 0.05),
+    ("end/home", 0.05),
+    ("scroll sorted", 0.05),
+    ("scroll filtered", 0.05),
+    ("sort size", 1.0),
+    ("sort reverse", 1.0),
+    ("sort name", 1.0),
+    ("sort time (cold column)", 1.0),
+    ("sort time (warm)", 1.0),
+    ("unsorted", 1.0),
+    ("filter", 1.0),
+    ("filter counts", 1.0),
+    ("select mask (cold names)", 1.0),
+    ("deselect mask (warm)", 1.0),
+    ("invert", 1.0),
+)
+
+LABELS = {
+    "open and paint": "open and paint (Enter on the pool)",
+    "sort size": "sort by size",
+    "sort reverse": "sort reverse",
+    "sort name": "sort by name",
+    "sort time (cold column)": "sort by time (column not loaded)",
+    "sort time (warm)": "sort by time (loaded)",
+    "unsorted": "back to unsorted",
+    "filter counts": "filter labels >= 3 AND dets = 0",
+    "select mask (cold names)": "select *.png (names not loaded)",
+    "deselect mask (warm)": "deselect gel* (names loaded)",
+    "invert": "invert selection",
+}
+
+
+def worst(value: float | list[float]) -> float:
+    return max(value) if isinstance(value, list) else value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=4_000_000, help="images in the generated pool")
-    parser.add_argument("--peer-rows", type=int, default=100_000, help="rows given to Textual's DataTable")
+    parser.add_argument(
+        "--rows", "--size", dest="rows", type=int, default=4_000_000, help="images in the generated pool"
+    )
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="folder of the generated workspace (built there once, reused while its size matches; "
+        "default: one per size in the temp folder)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="drive the app this many times; each measure keeps its worst"
+    )
+    parser.add_argument(
+        "--peer-rows", type=int, default=100_000, help="rows given to Textual's DataTable (0: no peer)"
+    )
     parser.add_argument("--quick", action="store_true", help="a small run for a smoke test")
     args = parser.parse_args()
     if args.quick:
-        args.size, args.peer_rows = 20_000, 2_000
-    root = cached_store(args.size)
-    ours: dict[str, Any] = {}
+        args.rows, args.peer_rows = 20_000, 2_000
+    root = cached_store(args.rows, args.store)
+    runs: list[dict[str, Any]] = []
+    for _ in range(max(1, args.repeat)):
+        one: dict[str, Any] = {}
+        asyncio.run(bench_app(root, one))
+        runs.append(one)
+    ours = merge_runs(runs)
     peer: dict[str, Any] = {}
-    asyncio.run(bench_app(root, ours))
-    asyncio.run(bench_datatable(root, args.peer_rows, peer))
-    scale = args.size / max(1, peer["rows"])
+    if args.peer_rows > 0:
+        asyncio.run(bench_datatable(root, args.peer_rows, peer))
+    return report(args.rows, root, ours, peer, len(runs))
 
+
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result per measure over repeated runs: timings keep every sample (lists joined, single
+    times as a list of each run's); everything else is the first run's."""
+    ours = dict(runs[0])
+    if len(runs) == 1:
+        return ours
+    timed = {name for name, _ in GOALS} | {
+        "floor",
+        "start to first paint",
+        "background load",
+        "quick view",
+        "quick view step",
+        "view f3",
+    }
+    for name in timed:
+        values: list[float] = []
+        for r in runs:
+            v = r[name]
+            values.extend(v if isinstance(v, list) else [v])
+        ours[name] = values
+    return ours
+
+
+def report(rows: int, root: Path, ours: dict[str, Any], peer: dict[str, Any], n_runs: int) -> int:
     def line(
         name: str, value: str, goal: str = "", ok: bool | None = None, peer_v: str = "", ratio: str = ""
     ) -> None:
@@ -480,82 +576,79 @@ def main() -> int:
     def ms(v: float) -> str:
         return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s"
 
+    def shown(v: float | list[float]) -> str:
+        if isinstance(v, list):
+            if len(v) == 1:
+                return ms(v[0])
+            return f"median {statistics.median(v) * 1000:.1f} ms, max {ms(max(v))}"
+        return ms(v)
+
+    peer_rows = peer.get("rows", 0)
+    scale = rows / max(1, peer_rows)
     print(
-        f"\ntuiops app on {args.size:,} images (160×48, headless, pilot); DataTable peer on {peer['rows']:,} rows"
+        f"\ntuiops app on {rows:,} images (160×48, headless, pilot, {n_runs} run(s))"
+        + (f"; DataTable peer on {peer_rows:,} rows" if peer else "")
     )
     print(
         "times: key press → first frame drawn that shows the result (screen compositor refresh), inside\n"
-        "the app; work the key starts in a worker is included;\n"
+        "the app; work the key starts in a worker is included; goals hold for the worst case (p100);\n"
         f"a key no one handles (sent, handled, nothing to draw) takes {_stats(ours['floor'])}\n"
     )
-    line("measure", "tuiops", "goal", None, f"DataTable ({peer['rows']:,} rows)", "ratio")
-    line("start to first paint", ms(ours["start to first paint"]))
     line(
-        "open and paint (Enter on the pool)",
-        ms(ours["open and paint"]),
-        "< 0.5 s",
-        ours["open and paint"] < 0.5,
-        f"{ms(peer['load and paint'])} (×{scale:.0f} rows: ~{ms(peer['load and paint'] * scale)})",
-        f"{peer['load and paint'] * scale / max(ours['open and paint'], 1e-9):.0f}×",
+        "measure",
+        "tuiops",
+        "goal",
+        None,
+        f"DataTable ({peer_rows:,} rows)" if peer else "",
+        "ratio" if peer else "",
     )
-    line("background load (UI responsive)", ms(ours["background load"]))
-    for name in ("scroll while loading", "scroll", "end/home", "scroll sorted", "scroll filtered"):
-        worst = max(ours[name])
-        extra = ""
-        ratio = ""
-        if name == "scroll":
-            extra = _stats(peer["scroll"])
-            ratio = f"{statistics.median(peer['scroll']) / max(statistics.median(ours['scroll']), 1e-9):.1f}×"
-        line(
-            name,
-            _stats(ours[name]),
-            "< 50 ms",
-            statistics.median(ours[name]) < 0.05 and worst < 0.25,
-            extra,
-            ratio,
-        )
-    line(
-        "sort by size",
-        ms(ours["sort size"]),
-        "≤ 1 s",
-        ours["sort size"] <= 1.0,
-        f"{ms(peer['sort size'])} (×{scale:.0f}: ~{ms(peer['sort size'] * scale)})",
-        f"{peer['sort size'] * scale / max(ours['sort size'], 1e-9):.0f}×",
-    )
-    line("sort reverse", ms(ours["sort reverse"]), "≤ 1 s", ours["sort reverse"] <= 1.0)
-    line("sort by name", ms(ours["sort name"]), "≤ 1 s", ours["sort name"] <= 1.0)
-    line("sort by time (column not loaded)", ms(ours["sort time (cold column)"]))
-    line("sort by time (loaded)", ms(ours["sort time (warm)"]), "≤ 1 s", ours["sort time (warm)"] <= 1.0)
-    line("back to unsorted", ms(ours["unsorted"]), "≤ 1 s", ours["unsorted"] <= 1.0)
-    line(f"filter {ours['filter where']}", ms(ours["filter"]), "≤ 1 s", ours["filter"] <= 1.0)
-    line("filter labels >= 3 AND dets = 0", ms(ours["filter counts"]), "≤ 1 s", ours["filter counts"] <= 1.0)
-    line("select *.png (names not loaded)", ms(ours["select mask (cold names)"]))
-    line(
-        "deselect gel* (names loaded)",
-        ms(ours["deselect mask (warm)"]),
-        "≤ 1 s",
-        ours["deselect mask (warm)"] <= 1.0,
-    )
-    line("invert selection", ms(ours["invert"]), "≤ 1 s", ours["invert"] <= 1.0)
-    line("quick view on", ms(ours["quick view"]))
-    line("quick view, next image", _stats(ours["quick view step"]))
-    line("F3 viewer", ms(ours["view f3"]))
+    line("start to first paint", shown(ours["start to first paint"]))
+    line("background load (UI responsive)", shown(ours["background load"]))
+    missed = []
+    for name, limit in GOALS:
+        value = ours[name]
+        ok = worst(value) <= limit
+        if not ok:
+            missed.append(f"{LABELS.get(name, name)}: worst {ms(worst(value))} > {ms(limit)}")
+        peer_v = ratio = ""
+        if peer and name == "open and paint":
+            peer_v = (
+                f"{ms(peer['load and paint'])} (×{scale:.0f} rows: ~{ms(peer['load and paint'] * scale)})"
+            )
+            ratio = f"{peer['load and paint'] * scale / max(worst(value), 1e-9):.0f}×"
+        elif peer and name == "scroll":
+            peer_v = _stats(peer["scroll"])
+            ratio = f"{statistics.median(peer['scroll']) / max(statistics.median(value), 1e-9):.1f}×"
+        elif peer and name == "sort size":
+            peer_v = f"{ms(peer['sort size'])} (×{scale:.0f}: ~{ms(peer['sort size'] * scale)})"
+            ratio = f"{peer['sort size'] * scale / max(worst(value), 1e-9):.0f}×"
+        label = LABELS.get(name, name)
+        if name == "filter":
+            label = f"filter {ours['filter where']}"
+        line(label, shown(value), ("< " if limit < 1 else "≤ ") + ms(limit), ok, peer_v, ratio)
+    line("quick view on", shown(ours["quick view"]))
+    line("quick view, next image", shown(ours["quick view step"]))
+    line("F3 viewer", shown(ours["view f3"]))
     problems = parity(root, ours)
     if (
-        any(
+        peer
+        and any(
             peer["sort size rows"][i] != ours["sort size rows"][i]
             for i in range(min(5, len(peer["sort size rows"])))
         )
-        and args.size == peer["rows"]
+        and rows == peer_rows
     ):
         problems.append("DataTable and tuiops disagree on the largest files")
     print()
-    if problems:
-        for p in problems:
-            print(f"MISMATCH: {p}")
-        return 1
-    print("parity: sort, filters, counts and mask selection equal the store's answers (SQL / numpy)")
-    return 0
+    for p in problems:
+        print(f"MISMATCH: {p}")
+    if not problems:
+        print("parity: sort, filters, counts and mask selection equal the store's answers (SQL / numpy)")
+    for m in missed:
+        print(f"GOAL MISSED: {m}")
+    if not missed:
+        print("goals: every worst case is within its goal")
+    return 1 if problems or missed else 0
 
 
 if __name__ == "__main__":
