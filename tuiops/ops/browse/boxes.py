@@ -27,7 +27,7 @@ from tuiops.ops.browse.spec import (
     Owner,
     Spec,
 )
-from tuiops.store.db import ITEM_SHIFT, OWNER_SHIFT
+from tuiops.store.db import ITEM_SHIFT, MAX_ORD, OWNER_SHIFT
 
 if TYPE_CHECKING:
     import polars as pl
@@ -39,22 +39,42 @@ def box_counts(store: Store, table: str, owner: Owner, items: pl.Series) -> pl.S
     """Boxes per image of a set or run, for every row of ``items`` (0 where none).
 
     The set's box ids come in id order, so their item ids are sorted: the counts are the
-    run lengths, found with numpy, and looked up for ``items`` by binary search.
+    run lengths, found with numpy, and looked up for ``items`` by binary search. The ids
+    are read in slices of :data:`COUNT_SLICE` images' id ranges (short queries, so other
+    readers of the store get their turn).
     """
     import polars as pl
 
-    frame = store.read_frame(
-        f"SELECT id FROM {table} WHERE id BETWEEN ? AND ? ORDER BY id", (owner.lo, owner.hi), {"id": pl.Int64}
-    )
-    box_items = (frame["id"].to_numpy() >> ITEM_SHIFT) & ((1 << (OWNER_SHIFT - ITEM_SHIFT)) - 1)
-    if len(box_items) == 0:
-        return pl.Series(np.zeros(len(items), dtype=np.int64))
-    starts = np.concatenate([[0], np.flatnonzero(np.diff(box_items)) + 1])
-    uniq = box_items[starts]
-    counts = np.diff(np.concatenate([starts, [len(box_items)]]))
     want = items.fill_null(-1).cast(pl.Int64).to_numpy()
+    real = want[want >= 0]
+    if len(real) == 0:
+        return pl.Series(np.zeros(len(items), dtype=np.int64))
+    first, last = int(real.min()), int(real.max())
+    uniq_parts: list[np.ndarray] = []
+    count_parts: list[np.ndarray] = []
+    for a in range(first, last + 1, COUNT_SLICE):
+        b = min(last, a + COUNT_SLICE - 1)
+        frame = store.read_frame(
+            f"SELECT id FROM {table} WHERE id BETWEEN ? AND ? ORDER BY id",
+            (owner.lo + (a << ITEM_SHIFT), owner.lo + (b << ITEM_SHIFT) + MAX_ORD),
+            {"id": pl.Int64},
+        )
+        box_items = (frame["id"].to_numpy() >> ITEM_SHIFT) & ((1 << (OWNER_SHIFT - ITEM_SHIFT)) - 1)
+        if len(box_items) == 0:
+            continue
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(box_items)) + 1])
+        uniq_parts.append(box_items[starts])
+        count_parts.append(np.diff(np.concatenate([starts, [len(box_items)]])))
+    if not uniq_parts:
+        return pl.Series(np.zeros(len(items), dtype=np.int64))
+    uniq = np.concatenate(uniq_parts)
+    counts = np.concatenate(count_parts)
     pos = np.minimum(np.searchsorted(uniq, want), len(uniq) - 1)
     return pl.Series(np.where(uniq[pos] == want, counts[pos], 0).astype(np.int64))
+
+
+#: Images per query when box counts are read (about 1.5 boxes an image: ~100k ids a query).
+COUNT_SLICE = 65_536
 
 
 class BoxSource(Source):

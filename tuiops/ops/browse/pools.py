@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -70,6 +71,9 @@ class PoolSource(Source):
         self.root = Path(store.one("SELECT root FROM pools WHERE id = ?", (self.pool_id,)))
         self.folder = spec.folder
         self.lab, self.run, self.match_id = resolve_context(store, ctx)
+        self._rank: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._rank_lock = threading.Lock()
+        self._names: tuple[np.ndarray, pl.Series] | None = None
         self.columns = [
             Column("name", "Name", "name", None, "name"),
             Column("size", "Size", "size", 7, "size"),
@@ -209,6 +213,8 @@ class PoolSource(Source):
         before: Any = None,
         from_end: bool = False,
     ) -> np.ndarray:
+        import polars as pl
+
         where, params = self._base_where()
         desc = from_end or before is not None
         if after is not None:
@@ -221,52 +227,84 @@ class PoolSource(Source):
             f"SELECT id FROM files WHERE {where} ORDER BY relpath {'DESC' if desc else 'ASC'} "
             f"LIMIT {int(limit)} OFFSET {int(offset)}"
         )
-        ids = np.fromiter((r[0] for r in store.execute(sql, params)), dtype=np.int64)
+        # through the same SQLite library as the background loads, so a page never waits for them
+        ids = store.read_frame(sql, params, {"id": pl.Int64})["id"].to_numpy().astype(np.int64)
         return ids[::-1].copy() if desc else ids
 
     def load_ids(self, store: Store) -> np.ndarray:
+        """Every file id in name order, read from the folder index in keyset slices of
+        :data:`LOAD_SLICE` rows (each a short query, so the UI's page reads get their turn);
+        the names come with them and are kept for the ``name`` field."""
         import polars as pl
 
         where, params = self._base_where()
-        frame = store.read_frame(
-            f"SELECT id FROM files WHERE {where} ORDER BY relpath", params, {"id": pl.Int64}
-        )
-        return frame["id"].to_numpy().astype(np.int64, copy=False)
+        parts: list[pl.DataFrame] = []
+        last: str | None = None
+        while True:
+            cond = "" if last is None else " AND relpath > ?"
+            frame = store.read_frame(
+                f"SELECT id, relpath FROM files WHERE {where}{cond} ORDER BY relpath LIMIT {LOAD_SLICE}",
+                [*params, *([] if last is None else [last])],
+                {"id": pl.Int64, "relpath": pl.String},
+            )
+            parts.append(frame)
+            if frame.height < LOAD_SLICE:
+                break
+            last = frame["relpath"][-1]
+        whole = pl.concat(parts, rechunk=True) if len(parts) > 1 else parts[0]
+        ids = whole["id"].to_numpy().astype(np.int64, copy=False)
+        self._names = (ids, whole["relpath"])
+        return ids
 
-    #: Columns of ``files`` loaded together (one scan of the files' rowid range per group).
+    #: Columns of ``files`` loaded together (one scan of the files' rowid range per group): the
+    #: first group holds every column shown or commonly sorted on, so that one background scan
+    #: makes them all ready.
     _GROUPS: ClassVar[tuple[dict[str, str], ...]] = (
-        {"item_id": "item_id", "size": "size", "width": "width", "height": "height"},
-        {"mtime": "mtime_ns", "phash": "phash", "keyed": "keyed"},
-        {"format": "format", "mode": "mode", "status": "status"},
+        {"item_id": "item_id", "size": "size", "width": "width", "height": "height", "mtime": "mtime_ns"},
+        {"format": "format", "mode": "mode", "status": "status", "phash": "phash", "keyed": "keyed"},
     )
+
+    def _rowid_order(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``ids`` sorted (the order a rowid scan gives) and the rank of each base row in it."""
+        with self._rank_lock:
+            cached = self._rank
+            if cached is not None and cached[0] is ids:
+                return cached[1], cached[2]
+            perm = np.argsort(ids, kind="stable")
+            rank = np.empty(len(ids), dtype=np.int64)
+            rank[perm] = np.arange(len(ids), dtype=np.int64)
+            by_rowid = ids[perm]
+            self._rank = (ids, by_rowid, rank)
+            return by_rowid, rank
 
     def _load_by_rowid(
         self, store: Store, ids: np.ndarray, cols: str, names: list[str]
     ) -> dict[str, pl.Series]:
+        """Columns of the files ``ids`` (aligned with them), read in rowid slices of
+        :data:`LOAD_SLICE` rows: each slice is one short query and one short gather, so a
+        long load never holds the interpreter lock for long (the UI thread keeps drawing)."""
         import polars as pl
 
         if len(ids) == 0:
             return {n: pl.Series(n, [], dtype=pl.Int64) for n in names}
-        lo, hi = int(ids.min()), int(ids.max())
-        frame = store.read_frame(
-            f"SELECT id, {cols} FROM files WHERE id BETWEEN ? AND ? AND +pool_id = ? ORDER BY id",
-            (lo, hi, self.pool_id),
-        )
-        got = frame["id"].cast(pl.Int64).to_numpy()
-        pos = np.searchsorted(got, ids)
-        pos_c = np.minimum(pos, max(0, len(got) - 1))
-        found = (got[pos_c] == ids) if len(got) else np.zeros(len(ids), dtype=bool)
-        take = pl.Series(np.where(found, pos_c, 0), dtype=pl.Int64)
-        out = {}
-        for n in names:
-            col = frame[n].gather(take) if len(got) else pl.Series(n, [None] * len(ids))
-            if not found.all():
-                col = pl.select(pl.when(pl.Series(found)).then(col).otherwise(None)).to_series()
-            out[n] = col.alias(n)
-        return out
+        by_rowid, rank = self._rowid_order(ids)
+        parts: list[pl.DataFrame] = []
+        for a in range(0, len(by_rowid), LOAD_SLICE):
+            want = by_rowid[a : a + LOAD_SLICE]
+            frame = store.read_frame(
+                f"SELECT id, {cols} FROM files WHERE id BETWEEN ? AND ? AND +pool_id = ? ORDER BY id",
+                (int(want[0]), int(want[-1]), self.pool_id),
+            )
+            parts.append(_take_rows(frame, want, names))
+        merged = pl.concat(parts, how="vertical_relaxed", rechunk=False)
+        out = merged.lazy().select(pl.all().gather(pl.lit(pl.Series(rank, dtype=pl.Int64)))).collect()
+        return {n: out[n].alias(n) for n in names}
 
     def _load_names(self, store: Store, ids: np.ndarray) -> pl.Series:
-        """Relpaths in base order, from the covering folder index (checked against ``ids``)."""
+        """Relpaths in base order: those read with the ids, or from the folder index."""
+        names = self._names
+        if names is not None and names[0] is ids:
+            return names[1]
         import polars as pl
 
         where, params = self._base_where()
@@ -279,37 +317,39 @@ class PoolSource(Source):
             return frame["relpath"]
         return align(ids, frame, "id", ["relpath"])["relpath"]
 
+    def load_unit(self, name: str) -> list[str]:
+        group = next((g for g in self._GROUPS if name in g), None)
+        return list(group) if group is not None else [name]
+
+    def preload_fields(self) -> list[str]:
+        """Every field a sort, filter or mask commonly needs, in the order worth having them: the
+        shown columns (one scan also brings the time), the names (masks), then the rest."""
+        first = [f for f in super().preload_fields() if f in self.fields]
+        rest = ["name", "mtime", "status", "format"]
+        return list(dict.fromkeys([*first, *rest]))
+
     def _load_fields(self, store: Store, names: list[str], ids: np.ndarray) -> dict[str, pl.Series]:
         import polars as pl
 
         want = set(names)
         out: dict[str, pl.Series] = {}
-        have = dict(self._cache)
+        for group in self._GROUPS:
+            if want & set(group):
+                cols = ", ".join(f"{c} AS {n}" for n, c in group.items())
+                out.update(self._load_by_rowid(store, ids, cols, list(group)))
+        if "relpath" in want:
+            out["relpath"] = self._load_names(store, ids)
 
         def need(name: str) -> pl.Series:
-            if name in have:
-                return have[name]
-            group = next((g for g in self._GROUPS if name in g), None)
-            if group is not None:
-                cols = ", ".join(f"{c} AS {n}" for n, c in group.items())
-                loaded = self._load_by_rowid(store, ids, cols, list(group))
-            elif name == "relpath":
-                loaded = {"relpath": self._load_names(store, ids)}
-            else:
-                raise AssertionError(name)
-            have.update(loaded)
-            out.update(loaded)
-            return have[name]
+            if name in out:
+                return out[name]
+            return self.fields_for(store, [name], ids)[name]
 
-        for n in names:
-            if n == "relpath" or any(n in g for g in self._GROUPS):
-                need(n)
         if "name" in want:
-            out["name"] = need("relpath").str.slice(len(self.folder)).alias("name")
+            out["name"] = _frame_op(need("relpath"), pl.col("v").str.slice(len(self.folder))).alias("name")
         if "ext" in want:
-            out["ext"] = (
-                need("relpath").str.extract(r"\.([^./]+)$", 1).str.to_lowercase().fill_null("").alias("ext")
-            )
+            ext = pl.col("v").str.extract(r"\.([^./]+)$", 1).str.to_lowercase().fill_null("")
+            out["ext"] = _frame_op(need("relpath"), ext).alias("ext")
         if "pixels" in want:
             out["pixels"] = (need("width").cast(pl.Int64) * need("height").cast(pl.Int64)).alias("pixels")
         if want & {"key", "booru", "fid"}:
@@ -322,7 +362,7 @@ class PoolSource(Source):
                 {"item_id": pl.Int64, "key": pl.String, "booru": pl.String, "fid": pl.Int64},
             )
             aligned = align(items.fill_null(-1).to_numpy(), keys, "item_id", ["key", "booru", "fid"])
-            out.update(aligned)
+            out.update({n: aligned[n] for n in ("key", "booru", "fid") if n in want})
         for name, owner, table in (("labels", self.lab, "labels"), ("dets", self.run, "detections")):
             if name not in want:
                 continue
@@ -374,6 +414,13 @@ class PoolSource(Source):
             match_join = "LEFT JOIN match_images m ON m.match_id = ? AND m.item_id = f.item_id"
             match_col = "m.f1 AS f1"
             params_head.append(self.match_id)
+        row_schema = {
+            ROW_ID: pl.Int64,
+            ROW_ORDER: pl.String,
+            ROW_KEY: pl.String,
+            ROW_ITEM: pl.Int64,
+            **{c: t for c, t in schema.items() if c != "name"},
+        }
         frames = []
         for chunk in in_chunks(ids):
             sql = (
@@ -382,15 +429,7 @@ class PoolSource(Source):
                 f"FROM files f LEFT JOIN items i ON i.id = f.item_id {match_join} "
                 f"WHERE f.id IN ({', '.join('?' * len(chunk))})"
             )
-            rows = store.execute(sql, [*params_head, *chunk]).fetchall()
-            frames.append(
-                pl.DataFrame(
-                    rows,
-                    schema=[ROW_ID, ROW_ORDER, ROW_KEY, ROW_ITEM, *[c for c in schema if c != "name"]],
-                    orient="row",
-                    infer_schema_length=None,
-                )
-            )
+            frames.append(store.read_frame(sql, [*params_head, *chunk], row_schema))
         frame = pl.concat(frames, how="vertical_relaxed")
         frame = frame.with_columns(
             pl.lit(KIND_FILE).alias(ROW_KIND),
@@ -403,3 +442,42 @@ class PoolSource(Source):
             pl.col(ROW_ORDER).cast(pl.String),
         )
         return order_by_ids(frame, ids)
+
+
+#: Rows per query when whole columns are loaded: a few tens of milliseconds each, so that the
+#: page reads of the UI thread (which wait while the store's other SQLite library is busy, see
+#: :mod:`tuiops.store.connections`) and other threads never wait long.
+LOAD_SLICE = 65_536
+
+
+def _take_rows(frame: pl.DataFrame, want: np.ndarray, names: list[str]) -> pl.DataFrame:
+    """The ``names`` columns of ``frame`` (sorted by ``id``) for the sorted ids ``want`` (nulls
+    for ids it lacks)."""
+    import polars as pl
+
+    got = frame["id"].cast(pl.Int64).to_numpy() if frame.height else np.empty(0, dtype=np.int64)
+    if len(got) == len(want) and np.array_equal(got, want):
+        return frame.select(names)
+    if len(got) == 0:
+        return pl.DataFrame(
+            {n: pl.Series(n, [None] * len(want), dtype=frame.schema.get(n, pl.Int64)) for n in names}
+        )
+    pos = np.minimum(np.searchsorted(got, want), len(got) - 1)
+    found = pl.Series(got[pos] == want)
+    take = pl.Series(pos, dtype=pl.Int64)
+    return (
+        frame.lazy()
+        .select(
+            pl.when(pl.lit(found)).then(pl.col(n).gather(pl.lit(take))).otherwise(None).alias(n)
+            for n in names
+        )
+        .collect()
+    )
+
+
+def _frame_op(col: pl.Series, expr: pl.Expr) -> pl.Series:
+    """``expr`` over ``col`` (named ``v`` in it) as a frame operation, which lets other
+    threads run meanwhile (a Series method on millions of strings would hold the lock)."""
+    import polars as pl
+
+    return pl.DataFrame({"v": col}).select(expr.alias("v"))["v"]

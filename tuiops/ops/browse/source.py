@@ -47,6 +47,7 @@ class Source:
         self._ids: np.ndarray | None = None
         self._cache: dict[str, pl.Series] = {}
         self._cache_ids: np.ndarray | None = None
+        self._loading: dict[str, threading.Event] = {}
 
     # -- what subclasses provide ------------------------------------------------------------
     @property
@@ -95,7 +96,12 @@ class Source:
         return self._ids is not None
 
     def fields_for(self, store: Store, names: Sequence[str], ids: np.ndarray) -> pl.DataFrame:
-        """The named fields of every base row (aligned with ``ids``), loaded once and cached."""
+        """The named fields of every base row (aligned with ``ids``), loaded once and cached.
+
+        Fields load outside the cache's lock, each by the first thread that asks for it: a
+        thread wanting a field another thread is loading waits for that load only, so a sort
+        on one column never waits behind the background load of another.
+        """
         import polars as pl
 
         unknown = [n for n in names if n not in self.fields]
@@ -104,18 +110,50 @@ class Source:
                 f"unknown field(s) {', '.join(unknown)} for {self.title}",
                 hint=f"fields: {', '.join(self.fields)}",
             )
-        with self._lock:
-            if self._cache_ids is not ids:
-                self._cache = {}
-                self._cache_ids = ids
-            missing = [n for n in dict.fromkeys(names) if n not in self._cache]
-            if missing:
-                loaded = self._load_fields(store, missing, ids)
+        wanted = list(dict.fromkeys(names))
+        while True:
+            with self._lock:
+                if self._cache_ids is not ids:
+                    self._cache, self._loading = {}, {}
+                    self._cache_ids = ids
+                missing = [n for n in wanted if n not in self._cache]
+                if not missing:
+                    return pl.DataFrame([self._cache[n] for n in wanted])
+                waits = {id(e): e for n in missing if (e := self._loading.get(n)) is not None}
+                mine = [
+                    m
+                    for n in missing
+                    if n not in self._loading
+                    for m in self.load_unit(n)
+                    if m not in self._cache and m not in self._loading
+                ]
+                mine = list(dict.fromkeys(mine))
+                done = threading.Event()
+                for n in mine:
+                    self._loading[n] = done
+            if not mine:
+                for e in waits.values():
+                    e.wait()
+                continue
+            try:
+                loaded = self._load_fields(store, mine, ids)
                 for n, s in loaded.items():
                     if len(s) != len(ids):
                         raise AssertionError(f"field {n} has {len(s)} values for {len(ids)} rows")
-                    self._cache[n] = s.alias(n)
-            return pl.DataFrame([self._cache[n] for n in dict.fromkeys(names)])
+                with self._lock:
+                    if self._cache_ids is ids:
+                        for n, s in loaded.items():
+                            self._cache[n] = s.alias(n)
+            finally:
+                with self._lock:
+                    for n in mine:
+                        if self._loading.get(n) is done:
+                            del self._loading[n]
+                done.set()
+
+    def load_unit(self, name: str) -> list[str]:
+        """The fields loaded together with ``name`` (one read gives them all)."""
+        return [name]
 
     def lowered(self, store: Store, name: str, ids: np.ndarray) -> pl.Series:
         """Field ``name`` as lower-case strings (for masks), computed once."""
@@ -125,10 +163,13 @@ class Source:
         col = self.fields_for(store, [name], ids)[name]
         with self._lock:
             cached = self._cache.get(key)
-            if cached is None or len(cached) != len(col):
-                cached = col.cast(pl.String).str.to_lowercase().alias("v")
-                self._cache[key] = cached
-            return cached
+        if cached is None or len(cached) != len(col):
+            # a frame operation (not a Series method): polars lets other threads run meanwhile
+            cached = pl.DataFrame({"v": col}).select(pl.col("v").cast(pl.String).str.to_lowercase())["v"]
+            with self._lock:
+                if self._cache_ids is ids:
+                    self._cache[key] = cached
+        return cached
 
     def cached_fields(self) -> list[str]:
         with self._lock:
