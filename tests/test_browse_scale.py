@@ -188,3 +188,27 @@ def test_pages_are_read_while_a_long_load_holds_the_store(demo, store):
         r[0] for r in store.execute("SELECT relpath FROM files WHERE relpath NOT LIKE '%/%' ORDER BY relpath")
     ]
     assert names[2:] == want[: len(names) - 2]
+
+
+def test_pages_from_loaded_columns_equal_the_store_pages(store):
+    src = _pool(store)
+    ids = src.base_ids(store)
+    positions = np.array([3, 0, len(ids) - 1, 5, 1], dtype=np.int64)
+    assert src.page_from_cache(ids, positions) is None  # nothing loaded yet
+    for name in src.preload_fields():
+        src.fields_for(store, [name], ids)
+    page = src.page_from_cache(ids, positions)
+    assert page is not None
+    fetched = src.fetch(store, ids[positions])
+    assert page.columns == fetched.columns
+    assert page.schema == fetched.schema
+    assert page.to_dicts() == fetched.to_dicts()
+    assert page["_key"].null_count() < page.height
+    # the pager serves the sorted view from them, in the sorted order
+    order = b.compute_order(src, store, ids, sort=[("size", True)])
+    pager = b.Pager(src, src.open(store, 2), window=4)
+    pager.set_base(ids)
+    pager.set_order(order)
+    rows = pager.rows(store, pager.n_fixed, 6)
+    assert order.positions is not None
+    assert rows.to_dicts() == src.fetch(store, ids[order.positions[:6]]).to_dicts()

@@ -118,10 +118,23 @@ class Pager:
         new_start = max(0, start - size // 3)
         if count is not None:
             new_start = max(0, min(new_start, count - size))
-        ids = self._ids_for(store, new_start, size, ws, we)
-        frame = self.source.fetch(store, ids)
+        frame = self._cached(new_start, size)
+        if frame is None:
+            frame = self.source.fetch(store, self._ids_for(store, new_start, size, ws, we))
         self._win_start, self._win = new_start, frame
         return frame.slice(start - new_start, n)
+
+    def _cached(self, start: int, size: int) -> pl.DataFrame | None:
+        """The view rows ``start`` … ``start + size`` made from the source's loaded columns (no
+        store read), or None when the base ids or those columns are not loaded yet."""
+        if self.base_ids is None or self.source.in_memory:
+            return None
+        order_pos = self.order.positions if self.order is not None else None
+        if order_pos is not None:
+            positions = order_pos[start : start + size]
+        else:
+            positions = np.arange(start, min(start + size, len(self.base_ids)), dtype=np.int64)
+        return self.source.page_from_cache(self.base_ids, positions)
 
     def _ids_for(self, store: Store, start: int, size: int, ws: int, we: int) -> np.ndarray:
         order_pos = self.order.positions if self.order is not None else None

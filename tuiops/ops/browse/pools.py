@@ -325,7 +325,7 @@ class PoolSource(Source):
         """Every field a sort, filter or mask commonly needs, in the order worth having them: the
         shown columns (one scan also brings the time), the names (masks), then the rest."""
         first = [f for f in super().preload_fields() if f in self.fields]
-        rest = ["name", "mtime", "status", "format"]
+        rest = ["name", "mtime", "status", "format", "key"]
         return list(dict.fromkeys([*first, *rest]))
 
     def _load_fields(self, store: Store, names: list[str], ids: np.ndarray) -> dict[str, pl.Series]:
@@ -379,6 +379,34 @@ class PoolSource(Source):
             )
             out.update(align(items.fill_null(-1).to_numpy(), frame, "item_id", match_want))
         return out
+
+    def page_from_cache(self, ids: np.ndarray, positions: np.ndarray) -> pl.DataFrame | None:
+        import polars as pl
+
+        names = ["relpath", "key", "item_id", "size", "width", "height", "format", "status", "labels", "dets"]
+        if self.match_id is not None:
+            names.append("f1")
+        cols = self.cached_columns(names, ids)
+        if cols is None:
+            return None
+        take = pl.Series(positions, dtype=pl.Int64)
+        page = pl.DataFrame({n: cols[n].gather(take) for n in names})
+        return page.select(
+            pl.Series(ROW_ID, ids[positions], dtype=pl.Int64),
+            pl.col("relpath").alias(ROW_ORDER),
+            pl.col("key").cast(pl.String).alias(ROW_KEY),
+            pl.col("item_id").cast(pl.Int64).alias(ROW_ITEM),
+            pl.col("relpath"),
+            *[pl.col(c).cast(pl.Int64) for c in ("size", "width", "height")],
+            pl.col("format").cast(pl.String),
+            pl.col("status").cast(pl.String),
+            pl.col("labels").cast(pl.Int64),
+            pl.col("dets").cast(pl.Int64),
+            (pl.col("f1") if self.match_id is not None else pl.lit(None)).cast(pl.Float64).alias("f1"),
+            pl.lit(KIND_FILE).alias(ROW_KIND),
+            pl.lit(None, pl.String).alias(ROW_TARGET),
+            pl.col("relpath").str.slice(len(self.folder)).alias("name"),
+        )
 
     def fetch(self, store: Store, ids: np.ndarray) -> pl.DataFrame:
         import polars as pl

@@ -175,6 +175,18 @@ class Source:
         with self._lock:
             return list(self._cache)
 
+    def cached_columns(self, names: Sequence[str], ids: np.ndarray) -> dict[str, pl.Series] | None:
+        """The named fields of the base rows ``ids`` when every one is loaded already (never loads)."""
+        with self._lock:
+            if self._cache_ids is not ids or any(n not in self._cache for n in names):
+                return None
+            return {n: self._cache[n] for n in names}
+
+    def page_from_cache(self, ids: np.ndarray, positions: np.ndarray) -> pl.DataFrame | None:
+        """The display rows of the base rows at ``positions`` of ``ids``, made from loaded columns
+        without reading the store; None when they are not all loaded (then :meth:`fetch`)."""
+        return None
+
     def preload_fields(self) -> list[str]:
         """Fields worth loading in the background right after the ids (cheap, often sorted on)."""
         return [
