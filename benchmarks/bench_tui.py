@@ -494,12 +494,12 @@ LABELS = {
     "sort size": "sort by size",
     "sort reverse": "sort reverse",
     "sort name": "sort by name",
-    "sort time (cold column)": "sort by time (column not loaded)",
-    "sort time (warm)": "sort by time (loaded)",
+    "sort time (cold column)": "sort by time (first time)",
+    "sort time (warm)": "sort by time (reversed)",
     "unsorted": "back to unsorted",
     "filter counts": "filter labels >= 3 AND dets = 0",
-    "select mask (cold names)": "select *.png (names not loaded)",
-    "deselect mask (warm)": "deselect gel* (names loaded)",
+    "select mask (cold names)": "select *.png (first mask)",
+    "deselect mask (warm)": "deselect gel* (second mask)",
     "invert": "invert selection",
 }
 

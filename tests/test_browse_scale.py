@@ -14,7 +14,7 @@ import pytest
 from tests.test_tui_browse import build_workspace
 from tuiops.ops import browse as b
 from tuiops.ops.browse import boxes, pools
-from tuiops.ops.browse.source import Source
+from tuiops.ops.browse.source import Source, lowered_key
 from tuiops.store import Store
 from tuiops.store.connections import ADBC, POOL
 
@@ -212,3 +212,30 @@ def test_pages_from_loaded_columns_equal_the_store_pages(store):
     rows = pager.rows(store, pager.n_fixed, 6)
     assert order.positions is not None
     assert rows.to_dicts() == src.fetch(store, ids[order.positions[:6]]).to_dicts()
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["danbooru_1.jpg", "gel_2.png", None],
+        ["Danbooru_1.JPG", "gel_2.png", None],
+        ["ÄRGER.png", "straße.PNG", "Ⅻ.png"],
+    ],
+)
+def test_lower_case_names_equal_polars_lowercase(names):
+    from tuiops.ops.browse.source import lower_case
+
+    col = pl.Series("name", names, dtype=pl.String)
+    assert lower_case(col).to_list() == col.str.to_lowercase().to_list()
+
+
+def test_a_mask_after_the_background_load_finds_the_names_lowered(store):
+    src = _pool(store)
+    ids = src.base_ids(store)
+    src.fields_for(store, ["name"], ids)
+    assert src.cached_columns([lowered_key("name")], ids) is not None
+    hit = b.mask_ids(src, store, ids, None, "*.PNG")
+    names = src.fields_for(store, ["name"], ids)["name"].to_list()
+    assert hit.tolist() == sorted(
+        int(i) for i, n in zip(ids, names, strict=True) if n.lower().endswith(".png")
+    )

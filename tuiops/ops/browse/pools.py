@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from tuiops.ops.browse.boxes import box_counts
-from tuiops.ops.browse.source import Opened, Source, align, empty_display, in_chunks, order_by_ids
+from tuiops.ops.browse.source import (
+    Opened,
+    Source,
+    align,
+    empty_display,
+    in_chunks,
+    lower_case,
+    lowered_key,
+    order_by_ids,
+)
 from tuiops.ops.browse.spec import (
     KIND_DIR,
     KIND_FILE,
@@ -270,10 +279,12 @@ class PoolSource(Source):
             cached = self._rank
             if cached is not None and cached[0] is ids:
                 return cached[1], cached[2]
-            perm = np.argsort(ids, kind="stable")
-            rank = np.empty(len(ids), dtype=np.int64)
-            rank[perm] = np.arange(len(ids), dtype=np.int64)
-            by_rowid = ids[perm]
+            import polars as pl
+
+            # frame sorts (not numpy's fancy indexing): polars lets the UI thread run meanwhile
+            perm = pl.DataFrame({"id": pl.Series(ids, dtype=pl.Int64)}).with_row_index("pos").sort("id")
+            rank = perm.select("pos").with_row_index("r").sort("pos")["r"].cast(pl.Int64).to_numpy()
+            by_rowid = perm["id"].to_numpy()
             self._rank = (ids, by_rowid, rank)
             return by_rowid, rank
 
@@ -347,6 +358,7 @@ class PoolSource(Source):
 
         if "name" in want:
             out["name"] = _frame_op(need("relpath"), pl.col("v").str.slice(len(self.folder))).alias("name")
+            out[lowered_key("name")] = lower_case(out["name"])
         if "ext" in want:
             ext = pl.col("v").str.extract(r"\.([^./]+)$", 1).str.to_lowercase().fill_null("")
             out["ext"] = _frame_op(need("relpath"), ext).alias("ext")

@@ -157,15 +157,13 @@ class Source:
 
     def lowered(self, store: Store, name: str, ids: np.ndarray) -> pl.Series:
         """Field ``name`` as lower-case strings (for masks), computed once."""
-        import polars as pl
 
-        key = f"\x00lower:{name}"
+        key = lowered_key(name)
         col = self.fields_for(store, [name], ids)[name]
         with self._lock:
             cached = self._cache.get(key)
         if cached is None or len(cached) != len(col):
-            # a frame operation (not a Series method): polars lets other threads run meanwhile
-            cached = pl.DataFrame({"v": col}).select(pl.col("v").cast(pl.String).str.to_lowercase())["v"]
+            cached = lower_case(col)
             with self._lock:
                 if self._cache_ids is ids:
                     self._cache[key] = cached
@@ -195,6 +193,24 @@ class Source:
 
     #: The field whose ascending order is the base order (sorting on it needs no load).
     name_field: ClassVar[str | None] = None
+
+
+def lowered_key(name: str) -> str:
+    """The cache entry of field ``name`` in lower case (see :meth:`Source.lowered`); a source's
+    ``_load_fields`` may return it beside the field to have it ready for masks."""
+    return f"\x00lower:{name}"
+
+
+def lower_case(col: pl.Series) -> pl.Series:
+    """``col`` as lower-case strings named ``v``: the column itself when it is plain ASCII without
+    an upper-case letter (no copy), else computed as a frame operation, which lets other
+    threads run meanwhile."""
+    import polars as pl
+
+    frame = pl.DataFrame({"v": col}).select(pl.col("v").cast(pl.String))
+    if not frame.select(pl.col("v").str.contains(r"[A-Z]|[^\x00-\x7F]").any())["v"][0]:
+        return frame["v"]
+    return frame.select(pl.col("v").str.to_lowercase())["v"]
 
 
 def empty_display(extra: Mapping[str, Any]) -> pl.DataFrame:
