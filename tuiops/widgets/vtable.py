@@ -157,6 +157,8 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._row_count = 0
         self.placeholder = ""
         self._styles: dict[str, Style] = {}
+        #: Drawn lines by (row index, width, under the cursor): a scroll redraws only new rows.
+        self._strips: dict[tuple[int, int, bool], Strip] = {}
         self._width_cache: tuple[int, list[TableColumn], list[int]] | None = None
         self.row_style: Callable[[dict[str, Any]], str | None] | None = None
         #: Called at once when the cursor moves (same frame), before CursorMoved is posted.
@@ -171,7 +173,7 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def reload(self, cursor: int | None = None) -> None:
         """Forget cached rows and re-read the row count (after the provider changed)."""
-        self._rows = (0, [])
+        self._rows, self._strips = (0, []), {}
         self._row_count = self.provider.row_count() if self.provider is not None else 0
         self.virtual_size = Size(self.size.width, self._row_count + 1)
         target = self.cursor if cursor is None else cursor
@@ -181,7 +183,7 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def refresh_marks(self) -> None:
         """Re-draw the visible rows (selection changed)."""
-        self._rows = (0, [])
+        self._rows, self._strips = (0, []), {}
         self.refresh()
 
     @property
@@ -197,8 +199,11 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
             return rows[start - first : start - first + n]
         if self.provider is None:
             return []
-        lo = max(0, start - n // 2)
-        frame = self.provider.rows(lo, 2 * n)
+        # at least a screenful around ``start``, so a single row (the cursor's) and the drawing
+        # of the screen around it share one read
+        span = max(n, self.visible_rows())
+        lo = max(0, start - span // 2)
+        frame = self.provider.rows(lo, 2 * span)
         rows = frame.to_dicts()
         if rows and "_id" in frame.columns:
             import numpy as np
@@ -271,21 +276,21 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, self._row_count + 1)
-        self._rows = (0, [])
+        self._rows, self._strips = (0, []), {}
         self._scroll_to_cursor()
 
     # -- drawing ------------------------------------------------------------------------------
     def notify_style_update(self) -> None:
-        self._styles = {}
+        self._styles, self._strips = {}, {}
         super().notify_style_update()
 
     def _on_focus(self, event: events.Focus) -> None:
-        self._styles = {}
+        self._styles, self._strips = {}, {}
         super()._on_focus(event)
         self.refresh()
 
     def _on_blur(self, event: events.Blur) -> None:
-        self._styles = {}
+        self._styles, self._strips = {}, {}
         super()._on_blur(event)
         self.refresh()
 
@@ -346,10 +351,23 @@ class VirtualTable(ScrollView, can_focus=True, inherit_bindings=False):
             if index == 0 and self.placeholder:
                 return self._line([fit(self.placeholder, width, False)], base, sep, width)
             return Strip.blank(width, base)
+        key = (index, width, index == self.cursor)
+        strip = self._strips.get(key)
+        if strip is not None:
+            return strip
         rows = self._window(index, self.visible_rows())
         row = rows[0] if rows else None
         if row is None:
             return Strip.blank(width, base)
+        strip = self._row_strip(index, row, width, widths, base, sep)
+        if len(self._strips) > 8 * self.visible_rows():
+            self._strips = {}
+        self._strips[key] = strip
+        return strip
+
+    def _row_strip(
+        self, index: int, row: dict[str, Any], width: int, widths: list[int], base: Style, sep: Style
+    ) -> Strip:
         custom = self.row_style(row) if self.row_style else None
         name = "base"
         if index == self.cursor:
