@@ -239,3 +239,28 @@ def test_a_mask_after_the_background_load_finds_the_names_lowered(store):
     assert hit.tolist() == sorted(
         int(i) for i, n in zip(ids, names, strict=True) if n.lower().endswith(".png")
     )
+
+
+def test_the_app_keeps_its_start_up_objects_out_of_full_collections(demo):
+    import asyncio
+    import gc
+
+    from tuiops.app import TuiopsApp
+    from tuiops.workspace import Workspace
+
+    gc.unfreeze()
+    ws = Workspace.open(demo)
+    frozen: list[int] = []
+
+    async def main() -> None:
+        app = TuiopsApp(ws)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            frozen.append(gc.get_freeze_count())
+
+    try:
+        asyncio.run(main())
+    finally:
+        gc.unfreeze()
+        ws.close()
+    assert frozen and frozen[0] > 0

@@ -124,6 +124,13 @@ class TuiopsApp(ReportsWorkerFailures, App[None], inherit_bindings=False):
         self.ctx = replace(self.ctx, **changes)
         return True
 
+    def on_ready(self) -> None:
+        # what start-up made (modules, widgets, styles) lives as long as the app: kept out of the
+        # collector's full passes, which otherwise stop every thread for a few hundred ms
+        import gc
+
+        gc.freeze()
+
     def get_default_screen(self) -> MainScreen:
         from tuiops.screens.main import MainScreen
 
