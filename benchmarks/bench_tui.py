@@ -571,7 +571,7 @@ def report(rows: int, root: Path, ours: dict[str, Any], peer: dict[str, Any], n_
         name: str, value: str, goal: str = "", ok: bool | None = None, peer_v: str = "", ratio: str = ""
     ) -> None:
         mark = "" if ok is None else ("ok" if ok else "SLOW")
-        print(f"{name:<34} {value:<34} {goal:<9} {mark:<5} {peer_v:<30} {ratio}")
+        print(f"{name:<40} {value:<34} {goal:<9} {mark:<5} {peer_v:<30} {ratio}")
 
     def ms(v: float) -> str:
         return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s"
