@@ -16,7 +16,12 @@ Nothing here holds a Python structure per row. A source answers four kinds of re
   before a known row) or by offset, from the store's indexes;
 - ``load_ids`` / ``load_fields``: whole columns (ids in base order, sizes, counts …) as
   numpy arrays and polars Series, for sorting, filtering and selecting by mask;
-- ``fetch``: the display rows of a list of ids (a page: one indexed query).
+- ``fetch``: the display rows of a list of ids (a page: one indexed query), or, once a
+  pool's columns are loaded, ``page_from_cache``: the same rows gathered from them.
+
+Whole columns load in short slices through the store's Arrow reader (the library the
+page reads use too, so a page never waits for a load), each field by the first thread
+that asks for it; a pool loads everything a sort or mask needs in the background.
 
 :class:`Pager` keeps one panel's state (base ids once loaded, the sorted and filtered
 order, a window of fetched rows) and turns a row range into a page with the cheapest of

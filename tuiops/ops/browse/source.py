@@ -157,7 +157,6 @@ class Source:
 
     def lowered(self, store: Store, name: str, ids: np.ndarray) -> pl.Series:
         """Field ``name`` as lower-case strings (for masks), computed once."""
-
         key = lowered_key(name)
         col = self.fields_for(store, [name], ids)[name]
         with self._lock:
