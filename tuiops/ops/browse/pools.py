@@ -307,8 +307,10 @@ class PoolSource(Source):
                 (int(want[0]), int(want[-1]), self.pool_id),
             )
             parts.append(_take_rows(frame, want, names))
-        merged = pl.concat(parts, how="vertical_relaxed", rechunk=False)
-        out = merged.lazy().select(pl.all().gather(pl.lit(pl.Series(rank, dtype=pl.Int64)))).collect()
+        merged = pl.concat(parts, how="vertical_relaxed", rechunk=True)
+        out = (
+            merged.lazy().select(pl.all().gather(pl.lit(pl.Series(rank, dtype=pl.Int64)))).collect().rechunk()
+        )
         return {n: out[n].alias(n) for n in names}
 
     def _load_names(self, store: Store, ids: np.ndarray) -> pl.Series:
@@ -401,8 +403,8 @@ class PoolSource(Source):
         cols = self.cached_columns(names, ids)
         if cols is None:
             return None
-        take = pl.Series(positions, dtype=pl.Int64)
-        page = pl.DataFrame({n: cols[n].gather(take) for n in names})
+        whole = pl.DataFrame([cols[n] for n in names])  # the loaded columns, not copied
+        page = whole[pl.Series(positions, dtype=pl.Int64)]  # one gather of every column
         return page.select(
             pl.Series(ROW_ID, ids[positions], dtype=pl.Int64),
             pl.col("relpath").alias(ROW_ORDER),
