@@ -116,6 +116,7 @@ async def command(pilot: Any, text: str) -> None:
 
 # -- the action table ---------------------------------------------------------------------------
 def test_action_table_drives_bindings_keybar_and_help():
+    from tuiops.screens.gallery import GalleryScreen
     from tuiops.screens.help import HelpScreen
     from tuiops.screens.main import MainScreen
     from tuiops.screens.output import OutputScreen
@@ -135,6 +136,7 @@ def test_action_table_drives_bindings_keybar_and_help():
             "jobs": JobsPane,
             "output": OutputScreen,
             "triage": TriageScreen,
+            "gallery": GalleryScreen,
         }[a.scope]
         assert hasattr(owner, f"action_{a.action}"), f"{owner.__name__} lacks action_{a.action}"
         assert a.description and a.keys

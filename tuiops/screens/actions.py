@@ -29,7 +29,8 @@ class Action:
     fkey: int | None = None
     #: Where the binding lives: "main" (the panels screen), "table" (the focused panel's
     #: table: shown in help, bound by the widget), "jobs" (the jobs pane), "output" (a job's
-    #: output), "viewer" (the F3 image viewer), "triage" (the triage screen).
+    #: output), "viewer" (the F3 image viewer), "triage" (the triage screen), "gallery" (the
+    #: thumbnails, Alt+G).
     scope: str = "main"
     #: Shown in the F9 menu.
     menu: bool = True
@@ -203,6 +204,13 @@ ACTIONS: tuple[Action, ...] = (
         "Watch a training run live: epochs, losses, mAP, P/R charts, pitstops, best epoch, ETA",
         "Training",
         command=("monitor",),
+    ),
+    Action(
+        "gallery",
+        ("alt+g",),
+        "Gallery",
+        "Thumbnails of the panel's images with their boxes: select many, mark bad, review, copy",
+        "Panels",
     ),
     Action(
         "projects",
@@ -528,6 +536,15 @@ ACTIONS: tuple[Action, ...] = (
         scope="triage",
         menu=False,
     ),
+    Action(
+        "triage-gallery",
+        ("alt+g",),
+        "Gallery",
+        "Thumbnails of the queue: select many, mark bad, review; Enter goes to the one under the cursor",
+        "Triage",
+        scope="triage",
+        menu=False,
+    ),
     # -- box editing in triage: the current object's label -----------------------------------
     Action(
         "triage-edge",
@@ -629,6 +646,45 @@ ACTIONS: tuple[Action, ...] = (
         menu=False,
     ),
 )
+
+#: The gallery's keys (Alt+G from the panels or triage; see :mod:`tuiops.screens.gallery`).
+GALLERY_ACTIONS: tuple[Action, ...] = tuple(
+    Action(f"gallery-{name}", keys, label, description, "Gallery", scope="gallery", menu=False)
+    for name, keys, label, description in (
+        ("left", ("left",), "◂", "Previous image"),
+        ("right", ("right",), "▸", "Next image"),
+        ("up", ("up",), "▴", "The image above"),
+        ("down", ("down",), "▾", "The image below"),
+        ("page-up", ("pageup",), "PgUp", "A screen of images back"),
+        ("page-down", ("pagedown",), "PgDn", "A screen of images on"),
+        ("first", ("home",), "Home", "The first image"),
+        ("last", ("end",), "End", "The last image"),
+        ("select", ("insert", "space"), "Select", "Select or deselect the image and go to the next"),
+        ("select-mask", ("plus", "equals_sign"), "Select+", "Select images whose name matches a mask"),
+        ("deselect-mask", ("minus",), "Select−", "Deselect images whose name matches a mask"),
+        ("invert", ("asterisk",), "Invert", "Invert the selection of the images shown"),
+        ("select-all", ("ctrl+a",), "All", "Select every image"),
+        ("clear", ("ctrl+d",), "None", "Deselect everything"),
+        (
+            "bad",
+            ("b", "alt+b"),
+            "Bad",
+            "Mark the selected images bad in the label set (all bad already: good)",
+        ),
+        (
+            "review",
+            ("r", "alt+r"),
+            "Review",
+            "Copy the selected images with their labels to the review folder",
+        ),
+        ("copy", ("f5", "c"), "Copy", "Copy the selected files to a folder (planned, journaled)"),
+        ("layers", ("v",), "Layers", "Show both box layers, labels only, detections only or none"),
+        ("size", ("s", "alt+z"), "Size", "Smaller or larger thumbnails"),
+        ("open", ("enter", "f3"), "Go to", "Back with the panel's cursor (or triage) on this image"),
+        ("close", ("escape", "f10", "q", "alt+g"), "Close", "Back to the panels or triage"),
+    )
+)
+ACTIONS = ACTIONS + GALLERY_ACTIONS
 
 BY_ID: dict[str, Action] = {a.id: a for a in ACTIONS}
 
@@ -855,7 +911,7 @@ def command_words() -> dict[str, Action]:
 
 
 def groups(
-    scopes: tuple[str, ...] = ("main", "table", "jobs", "output", "viewer", "triage"),
+    scopes: tuple[str, ...] = ("main", "table", "jobs", "output", "viewer", "triage", "gallery"),
 ) -> dict[str, list[Action]]:
     """Actions by group, in table order (for the help screen)."""
     out: dict[str, list[Action]] = {}

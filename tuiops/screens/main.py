@@ -246,6 +246,14 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
 
         open_projects(self.app)
 
+    def action_gallery(self) -> None:
+        from tuiops.screens.gallery import open_panel_gallery
+
+        try:
+            open_panel_gallery(self.app, self.active, self.other)
+        except TuiopsError as exc:
+            tuiops_app(self).show_error(exc)
+
     # -- viewing and editing ------------------------------------------------------------------
     def action_view(self) -> None:
         from tuiops.screens.viewer import ViewerScreen
@@ -452,6 +460,9 @@ class MainScreen(ReportsWorkerFailures, Screen[None]):
             return
         if first == "projects":
             self.action_projects()
+            return
+        if first == "gallery":
+            self.action_gallery()
             return
         if first == "monitor":
             from tuiops.screens.monitor import open_monitor

@@ -571,6 +571,16 @@ class TriageScreen(ReportsWorkerFailures, Screen[None]):
     def action_triage_prev(self) -> None:
         self._step(-1)
 
+    def action_triage_gallery(self) -> None:
+        from tuiops.screens.gallery import open_queue_gallery
+
+        def went(position: int) -> None:
+            if position != self.position:
+                self.position, self.index, self.entry = position, 0, None
+                self._load()
+
+        open_queue_gallery(self.app, self.queue, self.position, went)
+
     def action_triage_back(self) -> None:
         app: Any = self.app
         changed = bool(self.history)
