@@ -30,7 +30,6 @@ from textual.binding import BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
-from textual.worker import get_current_worker
 
 from tuiops.errors import TuiopsError, UsageError
 from tuiops.screens.actions import bindings
@@ -150,7 +149,7 @@ class GalleryScreen(ReportsWorkerFailures, Screen[GalleryResult]):
         self.show_dets = True
         self.busy = ""
         self._seq = 0
-        self._asked: tuple[int, int] | None = None
+        self._asked: tuple[Any, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="gallery-title", markup=False)
@@ -177,10 +176,13 @@ class GalleryScreen(ReportsWorkerFailures, Screen[GalleryResult]):
         grid.count = max(self.count, self.start_cursor + 1)
         grid.focus()
         self._update()
-        self.call_after_refresh(self._request)
+        self._request()
 
-    def on_resize(self) -> None:
-        self.call_after_refresh(self._request)
+    @on(ThumbGrid.Resized)
+    def _resized(self, event: ThumbGrid.Resized) -> None:
+        event.stop()
+        self._asked = None
+        self._request()
 
     # -- reading pages ------------------------------------------------------------------------------
     def _layers(self) -> str:
@@ -190,75 +192,121 @@ class GalleryScreen(ReportsWorkerFailures, Screen[GalleryResult]):
         return (tile.position, tile.id, *self.grid.pixel_size(), self._layers())
 
     def _request(self) -> None:
-        """Read the page shown (and one either side) when a tile or a thumbnail of it is missing."""
+        """Read the page shown when a tile or a thumbnail of it is missing, then the pages
+        either side of it."""
         grid = self.grid
-        if grid.size.height == 0:
-            return
+        if not grid.size.height:
+            # before the first layout: the grid will have the screen's room less its frame
+            grid.assumed_size = (self.app.size.width - 2, self.app.size.height - 5)
         grid.scroll_to_cursor()
         page = grid.page
-        shown = range(grid.top, grid.top + page)
-        have = all(p in self.tiles for p in shown if p < self.count) and self.feed.count is not None
-        drawn = have and all(self._thumb_key(self.tiles[p]) in self.thumbs for p in shown if p < self.count)
+        shown = (
+            range(grid.top, min(self.count, grid.top + page)) if self.count else range(grid.top, grid.top + 1)
+        )
+        have = all(p in self.tiles for p in shown) and self.feed.count is not None
+        drawn = have and all(self._thumb_key(self.tiles[p]) in self.thumbs for p in shown)
         self._update()
         if have and drawn:
             return
         start = max(0, grid.top - AHEAD * page)
-        n = grid.top + page * (1 + AHEAD) - start
-        if self._asked == (start, n) and have:
+        around = (start, grid.top + page * (1 + AHEAD) - start)
+        if self._asked == (grid.top, page, *around, grid.pixel_size(), self._layers()):
             return
-        self._asked = (start, n)
+        self._asked = (grid.top, page, *around, grid.pixel_size(), self._layers())
         self._seq += 1
-        self._page_worker(self._seq, start, n, grid.top, page, grid.pixel_size(), self._layers())
+        self._page_worker(self._seq, (grid.top, page), around, grid.pixel_size(), self._layers())
 
-    @work(thread=True, exclusive=True, group="gallery-page", exit_on_error=False)
+    @work(thread=True, group="gallery-page", exit_on_error=False)
     def _page_worker(
-        self, seq: int, start: int, n: int, top: int, page: int, px: tuple[int, int], layers: str
+        self, seq: int, shown: tuple[int, int], around: tuple[int, int], px: tuple[int, int], layers: str
     ) -> None:
-        from tuiops.ops.browse.gallery import excluded, render_tile
-
-        worker = get_current_worker()
+        """The tiles shown and their thumbnails first, then those of the pages around them; a
+        newer request (``seq``) stops it between two thumbnails."""
         app: Any = self.app
         store = app.reader()
         try:
-            tiles = self.feed.tiles(store, start, n)
-            label_set = self.feed.label_set or app.ctx.label_set
-            bad = excluded(store, label_set, [t.item_id for t in tiles if t.item_id is not None])
-            count = self.feed.count
-            self.post_message(TilesReady(seq, tiles, bad, count))
-            if count is None:
-                source = getattr(self.feed, "source", None)
-                pager = getattr(self.feed, "pager", None)
-                if source is not None and pager is not None:
-                    pager.set_total(source.count(store))
-                    self.post_message(TilesReady(seq, [], bad, pager.count))
-            # the page shown first, then the next one, then the one before
-            order = sorted(tiles, key=lambda t: (not top <= t.position < top + page, t.position < top))
             known = set(self.thumbs)
-            classes = store.class_names()
-            for tile in order:
-                if worker.is_cancelled:
-                    return
-                key = (tile.position, tile.id, *px, layers)
-                if key in known:
-                    continue
-                try:
-                    image, _marks = render_tile(
-                        store,
-                        tile,
-                        self.feed,
-                        px[0],
-                        px[1],
-                        classes=classes,
-                        show_labels=layers in ("both", "labels"),
-                        show_dets=layers in ("both", "dets"),
-                    )
-                    self.post_message(ThumbReady(seq, key, thumb_lines(image)))
-                except TuiopsError as exc:
-                    self.post_message(ThumbReady(seq, key, None, exc.message[:40]))
+            label_set = self.feed.label_set or app.ctx.label_set
+            first = self._read_tiles(store, seq, *shown, label_set)
+            if self.feed.count is None:
+                self._count(store, seq)
+            self._draw_tiles(store, seq, first, known, px, layers)
+            if seq != self._seq:
+                return
+            start, n = around
+            more = self._read_tiles(store, seq, start, n, label_set, skip=shown)
+            # the next page before the one before
+            more.sort(key=lambda t: (t.position < shown[0], t.position))
+            self._draw_tiles(store, seq, more, known, px, layers)
         except TuiopsError as exc:
             self.post_message(TilesReady(seq, [], set(), None, exc))
         finally:
             app.release(store)
+
+    def _read_tiles(
+        self,
+        store: Any,
+        seq: int,
+        start: int,
+        n: int,
+        label_set: str | None,
+        skip: tuple[int, int] | None = None,
+    ) -> list[Tile]:
+        """Read and post tiles ``start`` … ``start + n`` (those of ``skip`` read already)."""
+        from tuiops.ops.browse.gallery import excluded
+
+        if skip is not None:
+            a, b = skip[0], skip[0] + skip[1]
+            tiles = self.feed.tiles(store, start, max(0, a - start)) + self.feed.tiles(
+                store, b, start + n - b
+            )
+        else:
+            tiles = self.feed.tiles(store, start, n)
+        bad = excluded(store, label_set, [t.item_id for t in tiles if t.item_id is not None])
+        self.post_message(TilesReady(seq, tiles, bad, self.feed.count))
+        return tiles
+
+    def _count(self, store: Any, seq: int) -> None:
+        """Count a panel's rows the panel had not counted yet."""
+        source = getattr(self.feed, "source", None)
+        pager = getattr(self.feed, "pager", None)
+        if source is not None and pager is not None:
+            pager.set_total(source.count(store))
+            self.post_message(TilesReady(seq, [], set(), pager.count))
+
+    def _draw_tiles(
+        self,
+        store: Any,
+        seq: int,
+        tiles: list[Tile],
+        known: set[Any],
+        px: tuple[int, int],
+        layers: str,
+    ) -> None:
+        """Draw the thumbnails of ``tiles`` not drawn yet, posting each as it is ready."""
+        from tuiops.ops.browse.gallery import render_tile
+
+        classes = store.class_names()
+        for tile in tiles:
+            if seq != self._seq:
+                return
+            key = (tile.position, tile.id, *px, layers)
+            if key in known:
+                continue
+            try:
+                image, _marks = render_tile(
+                    store,
+                    tile,
+                    self.feed,
+                    px[0],
+                    px[1],
+                    classes=classes,
+                    show_labels=layers in ("both", "labels"),
+                    show_dets=layers in ("both", "dets"),
+                )
+                self.post_message(ThumbReady(seq, key, thumb_lines(image)))
+            except TuiopsError as exc:
+                self.post_message(ThumbReady(seq, key, None, exc.message[:40]))
 
     @on(TilesReady)
     def _tiles_ready(self, msg: TilesReady) -> None:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
+from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -94,6 +96,9 @@ class ThumbGrid(Widget, can_focus=True):
         "thumbs--note",
     }
 
+    class Resized(Message):
+        """The grid's size changed: the tiles shown, their number and size may be others."""
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.size_index = 1
@@ -101,6 +106,11 @@ class ThumbGrid(Widget, can_focus=True):
         self.cursor = 0
         self.count = 0
         self.tiles: dict[int, GridTile] = {}
+        #: The size assumed while the grid has none yet (before its first layout).
+        self.assumed_size: tuple[int, int] = (0, 0)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.post_message(self.Resized())
 
     # -- geometry -------------------------------------------------------------------------------
     @property
@@ -113,15 +123,20 @@ class ThumbGrid(Widget, can_focus=True):
         w, rows = self.tile_size
         return w, rows * 2
 
+    def _area(self) -> tuple[int, int]:
+        if self.size.height and self.size.width:
+            return self.size.width, self.size.height
+        return self.assumed_size
+
     @property
     def columns(self) -> int:
         w, _ = self.tile_size
-        return max(1, (self.size.width - GAP_X) // (w + GAP_X))
+        return max(1, (self._area()[0] - GAP_X) // (w + GAP_X))
 
     @property
     def rows(self) -> int:
         _, h = self.tile_size
-        return max(1, (self.size.height + GAP_Y) // (h + 1 + GAP_Y))
+        return max(1, (self._area()[1] + GAP_Y) // (h + 1 + GAP_Y))
 
     @property
     def page(self) -> int:
