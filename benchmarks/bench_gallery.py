@@ -69,6 +69,10 @@ def _captions(app: Any) -> list[str]:
     return [screen.tiles[p].title for p in screen.grid.shown()]
 
 
+def _note(text: str) -> None:
+    print(f"  … {text}", file=sys.stderr, flush=True)
+
+
 async def bench(root: Path, results: dict[str, Any]) -> None:
     from tuiops.app import TuiopsApp
     from tuiops.workspace import Workspace
@@ -83,12 +87,15 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
         await _drawn(pilot, lambda: left.table.row_count > 3, maybe_drawn=True)
         results["ids loaded at open"] = left.source is not None and left.source.ids_loaded
         t0 = time.perf_counter()
+        _note("open while loading")
         results["open while loading"] = await _until_key(pilot, "alt+g", _gallery_named(app))
+        _note("thumbs while loading")
         results["thumbs while loading"] = await _drawn(pilot, lambda: _thumbs_drawn(app)) - t0
         await _press(pilot, "escape")
         # the table: the other panel opens the pool from the catalog
         await _press(pilot, "tab")
         await _drawn(pilot, lambda: right.pager is not None and right.table.row_count > 0, maybe_drawn=True)
+        _note("table open")
         results["table open"] = await _until_key(
             pilot,
             "enter",
@@ -100,7 +107,9 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
         )
         await _settle(pilot)
         t0 = time.perf_counter()
+        _note("open (loaded)")
         results["open (loaded)"] = await _until_key(pilot, "alt+g", _gallery_named(app))
+        _note("thumbs (loaded)")
         results["thumbs (loaded)"] = await _drawn(pilot, lambda: _thumbs_drawn(app)) - t0
         results["first screen"] = _captions(app)
         await _settle(pilot)
@@ -114,6 +123,7 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
             )
         results["page down"] = pages
         results["page step"] = [await _key(pilot, k) for k in ["right"] * 10 + ["left"] * 5]
+        _note("gallery end")
         results["gallery end"] = await _until_key(
             pilot, "end", lambda: app.screen.grid.cursor == app.screen.count - 1 and _thumbs_drawn(app)
         )
@@ -122,6 +132,7 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
         await _settle(pilot)
         await _press(pilot, "end")
         await _settle(pilot)
+        _note("open at the end")
         results["open at the end"] = await _until_key(pilot, "alt+g", _gallery_named(app))
         results["end screen"] = _captions(app)
         await _press(pilot, "escape")
@@ -132,6 +143,7 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
             pilot, lambda: left.sort == [("size", True)] and left.busy == "" and left.pager.order is not None
         )
         await _settle(pilot)
+        _note("open sorted")
         results["open sorted"] = await _until_key(pilot, "alt+g", _gallery_named(app))
         results["sorted screen"] = [app.screen.tiles[p].title for p in app.screen.grid.shown()]
         results["page"] = app.screen.grid.page

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 IMAGE_SOURCES = ("pool", "selection", "match", "query")
 #: Pages of tiles read around the one shown (before and after it).
 AHEAD = 1
+#: Rows a gallery's pager reads beyond those asked for (a screen of tiles is few rows).
+GALLERY_WINDOW = 1
 #: Pages of drawn thumbnails kept.
 KEEP_PAGES = 4
 
@@ -175,13 +177,31 @@ class GalleryScreen(ReportsWorkerFailures, Screen[GalleryResult]):
         grid.cursor = self.start_cursor
         grid.count = max(self.count, self.start_cursor + 1)
         grid.focus()
-        self._update()
-        self._request()
+        self._first_screen()
+        # the thumbnails after the first frame, which names the tiles
+        self.call_after_refresh(self._request)
+
+    def _first_screen(self) -> None:
+        """Read the first screen's tiles at once (one indexed query, as a table reads its page),
+        so that the gallery's first frame names them; their thumbnails follow from a worker."""
+        from tuiops.ops.browse.gallery import excluded
+
+        grid = self.grid
+        grid.assumed_size = (self.app.size.width - 2, self.app.size.height - 5)
+        grid.scroll_to_cursor()
+        app = tuiops_app(self)
+        try:
+            tiles = self.feed.tiles(app.ui_store, grid.top, grid.page)
+            label_set = self.feed.label_set or app.ctx.label_set
+            bad = excluded(app.ui_store, label_set, [t.item_id for t in tiles if t.item_id is not None])
+        except TuiopsError as exc:
+            app.show_error(exc)
+            return
+        self._tiles_ready(TilesReady(self._seq, tiles, bad, self.feed.count))
 
     @on(ThumbGrid.Resized)
     def _resized(self, event: ThumbGrid.Resized) -> None:
         event.stop()
-        self._asked = None
         self._request()
 
     # -- reading pages ------------------------------------------------------------------------------
@@ -195,15 +215,12 @@ class GalleryScreen(ReportsWorkerFailures, Screen[GalleryResult]):
         """Read the page shown when a tile or a thumbnail of it is missing, then the pages
         either side of it."""
         grid = self.grid
-        if not grid.size.height:
-            # before the first layout: the grid will have the screen's room less its frame
-            grid.assumed_size = (self.app.size.width - 2, self.app.size.height - 5)
         grid.scroll_to_cursor()
         page = grid.page
         shown = (
             range(grid.top, min(self.count, grid.top + page)) if self.count else range(grid.top, grid.top + 1)
         )
-        have = all(p in self.tiles for p in shown) and self.feed.count is not None
+        have = all(p in self.tiles for p in shown)
         drawn = have and all(self._thumb_key(self.tiles[p]) in self.thumbs for p in shown)
         self._update()
         if have and drawn:
@@ -214,22 +231,27 @@ class GalleryScreen(ReportsWorkerFailures, Screen[GalleryResult]):
             return
         self._asked = (grid.top, page, *around, grid.pixel_size(), self._layers())
         self._seq += 1
-        self._page_worker(self._seq, (grid.top, page), around, grid.pixel_size(), self._layers())
+        ready = [self.tiles[p] for p in shown] if have else None
+        self._page_worker(self._seq, (grid.top, page), around, grid.pixel_size(), self._layers(), ready)
 
     @work(thread=True, group="gallery-page", exit_on_error=False)
     def _page_worker(
-        self, seq: int, shown: tuple[int, int], around: tuple[int, int], px: tuple[int, int], layers: str
+        self,
+        seq: int,
+        shown: tuple[int, int],
+        around: tuple[int, int],
+        px: tuple[int, int],
+        layers: str,
+        ready: list[Tile] | None = None,
     ) -> None:
-        """The tiles shown and their thumbnails first, then those of the pages around them; a
-        newer request (``seq``) stops it between two thumbnails."""
+        """The tiles shown (unless ``ready``) and their thumbnails first, then those of the
+        pages around them; a newer request (``seq``) stops it between two thumbnails."""
         app: Any = self.app
         store = app.reader()
         try:
             known = set(self.thumbs)
             label_set = self.feed.label_set or app.ctx.label_set
-            first = self._read_tiles(store, seq, *shown, label_set)
-            if self.feed.count is None:
-                self._count(store, seq)
+            first = ready if ready is not None else self._read_tiles(store, seq, *shown, label_set)
             self._draw_tiles(store, seq, first, known, px, layers)
             if seq != self._seq:
                 return
@@ -238,6 +260,8 @@ class GalleryScreen(ReportsWorkerFailures, Screen[GalleryResult]):
             # the next page before the one before
             more.sort(key=lambda t: (t.position < shown[0], t.position))
             self._draw_tiles(store, seq, more, known, px, layers)
+            if self.feed.count is None and seq == self._seq:
+                self._count(store, seq)
         except TuiopsError as exc:
             self.post_message(TilesReady(seq, [], set(), None, exc))
         finally:
@@ -771,7 +795,7 @@ def open_panel_gallery(app: Any, panel: Panel, other: Panel | None = None) -> No
             f"the gallery shows images: {source.title} is not a pool, a selection, a match or a query",
             hint="open a pool folder, selection:NAME or match:NAME in the panel first",
         )
-    feed = PanelFeed(copy_pager(pager), label_set=app.ctx.label_set, run=app.ctx.run)
+    feed = PanelFeed(copy_pager(pager, GALLERY_WINDOW), label_set=app.ctx.label_set, run=app.ctx.run)
     copy_to = ""
     if other is not None and isinstance(other.source, PoolSource) and other.display:
         copy_to = str(other.source.root / other.source.folder).rstrip("/")

@@ -171,13 +171,16 @@ class PanelFeed(Feed):
         return Targets(list(items), list(items.values()), files, missing)
 
 
-def copy_pager(pager: Pager) -> Pager:
+def copy_pager(pager: Pager, window: int | None = None) -> Pager:
     """A pager of its own over the same source, order and known rows as ``pager``: a gallery
-    pages in its worker without touching the panel's window."""
+    pages in its worker without touching the panel's window. ``window``: the rows it reads
+    around those asked for (default: the panel's)."""
     from tuiops.ops.browse.pager import Pager
     from tuiops.ops.browse.source import Opened
 
-    own = Pager(pager.source, Opened(pager.fixed, pager.fixed.head(0), pager.total), window=pager.window)
+    own = Pager(
+        pager.source, Opened(pager.fixed, pager.fixed.head(0), pager.total), window=window or pager.window
+    )
     if pager.base_ids is not None:
         own.set_base(pager.base_ids)
     if pager.order is not None:
