@@ -148,6 +148,31 @@ def test_gallery_of_a_panel_pages_through_its_images_in_its_order(root):
     drive(root, scenario)
 
 
+def test_thumbnails_are_drawn_in_a_worker_thread_never_on_the_ui_thread(root, monkeypatch):
+    import threading
+
+    import tuiops.ops.browse.gallery as gallery
+
+    threads: list[str] = []
+    real = gallery.render_tile
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gallery, "render_tile", watched)
+
+    async def scenario(pilot, app):
+        screen = await open_gallery(pilot)
+        assert all(screen.grid.tiles[p].lines for p in screen.grid.shown())
+        await press(pilot, "pagedown", "v")
+        assert all(screen.grid.tiles[p].lines for p in screen.grid.shown())
+
+    drive(root, scenario)
+    assert len(threads) >= 2 * 18  # two screens, and again with other layers
+    assert threading.main_thread().name not in threads
+
+
 def test_gallery_selects_like_the_panels_and_hands_the_selection_back(root):
     async def scenario(pilot, app):
         files = panel_files(app)
