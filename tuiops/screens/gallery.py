@@ -53,6 +53,8 @@ IMAGE_SOURCES = ("pool", "selection", "match", "query")
 AHEAD = 1
 #: Rows a gallery's pager reads beyond those asked for (a screen of tiles is few rows).
 GALLERY_WINDOW = 1
+#: Marking bad or sending to review more images than this asks first.
+CONFIRM_OVER = 100
 #: Pages of drawn thumbnails kept.
 KEEP_PAGES = 4
 
@@ -569,9 +571,29 @@ class GalleryScreen(ReportsWorkerFailures, Screen[GalleryResult]):
         except TuiopsError as exc:
             tuiops_app(self).show_error(exc)
             return
-        self.busy = "marking…" if what == "bad" else "copying to review…"
-        self._update_title()
-        self._act_worker(what, ids, label_set)
+
+        def go(ok: bool | None = True) -> None:
+            if ok:
+                self.busy = "marking…" if what == "bad" else "copying to review…"
+                self._update_title()
+                self._act_worker(what, ids, label_set)
+
+        if len(ids) <= CONFIRM_OVER:
+            go()
+            return
+        from tuiops.screens.dialogs import ConfirmDialog
+
+        verb = (
+            f"Mark {len(ids):,} images bad in {label_set}"
+            if what == "bad"
+            else f"Copy {len(ids):,} images with their {label_set} labels to the review folder"
+        )
+        body = Text(
+            f"{verb}?\n(one revision per image; b again on images all bad marks them good)"
+            if what == "bad"
+            else f"{verb}?"
+        )
+        self.app.push_screen(ConfirmDialog("Bad" if what == "bad" else "Review", body, yes="Go on"), go)
 
     @work(thread=True, group="gallery-write", exit_on_error=False)
     def _act_worker(self, what: str, ids: Any, label_set: str) -> None:
