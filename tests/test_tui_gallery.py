@@ -240,6 +240,26 @@ def test_gallery_marks_the_selection_bad_then_good_again(root):
     drive(root, scenario)
 
 
+def test_gallery_asks_before_marking_many_images(root, monkeypatch):
+    import tuiops.screens.gallery as gallery
+    from tuiops.screens.dialogs import ConfirmDialog
+
+    monkeypatch.setattr(gallery, "CONFIRM_OVER", 2)
+
+    async def scenario(pilot, app):
+        screen = await open_gallery(pilot)
+        items = [screen.tiles[p].item_id for p in (1, 2, 3)]
+        await press(pilot, "right", "insert", "insert", "insert", "b")
+        assert isinstance(app.screen, ConfirmDialog)
+        await press(pilot, "n")
+        assert app.screen is screen and excluded(root) == []
+        await press(pilot, "b")
+        await press(pilot, "y")
+        assert excluded(root) == sorted(items)
+
+    drive(root, scenario)
+
+
 def test_gallery_copies_the_selection_through_the_journaled_engine(root):
     async def scenario(pilot, app):
         screen = await open_gallery(pilot)
