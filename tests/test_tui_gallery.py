@@ -290,6 +290,36 @@ def test_gallery_from_the_command_line_and_from_a_panel_without_images(root):
     drive(root, scenario)
 
 
+def test_gallery_of_a_saved_selection_and_of_a_match(root):
+    from tuiops.ops.select import SelectionSpec, save_selection
+
+    with Workspace.open(root) as w:
+        save_selection(w, "wide", SelectionSpec(where="width > 500"))
+
+    async def scenario(pilot, app):
+        await command(pilot, "open selection:wide")
+        panel = left(app)
+        rows = [panel.table.row_at(i) for i in range(panel.table.row_count)]
+        screen = await open_gallery(pilot)
+        assert screen.count == len(rows) > 2
+        assert [screen.tiles[p].item_id for p in range(len(rows))] == [r["_item"] for r in rows]
+        assert all(screen.grid.tiles[p].lines for p in screen.grid.shown())
+        await press(pilot, "insert", "insert", "f5")
+        await press(pilot, *"wide-out")
+        await press(pilot, "enter")
+        await press(pilot, "y")
+        await settle(pilot)
+        copied = sorted(p.name for p in (root / "wide-out").iterdir() if p.suffix != ".txt")
+        assert copied == sorted(Path(r["relpath"]).name for r in rows[:2])
+        await press(pilot, "escape")
+        await command(pilot, "open match:master__v1")
+        screen = await open_gallery(pilot)
+        assert screen.count == left(app).pager.count == 24
+        assert all(screen.grid.tiles[p].lines for p in screen.grid.shown())
+
+    drive(root, scenario)
+
+
 # -- a triage queue ------------------------------------------------------------------------------------
 def test_gallery_of_a_triage_queue_reviews_and_goes_to_an_entry(root):
     async def scenario(pilot, app):
