@@ -10,8 +10,9 @@ they are the renderer's placeholders, drawn after each image's boxes are read).
 
 The gallery is opened four ways and the worst is held to the goal (≤ 0.5 s at 4M): while
 the panel still loads its ids, once they are loaded, from the panel's last row, and on
-the panel sorted by size. The peer is the table itself: the panel opening the same pool
-(Enter on it in the catalog), as bench_tui measures it.
+the panel sorted by size. The first of them is the app's first gallery (its styles are read
+then). The peer is the table itself: the other panel opening the same pool (Enter on it in
+the catalog) while the first one loads, as bench_tui measures it.
 
 Parity: the gallery's first and last screens are compared with the pool's files in name
 order (and by size for the sorted case) read with SQL; any difference prints MISMATCH and
@@ -85,14 +86,7 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
         assert screen is not None
         left, right = screen.panel("left"), screen.panel("right")
         await _drawn(pilot, lambda: left.table.row_count > 3, maybe_drawn=True)
-        results["ids loaded at open"] = left.source is not None and left.source.ids_loaded
-        t0 = time.perf_counter()
-        _note("open while loading")
-        results["open while loading"] = await _until_key(pilot, "alt+g", _gallery_named(app))
-        _note("thumbs while loading")
-        results["thumbs while loading"] = await _drawn(pilot, lambda: _thumbs_drawn(app)) - t0
-        await _press(pilot, "escape")
-        # the table: the other panel opens the pool from the catalog
+        # the table, while the left panel loads: the right panel opens the pool from the catalog
         await _press(pilot, "tab")
         await _drawn(pilot, lambda: right.pager is not None and right.table.row_count > 0, maybe_drawn=True)
         _note("table open")
@@ -101,9 +95,20 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
             "enter",
             lambda: right.source is not None and right.source.kind == "pool" and right.table.row_count > 3,
         )
+        # the gallery, while the left panel still loads (the app's first gallery: its styles are read)
         await _press(pilot, "tab")
+        results["ids loaded at open"] = left.source is not None and left.source.ids_loaded
+        t0 = time.perf_counter()
+        _note("open while loading")
+        results["open while loading"] = await _until_key(pilot, "alt+g", _gallery_named(app))
+        _note("thumbs while loading")
+        results["thumbs while loading"] = await _drawn(pilot, lambda: _thumbs_drawn(app)) - t0
+        await _press(pilot, "escape")
         await _drawn(
-            pilot, lambda: left.busy == "" and left.source is not None and left.source.ids_loaded, 3600
+            pilot,
+            lambda: left.busy == "" and left.source is not None and left.source.ids_loaded,
+            3600,
+            maybe_drawn=True,
         )
         await _settle(pilot)
         t0 = time.perf_counter()
@@ -216,7 +221,7 @@ def main() -> int:
         "open on the panel sorted by size": ours["open sorted"],
     }
     worst = max(opens.values())
-    line("measure", "gallery", "goal", None, "table (the panel opening the pool)")
+    line("measure", "gallery", "goal", None, "table (the other panel opening the pool, while loading)")
     for name, v in opens.items():
         line(name, ms(v), "≤ 0.5 s", v <= 0.5, "")
     line(
