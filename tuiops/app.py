@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -50,7 +51,8 @@ SHARED_SOURCES = 3
 class TuiopsApp(ReportsWorkerFailures, App[None], inherit_bindings=False):
     """tuiops' terminal app on one workspace."""
 
-    CSS_PATH = "app.tcss"
+    # the gallery's styles are read with the app's, so that opening it restyles nothing
+    CSS_PATH: ClassVar[list[str | PurePath]] = ["app.tcss", "screens/gallery.tcss"]
     TITLE = "tuiops"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [

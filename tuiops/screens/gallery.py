@@ -128,7 +128,7 @@ def gallery_keys() -> Text:
 class GalleryScreen(ReportsWorkerFailures, Screen[GalleryResult]):
     """Thumbnails of one feed; see the module doc."""
 
-    CSS_PATH = "gallery.tcss"
+    #: The styles are in gallery.tcss, read with the app's (see :class:`tuiops.app.TuiopsApp`).
     BINDINGS: ClassVar[list[BindingType]] = bindings("gallery")
 
     def __init__(
@@ -184,22 +184,19 @@ class GalleryScreen(ReportsWorkerFailures, Screen[GalleryResult]):
         self.call_after_refresh(self._request)
 
     def _first_screen(self) -> None:
-        """Read the first screen's tiles at once (one indexed query, as a table reads its page),
-        so that the gallery's first frame names them; their thumbnails follow from a worker."""
-        from tuiops.ops.browse.gallery import excluded
-
+        """Name the first screen's tiles at once, from the rows the panel has read already
+        where it can (else one indexed query, as a table reads its page); their marks and
+        thumbnails follow from a worker."""
         grid = self.grid
         grid.assumed_size = (self.app.size.width - 2, self.app.size.height - 5)
         grid.scroll_to_cursor()
         app = tuiops_app(self)
         try:
-            tiles = self.feed.tiles(app.ui_store, grid.top, grid.page)
-            label_set = self.feed.label_set or app.ctx.label_set
-            bad = excluded(app.ui_store, label_set, [t.item_id for t in tiles if t.item_id is not None])
+            tiles = self.feed.screen_tiles(app.ui_store, grid.top, grid.page)
         except TuiopsError as exc:
             app.show_error(exc)
             return
-        self._tiles_ready(TilesReady(self._seq, tiles, bad, self.feed.count))
+        self._tiles_ready(TilesReady(self._seq, tiles, set(), self.feed.count))
 
     @on(ThumbGrid.Resized)
     def _resized(self, event: ThumbGrid.Resized) -> None:
@@ -248,12 +245,19 @@ class GalleryScreen(ReportsWorkerFailures, Screen[GalleryResult]):
     ) -> None:
         """The tiles shown (unless ``ready``) and their thumbnails first, then those of the
         pages around them; a newer request (``seq``) stops it between two thumbnails."""
+        from tuiops.ops.browse.gallery import excluded
+
         app: Any = self.app
         store = app.reader()
         try:
             known = set(self.thumbs)
             label_set = self.feed.label_set or app.ctx.label_set
-            first = ready if ready is not None else self._read_tiles(store, seq, *shown, label_set)
+            if ready is not None:
+                first = ready
+                items = [t.item_id for t in ready if t.item_id is not None]
+                self.post_message(TilesReady(seq, ready, excluded(store, label_set, items), self.feed.count))
+            else:
+                first = self._read_tiles(store, seq, *shown, label_set)
             self._draw_tiles(store, seq, first, known, px, layers)
             if seq != self._seq:
                 return
@@ -817,7 +821,9 @@ def open_panel_gallery(app: Any, panel: Panel, other: Panel | None = None) -> No
             f"the gallery shows images: {source.title} is not a pool, a selection, a match or a query",
             hint="open a pool folder, selection:NAME or match:NAME in the panel first",
         )
-    feed = PanelFeed(copy_pager(pager, GALLERY_WINDOW), label_set=app.ctx.label_set, run=app.ctx.run)
+    feed = PanelFeed(
+        copy_pager(pager, GALLERY_WINDOW), label_set=app.ctx.label_set, run=app.ctx.run, panel_pager=pager
+    )
     copy_to = ""
     if other is not None and isinstance(other.source, PoolSource) and other.display:
         copy_to = str(other.source.root / other.source.folder).rstrip("/")

@@ -91,6 +91,11 @@ class Feed:
     def tiles(self, store: Store, start: int, n: int) -> list[Tile]:
         raise NotImplementedError
 
+    def screen_tiles(self, store: Store, start: int, n: int) -> list[Tile]:
+        """The tiles of the first screen, read on the app's thread: from what the panel has
+        read already where it can."""
+        return self.tiles(store, start, n)
+
     def position_of(self, row_id: int) -> int | None:
         """The feed position of a tile id, where it is known without reading the store."""
         return None
@@ -108,9 +113,17 @@ class PanelFeed(Feed):
     """The image rows of a panel's pager, in the panel's order (its fixed rows left out)."""
 
     def __init__(
-        self, pager: Pager, *, label_set: str | None = None, run: str | None = None, title: str = ""
+        self,
+        pager: Pager,
+        *,
+        label_set: str | None = None,
+        run: str | None = None,
+        title: str = "",
+        panel_pager: Pager | None = None,
     ) -> None:
         self.pager = pager
+        #: The panel's own pager (its window of rows read already), for the app's thread only.
+        self.panel_pager = panel_pager
         self.source = pager.source
         self.label_set = label_set
         self.run = run
@@ -131,6 +144,11 @@ class PanelFeed(Feed):
         for i, row in enumerate(rows.iter_rows(named=True)):
             out.append(_row_tile(start + i, row))
         return out
+
+    def screen_tiles(self, store: Store, start: int, n: int) -> list[Tile]:
+        pager = self.panel_pager or self.pager
+        rows = pager.rows(store, pager.n_fixed + start, n)
+        return [_row_tile(start + i, row) for i, row in enumerate(rows.iter_rows(named=True))]
 
     def position_of(self, row_id: int) -> int | None:
         view = self.pager.view_ids()
