@@ -10,8 +10,7 @@ they are the renderer's placeholders, drawn after each image's boxes are read).
 
 The gallery is opened four ways and the worst is held to the goal (≤ 0.5 s at 4M): while
 the panel still loads its ids, once they are loaded, from the panel's last row, and on
-the panel sorted by size. The first of them is the app's first gallery (its styles are read
-then). The peer is the table itself: the other panel opening the same pool (Enter on it in
+the panel sorted by size. The peer is the table itself: the other panel opening the same pool (Enter on it in
 the catalog) while the first one loads, as bench_tui measures it.
 
 Parity: the gallery's first and last screens are compared with the pool's files in name
@@ -95,7 +94,7 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
             "enter",
             lambda: right.source is not None and right.source.kind == "pool" and right.table.row_count > 3,
         )
-        # the gallery, while the left panel still loads (the app's first gallery: its styles are read)
+        # the app's first gallery, while the left panel still loads
         await _press(pilot, "tab")
         results["ids loaded at open"] = left.source is not None and left.source.ids_loaded
         t0 = time.perf_counter()
