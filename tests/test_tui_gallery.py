@@ -1,4 +1,4 @@
-"""The gallery (Alt+G) driven by the pilot: opened from a panel, from the command line and
+"""The gallery (Shift+F3) driven by the pilot: opened from a panel, from the command line and
 from triage; paging; selecting with Ins, +, −, *, Ctrl+A and Ctrl+D; marking the selection
 bad (and good again), sending it to the review folder and copying it, each checked in the
 store or on disk; the thumbnails are the one renderer's pictures. Tests wait on workers
@@ -70,7 +70,7 @@ async def press(pilot: Any, *keys: str) -> None:
 
 
 async def open_gallery(pilot: Any) -> GalleryScreen:
-    await press(pilot, "alt+g")
+    await press(pilot, "shift+f3")
     screen = pilot.app.screen
     assert isinstance(screen, GalleryScreen), notes(pilot.app)
     return screen
@@ -90,7 +90,7 @@ def captions(screen: GalleryScreen) -> list[str]:
 # -- keys --------------------------------------------------------------------------------------------
 def test_every_gallery_key_reaches_its_action(root):
     async def scenario(pilot, app):
-        assert app.screen.active_bindings["alt+g"].binding.action == "gallery"
+        assert app.screen.active_bindings["shift+f3"].binding.action == "gallery"
         screen = await open_gallery(pilot)
         active = screen.active_bindings
         gallery = [a for a in ACTIONS if a.scope == "gallery"]
@@ -283,7 +283,7 @@ def test_gallery_from_the_command_line_and_from_a_panel_without_images(root):
         assert isinstance(app.screen, GalleryScreen)
         await press(pilot, "q")
         await press(pilot, "alt+1")
-        await press(pilot, "alt+g")
+        await press(pilot, "shift+f3")
         assert isinstance(app.screen, MainScreen)
         assert any("the gallery shows images" in n for n in notes(app))
 
@@ -357,7 +357,7 @@ def test_snapshot_gallery(snap_compare, matched_root):
 
     async def run_before(pilot: Any) -> None:
         await settle(pilot)
-        await pilot.press("alt+g")
+        await pilot.press("shift+f3")
         await settle(pilot)
         await pilot.press("right", "insert", "insert", "down")
         await settle(pilot)

@@ -30,7 +30,7 @@ class Action:
     #: Where the binding lives: "main" (the panels screen), "table" (the focused panel's
     #: table: shown in help, bound by the widget), "jobs" (the jobs pane), "output" (a job's
     #: output), "viewer" (the F3 image viewer), "triage" (the triage screen), "gallery" (the
-    #: thumbnails, Alt+G).
+    #: thumbnails, Shift+F3).
     scope: str = "main"
     #: Shown in the F9 menu.
     menu: bool = True
@@ -207,7 +207,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         "gallery",
-        ("alt+g",),
+        ("shift+f3",),
         "Gallery",
         "Thumbnails of the panel's images with their boxes: select many, mark bad, review, copy",
         "Panels",
@@ -538,7 +538,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
     Action(
         "triage-gallery",
-        ("alt+g",),
+        ("shift+f3", "alt+g"),
         "Gallery",
         "Thumbnails of the queue: select many, mark bad, review; Enter goes to the one under the cursor",
         "Triage",
@@ -647,7 +647,7 @@ ACTIONS: tuple[Action, ...] = (
     ),
 )
 
-#: The gallery's keys (Alt+G from the panels or triage; see :mod:`tuiops.screens.gallery`).
+#: The gallery's keys (Shift+F3 from the panels or triage; see :mod:`tuiops.screens.gallery`).
 GALLERY_ACTIONS: tuple[Action, ...] = tuple(
     Action(f"gallery-{name}", keys, label, description, "Gallery", scope="gallery", menu=False)
     for name, keys, label, description in (
@@ -681,7 +681,7 @@ GALLERY_ACTIONS: tuple[Action, ...] = tuple(
         ("layers", ("v",), "Layers", "Show both box layers, labels only, detections only or none"),
         ("size", ("s", "alt+z"), "Size", "Smaller or larger thumbnails"),
         ("open", ("enter", "f3"), "Go to", "Back with the panel's cursor (or triage) on this image"),
-        ("close", ("escape", "f10", "q", "alt+g"), "Close", "Back to the panels or triage"),
+        ("close", ("escape", "f10", "q", "shift+f3"), "Close", "Back to the panels or triage"),
     )
 )
 ACTIONS = ACTIONS + GALLERY_ACTIONS

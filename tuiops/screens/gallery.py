@@ -1,4 +1,4 @@
-"""The gallery (Alt+G): thumbnails of a panel's images or of a triage queue, many selected at once.
+"""The gallery (Shift+F3): thumbnails of a panel's images or of a triage queue, many selected at once.
 
 The tiles come a page at a time from a feed (:mod:`tuiops.ops.browse.gallery`): a panel's
 rows in the panel's order (its own copy of the panel's pager, so a 4M-image pool opens as

@@ -25,7 +25,7 @@ COMMANDS = (
     ("set labels|run|match NAME", "which label set, run and match the pool columns count"),
     ("triage [--set S --run R --kind K]", "triage a stored match: worst, fp, fn, cls, loc or dup"),
     ("projects", "the dataset projects, hosts and mixes: build, mix and push"),
-    ("gallery", "thumbnails of the panel's images (Alt+G): select many, mark bad, review, copy"),
+    ("gallery", "thumbnails of the panel's images (Shift+F3): select many, mark bad, review, copy"),
     ("tuiops COMMAND …", "run any tuiops command as a job (progress in the jobs pane, output: Ctrl+O)"),
 )
 
