@@ -452,10 +452,7 @@ def train(
     store = ws.store
     if epochs < 1:
         raise UsageError(f"--epochs must be at least 1 (got {epochs})")
-    if worst_by:
-        check_worst_by(worst_by)
-    if worst_top is not None and worst_top < 1:
-        raise UsageError(f"--worst-top must be at least 1, not {worst_top}")
+    pitstop_opts = _pitstop_options(pitstop_conf, pitstop_max_det, match_iou, worst_by, worst_top)
     data_yaml, dataset = _resolve_data(ws, data)
     name = name or default_run_name(store, dataset or data_yaml.parent.name)
     if not NAME_RX.match(name):
@@ -475,11 +472,6 @@ def train(
     nc = _yaml_class_count(data_yaml)
     save_dir = ws.root / TRAIN_DIR / name
     _clear_name(store, name, save_dir, replace=replace)
-    pitstop_opts: dict[str, Any] = {"conf": pitstop_conf, "max_det": pitstop_max_det, "match_iou": match_iou}
-    if worst_by:
-        pitstop_opts["worst_by"] = worst_by
-    if worst_top is not None:
-        pitstop_opts["worst_top"] = worst_top
     if on is not None:
         return train_remote(
             ws,
@@ -538,6 +530,22 @@ def train(
         job_params=params,
         pitstop_opts=pitstop_opts,
     )
+
+
+def _pitstop_options(
+    conf: float, max_det: int, match_iou: float, worst_by: str | None, worst_top: int | None
+) -> dict[str, Any]:
+    """What every pitstop of a run uses, its worst lists checked before anything starts."""
+    if worst_by:
+        check_worst_by(worst_by)
+    if worst_top is not None and worst_top < 1:
+        raise UsageError(f"--worst-top must be at least 1, not {worst_top}")
+    opts: dict[str, Any] = {"conf": conf, "max_det": max_det, "match_iou": match_iou}
+    if worst_by:
+        opts["worst_by"] = worst_by
+    if worst_top is not None:
+        opts["worst_top"] = worst_top
+    return opts
 
 
 def _checkpoint_epoch(path: Path) -> int:
