@@ -31,6 +31,7 @@ from tuiops.errors import ConflictError, NotFoundError, UsageError
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 from tuiops.ops.nms import sweep_pairs
 from tuiops.store import utcnow
+from tuiops.store.frames import BOX
 
 if TYPE_CHECKING:
     from tuiops.workspace import Workspace
@@ -325,10 +326,7 @@ def read_join(ws: Workspace, name: str) -> pl.DataFrame:
             "id": pl.Int64,
             "key": pl.String,
             "item_id": pl.Int64,
-            "x1": pl.Float64,
-            "y1": pl.Float64,
-            "x2": pl.Float64,
-            "y2": pl.Float64,
+            **dict.fromkeys(BOX, pl.Float64),
             "members": pl.Int64,
             "parts_mask": pl.Int64,
             "score": pl.Float64,

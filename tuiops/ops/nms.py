@@ -40,11 +40,11 @@ from tuiops.errors import ConflictError, InputError, UsageError
 from tuiops.frames import num_max, num_min
 from tuiops.ops.base import CancelToken, ProgressFn, Reporter, job
 from tuiops.store.db import id_range
+from tuiops.store.frames import BOX
 
 if TYPE_CHECKING:
     from tuiops.workspace import Workspace
 
-BOX = ("x1", "y1", "x2", "y2")
 
 #: Label flags written by :func:`dedupe_labels`.
 FLAG_DUPLICATE = "duplicate"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tuiops.errors import NotFoundError
 from tuiops.ops.browse.spec import Context, table_exists
 from tuiops.store.db import id_range
+from tuiops.store.frames import BOX
 
 if TYPE_CHECKING:
     import polars as pl
@@ -69,10 +70,7 @@ def image_boxes(store: Store, item_id: int) -> pl.DataFrame:
             "class_id": pl.Int64,
             "class": pl.String,
             "score": pl.Float64,
-            "x1": pl.Float64,
-            "y1": pl.Float64,
-            "x2": pl.Float64,
-            "y2": pl.Float64,
+            **dict.fromkeys(BOX, pl.Float64),
         },
         orient="row",
     )

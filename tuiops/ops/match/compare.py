@@ -21,14 +21,12 @@ from tuiops.ops.match.model import (
     TP,
     check_params,
 )
+from tuiops.store.frames import BOX
 
 if TYPE_CHECKING:
     import polars as pl
 
     from tuiops.store import Store
-
-
-_BOX = ("x1", "y1", "x2", "y2")
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -81,7 +79,7 @@ def read_labels(
 
     lo, hi = _owner_range(set_id, item_lo, item_hi)
     extra_sql = ""
-    schema: dict[str, Any] = {"id": pl.Int64, "class_id": pl.Int32, **dict.fromkeys(_BOX, pl.Float64)}
+    schema: dict[str, Any] = {"id": pl.Int64, "class_id": pl.Int32, **dict.fromkeys(BOX, pl.Float64)}
     # through the Arrow reader, as the detections are read beside this: a query through the
     # other SQLite library would wait for that read to end
     if (
@@ -126,7 +124,7 @@ def read_dets(
     frame = store.read_frame(
         "SELECT id, class_id, x1, y1, x2, y2, score FROM detections WHERE id BETWEEN ? AND ?",
         (lo, hi),
-        {"id": pl.Int64, "class_id": pl.Int32, **dict.fromkeys(_BOX, pl.Float64), "score": pl.Float64},
+        {"id": pl.Int64, "class_id": pl.Int32, **dict.fromkeys(BOX, pl.Float64), "score": pl.Float64},
     )
     if frame.height and frame["score"].is_nan().any():
         raise InputError("the run has detections with a NaN score", hint="re-import the run")

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tuiops.frames import num_mean
+from tuiops.store.frames import BOX
 
 if TYPE_CHECKING:
     import polars as pl
@@ -121,10 +122,7 @@ def _object_schema() -> pl.Schema:
             "iou": pl.Float64,
             "score": pl.Float64,
             "area": pl.Float64,
-            "x1": pl.Float64,
-            "y1": pl.Float64,
-            "x2": pl.Float64,
-            "y2": pl.Float64,
+            **dict.fromkeys(BOX, pl.Float64),
         }
     )
 
