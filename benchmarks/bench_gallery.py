@@ -99,7 +99,7 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
         results["ids loaded at open"] = left.source is not None and left.source.ids_loaded
         t0 = time.perf_counter()
         _note("open while loading")
-        results["open while loading"] = await _until_key(pilot, "alt+g", _gallery_named(app))
+        results["open while loading"] = await _until_key(pilot, "shift+f3", _gallery_named(app))
         _note("thumbs while loading")
         results["thumbs while loading"] = await _drawn(pilot, lambda: _thumbs_drawn(app)) - t0
         await _press(pilot, "escape")
@@ -112,7 +112,7 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
         await _settle(pilot)
         t0 = time.perf_counter()
         _note("open (loaded)")
-        results["open (loaded)"] = await _until_key(pilot, "alt+g", _gallery_named(app))
+        results["open (loaded)"] = await _until_key(pilot, "shift+f3", _gallery_named(app))
         _note("thumbs (loaded)")
         results["thumbs (loaded)"] = await _drawn(pilot, lambda: _thumbs_drawn(app)) - t0
         results["first screen"] = _captions(app)
@@ -137,7 +137,7 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
         await _press(pilot, "end")
         await _settle(pilot)
         _note("open at the end")
-        results["open at the end"] = await _until_key(pilot, "alt+g", _gallery_named(app))
+        results["open at the end"] = await _until_key(pilot, "shift+f3", _gallery_named(app))
         results["end screen"] = _captions(app)
         await _press(pilot, "escape")
         await _press(pilot, "home")
@@ -148,7 +148,7 @@ async def bench(root: Path, results: dict[str, Any]) -> None:
         )
         await _settle(pilot)
         _note("open sorted")
-        results["open sorted"] = await _until_key(pilot, "alt+g", _gallery_named(app))
+        results["open sorted"] = await _until_key(pilot, "shift+f3", _gallery_named(app))
         results["sorted screen"] = [app.screen.tiles[p].title for p in app.screen.grid.shown()]
         results["page"] = app.screen.grid.page
         await _press(pilot, "escape")

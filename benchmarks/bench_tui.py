@@ -291,7 +291,7 @@ async def bench_app(root: Path, results: dict[str, Any]) -> None:
             await _drawn(pilot, lambda: left.table.row_count > 3, maybe_drawn=True) - t0
         )
         for _ in range(10):
-            await _key(pilot, "f11")
+            await _key(pilot, "f24")  # a key no action has
         results["floor"] = list(ROUND_TRIPS)
         # a panel opening on the pool from the catalog, while the left one still loads
         await _press(pilot, "tab")
@@ -540,7 +540,7 @@ def main() -> int:
     peer: dict[str, Any] = {}
     if args.peer_rows > 0:
         asyncio.run(bench_datatable(root, args.peer_rows, peer))
-    return report(args.rows, root, ours, peer, len(runs))
+    return report(args.rows, root, ours, peer, len(runs), goals=not args.quick)
 
 
 def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -566,7 +566,9 @@ def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return ours
 
 
-def report(rows: int, root: Path, ours: dict[str, Any], peer: dict[str, Any], n_runs: int) -> int:
+def report(
+    rows: int, root: Path, ours: dict[str, Any], peer: dict[str, Any], n_runs: int, *, goals: bool = True
+) -> int:
     def line(
         name: str, value: str, goal: str = "", ok: bool | None = None, peer_v: str = "", ratio: str = ""
     ) -> None:
@@ -648,7 +650,8 @@ def report(rows: int, root: Path, ours: dict[str, Any], peer: dict[str, Any], n_
         print(f"GOAL MISSED: {m}")
     if not missed:
         print("goals: every worst case is within its goal")
-    return 1 if problems or missed else 0
+    # the goals are set for the 4M store; a small (--quick) run checks that it runs and its parity
+    return 1 if problems or (missed and goals) else 0
 
 
 if __name__ == "__main__":

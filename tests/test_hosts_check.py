@@ -4,7 +4,6 @@ the modules projects require, a passphrase-protected key and a password-only hos
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from tests.sshd import (
     run_cli,
     sshd_unavailable,
 )
+from tuiops.fsutil import readable
 
 pytestmark = pytest.mark.skipif(bool(sshd_unavailable()), reason=sshd_unavailable() or "")
 
@@ -167,8 +167,7 @@ def _read_until(fd: int, want: bytes, limit: float = 60.0) -> bytes:
     got = b""
     deadline = time.monotonic() + limit
     while want not in got and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], deadline - time.monotonic())
-        if not ready:
+        if not readable(fd, deadline - time.monotonic()):
             break
         try:
             chunk = os.read(fd, 4096)

@@ -13,6 +13,7 @@ import pytest
 
 from tests.test_tui_app import goto, left, settle
 from tests.test_tui_viewer import PORTRAIT, press
+from tuiops.fsutil import readable
 from tuiops.imaging import CURRENT_COLOR, DET_COLOR, LABEL_COLOR
 from tuiops.widgets.graphics import QUERY, choose_protocol, protocol_from_reply
 from tuiops.widgets.image import ImagePreview
@@ -96,7 +97,6 @@ def _ask_over_a_pty(tmp_path: Path, answer: str | None) -> tuple[str, str]:
     """Run ``choose_protocol("auto")`` in a child on a pseudo-terminal; this side plays the
     terminal: it reads the query and writes ``answer`` (None: answers nothing)."""
     import pty
-    import select
     import subprocess
 
     out = tmp_path / "chosen.txt"
@@ -111,8 +111,7 @@ def _ask_over_a_pty(tmp_path: Path, answer: str | None) -> tuple[str, str]:
     got = b""
     try:
         while QUERY.encode() not in got:
-            ready, _, _ = select.select([master], [], [], 30)
-            assert ready, f"the query never came: {got!r}"
+            assert readable(master, 30), f"the query never came: {got!r}"
             got += os.read(master, 1024)
         if answer is not None:
             os.write(master, answer.encode())
@@ -331,7 +330,6 @@ class Terminal:
 
     def wait_for(self, pattern: Any, start: int = 0, deadline: float = 60.0) -> Any:
         """Read until ``pattern`` (a compiled bytes regex) matches what came after ``start``."""
-        import select
         import time
 
         end = time.monotonic() + deadline
@@ -340,8 +338,7 @@ class Terminal:
             if found:
                 return found
             left = end - time.monotonic()
-            ready, _, _ = select.select([self.master], [], [], max(0.0, left))
-            if not ready:
+            if not readable(self.master, max(0.0, left)):
                 tail = self.out[-2000:]
                 raise AssertionError(f"the terminal never got {pattern.pattern!r}; last output: {tail!r}")
             try:

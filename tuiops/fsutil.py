@@ -427,3 +427,15 @@ def is_unchanged(path: bytes, recorded: str) -> bool:
     if recorded.startswith("stat:"):
         return file_identity(os.lstat(path)) == recorded
     return hash_path(path)[1] == recorded
+
+
+def readable(fd: int, timeout: float | None = None) -> bool:
+    """Wait until ``fd`` can be read (or is closed) for at most ``timeout`` seconds (None: for
+    ever); True when it can. ``poll`` takes any descriptor number, where ``select`` fails on
+    one past 1023 (a long-lived process holding many files gets such numbers)."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    ms = None if timeout is None else max(0, int(timeout * 1000))
+    return bool(poller.poll(ms))

@@ -37,9 +37,9 @@ def die_with_parent(parent: int, *, direct: bool = True) -> None:
     import threading
 
     def watch() -> None:
-        import select
+        from tuiops.fsutil import readable
 
-        select.select([fd], [], [])
+        readable(fd)
         os._exit(1)
 
     threading.Thread(target=watch, name="tuiops-die-with-parent", daemon=True).start()

@@ -104,7 +104,7 @@ def query_terminal(timeout: float = REPLY_TIMEOUT) -> str:
     """Send :data:`QUERY` to the terminal and return what it answers, up to its DA1 answer
     (or what came before ``timeout`` seconds). The terminal is put in cbreak mode meanwhile;
     where that cannot be done (no POSIX terminal), nothing is asked and the answer is empty."""
-    import select
+    from tuiops.fsutil import readable
 
     try:
         import termios
@@ -123,8 +123,7 @@ def query_terminal(timeout: float = REPLY_TIMEOUT) -> str:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            ready, _, _ = select.select([fd_in], [], [], left)
-            if not ready:
+            if not readable(fd_in, left):
                 break
             chunk = os.read(fd_in, 1024)
             if not chunk:
