@@ -134,3 +134,28 @@ def mountable(tmp_path: Path) -> None:
     why = can_mount_tmpfs(tmp_path)
     if why:
         pytest.skip(f"cannot fake a full or read-only remote disk: {why}")
+
+
+@pytest.fixture(scope="module")
+def matched_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo workspace with the match of master × v1 stored, built once per test module
+    (a test that changes it takes ``root``, a copy of its own)."""
+    from tests.test_tui_browse import build_workspace
+    from tuiops.ops.match import match
+    from tuiops.workspace import Workspace
+
+    root = build_workspace(tmp_path_factory.mktemp("matched") / "demo")
+    with Workspace.open(root) as w:
+        match(w, "master", "v1")
+    return root
+
+
+@pytest.fixture
+def root(matched_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the matched demo workspace (the pool stays shared, read-only)."""
+    from tests.test_triage import copy_workspace
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    copy_workspace(matched_root, out)
+    return out

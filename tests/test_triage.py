@@ -19,15 +19,6 @@ from tuiops.ops.match import match
 from tuiops.workspace import Workspace
 
 
-@pytest.fixture(scope="module")
-def matched_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo workspace with the match of master × v1 stored (copied for each test)."""
-    root = build_workspace(tmp_path_factory.mktemp("triage") / "demo")
-    with Workspace.open(root) as w:
-        match(w, "master", "v1")
-    return root
-
-
 def copy_workspace(src: Path, dst: Path) -> None:
     """Copy a workspace's config and store (through SQLite's backup, so the WAL comes along)."""
     shutil.copy2(src / "tuiops.toml", dst / "tuiops.toml")

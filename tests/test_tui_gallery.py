@@ -11,34 +11,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.test_triage import copy_workspace
 from tests.test_tui_app import command, drive, left, notes, settle
-from tests.test_tui_browse import build_workspace
-from tuiops.ops.match import match
 from tuiops.screens.actions import ACTIONS
 from tuiops.screens.gallery import GalleryScreen
 from tuiops.screens.main import MainScreen
 from tuiops.screens.triage import TriageScreen
 from tuiops.workspace import Workspace
-
-
-@pytest.fixture(scope="module")
-def matched_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = build_workspace(tmp_path_factory.mktemp("tuigallery") / "demo")
-    with Workspace.open(root) as w:
-        match(w, "master", "v1")
-    return root
-
-
-@pytest.fixture
-def root(matched_root: Path, tmp_path: Path) -> Path:
-    """A private copy of the matched demo workspace (the pool stays shared, read-only)."""
-    out = tmp_path / "demo"
-    out.mkdir()
-    copy_workspace(matched_root, out)
-    return out
 
 
 def excluded(root: Path) -> list[int]:

@@ -19,16 +19,6 @@ from tuiops.ops.browse import Context, Spec
 from tuiops.workspace import Workspace
 
 
-@pytest.fixture(scope="module")
-def matched_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tuiops.ops.match import match
-
-    root = build_workspace(tmp_path_factory.mktemp("tuikeys") / "demo")
-    with Workspace.open(root) as ws:
-        match(ws, "master", "v1")
-    return root
-
-
 @pytest.fixture
 def fresh_root(tmp_path: Path) -> Path:
     return build_workspace(tmp_path / "demo")

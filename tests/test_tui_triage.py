@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from tests.test_triage import copy_workspace
 from tests.test_tui_app import command, drive, notes, settle
 from tests.test_tui_browse import build_workspace
 from tuiops.errors import UsageError
@@ -22,23 +21,6 @@ from tuiops.screens.main import MainScreen
 from tuiops.screens.triage import ClassPicker, TriageScreen, box_text
 from tuiops.store import Store
 from tuiops.workspace import Workspace
-
-
-@pytest.fixture(scope="module")
-def matched_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = build_workspace(tmp_path_factory.mktemp("tuitriage") / "demo")
-    with Workspace.open(root) as w:
-        match(w, "master", "v1")
-    return root
-
-
-@pytest.fixture
-def root(matched_root: Path, tmp_path: Path) -> Path:
-    """A private copy of the matched demo workspace (the pool stays shared, read-only)."""
-    out = tmp_path / "demo"
-    out.mkdir()
-    copy_workspace(matched_root, out)
-    return out
 
 
 def labels(root: Path, item_id: int) -> list[tuple]:

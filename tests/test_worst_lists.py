@@ -5,36 +5,16 @@ lists by a user condition (`--worst-by "f1 < 0.5"`, checked as user SQL) or a le
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.test_triage import copy_workspace
-from tests.test_tui_browse import build_workspace
 from tuiops.cli import run
 from tuiops.errors import InputError, UsageError
-from tuiops.ops.match import match
 from tuiops.ops.select import SelectionSpec, select_files
 from tuiops.ops.train import compare_boxes, pitstop_report
 from tuiops.ops.train.report import check_worst_by, report_markdown
 from tuiops.workspace import Workspace
-
-
-@pytest.fixture(scope="module")
-def matched_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = build_workspace(tmp_path_factory.mktemp("worst") / "demo")
-    with Workspace.open(root) as w:
-        match(w, "master", "v1")
-    return root
-
-
-@pytest.fixture
-def root(matched_root: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "demo"
-    out.mkdir()
-    copy_workspace(matched_root, out)
-    return out
 
 
 def test_keys_out_is_plain_keys_that_dataset_build_excludes_without_warnings(root, tmp_path, capsys):
