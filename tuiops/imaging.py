@@ -449,13 +449,31 @@ def render_view(
     (magenta) and the current object's boxes (yellow) drawn, and their captions;
     ``zoom`` fits the current object's boxes instead of the whole image; ``pixels`` and
     ``captions`` as for :func:`render_preview`."""
+    boxes, width, height, region = triage_scene(
+        info, view, current, classes, show_labels=show_labels, show_dets=show_dets, zoom=zoom
+    )
+    out, frame = fitted_image(info.path, info.status in (None, "ok"), width, height, max_w, max_h, region)
+    return out, draw_boxes(out, boxes, frame, cells=not pixels, captions=captions)
+
+
+def triage_scene(
+    info: ImageInfo,
+    view: ImageView,
+    current: TriageObject | None,
+    classes: list[str],
+    *,
+    show_labels: bool = True,
+    show_dets: bool = True,
+    zoom: bool = False,
+) -> tuple[list[Box], int | None, int | None, tuple[float, float, float, float] | None]:
+    """What a triage picture shows: its boxes (:func:`triage_boxes`), the image's size, and
+    with ``zoom`` the region around the current object's boxes (else None)."""
     boxes = triage_boxes(view, current, classes, show_labels=show_labels, show_dets=show_dets)
     width, height = info.width or view.width, info.height or view.height
     region = None
     if zoom:
         region = zoom_region([(b.x1, b.y1, b.x2, b.y2) for b in boxes if b.current], width, height)
-    out, frame = fitted_image(info.path, info.status in (None, "ok"), width, height, max_w, max_h, region)
-    return out, draw_boxes(out, boxes, frame, cells=not pixels, captions=captions)
+    return boxes, width, height, region
 
 
 # -- captions in the cell view ---------------------------------------------------------------------

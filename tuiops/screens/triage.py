@@ -206,13 +206,11 @@ def render_split(
     as for :func:`tuiops.imaging.render_preview`."""
     from PIL import Image
 
-    from tuiops.imaging import draw_boxes, fitted_image, triage_boxes, zoom_region
+    from tuiops.imaging import draw_boxes, fitted_image, triage_scene
 
-    boxes = triage_boxes(view, current, classes, show_labels=show_labels, show_dets=show_dets)
-    width, height = info.width or view.width, info.height or view.height
-    region = None
-    if zoom:
-        region = zoom_region([(b.x1, b.y1, b.x2, b.y2) for b in boxes if b.current], width, height)
+    boxes, width, height, region = triage_scene(
+        info, view, current, classes, show_labels=show_labels, show_dets=show_dets, zoom=zoom
+    )
     half = max(1, (max_w - gap) // 2)
     left, frame = fitted_image(info.path, info.status in (None, "ok"), width, height, half, max_h, region)
     right = left.copy()
